@@ -1,0 +1,72 @@
+# jobrun — see README.md. `make run` sets up, builds and runs the quickstart; `make test` tests.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+CC       ?= cc
+PKGS     := lua5.4 libcurl libgit2
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Ibuild \
+            -DJOBRUN_VERSION='"$(VERSION)"'
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CJSON_LIB  = $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4-cjson.a
+LIBS       = $(CJSON_LIB) $(PKG_LIBS) -lm
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
+HOST_SRC  := src/host.c src/embed.c src/fs.c src/term.c src/process.c
+HEADERS   := $(wildcard src/*.h)
+
+# Debian packages: to build, and what the tests use on top.
+BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev
+TEST_DEPS  := lua-check libxml2-utils git python3
+
+.PHONY: all run test deps test-deps install clean asan bench
+
+all: deps jobrun
+
+deps:
+	@sh scripts/deps.sh $(BUILD_DEPS)
+
+test-deps:
+	@sh scripts/deps.sh $(BUILD_DEPS) $(TEST_DEPS)
+
+build/embedgen: src/embedgen.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+build/embedded.c: build/embedgen $(LUA_FILES)
+	build/embedgen $@ $(LUA_FILES)
+
+jobrun: $(HOST_SRC) src/main.c build/embedded.c $(HEADERS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) src/main.c build/embedded.c $(LIBS)
+
+build/luarun: $(HOST_SRC) tests/luarun.c build/embedded.c $(HEADERS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) tests/luarun.c build/embedded.c $(LIBS)
+
+# The same programs built with AddressSanitizer + UndefinedBehaviorSanitizer.
+build/asan/jobrun: $(HOST_SRC) src/main.c build/embedded.c $(HEADERS)
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) src/main.c build/embedded.c $(LIBS)
+
+build/asan/luarun: $(HOST_SRC) tests/luarun.c build/embedded.c $(HEADERS)
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) tests/luarun.c build/embedded.c $(LIBS)
+
+asan: build/asan/jobrun build/asan/luarun
+
+run: all
+	./jobrun plan examples/quickstart.lua
+
+test: test-deps jobrun build/luarun asan
+	prove -j2 --exec tests/exec tests/unit/*.lua tests/cli/*.t tests/asan.sh tests/lint.sh
+
+bench: all
+	sh bench/plan.sh
+
+install: jobrun
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 jobrun $(DESTDIR)$(PREFIX)/bin/jobrun
+
+clean:
+	rm -rf build jobrun

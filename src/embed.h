@@ -1,0 +1,15 @@
+#ifndef JOBRUN_EMBED_H
+#define JOBRUN_EMBED_H
+#include <stddef.h>
+
+struct jobrun_embedded {
+    const char *name;      /* module name, e.g. "jobrun.cli" */
+    const char *chunkname; /* "@lua/jobrun/cli.lua", so tracebacks name the real file */
+    const unsigned char *source;
+    size_t length;
+};
+
+/* Terminated by an entry whose name is NULL. */
+extern const struct jobrun_embedded jobrun_embedded[];
+
+#endif

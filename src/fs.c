@@ -1,0 +1,312 @@
+/* File-system primitives: whole-file reads, atomic writes, directories, and flock handles. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "host.h"
+
+#define LOCK_HANDLE "jobrun.fs.lock"
+
+static int fail(lua_State *L, const char *what, const char *path) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path ? path : what, strerror(err));
+    lua_pushinteger(L, err);
+    return 3;
+}
+
+static int fs_read(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(L, "open", path);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (;;) {
+        char *p = luaL_prepbuffsize(&b, 65536);
+        ssize_t n = read(fd, p, 65536);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            close(fd);
+            errno = err;
+            return fail(L, "read", path);
+        }
+        if (n == 0) break;
+        luaL_addsize(&b, (size_t)n);
+    }
+    close(fd);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* Reads at most the last `max` bytes: logs can be far larger than what a reader needs. */
+static int fs_read_tail(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, max >= 0, 2, "negative size");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(L, "open", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) { close(fd); return fail(L, "stat", path); }
+    off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
+    size_t want = (size_t)(st.st_size - start);
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, want);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, p + got, want - got, start + (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    luaL_pushresultsize(&b, got);
+    lua_pushinteger(L, (lua_Integer)start);
+    return 2;
+}
+
+static int write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void fsync_parent(const char *path) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+/* write_atomic(path, data): temp file beside it, fsync, rename, fsync the directory. */
+static int fs_write_atomic(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return fail(L, "write", path);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(L, "open", tmp);
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        int err = errno;
+        close(fd);
+        unlink(tmp);
+        errno = err;
+        return fail(L, "write", path);
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        errno = err;
+        return fail(L, "rename", path);
+    }
+    fsync_parent(path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* append(path, data): one O_APPEND write, for logs written by several processes. */
+static int fs_append(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(L, "open", path);
+    int rc = write_all(fd, data, len);
+    int err = errno;
+    close(fd);
+    if (rc != 0) { errno = err; return fail(L, "write", path); }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int fs_mkdir_p(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+    char buf[PATH_MAX];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return fail(L, "mkdir", path);
+    }
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, mode) != 0 && errno != EEXIST) return fail(L, "mkdir", buf);
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) return fail(L, "stat", path);
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return fail(L, "mkdir", path); }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int fs_stat(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (lstat(path, &st) != 0) return fail(L, "stat", path);
+    lua_createtable(L, 0, 4);
+    const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
+                     : S_ISLNK(st.st_mode) ? "link" : "other";
+    lua_pushstring(L, type);
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
+    lua_setfield(L, -2, "mtime");
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    lua_setfield(L, -2, "mode");
+    return 1;
+}
+
+static int fs_list(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    DIR *dir = opendir(path);
+    if (!dir) return fail(L, "opendir", path);
+    lua_newtable(L);
+    int i = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        lua_pushstring(L, entry->d_name);
+        lua_rawseti(L, -2, ++i);
+    }
+    closedir(dir);
+    return 1;
+}
+
+static int fs_realpath(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    char buf[PATH_MAX];
+    if (!realpath(path, buf)) return fail(L, "realpath", path);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int fs_getcwd(lua_State *L) {
+    char buf[PATH_MAX];
+    if (!getcwd(buf, sizeof buf)) return fail(L, "getcwd", NULL);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int fs_remove(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    if (unlink(path) != 0 && !(errno == EISDIR && rmdir(path) == 0)) return fail(L, "remove", path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Lock handles, after liolib's file handles: a metatable with __gc, __close, __tostring. */
+typedef struct {
+    int fd; /* -1 once released */
+    char path[PATH_MAX];
+} LockHandle;
+
+static LockHandle *check_lock(lua_State *L) {
+    return (LockHandle *)luaL_checkudata(L, 1, LOCK_HANDLE);
+}
+
+/* lock(path [, shared [, nowait]]) -> handle | nil, err. Blocks unless nowait. */
+static int fs_lock(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    int shared = lua_toboolean(L, 2);
+    int nowait = lua_toboolean(L, 3);
+    LockHandle *h = (LockHandle *)lua_newuserdatauv(L, sizeof *h, 0);
+    h->fd = -1;
+    snprintf(h->path, sizeof h->path, "%s", path);
+    luaL_setmetatable(L, LOCK_HANDLE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(L, "open", path);
+    int op = (shared ? LOCK_SH : LOCK_EX) | (nowait ? LOCK_NB : 0);
+    while (flock(fd, op) != 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        close(fd);
+        errno = err;
+        return fail(L, "lock", path);
+    }
+    h->fd = fd;
+    return 1;
+}
+
+static int lock_release(lua_State *L) {
+    LockHandle *h = check_lock(L);
+    if (h->fd >= 0) {
+        close(h->fd); /* closing drops the flock */
+        h->fd = -1;
+    }
+    return 0;
+}
+
+static int lock_tostring(lua_State *L) {
+    LockHandle *h = check_lock(L);
+    lua_pushfstring(L, "lock (%s%s)", h->path, h->fd < 0 ? ", released" : "");
+    return 1;
+}
+
+static const luaL_Reg lock_methods[] = {
+    {"release", lock_release},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lock_meta[] = {
+    {"__gc", lock_release},
+    {"__close", lock_release},
+    {"__tostring", lock_tostring},
+    {"__index", NULL},
+    {NULL, NULL},
+};
+
+static const luaL_Reg fs_functions[] = {
+    {"read", fs_read},
+    {"read_tail", fs_read_tail},
+    {"write_atomic", fs_write_atomic},
+    {"append", fs_append},
+    {"mkdir_p", fs_mkdir_p},
+    {"stat", fs_stat},
+    {"list", fs_list},
+    {"realpath", fs_realpath},
+    {"getcwd", fs_getcwd},
+    {"remove", fs_remove},
+    {"lock", fs_lock},
+    {NULL, NULL},
+};
+
+int luaopen_jobrun_fs(lua_State *L) {
+    luaL_newmetatable(L, LOCK_HANDLE);
+    luaL_setfuncs(L, lock_meta, 0);
+    luaL_newlibtable(L, lock_methods);
+    luaL_setfuncs(L, lock_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, fs_functions);
+    return 1;
+}

@@ -1,0 +1,24 @@
+/* The embedding: one Lua state with jobrun's C primitives and Lua library. */
+#ifndef JOBRUN_HOST_H
+#define JOBRUN_HOST_H
+
+#include <lua.h>
+
+/* Exit codes of SPEC §2 that the host itself produces. */
+#define JOBRUN_EXIT_USAGE 2
+#define JOBRUN_EXIT_INTERNAL 3
+
+lua_State *jobrun_newstate(void);
+
+/* Runs the function on top of the stack with nargs arguments under a traceback handler.
+ * Returns the process exit code: the function's integer result (0 when it returns nothing),
+ * 2 (or the error's own code) for a user error, 3 after printing a traceback otherwise. */
+int jobrun_call(lua_State *L, int nargs);
+
+/* Primitive families, one luaL_Reg table each. */
+int luaopen_jobrun_fs(lua_State *L);
+int luaopen_jobrun_term(lua_State *L);
+int luaopen_jobrun_embed(lua_State *L);
+int luaopen_jobrun_process(lua_State *L);
+
+#endif
