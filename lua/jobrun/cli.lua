@@ -1,6 +1,94 @@
+-- jobrun's command line: dispatch, help and --version. Each command is a module under
+-- jobrun.commands with { name, usage, summary, options, help, run(opts, args) -> exit code }.
+local errors = require "jobrun.errors"
+local options = require "jobrun.options"
+local suggest = require "jobrun.suggest"
+
 local cli = {}
-function cli.main(argv)
-  print("hello", #argv, JOBRUN_VERSION, require("cjson").encode({a=1}))
+
+-- The commands this build has, in the order help lists them.
+cli.COMMANDS = { "plan" }
+
+local function load_command(name)
+  for _, c in ipairs(cli.COMMANDS) do
+    if c == name then return require("jobrun.commands." .. name) end
+  end
+  return nil
+end
+
+local function command_help(cmd)
+  local out = { "Usage: " .. cmd.usage, "", cmd.summary:sub(1, 1):upper() .. cmd.summary:sub(2) .. "." }
+  if cmd.help then out[#out + 1] = ""; out[#out + 1] = cmd.help end
+  if cmd.options and #cmd.options > 0 then
+    out[#out + 1] = ""
+    out[#out + 1] = "Options:"
+    out[#out + 1] = options.help_lines(cmd.options)
+  end
+  out[#out + 1] = "  -h, --help" .. string.rep(" ", 2) .. "show this help"
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function general_help()
+  local out = {
+    "jobrun " .. JOBRUN_VERSION .. " — run matrices of test jobs and tell how each one ended.",
+    "",
+    "Usage: jobrun COMMAND [options]",
+    "",
+    "Commands:",
+  }
+  local width = 4
+  for _, name in ipairs(cli.COMMANDS) do width = math.max(width, #name) end
+  for _, name in ipairs(cli.COMMANDS) do
+    out[#out + 1] = string.format("  %-" .. width .. "s  %s", name, load_command(name).summary)
+  end
+  out[#out + 1] = string.format("  %-" .. width .. "s  %s", "help", "help on a command: jobrun help COMMAND")
+  out[#out + 1] = ""
+  out[#out + 1] = "Exit codes: 0 all jobs passed · 1 a job failed · 2 usage or suite error ·"
+  out[#out + 1] = "3 infrastructure error · 130 interrupted."
+  out[#out + 1] = "Run 'jobrun help COMMAND' for a command's options. jobrun --version prints the version."
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function unknown_command(name)
+  local names = { "help" }
+  for _, c in ipairs(cli.COMMANDS) do names[#names + 1] = c end
+  errors.raise("unknown command '%s'%s\nRun 'jobrun help' for the list of commands.",
+    name, suggest.hint(name, names))
+end
+
+local function help(args)
+  local topic = args[1]
+  if not topic then io.stdout:write(general_help()); return 0 end
+  local cmd = load_command(topic)
+  if not cmd then
+    if topic == "help" then io.stdout:write("Usage: jobrun help [COMMAND]\n"); return 0 end
+    unknown_command(topic)
+  end
+  io.stdout:write(command_help(cmd))
   return 0
 end
+
+function cli.main(argv)
+  local first = argv[1]
+  if first == nil then
+    io.stderr:write(general_help())
+    return errors.USAGE
+  end
+  if first == "--version" or first == "-V" then
+    io.stdout:write("jobrun " .. JOBRUN_VERSION .. "\n")
+    return 0
+  end
+  if first == "help" or first == "--help" or first == "-h" then
+    return help({ table.unpack(argv, 2) })
+  end
+  local cmd = load_command(first)
+  if not cmd then unknown_command(first) end
+  local opts, args = options.parse(first, { table.unpack(argv, 2) }, cmd.options or {})
+  if opts.help then io.stdout:write(command_help(cmd)); return 0 end
+  local state_dir = opts["state-dir"] or os.getenv("JOBRUN_STATE_DIR")
+  opts["state-dir"] = (state_dir and state_dir ~= "") and state_dir or ".jobrun"
+  opts.color = opts.color or "auto"
+  return cmd.run(opts, args)
+end
+
 return cli

@@ -1,0 +1,81 @@
+-- jobrun plan SUITE: the expanded jobs, launching nothing.
+local options = require "jobrun.options"
+local plan = require "jobrun.plan"
+local json = require "jobrun.json"
+local color = require "jobrun.color"
+local textable = require "jobrun.textable"
+local template = require "jobrun.template"
+local duration = require "jobrun.duration"
+local term = require "jobrun.c.term"
+
+local command = {
+  name = "plan",
+  usage = "jobrun plan SUITE.lua [options]",
+  summary = "print the expanded jobs; launch nothing",
+  options = options.concat(options.LAUNCH, options.OUTPUT),
+  help = [[
+Expands the suite's matrix, merges conditions, fills placeholders and validates everything,
+then prints one line per job: name, nodes, params and command. With --json, prints
+{ "run_id", "suite", "jobs": [{ "name", "params", "backend", "nodes", "run", "env", "timeout",
+"expect" }] } on stdout.]],
+}
+
+local function command_text(run)
+  if type(run) == "table" then return template.quote_all(run) end
+  return run or ""
+end
+
+local function params_text(job)
+  local parts = {}
+  for _, k in ipairs(job.param_order) do
+    parts[#parts + 1] = k .. "=" .. template.text(job.params[k])
+  end
+  return table.concat(parts, " ")
+end
+
+local function expect_json(expect)
+  if type(expect) == "function" then return "<function>" end
+  return expect
+end
+
+function command.to_json(p)
+  local jobs = json.array()
+  for _, job in ipairs(p.jobs) do
+    jobs[#jobs + 1] = json.object({
+      name = job.name, params = job.params, backend = job.backend, nodes = job.nodes,
+      run = type(job.run) == "table" and json.array(job.run) or job.run,
+      env = json.object(job.env), timeout = job.timeout, expect = expect_json(job.expect),
+    }, { "name", "params", "backend", "nodes", "run", "env", "timeout", "expect" })
+  end
+  return json.object({ run_id = p.run_id, suite = p.suite, jobs = jobs }, { "run_id", "suite", "jobs" })
+end
+
+function command.run(opts, args)
+  if #args ~= 1 then
+    require("jobrun.errors").raise("jobrun plan: expected one suite file, got %d\nUsage: %s",
+      #args, command.usage)
+  end
+  local p = plan.from_options(args[1], opts)
+  if opts.json then
+    io.stdout:write(json.encode(command.to_json(p), true), "\n")
+    return 0
+  end
+  local paint = color.painter(color.enabled(opts.color, 1))
+  local rows = {}
+  for _, job in ipairs(p.jobs) do
+    rows[#rows + 1] = { paint(job.name, "cyan"), tostring(job.nodes), params_text(job),
+                        duration.format(job.timeout), command_text(job.run) }
+  end
+  local cols = term.size(1)
+  local max
+  if cols then max = { [5] = math.max(20, cols - 60) } end
+  io.stdout:write(textable.render({ "Job", "Nodes", "Params", "Timeout", "Command" }, rows,
+    { paint = paint, max = max }))
+  local shown = #p.jobs == p.total_jobs and tostring(#p.jobs)
+    or string.format("%d of %d", #p.jobs, p.total_jobs)
+  io.stdout:write(string.format("\n%s jobs · suite %s · backend %s · run id %s\n",
+    shown, p.suite, p.backend, p.run_id))
+  return 0
+end
+
+return command

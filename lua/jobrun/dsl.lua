@@ -1,0 +1,206 @@
+-- Suite files: plain Lua evaluated in a fresh environment whose globals are the declarations
+-- (suite, condition, parser, use, env, git) and the standard libraries without os.exit.
+-- Every declaration remembers the file:line it was written at; errors about it name that place.
+local errors = require "jobrun.errors"
+local schema = require "jobrun.schema"
+local embed = require "jobrun.c.embed"
+local fs = require "jobrun.c.fs"
+
+local dsl = {}
+
+local function location(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if not info then return { file = "?", line = 0 } end
+  local file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  return { file = file, line = info.currentline }
+end
+dsl.location = location
+
+local function copy_lib(lib, drop)
+  local out = {}
+  for k, v in pairs(lib) do if not (drop and drop[k]) then out[k] = v end end
+  return out
+end
+
+-- The standard library a suite sees: everything but os.exit (a suite must not end jobrun).
+local function base_env()
+  local env = {}
+  for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "print",
+      "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable",
+      "tonumber", "tostring", "type", "xpcall", "require", "load", "_VERSION" }) do
+    env[name] = _G[name]
+  end
+  for _, lib in ipairs({ "string", "table", "math", "utf8", "coroutine", "io", "debug" }) do
+    env[lib] = copy_lib(_G[lib])
+  end
+  env.os = copy_lib(os, { exit = true })
+  env.package = package
+  env._G = env
+  return env
+end
+
+local function run_chunk(path, source, env)
+  local chunk, err = load(source, "@" .. path, "t", env)
+  if not chunk then errors.raise("%s", err) end
+  local ok, e = pcall(chunk)
+  if not ok then
+    if errors.is_user(e) then error(e, 0) end
+    errors.raise("%s", tostring(e))
+  end
+end
+
+-- A fresh declaration set for one suite file.
+local function new_decls(path)
+  return {
+    file = path,
+    suite = nil,
+    conditions = {}, condition_order = {},
+    parsers = {}, parser_order = {},
+    packs = {},
+    open = {}, -- declarations whose body table never came: suite "x" without { … }
+  }
+end
+
+-- declare(kind, decls, store): builds `kind "name" { … }`.
+local function declarer(kind, decls, on_body)
+  return function(name)
+    local where = location(2)
+    if type(name) == "table" then
+      errors.at(where, "%s needs a name: %s \"name\" { … }", kind, kind)
+    end
+    if type(name) ~= "string" or name == "" then
+      errors.at(where, "%s name must be a non-empty string", kind)
+    end
+    local pending = { kind = kind, name = name, where = where }
+    decls.open[pending] = true
+    return function(body)
+      decls.open[pending] = nil
+      if type(body) ~= "table" then
+        errors.at(where, "%s \"%s\" must be followed by a table: %s \"%s\" { … }",
+          kind, name, kind, name)
+      end
+      schema.check_table(kind, body, where, string.format("%s \"%s\"", kind, name))
+      on_body(name, body, where)
+    end
+  end
+end
+
+local function add_named(decls, list_key, order_key, name, body, where, kind)
+  local existing = decls[list_key][name]
+  if existing and existing.where.file == where.file then
+    errors.at(where, "%s \"%s\" is declared twice (first at line %d)", kind, name, existing.where.line)
+  end
+  if not existing then table.insert(decls[order_key], name) end
+  decls[list_key][name] = { name = name, where = where, fields = body }
+end
+
+local function find_pack(name, suite_dir)
+  local path = package.searchpath(name, suite_dir .. "/?.lua;" .. package.path)
+  if path then
+    local source = fs.read(path)
+    if source then return path, source end
+  end
+  local source, chunkname = embed.source("jobrun.packs." .. name)
+  if source then return chunkname:sub(2), source end
+  return nil
+end
+
+local function validate_parser(p)
+  local f = p.fields
+  local what = string.format("parser \"%s\"", p.name)
+  if not (f.contains or f.pattern or f.fn) then
+    errors.at(p.where, "%s needs contains, pattern or fn", what)
+  end
+  if not f.fn and not f.field then errors.at(p.where, "%s needs a field to set", what) end
+  if f.pattern then
+    local ok, err = pcall(string.find, f.pattern .. "", f.pattern)
+    if not ok then errors.at(p.where, "%s: bad pattern: %s", what, tostring(err):gsub("^.-: ", "")) end
+    if not f.pattern:find("%(") and f.value == nil then
+      errors.at(p.where, "%s: pattern has no capture and no value is given", what)
+    end
+  end
+end
+
+-- load(path) -> decls: the suite, conditions and parsers declared by the file and its packs.
+function dsl.load(path)
+  local source, err = fs.read(path)
+  if not source then errors.raise("cannot read suite: %s", err) end
+  local suite_dir = path:match("^(.*)/[^/]*$") or "."
+  package.path = suite_dir .. "/?.lua;" .. suite_dir .. "/?/init.lua;" .. package.path
+
+  local decls = new_decls(path)
+  local env = base_env()
+
+  env.suite = declarer("suite", decls, function(name, body, where)
+    if decls.suite then
+      errors.at(where, "a file declares one suite; \"%s\" was declared at line %d",
+        decls.suite.name, decls.suite.where.line)
+    end
+    decls.suite = { name = name, where = where, fields = body }
+  end)
+  env.condition = declarer("condition", decls, function(name, body, where)
+    add_named(decls, "conditions", "condition_order", name, body, where, "condition")
+  end)
+  env.parser = declarer("parser", decls, function(name, body, where)
+    add_named(decls, "parsers", "parser_order", name, body, where, "parser")
+  end)
+  env.use = function(name)
+    local where = location(2)
+    if type(name) ~= "string" then errors.at(where, "use needs a pack name: use \"metta\"") end
+    if decls.packs[name] then return end
+    local pack_path, pack_source = find_pack(name, suite_dir)
+    if not pack_path then
+      errors.at(where, "unknown pack '%s' (no %s.lua beside the suite or on package.path, "
+        .. "and no built-in pack of that name)", name, name)
+    end
+    decls.packs[name] = pack_path
+    table.insert(decls.packs, name)
+    run_chunk(pack_path, pack_source, env)
+  end
+  env.env = function(name, default)
+    if type(name) ~= "string" then errors.at(location(2), "env needs a variable name") end
+    local v = os.getenv(name)
+    if v == nil then return default end
+    return v
+  end
+  env.git = dsl.git_info
+
+  decls.source = source
+  run_chunk(path, source, env)
+
+  local first_open
+  for pending in pairs(decls.open) do
+    if not first_open or pending.where.line < first_open.where.line then first_open = pending end
+  end
+  if first_open then
+    errors.at(first_open.where, "%s \"%s\" has no body: write %s \"%s\" { … }",
+      first_open.kind, first_open.name, first_open.kind, first_open.name)
+  end
+  if not decls.suite then
+    errors.raise("%s: no suite declared (write suite \"name\" { … })", path)
+  end
+  for _, name in ipairs(decls.parser_order) do validate_parser(decls.parsers[name]) end
+  return decls
+end
+
+-- Packs evaluated on their own (for `jobrun analyze` without a suite).
+function dsl.load_packs(names)
+  local decls = new_decls("(packs)")
+  local env = base_env()
+  env.condition = declarer("condition", decls, function(name, body, where)
+    add_named(decls, "conditions", "condition_order", name, body, where, "condition")
+  end)
+  env.parser = declarer("parser", decls, function(name, body, where)
+    add_named(decls, "parsers", "parser_order", name, body, where, "parser")
+  end)
+  env.suite = function() return function() end end
+  env.use = function() end
+  env.env = function(_, default) return default end
+  for _, name in ipairs(names) do
+    local path, source = find_pack(name, ".")
+    if path then run_chunk(path, source, env) end
+  end
+  return decls
+end
+
+return dsl

@@ -1,0 +1,108 @@
+-- Matrix expansion with GitHub Actions semantics: the product of the axes in order, then
+-- exclude (partial match), then include (merged into every original row that agrees on the
+-- axes it names, else appended as a row of its own).
+local suggest = require "jobrun.suggest"
+
+local matrix = {}
+
+-- same(a, b): axis values compare by value; a table value also answers to its name.
+local function same(a, b)
+  if a == b then return true end
+  if type(a) == "table" and type(b) == "table" then return a.name ~= nil and a.name == b.name end
+  if type(a) == "table" then return a.name == b end
+  if type(b) == "table" then return b.name == a end
+  return false
+end
+matrix.same = same
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+  return keys
+end
+
+local function product(axes, values)
+  local rows = { {} }
+  for _, axis in ipairs(axes) do
+    local next_rows = {}
+    for _, row in ipairs(rows) do
+      for _, v in ipairs(values[axis]) do
+        local r = {}
+        for k, x in pairs(row) do r[k] = x end
+        r[axis] = v
+        next_rows[#next_rows + 1] = r
+      end
+    end
+    rows = next_rows
+  end
+  return rows
+end
+
+-- expand{ axes = {names in order}, values = {axis = list}, exclude = list, include = list }
+-- -> list of rows { params = {k = v}, keys = {ordered names} }, or nil, why
+function matrix.expand(spec)
+  local axes, values = spec.axes, spec.values
+  local is_axis = {}
+  for _, a in ipairs(axes) do is_axis[a] = true end
+
+  local rows = (#axes > 0) and product(axes, values) or {}
+
+  for i, ex in ipairs(spec.exclude or {}) do
+    for k in pairs(ex) do
+      if not is_axis[k] then
+        return nil, string.format("exclude entry %d: '%s' is not an axis of the matrix%s",
+          i, tostring(k), suggest.hint(k, axes))
+      end
+    end
+    local kept = {}
+    for _, row in ipairs(rows) do
+      local match = true
+      for k, v in pairs(ex) do
+        if not same(row[k], v) then match = false; break end
+      end
+      if not match then kept[#kept + 1] = row end
+    end
+    rows = kept
+  end
+
+  local added_keys = {}
+  local original = #rows
+  local appended = {}
+  for _, inc in ipairs(spec.include or {}) do
+    local matched = false
+    for r = 1, original do
+      local row = rows[r]
+      local match = true
+      for k, v in pairs(inc) do
+        if is_axis[k] and not same(row[k], v) then match = false; break end
+      end
+      if match then
+        matched = true
+        for k, v in pairs(inc) do
+          if not is_axis[k] then row[k] = v; added_keys[k] = true end
+        end
+      end
+    end
+    if not matched then
+      local row = {}
+      for k, v in pairs(inc) do row[k] = v; if not is_axis[k] then added_keys[k] = true end end
+      appended[#appended + 1] = row
+    end
+  end
+  for _, row in ipairs(appended) do rows[#rows + 1] = row end
+
+  if #axes == 0 and #rows == 0 then rows = { {} } end
+
+  local extra = sorted_keys(added_keys)
+  local out = {}
+  for i, params in ipairs(rows) do
+    local keys = {}
+    for _, a in ipairs(axes) do if params[a] ~= nil then keys[#keys + 1] = a end end
+    for _, k in ipairs(extra) do if params[k] ~= nil then keys[#keys + 1] = k end end
+    out[i] = { params = params, keys = keys }
+  end
+  return out
+end
+
+return matrix

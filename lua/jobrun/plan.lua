@@ -1,0 +1,353 @@
+-- From declarations to jobs: matrix expansion, condition merging, placeholders, filters.
+-- Everything is validated here, before anything launches.
+local errors = require "jobrun.errors"
+local matrix = require "jobrun.matrix"
+local template = require "jobrun.template"
+local duration = require "jobrun.duration"
+local suggest = require "jobrun.suggest"
+local source_order = require "jobrun.source_order"
+
+local plan = {}
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+-- The axes in the order the suite wrote them (sorted when the matrix is no literal table).
+local function axis_order(decls)
+  local m = decls.suite.fields.matrix or {}
+  local keys = sorted_keys(m)
+  local written = source_order.matrix_axes(decls.source, decls.suite.where.line)
+  if written and #written == #keys then
+    local ok = true
+    for _, a in ipairs(written) do if m[a] == nil then ok = false end end
+    if ok then return written end
+  end
+  return keys
+end
+
+-- --set AXIS=V1,V2: the given words, as the axis's own values where they name one.
+local function override_values(axis, words, original, decls)
+  local out = {}
+  for _, word in ipairs(words) do
+    local found
+    for _, v in ipairs(original or {}) do
+      if matrix.same(v, word) or tostring(v) == word then found = v; break end
+    end
+    if found == nil then
+      if axis == "condition" and not decls.conditions[word] then
+        errors.raise("--set condition=%s: no condition named '%s'%s", word, word,
+          suggest.hint(word, decls.condition_order))
+      end
+      local n = tonumber(word)
+      local numeric = original and type(original[1]) == "number"
+      found = (n and numeric) and (math.tointeger(n) or n) or word
+    end
+    out[#out + 1] = found
+  end
+  return out
+end
+
+function plan.glob_to_pattern(glob)
+  local out = { "^" }
+  local i = 1
+  while i <= #glob do
+    local c = glob:sub(i, i)
+    if c == "*" then out[#out + 1] = ".*"
+    elseif c == "?" then out[#out + 1] = "."
+    elseif c == "[" and glob:find("]", i + 1, true) then
+      local close = glob:find("]", i + 1, true)
+      local class = glob:sub(i + 1, close - 1):gsub("^!", "^"):gsub("%%", "%%%%")
+      out[#out + 1] = "[" .. class .. "]"
+      i = close
+    else out[#out + 1] = c:gsub("%W", "%%%0") end
+    i = i + 1
+  end
+  out[#out + 1] = "$"
+  return table.concat(out)
+end
+
+local function matches_any(name, globs)
+  for _, g in ipairs(globs) do
+    if name:find(plan.glob_to_pattern(g)) then return true end
+  end
+  return false
+end
+
+local function default_name_template(keys)
+  local parts = { "{suite}" }
+  for _, k in ipairs(keys) do parts[#parts + 1] = "{" .. k .. "}" end
+  return table.concat(parts, "_")
+end
+
+-- The placeholder lookup of one job.
+local function lookup_for(ctx)
+  return function(key)
+    if key == "args" then return ctx.args end
+    if key == "git.commit" then return ctx.git and ctx.git.commit end
+    local v = ctx.fixed[key]
+    if v ~= nil then return v end
+    local head, field = key:match("^([%w_]+)%.([%w_]+)$")
+    if head then
+      local value = ctx.params[head]
+      if head == "condition" and ctx.condition then
+        local cv = ctx.condition.fields[field]
+        if cv ~= nil then return cv end
+        if field == "name" then return ctx.condition.name end
+      end
+      if type(value) == "table" then return value[field] end
+      return nil
+    end
+    return ctx.params[key]
+  end
+end
+
+local function known_placeholders(ctx)
+  local names = { "suite", "run_id", "nodes", "attempt", "args", "git.commit" }
+  if ctx.fixed.name then names[#names + 1] = "name" end
+  for k, v in pairs(ctx.params) do
+    names[#names + 1] = k
+    if type(v) == "table" then
+      for f in pairs(v) do names[#names + 1] = k .. "." .. f end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+local function expand_or_fail(ctx, what, value)
+  local lookup = lookup_for(ctx)
+  local out, unknown
+  if type(value) == "table" then
+    out, unknown = template.expand_argv(value, lookup)
+  else
+    out, unknown = template.expand(tostring(value), lookup)
+  end
+  if out then return out end
+  local where = ctx.where
+  if unknown == "git.commit" then
+    errors.at(where, "{git.commit} in %s of job '%s': git information is not available here",
+      what, ctx.fixed.name or "?")
+  end
+  local known = known_placeholders(ctx)
+  errors.at(where, "unknown placeholder {%s} in %s of job '%s'%s", unknown, what,
+    ctx.fixed.name or "?", suggest.hint(unknown, known))
+end
+
+-- command(ctx, what, spec, job): a string or argv list, after calling a function spec.
+local function command(ctx, what, spec, job)
+  if spec == nil then return nil end
+  if type(spec) == "function" then
+    local ok, result = pcall(spec, job)
+    if not ok then
+      if errors.is_user(result) then error(result, 0) end
+      errors.at(ctx.where, "%s function failed for job '%s': %s", what, job.name, tostring(result))
+    end
+    if type(result) ~= "string" and not (type(result) == "table" and #result > 0) then
+      errors.at(ctx.where, "%s function for job '%s' must return a shell string or an argv list",
+        what, job.name)
+    end
+    spec = result
+  end
+  return expand_or_fail(ctx, what, spec)
+end
+
+local function merge(a, b)
+  local out = {}
+  for k, v in pairs(a or {}) do out[k] = v end
+  for k, v in pairs(b or {}) do out[k] = v end
+  return out
+end
+
+local function union(a, b)
+  local out, seen = {}, {}
+  for _, list in ipairs({ a or {}, b or {} }) do
+    for _, v in ipairs(list) do
+      if not seen[v] then seen[v] = true; out[#out + 1] = tostring(v) end
+    end
+  end
+  return out
+end
+
+-- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
+-- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
+--       max_parallel, git (the git table, or nil)
+function plan.build(decls, opts)
+  opts = opts or {}
+  local suite = decls.suite
+  local f = suite.fields
+  local where = suite.where
+
+  local axes = axis_order(decls)
+  local values = {}
+  for _, a in ipairs(axes) do values[a] = f.matrix[a] end
+  for _, set in ipairs(opts.set or {}) do
+    local axis, words = set[1], set[2]
+    if values[axis] == nil then
+      errors.raise("--set %s: the suite has no axis '%s'%s%s", axis, axis,
+        #axes > 0 and (" (axes: " .. table.concat(axes, ", ") .. ")") or " (it has no matrix)",
+        suggest.hint(axis, axes))
+    end
+    values[axis] = override_values(axis, words, f.matrix[axis], decls)
+  end
+
+  local rows, why = matrix.expand({ axes = axes, values = values, exclude = f.exclude, include = f.include })
+  if not rows then errors.at(where, "suite \"%s\": %s", suite.name, why) end
+
+  local run_id = opts.run_id
+  local timeout_override = opts.timeout and assert(duration.parse(opts.timeout))
+  local backend = opts.backend or f.backend or "local"
+  local jobs, by_name = {}, {}
+
+  for index, row in ipairs(rows) do
+    local params = row.params
+    local condition
+    if params.condition ~= nil then
+      condition = decls.conditions[params.condition]
+      if not condition then
+        errors.at(where, "suite \"%s\": unknown condition '%s'%s", suite.name,
+          tostring(params.condition), suggest.hint(tostring(params.condition), decls.condition_order))
+      end
+    end
+    local cf = condition and condition.fields or {}
+    local nodes = params.nodes or f.nodes or 1
+    if math.type(nodes) ~= "integer" then nodes = math.tointeger(tonumber(nodes)) end
+    if not nodes or nodes < 1 then
+      errors.at(where, "suite \"%s\": nodes must be a whole number of at least 1, got '%s'",
+        suite.name, tostring(params.nodes))
+    end
+
+    local ctx = {
+      where = where, params = params, condition = condition, args = cf.args or {}, git = opts.git,
+      fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = 1 },
+    }
+    local name = expand_or_fail(ctx, "name", f.name or default_name_template(row.keys))
+    if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
+    if by_name[name] then
+      errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
+        .. "make the name template include what differs", suite.name, name, by_name[name], index)
+    end
+    by_name[name] = index
+    ctx.fixed.name = name
+
+    local ordered_params = setmetatable({}, { order = row.keys })
+    for _, k in ipairs(row.keys) do ordered_params[k] = params[k] end
+
+    local job = {
+      index = index,
+      name = name,
+      params = ordered_params,
+      param_order = row.keys,
+      backend = backend,
+      nodes = nodes,
+      condition = condition and condition.name,
+      description = cf.description or f.description,
+      timeout = timeout_override or ((cf.timeout or f.timeout) and duration.parse(cf.timeout or f.timeout)),
+      max_restarts = f.max_restarts or 0,
+      expect = cf.expect or f.expect,
+      tags = union(f.tags, cf.tags),
+      args = cf.args or {},
+      options = f[backend],
+    }
+    job.run = command(ctx, "run", f.run, job)
+    job.setup = command(ctx, "setup", f.setup, job)
+    local env = {}
+    for k, v in pairs(merge(f.env, cf.env)) do
+      env[k] = expand_or_fail(ctx, "env " .. k, tostring(v))
+    end
+    job.env = env
+    jobs[#jobs + 1] = job
+  end
+
+  if not f.run then errors.at(where, "suite \"%s\" has no run command", suite.name) end
+
+  local selected = {}
+  for _, job in ipairs(jobs) do
+    local keep = true
+    if opts.only and #opts.only > 0 and not matches_any(job.name, opts.only) then keep = false end
+    if keep and opts.tags and #opts.tags > 0 then
+      local has = false
+      for _, t in ipairs(opts.tags) do
+        for _, jt in ipairs(job.tags) do if jt == t then has = true end end
+      end
+      keep = has
+    end
+    if keep then selected[#selected + 1] = job end
+  end
+  if #selected == 0 and #jobs > 0 then
+    local what = {}
+    for _, g in ipairs(opts.only or {}) do what[#what + 1] = "--only " .. g end
+    for _, t in ipairs(opts.tags or {}) do what[#what + 1] = "--tag " .. t end
+    errors.raise("no job of suite \"%s\" matches %s (%d jobs in all; see jobrun plan %s)",
+      suite.name, table.concat(what, " "), #jobs, decls.file)
+  end
+
+  return {
+    run_id = run_id,
+    suite = suite.name,
+    suite_path = decls.file,
+    backend = backend,
+    max_parallel = opts.max_parallel or f.max_parallel,
+    fail_fast = f.fail_fast or false,
+    git_policy = f.git,
+    jobs = selected,
+    total_jobs = #jobs,
+  }
+end
+
+
+-- Run ids name directories: letters, digits, '.', '_', '-', starting with a letter or digit.
+function plan.check_run_id(id)
+  if type(id) ~= "string" or not id:match("^[%w][%w._-]*$") or #id > 128 then
+    errors.raise("run id '%s' must be letters, digits, '.', '_' or '-' (at most 128), "
+      .. "starting with a letter or digit", tostring(id))
+  end
+  return id
+end
+
+function plan.new_run_id(suite_name)
+  local base = suite_name:gsub("[^%w._-]", "_"):gsub("^[^%w]+", "")
+  if base == "" then base = "run" end
+  return base .. "-" .. os.date("!%Y%m%d-%H%M%S")
+end
+
+-- from_options(path, opts, extra) -> plan: what plan/run/launch share. opts are parsed CLI
+-- options (--set, --only, --tag, --backend, --timeout, --max-parallel, --run-id).
+function plan.from_options(path, opts, extra)
+  local dsl = require "jobrun.dsl"
+  local set = {}
+  for _, s in ipairs(opts.set or {}) do
+    local axis, list = s:match("^([%w_]+)=(.*)$")
+    if not axis or list == "" then errors.raise("--set wants AXIS=V1,V2, not '%s'", s) end
+    local words = {}
+    for w in (list .. ","):gmatch("([^,]*),") do
+      if w == "" then errors.raise("--set %s: empty value in '%s'", axis, list) end
+      words[#words + 1] = w
+    end
+    set[#set + 1] = { axis, words }
+  end
+  if opts.timeout then
+    local _, why = duration.parse(opts.timeout)
+    if why then errors.raise("--timeout: %s", why) end
+  end
+  local max_parallel
+  if opts["max-parallel"] then
+    max_parallel = math.tointeger(tonumber(opts["max-parallel"]))
+    if not max_parallel or max_parallel < 1 then
+      errors.raise("--max-parallel must be a whole number of at least 1, not '%s'", opts["max-parallel"])
+    end
+  end
+  local decls = dsl.load(path)
+  local run_id = opts["run-id"] and plan.check_run_id(opts["run-id"]) or plan.new_run_id(decls.suite.name)
+  local p = plan.build(decls, {
+    run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
+    timeout = opts.timeout, max_parallel = max_parallel, git = extra and extra.git,
+  })
+  p.decls = decls
+  return p
+end
+
+return plan

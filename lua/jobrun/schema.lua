@@ -1,0 +1,229 @@
+-- The DSL's fields as data: one table says which keys each declaration takes and what their
+-- values must be. Validation, "did you mean" and `jobrun help suite` all read it.
+local duration = require "jobrun.duration"
+local suggest = require "jobrun.suggest"
+local errors = require "jobrun.errors"
+
+local schema = {}
+
+schema.STATUSES = { "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "TIMEOUT", "CANCELLED",
+                    "LAUNCH_FAILED", "LOST" }
+
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  return n == #v
+end
+schema.is_list = is_list
+
+-- Each kind: function(value) -> nil when fine, else why.
+local kinds = {}
+
+function kinds.string(v) if type(v) ~= "string" then return "must be a string" end end
+function kinds.boolean(v) if type(v) ~= "boolean" then return "must be true or false" end end
+function kinds.number(v) if type(v) ~= "number" then return "must be a number" end end
+function kinds.table(v) if type(v) ~= "table" then return "must be a table" end end
+function kinds.func(v) if type(v) ~= "function" then return "must be a function" end end
+function kinds.any() end
+
+function kinds.positive_integer(v)
+  if math.type(v) ~= "integer" or v < 1 then return "must be a whole number of at least 1" end
+end
+
+function kinds.count(v)
+  if math.type(v) ~= "integer" or v < 0 then return "must be a whole number of at least 0" end
+end
+
+function kinds.duration(v)
+  local _, why = duration.parse(v)
+  return why
+end
+
+function kinds.list_of_strings(v)
+  if not is_list(v) then return "must be a list of strings" end
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" and type(s) ~= "number" then
+      return string.format("item %d must be a string", i)
+    end
+  end
+end
+
+function kinds.list_of_tables(v)
+  if not is_list(v) then return "must be a list of tables" end
+  for i, t in ipairs(v) do
+    if type(t) ~= "table" then return string.format("item %d must be a table", i) end
+  end
+end
+
+function kinds.command(v)
+  if type(v) == "string" or type(v) == "function" then return end
+  if is_list(v) and #v > 0 then return kinds.list_of_strings(v) end
+  return "must be a shell string, a non-empty argv list, or a function(job)"
+end
+
+function kinds.env(v)
+  if type(v) ~= "table" then return "must be a table of NAME = value" end
+  for k, val in pairs(v) do
+    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+      return string.format("'%s' is not an environment variable name", tostring(k))
+    end
+    if type(val) ~= "string" and type(val) ~= "number" and type(val) ~= "boolean" then
+      return string.format("%s must be a string or a number", k)
+    end
+  end
+end
+
+function kinds.matrix(v)
+  if type(v) ~= "table" then return "must be a table of axis = { values… }" end
+  for axis, values in pairs(v) do
+    if type(axis) ~= "string" or not axis:match("^[%a_][%w_]*$") then
+      return string.format("axis name '%s' must be an identifier", tostring(axis))
+    end
+    if axis == "include" or axis == "exclude" then
+      return string.format("'%s' belongs beside matrix, not inside it", axis)
+    end
+    if not is_list(values) or #values == 0 then
+      return string.format("axis '%s' must be a non-empty list of values", axis)
+    end
+    for i, value in ipairs(values) do
+      local t = type(value)
+      if t == "table" and type(value.name) ~= "string" and type(value.name) ~= "number" then
+        return string.format("axis '%s' value %d is a table without a name field", axis, i)
+      elseif t ~= "table" and t ~= "string" and t ~= "number" and t ~= "boolean" then
+        return string.format("axis '%s' value %d must be a string, number, boolean or table", axis, i)
+      end
+    end
+  end
+end
+
+function kinds.scope(v)
+  if v ~= "tail" and v ~= "all" then return "must be \"tail\" or \"all\"" end
+end
+
+-- Declarations and their fields: { kind = …, doc = … }.
+schema.fields = {
+  suite = {
+    backend = { kind = "string", doc = "local (default), slurm, skypilot, or a Lua backend's name" },
+    matrix = { kind = "matrix", doc = "axes: name = { values… }; their product makes the jobs" },
+    exclude = { kind = "list_of_tables", doc = "rows removed when they match every key given" },
+    include = { kind = "list_of_tables", doc = "merged into matching rows, else appended" },
+    name = { kind = "string", doc = "job name template (default: suite and axis values joined by _)" },
+    run = { kind = "command", doc = "shell string, argv list, or function(job) returning one" },
+    setup = { kind = "command", doc = "run once before the job on its machine" },
+    env = { kind = "env", doc = "environment variables; values are templates" },
+    nodes = { kind = "positive_integer", doc = "ranks per job (default 1, or the nodes axis)" },
+    timeout = { kind = "duration", doc = "per job: 90, \"30m\", \"2h\"" },
+    max_parallel = { kind = "positive_integer", doc = "jobs running at once" },
+    fail_fast = { kind = "boolean", doc = "stop launching after the first failed job" },
+    max_restarts = { kind = "count", doc = "restarts after a non-zero exit" },
+    expect = { kind = "expect", doc = "default expectation of every job" },
+    tags = { kind = "list_of_strings", doc = "tags of every job, for --tag" },
+    git = { kind = "git", doc = "{ require_clean, require_pushed, allow_untracked }" },
+    description = { kind = "string", doc = "what the suite tests" },
+    ["local"] = { kind = "table", doc = "options of the local backend" },
+    slurm = { kind = "table", doc = "options of the slurm backend" },
+    skypilot = { kind = "table", doc = "options of the skypilot backend" },
+  },
+  condition = {
+    description = { kind = "string", doc = "what the condition makes happen" },
+    args = { kind = "list_of_strings", doc = "arguments, reached through {args}" },
+    env = { kind = "env", doc = "environment merged over the suite's" },
+    expect = { kind = "expect", doc = "how a job under this condition should end" },
+    timeout = { kind = "duration", doc = "overrides the suite's timeout" },
+    tags = { kind = "list_of_strings", doc = "tags for --tag" },
+  },
+  parser = {
+    contains = { kind = "string", doc = "plain text a line must contain (fast prefilter in C)" },
+    pattern = { kind = "string", doc = "Lua pattern; the first capture is the value" },
+    field = { kind = "string", doc = "exit_code, termination_reason, restart_count or a fields key" },
+    value = { kind = "any", doc = "value to set when the line is found (instead of a capture)" },
+    number = { kind = "boolean", doc = "convert the capture to a number" },
+    first = { kind = "boolean", doc = "the first occurrence wins (default: the last)" },
+    scope = { kind = "scope", doc = "\"tail\" (default) or \"all\" of the log" },
+    priority = { kind = "number", doc = "higher wins when parsers set the same field" },
+    fn = { kind = "func", doc = "function(log, result) for anything else" },
+    description = { kind = "string", doc = "what the parser finds" },
+  },
+  expect = {
+    status = { kind = "status" },
+    exit_code = { kind = "exit_code" },
+    termination = { kind = "termination" },
+    restarts = { kind = "restarts" },
+    log = { kind = "string" },
+  },
+  git = {
+    require_clean = { kind = "boolean" },
+    require_pushed = { kind = "boolean" },
+    allow_untracked = { kind = "boolean" },
+  },
+}
+
+local function keys_of(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+schema.keys_of = keys_of
+
+-- check_table(decl, t, where, what): every key known, every value of its kind.
+local function check_table(decl, t, where, what)
+  local fields = schema.fields[decl]
+  for key, value in pairs(t) do
+    if type(key) ~= "string" then
+      errors.at(where, "%s: unexpected positional value %s (fields are written name = value)",
+        what, type(value) == "string" and string.format("%q", value) or tostring(value))
+    end
+    local field = fields[key]
+    if not field then
+      errors.at(where, "unknown key '%s' in %s%s", key, what, suggest.hint(key, keys_of(fields)))
+    end
+    local why = kinds[field.kind](value, where, what .. "." .. key)
+    if why then errors.at(where, "%s: %s %s", what, key, why) end
+  end
+end
+schema.check_table = check_table
+
+function kinds.expect(v, where, what)
+  if type(v) == "function" then return end
+  if type(v) ~= "table" then return "must be a table or a function(result)" end
+  check_table("expect", v, where, what)
+end
+
+function kinds.git(v, where, what)
+  if type(v) ~= "table" then return "must be a table" end
+  check_table("git", v, where, what)
+end
+
+function kinds.status(v)
+  for _, s in ipairs(schema.STATUSES) do if v == s then return end end
+  return string.format("must be one of %s%s", table.concat(schema.STATUSES, ", "),
+    suggest.hint(tostring(v), schema.STATUSES))
+end
+
+function kinds.exit_code(v)
+  if math.type(v) == "integer" or v == "nonzero" then return end
+  return "must be a whole number or \"nonzero\""
+end
+
+function kinds.termination(v)
+  if type(v) == "string" then return end
+  if is_list(v) and #v > 0 then return kinds.list_of_strings(v) end
+  return "must be a string or a list of strings"
+end
+
+function kinds.restarts(v)
+  if math.type(v) == "integer" and v >= 0 then return end
+  if type(v) == "table" then
+    for k, n in pairs(v) do
+      if (k ~= "min" and k ~= "max") or math.type(n) ~= "integer" then
+        return "must be a whole number or { min = N, max = N }"
+      end
+    end
+    return
+  end
+  return "must be a whole number or { min = N, max = N }"
+end
+
+return schema
