@@ -34,6 +34,10 @@ local function base_env()
     env[lib] = copy_lib(_G[lib])
   end
   env.os = copy_lib(os, { exit = true })
+  env.os.exit = function()
+    errors.at(location(2), "os.exit is not available to suites (a suite declares jobs; "
+      .. "it cannot end jobrun)")
+  end
   env.package = package
   env._G = env
   return env
@@ -47,6 +51,7 @@ local function run_chunk(path, source, env)
     if errors.is_user(e) then error(e, 0) end
     errors.raise("%s", tostring(e))
   end
+  return e
 end
 
 -- A fresh declaration set for one suite file.
@@ -56,7 +61,7 @@ local function new_decls(path)
     suite = nil,
     conditions = {}, condition_order = {},
     parsers = {}, parser_order = {},
-    packs = {},
+    packs = {}, pack_values = {},
     open = {}, -- declarations whose body table never came: suite "x" without { … }
   }
 end
@@ -147,7 +152,7 @@ function dsl.load(path)
   env.use = function(name)
     local where = location(2)
     if type(name) ~= "string" then errors.at(where, "use needs a pack name: use \"metta\"") end
-    if decls.packs[name] then return end
+    if decls.packs[name] then return decls.pack_values[name] end
     local pack_path, pack_source = find_pack(name, suite_dir)
     if not pack_path then
       errors.at(where, "unknown pack '%s' (no %s.lua beside the suite or on package.path, "
@@ -155,7 +160,8 @@ function dsl.load(path)
     end
     decls.packs[name] = pack_path
     table.insert(decls.packs, name)
-    run_chunk(pack_path, pack_source, env)
+    decls.pack_values[name] = run_chunk(pack_path, pack_source, env)
+    return decls.pack_values[name]
   end
   env.env = function(name, default)
     if type(name) ~= "string" then errors.at(location(2), "env needs a variable name") end

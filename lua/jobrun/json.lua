@@ -45,64 +45,75 @@ local function sorted_keys(t, order)
 end
 
 local encode_string = cjson.encode
+local math_type, floor, format, concat = math.type, math.floor, string.format, table.concat
 
-local function encode_value(v, out, indent, depth)
+-- Indentation strings, made once per depth.
+local newlines = setmetatable({}, { __index = function(t, depth)
+  local s = "\n" .. string.rep("  ", depth)
+  t[depth] = s
+  return s
+end })
+
+local encode_value
+
+local function encode_number(v)
+  if v ~= v or v == math.huge or v == -math.huge then return "null" end
+  if math_type(v) == "integer" then return tostring(v) end
+  if v == floor(v) and math.abs(v) < 2^53 then return format("%d", v) end
+  return format("%.14g", v)
+end
+
+local function encode_table(v, out, n, pretty, depth)
+  if depth > 64 then error("json: nesting too deep (a cycle?)") end
+  local nl = pretty and newlines[depth + 1] or ""
+  if is_array(v) then
+    local len = #v
+    if len == 0 then out[n + 1] = "[]"; return n + 1 end
+    n = n + 1; out[n] = "["
+    for i = 1, len do
+      if i > 1 then n = n + 1; out[n] = "," end
+      n = n + 1; out[n] = nl
+      n = encode_value(v[i], out, n, pretty, depth + 1)
+    end
+    n = n + 1; out[n] = pretty and (newlines[depth] .. "]") or "]"
+    return n
+  end
+  local mt = getmetatable(v)
+  local keys = sorted_keys(v, mt and mt.order)
+  if #keys == 0 then out[n + 1] = "{}"; return n + 1 end
+  local sep = pretty and ": " or ":"
+  n = n + 1; out[n] = "{"
+  for i, k in ipairs(keys) do
+    if i > 1 then n = n + 1; out[n] = "," end
+    n = n + 1; out[n] = nl
+    n = n + 1; out[n] = encode_string(tostring(k))
+    n = n + 1; out[n] = sep
+    n = encode_value(v[k], out, n, pretty, depth + 1)
+  end
+  n = n + 1; out[n] = pretty and (newlines[depth] .. "}") or "}"
+  return n
+end
+
+-- encode_value(v, out, n, pretty, depth) -> n: appends v's text to out[n+1…].
+encode_value = function(v, out, n, pretty, depth)
   local kind = type(v)
-  if kind == "string" then
-    out[#out + 1] = encode_string(v)
-  elseif kind == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      out[#out + 1] = "null"
-    elseif math.type(v) == "integer" then
-      out[#out + 1] = tostring(v)
-    elseif v == math.floor(v) and math.abs(v) < 2^53 then
-      out[#out + 1] = string.format("%d", v)
-    else
-      out[#out + 1] = string.format("%.14g", v)
-    end
-  elseif kind == "boolean" then
-    out[#out + 1] = v and "true" or "false"
-  elseif v == nil or v == json.null then
-    out[#out + 1] = "null"
-  elseif kind == "table" then
-    if depth > 64 then error("json: nesting too deep (a cycle?)") end
-    local nl = indent and ("\n" .. string.rep(indent, depth + 1)) or ""
-    local close_nl = indent and ("\n" .. string.rep(indent, depth)) or ""
-    if is_array(v) then
-      if #v == 0 then out[#out + 1] = "[]"; return end
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = nl
-        encode_value(v[i], out, indent, depth + 1)
-      end
-      out[#out + 1] = close_nl .. "]"
-    else
-      local mt = getmetatable(v)
-      local keys = sorted_keys(v, mt and mt.order)
-      if #keys == 0 then out[#out + 1] = "{}"; return end
-      out[#out + 1] = "{"
-      local sep = indent and ": " or ":"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = nl
-        out[#out + 1] = encode_string(tostring(k))
-        out[#out + 1] = sep
-        encode_value(v[k], out, indent, depth + 1)
-      end
-      out[#out + 1] = close_nl .. "}"
-    end
+  if kind == "string" then out[n + 1] = encode_string(v)
+  elseif kind == "number" then out[n + 1] = encode_number(v)
+  elseif kind == "boolean" then out[n + 1] = v and "true" or "false"
+  elseif v == nil or v == json.null then out[n + 1] = "null"
+  elseif kind == "table" then return encode_table(v, out, n, pretty, depth)
   else
     -- functions and userdata are not data: say what they are rather than fail.
-    out[#out + 1] = encode_string("<" .. kind .. ">")
+    out[n + 1] = encode_string("<" .. kind .. ">")
   end
+  return n + 1
 end
 
 -- encode(v [, pretty]): pretty indents by two spaces.
 function json.encode(v, pretty)
   local out = {}
-  encode_value(v, out, pretty and "  " or nil, 0)
-  return table.concat(out)
+  encode_value(v, out, 0, pretty, 0)
+  return concat(out)
 end
 
 -- decode(text) -> value | nil, message

@@ -38,7 +38,7 @@ function options.parse(command, argv, spec)
   for _, o in ipairs(spec) do by_name[o[1]] = o; names[#names + 1] = "--" .. o[1] end
   local opts, positionals = {}, {}
   local function usage(fmt, ...)
-    errors.raise("%s: %s\nRun 'jobrun help %s' for usage.", "jobrun " .. command,
+    errors.raise("%s: %s\nRun 'jobrun help %s' for usage.", command,
       string.format(fmt, ...), command)
   end
   local i = 1

@@ -27,29 +27,69 @@ function template.text(v)
   return tostring(v)
 end
 
+-- compile(str) -> list of parts: a string is literal text, a table { key } a placeholder.
+-- Compiled once per template string: a 10,000-job matrix expands the same few templates.
+local function compile(str)
+  local parts, n = {}, 0
+  local literal = {}
+  local function flush()
+    if #literal > 0 then n = n + 1; parts[n] = table.concat(literal); literal = {} end
+  end
+  local pos, start = str:find("[{}]"), 1
+  while pos do
+    literal[#literal + 1] = str:sub(start, pos - 1)
+    local byte, following = str:byte(pos), str:byte(pos + 1)
+    local stop = pos
+    if (byte == 123 and following == 123) or (byte == 125 and following == 125) then
+      literal[#literal + 1] = string.char(byte); stop = pos + 1
+    else
+      local key = byte == 123 and str:byte(pos - 1) ~= 36 and str:match("^{([%a_][%w_.]*)}", pos)
+      if key then
+        flush(); n = n + 1; parts[n] = { key }
+        stop = pos + #key + 1
+      else
+        literal[#literal + 1] = string.char(byte)
+      end
+    end
+    start = stop + 1
+    pos = str:find("[{}]", start)
+  end
+  literal[#literal + 1] = str:sub(start)
+  flush()
+  return parts
+end
+
+local compiled = setmetatable({}, { __index = function(t, str)
+  local parts = compile(str)
+  t[str] = parts
+  return parts
+end })
+
+-- Lists (the args) quote the same way for every job that shares them.
+local list_text = setmetatable({}, { __mode = "k" })
+
+local function value_text(v)
+  if type(v) == "table" and v.name == nil then
+    local s = list_text[v]
+    if not s then s = template.quote_all(v); list_text[v] = s end
+    return s
+  end
+  return template.text(v)
+end
+
 -- expand(str, lookup) -> string | nil, unknown_key
 -- lookup(key) -> value, or nil for an unknown placeholder. Lists (the args) are shell-quoted.
 function template.expand(str, lookup)
-  if not str:find("[{}]") then return str end
-  local out, i, n = {}, 1, #str
-  while i <= n do
-    local c = str:sub(i, i)
-    if c == "{" and str:sub(i + 1, i + 1) == "{" then
-      out[#out + 1] = "{"; i = i + 2
-    elseif c == "}" and str:sub(i + 1, i + 1) == "}" then
-      out[#out + 1] = "}"; i = i + 2
-    elseif c == "{" and str:sub(i - 1, i - 1) ~= "$" then
-      local key = str:match("^{([%a_][%w_]*[%w_.]*)}", i)
-      if key then
-        local value = lookup(key)
-        if value == nil then return nil, key end
-        out[#out + 1] = template.text(value)
-        i = i + #key + 2
-      else
-        out[#out + 1] = c; i = i + 1
-      end
+  local parts = compiled[str]
+  local out = {}
+  for i = 1, #parts do
+    local part = parts[i]
+    if type(part) == "string" then
+      out[i] = part
     else
-      out[#out + 1] = c; i = i + 1
+      local value = lookup(part[1])
+      if value == nil then return nil, part[1] end
+      out[i] = value_text(value)
     end
   end
   return table.concat(out)

@@ -35,6 +35,7 @@ end
 
 local function expect_json(expect)
   if type(expect) == "function" then return "<function>" end
+  if expect == nil then return json.null end
   return expect
 end
 
@@ -44,7 +45,7 @@ function command.to_json(p)
     jobs[#jobs + 1] = json.object({
       name = job.name, params = job.params, backend = job.backend, nodes = job.nodes,
       run = type(job.run) == "table" and json.array(job.run) or job.run,
-      env = json.object(job.env), timeout = job.timeout, expect = expect_json(job.expect),
+      env = json.object(job.env), timeout = job.timeout or json.null, expect = expect_json(job.expect),
     }, { "name", "params", "backend", "nodes", "run", "env", "timeout", "expect" })
   end
   return json.object({ run_id = p.run_id, suite = p.suite, jobs = jobs }, { "run_id", "suite", "jobs" })
@@ -52,7 +53,7 @@ end
 
 function command.run(opts, args)
   if #args ~= 1 then
-    require("jobrun.errors").raise("jobrun plan: expected one suite file, got %d\nUsage: %s",
+    require("jobrun.errors").raise("plan: expected one suite file, got %d\nUsage: %s",
       #args, command.usage)
   end
   local p = plan.from_options(args[1], opts)

@@ -1,0 +1,13 @@
+-- luacheck configuration: the library, suites and examples; the DSL's globals for suite files.
+std = "lua54"
+max_line_length = 120
+read_globals = { "JOBRUN_VERSION" }
+
+stds.jobrun_suite = {
+  read_globals = { "suite", "condition", "parser", "use", "git", "env" },
+}
+
+files["suites/"] = { std = "lua54+jobrun_suite" }
+files["examples/"] = { std = "lua54+jobrun_suite" }
+files["lua/jobrun/packs/"] = { std = "lua54+jobrun_suite" }
+files["tests/"] = { std = "lua54+jobrun_suite" }

@@ -1,0 +1,18 @@
+# Every unit and transcript test again, against the AddressSanitizer + UBSan build.
+# One TAP line per test file; a sanitizer report anywhere fails that file.
+cd "$JOBRUN_TOP" || exit 1
+files=$(ls tests/unit/*.lua tests/cli/*.t)
+echo "1..$(echo "$files" | wc -l)"
+n=0
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+for f in $files; do
+  n=$((n + 1))
+  log=$(mktemp)
+  if JOBRUN_BUILD=asan tests/exec "$f" >"$log" 2>&1 && ! grep -qE '^not ok|ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then
+    echo "ok $n - asan: $f"
+  else
+    echo "not ok $n - asan: $f"
+    grep -E '^not ok|Sanitizer|runtime error:|^#' "$log" | head -30 | sed 's/^/#   /'
+  fi
+  rm -f "$log"
+done

@@ -1,0 +1,36 @@
+# help, --version and unknown commands.
+$ jobrun --version
+> jobrun 0.1.0
+
+$ jobrun help | head -1
+> jobrun 0.1.0 — run matrices of test jobs and tell how each one ended.
+
+$ jobrun help | grep -E '^  (plan|help) '
+>   plan  print the expanded jobs; launch nothing
+>   help  help on a command: jobrun help COMMAND
+
+$ jobrun help plan | head -3
+> Usage: jobrun plan SUITE.lua [options]
+>
+> Print the expanded jobs; launch nothing.
+
+$ jobrun plan --help | grep -E -- '--(set|json|only) '
+>   --only GLOB         only jobs whose name matches (repeatable)
+>   --set AXIS=V1,V2    replace an axis's values (repeatable)
+>   --json              machine output on stdout, nothing else there
+
+$ jobrun pln
+! jobrun: unknown command 'pln' (did you mean 'plan'?)
+! Run 'jobrun help' for the list of commands.
+? 2
+
+$ jobrun help nosuch
+! jobrun: unknown command 'nosuch'
+! Run 'jobrun help' for the list of commands.
+? 2
+
+$ jobrun > /dev/null 2>&1
+? 2
+
+$ jobrun 2>&1 >/dev/null | head -1
+> jobrun 0.1.0 — run matrices of test jobs and tell how each one ended.

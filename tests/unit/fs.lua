@@ -1,0 +1,57 @@
+-- The fs primitives, exercised from Lua on a real directory.
+local tap = require "tap"
+local fs = require "jobrun.c.fs"
+
+local dir = os.tmpname()
+os.remove(dir)
+
+tap.ok(fs.mkdir_p(dir .. "/a/b/c"), "mkdir_p makes every level")
+tap.ok(fs.mkdir_p(dir .. "/a/b/c"), "mkdir_p of an existing directory is fine")
+tap.is(fs.stat(dir .. "/a/b").type, "directory", "stat type")
+
+local path = dir .. "/a/f.txt"
+tap.ok(fs.write_atomic(path, "one\ntwo\n"), "write_atomic")
+tap.is(fs.read(path), "one\ntwo\n", "read back")
+tap.ok(fs.write_atomic(path, "three"), "overwrite")
+tap.is(fs.read(path), "three", "replaced whole")
+local entries = fs.list(dir .. "/a")
+table.sort(entries)
+tap.is(entries, { "b", "f.txt" }, "no temp file left behind")
+
+local big = string.rep("0123456789", 100000)
+fs.write_atomic(path, big)
+local tail, offset = fs.read_tail(path, 15)
+tap.is({ tail, offset }, { "567890123456789", #big - 15 }, "read_tail reads only the end")
+tap.is({ fs.read_tail(path, 10 ^ 7) }, { big, 0 }, "read_tail of more than the file")
+
+fs.append(path .. ".log", "a")
+fs.append(path .. ".log", "b\n")
+tap.is(fs.read(path .. ".log"), "ab\n", "append")
+
+local missing, err = fs.read(dir .. "/nope")
+tap.is(missing, nil, "read of a missing file")
+tap.like(err, "nope: No such file or directory", "says why, with the path")
+tap.ok(not fs.mkdir_p(path .. "/x"), "mkdir_p under a file fails")
+tap.ok(not fs.write_atomic(dir .. "/no/such/dir/f", "x"), "write_atomic into a missing directory fails")
+
+local lock = assert(fs.lock(dir .. "/lock"))
+tap.like(tostring(lock), "^lock %(.*/lock%)$", "__tostring")
+local second, why = fs.lock(dir .. "/lock", false, true)
+tap.is(second, nil, "a second exclusive lock does not block with nowait")
+tap.like(why, "Resource temporarily unavailable", "and says it is held")
+lock:release()
+tap.like(tostring(lock), "released", "released handle says so")
+do
+  local scoped <close> = assert(fs.lock(dir .. "/lock", false, true))
+  tap.ok(scoped, "lock free again after release")
+end
+tap.ok(fs.lock(dir .. "/lock", false, true), "__close released it")
+tap.raises(function() fs.lock() end, "bad argument #1", "argument errors raise")
+
+tap.is(fs.realpath(dir .. "/a/../a"), fs.realpath(dir .. "/a"), "realpath")
+tap.ok(fs.getcwd():sub(1, 1) == "/", "getcwd")
+tap.ok(fs.remove(path), "remove")
+tap.is(fs.stat(path), nil, "gone")
+
+os.execute("rm -rf '" .. dir .. "'")
+return tap.done()
