@@ -32,6 +32,9 @@
 #define SIGNALS_HANDLE "jobrun.process.signals"
 
 #define READ_CHUNK 65536
+/* pump_lines returns after this many chunks even if more is readable, so that one chatty
+ * child cannot starve the others in the runner's poll loop: poll reports it again. */
+#define PUMP_MAX_CHUNKS 16
 /* pump_lines emits a line this long even without its newline, so memory stays bounded
  * when a child writes megabytes without one (progress bars, binary data). */
 #define MAX_PARTIAL_LINE 65536
@@ -233,7 +236,7 @@ static int pump_flush(lua_State *L, Stream *s, const char *prefix, size_t prefix
 }
 
 /* pump_lines(out_path, prefix) -> true while the pipe is open, false at EOF | nil, err.
- * Drains what is readable now into out_path, every complete line prefixed. */
+ * Drains what is readable now (up to 1 MiB) into out_path, every complete line prefixed. */
 static int stream_pump_lines(lua_State *L) {
     Stream *s = check_stream(L);
     luaL_checkstring(L, 2);
@@ -243,13 +246,14 @@ static int stream_pump_lines(lua_State *L) {
     if (s->eof) { lua_pushboolean(L, 0); return 1; }
     if (stream_output(L, s, 2) != 0) return fail(L, errno, lua_pushfstring(L, "cannot open '%s'", lua_tostring(L, 2)));
     char chunk[READ_CHUNK];
-    for (;;) {
+    for (int chunks = 0; chunks < PUMP_MAX_CHUNKS;) {
         ssize_t n = read(s->fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;
         if (n < 0) return fail(L, errno, "read");
         if (n == 0) { s->eof = 1; break; }
         if (pump_chunk(L, s, chunk, (size_t)n, prefix, prefix_len) != 0) return fail(L, errno, "write");
+        chunks++;
     }
     if (s->eof) {
         int rc = pump_flush(L, s, prefix, prefix_len);
@@ -618,17 +622,24 @@ static int open_append(const char *path) {
     return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
-/* A pipe whose read end becomes the process's Stream (user value uv) and whose write end
- * becomes the child's fd `target`. Only our end is non-blocking: the child's must block. */
-static int make_pipe(lua_State *L, Plan *c, int proc, int uv, int target) {
+/* An empty Stream, as the process's user value uv, for one of the child's pipes. */
+static Stream *attach_stream(lua_State *L, int proc, int uv) {
+    Stream *s = new_stream(L);
+    lua_setiuservalue(L, proc, uv);
+    return s;
+}
+
+/* The pipe: the read end is the Stream's, the write end the child's. Only our end is
+ * non-blocking: the child's must block like any ordinary stdout. */
+static int open_pipe(Stream *s, int *child_end) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return -1;
-    Stream *s = new_stream(L);
     s->fd = fds[0];
-    c->fds[target] = fds[1];
-    lua_setiuservalue(L, proc, uv);
+    *child_end = fds[1];
     return fcntl(s->fd, F_SETFL, O_NONBLOCK);
 }
+
+static int is(const char *value, const char *word) { return value && strcmp(value, word) == 0; }
 
 static const char PIPE_FAILED[] = "pipe";
 
@@ -637,13 +648,16 @@ static const char PIPE_FAILED[] = "pipe";
 static const char *open_stdio(lua_State *L, Plan *c, int proc) {
     const char *in = opt_string(L, "stdin"), *out = opt_string(L, "stdout");
     const char *err = opt_string(L, "stderr");
+    /* Allocate first: once fds are open nothing may raise, or they would leak. */
+    Stream *out_pipe = is(out, "pipe") ? attach_stream(L, proc, PROC_UV_STDOUT) : NULL;
+    Stream *err_pipe = is(err, "pipe") ? attach_stream(L, proc, PROC_UV_STDERR) : NULL;
+    c->stderr_to_stdout = is(err, "stdout");
     if ((c->fds[0] = open(in ? in : "/dev/null", O_RDONLY | O_CLOEXEC)) < 0) return in ? in : "/dev/null";
-    if (out && strcmp(out, "pipe") == 0) {
-        if (make_pipe(L, c, proc, PROC_UV_STDOUT, 1) != 0) return PIPE_FAILED;
+    if (out_pipe) {
+        if (open_pipe(out_pipe, &c->fds[1]) != 0) return PIPE_FAILED;
     } else if (out && (c->fds[1] = open_append(out)) < 0) return out;
-    c->stderr_to_stdout = err && strcmp(err, "stdout") == 0;
-    if (err && strcmp(err, "pipe") == 0) {
-        if (make_pipe(L, c, proc, PROC_UV_STDERR, 2) != 0) return PIPE_FAILED;
+    if (err_pipe) {
+        if (open_pipe(err_pipe, &c->fds[2]) != 0) return PIPE_FAILED;
     } else if (err && !c->stderr_to_stdout && (c->fds[2] = open_append(err)) < 0) return err;
     return NULL;
 }
@@ -863,13 +877,14 @@ static int item_fd(lua_State *L, lua_Integer i) {
 }
 
 /* poll(items [, timeout]) -> list of the indices of ready items; {} on timeout or EINTR.
- * No timeout blocks until something is ready. */
+ * No timeout blocks until something is ready; a negative one is 0. */
 static int process_poll(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     struct timespec ts, *tsp = NULL;
     if (!lua_isnoneornil(L, 2)) {
         double t = luaL_checknumber(L, 2);
-        luaL_argcheck(L, t >= 0, 2, "timeout must be >= 0 seconds");
+        luaL_argcheck(L, t == t, 2, "timeout is NaN");
+        if (t < 0) t = 0;     /* a deadline just passed: callers compute deadline - now() */
         if (t > 1e9) t = 1e9; /* about 31 years: keeps time_t conversion defined */
         ts.tv_sec = (time_t)t;
         ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
@@ -976,7 +991,8 @@ static int process_self_exe(lua_State *L) {
 /* sleep(seconds): for tests and rare backoff only; the runner waits in poll(). */
 static int process_sleep(lua_State *L) {
     double t = luaL_checknumber(L, 1);
-    luaL_argcheck(L, t >= 0 && t <= 1e9, 1, "seconds out of range");
+    luaL_argcheck(L, t <= 1e9, 1, "seconds out of range"); /* also refuses NaN */
+    if (!(t > 0)) return 0;
     struct timespec ts = {.tv_sec = (time_t)t};
     ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
