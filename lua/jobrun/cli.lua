@@ -7,7 +7,7 @@ local suggest = require "jobrun.suggest"
 local cli = {}
 
 -- The commands this build has, in the order help lists them.
-cli.COMMANDS = { "plan" }
+cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "kill", "logs", "list" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do
@@ -81,6 +81,9 @@ function cli.main(argv)
   if first == "help" or first == "--help" or first == "-h" then
     return help({ table.unpack(argv, 2) })
   end
+  -- Internal entry points of detached helper processes; not listed in help.
+  if first == "__supervise" then return require("jobrun.supervisor").main(argv[2]) end
+  if first == "__drive" then return require("jobrun.commands.launch").drive(argv[2]) end
   local cmd = load_command(first)
   if not cmd then unknown_command(first) end
   local opts, args = options.parse(first, { table.unpack(argv, 2) }, cmd.options or {})

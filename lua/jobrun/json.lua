@@ -116,10 +116,26 @@ function json.encode(v, pretty)
   return concat(out)
 end
 
+-- lua-cjson 2.1 decodes every number as a float; whole ones become integers again, so that a
+-- restart count reads 1, not 1.0.
+local function integers(v)
+  for k, x in pairs(v) do
+    local t = type(x)
+    if t == "number" then
+      local i = math.tointeger(x)
+      if i then v[k] = i end
+    elseif t == "table" then
+      integers(x)
+    end
+  end
+  return v
+end
+
 -- decode(text) -> value | nil, message
 function json.decode(text)
   local ok, value = pcall(cjson.decode, text)
   if not ok then return nil, tostring(value) end
+  if type(value) == "table" then integers(value) end
   return value
 end
 

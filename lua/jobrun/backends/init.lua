@@ -1,0 +1,33 @@
+-- Backends by name: the built-in ones, or a Lua module `jobrun.backends.<name>` found on
+-- package.path (which includes the suite's directory), with the same interface:
+--   submit(ctx, job) -> true | nil, why        (sets job.native_id)
+--   poll(ctx, jobs)                            (one query for all of them; sets job.status …)
+--   cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }
+--   log_path(ctx, job) -> path of the job's log on this machine
+--   waitables(ctx, jobs) -> { {job, handle} }  (optional: pollable handles, ready at a job's end)
+--   poll_interval                              (optional: seconds between polls without waitables)
+local errors = require "jobrun.errors"
+
+local backends = {}
+
+function backends.get(name)
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then
+    errors.raise("backend name '%s' must be letters, digits or _", tostring(name))
+  end
+  local ok, backend = pcall(require, "jobrun.backends." .. name)
+  if not ok then
+    if tostring(backend):find("module 'jobrun.backends." .. name .. "' not found", 1, true) then
+      errors.raise("unknown backend '%s' (built in: local; or put a Lua module jobrun/backends/%s.lua "
+        .. "on package.path)", name, name)
+    end
+    error(backend, 0)
+  end
+  for _, fn in ipairs({ "submit", "poll", "cancel", "log_path" }) do
+    if type(backend[fn]) ~= "function" then
+      errors.raise("backend '%s' has no %s function", name, fn)
+    end
+  end
+  return backend
+end
+
+return backends

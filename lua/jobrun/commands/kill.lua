@@ -1,0 +1,110 @@
+-- jobrun kill [RUN] [--only GLOB]: cancel every unfinished job (or those matching), one
+-- backend call for all of them, and say per job what happened.
+local options = require "jobrun.options"
+local runner = require "jobrun.runner"
+local state = require "jobrun.state"
+local verdict = require "jobrun.verdict"
+local results = require "jobrun.results"
+local plan = require "jobrun.plan"
+local color = require "jobrun.color"
+local json = require "jobrun.json"
+local fs = require "jobrun.c.fs"
+local errors = require "jobrun.errors"
+
+local command = {
+  name = "kill",
+  usage = "jobrun kill [RUN] [--only GLOB] [options]",
+  summary = "cancel every unfinished job of a run (or those matching)",
+  options = options.concat({ { "only", "list", "GLOB", "only jobs whose name matches (repeatable)" } },
+    options.OUTPUT),
+  help = [[
+Per job: Killed, Already completed (it had ended), Not found (the backend does not know it), or
+Failed. Jobs that had not started yet are cancelled before they start. Exits 1 if any kill failed.]],
+}
+
+local function selected(job, globs)
+  if not globs or #globs == 0 then return true end
+  for _, g in ipairs(globs) do
+    if job.name:find(plan.glob_to_pattern(g)) then return true end
+  end
+  return false
+end
+
+function command.run(opts, args)
+  if #args > 1 then errors.raise("kill: expected at most one RUN, got %d", #args) end
+  local run_dir = state.resolve(opts["state-dir"], args[1])
+  local whole_run = not opts.only or #opts.only == 0
+  -- Tell a driver (run, wait or launch's) to start nothing more: the whole run, or these jobs.
+  local first = state.read(run_dir)
+  if whole_run then
+    fs.write_atomic(run_dir .. "/cancel", "")
+  else
+    for _, job in ipairs(first.jobs) do
+      if selected(job, opts.only) then
+        local dir = run_dir .. "/jobs/" .. state.safe_name(job.name)
+        fs.mkdir_p(dir)
+        fs.write_atomic(dir .. "/cancel", "")
+      end
+    end
+  end
+  local outcome = {}
+  local data = state.update(run_dir, function(d)
+    local ctx = runner.context(run_dir, d, nil)
+    runner.recover(ctx, d)
+    runner.refresh(ctx, d)
+    local targets = {}
+    for _, job in ipairs(d.jobs) do
+      if selected(job, opts.only) then
+        if verdict.TERMINAL[job.status] then
+          outcome[job.name] = "already completed"
+        elseif not job.native_id then
+          job.status, job.native_status = "CANCELLED", "NOT_STARTED"
+          results.settle(job, job.spec and job.spec.expect, run_dir)
+          job.termination_reason = "cancelled"
+          outcome[job.name] = "killed"
+        else
+          targets[#targets + 1] = job
+        end
+      end
+    end
+    if #targets > 0 then
+      for name, r in pairs(ctx.backend.cancel(ctx, targets)) do outcome[name] = r end
+      runner.refresh(ctx, d, targets)
+    end
+    for i, job in ipairs(d.jobs) do d.jobs[i] = job end
+    local copy = {}
+    for i, job in ipairs(d.jobs) do copy[i] = results.for_state(job) end
+    d.jobs = copy
+  end)
+
+  local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
+  local out = opts.json and io.stderr or io.stdout
+  local counts = { killed = 0, completed = 0, notfound = 0, failed = 0 }
+  local rows = json.array()
+  out:write(paint(string.format("=== Kill %s ===", data.run_id), "bold"), "\n")
+  for _, job in ipairs(data.jobs) do
+    local r = outcome[job.name]
+    if r then
+      local line
+      if r == "killed" then
+        counts.killed = counts.killed + 1; line = paint("✗ Killed", "red")
+      elseif r == "already completed" then
+        counts.completed = counts.completed + 1; line = paint("✓ Already completed", "green")
+      elseif r == "not found" then
+        counts.notfound = counts.notfound + 1; line = paint("✓ Not found", "green")
+      else
+        counts.failed = counts.failed + 1; line = paint("✗ " .. r:gsub("^failed", "Failed"), "red")
+      end
+      out:write(string.format("  %s: %s\n", job.name, line))
+      rows[#rows + 1] = json.object({ name = job.name, result = r, status = job.status }, { "name", "result", "status" })
+    end
+  end
+  out:write(string.format("Killed: %d jobs · Already completed: %d · Not found: %d · Failed: %d\n",
+    counts.killed, counts.completed, counts.notfound, counts.failed))
+  if opts.json then
+    io.stdout:write(json.encode(json.object({ run_id = data.run_id, jobs = rows }, { "run_id", "jobs" }), true), "\n")
+  end
+  return counts.failed > 0 and 1 or 0
+end
+
+return command

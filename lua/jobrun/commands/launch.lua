@@ -1,0 +1,59 @@
+-- jobrun launch SUITE: start the jobs and return; a detached driver starts the rest when
+-- --max-parallel holds some back.
+local options = require "jobrun.options"
+local runner = require "jobrun.runner"
+local report = require "jobrun.report"
+local process = require "jobrun.c.process"
+local run_cmd = require "jobrun.commands.run"
+
+local command = {
+  name = "launch",
+  usage = "jobrun launch SUITE.lua [options]",
+  summary = "launch the jobs and return at once; they keep running",
+  options = options.concat(options.LAUNCH, options.OUTPUT),
+  help = [[
+Starts the suite's jobs and returns. Follow them from any shell with jobrun check, jobrun wait,
+jobrun logs and jobrun kill. Exits 1 if a job could not be launched.]],
+}
+
+function command.run(opts, args)
+  local run_dir, data, ctx, lock, p = run_cmd.start(opts, args, command)
+  runner.launch_pending(ctx, data, p.max_parallel)
+  runner.save(run_dir, data)
+  local pending = 0
+  local failed = 0
+  for _, job in ipairs(data.jobs) do
+    if job.status == "PENDING" then pending = pending + 1 end
+    if job.status == "LAUNCH_FAILED" then failed = failed + 1 end
+  end
+  lock:release()
+  if pending > 0 then
+    -- The rest start as slots free up, driven by a process that outlives this one.
+    local driver = process.spawn({ argv = { "/proc/self/exe", "__drive", run_dir },
+      stdout = run_dir .. "/driver.log", stderr = "stdout", setsid = true })
+    if driver then driver:close() end
+  end
+  if opts.json then
+    io.stdout:write(require("jobrun.json").encode(report.json(data), true), "\n")
+  end
+  local out = opts.json and io.stderr or io.stdout
+  out:write(string.format("Launched run %s: %d jobs started, %d waiting for a slot, %d failed to launch.\n",
+    data.run_id, #data.jobs - pending - failed, pending, failed))
+  out:write(string.format("  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n"
+    .. "  jobrun kill %s     # cancel\n", data.run_id, data.run_id, data.run_id))
+  return failed > 0 and 1 or 0
+end
+
+-- __drive RUN_DIR: the detached driver behind launch.
+function command.drive(run_dir)
+  local lock = runner.try_driver(run_dir)
+  if not lock then return 0 end
+  local data = runner.load(run_dir)
+  local ctx = runner.context(run_dir, data, runner.replan(data))
+  runner.recover(ctx, data)
+  runner.drive(ctx, data, { quiet = true })
+  lock:release()
+  return 0
+end
+
+return command

@@ -1,0 +1,93 @@
+-- jobrun logs [RUN] JOB [--tail N] [--follow]: a job's log, whole, its end, or as it grows.
+local options = require "jobrun.options"
+local runner = require "jobrun.runner"
+local state = require "jobrun.state"
+local verdict = require "jobrun.verdict"
+local suggest = require "jobrun.suggest"
+local process = require "jobrun.c.process"
+local fs = require "jobrun.c.fs"
+local errors = require "jobrun.errors"
+
+local command = {
+  name = "logs",
+  usage = "jobrun logs [RUN] JOB [--tail N] [--follow]",
+  summary = "print a job's log (its end with --tail, as it grows with --follow)",
+  options = {
+    { "tail", "value", "N", "only the last N lines" },
+    { "follow", "flag", nil, "keep printing as the log grows, until the job ends" },
+    { "state-dir", "value", "DIR", "where runs live (default .jobrun, env JOBRUN_STATE_DIR)" },
+    { "color", "value", "WHEN", "accepted for symmetry; logs are printed as they are" },
+  },
+}
+
+local function last_lines(text, n)
+  local ends = {}
+  local pos = #text
+  if text:sub(-1) == "\n" then pos = pos - 1 end
+  local count = 0
+  while pos > 0 and count < n do
+    local nl = text:sub(1, pos):match(".*()\n")
+    if not nl then pos = 0; break end
+    count = count + 1
+    ends[count] = nl
+    pos = nl - 1
+  end
+  if count < n then return text end
+  return text:sub(ends[n] + 1)
+end
+
+function command.run(opts, args)
+  if #args < 1 or #args > 2 then errors.raise("logs: expected [RUN] JOB\nUsage: %s", command.usage) end
+  local run_arg, name = nil, args[1]
+  if #args == 2 then run_arg, name = args[1], args[2] end
+  local tail
+  if opts.tail then
+    tail = math.tointeger(tonumber(opts.tail))
+    if not tail or tail < 0 then errors.raise("--tail must be a whole number, not '%s'", opts.tail) end
+  end
+  local run_dir = state.resolve(opts["state-dir"], run_arg)
+  local data = state.read(run_dir)
+  local job
+  local names = {}
+  for _, j in ipairs(data.jobs) do
+    names[#names + 1] = j.name
+    if j.name == name then job = j end
+  end
+  if not job then
+    errors.raise("run %s has no job '%s'%s", data.run_id, name, suggest.hint(name, names))
+  end
+  local ctx = runner.context(run_dir, data, nil)
+  local path = ctx.backend.log_path(ctx, job)
+  local text = fs.read(path) or ""
+  local offset = #text
+  if tail then
+    -- Only the end of a big log is read.
+    local chunk = fs.read_tail(path, math.max(65536, tail * 512)) or ""
+    text = last_lines(chunk, tail)
+  end
+  io.stdout:write(text)
+  io.stdout:flush()
+  if not opts.follow then return 0 end
+  while true do
+    local st = fs.stat(path)
+    if st and st.size > offset then
+      local chunk = fs.read_tail(path, st.size - offset) or ""
+      io.stdout:write(chunk)
+      io.stdout:flush()
+      offset = st.size
+    end
+    runner.refresh(ctx, data, { job })
+    if verdict.TERMINAL[job.status] then
+      st = fs.stat(path)
+      if st and st.size > offset then io.stdout:write((fs.read_tail(path, st.size - offset))) end
+      return 0
+    end
+    -- Woken early when the job's supervisor ends; otherwise look for new lines 4 times a second.
+    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, { job }) or {}
+    local handles = {}
+    for i, w in ipairs(waits) do handles[i] = w.handle end
+    process.poll(handles, 0.25)
+  end
+end
+
+return command

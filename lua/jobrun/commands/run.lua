@@ -1,0 +1,45 @@
+-- jobrun run SUITE: expand → launch → wait → analyse → report.
+local options = require "jobrun.options"
+local plan = require "jobrun.plan"
+local runner = require "jobrun.runner"
+local report = require "jobrun.report"
+local errors = require "jobrun.errors"
+
+local command = {
+  name = "run",
+  usage = "jobrun run SUITE.lua [options]",
+  summary = "launch every job, wait for all of them, report; exit 0 iff all passed",
+  options = options.concat(options.LAUNCH, options.OUTPUT),
+  help = [[
+Launches the suite's jobs (at most --max-parallel at once), waits for every one without polling,
+and prints the report. Ctrl-C stops launching and says how to resume (jobrun wait) or cancel
+(jobrun kill); a second Ctrl-C cancels the jobs this run started.]],
+}
+
+-- start(opts, args, usage) -> run_dir, data, ctx, driver_lock: a new run, ready to drive.
+function command.start(opts, args, usage)
+  if #args ~= 1 then errors.raise("%s: expected one suite file, got %d\nUsage: %s", usage.name, #args, usage.usage) end
+  local p = plan.from_options(args[1], opts)
+  runner.require_backend(p.backend)
+  p.plan_options = { set = p.set_options, only = opts.only, tags = opts.tag, backend = opts.backend,
+                     timeout = opts.timeout }
+  local run_dir, data = runner.create(p, opts)
+  local ctx = runner.context(run_dir, data, p)
+  local lock = runner.try_driver(run_dir)
+  return run_dir, data, ctx, lock, p
+end
+
+function command.run(opts, args)
+  local run_dir, data, ctx, lock, p = command.start(opts, args, command)
+  if not opts.json then
+    io.stderr:write(string.format("jobrun: run %s: %d jobs of suite %s on %s\n", data.run_id, #data.jobs,
+      data.suite, data.backend))
+  end
+  local outcome = runner.drive(ctx, data, { max_parallel = p.max_parallel })
+  lock:release()
+  report.emit(data, opts)
+  if outcome == "interrupted" then return 130 end
+  return report.exit_code(data), run_dir
+end
+
+return command

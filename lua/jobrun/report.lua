@@ -1,0 +1,108 @@
+-- The human report of a run (SPEC §7): a header, one row per job with the old tool's colours,
+-- a status summary; and the --json document (SPEC §4).
+local color = require "jobrun.color"
+local textable = require "jobrun.textable"
+local template = require "jobrun.template"
+local duration = require "jobrun.duration"
+local results = require "jobrun.results"
+local json = require "jobrun.json"
+
+local report = {}
+
+-- Colours of the old StatusFormatter, with our normalised statuses.
+local STATUS_COLOR = { RUNNING = "cyan", PENDING = "cyan", SUCCEEDED = "green", FAILED = "red",
+                       CANCELLED = "red", LAUNCH_FAILED = "red", LOST = "red", TIMEOUT = "yellow" }
+local TERMINATION_COLOR = { job_completed = "green", heartbeat_timeout = "yellow",
+                            max_runtime_reached = "yellow", timeout = "yellow" }
+local VERDICT_COLOR = { pass = "green", fail = "red", pending = "cyan" }
+
+local function dash(v) if v == nil or v == json.null then return "-" end return tostring(v) end
+
+function report.cells(job, paint)
+  local status = paint(job.status, STATUS_COLOR[job.status] or "yellow")
+  local restarts = job.restart_count == nil and "-"
+    or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")
+  local term = job.termination_reason == nil and "-"
+    or paint(job.termination_reason, TERMINATION_COLOR[job.termination_reason] or "red")
+  local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), job.exit_code == 0 and "green" or "red")
+  local dur = job.duration_s and duration.format(job.duration_s) or "-"
+  local v = paint(job.verdict or "pending", VERDICT_COLOR[job.verdict] or "cyan")
+  return { job.name, status, restarts, term, exit, dur, v }
+end
+
+-- table_text(data, opts) -> the report as text.
+function report.text(data, opts)
+  local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
+  local params = {}
+  local seen = {}
+  for _, job in ipairs(data.jobs) do
+    for _, k in ipairs(job.spec and job.spec.param_order or {}) do
+      if not seen[k] then seen[k] = true; params[#params + 1] = k end
+    end
+  end
+  local headers = { "Job", "Status", "Restarts", "Termination", "Exit", "Duration", "Verdict" }
+  for _, k in ipairs(params) do headers[#headers + 1] = k end
+  local rows = {}
+  for _, job in ipairs(data.jobs) do
+    local row = report.cells(job, paint)
+    for _, k in ipairs(params) do
+      local v = job.params[k]
+      row[#row + 1] = v == nil and "-" or template.text(v)
+    end
+    rows[#rows + 1] = row
+  end
+  local out = {}
+  local git = data.git and data.git ~= json.null and data.git.commit and
+    string.format(" · commit %s%s", tostring(data.git.commit):sub(1, 8), data.git.dirty and " (dirty)" or "") or ""
+  out[#out + 1] = paint(string.format("Run %s", data.run_id), "bold")
+    .. string.format(" · suite %s · backend %s · started %s%s", dash(data.suite), dash(data.backend),
+      dash(data.started_at), git)
+  out[#out + 1] = ""
+  out[#out + 1] = textable.render(headers, rows, { paint = paint, max = { [1] = 60 } })
+  local counts, order = {}, {}
+  for _, job in ipairs(data.jobs) do
+    if not counts[job.status] then counts[job.status] = 0; order[#order + 1] = job.status end
+    counts[job.status] = counts[job.status] + 1
+  end
+  table.sort(order)
+  local parts = {}
+  for _, s in ipairs(order) do
+    parts[#parts + 1] = paint(s, STATUS_COLOR[s] or "yellow") .. ": " .. counts[s]
+  end
+  local sum = results.summary(data.jobs)
+  out[#out + 1] = string.format("Status: %s", table.concat(parts, ", "))
+  out[#out + 1] = string.format("Verdict: %s passed, %s failed, %d pending, of %d",
+    paint(tostring(sum.passed), sum.passed > 0 and "green" or nil),
+    paint(tostring(sum.failed), sum.failed > 0 and "red" or nil), sum.pending, sum.total)
+  return table.concat(out, "\n") .. "\n"
+end
+
+function report.json(data)
+  local jobs = json.array()
+  for i, job in ipairs(data.jobs) do jobs[i] = results.public(job) end
+  return json.object({
+    run_id = data.run_id, suite = data.suite, backend = data.backend,
+    git = data.git or json.null, started_at = data.started_at, jobs = jobs,
+    summary = results.summary(data.jobs),
+  }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary" })
+end
+
+-- emit(data, opts): the table (stdout; stderr with --json) and the JSON (stdout).
+function report.emit(data, opts)
+  if opts.json then
+    io.stderr:write(report.text(data, opts))
+    io.stdout:write(json.encode(report.json(data), true), "\n")
+  else
+    io.stdout:write(report.text(data, opts))
+  end
+end
+
+-- exit_code(data): 0 when every job passed, 1 when any failed or missed its expectation.
+function report.exit_code(data)
+  local sum = results.summary(data.jobs)
+  if sum.failed > 0 then return 1 end
+  if sum.pending > 0 then return 1 end
+  return 0
+end
+
+return report

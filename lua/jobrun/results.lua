@@ -1,0 +1,112 @@
+-- Job records: what state.json keeps per job and what --json prints (SPEC §4), made from a
+-- planned job, and settled (exit code, termination, verdict) once the backend has spoken.
+local json = require "jobrun.json"
+local state = require "jobrun.state"
+local verdict = require "jobrun.verdict"
+local fs = require "jobrun.c.fs"
+
+local results = {}
+
+results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
+  "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
+  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches" }
+
+local function serializable_expect(expect)
+  if type(expect) == "function" then return nil end
+  return expect
+end
+
+-- record(planned_job, run_dir_as_given) -> the job's entry in state.json
+function results.record(pjob, run_dir_shown)
+  local safe = state.safe_name(pjob.name)
+  local commands = { pjob.run }
+  if pjob.max_restarts > 0 then
+    for attempt = 2, pjob.max_restarts + 1 do commands[attempt] = (pjob.for_attempt(attempt)) end
+  end
+  return {
+    name = pjob.name,
+    params = pjob.params,
+    backend = pjob.backend,
+    status = "PENDING",
+    fields = {},
+    mismatches = {},
+    verdict = "pending",
+    log_path = run_dir_shown .. "/logs/" .. safe .. ".log",
+    log_path_rel = "logs/" .. safe .. ".log",
+    spec = {
+      index = pjob.index, param_order = pjob.param_order, nodes = pjob.nodes, commands = commands,
+      setup = pjob.setup, env = state.redact_env(pjob.env), timeout = pjob.timeout,
+      max_restarts = pjob.max_restarts, expect = serializable_expect(pjob.expect),
+      expect_fn = type(pjob.expect) == "function" or nil, tags = pjob.tags,
+      condition = pjob.condition, description = pjob.description, options = pjob.options,
+    },
+  }
+end
+
+-- The parts of a job record that state.json stores; arrays marked so that [] stays [].
+function results.for_state(job)
+  local out = {}
+  for k, v in pairs(job) do out[k] = v end
+  out.params = json.object(job.params, job.spec and job.spec.param_order)
+  out.mismatches = json.array(job.mismatches or {})
+  out.fields = json.object(job.fields or {})
+  if job.spec then
+    local spec = {}
+    for k, v in pairs(job.spec) do spec[k] = v end
+    spec.param_order = json.array(spec.param_order or {})
+    spec.tags = json.array(spec.tags or {})
+    spec.commands = json.array(spec.commands or {})
+    for i, c in ipairs(spec.commands) do
+      if type(c) == "table" then spec.commands[i] = json.array(c) end
+    end
+    spec.env = json.object(spec.env or {})
+    out.spec = spec
+  end
+  return json.object(out, results.ORDER)
+end
+
+-- The public result (SPEC §4): no spec, no backend internals.
+function results.public(job)
+  local out = {}
+  for _, k in ipairs(results.ORDER) do out[k] = job[k] end
+  out.params = json.object(job.params, job.spec and job.spec.param_order)
+  out.fields = json.object(job.fields or {})
+  out.mismatches = json.array(job.mismatches or {})
+  for _, k in ipairs(results.ORDER) do if out[k] == nil then out[k] = json.null end end
+  return json.object(out, results.ORDER)
+end
+
+-- settle(job, expect, run_dir): exit code, termination and verdict from what is known.
+function results.settle(job, expect, run_dir)
+  if not verdict.TERMINAL[job.status] then
+    job.verdict, job.mismatches = "pending", {}
+    return
+  end
+  local found = job.parsed or {}
+  job.exit_code = found.exit_code or job.backend_exit_code
+  job.termination_reason = found.termination_reason
+  if job.termination_reason == nil then
+    if job.status == "TIMEOUT" then job.termination_reason = "timeout"
+    elseif job.status == "CANCELLED" then job.termination_reason = "cancelled"
+    elseif job.signal then job.termination_reason = "signal_" .. job.signal
+    end
+  end
+  if found.restart_count then job.restart_count = found.restart_count end
+  job.fields = found.fields or job.fields or {}
+  local function read_log()
+    return fs.read(run_dir .. "/" .. job.log_path_rel) or ""
+  end
+  job.verdict, job.mismatches = verdict.judge(job, expect, read_log)
+end
+
+function results.summary(jobs)
+  local s = { total = #jobs, passed = 0, failed = 0, pending = 0 }
+  for _, job in ipairs(jobs) do
+    if job.verdict == "pass" then s.passed = s.passed + 1
+    elseif job.verdict == "fail" then s.failed = s.failed + 1
+    else s.pending = s.pending + 1 end
+  end
+  return json.object(s, { "total", "passed", "failed", "pending" })
+end
+
+return results

@@ -1,0 +1,256 @@
+-- The run lifecycle: create a run, launch its jobs within max_parallel, wait for them without
+-- polling (pidfds and a signalfd), settle their results, keep state.json current.
+-- One process at a time drives a run (launches its pending jobs): the holder of driver.lock.
+local process = require "jobrun.c.process"
+local fs = require "jobrun.c.fs"
+local state = require "jobrun.state"
+local results = require "jobrun.results"
+local verdict = require "jobrun.verdict"
+local backends = require "jobrun.backends"
+local progress = require "jobrun.progress"
+local errors = require "jobrun.errors"
+
+local runner = {}
+
+-- How often state.json is rewritten while jobs run; launches are recorded per job beside it.
+local SAVE_INTERVAL = 1.0
+
+-- create(plan, opts) -> run_dir, data: the run directory and its first state.json.
+function runner.create(p, opts)
+  local state_dir = opts["state-dir"]
+  local run_dir = state.create(state_dir, p.run_id)
+  local shown = state.run_dir(state_dir, p.run_id)
+  local data = {
+    run_id = p.run_id, suite = p.suite, suite_path = state.absolute(p.suite_path),
+    backend = p.backend, git = p.git, started_at = state.iso(process.time()),
+    max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
+    plan_options = p.plan_options, jobs = {},
+  }
+  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown) end
+  runner.save(run_dir, data)
+  state.set_latest(state_dir, p.run_id)
+  return run_dir, data
+end
+
+function runner.save(run_dir, data)
+  local copy = {}
+  for k, v in pairs(data) do copy[k] = v end
+  local jobs = {}
+  for i, job in ipairs(data.jobs) do jobs[i] = results.for_state(job) end
+  copy.jobs = require("jobrun.json").array(jobs)
+  local lock <close> = state.lock(run_dir)
+  state.write(run_dir, copy)
+end
+
+-- context(run_dir, data, p) -> ctx: what backends and the loop share.
+function runner.context(run_dir, data, p)
+  local ctx = {
+    run_dir = run_dir, run_id = data.run_id, cwd = data.cwd, handles = {}, secret_env = {},
+    expects = {}, backend = backends.get(data.backend),
+  }
+  -- The real environment (secrets included) lives only in memory, from the plan.
+  if p then
+    for _, pjob in ipairs(p.jobs) do
+      ctx.secret_env[pjob.name] = pjob.env
+      ctx.expects[pjob.name] = pjob.expect
+    end
+  end
+  return ctx
+end
+
+-- A plan rebuilt from the suite, for a process that did not make the run (expect functions,
+-- unredacted environments). nil when the suite cannot be loaded any more.
+function runner.replan(data)
+  local ok, p = pcall(function()
+    local plan = require "jobrun.plan"
+    local dsl = require "jobrun.dsl"
+    local o = data.plan_options or {}
+    local decls = dsl.load(data.suite_path)
+    return plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
+                               backend = o.backend, timeout = o.timeout, git = data.git })
+  end)
+  return ok and p or nil
+end
+
+local function expect_of(ctx, job)
+  local e = ctx.expects[job.name]
+  if e ~= nil then return e end
+  return job.spec and job.spec.expect
+end
+
+local function active(data)
+  local out = {}
+  for _, job in ipairs(data.jobs) do
+    if job.native_id and not verdict.TERMINAL[job.status] then out[#out + 1] = job end
+  end
+  return out
+end
+
+-- recover(ctx, data): pending jobs that a dead runner launched without saving it get their
+-- native ids back, so that they are never launched twice.
+function runner.recover(ctx, data)
+  if not ctx.backend.adopt then return end
+  local pending = {}
+  for _, job in ipairs(data.jobs) do
+    if job.status == "PENDING" and not job.native_id then pending[#pending + 1] = job end
+  end
+  if #pending > 0 then ctx.backend.adopt(ctx, pending) end
+end
+
+-- refresh(ctx, data, jobs): one backend poll for the given jobs, then their results settled.
+function runner.refresh(ctx, data, jobs)
+  jobs = jobs or active(data)
+  if #jobs > 0 then ctx.backend.poll(ctx, jobs) end
+  for _, job in ipairs(jobs) do
+    if verdict.TERMINAL[job.status] and job.verdict == "pending" then
+      results.settle(job, expect_of(ctx, job), ctx.run_dir)
+    end
+  end
+end
+
+local function submit(ctx, job)
+  job.submitted_at = state.iso(process.time())
+  local ok, err = ctx.backend.submit(ctx, job)
+  if ok then
+    job.status, job.native_status = "RUNNING", job.native_status or "SUBMITTED"
+  else
+    job.status, job.native_status = "LAUNCH_FAILED", nil
+    job.launch_error = tostring(err)
+    results.settle(job, expect_of(ctx, job), ctx.run_dir)
+  end
+end
+
+local function count_running(data)
+  local n = 0
+  for _, job in ipairs(data.jobs) do
+    if job.native_id and not verdict.TERMINAL[job.status] then n = n + 1 end
+  end
+  return n
+end
+
+-- launch_pending(ctx, data, limit): start pending jobs while fewer than `limit` run.
+function runner.launch_pending(ctx, data, limit)
+  local running = count_running(data)
+  local launched = 0
+  for _, job in ipairs(data.jobs) do
+    if limit and running >= limit then break end
+    if job.status == "PENDING" and not job.native_id then
+      submit(ctx, job)
+      launched = launched + 1
+      if job.native_id then running = running + 1 end
+    end
+  end
+  return launched
+end
+
+local function any_failed(data)
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then return true end end
+  return false
+end
+
+-- Jobs that will never start: marked CANCELLED, with the reason in words.
+local function abandon_pending(ctx, data, why)
+  for _, job in ipairs(data.jobs) do
+    if job.status == "PENDING" and not job.native_id then
+      job.status, job.native_status = "CANCELLED", "NOT_STARTED"
+      job.termination_reason = why
+      results.settle(job, expect_of(ctx, job), ctx.run_dir)
+      job.termination_reason = why
+    end
+  end
+end
+
+local function cancel_marker(run_dir)
+  return fs.stat(run_dir .. "/cancel") ~= nil
+end
+
+-- drive(ctx, data, opts) -> "done" | "interrupted": launch within max_parallel and wait until
+-- every job is terminal. The caller holds driver.lock.
+function runner.drive(ctx, data, opts)
+  local limit = opts.max_parallel or data.max_parallel
+  local signals = assert(process.signals({ "INT", "TERM" }))
+  local interrupts = 0
+  local stopping = false
+  local last_save = process.now()
+  local show = progress.new(opts, data)
+  local poll_interval = ctx.backend.poll_interval or 2
+
+  local function stop_launching(why)
+    if not stopping then stopping = true; abandon_pending(ctx, data, why) end
+  end
+
+  while true do
+    if cancel_marker(ctx.run_dir) then stop_launching("cancelled") end
+    if not stopping then runner.launch_pending(ctx, data, limit) end
+    local running = active(data)
+    local pending = false
+    for _, job in ipairs(data.jobs) do if job.status == "PENDING" then pending = true end end
+    if #running == 0 and (stopping or not pending) then break end
+
+    show:update(data)
+    local now = process.now()
+    if now - last_save >= SAVE_INTERVAL then runner.save(ctx.run_dir, data); last_save = now end
+
+    -- Wait for a supervisor to end, a signal, or the next progress tick / backend poll.
+    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, running) or {}
+    local handles, jobs_of = { signals }, {}
+    for _, w in ipairs(waits) do handles[#handles + 1] = w.handle; jobs_of[#handles] = w.job end
+    local timeout = show.interval
+    if #waits < #running then timeout = math.min(timeout or math.huge, poll_interval) end
+    local ready = process.poll(handles, timeout)
+
+    local changed = {}
+    for _, i in ipairs(ready) do
+      if i == 1 then
+        for _, sig in ipairs(signals:read()) do
+          interrupts = interrupts + 1
+          if interrupts == 1 then
+            stop_launching("interrupted")
+            show:clear()
+            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
+              .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+              .. "  Press Ctrl-C again to cancel them now.\n", #active(data), data.run_id, data.run_id))
+          else
+            show:clear()
+            io.stderr:write("jobrun: cancelling the running jobs…\n")
+            ctx.backend.cancel(ctx, active(data))
+            runner.refresh(ctx, data, active(data))
+            runner.save(ctx.run_dir, data)
+            signals:close()
+            show:clear()
+            return "interrupted", sig
+          end
+        end
+      else
+        changed[#changed + 1] = jobs_of[i]
+      end
+    end
+    if #waits < #running then changed = running end
+    runner.refresh(ctx, data, changed)
+    if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
+  end
+  show:clear()
+  runner.save(ctx.run_dir, data)
+  signals:close()
+  if interrupts > 0 then return "interrupted" end
+  return "done"
+end
+
+-- with_driver(run_dir, fn): run fn while holding the run's driver lock (nil if another has it).
+function runner.try_driver(run_dir)
+  return fs.lock(run_dir .. "/driver.lock", false, true)
+end
+
+-- load(run_dir) -> data with every job refreshed from its backend and saved.
+function runner.load(run_dir)
+  local data = state.read(run_dir)
+  return data
+end
+
+function runner.require_backend(name)
+  local ok, backend = pcall(backends.get, name)
+  if not ok then errors.raise("%s", errors.is_user(backend) and backend.message or tostring(backend)) end
+  return backend
+end
+
+return runner

@@ -1,0 +1,216 @@
+-- The local backend's supervisor: one detached process per job (`jobrun __supervise JOBDIR`),
+-- in its own session, that outlives jobrun. It starts the job's ranks, writes their output to
+-- the log, enforces the timeout (TERM to every rank's process group, grace, KILL), restarts
+-- after a non-zero exit up to max_restarts, and records the outcome atomically in status.json.
+-- It waits on pidfds, pipes and a signalfd; it never polls.
+local process = require "jobrun.c.process"
+local fs = require "jobrun.c.fs"
+local json = require "jobrun.json"
+
+local supervisor = {}
+
+local SIGNUM = { HUP = 1, INT = 2, QUIT = 3, ABRT = 6, KILL = 9, SEGV = 11, PIPE = 13, ALRM = 14, TERM = 15 }
+
+local function status_writer(dir, base)
+  return function(fields)
+    for k, v in pairs(fields) do base[k] = v end
+    fs.write_atomic(dir .. "/status.json", json.encode(base) .. "\n")
+  end
+end
+
+local function note(log, text)
+  fs.append(log, string.format("[jobrun] %s\n", text))
+end
+
+local function rank_env(spec, base_env, rank, attempt, restart_count)
+  local env = {}
+  for k, v in pairs(base_env) do env[k] = v end
+  for k, v in pairs(spec.env or {}) do env[k] = tostring(v) end
+  local n = tostring(spec.nodes)
+  local r = tostring(rank)
+  env.JOBRUN_NODE_RANK, env.JOBRUN_NUM_NODES = r, n
+  env.SKYPILOT_NODE_RANK, env.SKYPILOT_NUM_NODES = r, n
+  env.SLURM_PROCID, env.SLURM_NODEID, env.SLURM_NNODES, env.SLURM_NTASKS = r, r, n, n
+  env.JOBRUN_RESTART_COUNT = tostring(restart_count)
+  env.JOBRUN_ATTEMPT = tostring(attempt)
+  env.JOBRUN_JOB_NAME = spec.name
+  env.JOBRUN_RUN_ID = spec.run_id
+  return env
+end
+
+local function argv_of(command)
+  if type(command) == "table" then return command end
+  return { "/bin/sh", "-c", command }
+end
+
+-- One attempt: every rank started, waited for, and its group cleaned up.
+-- Returns { exit_code, signal, timed_out, cancelled }.
+local function run_attempt(spec, ctx, attempt, restart_count)
+  local command = spec.commands[math.min(attempt, #spec.commands)]
+  local ranks, items = {}, {}
+  local piped = spec.nodes > 1
+  for rank = 0, spec.nodes - 1 do
+    local proc, err = process.spawn({
+      argv = argv_of(command),
+      env = rank_env(spec, ctx.base_env, rank, attempt, restart_count),
+      cwd = spec.cwd,
+      stdout = piped and "pipe" or spec.log,
+      stderr = "stdout",
+      setpgid = true,
+    })
+    if not proc then
+      note(spec.log, string.format("rank %d could not start: %s", rank, err))
+      ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now() }
+    else
+      local r = { rank = rank, proc = proc, pgid = proc:pid() }
+      if piped then r.stream = proc:stdout() end
+      ranks[#ranks + 1] = r
+    end
+  end
+  for _, r in ipairs(ranks) do
+    if r.proc then items[#items + 1] = { kind = "rank", rank = r, handle = r.proc } end
+    if r.stream then items[#items + 1] = { kind = "stream", rank = r, handle = r.stream } end
+  end
+  items[#items + 1] = { kind = "signals", handle = ctx.signals }
+
+  local outcome = { timed_out = false, cancelled = false }
+  local first_failure
+  local kill_stage, kill_at -- "TERM" then "KILL", at monotonic times
+
+  local function signal_groups(sig)
+    for _, r in ipairs(ranks) do
+      if r.pgid then process.killpg(r.pgid, sig) end
+    end
+  end
+  local function stop_all(reason)
+    if kill_stage == "KILL" or kill_stage == "DONE" then return end
+    note(spec.log, reason)
+    signal_groups("TERM")
+    kill_stage, kill_at = "KILL", process.now() + spec.grace
+  end
+
+  local function running()
+    for _, item in ipairs(items) do
+      if item.kind ~= "signals" and not item.done then return true end
+    end
+    return false
+  end
+
+  while running() do
+    local now = process.now()
+    local wait
+    if ctx.deadline and not outcome.timed_out then wait = ctx.deadline - now end
+    if kill_at then wait = math.min(wait or math.huge, kill_at - now) end
+    local handles = {}
+    local live = {}
+    for _, item in ipairs(items) do
+      if not item.done then handles[#handles + 1] = item.handle; live[#live + 1] = item end
+    end
+    local ready = process.poll(handles, wait and math.max(0, wait) or nil)
+    for _, index in ipairs(ready) do
+      local item = live[index]
+      if item.kind == "stream" then
+        if not item.handle:pump_lines(spec.log, string.format("(rank=%d) ", item.rank.rank)) then
+          item.done = true
+        end
+      elseif item.kind == "rank" then
+        local result = item.handle:wait(true)
+        item.done = true
+        item.rank.result = result
+        item.rank.ended = process.now()
+        local failed = result.exit_code ~= 0
+        if failed and not first_failure then
+          first_failure = item.rank
+          if spec.nodes > 1 and not kill_stage then
+            -- One failed rank ends the others, after the grace period.
+            kill_stage, kill_at = "TERM", process.now() + spec.grace
+          end
+        end
+        -- A rank's leftovers (background children) do not outlive it.
+        if kill_stage ~= "DONE" then process.killpg(item.rank.pgid, "KILL") end
+      elseif item.kind == "signals" then
+        for _, sig in ipairs(item.handle:read()) do
+          if sig == "TERM" or sig == "INT" or sig == "HUP" then
+            outcome.cancelled = true
+            stop_all("cancelled (SIG" .. sig .. ")")
+          end
+        end
+      end
+    end
+    now = process.now()
+    if ctx.deadline and not outcome.timed_out and now >= ctx.deadline then
+      outcome.timed_out = true
+      stop_all(string.format("timeout after %gs: sending TERM to every rank", spec.timeout))
+    end
+    if kill_at and now >= kill_at then
+      if kill_stage == "TERM" then
+        stop_all("a rank failed; ending the others")
+      elseif kill_stage == "KILL" then
+        note(spec.log, "grace period over: sending KILL")
+        signal_groups("KILL")
+        kill_stage, kill_at = "DONE", nil
+      end
+    end
+  end
+  signal_groups("KILL") -- nothing of the attempt survives it
+
+  local decisive = first_failure
+  if not decisive then
+    for _, r in ipairs(ranks) do if r.result and r.result.exit_code ~= 0 then decisive = r end end
+  end
+  local result = decisive and decisive.result or { exit_code = 0 }
+  outcome.signal = result.signal
+  outcome.exit_code = result.exit_code or (result.signal and 128 + (SIGNUM[result.signal] or 0)) or 1
+  outcome.failed_rank = decisive and decisive.rank
+  for _, r in ipairs(ranks) do if r.proc then r.proc:close() end end
+  return outcome
+end
+
+-- main(jobdir): supervise one job to its end. Returns the supervisor's exit code.
+function supervisor.main(dir)
+  local text, err = fs.read(dir .. "/spec.json")
+  if not text then
+    io.stderr:write("jobrun supervisor: ", tostring(err), "\n")
+    return 3
+  end
+  local spec = assert(json.decode(text))
+  -- The spec may carry secrets in env: keep it in memory only.
+  fs.remove(dir .. "/spec.json")
+  spec.grace = spec.grace or 10
+
+  local signals = assert(process.signals({ "TERM", "INT", "HUP" }))
+  local status = status_writer(dir, {
+    supervisor_pid = process.getpid(),
+    supervisor_start = process.start_time(process.getpid()),
+  })
+  local started = process.time()
+  local ctx = {
+    base_env = process.environ(),
+    signals = signals,
+    deadline = spec.timeout and (process.now() + spec.timeout) or nil,
+  }
+  local restart_count, attempt = 0, 1
+  local outcome
+  while true do
+    status({ state = "RUNNING", attempt = attempt, restart_count = restart_count,
+             started_at = started })
+    outcome = run_attempt(spec, ctx, attempt, restart_count)
+    if outcome.timed_out or outcome.cancelled or outcome.exit_code == 0
+        or restart_count >= (spec.max_restarts or 0) then
+      break
+    end
+    restart_count = restart_count + 1
+    attempt = attempt + 1
+    note(spec.log, string.format("attempt %d exited with code %d; restarting (restart %d of %d)",
+      attempt - 1, outcome.exit_code, restart_count, spec.max_restarts))
+  end
+  status({
+    state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = process.time(),
+    exit_code = outcome.exit_code, signal = outcome.signal, timed_out = outcome.timed_out,
+    cancelled = outcome.cancelled, failed_rank = outcome.failed_rank,
+  })
+  signals:close()
+  return 0
+end
+
+return supervisor

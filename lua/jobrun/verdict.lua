@@ -1,0 +1,88 @@
+-- Expectations (SPEC §3) and verdicts (SPEC §4): pass, fail or pending, with every unmet
+-- expectation in words.
+local verdict = {}
+
+local TERMINAL = { SUCCEEDED = true, FAILED = true, TIMEOUT = true, CANCELLED = true,
+                   LAUNCH_FAILED = true, LOST = true }
+verdict.TERMINAL = TERMINAL
+
+-- Outcomes that no expectation accepts unless it names them as its status.
+local ABNORMAL = { CANCELLED = "the job was cancelled", LAUNCH_FAILED = "the job could not be launched",
+                   LOST = "the backend lost the job" }
+
+local function show(v)
+  if v == nil then return "none" end
+  return tostring(v)
+end
+
+-- judge(job, expect, read_log) -> "pass" | "fail" | "pending", mismatches
+-- read_log() returns the job's log text, read only when an expectation needs it.
+function verdict.judge(job, expect, read_log)
+  local status = job.status
+  if not TERMINAL[status] then return "pending", {} end
+  local mismatches = {}
+  local function miss(fmt, ...) mismatches[#mismatches + 1] = string.format(fmt, ...) end
+
+  if expect == nil then
+    if status ~= "SUCCEEDED" then miss("status is %s, expected SUCCEEDED", status) end
+    if job.exit_code ~= 0 then miss("exit code is %s, expected 0", show(job.exit_code)) end
+    return #mismatches == 0 and "pass" or "fail", mismatches
+  end
+
+  if type(expect) == "function" then
+    local ok, good, why = pcall(expect, job)
+    if not ok then
+      miss("the expectation function failed: %s", tostring(good))
+    elseif not good then
+      miss("%s", why or "the expectation function returned false")
+    end
+    return #mismatches == 0 and "pass" or "fail", mismatches
+  end
+
+  if expect.status then
+    if status ~= expect.status then miss("status is %s, expected %s", status, expect.status) end
+  elseif ABNORMAL[status] then
+    miss("%s", ABNORMAL[status])
+  end
+
+  local code = expect.exit_code
+  if code == "nonzero" then
+    if job.exit_code == nil or job.exit_code == 0 then
+      miss("exit code is %s, expected non-zero", show(job.exit_code))
+    end
+  elseif code ~= nil and job.exit_code ~= code then
+    miss("exit code is %s, expected %d", show(job.exit_code), code)
+  end
+
+  local term = expect.termination
+  if term ~= nil then
+    local accepted = type(term) == "table" and term or { term }
+    local ok = false
+    for _, t in ipairs(accepted) do if job.termination_reason == t then ok = true end end
+    if not ok then
+      miss("termination is %s, expected %s", show(job.termination_reason), table.concat(accepted, " or "))
+    end
+  end
+
+  local restarts = expect.restarts
+  if restarts ~= nil then
+    local n = job.restart_count or 0
+    if type(restarts) == "table" then
+      if (restarts.min and n < restarts.min) or (restarts.max and n > restarts.max) then
+        miss("restarts are %d, expected %s%s", n, restarts.min and ("at least " .. restarts.min) or "",
+          restarts.max and ((restarts.min and " and " or "") .. "at most " .. restarts.max) or "")
+      end
+    elseif n ~= restarts then
+      miss("restarts are %d, expected %d", n, restarts)
+    end
+  end
+
+  if expect.log then
+    local text = read_log and read_log() or ""
+    if not text:find(expect.log) then miss("the log has no match for %q", expect.log) end
+  end
+
+  return #mismatches == 0 and "pass" or "fail", mismatches
+end
+
+return verdict
