@@ -59,7 +59,7 @@ run: all
 	./jobrun plan examples/quickstart.lua
 
 test: test-deps jobrun build/luarun asan
-	prove -j2 --exec tests/exec tests/unit/*.lua tests/cli/*.t tests/asan.sh tests/lint.sh
+	prove -j2 --exec tests/exec tests/unit/*.lua tests/integration/*.lua tests/cli/*.t tests/asan.sh tests/lint.sh
 
 bench: all
 	sh bench/plan.sh

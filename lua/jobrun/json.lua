@@ -44,7 +44,13 @@ local function sorted_keys(t, order)
   return keys
 end
 
-local encode_string = cjson.encode
+local cjson_encode = cjson.encode
+-- lua-cjson writes "/" as "\/": valid, but paths should read as paths.
+local function encode_string(s)
+  local out = cjson_encode(s)
+  if s:find("/", 1, true) then out = out:gsub("\\/", "/") end
+  return out
+end
 local math_type, floor, format, concat = math.type, math.floor, string.format, table.concat
 
 -- Indentation strings, made once per depth.

@@ -32,14 +32,27 @@ function runner.create(p, opts)
   return run_dir, data
 end
 
-function runner.save(run_dir, data)
+local function serializable(data)
   local copy = {}
   for k, v in pairs(data) do copy[k] = v end
   local jobs = {}
   for i, job in ipairs(data.jobs) do jobs[i] = results.for_state(job) end
   copy.jobs = require("jobrun.json").array(jobs)
-  local lock <close> = state.lock(run_dir)
-  state.write(run_dir, copy)
+  return copy
+end
+
+function runner.save(run_dir, data)
+  local _lock <close> = state.lock(run_dir)
+  state.write(run_dir, serializable(data))
+end
+
+-- update(run_dir, fn) -> data: read, change and write state.json under its lock.
+function runner.update(run_dir, fn)
+  local _lock <close> = state.lock(run_dir)
+  local data = state.read(run_dir)
+  fn(data)
+  state.write(run_dir, serializable(data))
+  return data
 end
 
 -- context(run_dir, data, p) -> ctx: what backends and the loop share.
@@ -135,10 +148,17 @@ function runner.launch_pending(ctx, data, limit)
   for _, job in ipairs(data.jobs) do
     if limit and running >= limit then break end
     if job.status == "PENDING" and not job.native_id then
+      if fs.stat(ctx.run_dir .. "/jobs/" .. state.safe_name(job.name) .. "/cancel") then
+        -- `jobrun kill --only` got to it first.
+        job.status, job.native_status = "CANCELLED", "NOT_STARTED"
+        results.settle(job, expect_of(ctx, job), ctx.run_dir)
+        goto continue
+      end
       submit(ctx, job)
       launched = launched + 1
       if job.native_id then running = running + 1 end
     end
+    ::continue::
   end
   return launched
 end
@@ -205,7 +225,8 @@ function runner.drive(ctx, data, opts)
         for _, sig in ipairs(signals:read()) do
           interrupts = interrupts + 1
           if interrupts == 1 then
-            stop_launching("interrupted")
+            -- Pending jobs stay pending: `jobrun wait` starts them later.
+            stopping = true
             show:clear()
             io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
               .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"

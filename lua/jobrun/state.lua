@@ -69,16 +69,6 @@ function state.write(run_dir, data)
   if not ok then errors.infra("cannot write the run's state: %s", err) end
 end
 
--- update(run_dir, fn): fn(data) changes the state under the lock; written back unless it
--- returns false.
-function state.update(run_dir, fn)
-  local lock <close> = state.lock(run_dir)
-  local data = state.read(run_dir)
-  local keep = fn(data)
-  if keep ~= false then state.write(run_dir, data) end
-  return data
-end
-
 function state.set_latest(state_dir, run_id)
   fs.write_atomic(state_dir .. "/latest", run_id .. "\n")
 end

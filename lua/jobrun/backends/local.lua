@@ -146,7 +146,7 @@ function backend.waitables(ctx, jobs)
 end
 
 -- cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }
-function backend.cancel(ctx, jobs)
+function backend.cancel(_ctx, jobs)
   local results, waiting = {}, {}
   for _, job in ipairs(jobs) do
     if not job.native_id then

@@ -19,16 +19,12 @@ is still pending.]],
 function command.run(opts, args)
   if #args > 1 then errors.raise("check: expected at most one RUN, got %d", #args) end
   local run_dir = state.resolve(opts["state-dir"], args[1])
-  local data = state.update(run_dir, function(d)
+  local data = runner.update(run_dir, function(d)
     local needs_plan = false
     for _, job in ipairs(d.jobs) do if job.spec and job.spec.expect_fn then needs_plan = true end end
     local ctx = runner.context(run_dir, d, needs_plan and runner.replan(d) or nil)
     runner.recover(ctx, d)
     runner.refresh(ctx, d)
-    -- Written through the same encoder as the runner's saves.
-    local copy = {}
-    for k, v in pairs(d) do copy[k] = v end
-    for i, job in ipairs(d.jobs) do copy.jobs[i] = require("jobrun.results").for_state(job) end
   end)
   report.emit(data, opts)
   return report.exit_code(data)

@@ -48,7 +48,7 @@ function command.run(opts, args)
     end
   end
   local outcome = {}
-  local data = state.update(run_dir, function(d)
+  local data = runner.update(run_dir, function(d)
     local ctx = runner.context(run_dir, d, nil)
     runner.recover(ctx, d)
     runner.refresh(ctx, d)
@@ -71,10 +71,6 @@ function command.run(opts, args)
       for name, r in pairs(ctx.backend.cancel(ctx, targets)) do outcome[name] = r end
       runner.refresh(ctx, d, targets)
     end
-    for i, job in ipairs(d.jobs) do d.jobs[i] = job end
-    local copy = {}
-    for i, job in ipairs(d.jobs) do copy[i] = results.for_state(job) end
-    d.jobs = copy
   end)
 
   local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
@@ -96,7 +92,8 @@ function command.run(opts, args)
         counts.failed = counts.failed + 1; line = paint("✗ " .. r:gsub("^failed", "Failed"), "red")
       end
       out:write(string.format("  %s: %s\n", job.name, line))
-      rows[#rows + 1] = json.object({ name = job.name, result = r, status = job.status }, { "name", "result", "status" })
+      rows[#rows + 1] = json.object({ name = job.name, result = r, status = job.status },
+        { "name", "result", "status" })
     end
   end
   out:write(string.format("Killed: %d jobs · Already completed: %d · Not found: %d · Failed: %d\n",

@@ -1,5 +1,4 @@
 -- jobrun logs [RUN] JOB [--tail N] [--follow]: a job's log, whole, its end, or as it grows.
-local options = require "jobrun.options"
 local runner = require "jobrun.runner"
 local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
@@ -27,7 +26,7 @@ local function last_lines(text, n)
   local count = 0
   while pos > 0 and count < n do
     local nl = text:sub(1, pos):match(".*()\n")
-    if not nl then pos = 0; break end
+    if not nl then break end
     count = count + 1
     ends[count] = nl
     pos = nl - 1

@@ -23,10 +23,8 @@ had not started yet and waits for all of them.]],
 local function follow(run_dir, opts)
   local show = progress.new(opts, state.read(run_dir))
   while true do
-    local data = state.update(run_dir, function(d)
-      local ctx = runner.context(run_dir, d, nil)
-      runner.refresh(ctx, d)
-      ctx.handles_closed = true
+    local data = runner.update(run_dir, function(d)
+      runner.refresh(runner.context(run_dir, d, nil), d)
     end)
     local open = false
     for _, job in ipairs(data.jobs) do if not verdict.TERMINAL[job.status] then open = true end end

@@ -1,0 +1,73 @@
+-- Helpers for tests that drive the jobrun binary as a user would: a scratch directory, commands
+-- run through sh with their stdout, stderr and exit code captured.
+local fs = require "jobrun.c.fs"
+local process = require "jobrun.c.process"
+
+local helpers = {}
+
+helpers.bin = os.getenv("JOBRUN_BIN")
+
+function helpers.scratch()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(fs.mkdir_p(dir))
+  return fs.realpath(dir)
+end
+
+function helpers.write(path, text)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir then assert(fs.mkdir_p(dir)) end
+  assert(fs.write_atomic(path, text))
+  return path
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+helpers.q = q
+
+-- sh(dir, command) -> code, stdout, stderr. `jobrun` in the command is the binary under test.
+function helpers.sh(dir, command)
+  local out, err = dir .. "/.stdout", dir .. "/.stderr"
+  local full = string.format("cd %s && jobrun() { %s \"$@\"; } && export NO_COLOR=1 && (%s) >%s 2>%s </dev/null",
+    q(dir), q(helpers.bin), command, q(out), q(err))
+  local ok, _, code = os.execute(full)
+  return ok and 0 or code, fs.read(out) or "", fs.read(err) or ""
+end
+
+-- spawn(dir, args) -> Process: jobrun started in the background, its output in dir/.bg.log.
+function helpers.spawn(dir, args)
+  local argv = { helpers.bin }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local env = process.environ()
+  env.NO_COLOR = "1"
+  return assert(process.spawn({ argv = argv, cwd = dir, env = env, stdout = dir .. "/.bg.log", stderr = "stdout" }))
+end
+
+-- state(dir) -> the latest run's state.json, decoded.
+function helpers.state(dir)
+  local json = require "jobrun.json"
+  local latest = assert(fs.read(dir .. "/.jobrun/latest")):gsub("%s+$", "")
+  return assert(json.decode(assert(fs.read(dir .. "/.jobrun/runs/" .. latest .. "/state.json")))), latest
+end
+
+function helpers.jobs_by_name(data)
+  local out = {}
+  for _, job in ipairs(data.jobs) do out[job.name] = job end
+  return out
+end
+
+-- gone(pid): the process has ended (a zombie counts as ended).
+function helpers.gone(pid)
+  return process.start_time(tonumber(pid)) == nil
+end
+
+-- eventually(fn, seconds): true once fn() is, checking every 50 ms (tests only).
+function helpers.eventually(fn, seconds)
+  local deadline = process.now() + (seconds or 5)
+  while process.now() < deadline do
+    if fn() then return true end
+    process.sleep(0.05)
+  end
+  return fn() and true or false
+end
+
+return helpers

@@ -1,0 +1,249 @@
+-- The run lifecycle on the local backend, with real processes: what a user does, checked by
+-- what they would see (exit codes, tables, state.json, logs, processes left behind).
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local process = require "jobrun.c.process"
+local json = require "jobrun.json"
+
+tap.test("success and failure, exit codes and results", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "basic" {
+  matrix = { outcome = { "ok", "bad" } },
+  run = "echo hello from {outcome}; test {outcome} = ok || exit 7",
+}
+]])
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id r1")
+  tap.is(code, 1, "run exits 1 when a job failed")
+  tap.like(out, "basic_ok%s+SUCCEEDED%s+0%s+%-%s+0%s+%S+%s+pass", "table row of the passing job")
+  tap.like(out, "basic_bad%s+FAILED%s+0%s+%-%s+7%s+%S+%s+fail", "table row of the failing job")
+  local data = h.state(dir)
+  local jobs = h.jobs_by_name(data)
+  tap.is(jobs.basic_bad.exit_code, 7, "exit code recorded")
+  tap.is(jobs.basic_bad.mismatches, { "status is FAILED, expected SUCCEEDED", "exit code is 7, expected 0" },
+    "mismatches in words")
+  tap.is(fs.read(dir .. "/" .. jobs.basic_ok.log_path), "hello from ok\n", "log written")
+  local _, js = h.sh(dir, "jobrun check r1 --json")
+  local doc = json.decode(js)
+  tap.is(doc and doc.summary, { total = 2, passed = 1, failed = 1, pending = 0 }, "check --json summary")
+  tap.is(doc and doc.jobs[1].verdict, "pass", "check --json job verdict")
+  tap.is(select(1, h.sh(dir, "jobrun run s.lua --only basic_ok --run-id r2")), 0, "all passed: exit 0")
+  local c2, o2 = h.sh(dir, "jobrun logs r1 basic_bad")
+  tap.is({ c2, o2 }, { 0, "hello from bad\n" }, "logs prints the log")
+  local c3, o3 = h.sh(dir, "jobrun list")
+  tap.is(c3, 0, "list exits 0")
+  tap.like(o3, "r1%s+basic%s+local%s+%S+%s+2%s+1%s+1%s+0", "list shows counts per verdict")
+  tap.like(select(2, h.sh(dir, "jobrun list")), "r2%s+basic%s+local%s+%S+%s+1%s+1%s+0%s+0", "and the second run")
+end)
+
+tap.test("timeout of a job that ignores TERM and forked a grandchild", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "t" {
+  run = "trap '' TERM; sleep 300 & echo $! > grandchild.pid; echo started; while :; do sleep 0.1; done",
+  timeout = "1s",
+  ["local"] = { grace = 1 },
+  expect = { status = "TIMEOUT", termination = "timeout" },
+}
+]])
+  local t0 = process.now()
+  local code, out = h.sh(dir, "jobrun run s.lua")
+  local took = process.now() - t0
+  tap.is(code, 0, "the job timed out as expected: pass")
+  tap.like(out, "TIMEOUT", "status TIMEOUT")
+  tap.ok(took >= 2 and took < 15, string.format("ended after timeout + grace (%.1fs)", took))
+  local pid = fs.read(dir .. "/grandchild.pid")
+  tap.ok(pid and h.gone(pid), "the grandchild is gone too")
+  local data = h.state(dir)
+  tap.is(data.jobs[1].exit_code, 137, "KILLed: 128 + 9")
+  tap.like(fs.read(dir .. "/" .. data.jobs[1].log_path), "timeout after 1s.*grace period over: sending KILL",
+    "the log says what happened")
+end)
+
+tap.test("restarts after a non-zero exit", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "r" {
+  matrix = { need = { 2, 9 } },
+  run = "echo attempt {attempt} restart $JOBRUN_RESTART_COUNT; test $JOBRUN_RESTART_COUNT -ge {need} || exit 3",
+  max_restarts = 2,
+  expect = { restarts = 2, status = "SUCCEEDED" },
+}
+]])
+  local code = h.sh(dir, "jobrun run s.lua")
+  tap.is(code, 1, "one job never recovers")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.r_2.status, jobs.r_2.restart_count, jobs.r_2.exit_code }, { "SUCCEEDED", 2, 0 },
+    "succeeds on the third attempt")
+  tap.is({ jobs.r_9.status, jobs.r_9.restart_count, jobs.r_9.exit_code }, { "FAILED", 2, 3 },
+    "gives up after max_restarts")
+  tap.like(fs.read(dir .. "/" .. jobs.r_2.log_path),
+    "^attempt 1 restart 0\n%[jobrun%] attempt 1 exited with code 3; restarting %(restart 1 of 2%)\nattempt 2 restart 1\n",
+    "each attempt in the log, {attempt} expanded per attempt")
+end)
+
+tap.test("three ranks", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "ranks" {
+  matrix = { mode = { "all_ok", "one_fails" } },
+  nodes = 3,
+  run = [=[
+    echo "rank $JOBRUN_NODE_RANK/$JOBRUN_NUM_NODES sky $SKYPILOT_NODE_RANK/$SKYPILOT_NUM_NODES slurm $SLURM_PROCID/$SLURM_NNODES"
+    if [ {mode} = one_fails ]; then
+      if [ $JOBRUN_NODE_RANK = 1 ]; then exit 5; fi
+      sleep 300
+    fi
+  ]=],
+  ["local"] = { grace = 1 },
+}
+]])
+  local t0 = process.now()
+  local code = h.sh(dir, "jobrun run s.lua")
+  tap.is(code, 1, "the failing rank fails the run")
+  tap.ok(process.now() - t0 < 20, "the other ranks were ended, not waited for")
+  local jobs = h.jobs_by_name(h.state(dir))
+  local log = fs.read(dir .. "/" .. jobs.ranks_all_ok.log_path) or ""
+  for rank = 0, 2 do
+    tap.like(log, string.format("%%(rank=%d%%) rank %d/3 sky %d/3 slurm %d/3\n", rank, rank, rank, rank),
+      "rank " .. rank .. " line, prefixed, with every rank variable")
+  end
+  tap.is({ jobs.ranks_all_ok.status, jobs.ranks_one_fails.status, jobs.ranks_one_fails.exit_code },
+    { "SUCCEEDED", "FAILED", 5 }, "the job's exit code is the failed rank's")
+end)
+
+tap.test("launch, then check and wait from other processes", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "l" { matrix = { i = { 1, 2, 3 } }, run = "sleep 1; echo done {i}", max_parallel = 2 }
+]])
+  local t0 = process.now()
+  local code, out = h.sh(dir, "jobrun launch s.lua --run-id L")
+  tap.is(code, 0, "launch exits 0")
+  tap.ok(process.now() - t0 < 1, "launch returns before the jobs end")
+  tap.like(out, "2 jobs started, 1 waiting for a slot", "says what it started")
+  local c1, js = h.sh(dir, "jobrun check L --json")
+  local doc = json.decode(js) or { jobs = {} }
+  tap.is(c1, 1, "check exits 1 while jobs are pending")
+  tap.is(doc.summary and doc.summary.pending, 3, "all three still pending a verdict")
+  tap.is(doc.jobs[1] and doc.jobs[1].status, "RUNNING", "the first is running")
+  local c2, o2 = h.sh(dir, "jobrun wait")
+  tap.is(c2, 0, "wait (latest run) exits 0 once all passed")
+  tap.like(o2, "Verdict: 3 passed, 0 failed, 0 pending, of 3", "and reports")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(fs.read(dir .. "/" .. jobs.l_3.log_path), "done 3\n", "the third started after a slot freed")
+end)
+
+tap.test("the runner SIGKILLed mid-run: wait recovers every result", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "k" { matrix = { i = { 1, 2, 3, 4 } }, run = "sleep 0.4; echo once >> ../once.{i}", max_parallel = 2 }
+]])
+  assert(fs.mkdir_p(dir .. "/work"))
+  h.write(dir .. "/work/s.lua", fs.read(dir .. "/s.lua"))
+  local runner = h.spawn(dir .. "/work", { "run", "s.lua", "--run-id", "K" })
+  tap.ok(h.eventually(function() return fs.stat(dir .. "/once.1") end, 10), "first jobs ran")
+  runner:kill("KILL")
+  runner:wait(true)
+  local code, out = h.sh(dir .. "/work", "jobrun wait K")
+  tap.is(code, 0, "wait takes over and every job passes")
+  tap.like(out, "Verdict: 4 passed", "all four reported")
+  for i = 1, 4 do
+    tap.is(fs.read(dir .. "/once." .. i), "once\n", "job " .. i .. " ran exactly once")
+  end
+end)
+
+tap.test("kill leaves no process behind", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "kk" {
+  matrix = { i = { 1, 2 } },
+  nodes = 2,
+  run = "sleep 300 & echo $! >> pids; echo $$ >> pids; wait",
+  ["local"] = { grace = 1 },
+}
+]])
+  tap.is(select(1, h.sh(dir, "jobrun launch s.lua")), 0, "launched")
+  tap.ok(h.eventually(function()
+    local p = fs.read(dir .. "/pids") or ""
+    local n = 0
+    for _ in p:gmatch("%d+") do n = n + 1 end
+    return n == 8
+  end), "every rank and grandchild started")
+  local code, out = h.sh(dir, "jobrun kill")
+  tap.is(code, 0, "kill exits 0")
+  tap.like(out, "kk_1: ✗ Killed", "per job: Killed")
+  tap.like(out, "Killed: 2 jobs · Already completed: 0 · Not found: 0 · Failed: 0", "summary")
+  local all_gone = true
+  for pid in (fs.read(dir .. "/pids") or ""):gmatch("%d+") do
+    if not h.gone(pid) then all_gone = false end
+  end
+  tap.ok(all_gone, "no rank and no grandchild survives")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.kk_1.status, jobs.kk_2.status }, { "CANCELLED", "CANCELLED" }, "jobs CANCELLED")
+  local _, again = h.sh(dir, "jobrun kill")
+  tap.like(again, "kk_1: ✓ Already completed", "a second kill finds them completed")
+end)
+
+tap.test("two concurrent checks, a damaged state, a hostile job name", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "c" { matrix = { who = { "../../x", "a/b" } }, name = "{who}", run = "echo hi" }
+]])
+  tap.is(select(1, h.sh(dir, "jobrun run s.lua --run-id C")), 0, "run with hostile names")
+  tap.ok(not fs.stat(dir .. "/x") and not fs.stat(dir .. "/.jobrun/x") and not fs.stat(dir .. "/.jobrun/runs/x"),
+    "nothing written outside the run directory")
+  local logs = fs.list(dir .. "/.jobrun/runs/C/logs")
+  table.sort(logs)
+  tap.is(logs, { "______x.log", "a_b.log" }, "log names sanitised")
+  local a = h.spawn(dir, { "check", "C", "--json" })
+  local b = h.spawn(dir, { "check", "C", "--json" })
+  local ra, rb = a:wait(true), b:wait(true)
+  tap.is({ ra.exit_code, rb.exit_code }, { 0, 0 }, "both checks succeed")
+  tap.ok(json.decode(fs.read(dir .. "/.jobrun/runs/C/state.json")), "state.json still valid")
+
+  local path = dir .. "/.jobrun/runs/C/state.json"
+  local whole = fs.read(path)
+  fs.write_atomic(path, whole:sub(1, #whole // 2))
+  local damaged = fs.read(path)
+  local code, _, err = h.sh(dir, "jobrun check C")
+  tap.is(code, 3, "a damaged state.json: exit 3")
+  tap.like(err, "state.json is damaged .*left as it is", "reported")
+  tap.is(fs.read(path), damaged, "and never overwritten")
+  tap.is(select(1, h.sh(dir, "jobrun kill C")), 3, "kill refuses too")
+end)
+
+tap.test("fail_fast and an unknown backend", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "ff" { matrix = { i = { 1, 2, 3 } }, run = "exit {i}", max_parallel = 1, fail_fast = true }
+]])
+  local code = h.sh(dir, "jobrun run s.lua")
+  tap.is(code, 1, "fails")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.ff_1.status, jobs.ff_2.status, jobs.ff_2.termination_reason }, { "FAILED", "CANCELLED", "fail_fast" },
+    "later jobs never start")
+  local c2, _, e2 = h.sh(dir, "jobrun run s.lua --backend nosuch")
+  tap.is(c2, 2, "unknown backend: usage error")
+  tap.like(e2, "unknown backend 'nosuch'", "named")
+end)
+
+tap.test("Ctrl-C: stop launching, resume with wait", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "i" { matrix = { n = { 1, 2, 3 } }, run = "sleep 1; echo ran", max_parallel = 1 }
+]])
+  local runner = h.spawn(dir, { "run", "s.lua", "--run-id", "I" })
+  tap.ok(h.eventually(function() return fs.stat(dir .. "/.jobrun/runs/I/jobs/i_1/status.json") end), "first job started")
+  runner:kill("INT")
+  local r = runner:wait(true)
+  tap.is(r.exit_code, 130, "exit 130 after the running job ends")
+  tap.like(fs.read(dir .. "/.bg.log"), "jobrun wait I", "says how to resume")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.i_1.status, jobs.i_2.status, jobs.i_3.status }, { "SUCCEEDED", "PENDING", "PENDING" },
+    "the rest stay pending")
+  tap.is(select(1, h.sh(dir, "jobrun wait I")), 0, "wait starts and finishes them")
+end)
+
+return tap.done()
