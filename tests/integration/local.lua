@@ -79,7 +79,8 @@ suite "r" {
   tap.is({ jobs.r_9.status, jobs.r_9.restart_count, jobs.r_9.exit_code }, { "FAILED", 2, 3 },
     "gives up after max_restarts")
   tap.like(fs.read(dir .. "/" .. jobs.r_2.log_path),
-    "^attempt 1 restart 0\n%[jobrun%] attempt 1 exited with code 3; restarting %(restart 1 of 2%)\nattempt 2 restart 1\n",
+    "^attempt 1 restart 0\n%[jobrun%] attempt 1 exited with code 3; restarting %(restart 1 of 2%)\n"
+      .. "attempt 2 restart 1\n",
     "each attempt in the log, {attempt} expanded per attempt")
 end)
 
@@ -90,7 +91,8 @@ suite "ranks" {
   matrix = { mode = { "all_ok", "one_fails" } },
   nodes = 3,
   run = [=[
-    echo "rank $JOBRUN_NODE_RANK/$JOBRUN_NUM_NODES sky $SKYPILOT_NODE_RANK/$SKYPILOT_NUM_NODES slurm $SLURM_PROCID/$SLURM_NNODES"
+    echo "rank $JOBRUN_NODE_RANK/$JOBRUN_NUM_NODES" \
+      "sky $SKYPILOT_NODE_RANK/$SKYPILOT_NUM_NODES slurm $SLURM_PROCID/$SLURM_NNODES"
     if [ {mode} = one_fails ]; then
       if [ $JOBRUN_NODE_RANK = 1 ]; then exit 5; fi
       sleep 300
@@ -235,7 +237,8 @@ tap.test("Ctrl-C: stop launching, resume with wait", function()
 suite "i" { matrix = { n = { 1, 2, 3 } }, run = "sleep 1; echo ran", max_parallel = 1 }
 ]])
   local runner = h.spawn(dir, { "run", "s.lua", "--run-id", "I" })
-  tap.ok(h.eventually(function() return fs.stat(dir .. "/.jobrun/runs/I/jobs/i_1/status.json") end), "first job started")
+  tap.ok(h.eventually(function() return fs.stat(dir .. "/.jobrun/runs/I/jobs/i_1/status.json") end),
+    "first job started")
   runner:kill("INT")
   local r = runner:wait(true)
   tap.is(r.exit_code, 130, "exit 130 after the running job ends")

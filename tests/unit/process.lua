@@ -239,8 +239,13 @@ tap.test("signals", function()
 
   local out = path("sigblk.txt")
   run({ argv = { "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status" }, stdout = out })
-  tap.is(fs.read(out), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
-    "the child starts with an empty mask and nothing ignored")
+  -- Signals 32 and 33 belong to glibc and cannot be reset (make, for one, ignores them), so
+  -- only the standard signals 1..31 are checked.
+  local text = fs.read(out) or ""
+  local blocked = tonumber(text:match("SigBlk:%s*(%x+)") or "", 16)
+  local ignored = tonumber(text:match("SigIgn:%s*(%x+)") or "", 16)
+  tap.ok(blocked == 0 and ignored and ignored & 0x7fffffff == 0,
+    "the child starts with an empty mask and no standard signal ignored", text)
   local t0 = process.now()
   local result = run({ argv = { "sh", "-c", "kill -TERM $$; sleep 5" } })
   tap.is(result.signal, "TERM", "so a child's TERM kills it")
