@@ -99,11 +99,14 @@ static void fsync_parent(const char *path) {
     if (fd >= 0) { fsync(fd); close(fd); }
 }
 
-/* write_atomic(path, data): temp file beside it, fsync, rename, fsync the directory. */
+/* write_atomic(path, data [, durable = true]): temp file beside it, rename over the old one.
+ * Readers see the old or the new content, never a mix. Durable also fsyncs the file and the
+ * directory, so that the new content survives a power loss too (it costs milliseconds). */
 static int fs_write_atomic(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
+    int durable = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
         errno = ENAMETOOLONG;
@@ -111,7 +114,7 @@ static int fs_write_atomic(lua_State *L) {
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return fail(L, "open", tmp);
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
         int err = errno;
         close(fd);
         unlink(tmp);
@@ -124,9 +127,36 @@ static int fs_write_atomic(lua_State *L) {
         errno = err;
         return fail(L, "rename", path);
     }
-    fsync_parent(path);
+    if (durable) fsync_parent(path);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* write_exclusive(path, data) -> true | false (path exists) | nil, err. Complete content or
+ * nothing: the data goes to a temp file that is then hard-linked to path, which fails if path
+ * exists. A claim that two processes can race for, and that readers never see half-written. */
+static int fs_write_exclusive(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return fail(L, "write", path);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(L, "open", tmp);
+    int rc = write_all(fd, data, len);
+    int err = errno;
+    close(fd);
+    if (rc != 0) { unlink(tmp); errno = err; return fail(L, "write", path); }
+    rc = link(tmp, path);
+    err = errno;
+    unlink(tmp);
+    if (rc == 0) { lua_pushboolean(L, 1); return 1; }
+    if (err == EEXIST) { lua_pushboolean(L, 0); return 1; }
+    errno = err;
+    return fail(L, "link", path);
 }
 
 /* append(path, data): one O_APPEND write, for logs written by several processes. */
@@ -290,6 +320,7 @@ static const luaL_Reg fs_functions[] = {
     {"read_tail", fs_read_tail},
     {"write_atomic", fs_write_atomic},
     {"append", fs_append},
+    {"write_exclusive", fs_write_exclusive},
     {"mkdir_p", fs_mkdir_p},
     {"stat", fs_stat},
     {"list", fs_list},

@@ -94,3 +94,28 @@ lua_State *jobrun_newstate(void) {
     if (jobrun_call(L, 0) != 0) { lua_close(L); return NULL; }
     return L;
 }
+
+static int run_module(lua_State *L) {
+    const char *module = (const char *)lua_touserdata(L, 1);
+    char **args = (char **)lua_touserdata(L, 2);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, module);
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    int n = 0;
+    for (; args && args[n]; n++) lua_pushstring(L, args[n]);
+    lua_call(L, n, 1);
+    return 1;
+}
+
+int jobrun_run_module(const char *module, char **args) {
+    lua_State *L = jobrun_newstate();
+    if (!L) return JOBRUN_EXIT_INTERNAL;
+    lua_pushcfunction(L, run_module);
+    lua_pushlightuserdata(L, (void *)module);
+    lua_pushlightuserdata(L, args);
+    int code = jobrun_call(L, 2);
+    fflush(NULL);
+    lua_close(L);
+    return code;
+}

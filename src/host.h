@@ -15,6 +15,11 @@ lua_State *jobrun_newstate(void);
  * 2 (or the error's own code) for a user error, 3 after printing a traceback otherwise. */
 int jobrun_call(lua_State *L, int nargs);
 
+/* In a fresh state: require(module).main(args[0], args[1], ...); returns the exit code.
+ * For helper processes forked from jobrun (the local backend's supervisors): no exec, no
+ * dynamic linking, no re-reading of the binary. */
+int jobrun_run_module(const char *module, char **args);
+
 /* Primitive families, one luaL_Reg table each. */
 int luaopen_jobrun_fs(lua_State *L);
 int luaopen_jobrun_term(lua_State *L);

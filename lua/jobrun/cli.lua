@@ -69,6 +69,18 @@ local function help(args)
 end
 
 function cli.main(argv)
+  local profile_path = os.getenv("JOBRUN_PROFILE")
+  if profile_path and profile_path ~= "" and argv[1] ~= "__supervise" then
+    local stop = require("jobrun.profile").start(profile_path)
+    local results = table.pack(pcall(cli.dispatch, argv))
+    stop()
+    if not results[1] then error(results[2], 0) end
+    return table.unpack(results, 2, results.n)
+  end
+  return cli.dispatch(argv)
+end
+
+function cli.dispatch(argv)
   local first = argv[1]
   if first == nil then
     io.stderr:write(general_help())
@@ -81,8 +93,8 @@ function cli.main(argv)
   if first == "help" or first == "--help" or first == "-h" then
     return help({ table.unpack(argv, 2) })
   end
-  -- Internal entry points of detached helper processes; not listed in help.
-  if first == "__supervise" then return require("jobrun.supervisor").main(argv[2]) end
+  -- Internal entry point of launch's detached driver; not listed in help. (The supervisors'
+  -- __supervise is dispatched in main.c.)
   if first == "__drive" then return require("jobrun.commands.launch").drive(argv[2]) end
   local cmd = load_command(first)
   if not cmd then unknown_command(first) end

@@ -35,11 +35,18 @@ local function sorted_keys(t, order)
       if t[k] ~= nil then keys[#keys + 1] = k; seen[k] = true end
     end
   end
-  local rest = {}
+  local rest, all_strings = {}, true
   for k in pairs(t) do
-    if not seen[k] then rest[#rest + 1] = k end
+    if not seen[k] then
+      rest[#rest + 1] = k
+      if type(k) ~= "string" then all_strings = false end
+    end
   end
-  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  if all_strings then
+    table.sort(rest)
+  else
+    table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  end
   for _, k in ipairs(rest) do keys[#keys + 1] = k end
   return keys
 end
@@ -52,6 +59,13 @@ local function encode_string(s)
   return out
 end
 local math_type, floor, format, concat = math.type, math.floor, string.format, table.concat
+
+-- Object keys repeat in every record: each is encoded once.
+local encoded_keys = setmetatable({}, { __index = function(t, k)
+  local text = encode_string(tostring(k))
+  t[k] = text
+  return text
+end })
 
 -- Indentation strings, made once per depth.
 local newlines = setmetatable({}, { __index = function(t, depth)
@@ -92,7 +106,7 @@ local function encode_table(v, out, n, pretty, depth)
   for i, k in ipairs(keys) do
     if i > 1 then n = n + 1; out[n] = "," end
     n = n + 1; out[n] = nl
-    n = n + 1; out[n] = encode_string(tostring(k))
+    n = n + 1; out[n] = encoded_keys[k]
     n = n + 1; out[n] = sep
     n = encode_value(v[k], out, n, pretty, depth + 1)
   end

@@ -9,6 +9,7 @@ local verdict = require "jobrun.verdict"
 local backends = require "jobrun.backends"
 local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
+local json = require "jobrun.json"
 
 local runner = {}
 
@@ -32,26 +33,35 @@ function runner.create(p, opts)
   return run_dir, data
 end
 
-local function serializable(data)
-  local copy = {}
-  for k, v in pairs(data) do copy[k] = v end
-  local jobs = {}
-  for i, job in ipairs(data.jobs) do jobs[i] = results.for_state(job) end
-  copy.jobs = require("jobrun.json").array(jobs)
-  return copy
+-- Encoded jobs, kept until the job changes: a save re-encodes only what changed since the last.
+local encoded = setmetatable({}, { __mode = "k" })
+
+function runner.changed(job) encoded[job] = nil end
+
+local function encode_jobs(data)
+  local out = {}
+  for i, job in ipairs(data.jobs) do
+    local text = encoded[job]
+    if not text then
+      text = json.encode(results.for_state(job))
+      encoded[job] = text
+    end
+    out[i] = text
+  end
+  return out
 end
 
 function runner.save(run_dir, data)
   local _lock <close> = state.lock(run_dir)
-  state.write(run_dir, serializable(data))
+  state.write(run_dir, data, encode_jobs(data))
 end
 
--- update(run_dir, fn) -> data: read, change and write state.json under its lock.
+-- update(run_dir, fn) -> data: read, change and write state.json under its lock; not written
+-- when fn returns false (nothing changed).
 function runner.update(run_dir, fn)
   local _lock <close> = state.lock(run_dir)
   local data = state.read(run_dir)
-  fn(data)
-  state.write(run_dir, serializable(data))
+  if fn(data) ~= false then state.write(run_dir, data, encode_jobs(data)) end
   return data
 end
 
@@ -102,26 +112,31 @@ end
 -- recover(ctx, data): pending jobs that a dead runner launched without saving it get their
 -- native ids back, so that they are never launched twice.
 function runner.recover(ctx, data)
-  if not ctx.backend.adopt then return end
+  if not ctx.backend.adopt then return 0 end
   local pending = {}
   for _, job in ipairs(data.jobs) do
     if job.status == "PENDING" and not job.native_id then pending[#pending + 1] = job end
   end
   if #pending > 0 then ctx.backend.adopt(ctx, pending) end
+  return #pending
 end
 
--- refresh(ctx, data, jobs): one backend poll for the given jobs, then their results settled.
+-- refresh(ctx, data, jobs) -> how many jobs were asked about: one backend poll for the given
+-- jobs (default: every unfinished one), then their results settled.
 function runner.refresh(ctx, data, jobs)
   jobs = jobs or active(data)
   if #jobs > 0 then ctx.backend.poll(ctx, jobs) end
   for _, job in ipairs(jobs) do
+    runner.changed(job)
     if verdict.TERMINAL[job.status] and job.verdict == "pending" then
       results.settle(job, expect_of(ctx, job), ctx.run_dir)
     end
   end
+  return #jobs
 end
 
 local function submit(ctx, job)
+  runner.changed(job)
   job.submitted_at = state.iso(process.time())
   local ok, err = ctx.backend.submit(ctx, job)
   if ok then
@@ -141,26 +156,27 @@ local function count_running(data)
   return n
 end
 
+-- launch_one(ctx, job) -> true when the job was started (false: cancelled or failed to launch).
+function runner.launch_one(ctx, job)
+  if job.status ~= "PENDING" or job.native_id then return false end
+  if fs.stat(state.cancel_marker(ctx.run_dir, job.name)) then
+    -- `jobrun kill --only` got to it first.
+    runner.changed(job)
+    job.status, job.native_status = "CANCELLED", "NOT_STARTED"
+    results.settle(job, expect_of(ctx, job), ctx.run_dir)
+    return false
+  end
+  submit(ctx, job)
+  return job.native_id ~= nil and not verdict.TERMINAL[job.status]
+end
+
 -- launch_pending(ctx, data, limit): start pending jobs while fewer than `limit` run.
 function runner.launch_pending(ctx, data, limit)
   local running = count_running(data)
-  local launched = 0
   for _, job in ipairs(data.jobs) do
     if limit and running >= limit then break end
-    if job.status == "PENDING" and not job.native_id then
-      if fs.stat(ctx.run_dir .. "/jobs/" .. state.safe_name(job.name) .. "/cancel") then
-        -- `jobrun kill --only` got to it first.
-        job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-        results.settle(job, expect_of(ctx, job), ctx.run_dir)
-        goto continue
-      end
-      submit(ctx, job)
-      launched = launched + 1
-      if job.native_id then running = running + 1 end
-    end
-    ::continue::
+    if runner.launch_one(ctx, job) then running = running + 1 end
   end
-  return launched
 end
 
 local function any_failed(data)
@@ -172,6 +188,7 @@ end
 local function abandon_pending(ctx, data, why)
   for _, job in ipairs(data.jobs) do
     if job.status == "PENDING" and not job.native_id then
+      runner.changed(job)
       job.status, job.native_status = "CANCELLED", "NOT_STARTED"
       job.termination_reason = why
       results.settle(job, expect_of(ctx, job), ctx.run_dir)
@@ -199,13 +216,24 @@ function runner.drive(ctx, data, opts)
     if not stopping then stopping = true; abandon_pending(ctx, data, why) end
   end
 
+  -- Launch order is plan order; `queue` holds the jobs not started yet, `running` the rest.
+  local queue, next_queued = {}, 1
+  local running = active(data)
+  for _, job in ipairs(data.jobs) do
+    if job.status == "PENDING" and not job.native_id then queue[#queue + 1] = job end
+  end
+  local function launch_more()
+    while not stopping and next_queued <= #queue and (not limit or #running < limit) do
+      local job = queue[next_queued]
+      next_queued = next_queued + 1
+      if runner.launch_one(ctx, job) then running[#running + 1] = job end
+    end
+  end
+
   while true do
     if cancel_marker(ctx.run_dir) then stop_launching("cancelled") end
-    if not stopping then runner.launch_pending(ctx, data, limit) end
-    local running = active(data)
-    local pending = false
-    for _, job in ipairs(data.jobs) do if job.status == "PENDING" then pending = true end end
-    if #running == 0 and (stopping or not pending) then break end
+    launch_more()
+    if #running == 0 and (stopping or next_queued > #queue) then break end
 
     show:update(data)
     local now = process.now()
@@ -230,12 +258,12 @@ function runner.drive(ctx, data, opts)
             show:clear()
             io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
               .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-              .. "  Press Ctrl-C again to cancel them now.\n", #active(data), data.run_id, data.run_id))
+              .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
           else
             show:clear()
             io.stderr:write("jobrun: cancelling the running jobs…\n")
-            ctx.backend.cancel(ctx, active(data))
-            runner.refresh(ctx, data, active(data))
+            ctx.backend.cancel(ctx, running)
+            runner.refresh(ctx, data, running)
             runner.save(ctx.run_dir, data)
             signals:close()
             show:clear()
@@ -248,6 +276,11 @@ function runner.drive(ctx, data, opts)
     end
     if #waits < #running then changed = running end
     runner.refresh(ctx, data, changed)
+    local still = {}
+    for _, job in ipairs(running) do
+      if not verdict.TERMINAL[job.status] then still[#still + 1] = job end
+    end
+    running = still
     if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
   end
   show:clear()

@@ -63,10 +63,23 @@ end
 local RUN_ORDER = { "version", "run_id", "suite", "suite_path", "backend", "git", "started_at",
                     "max_parallel", "fail_fast", "jobs" }
 
-function state.write(run_dir, data)
-  data.version = state.VERSION
-  local ok, err = fs.write_atomic(run_dir .. "/state.json", json.encode(json.object(data, RUN_ORDER), true) .. "\n")
+-- write(run_dir, data, job_texts): the run's fields pretty-printed, then one line per job
+-- (job_texts: each job already encoded, so a save costs what changed, and grep finds a job).
+function state.write(run_dir, data, job_texts)
+  local head = {}
+  for k, v in pairs(data) do if k ~= "jobs" then head[k] = v end end
+  head.version = state.VERSION
+  head.jobs = json.array()
+  local text = json.encode(json.object(head, RUN_ORDER), true)
+  local jobs = #job_texts == 0 and "[]" or ("[\n    " .. table.concat(job_texts, ",\n    ") .. "\n  ]")
+  text = text:gsub('"jobs": %[%]', function() return '"jobs": ' .. jobs end, 1)
+  local ok, err = fs.write_atomic(run_dir .. "/state.json", text .. "\n")
   if not ok then errors.infra("cannot write the run's state: %s", err) end
+end
+
+-- cancel_marker(run_dir, name): left by `jobrun kill --only` so that no driver starts the job.
+function state.cancel_marker(run_dir, name)
+  return run_dir .. "/jobs/" .. state.safe_name(name) .. ".cancel"
 end
 
 function state.set_latest(state_dir, run_id)

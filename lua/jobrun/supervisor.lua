@@ -1,7 +1,8 @@
--- The local backend's supervisor: one detached process per job (`jobrun __supervise JOBDIR`),
--- in its own session, that outlives jobrun. It starts the job's ranks, writes their output to
--- the log, enforces the timeout (TERM to every rank's process group, grace, KILL), restarts
--- after a non-zero exit up to max_restarts, and records the outcome atomically in status.json.
+-- The local backend's supervisor: one detached process per job, forked from jobrun into a
+-- fresh Lua state and its own session, that outlives jobrun. It claims the job
+-- (jobs/<job>.status.json), starts its ranks, writes their output to the log, enforces the
+-- timeout (TERM to every rank's process group, grace, KILL), restarts after a non-zero exit up
+-- to max_restarts, and records the outcome atomically in jobs/<job>.result.json.
 -- It waits on pidfds, pipes and a signalfd; it never polls.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
@@ -10,13 +11,6 @@ local json = require "jobrun.json"
 local supervisor = {}
 
 local SIGNUM = { HUP = 1, INT = 2, QUIT = 3, ABRT = 6, KILL = 9, SEGV = 11, PIPE = 13, ALRM = 14, TERM = 15 }
-
-local function status_writer(dir, base)
-  return function(fields)
-    for k, v in pairs(fields) do base[k] = v end
-    fs.write_atomic(dir .. "/status.json", json.encode(base) .. "\n")
-  end
-end
 
 local function note(log, text)
   fs.append(log, string.format("[jobrun] %s\n", text))
@@ -166,24 +160,38 @@ local function run_attempt(spec, ctx, attempt, restart_count)
   return outcome
 end
 
--- main(jobdir): supervise one job to its end. Returns the supervisor's exit code.
-function supervisor.main(dir)
-  local text, err = fs.read(dir .. "/spec.json")
-  if not text then
-    io.stderr:write("jobrun supervisor: ", tostring(err), "\n")
+-- Files of one job, beside the others in the run's jobs/ directory (flat: every file a job
+-- creates costs an inode, and ext4 slows down as recently freed inodes pile up).
+function supervisor.paths(jobs_dir, safe_name)
+  local base = jobs_dir .. "/" .. safe_name
+  return { status = base .. ".status.json", result = base .. ".result.json" }
+end
+
+-- main(status_path, result_path, spec_json): supervise one job to its end. The spec comes as
+-- an argument (it may hold secrets in env: it never touches the disk).
+function supervisor.main(status_path, result_path, spec_json)
+  local spec = json.decode(spec_json or "")
+  if not spec then
+    io.stderr:write("jobrun supervisor: bad spec\n")
     return 3
   end
-  local spec = assert(json.decode(text))
-  -- The spec may carry secrets in env: keep it in memory only.
-  fs.remove(dir .. "/spec.json")
   spec.grace = spec.grace or 10
-
   local signals = assert(process.signals({ "TERM", "INT", "HUP" }))
-  local status = status_writer(dir, {
-    supervisor_pid = process.getpid(),
-    supervisor_start = process.start_time(process.getpid()),
-  })
+  local me = { supervisor_pid = process.getpid(), supervisor_start = process.start_time(process.getpid()) }
   local started = process.time()
+  local function status(fields)
+    local record = { state = "RUNNING", started_at = started }
+    for k, v in pairs(me) do record[k] = v end
+    for k, v in pairs(fields) do record[k] = v end
+    return json.encode(record) .. "\n"
+  end
+  -- Claim the job: if another supervisor already did (a launch raced a recovering runner),
+  -- leave it to that one.
+  local claimed = fs.write_exclusive(status_path, status({ attempt = 1, restart_count = 0 }))
+  if not claimed then
+    signals:close()
+    return 0
+  end
   local ctx = {
     base_env = process.environ(),
     signals = signals,
@@ -192,8 +200,6 @@ function supervisor.main(dir)
   local restart_count, attempt = 0, 1
   local outcome
   while true do
-    status({ state = "RUNNING", attempt = attempt, restart_count = restart_count,
-             started_at = started })
     outcome = run_attempt(spec, ctx, attempt, restart_count)
     if outcome.timed_out or outcome.cancelled or outcome.exit_code == 0
         or restart_count >= (spec.max_restarts or 0) then
@@ -203,12 +209,14 @@ function supervisor.main(dir)
     attempt = attempt + 1
     note(spec.log, string.format("attempt %d exited with code %d; restarting (restart %d of %d)",
       attempt - 1, outcome.exit_code, restart_count, spec.max_restarts))
+    fs.write_atomic(status_path, status({ attempt = attempt, restart_count = restart_count }), false)
   end
-  status({
+  -- Atomic, not durable: an fsync per job stalls every other file creation (ext4 journal).
+  fs.write_atomic(result_path, status({
     state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = process.time(),
     exit_code = outcome.exit_code, signal = outcome.signal, timed_out = outcome.timed_out,
     cancelled = outcome.cancelled, failed_rank = outcome.failed_rank,
-  })
+  }), false)
   signals:close()
   return 0
 end

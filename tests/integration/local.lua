@@ -237,7 +237,7 @@ tap.test("Ctrl-C: stop launching, resume with wait", function()
 suite "i" { matrix = { n = { 1, 2, 3 } }, run = "sleep 1; echo ran", max_parallel = 1 }
 ]])
   local runner = h.spawn(dir, { "run", "s.lua", "--run-id", "I" })
-  tap.ok(h.eventually(function() return fs.stat(dir .. "/.jobrun/runs/I/jobs/i_1/status.json") end),
+  tap.ok(h.eventually(function() return fs.stat(dir .. "/.jobrun/runs/I/jobs/i_1.status.json") end),
     "first job started")
   runner:kill("INT")
   local r = runner:wait(true)

@@ -1,22 +1,24 @@
--- The local backend: each job under a detached supervisor (jobrun.supervisor) that writes
--- jobs/<job>/status.json. Polling reads those files (one pass for the whole run); waiting is
--- done on the supervisors' pidfds; a supervisor's identity is its pid plus its start time, so a
--- reused pid is never taken for a live job.
+-- The local backend: each job under a detached supervisor (jobrun.supervisor) that claims the
+-- job in jobs/<job>.status.json and records its end in jobs/<job>.result.json. Polling reads
+-- those files (one pass for the whole run); waiting is done on the supervisors' pidfds; a
+-- supervisor's identity is its pid plus its start time, so a reused pid is never taken for a
+-- live job.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 local state = require "jobrun.state"
+local supervisor = require "jobrun.supervisor"
 
 local backend = { name = "local" }
 
 local DEFAULT_GRACE = 10
 
-local function job_dir(ctx, job)
-  return ctx.run_dir .. "/jobs/" .. state.safe_name(job.name)
+local function paths(ctx, job)
+  return supervisor.paths(ctx.run_dir .. "/jobs", state.safe_name(job.name))
 end
 
-local function read_status(ctx, job)
-  local text = fs.read(job_dir(ctx, job) .. "/status.json")
+local function read_json(path)
+  local text = fs.read(path)
   return text and json.decode(text) or nil
 end
 
@@ -29,39 +31,32 @@ end
 
 -- submit(ctx, job) -> true | nil, why. Sets native_id and the supervisor's identity.
 function backend.submit(ctx, job)
-  local dir = job_dir(ctx, job)
-  local ok, err = fs.mkdir_p(dir)
-  if not ok then return nil, err end
   local spec = job.spec
   local opts = spec.options or {}
-  local log = ctx.run_dir .. "/" .. job.log_path_rel
-  local supervised = {
+  local p = paths(ctx, job)
+  local supervised = json.encode({
     name = job.name, run_id = ctx.run_id, commands = spec.commands, env = ctx.secret_env[job.name] or spec.env,
     nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
-    grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, log = log, cwd = ctx.cwd,
-  }
-  ok, err = fs.write_atomic(dir .. "/spec.json", json.encode(supervised))
-  if not ok then return nil, err end
-  local proc
-  proc, err = process.spawn({
-    argv = { "/proc/self/exe", "__supervise", dir },
-    stdout = dir .. "/supervisor.log", stderr = "stdout", setsid = true,
+    grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, cwd = ctx.cwd,
+    log = ctx.run_dir .. "/" .. job.log_path_rel,
+  })
+  -- A fork running jobrun.supervisor in a fresh Lua state: no exec, so a job costs one fork
+  -- more than its command. Its own messages go to the job's log.
+  local proc, err = process.spawn({
+    argv = { "/proc/self/exe", "__supervise", p.status, p.result, supervised },
+    stdout = ctx.run_dir .. "/" .. job.log_path_rel, stderr = "stdout", setsid = true,
   })
   if not proc then return nil, err end
   job.native_id = tostring(proc:pid())
   job.local_start_time = process.start_time(proc:pid())
   ctx.handles[job.name] = proc
-  -- Recorded at once, beside the job: state.json is saved less often than jobs start.
-  fs.write_atomic(dir .. "/supervisor.json", json.encode({ pid = proc:pid(),
-    start_time = job.local_start_time, submitted_at = job.submitted_at }))
   return true
 end
 
-local function apply_status(job, st)
+local function apply(job, st)
   job.restart_count = st.restart_count
   job.attempt = st.attempt
   job.started_at = job.started_at or state.iso(st.started_at)
-  job.started_epoch = st.started_at
   if st.state ~= "EXITED" then
     job.status, job.native_status = "RUNNING", "RUNNING"
     return
@@ -82,44 +77,51 @@ local function apply_status(job, st)
   end
 end
 
--- adopt(ctx, job): a job launched by a runner that died before it saved the state: its
--- supervisor.json, written right after the launch, says which supervisor runs it.
-local function adopt_one(ctx, job)
-  local text = fs.read(job_dir(ctx, job) .. "/supervisor.json")
-  local rec = text and json.decode(text)
-  if rec then
-    job.native_id, job.local_start_time = tostring(rec.pid), rec.start_time
-    job.submitted_at = job.submitted_at or rec.submitted_at
-    if job.status == "PENDING" then job.status = "RUNNING" end
-  end
+-- The supervisor that claimed the job is the job's, whoever launched it.
+local function take_claim(job, claim)
+  job.native_id, job.local_start_time = tostring(claim.supervisor_pid), claim.supervisor_start
+  job.submitted_at = job.submitted_at or state.iso(claim.started_at)
 end
 
--- adopt(ctx, jobs): recover the launches of the given pending jobs that state.json missed.
+-- adopt(ctx, jobs): pending jobs that a runner launched but died before saving: their
+-- supervisor's claim says who runs them, so they are never launched twice.
 function backend.adopt(ctx, jobs)
   for _, job in ipairs(jobs) do
-    if not job.native_id then adopt_one(ctx, job) end
+    if not job.native_id then
+      local claim = read_json(paths(ctx, job).status)
+      if claim then
+        take_claim(job, claim)
+        job.status = "RUNNING"
+      end
+    end
   end
 end
 
--- poll(ctx, jobs): refresh every given job from its status file — one pass, no process spawned.
+-- poll(ctx, jobs): refresh every given job from its files — one pass, no process spawned.
 function backend.poll(ctx, jobs)
   for _, job in ipairs(jobs) do
-    local st = read_status(ctx, job)
-    if st then apply_status(job, st) end
-    if job.status == "RUNNING" or job.status == "PENDING" and job.native_id then
-      -- The supervisor records EXITED before it ends; gone without that, the job is lost.
-      local handle = ctx.handles[job.name]
-      if handle then handle:wait(false) end
+    local p = paths(ctx, job)
+    local handle = ctx.handles[job.name]
+    if handle then handle:wait(false) end -- reap our own child, if it has ended
+    local result = read_json(p.result)
+    if result then
+      apply(job, result)
+    else
+      local claim = read_json(p.status)
+      if claim and tostring(claim.supervisor_pid) ~= job.native_id then take_claim(job, claim) end
+      if claim then apply(job, claim) end
       if not supervisor_alive(job) then
-        st = read_status(ctx, job)
-        if st and st.state == "EXITED" then
-          apply_status(job, st)
-        else
+        -- The supervisor writes its result before it ends; gone without one, the job is lost
+        -- (unless it lost a launch race and the winner's claim is not readable yet).
+        result = read_json(p.result)
+        claim = claim or read_json(p.status)
+        if result then
+          apply(job, result)
+        elseif not claim or tostring(claim.supervisor_pid) == job.native_id then
           job.status, job.native_status = "LOST", "SUPERVISOR_GONE"
         end
       end
     end
-    local handle = ctx.handles[job.name]
     if handle and job.status ~= "RUNNING" then
       handle:wait(false)
       handle:close()
@@ -154,18 +156,19 @@ function backend.cancel(_ctx, jobs)
     elseif not supervisor_alive(job) then
       results[job.name] = "already completed"
     else
-      local ok, err = process.open(tonumber(job.native_id))
-      if ok and supervisor_alive(job) then
-        local sent, why = ok:kill("TERM")
+      local handle, err = process.open(tonumber(job.native_id))
+      if handle and supervisor_alive(job) then
+        local sent, why = handle:kill("TERM")
         if sent then
-          waiting[#waiting + 1] = { job = job, handle = ok }
+          waiting[#waiting + 1] = { job = job, handle = handle }
           results[job.name] = "killed"
         else
           results[job.name] = why:find("not running") and "already completed" or ("failed: " .. why)
-          ok:close()
+          handle:close()
         end
       else
-        results[job.name] = ok and "already completed" or ("failed: " .. tostring(err))
+        if handle then handle:close() end
+        results[job.name] = handle and "already completed" or ("failed: " .. tostring(err))
       end
     end
   end
@@ -175,8 +178,7 @@ function backend.cancel(_ctx, jobs)
     local handles = {}
     for i, w in ipairs(waiting) do handles[i] = w.handle end
     local ready = process.poll(handles, deadline - process.now())
-    local keep = {}
-    local done = {}
+    local done, keep = {}, {}
     for _, i in ipairs(ready) do done[i] = true end
     for i, w in ipairs(waiting) do
       if done[i] then w.handle:close() else keep[#keep + 1] = w end

@@ -23,8 +23,8 @@ function command.run(opts, args)
     local needs_plan = false
     for _, job in ipairs(d.jobs) do if job.spec and job.spec.expect_fn then needs_plan = true end end
     local ctx = runner.context(run_dir, d, needs_plan and runner.replan(d) or nil)
-    runner.recover(ctx, d)
-    runner.refresh(ctx, d)
+    local asked = runner.recover(ctx, d) + runner.refresh(ctx, d)
+    return asked > 0 -- a finished run's state needs no rewrite
   end)
   report.emit(data, opts)
   return report.exit_code(data)

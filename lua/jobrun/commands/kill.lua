@@ -41,9 +41,7 @@ function command.run(opts, args)
   else
     for _, job in ipairs(first.jobs) do
       if selected(job, opts.only) then
-        local dir = run_dir .. "/jobs/" .. state.safe_name(job.name)
-        fs.mkdir_p(dir)
-        fs.write_atomic(dir .. "/cancel", "")
+        fs.write_atomic(state.cancel_marker(run_dir, job.name), "")
       end
     end
   end

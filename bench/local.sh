@@ -1,0 +1,35 @@
+#!/bin/sh
+# Benchmark of the local backend (issue 3), each figure beside a baseline from the same run:
+#   1. 1,000 jobs of `true`, max_parallel 2: `jobrun run` against `xargs -P 2` (target ≤ 1.5×);
+#   2. `jobrun check --json` of that finished 1,000-job run (target < 100 ms), beside
+#      `jq` reading the same state.json.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=${JOBRUN_BIN:-$top/jobrun}
+n=${N:-1000}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+cat > many.lua <<LUA
+local ids = {}
+for i = 1, $n do ids[i] = i end
+suite "many" { matrix = { i = ids }, run = { "true" }, max_parallel = 2 }
+LUA
+
+now() { date +%s.%N; }
+t0=$(now)
+seq "$n" | xargs -P 2 -n 1 sh -c 'true' >/dev/null
+t1=$(now)
+"$bin" run many.lua --run-id bench > /dev/null
+t2=$(now)
+"$bin" check bench --json > /dev/null   # warm
+t3=$(now)
+for _ in 1 2 3 4 5; do "$bin" check bench --json > /dev/null; done
+t4=$(now)
+for _ in 1 2 3 4 5; do jq '.jobs | length' .jobrun/runs/bench/state.json > /dev/null; done
+t5=$(now)
+awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" -v f="$t5" 'BEGIN {
+  x = b - a; j = c - b
+  printf "%d jobs, max_parallel 2: xargs -P 2 (sh -c true): %.2f s; jobrun run: %.2f s; ratio %.2fx\n", n, x, j, j / x
+  printf "check --json of the finished run: %.0f ms (mean of 5); jq reading state.json: %.0f ms\n", (e - d) * 200, (f - e) * 200
+}'
