@@ -4,6 +4,7 @@ local json = require "jobrun.json"
 local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local fs = require "jobrun.c.fs"
+local analysis = require "jobrun.analysis"
 
 local results = {}
 
@@ -76,21 +77,22 @@ function results.public(job)
   return json.object(out, results.ORDER)
 end
 
--- settle(job, expect, run_dir): exit code, termination and verdict from what is known.
-function results.settle(job, expect, run_dir)
+-- settle(job, expect, run_dir, parsers): analyse the log of a job that has ended, then its
+-- exit code (the parsers' over the backend's), termination, restarts and verdict.
+function results.settle(job, expect, run_dir, parsers)
   if not verdict.TERMINAL[job.status] then
     job.verdict, job.mismatches = "pending", {}
     return
   end
-  local found = job.parsed or {}
-  job.exit_code = found.exit_code or job.backend_exit_code
-  job.termination_reason = found.termination_reason
-  if job.termination_reason == nil then
-    if job.status == "TIMEOUT" then job.termination_reason = "timeout"
-    elseif job.status == "CANCELLED" then job.termination_reason = "cancelled"
-    elseif job.signal then job.termination_reason = "signal_" .. job.signal
-    end
+  local found = {}
+  if parsers and job.log_path_rel then
+    local log = run_dir .. "/" .. job.log_path_rel
+    if fs.stat(log) then found = analysis.analyze(log, parsers, job) or {} end
   end
+  job.exit_code = found.exit_code or job.backend_exit_code
+  -- Without a log (or a parser that replaced backend_facts), the backend's facts still count.
+  job.termination_reason = found.termination_reason
+  if job.termination_reason == nil then job.termination_reason = require("jobrun.parsers.builtin").fact(job) end
   if found.restart_count then job.restart_count = found.restart_count end
   job.fields = found.fields or job.fields or {}
   local function read_log()

@@ -10,6 +10,7 @@ local backends = require "jobrun.backends"
 local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
 local json = require "jobrun.json"
+local analysis = require "jobrun.analysis"
 
 local runner = {}
 
@@ -71,6 +72,15 @@ function runner.context(run_dir, data, p)
     run_dir = run_dir, run_id = data.run_id, cwd = data.cwd, handles = {}, secret_env = {},
     expects = {}, backend = backends.get(data.backend),
   }
+  -- Parsers come from the suite (its packs, its own, the built-ins): from the plan when this
+  -- process made it, else from the suite file as it is now, else the built-ins alone.
+  local decls = p and p.decls
+  if not decls and data.suite_path then
+    local replanned = runner.replan(data)
+    decls = replanned and replanned.decls
+    p = replanned
+  end
+  ctx.parsers = analysis.parsers(decls)
   -- The real environment (secrets included) lives only in memory, from the plan.
   if p then
     for _, pjob in ipairs(p.jobs) do
@@ -89,8 +99,10 @@ function runner.replan(data)
     local dsl = require "jobrun.dsl"
     local o = data.plan_options or {}
     local decls = dsl.load(data.suite_path)
-    return plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
+    local rebuilt = plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
                                backend = o.backend, timeout = o.timeout, git = data.git })
+    rebuilt.decls = decls
+    return rebuilt
   end)
   return ok and p or nil
 end
@@ -129,7 +141,7 @@ function runner.refresh(ctx, data, jobs)
   for _, job in ipairs(jobs) do
     runner.changed(job)
     if verdict.TERMINAL[job.status] and job.verdict == "pending" then
-      results.settle(job, expect_of(ctx, job), ctx.run_dir)
+      results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
     end
   end
   return #jobs
@@ -144,7 +156,7 @@ local function submit(ctx, job)
   else
     job.status, job.native_status = "LAUNCH_FAILED", nil
     job.launch_error = tostring(err)
-    results.settle(job, expect_of(ctx, job), ctx.run_dir)
+    results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
   end
 end
 
@@ -163,7 +175,7 @@ function runner.launch_one(ctx, job)
     -- `jobrun kill --only` got to it first.
     runner.changed(job)
     job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-    results.settle(job, expect_of(ctx, job), ctx.run_dir)
+    results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
     return false
   end
   submit(ctx, job)
@@ -191,7 +203,7 @@ local function abandon_pending(ctx, data, why)
       runner.changed(job)
       job.status, job.native_status = "CANCELLED", "NOT_STARTED"
       job.termination_reason = why
-      results.settle(job, expect_of(ctx, job), ctx.run_dir)
+      results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
       job.termination_reason = why
     end
   end

@@ -20,9 +20,7 @@ function command.run(opts, args)
   if #args > 1 then errors.raise("check: expected at most one RUN, got %d", #args) end
   local run_dir = state.resolve(opts["state-dir"], args[1])
   local data = runner.update(run_dir, function(d)
-    local needs_plan = false
-    for _, job in ipairs(d.jobs) do if job.spec and job.spec.expect_fn then needs_plan = true end end
-    local ctx = runner.context(run_dir, d, needs_plan and runner.replan(d) or nil)
+    local ctx = runner.context(run_dir, d, nil)
     local asked = runner.recover(ctx, d) + runner.refresh(ctx, d)
     return asked > 0 -- a finished run's state needs no rewrite
   end)

@@ -57,7 +57,7 @@ function command.run(opts, args)
           outcome[job.name] = "already completed"
         elseif not job.native_id then
           job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-          results.settle(job, job.spec and job.spec.expect, run_dir)
+          results.settle(job, job.spec and job.spec.expect, run_dir, ctx.parsers)
           job.termination_reason = "cancelled"
           outcome[job.name] = "killed"
         else

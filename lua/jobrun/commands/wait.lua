@@ -21,16 +21,17 @@ had not started yet and waits for all of them.]],
 
 -- Another process drives the run: follow the state it writes, waking when a job ends.
 local function follow(run_dir, opts)
-  local show = progress.new(opts, state.read(run_dir))
+  local first = state.read(run_dir)
+  local show = progress.new(opts, first)
+  local ctx = runner.context(run_dir, first, nil)
   while true do
     local data = runner.update(run_dir, function(d)
-      runner.refresh(runner.context(run_dir, d, nil), d)
+      return runner.refresh(ctx, d) > 0
     end)
     local open = false
     for _, job in ipairs(data.jobs) do if not verdict.TERMINAL[job.status] then open = true end end
     if not open then show:clear(); return data end
     show:update(data)
-    local ctx = runner.context(run_dir, data, nil)
     local running = {}
     for _, job in ipairs(data.jobs) do
       if job.native_id and not verdict.TERMINAL[job.status] then running[#running + 1] = job end
@@ -40,7 +41,6 @@ local function follow(run_dir, opts)
     for i, w in ipairs(waits) do handles[i] = w.handle end
     -- Jobs the driver has yet to start show up in state.json, so look again now and then.
     process.poll(handles, 1)
-    for _, h in ipairs(handles) do h:close() end
   end
 end
 

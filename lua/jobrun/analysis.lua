@@ -1,0 +1,137 @@
+-- Log analysis (SPEC §3 parser): the parsers of a suite, its packs and the built-ins, run over
+-- a job's log. `contains` needles are found in C (jobrun.c.scan) in one pass over the tail (or
+-- the whole log with scope = "all"); patterns and fn parsers see only what they need.
+local scan = require "jobrun.c.scan"
+local builtin = require "jobrun.parsers.builtin"
+
+local analysis = {}
+
+-- The tail that "tail" scope reads: big enough for any summary block, small enough that a
+-- multi-GB log costs the same as a small one.
+analysis.TAIL_BYTES = 1024 * 1024
+
+local TOP_LEVEL = { exit_code = true, termination_reason = true, restart_count = true }
+
+-- parsers(decls) -> ordered list: built-ins, then packs' and the suite's in declaration order;
+-- a declared parser with a built-in's name takes its place.
+function analysis.parsers(decls)
+  local list, declared = {}, {}
+  for _, name in ipairs(decls and decls.parser_order or {}) do declared[name] = true end
+  for _, p in ipairs(builtin) do
+    if not declared[p.name] then list[#list + 1] = p end
+  end
+  for _, name in ipairs(decls and decls.parser_order or {}) do
+    local p = { name = name }
+    for k, v in pairs(decls.parsers[name].fields) do p[k] = v end
+    list[#list + 1] = p
+  end
+  for i, p in ipairs(list) do p.order = i end
+  return list
+end
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+-- value_of(parser, line) -> the parser's value for one line, or nil when it does not match.
+local function value_of(p, line)
+  local v
+  if p.pattern then
+    v = line:match(p.pattern)
+    if v == nil then return nil end
+    if p.value ~= nil then v = p.value end
+  else
+    v = p.value ~= nil and p.value or trim(line)
+  end
+  if type(v) == "string" then
+    v = trim(v)
+    if p.number then v = math.tointeger(tonumber(v)) or tonumber(v) end
+  end
+  return v
+end
+
+-- pick(p, lines, from_end): the first line (or last, from_end) for which the parser has a value.
+local function pick(p, lines, from_end)
+  local a, b, step = 1, #lines, 1
+  if from_end then a, b, step = #lines, 1, -1 end
+  for i = a, b, step do
+    local v = value_of(p, lines[i])
+    if v ~= nil then return v end
+  end
+  return nil
+end
+
+local function split_lines(text)
+  local lines = {}
+  for line in text:gmatch("[^\r\n]+") do lines[#lines + 1] = line end
+  return lines
+end
+
+-- analyze(path, parsers [, job]) -> found { exit_code, termination_reason, restart_count,
+-- fields }, or nil, why when the log cannot be read. job gives fn parsers the backend's facts.
+function analysis.analyze(path, parsers, job)
+  local groups = { tail = { needles = {}, parsers = {} }, all = { needles = {}, parsers = {} } }
+  for _, p in ipairs(parsers) do
+    if p.contains then
+      local g = groups[p.scope == "all" and "all" or "tail"]
+      g.needles[#g.needles + 1] = p.contains
+      g.parsers[#g.parsers + 1] = p
+    end
+  end
+  local hits_of = {}
+  for scope, g in pairs(groups) do
+    if #g.needles > 0 then
+      local hits, err = scan.find(path, g.needles, scope == "tail" and analysis.TAIL_BYTES or nil)
+      if not hits then return nil, err end
+      for i, p in ipairs(g.parsers) do hits_of[p] = hits[i] end
+    end
+  end
+  local texts = {}
+  local function text(scope)
+    scope = scope == "all" and "all" or "tail"
+    if not texts[scope] then
+      texts[scope] = scan.tail(path, scope == "all" and math.maxinteger or analysis.TAIL_BYTES) or ""
+    end
+    return texts[scope]
+  end
+  local line_lists = {}
+  local function lines(scope)
+    scope = scope == "all" and "all" or "tail"
+    line_lists[scope] = line_lists[scope] or split_lines(text(scope))
+    return line_lists[scope]
+  end
+
+  -- Every value found, then per field the highest priority (a later declaration on a tie).
+  local best = {}
+  for _, p in ipairs(parsers) do
+    if p.field and not p.fn then
+      local v
+      local h = hits_of[p]
+      if h then
+        v = pick(p, p.first and h.first or h.last, not p.first)
+      elseif p.pattern then
+        v = pick(p, lines(p.scope), not p.first)
+      end
+      if v ~= nil then
+        local cur = best[p.field]
+        local prio = p.priority or 0
+        if not cur or prio > cur.priority or (prio == cur.priority and p.order > cur.order) then
+          best[p.field] = { value = v, priority = prio, order = p.order }
+        end
+      end
+    end
+  end
+
+  local result = { fields = {}, job = job }
+  for field, b in pairs(best) do
+    if TOP_LEVEL[field] then result[field] = b.value else result.fields[field] = b.value end
+  end
+  for _, p in ipairs(parsers) do
+    if p.fn and (not p.contains or (hits_of[p] and hits_of[p].count > 0)) then
+      local ok, err = pcall(p.fn, text(p.scope), result)
+      if not ok then result.fields["parser_error." .. p.name] = tostring(err) end
+    end
+  end
+  result.job = nil
+  return result
+end
+
+return analysis

@@ -1,0 +1,280 @@
+/* Log scanning: one streaming pass over a log (or its tail) that finds the lines containing
+ * given needles, at memchr speed, with ANSI colour codes and carriage returns taken out of
+ * what is matched and returned. Which line wins, and what its text means, is decided in Lua.
+ *
+ *   scan.find(path, needles [, tail_bytes]) -> hits, info | nil, err
+ *     needles: list of plain strings. hits[i] = { first = {lines…}, last = {lines…}, count = N }
+ *     for needle i: up to KEEP of the first and of the last lines containing it (in log order).
+ *     tail_bytes: scan only the last tail_bytes of the file (from the next line start).
+ *     info = { size = file size, start = offset scanned from }
+ *   scan.tail(path, max_bytes) -> text: the last max_bytes, cut to whole lines, ANSI stripped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "host.h"
+
+#define CHUNK (4u << 20)
+#define KEEP 8
+#define MAX_NEEDLES 64
+#define MAX_LINE 65536
+
+typedef struct {
+    char *text;
+    size_t len;
+} Line;
+
+typedef struct {
+    const char *text;
+    size_t len;
+    long count;
+    Line first[KEEP]; /* the first KEEP lines containing it */
+    Line last[KEEP];  /* a ring of the last KEEP */
+    int n_first, n_last, last_next;
+} Needle;
+
+static void free_needles(Needle *needles, int count) {
+    for (int k = 0; k < count; k++) {
+        for (int i = 0; i < KEEP; i++) {
+            free(needles[k].first[i].text);
+            free(needles[k].last[i].text);
+        }
+    }
+}
+
+/* Removes ANSI escape sequences (CSI "ESC [ … final", and two-byte "ESC x") in place.
+ * Returns the new length. */
+static size_t strip_ansi(char *buf, size_t len) {
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\033') { buf[out++] = buf[i]; continue; }
+        if (i + 1 < len && buf[i + 1] == '[') {
+            size_t j = i + 2;
+            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x3f) j++;
+            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x2f) j++;
+            i = j < len ? j : len - 1; /* skip the final byte too */
+        } else if (i + 1 < len) {
+            i++;
+        }
+    }
+    return out;
+}
+
+/* Copies are made in C, not as Lua strings: a needle may hit on every line of a big log. */
+static int copy_line(Line *slot, const char *line, size_t len) {
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return -1;
+    memcpy(copy, line, len);
+    free(slot->text);
+    slot->text = copy;
+    slot->len = len;
+    return 0;
+}
+
+static int remember(Needle *n, const char *line, size_t len) {
+    if (len > MAX_LINE) len = MAX_LINE;
+    n->count++;
+    if (n->n_first < KEEP && copy_line(&n->first[n->n_first++], line, len) != 0) return -1;
+    if (copy_line(&n->last[n->last_next], line, len) != 0) return -1;
+    n->last_next = (n->last_next + 1) % KEEP;
+    if (n->n_last < KEEP) n->n_last++;
+    return 0;
+}
+
+/* Lines end at '\n' or '\r' (a carriage return redraws the line, as a terminal shows it). */
+static const char *line_start(const char *buf, const char *at) {
+    while (at > buf && at[-1] != '\n' && at[-1] != '\r') at--;
+    return at;
+}
+
+static const char *line_end(const char *at, const char *end) {
+    while (at < end && *at != '\n' && *at != '\r') at++;
+    return at;
+}
+
+/* Searches buf[0, len) — whole lines only — for every needle. Needles with the same first
+ * byte share one memchr pass. */
+static int search(Needle *needles, int count, const char *buf, size_t len) {
+    const char *end = buf + len;
+    unsigned char done[256] = {0};
+    for (int k = 0; k < count; k++) {
+        unsigned char c = (unsigned char)needles[k].text[0];
+        if (done[c]) continue;
+        done[c] = 1;
+        const char *last_line_hit[MAX_NEEDLES] = {0};
+        const char *p = buf;
+        while ((p = memchr(p, c, (size_t)(end - p))) != NULL) {
+            for (int m = k; m < count; m++) {
+                Needle *n = &needles[m];
+                if ((unsigned char)n->text[0] != c || (size_t)(end - p) < n->len) continue;
+                if (memcmp(p, n->text, n->len) != 0) continue;
+                const char *s = line_start(buf, p);
+                if (last_line_hit[m] == s) continue; /* one hit per line */
+                last_line_hit[m] = s;
+                const char *e = line_end(p, end);
+                if (remember(n, s, (size_t)(e - s)) != 0) return -1;
+            }
+            p++;
+        }
+    }
+    return 0;
+}
+
+static void push_lines(lua_State *L, const Line *lines, int n, int oldest) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        const Line *line = &lines[(oldest + i) % KEEP];
+        lua_pushlstring(L, line->text, line->len);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static void push_hits(lua_State *L, Needle *needles, int count) {
+    lua_createtable(L, count, 0);
+    for (int k = 0; k < count; k++) {
+        Needle *n = &needles[k];
+        lua_createtable(L, 0, 3);
+        push_lines(L, n->first, n->n_first, 0);
+        lua_setfield(L, -2, "first");
+        push_lines(L, n->last, n->n_last, n->n_last == KEEP ? n->last_next : 0);
+        lua_setfield(L, -2, "last");
+        lua_pushinteger(L, n->count);
+        lua_setfield(L, -2, "count");
+        lua_rawseti(L, -2, k + 1);
+    }
+}
+
+/* A region that starts right after a line break starts a line; otherwise its first, partial
+ * line is not whole and is skipped. */
+static int starts_mid_line(int fd, off_t start) {
+    char before;
+    return start > 0 && !(pread(fd, &before, 1, start - 1) == 1 && (before == '\n' || before == '\r'));
+}
+
+static int fail(lua_State *L, const char *path) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    return 2;
+}
+
+/* Reads the region [start, size) in chunks; each chunk is cut after its last line break and
+ * the rest carried into the next, so that no line is split. */
+static int scan_find(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer tail = luaL_optinteger(L, 3, -1);
+    int count = (int)luaL_len(L, 2);
+    luaL_argcheck(L, count <= MAX_NEEDLES, 2, "too many needles");
+    Needle needles[MAX_NEEDLES];
+    memset(needles, 0, sizeof needles);
+    for (int k = 0; k < count; k++) {
+        lua_rawgeti(L, 2, k + 1);
+        needles[k].text = luaL_checklstring(L, -1, &needles[k].len); /* kept alive by arg 2 */
+        luaL_argcheck(L, needles[k].len > 0, 2, "empty needle");
+        lua_pop(L, 1);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(L, path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return fail(L, path); }
+    off_t size = st.st_size;
+    off_t start = (tail >= 0 && size > tail) ? size - (off_t)tail : 0;
+    char *buf = malloc(CHUNK + MAX_LINE);
+    if (!buf) { close(fd); errno = ENOMEM; return fail(L, path); }
+    size_t carry = 0;
+    off_t pos = start;
+    int first_chunk = starts_mid_line(fd, start); /* then skip to the next line */
+    while (pos < size) {
+        size_t want = CHUNK;
+        ssize_t n = pread(fd, buf + carry, want, pos);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        pos += n;
+        size_t len = carry + (size_t)n;
+        char *data = buf;
+        if (first_chunk) {
+            char *nl = memchr(data, '\n', len);
+            size_t skip = nl ? (size_t)(nl - data) + 1 : len;
+            data += skip;
+            len -= skip;
+            first_chunk = 0;
+        }
+        /* Whole lines now; the unfinished last line waits for the next chunk (or EOF), unless
+         * it is already longer than any line we keep: then it is cut here. */
+        size_t whole = len;
+        if (pos < size) {
+            while (whole > 0 && data[whole - 1] != '\n') whole--;
+            if (len - whole > MAX_LINE) whole = len;
+        }
+        size_t carry_len = len - whole;
+        size_t searched = memchr(data, '\033', whole) ? strip_ansi(data, whole) : whole;
+        if (search(needles, count, data, searched) != 0) {
+            free(buf);
+            close(fd);
+            free_needles(needles, count);
+            return luaL_error(L, "scan: out of memory");
+        }
+        memmove(buf, data + whole, carry_len);
+        carry = carry_len;
+    }
+    free(buf);
+    close(fd);
+    push_hits(L, needles, count);
+    free_needles(needles, count);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)start);
+    lua_setfield(L, -2, "start");
+    return 2;
+}
+
+/* tail(path, max_bytes) -> the end of the log as whole lines, ANSI stripped. */
+static int scan_tail(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, max >= 0, 2, "negative size");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(L, path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return fail(L, path); }
+    off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
+    size_t want = (size_t)(st.st_size - start);
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, want);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, p + got, want - got, start + (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    size_t skip = 0;
+    if (starts_mid_line(fd, start)) {
+        char *nl = memchr(p, '\n', got);
+        skip = nl ? (size_t)(nl - p) + 1 : got;
+    }
+    close(fd);
+    memmove(p, p + skip, got - skip);
+    size_t len = strip_ansi(p, got - skip);
+    luaL_pushresultsize(&b, len);
+    return 1;
+}
+
+static const luaL_Reg scan_functions[] = {
+    {"find", scan_find},
+    {"tail", scan_tail},
+    {NULL, NULL},
+};
+
+int luaopen_jobrun_scan(lua_State *L) {
+    luaL_newlib(L, scan_functions);
+    return 1;
+}
