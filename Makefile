@@ -56,7 +56,7 @@ build/asan/luarun: $(HOST_SRC) tests/luarun.c build/embedded.c $(HEADERS)
 asan: build/asan/jobrun build/asan/luarun
 
 run: all
-	./jobrun plan examples/quickstart.lua
+	./jobrun run examples/quickstart.lua
 
 test: test-deps jobrun build/luarun asan
 	prove -j2 --exec tests/exec tests/unit/*.lua tests/integration/*.lua tests/cli/*.t tests/asan.sh tests/lint.sh

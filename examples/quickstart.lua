@@ -1,9 +1,43 @@
--- The quickstart: a small matrix that runs on this machine with nothing installed.
+-- The quickstart: Metta's cluster test, shrunk to run here in seconds. 2 node counts × the four
+-- exit conditions = 8 jobs of examples/trainer.sh, a stand-in for Metta's run script that ends
+-- each way the real one does and prints the same [SUMMARY] block, which the metta pack reads.
+--
+--   jobrun run examples/quickstart.lua
+use "metta"
+
+-- The metta pack's conditions, with arguments the stand-in understands and runtimes in seconds
+-- instead of hours; the expectations are the pack's.
+condition "normal_completion" {
+  description = "Exit normally after training completes",
+  args = { "--steps", "20" },
+  expect = { termination = "job_completed", exit_code = 0, restarts = 0 },
+}
+condition "heartbeat_timeout" {
+  description = "Exit based on missing heartbeats (1 second timeout)",
+  args = { "--steps", "1000", "--hang-after", "5", "--heartbeat-timeout", "1" },
+  expect = { termination = "heartbeat_timeout", restarts = 0 },
+}
+condition "runtime_timeout" {
+  description = "Exit based on timeout (3 seconds), with a forced restart half-way",
+  args = { "--steps", "100000", "--max-runtime", "3", "--test-restart" },
+  tags = { "ci" },
+  expect = { termination = "max_runtime_reached", restarts = 1 },
+}
+condition "cmd_fails" {
+  description = "Exit when command fails due to invalid parameters",
+  args = { "--no-such-flag" },
+  tags = { "ci" },
+  expect = { exit_code = "nonzero", termination = "job_completed" },
+}
+
 suite "quickstart" {
-  description = "sleep-and-exit jobs that show each way a job can end",
-  matrix = { nodes = { 1, 2 }, outcome = { "ok", "fails" } },
-  name = "{suite}_{nodes}n_{outcome}",
-  run = "sh -c 'echo rank $JOBRUN_NODE_RANK of {nodes}: {outcome}; test {outcome} = ok'",
+  description = "cluster_test.py's matrix, run on this machine",
+  matrix = { nodes = { 1, 2 },
+             condition = { "normal_completion", "heartbeat_timeout", "runtime_timeout", "cmd_fails" } },
+  name = "{suite}_{nodes}n_{condition}",
+  run = "sh {suite_dir}/trainer.sh {args}",
+  env = { METTA_RUN_ID = "{name}.{run_id}" },
   timeout = "1m",
-  expect = { status = "SUCCEEDED" },
+  max_restarts = 1, -- as SkyPilot's job recovery restarts the forced-restart attempt
+  ["local"] = { grace = 2 },
 }

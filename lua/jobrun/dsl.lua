@@ -204,8 +204,10 @@ function dsl.load_packs(names)
   env.env = function(_, default) return default end
   for _, name in ipairs(names) do
     local path, source = find_pack(name, ".")
-    if path then run_chunk(path, source, env) end
+    if not path then errors.raise("unknown pack '%s'", name) end
+    run_chunk(path, source, env)
   end
+  for _, name in ipairs(decls.parser_order) do validate_parser(decls.parsers[name]) end
   return decls
 end
 

@@ -24,6 +24,12 @@ options.OUTPUT = {
   { "state-dir", "value", "DIR", "where runs live (default .jobrun, env JOBRUN_STATE_DIR)" },
 }
 
+-- The report's extras (run, wait, check).
+options.REPORT = {
+  { "logs", "flag", nil, "after the table, each job's last lines" },
+  { "tail", "value", "N", "how many lines --logs shows (default 20)" },
+}
+
 function options.concat(...)
   local out = {}
   for _, group in ipairs({ ... }) do

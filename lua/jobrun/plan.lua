@@ -106,7 +106,7 @@ local function lookup_for(ctx)
 end
 
 local function known_placeholders(ctx)
-  local names = { "suite", "run_id", "nodes", "attempt", "args", "git.commit" }
+  local names = { "suite", "run_id", "nodes", "attempt", "args", "git.commit", "suite_dir" }
   if ctx.fixed.name then names[#names + 1] = "name" end
   for k, v in pairs(ctx.params) do
     names[#names + 1] = k
@@ -198,6 +198,9 @@ function plan.build(decls, opts)
   if not rows then errors.at(where, "suite \"%s\": %s", suite.name, why) end
 
   local run_id = opts.run_id
+  -- {suite_dir}: the suite file's directory, absolute, so that a suite can name files beside it.
+  local fs = require "jobrun.c.fs"
+  local suite_dir = fs.realpath(decls.file:match("^(.*)/[^/]*$") or ".") or "."
   local timeout_override = opts.timeout and assert(duration.parse(opts.timeout))
   local backend = opts.backend or f.backend or "local"
   local jobs, by_name = {}, {}
@@ -222,7 +225,7 @@ function plan.build(decls, opts)
 
     local ctx = {
       where = where, params = params, condition = condition, args = cf.args or {}, git = opts.git,
-      fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = 1 },
+      fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = 1, suite_dir = suite_dir },
     }
     local name = expand_or_fail(ctx, "name", f.name or default_name_template(row.keys))
     if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end

@@ -6,6 +6,7 @@ local template = require "jobrun.template"
 local duration = require "jobrun.duration"
 local results = require "jobrun.results"
 local json = require "jobrun.json"
+local scan = require "jobrun.c.scan"
 
 local report = {}
 
@@ -87,14 +88,42 @@ function report.json(data)
   }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary" })
 end
 
--- emit(data, opts): the table (stdout; stderr with --json) and the JSON (stdout).
-function report.emit(data, opts)
-  if opts.json then
-    io.stderr:write(report.text(data, opts))
-    io.stdout:write(json.encode(report.json(data), true), "\n")
-  else
-    io.stdout:write(report.text(data, opts))
+-- logs_text(data, run_dir, opts): each job's last lines, framed as the old tool's -l did.
+function report.logs_text(data, run_dir, opts)
+  local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
+  local n = math.tointeger(tonumber(opts.tail or 20)) or 20
+  local out = {}
+  for _, job in ipairs(data.jobs) do
+    out[#out + 1] = string.rep("=", 80)
+    out[#out + 1] = string.format("Job: %s (%s)", paint(job.name, "cyan"), paint(job.status, STATUS_COLOR[job.status]))
+    if job.exit_code ~= nil then out[#out + 1] = "Exit Code: " .. tostring(job.exit_code) end
+    if job.restart_count ~= nil then out[#out + 1] = "Restart Count: " .. tostring(job.restart_count) end
+    if job.termination_reason ~= nil then out[#out + 1] = "Termination: " .. job.termination_reason end
+    for _, m in ipairs(job.mismatches or {}) do out[#out + 1] = paint("Mismatch: " .. m, "red") end
+    out[#out + 1] = string.rep("=", 80)
+    local text = job.log_path_rel and scan.tail(run_dir .. "/" .. job.log_path_rel, math.max(65536, n * 512))
+    local lines = {}
+    for line in (text or ""):gmatch("[^\n]*\n?") do
+      if line ~= "" then lines[#lines + 1] = line:gsub("\n$", "") end
+    end
+    if #lines == 0 then out[#out + 1] = "No log content available" end
+    for i = math.max(1, #lines - n + 1), #lines do out[#out + 1] = lines[i] end
+    out[#out + 1] = string.rep("-", 80)
   end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- emit(data, opts, run_dir): the table (stdout; stderr with --json), --logs, --junit, and the
+-- JSON (stdout).
+function report.emit(data, opts, run_dir)
+  if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
+    require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
+  end
+  local human = opts.json and io.stderr or io.stdout
+  human:write(report.text(data, opts))
+  if opts.logs and run_dir then human:write("\n", report.logs_text(data, run_dir, opts)) end
+  if opts.junit then require("jobrun.junit").write(opts.junit, data) end
+  if opts.json then io.stdout:write(json.encode(report.json(data), true), "\n") end
 end
 
 -- exit_code(data): 0 when every job passed, 1 when any failed or missed its expectation.

@@ -6,8 +6,8 @@ $ jobrun help | head -1
 > jobrun 0.1.0 — run matrices of test jobs and tell how each one ended.
 
 $ jobrun help | grep -E '^  (plan|help) '
->   plan    print the expanded jobs; launch nothing
->   help    help on a command: jobrun help COMMAND
+>   plan     print the expanded jobs; launch nothing
+>   help     help on a command: jobrun help COMMAND
 
 $ jobrun help plan | head -3
 > Usage: jobrun plan SUITE.lua [options]

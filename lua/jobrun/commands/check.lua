@@ -9,7 +9,7 @@ local command = {
   name = "check",
   usage = "jobrun check [RUN] [options]",
   summary = "refresh every job's status, save it, print the table",
-  options = options.OUTPUT,
+  options = options.concat(options.OUTPUT, options.REPORT),
   help = [[
 RUN is a run id, a path to a run's state.json, or omitted for the latest run. Asks the backend
 once for all the run's unfinished jobs. Exits 0 when every job has passed, 1 when any failed or
@@ -24,7 +24,7 @@ function command.run(opts, args)
     local asked = runner.recover(ctx, d) + runner.refresh(ctx, d)
     return asked > 0 -- a finished run's state needs no rewrite
   end)
-  report.emit(data, opts)
+  report.emit(data, opts, run_dir)
   return report.exit_code(data)
 end
 

@@ -9,7 +9,7 @@ local command = {
   name = "run",
   usage = "jobrun run SUITE.lua [options]",
   summary = "launch every job, wait for all of them, report; exit 0 iff all passed",
-  options = options.concat(options.LAUNCH, options.OUTPUT),
+  options = options.concat(options.LAUNCH, options.OUTPUT, options.REPORT),
   help = [[
 Launches the suite's jobs (at most --max-parallel at once), waits for every one without polling,
 and prints the report. Ctrl-C stops launching and says how to resume (jobrun wait) or cancel
@@ -37,7 +37,7 @@ function command.run(opts, args)
   end
   local outcome = runner.drive(ctx, data, { max_parallel = p.max_parallel })
   lock:release()
-  report.emit(data, opts)
+  report.emit(data, opts, run_dir)
   if outcome == "interrupted" then return 130 end
   return report.exit_code(data), run_dir
 end

@@ -12,7 +12,7 @@ local command = {
   name = "wait",
   usage = "jobrun wait [RUN] [options]",
   summary = "block until every job of a run has ended, then report",
-  options = options.OUTPUT,
+  options = options.concat(options.OUTPUT, options.REPORT),
   help = [[
 RUN is a run id, a path to a run's state.json, or omitted for the latest run. If no process is
 driving the run (its runner was interrupted or killed), wait takes over: it starts the jobs that
@@ -60,7 +60,7 @@ function command.run(opts, args)
   else
     data = follow(run_dir, opts)
   end
-  report.emit(data, opts)
+  report.emit(data, opts, run_dir)
   if outcome == "interrupted" then return 130 end
   return report.exit_code(data)
 end

@@ -20,7 +20,7 @@ local builtin = {
       for header in log:gmatch("()Traceback %(most recent call last%):") do last = header end
       if not last then return end
       for line in log:sub(last):gmatch("[^\n]+") do
-        local text = line:gsub("^%b()%s*", "") -- a rank or task prefix
+        local text = line:gsub("^%b() ?", "") -- a rank or task prefix, and its one space
         if not text:match("^Traceback") and not text:match("^%s") and text:match("%S") then
           result.fields.exception = text
           result.fields.exception_type = text:match("^([%w_.]+):") or text:match("^([%w_.]+)$")

@@ -1,0 +1,64 @@
+-- jobrun analyze LOGFILE [--suite SUITE.lua]: run the parsers over one log and say what they
+-- found, so that a parser can be developed against a saved log.
+local analysis = require "jobrun.analysis"
+local dsl = require "jobrun.dsl"
+local json = require "jobrun.json"
+local color = require "jobrun.color"
+local errors = require "jobrun.errors"
+local fs = require "jobrun.c.fs"
+
+local command = {
+  name = "analyze",
+  usage = "jobrun analyze LOGFILE [--suite SUITE.lua] [--use PACK] [--json]",
+  summary = "run the parsers on a log file and print what they found",
+  options = {
+    { "suite", "value", "SUITE.lua", "use this suite's parsers and packs (and the built-ins)" },
+    { "use", "list", "PACK", "also use a pack's parsers, e.g. metta (repeatable)" },
+    { "json", "flag", nil, "print { exit_code, termination_reason, restart_count, fields }" },
+    { "color", "value", "WHEN", "auto (default), always or never" },
+    { "state-dir", "value", "DIR", "unused; accepted like every command" },
+  },
+  help = [[
+Without --suite, only the built-in parsers run (signals, OOM, CUDA OOM, Python tracebacks),
+plus the packs named with --use.]],
+}
+
+function command.run(opts, args)
+  if #args ~= 1 then errors.raise("analyze: expected one log file\nUsage: %s", command.usage) end
+  local path = args[1]
+  local st = fs.stat(path)
+  if not st or st.type ~= "file" then errors.raise("analyze: no log file '%s'", path) end
+  local decls
+  if opts.suite then
+    decls = dsl.load(opts.suite)
+  elseif opts.use then
+    decls = dsl.load_packs(opts.use)
+  end
+  local parsers = analysis.parsers(decls)
+  local found, err = analysis.analyze(path, parsers, nil)
+  if not found then errors.infra("analyze: %s", err) end
+  if opts.json then
+    io.stdout:write(json.encode(json.object({
+      exit_code = found.exit_code == nil and json.null or found.exit_code,
+      termination_reason = found.termination_reason == nil and json.null or found.termination_reason,
+      restart_count = found.restart_count == nil and json.null or found.restart_count,
+      fields = json.object(found.fields),
+    }, { "exit_code", "termination_reason", "restart_count", "fields" }), true), "\n")
+    return 0
+  end
+  local paint = color.painter(color.enabled(opts.color, 1))
+  local function line(label, v)
+    io.stdout:write(string.format("%-20s %s\n", paint(label, "bold"), v == nil and "-" or tostring(v)))
+  end
+  line("exit code", found.exit_code)
+  line("termination reason", found.termination_reason)
+  line("restart count", found.restart_count)
+  local keys = {}
+  for k in pairs(found.fields) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do line(k, found.fields[k]) end
+  io.stdout:write(string.format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
+  return 0
+end
+
+return command

@@ -1,0 +1,60 @@
+-- JUnit XML (SPEC §7): one <testcase> per job; a failed verdict is a <failure> whose message is
+-- the mismatches, a pending one is <skipped/>. Read by CI systems (Jenkins, GitLab, GitHub).
+local fs = require "jobrun.c.fs"
+
+local junit = {}
+
+local function escape(s)
+  s = tostring(s):gsub("[%z\1-\8\11\12\14-\31]", "") -- not allowed in XML 1.0
+  return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }))
+end
+junit.escape = escape
+
+function junit.document(data)
+  local out = {}
+  local tests, failures, skipped, total = #data.jobs, 0, 0, 0
+  for _, job in ipairs(data.jobs) do
+    if job.verdict == "fail" then failures = failures + 1 end
+    if job.verdict ~= "pass" and job.verdict ~= "fail" then skipped = skipped + 1 end
+    total = total + (job.duration_s or 0)
+  end
+  local suite = escape(data.suite or "jobrun")
+  out[#out + 1] = '<?xml version="1.0" encoding="UTF-8"?>'
+  out[#out + 1] = string.format('<testsuites name="%s" tests="%d" failures="%d" errors="0" skipped="%d" time="%.3f">',
+    suite, tests, failures, skipped, total)
+  out[#out + 1] = string.format('  <testsuite name="%s" tests="%d" failures="%d" errors="0" skipped="%d" time="%.3f"'
+    .. ' timestamp="%s">', suite, tests, failures, skipped, total, escape(data.started_at or ""))
+  out[#out + 1] = '    <properties>'
+  out[#out + 1] = string.format('      <property name="run_id" value="%s"/>', escape(data.run_id))
+  out[#out + 1] = string.format('      <property name="backend" value="%s"/>', escape(data.backend or ""))
+  out[#out + 1] = '    </properties>'
+  for _, job in ipairs(data.jobs) do
+    local head = string.format('    <testcase name="%s" classname="%s" time="%.3f"', escape(job.name), suite,
+      job.duration_s or 0)
+    if job.verdict == "pass" then
+      out[#out + 1] = head .. "/>"
+    else
+      out[#out + 1] = head .. ">"
+      if job.verdict == "fail" then
+        local message = table.concat(job.mismatches or {}, "; ")
+        out[#out + 1] = string.format('      <failure message="%s" type="%s">%s</failure>', escape(message),
+          escape(job.status), escape(string.format("status %s, exit code %s, termination %s, restarts %s\n%s",
+            job.status, tostring(job.exit_code), tostring(job.termination_reason), tostring(job.restart_count),
+            table.concat(job.mismatches or {}, "\n"))))
+      else
+        out[#out + 1] = string.format('      <skipped message="%s"/>', escape("not finished: " .. job.status))
+      end
+      out[#out + 1] = "    </testcase>"
+    end
+  end
+  out[#out + 1] = "  </testsuite>"
+  out[#out + 1] = "</testsuites>"
+  return table.concat(out, "\n") .. "\n"
+end
+
+function junit.write(path, data)
+  local ok, err = fs.write_atomic(path, junit.document(data))
+  if not ok then require("jobrun.errors").infra("cannot write the JUnit report: %s", err) end
+end
+
+return junit

@@ -1,0 +1,91 @@
+-- The quickstart end to end, and the report in all its forms: table, colours, --logs, --json,
+-- --junit (checked against a JUnit schema), and `jobrun analyze`.
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local json = require "jobrun.json"
+
+local top = os.getenv("JOBRUN_TOP")
+
+tap.test("the quickstart: every condition ends as expected", function()
+  local dir = h.scratch()
+  local code, out, err = h.sh(dir, "jobrun run " .. h.q(top .. "/examples/quickstart.lua")
+    .. " --run-id Q --json --junit junit.xml")
+  tap.is(code, 0, "every job passed")
+  local doc = json.decode(out) or { jobs = {} }
+  local jobs = {}
+  for _, j in ipairs(doc.jobs) do jobs[j.name] = j end
+  for _, n in ipairs({ 1, 2 }) do
+    local function row(c) return jobs[string.format("quickstart_%dn_%s", n, c)] or {} end
+    tap.is({ row("normal_completion").termination_reason, row("normal_completion").exit_code,
+             row("normal_completion").restart_count }, { "job_completed", 0, 0 }, n .. " node(s): normal completion")
+    tap.is({ row("heartbeat_timeout").termination_reason, row("heartbeat_timeout").restart_count },
+      { "heartbeat_timeout", 0 }, n .. " node(s): heartbeat timeout")
+    tap.is({ row("runtime_timeout").termination_reason, row("runtime_timeout").restart_count },
+      { "max_runtime_reached", 1 }, n .. " node(s): runtime limit after one forced restart")
+    tap.is({ row("cmd_fails").termination_reason, row("cmd_fails").exit_code, row("cmd_fails").backend_exit_code },
+      { "job_completed", 2, 0 }, n .. " node(s): the command's real exit code, from the summary")
+    tap.like(row("normal_completion").fields and row("normal_completion").fields.metta_run_id or "",
+      "^quickstart_" .. n .. "n_normal_completion%.Q$", n .. " node(s): Metta run id in fields")
+  end
+  tap.is(doc.summary, { total = 8, passed = 8, failed = 0, pending = 0 }, "summary")
+  tap.like(err, "Verdict: 8 passed, 0 failed", "with --json the table goes to stderr")
+  local _, _, xml_err = h.sh(dir, "xmllint --noout --schema " .. h.q(top .. "/tests/fixtures/junit.xsd")
+    .. " junit.xml")
+  tap.like(xml_err, "junit.xml validates", "the JUnit report is valid")
+end)
+
+tap.test("failures in the report, JUnit and colour", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "r" {
+  matrix = { x = { "good", "bad" } },
+  run = "echo line one; echo 'a <tag> & \"quote\"'; test {x} = good",
+}
+]])
+  local code, out = h.sh(dir, "jobrun run s.lua --junit out.xml --color always")
+  tap.is(code, 1, "a failure: exit 1")
+  tap.like(out, "\27%[32mSUCCEEDED\27%[0m", "SUCCEEDED in green")
+  tap.like(out, "\27%[31mFAILED\27%[0m", "FAILED in red")
+  tap.like(out, "\27%[31mfail\27%[0m", "fail verdict in red")
+  local _, plain = h.sh(dir, "jobrun check")
+  tap.ok(not plain:find("\27", 1, true), "no colour off a TTY (and with NO_COLOR)")
+  local _, _, xml_err = h.sh(dir, "xmllint --noout --schema " .. h.q(top .. "/tests/fixtures/junit.xsd")
+    .. " out.xml")
+  tap.like(xml_err, "out.xml validates", "valid JUnit with a failure")
+  local xml = fs.read(dir .. "/out.xml") or ""
+  tap.like(xml, '<testcase name="r_bad" classname="r" time="[%d.]+">\n      <failure message="status is FAILED, '
+    .. 'expected SUCCEEDED; exit code is 1, expected 0"', "failure message = mismatches")
+  tap.like(xml, '<testcase name="r_good" classname="r" time="[%d.]+"/>', "a passing testcase")
+  local _, logs = h.sh(dir, "jobrun check --logs --tail 1")
+  tap.like(logs, "Job: r_bad %(FAILED%)\nExit Code: 1\nRestart Count: 0\nMismatch: status is FAILED",
+    "--logs: the job's facts")
+  tap.like(logs, "=\na <tag> & \"quote\"\n%-%-%-", "--tail 1: only the last line")
+  tap.is(select(1, h.sh(dir, "jobrun check --tail x")), 2, "--tail must be a number")
+end)
+
+tap.test("jobrun analyze", function()
+  local dir = h.scratch()
+  h.write(dir .. "/job.log", "(head, rank=0, pid=1) [SUMMARY] Exit code: 4\n"
+    .. "(head, rank=0, pid=1) [SUMMARY] Termination reason: nccl_test_failure\n")
+  local code, out = h.sh(dir, "jobrun analyze job.log --use metta --json")
+  tap.is(code, 0, "exit 0")
+  local doc = json.decode(out) or {}
+  tap.is({ doc.exit_code, doc.termination_reason, doc.restart_count == json.null, doc.fields },
+    { 4, "nccl_test_failure", true, {} }, "--json: what the parsers found (restart count null)")
+  tap.like(out, '"restart_count": null', "null where nothing was found")
+  h.write(dir .. "/mine.lua", [[
+use "metta"
+parser "steps" { contains = "step", pattern = "step (%d+)", field = "steps", number = true }
+suite "m" { run = "x" }
+]])
+  h.write(dir .. "/job2.log", "step 1\nstep 2\n[SUMMARY] Restart Count: 3\n")
+  local _, out2 = h.sh(dir, "jobrun analyze job2.log --suite mine.lua")
+  tap.like(out2, "restart count%s+3\n", "the suite's packs")
+  tap.like(out2, "steps%s+2\n", "and its own parsers")
+  local c3, _, e3 = h.sh(dir, "jobrun analyze nothing.log")
+  tap.is(c3, 2, "a missing log is a usage error")
+  tap.like(e3, "no log file 'nothing.log'", "named")
+end)
+
+return tap.done()
