@@ -249,4 +249,46 @@ suite "i" { matrix = { n = { 1, 2, 3 } }, run = "sleep 1; echo ran", max_paralle
   tap.is(select(1, h.sh(dir, "jobrun wait I")), 0, "wait starts and finishes them")
 end)
 
+tap.test("a backend written in Lua beside the suite", function()
+  local dir = h.scratch()
+  h.write(dir .. "/jobrun/backends/instant.lua", [[
+-- A toy backend: every job "runs" at once and succeeds, its log written on submit.
+local fs = require "jobrun.c.fs"
+local b = {}
+function b.submit(ctx, job)
+  fs.write_atomic(ctx.run_dir .. "/" .. job.log_path_rel, "instant " .. job.name .. "\n")
+  job.native_id = "i-" .. job.name
+  return true
+end
+function b.poll(_, jobs)
+  for _, job in ipairs(jobs) do job.status, job.native_status, job.backend_exit_code = "SUCCEEDED", "DONE", 0 end
+end
+function b.cancel() return {} end
+function b.log_path(ctx, job) return ctx.run_dir .. "/" .. job.log_path_rel end
+b.poll_interval = 0.01
+return b
+]])
+  h.write(dir .. "/s.lua", 'suite "u" { backend = "instant", matrix = { i = { 1, 2 } }, run = "x" }\n')
+  local code, out = h.sh(dir, "jobrun run s.lua")
+  tap.is(code, 0, "runs on the user's backend")
+  tap.like(out, "u_1%s+SUCCEEDED", "its statuses reported")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.u_2.native_id, "i-u_2", "its native ids kept")
+end)
+
+tap.test("logs --follow, and the progress line on a TTY", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "f" { run = "for i in 1 2 3; do echo line $i; sleep 0.3; done" }
+]])
+  tap.is(select(1, h.sh(dir, "jobrun launch s.lua --run-id F")), 0, "launched")
+  local code, out = h.sh(dir, "jobrun logs F f --follow")
+  tap.is({ code, out }, { 0, "line 1\nline 2\nline 3\n" }, "--follow prints every line and returns at the end")
+  local c2, tty = h.sh(dir, "script -qec " .. h.q(h.bin .. " run s.lua --run-id T --color never") .. " /dev/null")
+  tap.is(c2, 0, "run under a pseudo-terminal")
+  tap.like(tty, "0:0%d  0/1 done · 1 running · 0 pending · 0 passed · 0 failed", "a live progress line")
+  local _, piped = h.sh(dir, "jobrun run s.lua --run-id P 2>&1 | cat")
+  tap.ok(not piped:find("done ·", 1, true), "no progress line off a TTY")
+end)
+
 return tap.done()
