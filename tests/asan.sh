@@ -4,7 +4,8 @@ cd "$JOBRUN_TOP" || exit 1
 files=$(ls tests/unit/*.lua tests/integration/*.lua tests/cli/*.t)
 echo "1..$(echo "$files" | wc -l)"
 n=0
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+  LSAN_OPTIONS="suppressions=$JOBRUN_TOP/tests/lsan.supp:print_suppressions=0"
 for f in $files; do
   n=$((n + 1))
   log=$(mktemp)

@@ -70,7 +70,7 @@ end
 
 function cli.main(argv)
   local profile_path = os.getenv("JOBRUN_PROFILE")
-  if profile_path and profile_path ~= "" and argv[1] ~= "__supervise" then
+  if profile_path and profile_path ~= "" then
     local stop = require("jobrun.profile").start(profile_path)
     local results = table.pack(pcall(cli.dispatch, argv))
     stop()
@@ -93,8 +93,7 @@ function cli.dispatch(argv)
   if first == "help" or first == "--help" or first == "-h" then
     return help({ table.unpack(argv, 2) })
   end
-  -- Internal entry point of launch's detached driver; not listed in help. (The supervisors'
-  -- __supervise is dispatched in main.c.)
+  -- Internal entry point of launch's detached driver; not listed in help.
   if first == "__drive" then return require("jobrun.commands.launch").drive(argv[2]) end
   local cmd = load_command(first)
   if not cmd then unknown_command(first) end

@@ -126,8 +126,9 @@ local function validate_parser(p)
   end
 end
 
--- load(path) -> decls: the suite, conditions and parsers declared by the file and its packs.
-function dsl.load(path)
+-- load(path [, git_info]) -> decls: the suite, conditions and parsers declared by the file and
+-- its packs. git_info (jobrun.git.info) becomes the read-only `git` global.
+function dsl.load(path, git_info)
   local source, err = fs.read(path)
   if not source then errors.raise("cannot read suite: %s", err) end
   local suite_dir = path:match("^(.*)/[^/]*$") or "."
@@ -169,7 +170,7 @@ function dsl.load(path)
     if v == nil then return default end
     return v
   end
-  env.git = dsl.git_info
+  env.git = git_info and require("jobrun.git").readonly(git_info) or nil
 
   decls.source = source
   run_chunk(path, source, env)

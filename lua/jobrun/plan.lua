@@ -129,8 +129,8 @@ local function expand_or_fail(ctx, what, value)
   if out then return out end
   local where = ctx.where
   if unknown == "git.commit" then
-    errors.at(where, "{git.commit} in %s of job '%s': git information is not available here",
-      what, ctx.fixed.name or "?")
+    errors.at(where, "{git.commit} in %s of job '%s': %s", what, ctx.fixed.name or "?",
+      ctx.git and "the repository has no commit yet" or "this directory is not in a git repository")
   end
   local known = known_placeholders(ctx)
   errors.at(where, "unknown placeholder {%s} in %s of job '%s'%s", unknown, what,
@@ -307,6 +307,7 @@ function plan.build(decls, opts)
     max_parallel = opts.max_parallel or f.max_parallel,
     fail_fast = f.fail_fast or false,
     git_policy = f.git,
+    git_where = where,
     jobs = selected,
     total_jobs = #jobs,
   }
@@ -322,15 +323,25 @@ function plan.check_run_id(id)
   return id
 end
 
-function plan.new_run_id(suite_name)
+-- new_run_id(suite_name [, state_dir]): "<suite>-<UTC time>", with "-2", "-3", … when runs
+-- started in the same second already took it.
+function plan.new_run_id(suite_name, state_dir)
   local base = suite_name:gsub("[^%w._-]", "_"):gsub("^[^%w]+", "")
   if base == "" then base = "run" end
-  return base .. "-" .. os.date("!%Y%m%d-%H%M%S")
+  local id = base .. "-" .. os.date("!%Y%m%d-%H%M%S")
+  if not state_dir then return id end
+  local fs = require "jobrun.c.fs"
+  local candidate, n = id, 1
+  while fs.stat(state_dir .. "/runs/" .. candidate) do
+    n = n + 1
+    candidate = id .. "-" .. n
+  end
+  return candidate
 end
 
 -- from_options(path, opts, extra) -> plan: what plan/run/launch share. opts are parsed CLI
 -- options (--set, --only, --tag, --backend, --timeout, --max-parallel, --run-id).
-function plan.from_options(path, opts, extra)
+function plan.from_options(path, opts)
   local dsl = require "jobrun.dsl"
   local set = {}
   for _, s in ipairs(opts.set or {}) do
@@ -354,13 +365,17 @@ function plan.from_options(path, opts, extra)
       errors.raise("--max-parallel must be a whole number of at least 1, not '%s'", opts["max-parallel"])
     end
   end
-  local decls = dsl.load(path)
-  local run_id = opts["run-id"] and plan.check_run_id(opts["run-id"]) or plan.new_run_id(decls.suite.name)
+  local git_info = require("jobrun.git").info(".")
+  local decls = dsl.load(path, git_info)
+  local run_id = opts["run-id"] and plan.check_run_id(opts["run-id"])
+    or plan.new_run_id(decls.suite.name, opts["state-dir"])
   local p = plan.build(decls, {
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
-    timeout = opts.timeout, max_parallel = max_parallel, git = extra and extra.git,
+    timeout = opts.timeout, max_parallel = max_parallel, git = git_info,
   })
   p.decls = decls
+  p.git_info = git_info
+  p.git = require("jobrun.git").record(git_info)
   p.set_options = set
   return p
 end

@@ -98,7 +98,7 @@ function runner.replan(data)
     local plan = require "jobrun.plan"
     local dsl = require "jobrun.dsl"
     local o = data.plan_options or {}
-    local decls = dsl.load(data.suite_path)
+    local decls = dsl.load(data.suite_path, require("jobrun.git").info(data.cwd or "."))
     local rebuilt = plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
                                backend = o.backend, timeout = o.timeout, git = data.git })
     rebuilt.decls = decls

@@ -4,6 +4,7 @@ local plan = require "jobrun.plan"
 local runner = require "jobrun.runner"
 local report = require "jobrun.report"
 local errors = require "jobrun.errors"
+local git = require "jobrun.git"
 
 local command = {
   name = "run",
@@ -21,6 +22,13 @@ function command.start(opts, args, usage)
   if #args ~= 1 then errors.raise("%s: expected one suite file, got %d\nUsage: %s", usage.name, #args, usage.usage) end
   local p = plan.from_options(args[1], opts)
   runner.require_backend(p.backend)
+  if opts["skip-git-check"] then
+    if p.git_policy and (p.git_policy.require_clean or p.git_policy.require_pushed) then
+      io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
+    end
+  else
+    git.guard(p.git_info, p.git_policy, p.git_where)
+  end
   p.plan_options = { set = p.set_options, only = opts.only, tags = opts.tag, backend = opts.backend,
                      timeout = opts.timeout }
   local run_dir, data = runner.create(p, opts)

@@ -1,0 +1,115 @@
+-- What a run was launched from, and the guard that refuses to launch from a dirty or unpushed
+-- tree (the old tools' gitta rules: untracked files count as dirty unless allowed; a commit is
+-- pushed when the branch's upstream contains it, or, without an upstream, when any
+-- remote-tracking branch does).
+local cgit = require "jobrun.c.git"
+local errors = require "jobrun.errors"
+
+local git = {}
+
+-- info(dir) -> read-only table for suites, or nil when dir is in no repository.
+function git.info(dir)
+  local repo = cgit.open(dir or ".")
+  if not repo then return nil end
+  local head = assert(repo:head())
+  local status = repo:status() or {}
+  local changed, untracked = {}, {}
+  for _, entry in ipairs(status) do
+    if entry.untracked then untracked[#untracked + 1] = entry.path else changed[#changed + 1] = entry.path end
+  end
+  local upstream = repo:upstream()
+  local ahead, behind
+  if upstream and upstream.commit and head.commit then
+    ahead, behind = repo:ahead_behind(head.commit, upstream.commit)
+  end
+  local remote = upstream and upstream.remote or "origin"
+  local remote_branches = repo:remote_branches() or {}
+
+  -- is_pushed(commit): as gitta's is_commit_pushed.
+  local function is_pushed(commit)
+    commit = commit or head.commit
+    if not commit then return false end
+    if upstream and upstream.commit then return repo:contains(upstream.commit, commit) == true end
+    for _, b in ipairs(remote_branches) do
+      if repo:contains(b.commit, commit) then return true end
+    end
+    return false
+  end
+
+  local info = {
+    commit = head.commit,
+    short = head.commit and head.commit:sub(1, 8),
+    branch = head.branch,
+    detached = head.detached,
+    dirty = #changed > 0,
+    changed = changed,
+    untracked = untracked,
+    upstream = upstream and upstream.name,
+    ahead = ahead,
+    behind = behind,
+    remote_url = repo:remote_url(remote),
+    workdir = repo:workdir(),
+    is_pushed = is_pushed,
+  }
+  return info
+end
+
+-- readonly(info): the `git` global of suites.
+function git.readonly(info)
+  return setmetatable({}, {
+    __index = info,
+    __newindex = function() error("the git table is read-only", 2) end,
+    __pairs = function() return next, info, nil end,
+  })
+end
+
+-- record(info) -> what state.json and --json keep: { commit, branch, dirty, remote_url }.
+function git.record(info)
+  if not info then return nil end
+  return { commit = info.commit, branch = info.branch, dirty = info.dirty or #info.untracked > 0,
+           remote_url = info.remote_url }
+end
+
+local function list(paths, max)
+  local shown = {}
+  for i = 1, math.min(max, #paths) do shown[i] = "    " .. paths[i] end
+  if #paths > max then shown[#shown + 1] = string.format("    … and %d more", #paths - max) end
+  return table.concat(shown, "\n")
+end
+
+-- guard(info, policy, where): refuse (exit 2) when the policy is not met.
+function git.guard(info, policy, where)
+  if not policy or not (policy.require_clean or policy.require_pushed) then return end
+  local prefix = where and string.format("%s:%d: ", where.file, where.line) or ""
+  if not info then
+    errors.raise("%sthe suite requires a %s git tree, but %s is not in a git repository.\n"
+      .. "  Run from inside the repository, or pass --skip-git-check.", prefix,
+      policy.require_pushed and "pushed" or "clean", require("jobrun.c.fs").getcwd())
+  end
+  if policy.require_clean then
+    local dirty = {}
+    for _, p in ipairs(info.changed) do dirty[#dirty + 1] = p end
+    if not policy.allow_untracked then
+      for _, p in ipairs(info.untracked) do dirty[#dirty + 1] = p .. " (untracked)" end
+    end
+    if #dirty > 0 then
+      errors.raise("%syou have uncommitted changes that the jobs would not see (%d path%s):\n%s\n"
+        .. "  Commit: git add -A && git commit -m '…'\n  Stash:  git stash -u\n"
+        .. "  Or launch anyway: --skip-git-check", prefix, #dirty, #dirty == 1 and "" or "s", list(dirty, 10))
+    end
+  end
+  if policy.require_pushed then
+    if not info.commit then
+      errors.raise("%sthe repository has no commit yet, so nothing the jobs could check out.\n"
+        .. "  Commit and push, or launch anyway: --skip-git-check", prefix)
+    end
+    if not info.is_pushed(info.commit) then
+      errors.raise("%scommit %s has not been pushed%s, so the jobs could not check it out.\n"
+        .. "  Push: git push%s\n  Or launch anyway: --skip-git-check", prefix, info.short,
+        info.upstream and (" to " .. info.upstream) or " to any remote",
+        info.upstream and "" or " -u origin HEAD")
+    end
+  end
+end
+
+return git
