@@ -19,7 +19,7 @@ HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
 BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev
-TEST_DEPS  := lua-check libxml2-utils git python3
+TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge
 
 .PHONY: all run test deps test-deps install clean asan bench
 
@@ -59,7 +59,10 @@ run: all
 	./jobrun run examples/quickstart.lua
 
 test: test-deps jobrun build/luarun asan
-	prove -j2 --exec tests/exec tests/unit/*.lua tests/integration/*.lua tests/cli/*.t tests/asan.sh tests/lint.sh
+	sh tests/slurm/cluster.sh start
+	SLURM_CONF=$$(sh tests/slurm/cluster.sh env | sed 's/^export SLURM_CONF=//') \
+	  prove -j2 --exec tests/exec tests/integration/slurm.lua tests/unit/*.lua tests/integration/local.lua \
+	  tests/integration/report.lua tests/integration/git.lua tests/cli/*.t tests/asan.sh tests/lint.sh
 
 bench: all
 	sh bench/plan.sh

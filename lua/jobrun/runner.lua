@@ -222,7 +222,10 @@ function runner.drive(ctx, data, opts)
   local stopping = false
   local last_save = process.now()
   local show = progress.new(opts, data)
-  local poll_interval = ctx.backend.poll_interval or 2
+  -- Backends without pidfds are polled; the interval backs off while nothing changes.
+  local base_interval = ctx.backend.poll_interval or 2
+  local max_interval = ctx.backend.poll_interval_max or base_interval
+  local poll_interval = base_interval
 
   local function stop_launching(why)
     if not stopping then stopping = true; abandon_pending(ctx, data, why) end
@@ -286,8 +289,18 @@ function runner.drive(ctx, data, opts)
         changed[#changed + 1] = jobs_of[i]
       end
     end
-    if #waits < #running then changed = running end
+    local polled = #waits < #running
+    if polled then changed = running end
+    local before = {}
+    for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
     runner.refresh(ctx, data, changed)
+    if polled then
+      local moved = false
+      for i, job in ipairs(changed) do
+        if before[i] ~= job.status .. "/" .. tostring(job.restart_count) then moved = true end
+      end
+      poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
+    end
     local still = {}
     for _, job in ipairs(running) do
       if not verdict.TERMINAL[job.status] then still[#still + 1] = job end

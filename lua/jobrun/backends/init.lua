@@ -17,7 +17,7 @@ function backends.get(name)
   local ok, backend = pcall(require, "jobrun.backends." .. name)
   if not ok then
     if tostring(backend):find("module 'jobrun.backends." .. name .. "' not found", 1, true) then
-      errors.raise("unknown backend '%s' (built in: local; or put a Lua module jobrun/backends/%s.lua "
+      errors.raise("unknown backend '%s' (built in: local, slurm; or put a Lua module jobrun/backends/%s.lua "
         .. "on package.path)", name, name)
     end
     error(backend, 0)

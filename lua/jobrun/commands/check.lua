@@ -19,12 +19,18 @@ is still pending.]],
 function command.run(opts, args)
   if #args > 1 then errors.raise("check: expected at most one RUN, got %d", #args) end
   local run_dir = state.resolve(opts["state-dir"], args[1])
+  local backend_error
   local data = runner.update(run_dir, function(d)
     local ctx = runner.context(run_dir, d, nil)
     local asked = runner.recover(ctx, d) + runner.refresh(ctx, d)
+    backend_error = ctx.backend_error
     return asked > 0 -- a finished run's state needs no rewrite
   end)
   report.emit(data, opts, run_dir)
+  if backend_error then
+    errors.infra("the %s backend could not be asked (%s); every job keeps its last known status",
+      data.backend, backend_error)
+  end
   return report.exit_code(data)
 end
 

@@ -39,6 +39,7 @@ local builtin = {
 -- fact(job): the termination the backend's own facts imply, or nil.
 function builtin.fact(job)
   if not job then return nil end
+  if job.backend_termination then return job.backend_termination end
   if job.status == "TIMEOUT" then return "timeout" end
   if job.status == "CANCELLED" then return "cancelled" end
   if job.signal then return "signal_" .. job.signal end
