@@ -27,5 +27,6 @@ int luaopen_jobrun_embed(lua_State *L);
 int luaopen_jobrun_process(lua_State *L);
 int luaopen_jobrun_scan(lua_State *L);
 int luaopen_jobrun_git(lua_State *L);
+int luaopen_jobrun_http(lua_State *L);
 
 #endif

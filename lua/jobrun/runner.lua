@@ -138,6 +138,14 @@ end
 function runner.refresh(ctx, data, jobs)
   jobs = jobs or active(data)
   if #jobs > 0 then ctx.backend.poll(ctx, jobs) end
+  -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
+  if ctx.backend.fetch_logs then
+    local ended = {}
+    for _, job in ipairs(jobs) do
+      if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
+    end
+    if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
+  end
   for _, job in ipairs(jobs) do
     runner.changed(job)
     if verdict.TERMINAL[job.status] and job.verdict == "pending" then
@@ -147,16 +155,27 @@ function runner.refresh(ctx, data, jobs)
   return #jobs
 end
 
-local function submit(ctx, job)
-  runner.changed(job)
-  job.submitted_at = state.iso(process.time())
-  local ok, err = ctx.backend.submit(ctx, job)
-  if ok then
-    job.status, job.native_status = "RUNNING", job.native_status or "SUBMITTED"
+-- submit_batch(ctx, jobs): one backend call for all of them where the backend can (launch
+-- requests that go out together), else one each. A backend sets what it knows of the status.
+local function submit_batch(ctx, jobs)
+  for _, job in ipairs(jobs) do
+    runner.changed(job)
+    job.submitted_at = state.iso(process.time())
+  end
+  if ctx.backend.submit_many then
+    ctx.backend.submit_many(ctx, jobs)
   else
-    job.status, job.native_status = "LAUNCH_FAILED", nil
-    job.launch_error = tostring(err)
-    results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
+    for _, job in ipairs(jobs) do
+      local ok, err = ctx.backend.submit(ctx, job)
+      if not ok then job.launch_error = tostring(err) end
+    end
+  end
+  for _, job in ipairs(jobs) do
+    if not job.native_id then
+      job.status, job.native_status = "LAUNCH_FAILED", nil
+      results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
+      job.termination_reason = job.termination_reason or "launch_failed"
+    end
   end
 end
 
@@ -168,27 +187,40 @@ local function count_running(data)
   return n
 end
 
--- launch_one(ctx, job) -> true when the job was started (false: cancelled or failed to launch).
-function runner.launch_one(ctx, job)
-  if job.status ~= "PENDING" or job.native_id then return false end
-  if fs.stat(state.cancel_marker(ctx.run_dir, job.name)) then
-    -- `jobrun kill --only` got to it first.
-    runner.changed(job)
-    job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-    results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
-    return false
+-- cancelled_before_start(ctx, job): `jobrun kill --only` got to it first.
+local function cancelled_before_start(ctx, job)
+  if not fs.stat(state.cancel_marker(ctx.run_dir, job.name)) then return false end
+  runner.changed(job)
+  job.status, job.native_status = "CANCELLED", "NOT_STARTED"
+  results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
+  return true
+end
+
+-- launch(ctx, jobs) -> the jobs that were started.
+function runner.launch(ctx, jobs)
+  local batch = {}
+  for _, job in ipairs(jobs) do
+    if job.status == "PENDING" and not job.native_id and not cancelled_before_start(ctx, job) then
+      batch[#batch + 1] = job
+    end
   end
-  submit(ctx, job)
-  return job.native_id ~= nil and not verdict.TERMINAL[job.status]
+  if #batch > 0 then submit_batch(ctx, batch) end
+  local started = {}
+  for _, job in ipairs(batch) do
+    if job.native_id and not verdict.TERMINAL[job.status] then started[#started + 1] = job end
+  end
+  return started
 end
 
 -- launch_pending(ctx, data, limit): start pending jobs while fewer than `limit` run.
 function runner.launch_pending(ctx, data, limit)
-  local running = count_running(data)
+  local want = {}
+  local room = limit and (limit - count_running(data)) or math.huge
   for _, job in ipairs(data.jobs) do
-    if limit and running >= limit then break end
-    if runner.launch_one(ctx, job) then running = running + 1 end
+    if #want >= room then break end
+    if job.status == "PENDING" and not job.native_id then want[#want + 1] = job end
   end
+  runner.launch(ctx, want)
 end
 
 local function any_failed(data)
@@ -238,11 +270,13 @@ function runner.drive(ctx, data, opts)
     if job.status == "PENDING" and not job.native_id then queue[#queue + 1] = job end
   end
   local function launch_more()
-    while not stopping and next_queued <= #queue and (not limit or #running < limit) do
-      local job = queue[next_queued]
+    if stopping then return end
+    local batch = {}
+    while next_queued <= #queue and (not limit or #running + #batch < limit) do
+      batch[#batch + 1] = queue[next_queued]
       next_queued = next_queued + 1
-      if runner.launch_one(ctx, job) then running[#running + 1] = job end
     end
+    for _, job in ipairs(runner.launch(ctx, batch)) do running[#running + 1] = job end
   end
 
   while true do

@@ -5,6 +5,10 @@
 --   cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }
 --   log_path(ctx, job) -> path of the job's log on this machine
 --   waitables(ctx, jobs) -> { {job, handle} }  (optional: pollable handles, ready at a job's end)
+--   submit_many(ctx, jobs)                     (optional: launch a batch in one go)
+--   fetch_logs(ctx, jobs [, {force}])          (optional: bring logs kept elsewhere into log_path)
+--   adopt(ctx, jobs)                           (optional: recover launches a dead runner missed)
+--   check(options)                             (optional: before a run is created; raise if unusable)
 --   poll_interval                              (optional: seconds between polls without waitables)
 local errors = require "jobrun.errors"
 
@@ -17,7 +21,7 @@ function backends.get(name)
   local ok, backend = pcall(require, "jobrun.backends." .. name)
   if not ok then
     if tostring(backend):find("module 'jobrun.backends." .. name .. "' not found", 1, true) then
-      errors.raise("unknown backend '%s' (built in: local, slurm; or put a Lua module jobrun/backends/%s.lua "
+      errors.raise("unknown backend '%s' (built in: local, slurm, skypilot; or put a Lua module jobrun/backends/%s.lua "
         .. "on package.path)", name, name)
     end
     error(backend, 0)

@@ -50,6 +50,7 @@ function backend.submit(ctx, job)
   if not proc then return nil, err end
   job.native_id = tostring(proc:pid())
   job.local_start_time = process.start_time(proc:pid())
+  job.status, job.native_status = "RUNNING", "STARTED"
   ctx.handles[job.name] = proc
   return true
 end

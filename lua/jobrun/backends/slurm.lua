@@ -119,7 +119,7 @@ function backend.submit(ctx, job)
   end)
   if not id then return nil, "sbatch: " .. tostring(err) end
   job.native_id = id
-  job.native_status = "PENDING"
+  job.status, job.native_status = "PENDING", "PENDING"
   return true
 end
 

@@ -56,6 +56,8 @@ function command.run(opts, args)
     errors.raise("run %s has no job '%s'%s", data.run_id, name, suggest.hint(name, names))
   end
   local ctx = runner.context(run_dir, data, nil)
+  -- A backend whose logs live elsewhere brings the job's log here first.
+  if ctx.backend.fetch_logs then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
   local path = ctx.backend.log_path(ctx, job)
   local text = fs.read(path) or ""
   local offset = #text

@@ -21,7 +21,7 @@ and prints the report. Ctrl-C stops launching and says how to resume (jobrun wai
 function command.start(opts, args, usage)
   if #args ~= 1 then errors.raise("%s: expected one suite file, got %d\nUsage: %s", usage.name, #args, usage.usage) end
   local p = plan.from_options(args[1], opts)
-  runner.require_backend(p.backend)
+  local backend = runner.require_backend(p.backend)
   if opts["skip-git-check"] then
     if p.git_policy and (p.git_policy.require_clean or p.git_policy.require_pushed) then
       io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
@@ -31,6 +31,9 @@ function command.start(opts, args, usage)
   end
   p.plan_options = { set = p.set_options, only = opts.only, tags = opts.tag, backend = opts.backend,
                      timeout = opts.timeout }
+  -- A backend that can tell before anything is created whether it can work (a server that
+  -- answers, and is new enough) says so now: exit 3, no run left behind.
+  if backend.check then backend.check(p.jobs[1] and p.jobs[1].options or {}) end
   local run_dir, data = runner.create(p, opts)
   local ctx = runner.context(run_dir, data, p)
   local lock = runner.try_driver(run_dir)
