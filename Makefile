@@ -62,7 +62,8 @@ test: test-deps jobrun build/luarun asan
 	sh tests/slurm/cluster.sh start
 	SLURM_CONF=$$(sh tests/slurm/cluster.sh env | sed 's/^export SLURM_CONF=//') \
 	  prove -j2 --exec tests/exec tests/integration/slurm.lua tests/unit/*.lua tests/integration/local.lua \
-	  tests/integration/report.lua tests/integration/git.lua tests/cli/*.t tests/asan.sh tests/lint.sh
+	  tests/integration/report.lua tests/integration/git.lua tests/integration/skypilot.lua tests/cli/*.t \
+	  tests/asan.sh tests/lint.sh
 
 bench: all
 	sh bench/plan.sh

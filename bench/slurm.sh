@@ -28,7 +28,7 @@ LUA
 now() { date +%s.%N; }
 
 t0=$(now)
-PATH="$work/shims:$PATH" JOBRUN_SLURM_TRACE="$work/cycles.log" "$bin" run many.lua --run-id bench > /dev/null 2>&1
+PATH="$work/shims:$PATH" JOBRUN_TRACE="$work/cycles.log" "$bin" run many.lua --run-id bench > /dev/null 2>&1
 t1=$(now)
 sbatch=$(grep -c '^sbatch$' commands.log || true)
 polls=$(grep -c -E '^(scontrol|squeue|sacct)$' commands.log || true)

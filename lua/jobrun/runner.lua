@@ -137,7 +137,13 @@ end
 -- jobs (default: every unfinished one), then their results settled.
 function runner.refresh(ctx, data, jobs)
   jobs = jobs or active(data)
-  if #jobs > 0 then ctx.backend.poll(ctx, jobs) end
+  if #jobs > 0 then
+    -- JOBRUN_TRACE=FILE: one line per poll cycle, for benchmarks and tests to count the backend
+    -- queries they see against.
+    local trace = os.getenv("JOBRUN_TRACE")
+    if trace and trace ~= "" then fs.append(trace, string.format("poll %s %d\n", ctx.backend.name or "?", #jobs)) end
+    ctx.backend.poll(ctx, jobs)
+  end
   -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
   if ctx.backend.fetch_logs then
     local ended = {}

@@ -308,14 +308,21 @@ def rank_prefix(job, rank, attempt):
 
 
 def attempt_lines(job, attempt, per_rank):
-    """SkyPilot's header line, then every rank's lines (per_rank(rank) -> list) interleaved."""
+    """SkyPilot's header line, then every rank's lines interleaved, section by section.
+
+    per_rank(rank) returns that rank's lines, or a list of sections (lists of lines) which all
+    ranks go through in step (start-up, training, shutdown), each at its own pace within them."""
     n = job["num_nodes"]
     out = [f"{BOLD}Job started on {n} node{'s' if n > 1 else ''}:{RESET} {job['run_first_line']}"]
     if job["has_setup"]:
         out += [f"(setup pid={3000 + 97 * job['job_id'] + r}) Setup complete." for r in range(n)]
-    ranks = [[rank_prefix(job, r, attempt) + line for line in per_rank(r)] for r in range(n)]
-    for i in range(max(len(r) for r in ranks)):
-        out += [r[i] for r in ranks if i < len(r)]
+    ranks = [per_rank(r) for r in range(n)]
+    ranks = [sections if sections and isinstance(sections[0], list) else [sections] for sections in ranks]
+    for k in range(max(len(sections) for sections in ranks)):
+        merged = sorted((i / len(sections[k]), r, rank_prefix(job, r, attempt) + line)
+                        for r, sections in enumerate(ranks) if k < len(sections)
+                        for i, line in enumerate(sections[k]))
+        out += [line for _, _, line in merged]
     return out
 
 
@@ -408,20 +415,18 @@ def metta_attempt(job, restart, reason, cmd_exit):
         out.append("[INFO] Started cluster-stop monitor")
         if master and ci:
             out.append("[INFO] Started test job restart monitor")
-        steps = 1 if cmd_exit else 3
-        out += [f"{GREEN}[TRAIN]{RESET} epoch {e} | step {e * 16384} | {CYAN}{41000 + 37 * e + rank} SPS{RESET}"
-                for e in range(1, steps + 1)]
-        out += metta_ending(reason, cmd_exit, master, hb)
-        out.append(f"[INFO] Termination reason: {reason}")
+        train = [f"{GREEN}[TRAIN]{RESET} epoch {e} | step {e * 16384} | {CYAN}{41000 + 37 * e + rank} SPS{RESET}"
+                 for e in range(1, 2 if cmd_exit else 4)]
+        end = metta_ending(reason, cmd_exit, master, hb) + [f"[INFO] Termination reason: {reason}"]
         if master:
-            out += ["[SUMMARY] ===== Job Summary =====", f"[SUMMARY] Metta Run ID: {metta['run_id']}",
+            end += ["[SUMMARY] ===== Job Summary =====", f"[SUMMARY] Metta Run ID: {metta['run_id']}",
                     f"[SUMMARY] Skypilot Task ID: {job['skypilot_task_id']}", f"[SUMMARY] Restart Count: {restart}",
                     f"[SUMMARY] Exit code: {cmd_exit}", f"[SUMMARY] Termination reason: {reason}",
                     "[SUMMARY] ======================"]
-        out.append("[INFO] Will exit with code 1 to trigger SkyPilot restart" if final
+        end.append("[INFO] Will exit with code 1 to trigger SkyPilot restart" if final
                    else "[INFO] Will exit with code 0 to prevent SkyPilot restart")
-        out.append(f"[INFO] cleanup() complete. Final exit code: {final}")
-        return out
+        end.append(f"[INFO] cleanup() complete. Final exit code: {final}")
+        return [out, train, end]
 
     return attempt_lines(job, restart, rank_lines)
 
@@ -509,7 +514,7 @@ def describe_resources(resources, num_nodes):
 class Store:
     def __init__(self, args):
         self.args, self.lock = args, threading.RLock()
-        self.requests, self.jobs, self.next_job_id, self.plans = {}, {}, 1, {}
+        self.requests, self.jobs, self.next_job_id, self.plans, self.frozen = {}, {}, 1, {}, {}
         self.stats, self.total = {}, 0
         if args.state and os.path.exists(args.state):
             self.load()
@@ -528,11 +533,16 @@ class Store:
     def save(self):
         if not self.args.state:
             return
-        data = {"next_job_id": self.next_job_id, "jobs": list(self.jobs.values()),
-                "requests": list(self.requests.values())}
+        requests = []
+        for rid, req in self.requests.items():  # finished requests never change: encode them once
+            text = self.frozen.get(rid) or json.dumps(req)
+            if req["status"] in REQUEST_TERMINAL:
+                self.frozen[rid] = text
+            requests.append(text)
         tmp = f"{self.args.state}.tmp{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump(data, f)
+            f.write(f'{{"next_job_id": {self.next_job_id}, "jobs": {json.dumps(list(self.jobs.values()))}, '
+                    f'"requests": [{", ".join(requests)}]}}')
         os.replace(tmp, self.args.state)
 
     def plan(self, job):
@@ -740,6 +750,9 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     store: Store = None
 
+    def version_string(self):
+        return self.server_version
+
     def log_message(self, fmt, *args):
         if self.store.args.verbose:
             sys.stderr.write("fake skypilot: " + fmt % args + "\n")
@@ -806,7 +819,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/health" and method == "GET":
             return self.health(identity, denial)
         if denial:
-            return self.send_denial(denial)
+            return self.send(*denial)
         routes = {("GET", "/api/get"): lambda: self.api_get(query),
                   ("GET", "/api/status"): lambda: self.api_status(query)}
         for endpoint in ENDPOINTS:
@@ -838,36 +851,33 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def authenticate(self):
-        """(identity (hash, name) or None, denial (code, body, type, headers) or None)."""
+        """(identity (hash, name) or None, denial (code, body bytes or object, [type, headers]) or None).
+
+        Bodies as SkyPilot's BearerTokenMiddleware and BasicAuthMiddleware write them."""
         args = self.store.args
         if not args.token and not args.basic:
             return None, None
         auth = self.headers.get("Authorization", "")
         scheme, _, cred = auth.partition(" ")
-        if args.token and scheme.lower() == "bearer":
-            if cred.strip() == args.token:
+        scheme, cred = scheme.lower(), cred.strip()
+        if args.token and scheme == "bearer":
+            if cred == args.token:
                 return ("sa-" + hashlib.md5(args.token.encode()).hexdigest()[:8], "fake-service-account"), None
             if cred.startswith("sky_") or self.headers.get("X-Skypilot-Auth-Mode") == "token":
                 return None, (401, {"detail": "Invalid or expired service account token"})
-        if args.basic and scheme.lower() == "basic":
-            try:
-                given = base64.b64decode(cred.strip()).decode()
-            except ValueError:
-                given = None
-            if given == args.basic:
-                user = given.split(":", 1)[0]
-                return (hashlib.md5(user.encode()).hexdigest()[:8], user), None
-        if args.basic and not (args.token and scheme.lower() == "bearer"):
-            message = "Invalid credentials" if auth else "Authentication required"
-            return None, (401, {"__json_string__": message}, "application/json",
-                          [("WWW-Authenticate", 'Basic realm="SkyPilot"')])
-        return None, (401, {"detail": "Authentication required"})
-
-    def send_denial(self, denial):
-        code, body, *rest = denial
-        if "__json_string__" in body:
-            body = json.dumps(body["__json_string__"]).encode()
-        self.send(code, body, *rest)
+        if not args.basic or (args.token and scheme == "bearer"):
+            return None, (401, {"detail": "Authentication required"})
+        try:
+            given = base64.b64decode(cred, validate=True).decode() if scheme == "basic" else None
+        except ValueError:
+            given = ""
+        if given == args.basic:
+            user = given.split(":", 1)[0]
+            return (hashlib.md5(user.encode()).hexdigest()[:8], user), None
+        message = ("Authentication required" if not auth else "Invalid authentication method" if given is None
+                   else "Invalid basic auth" if ":" not in given else "Invalid credentials")
+        return None, (401, json.dumps(message).encode(), "application/json",
+                      [("WWW-Authenticate", 'Basic realm="SkyPilot"')])
 
     # endpoints
     def health(self, identity, denial):
@@ -877,7 +887,7 @@ class Handler(BaseHTTPRequestHandler):
             if api is None or self.headers.get("X-SkyPilot-Version") is None:
                 return self.send(200, {"status": "healthy"})
             if int(api) < 14:
-                return self.send_denial(denial)
+                return self.send(*denial)
         self.send(200, {
             "status": "needs_auth" if denial else "healthy", "api_version": str(args.api_version),
             "version": args.version, "version_on_disk": args.version, "commit": COMMIT,
@@ -1060,8 +1070,8 @@ def main():
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     Handler.store = store = Store(args)
+    ThreadingHTTPServer.request_queue_size = 128  # clients open many connections at once
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
 
     def scheduler():
         while True:

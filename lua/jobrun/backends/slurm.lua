@@ -164,10 +164,6 @@ end
 -- poll(ctx, jobs): one scontrol call for all of them. When the controller cannot be asked,
 -- every job keeps its last known status (an API error is never a job failure).
 function backend.poll(ctx, jobs)
-  -- JOBRUN_SLURM_TRACE=FILE: one line per poll cycle, for bench/slurm.sh to count against the
-  -- scheduler commands it sees.
-  local trace = os.getenv("JOBRUN_SLURM_TRACE")
-  if trace and trace ~= "" then fs.append(trace, "cycle " .. #jobs .. "\n") end
   local r, err = exec.run({ "scontrol", "-o", "show", "job" }, { timeout = 30 })
   if not r or r.code ~= 0 then
     ctx.backend_error = "scontrol: " .. tostring(r and (r.stderr:gsub("%s+$", "")) or err)

@@ -1,0 +1,221 @@
+-- The SkyPilot backend against the fake API server (tests/skypilot/fake_server.py), which
+-- follows ../shared/reference/skypilot-api.md field by field. Each test starts the fake it needs.
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local json = require "jobrun.json"
+local process = require "jobrun.c.process"
+
+local top = os.getenv("JOBRUN_TOP")
+
+-- fake(dir, args) -> { url, proc, port }: a fake server on a free port, ready.
+local function fake(dir, args, port)
+  local argv = { "python3", top .. "/tests/skypilot/fake_server.py", "--port", tostring(port or 0), "--tick", "0.1" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local out = dir .. "/fake." .. tostring(math.random(1e9)) .. ".log"
+  local proc = assert(process.spawn({ argv = argv, stdout = out, stderr = "stdout" }))
+  local got
+  h.eventually(function()
+    got = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
+    return got
+  end, 10)
+  assert(got, "the fake server did not start: " .. (fs.read(out) or ""))
+  return { url = "http://127.0.0.1:" .. got, port = tonumber(got), proc = proc }
+end
+
+local function stop(f)
+  f.proc:kill("TERM")
+  f.proc:wait(true)
+  f.proc:close()
+end
+
+local function stats(f)
+  local http = require("jobrun.c.http").client()
+  local r = http:perform({ { method = "GET", url = f.url .. "/fake/stats" } })[1]
+  return json.decode(r.body or "") or {}
+end
+
+local function with_endpoint(f, command)
+  return "export SKYPILOT_API_SERVER_ENDPOINT=" .. h.q(f.url) .. " && " .. command
+end
+
+local SUITE = [[
+suite "sk" {
+  backend = "skypilot",
+  matrix = { outcome = { "succeed", "fail", "recover" } },
+  run = "python train.py",
+  env = { FAKE_OUTCOME = "{outcome}" },
+  expect = { status = "SUCCEEDED" },
+  max_restarts = 2,
+  skypilot = { resources = { accelerators = "L4:4" }, job_recovery = { strategy = "EAGER_NEXT_REGION" } },
+}
+]]
+
+tap.test("Metta's suites run on SkyPilot with the expected verdicts", function()
+  local dir = h.scratch()
+  local f = fake(dir)
+  for _, s in ipairs({ "cluster", "recipes" }) do
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun run " .. h.q(top .. "/suites/" .. s .. ".lua")
+      .. " --skip-git-check --json"))
+    local doc = json.decode(out) or { jobs = {} }
+    tap.is(code, 0, s .. ".lua: every job passes")
+    tap.is(doc.summary and doc.summary.total, s == "cluster" and 12 or 7, s .. ".lua: all its jobs")
+    if s == "cluster" then
+      local by = {}
+      for _, j in ipairs(doc.jobs) do by[j.name] = j end
+      local rt = by.cluster_test_4n_runtime_timeout or {}
+      tap.is({ rt.termination_reason, rt.restart_count, rt.exit_code }, { "max_runtime_reached", 1, 0 },
+        "runtime_timeout: recovered once, then the runtime limit")
+      local cf = by.cluster_test_2n_cmd_fails or {}
+      tap.is({ cf.status, cf.exit_code, cf.termination_reason }, { "SUCCEEDED", 1, "job_completed" },
+        "cmd_fails: SUCCEEDED by SkyPilot, exit code 1 from the summary")
+      local log = fs.read(dir .. "/" .. (rt.log_path or "none")) or ""
+      tap.ok(not log:find("<sky-payload", 1, true), "payload lines dropped from the log")
+      tap.ok(log:find("\27[", 1, true) ~= nil, "ANSI colour kept in the log file")
+      tap.like(log, "%(head, rank=0, pid=%d+%) ", "Ray-style prefixes kept")
+    end
+  end
+  local st = stats(f).requests or {}
+  tap.is(st["POST /jobs/queue"], nil, "queue/v2 used, not the old queue")
+  stop(f)
+end)
+
+tap.test("statuses, recovery, failure reasons, exactly one queue call per poll cycle", function()
+  local dir = h.scratch()
+  local f = fake(dir)
+  h.write(dir .. "/s.lua", SUITE)
+  local code, out = h.sh(dir, with_endpoint(f, "JOBRUN_TRACE=trace.log jobrun run s.lua --run-id A --json"))
+  tap.is(code, 1, "one job fails")
+  local doc = json.decode(out) or { jobs = {} }
+  local by = {}
+  for _, j in ipairs(doc.jobs) do by[j.name] = j end
+  tap.is({ by.sk_recover.status, by.sk_recover.restart_count }, { "SUCCEEDED", 1 }, "RECOVERING counted as a restart")
+  tap.is({ by.sk_fail.status, by.sk_fail.native_status, by.sk_fail.termination_reason },
+    { "FAILED", "FAILED", "Job failed: user code exited with code 3" }, "failure_reason as the termination")
+  tap.is(by.sk_fail.fields and by.sk_fail.fields.exception, "RuntimeError: boom", "the traceback, analysed")
+  local st = stats(f).requests or {}
+  tap.is(st["POST /jobs/launch"], 3, "one launch request per job")
+  tap.ok((st["GET /api/status"] or 0) >= 1, "launches resolved through /api/status")
+  local cycles = 0
+  for _ in (fs.read(dir .. "/trace.log") or ""):gmatch("poll skypilot") do cycles = cycles + 1 end
+  tap.ok(cycles >= 1, "polled at least once")
+  tap.is(st["POST /jobs/queue/v2"], cycles, string.format("one /jobs/queue/v2 per poll cycle (%d), for 3 jobs", cycles))
+  stop(f)
+end)
+
+tap.test("older servers: no /jobs/queue/v2, queue as a dict or a list; API below 11 refused", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", SUITE)
+  for _, mode in ipairs({ { "--no-queue-v2", "--api-version", "17", "--queue-form", "dict" },
+                          { "--no-queue-v2", "--api-version", "24", "--queue-form", "list" } }) do
+    local f = fake(dir, mode)
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun run s.lua --json"))
+    local doc = json.decode(out) or {}
+    tap.is({ code, doc.summary and doc.summary.passed }, { 1, 2 }, table.concat(mode, " ") .. ": same verdicts")
+    tap.ok(((stats(f).requests or {})["POST /jobs/queue"] or 0) >= 1, table.concat(mode, " ") .. ": /jobs/queue used")
+    stop(f)
+  end
+  local old = fake(dir, { "--api-version", "10", "--version", "0.9.9" })
+  local code, _, err = h.sh(dir, with_endpoint(old, "jobrun run s.lua"))
+  tap.is(code, 3, "a server below API 11: exit 3")
+  tap.like(err, "speaks API 10 %(SkyPilot 0%.9%.9%); jobrun needs API 11", "with a clear message")
+  stop(old)
+end)
+
+tap.test("faults: 503s and dropped connections are retried; an outage fails no job", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", SUITE)
+  local f = fake(dir, { "--fail-every", "4", "--drop-every", "7" })
+  local code, out = h.sh(dir, with_endpoint(f, "jobrun run s.lua --json"))
+  local doc = json.decode(out) or {}
+  tap.is({ code, doc.summary and doc.summary.passed, doc.summary and doc.summary.failed }, { 1, 2, 1 },
+    "same verdicts through injected 503s and drops")
+  stop(f)
+
+  local state_file = dir .. "/fake-state.json"
+  local f2 = fake(dir, { "--state", state_file })
+  h.write(dir .. "/long.lua", [[
+suite "lg" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "succeed" } }
+]])
+  tap.is(select(1, h.sh(dir, with_endpoint(f2, "jobrun launch long.lua --run-id L"))), 0, "launched")
+  stop(f2)
+  local c2, _, e2 = h.sh(dir, with_endpoint(f2, "jobrun check L"))
+  tap.is(c2, 3, "check while the server is down: exit 3")
+  tap.like(e2, "the skypilot backend could not be asked", "says the backend is unreachable")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.ok(jobs.lg_1.status ~= "FAILED" and jobs.lg_1.status ~= "LOST", "jobs keep their last known status")
+  local f3 = fake(dir, { "--state", state_file }, f2.port)
+  local c3, o3 = h.sh(dir, with_endpoint(f3, "jobrun wait L"))
+  tap.is(c3, 0, "after the server's restart, wait sees both jobs pass")
+  tap.like(o3, "Verdict: 2 passed", "both")
+  stop(f3)
+end)
+
+tap.test("kill: one cancel call, CANCELLING to CANCELLED", function()
+  local dir = h.scratch()
+  local f = fake(dir)
+  h.write(dir .. "/s.lua", [[
+suite "kl" { backend = "skypilot", matrix = { i = { 1, 2, 3 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
+]])
+  tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
+  local code, out = h.sh(dir, with_endpoint(f, "jobrun kill K"))
+  tap.is(code, 0, "kill exits 0")
+  tap.like(out, "Killed: 3 jobs", "all killed")
+  tap.is((stats(f).requests or {})["POST /jobs/cancel"], 1, "with one /jobs/cancel")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.kl_1.status, jobs.kl_3.native_status }, { "CANCELLED", "CANCELLED" }, "CANCELLED")
+  local _, again = h.sh(dir, with_endpoint(f, "jobrun kill K"))
+  tap.like(again, "Already completed: 3", "a second kill")
+  stop(f)
+end)
+
+tap.test("credentials: token and basic auth work and never reach state, logs or errors", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "cr" { backend = "skypilot", run = "x", env = { FAKE_OUTCOME = "succeed", API_TOKEN = "sky_alsosecret" } }
+]])
+  local f = fake(dir, { "--token", "sky_topsecret123" })
+  local code = h.sh(dir, with_endpoint(f, "SKYPILOT_SERVICE_ACCOUNT_TOKEN=sky_topsecret123 jobrun run s.lua"))
+  tap.is(code, 0, "the service-account token is sent")
+  local c2, _, e2 = h.sh(dir, with_endpoint(f, "SKYPILOT_SERVICE_ACCOUNT_TOKEN=sky_wrong999 jobrun run s.lua"))
+  tap.is(c2, 3, "a wrong token: exit 3")
+  tap.ok(not e2:find("sky_wrong999", 1, true), "the token is not in the error")
+  stop(f)
+  local b = fake(dir, { "--basic", "alice:pa55word" })
+  local url = b.url:gsub("^http://", "http://alice:pa55word@")
+  local c3 = h.sh(dir, "SKYPILOT_API_SERVER_ENDPOINT=" .. h.q(url) .. " jobrun run s.lua")
+  tap.is(c3, 0, "basic auth from the endpoint URL")
+  local bad = b.url:gsub("^http://", "http://alice:wrong@")
+  local c4, o4, e4 = h.sh(dir, "SKYPILOT_API_SERVER_ENDPOINT=" .. h.q(bad) .. " jobrun run s.lua")
+  tap.is(c4, 3, "wrong basic auth: exit 3")
+  tap.ok(not (o4 .. e4):find("wrong@", 1, true), "the password is not shown")
+  stop(b)
+  local _, found = h.sh(dir, "grep -r -l -e sky_topsecret123 -e pa55word -e sky_alsosecret .jobrun || true")
+  tap.is(found, "", "no secret anywhere in the state directory")
+end)
+
+tap.test("the fake follows the protocol: 422, /api/get's 500 form, user scoping", function()
+  local dir = h.scratch()
+  local f = fake(dir)
+  local api = require "jobrun.skypilot.api"
+  local c = api.new({ endpoint = f.url })
+  tap.ok(c:health(), "health")
+  local http = require("jobrun.c.http").client()
+  local r = http:perform({ { method = "POST", url = f.url .. "/jobs/launch", body = '{"task": "{}"}',
+                             headers = { "Content-Type: application/json" } } })[1]
+  tap.is(r.status, 422, "a missing required-nullable field (name) is a 422")
+  local value, why = c:call("/jobs/cancel", {})
+  tap.is(value, nil, "a cancel without a selector fails")
+  tap.like(why or "", "^ValueError: ", "the error read from the 500 {detail: record} form")
+  local other = api.new({ endpoint = f.url })
+  other.user = { id = "0ther111", name = "other" }
+  local task = '{"name":"t","run":"x","envs":{"FAKE_OUTCOME":"long"}}'
+  local launched = c:call("/jobs/launch", { task = task, name = "t" })
+  tap.ok(launched and launched.job_id, "launched as the first user")
+  local mine = c:call("/jobs/queue/v2", { job_ids = json.null, all_users = false })
+  local theirs = other:call("/jobs/queue/v2", { job_ids = json.null, all_users = false })
+  tap.is({ #(mine.jobs or {}), #(theirs.jobs or {}) }, { 1, 0 }, "each user sees only their own jobs")
+  stop(f)
+end)
+
+return tap.done()
