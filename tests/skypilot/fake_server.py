@@ -95,12 +95,15 @@ TYPE_ERRORS = {"str": ("string_type", "Input should be a valid string"),
                "list": ("list_type", "Input should be a valid list")}
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on", "t", "y"), ("false", "0", "no", "off", "f", "n")
+
+
 def coerce(kind, value):
     """Pydantic-v2 lax coercion of one value; raises TypeError naming the failing base type."""
     if kind == "str" and isinstance(value, str):
         return value
     if kind == "int":
-        if isinstance(value, bool) or (isinstance(value, int)):
+        if isinstance(value, int):
             return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -111,8 +114,8 @@ def coerce(kind, value):
             return value
         if value in (0, 1):
             return bool(value)
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n"):
-            return value.lower() in ("true", "1", "yes", "on", "t", "y")
+        if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
+            return value.lower() in TRUE_WORDS
     if kind == "dict" and isinstance(value, dict):
         return value
     raise TypeError(kind)
@@ -330,10 +333,15 @@ def recovering_line(job):
     return f"{YELLOW}Managed job {job['job_id']} is recovering: relaunching the cluster.{RESET}"
 
 
+FAILURE_REASONS = {"fail": "Job failed: user code exited with code 3", "fail_setup": "Setup failed",
+                   "no_resource": "Failed to acquire resources"}
+
+
 def build_plan(job):
     plan = Plan(job["tick"])
     plan.phase("PENDING", 1)
     outcome = job["outcome"]
+    plan.failure_reason = FAILURE_REASONS.get(outcome)
     if outcome == "no_resource":
         plan.phase("FAILED_NO_RESOURCE")
         return plan
@@ -465,7 +473,8 @@ def visible_log(job, plan, now):
 
 def job_record(job, plan, now):
     """The ManagedJobRecord (one task) as /jobs/queue[/v2] returns it."""
-    seen = [p for p in timeline(job, plan) if p[1] <= now] or timeline(job, plan)[:1]
+    phases = timeline(job, plan)
+    seen = [p for p in phases if p[1] <= now] or phases[:1]
     status = seen[-1][0]
     runs = [t for s, t in seen if s == "RUNNING"]
     end = seen[-1][1] if status in TERMINAL else None
@@ -548,9 +557,6 @@ class Store:
     def plan(self, job):
         if job["job_id"] not in self.plans:
             self.plans[job["job_id"]] = build_plan(job)
-            self.plans[job["job_id"]].failure_reason = {
-                "fail": "Job failed: user code exited with code 3", "fail_setup": "Setup failed",
-                "no_resource": "Failed to acquire resources"}.get(job["outcome"])
         return self.plans[job["job_id"]]
 
     def record(self, job, now):
@@ -941,7 +947,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_status(self, query):
         ids = query.get("request_ids") or []
-        all_status = (query.get("all_status") or ["false"])[0].lower() in ("true", "1", "yes", "on", "t", "y")
+        all_status = (query.get("all_status") or ["false"])[0].lower() in TRUE_WORDS
         limit = (query.get("limit") or [None])[0]
         fields = query.get("fields")
         with self.store.lock:
@@ -1054,6 +1060,10 @@ class Handler(BaseHTTPRequestHandler):
         return 0 if status == "SUCCEEDED" else 103 if status == "CANCELLED" else 100
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # clients open many connections at once
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
@@ -1070,8 +1080,7 @@ def main():
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     Handler.store = store = Store(args)
-    ThreadingHTTPServer.request_queue_size = 128  # clients open many connections at once
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = Server(("127.0.0.1", args.port), Handler)
 
     def scheduler():
         while True:
