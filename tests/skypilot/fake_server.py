@@ -611,13 +611,17 @@ class Store:
     def advance(self, now):
         """Moves async requests along: PENDING -> RUNNING -> executed (SUCCEEDED or FAILED)."""
         with self.lock:
+            started = False
             for req in list(self.requests.values()):
                 if req["_kind"] == "logs" or req["status"] in REQUEST_TERMINAL:
                     continue
                 if req["status"] == "PENDING" and now >= req["_start_at"]:
-                    req.update(status="RUNNING", pid=os.getpid())  # saved with the outcome
+                    req.update(status="RUNNING", pid=os.getpid())
+                    started = True
                 if req["status"] == "RUNNING" and now >= req["_done_at"]:
                     self.execute(req, now)
+            if started:
+                self.save()
 
     def execute(self, req, now):
         handler = {"launch": self.do_launch, "queue": self.do_queue, "queue_v2": self.do_queue,
@@ -924,10 +928,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/jobs/logs":
             return self.stream_logs(body)
         req = self.store.new_request(path, body, time.time())
-        headers = [("X-Skypilot-Request-ID", req["request_id"])]
-        if self.store.args.api_version < 18:
-            headers.append(("X-Request-ID", req["request_id"]))
-        self.send(200, b"null", headers=headers)
+        self.send(200, b"null", headers=self.request_id_headers(req))
+
+    def request_id_headers(self, req):
+        old = self.store.args.api_version < 18  # servers up to 0.10 also sent X-Request-ID
+        return [("X-Skypilot-Request-ID", req["request_id"])] + ([("X-Request-ID", req["request_id"])] if old else [])
 
     def api_get(self, query):
         rid = (query.get("request_id") or [None])[0]
@@ -978,9 +983,9 @@ class Handler(BaseHTTPRequestHandler):
     def stream_logs(self, body):
         req = self.store.new_request("/jobs/logs", body, time.time(), status="RUNNING")
         self.send_response(200)
-        for key, value in [("Content-Type", "text/plain; charset=utf-8"), ("Transfer-Encoding", "chunked"),
-                           ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no"),
-                           ("X-Skypilot-Request-ID", req["request_id"])] + self.version_headers():
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Transfer-Encoding", "chunked"),
+                   ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no")]
+        for key, value in headers + self.request_id_headers(req) + self.version_headers():
             self.send_header(key, value)
         self.end_headers()
         try:
