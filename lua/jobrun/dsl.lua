@@ -99,6 +99,16 @@ local function add_named(decls, list_key, order_key, name, body, where, kind)
   decls[list_key][name] = { name = name, where = where, fields = body }
 end
 
+-- condition and parser: named declarations, several per file.
+local function declare_named(env, decls)
+  env.condition = declarer("condition", decls, function(name, body, where)
+    add_named(decls, "conditions", "condition_order", name, body, where, "condition")
+  end)
+  env.parser = declarer("parser", decls, function(name, body, where)
+    add_named(decls, "parsers", "parser_order", name, body, where, "parser")
+  end)
+end
+
 local function find_pack(name, suite_dir)
   local path = package.searchpath(name, suite_dir .. "/?.lua;" .. package.path)
   if path then
@@ -144,12 +154,7 @@ function dsl.load(path, git_info)
     end
     decls.suite = { name = name, where = where, fields = body }
   end)
-  env.condition = declarer("condition", decls, function(name, body, where)
-    add_named(decls, "conditions", "condition_order", name, body, where, "condition")
-  end)
-  env.parser = declarer("parser", decls, function(name, body, where)
-    add_named(decls, "parsers", "parser_order", name, body, where, "parser")
-  end)
+  declare_named(env, decls)
   env.use = function(name)
     local where = location(2)
     if type(name) ~= "string" then errors.at(where, "use needs a pack name: use \"metta\"") end
@@ -194,12 +199,7 @@ end
 function dsl.load_packs(names)
   local decls = new_decls("(packs)")
   local env = base_env()
-  env.condition = declarer("condition", decls, function(name, body, where)
-    add_named(decls, "conditions", "condition_order", name, body, where, "condition")
-  end)
-  env.parser = declarer("parser", decls, function(name, body, where)
-    add_named(decls, "parsers", "parser_order", name, body, where, "parser")
-  end)
+  declare_named(env, decls)
   env.suite = function() return function() end end
   env.use = function() end
   env.env = function(_, default) return default end

@@ -15,6 +15,12 @@ function template.quote_all(words)
   return table.concat(out, " ")
 end
 
+-- shell_command(cmd): a run command as one shell string (an argv list quoted word by word).
+function template.shell_command(cmd)
+  if type(cmd) == "table" then return template.quote_all(cmd) end
+  return cmd
+end
+
 -- text(v): how a value reads inside a string.
 function template.text(v)
   if type(v) == "table" then

@@ -3,7 +3,7 @@
 --   submit(ctx, job) -> true | nil, why        (sets job.native_id)
 --   poll(ctx, jobs)                            (one query for all of them; sets job.status …)
 --   cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }
---   log_path(ctx, job) -> path of the job's log on this machine
+--   log_path(ctx, job) -> path of the job's log on this machine (default: logs/<job>.log of the run)
 --   waitables(ctx, jobs) -> { {job, handle} }  (optional: pollable handles, ready at a job's end)
 --   submit_many(ctx, jobs)                     (optional: launch a batch in one go)
 --   fetch_logs(ctx, jobs [, {force}])          (optional: bring logs kept elsewhere into log_path)
@@ -26,7 +26,8 @@ function backends.get(name)
     end
     error(backend, 0)
   end
-  for _, fn in ipairs({ "submit", "poll", "cancel", "log_path" }) do
+  backend.log_path = backend.log_path or function(ctx, job) return ctx.run_dir .. "/" .. job.log_path_rel end
+  for _, fn in ipairs({ "submit", "poll", "cancel" }) do
     if type(backend[fn]) ~= "function" then
       errors.raise("backend '%s' has no %s function", name, fn)
     end

@@ -194,8 +194,4 @@ function backend.cancel(_ctx, jobs)
   return results
 end
 
-function backend.log_path(ctx, job)
-  return ctx.run_dir .. "/" .. job.log_path_rel
-end
-
 return backend

@@ -42,11 +42,6 @@ function backend.check(options)
   return { endpoint = c.base, api_version = c.server_api_version }
 end
 
-local function shell(cmd)
-  if type(cmd) == "table" then return template.quote_all(cmd) end
-  return cmd
-end
-
 -- task(job, env) -> the task, as JSON text (JSON is YAML, and the server reads YAML).
 function backend.task(job, env)
   local spec = job.spec
@@ -61,8 +56,8 @@ function backend.task(job, env)
   local envs = {}
   for k, v in pairs(env or {}) do envs[k] = tostring(v) end
   envs.JOBRUN_JOB_NAME = job.name
-  local task = { name = job.name, num_nodes = spec.nodes, run = shell(spec.commands[1]),
-                 setup = spec.setup and shell(spec.setup) or nil, envs = envs }
+  local task = { name = job.name, num_nodes = spec.nodes, run = template.shell_command(spec.commands[1]),
+                 setup = spec.setup and template.shell_command(spec.setup) or nil, envs = envs }
   if next(resources) then task.resources = resources end
   for _, key in ipairs({ "workdir", "file_mounts", "secrets", "config" }) do
     if o[key] ~= nil then task[key] = o[key] end
@@ -258,10 +253,6 @@ function backend.cancel(ctx, jobs)
   end
   for _, job in ipairs(waiting) do results[job.name] = "failed: still " .. tostring(job.native_status) end
   return results
-end
-
-function backend.log_path(ctx, job)
-  return ctx.run_dir .. "/" .. job.log_path_rel
 end
 
 return backend

@@ -32,11 +32,6 @@ local function slurm_time(seconds)
   return string.format("%d-%02d:%02d:%02d", s // 86400, (s % 86400) // 3600, (s % 3600) // 60, s % 60)
 end
 
-local function shell_command(cmd)
-  if type(cmd) == "table" then return template.quote_all(cmd) end
-  return cmd
-end
-
 -- script(ctx, job) -> the batch script's text. Its own lines never hold secrets: the job's
 -- environment reaches the job through sbatch's (--export=ALL).
 function backend.script(ctx, job)
@@ -69,12 +64,12 @@ function backend.script(ctx, job)
   local srun = "srun --label --kill-on-bad-exit=1 sh -c " .. template.quote(rank) .. " jobrun-rank "
   local commands = spec.commands or {}
   if #commands <= 1 then
-    lines[#lines + 1] = srun .. template.quote(shell_command(commands[1] or "true"))
+    lines[#lines + 1] = srun .. template.quote(template.shell_command(commands[1] or "true"))
   else
     lines[#lines + 1] = 'case "$restarts" in'
     for i, c in ipairs(commands) do
       local label = i < #commands and tostring(i - 1) or "*"
-      lines[#lines + 1] = string.format("  %s) %s ;;", label, srun .. template.quote(shell_command(c)))
+      lines[#lines + 1] = string.format("  %s) %s ;;", label, srun .. template.quote(template.shell_command(c)))
     end
     lines[#lines + 1] = "esac"
   end
@@ -224,10 +219,6 @@ function backend.cancel(ctx, jobs)
     if #waiting > 0 then process.sleep(0.5) end
   end
   return results
-end
-
-function backend.log_path(ctx, job)
-  return ctx.run_dir .. "/" .. job.log_path_rel
 end
 
 return backend

@@ -21,8 +21,7 @@ then prints one line per job: name, nodes, params and command. With --json, prin
 }
 
 local function command_text(run)
-  if type(run) == "table" then return template.quote_all(run) end
-  return run or ""
+  return template.shell_command(run) or ""
 end
 
 local function params_text(job)
