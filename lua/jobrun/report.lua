@@ -121,6 +121,12 @@ function report.emit(data, opts, run_dir)
   end
   local human = opts.json and io.stderr or io.stdout
   human:write(report.text(data, opts))
+  report.emit_extras(data, opts, run_dir)
+end
+
+-- emit_extras(data, opts, run_dir): all of emit but the table (--logs, --junit, --json).
+function report.emit_extras(data, opts, run_dir)
+  local human = opts.json and io.stderr or io.stdout
   if opts.logs and run_dir then human:write("\n", report.logs_text(data, run_dir, opts)) end
   if opts.junit then require("jobrun.junit").write(opts.junit, data) end
   if opts.json then io.stdout:write(json.encode(report.json(data), true), "\n") end

@@ -199,7 +199,16 @@ function supervisor.main(status_path, result_path, spec_json)
   }
   local restart_count, attempt = 0, 1
   local outcome
-  while true do
+  -- setup runs once, on one rank, before the first attempt; if it fails, so does the job.
+  if spec.setup then
+    local setup_spec = setmetatable({ commands = { spec.setup }, nodes = 1 }, { __index = spec })
+    outcome = run_attempt(setup_spec, ctx, 1, 0)
+    if outcome.exit_code ~= 0 or outcome.timed_out or outcome.cancelled then
+      note(spec.log, string.format("setup failed with exit code %d", outcome.exit_code))
+      outcome.setup_failed = true
+    end
+  end
+  while not (outcome and outcome.setup_failed) do
     outcome = run_attempt(spec, ctx, attempt, restart_count)
     if outcome.timed_out or outcome.cancelled or outcome.exit_code == 0
         or restart_count >= (spec.max_restarts or 0) then
@@ -215,7 +224,7 @@ function supervisor.main(status_path, result_path, spec_json)
   fs.write_atomic(result_path, status({
     state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = process.time(),
     exit_code = outcome.exit_code, signal = outcome.signal, timed_out = outcome.timed_out,
-    cancelled = outcome.cancelled, failed_rank = outcome.failed_rank,
+    cancelled = outcome.cancelled, failed_rank = outcome.failed_rank, setup_failed = outcome.setup_failed,
   }), false)
   signals:close()
   return 0

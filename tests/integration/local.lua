@@ -291,4 +291,26 @@ suite "f" { run = "for i in 1 2 3; do echo line $i; sleep 0.3; done" }
   tap.ok(not piped:find("done ·", 1, true), "no progress line off a TTY")
 end)
 
+tap.test("setup, and check --watch", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "su" {
+  matrix = { ok = { "yes", "no" } },
+  nodes = 2,
+  setup = "echo setting up; test {ok} = yes",
+  run = "echo running; sleep 0.5",
+}
+]])
+  local code = h.sh(dir, "jobrun launch s.lua --run-id W")
+  tap.is(code, 0, "launched")
+  local c2, out = h.sh(dir, "jobrun check --watch")
+  tap.is(c2, 1, "--watch returns once every job has ended (one failed)")
+  tap.like(out, "su_yes%s+RUNNING.*su_yes%s+SUCCEEDED", "the table again as jobs end")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.su_no.status, jobs.su_no.termination_reason }, { "FAILED", "setup_failed" },
+    "a failed setup fails the job")
+  tap.is(fs.read(dir .. "/" .. jobs.su_yes.log_path), "setting up\n(rank=0) running\n(rank=1) running\n",
+    "setup once, then every rank")
+end)
+
 return tap.done()

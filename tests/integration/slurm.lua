@@ -40,6 +40,7 @@ suite "sl" {
               { nodes = 1, condition = "fails" } },
   name = "{suite}_{nodes}n_{condition}",
   run = "sh {suite_dir}/job.sh {args}",
+  setup = "echo setup on $SLURMD_NODENAME",
   max_restarts = 1,
   timeout = "5m",
   slurm = { partition = "debug", extra_args = { "--comment=jobrun-test" } },
@@ -60,6 +61,9 @@ suite "sl" {
       end
     end
     tap.is(seen, n, n .. " node(s): every rank's line, labelled, with the local backend's variables")
+    local setups = 0
+    for _ in log:gmatch("%d+: setup on node%d") do setups = setups + 1 end
+    tap.is(setups, n, n .. " node(s): setup ran once on every node")
   end
   local t = jobs.sl_1n_timeout or {}
   tap.is({ t.status, t.native_status, t.termination_reason }, { "TIMEOUT", "TIMEOUT", "timeout" }, "timeout")

@@ -35,7 +35,8 @@ function backend.submit(ctx, job)
   local opts = spec.options or {}
   local p = paths(ctx, job)
   local supervised = json.encode({
-    name = job.name, run_id = ctx.run_id, commands = spec.commands, env = ctx.secret_env[job.name] or spec.env,
+    name = job.name, run_id = ctx.run_id, commands = spec.commands, setup = spec.setup,
+    env = ctx.secret_env[job.name] or spec.env,
     nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
     grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, cwd = ctx.cwd,
     log = ctx.run_dir .. "/" .. job.log_path_rel,
@@ -72,6 +73,8 @@ local function apply(job, st)
     job.status, job.native_status = "CANCELLED", "CANCELLED"
   elseif st.timed_out then
     job.status, job.native_status = "TIMEOUT", "TIMEOUT"
+  elseif st.setup_failed then
+    job.status, job.native_status, job.backend_termination = "FAILED", "SETUP_FAILED", "setup_failed"
   elseif st.exit_code == 0 then
     job.status, job.native_status = "SUCCEEDED", "EXITED"
   else

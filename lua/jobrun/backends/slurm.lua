@@ -62,6 +62,13 @@ function backend.script(ctx, job)
   local rank = "export JOBRUN_NODE_RANK=$SLURM_PROCID JOBRUN_NUM_NODES=$SLURM_NNODES "
     .. "SKYPILOT_NODE_RANK=$SLURM_PROCID SKYPILOT_NUM_NODES=$SLURM_NNODES; exec sh -c \"$1\""
   local srun = "srun --label --kill-on-bad-exit=1 sh -c " .. template.quote(rank) .. " jobrun-rank "
+  -- setup: once per node, before the first attempt only.
+  if spec.setup then
+    lines[#lines + 1] = 'if [ "$restarts" = 0 ]; then'
+    lines[#lines + 1] = "  srun --label --ntasks-per-node=1 sh -c " .. template.quote(template.shell_command(spec.setup))
+      .. ' || { rc=$?; echo "[jobrun] setup failed with exit code $rc"; exit "$rc"; }'
+    lines[#lines + 1] = "fi"
+  end
   local commands = spec.commands or {}
   if #commands <= 1 then
     lines[#lines + 1] = srun .. template.quote(template.shell_command(commands[1] or "true"))

@@ -1,32 +1,84 @@
--- jobrun check [RUN]: refresh every job from its backend, settle results, save, print the table.
+-- jobrun check [RUN]: refresh every job from its backend, settle results, save, print the table;
+-- with --watch, again whenever a job ends (or every few seconds) until all have ended.
 local options = require "jobrun.options"
 local runner = require "jobrun.runner"
 local report = require "jobrun.report"
 local state = require "jobrun.state"
+local verdict = require "jobrun.verdict"
 local errors = require "jobrun.errors"
+local process = require "jobrun.c.process"
+local term = require "jobrun.c.term"
 
 local command = {
   name = "check",
-  usage = "jobrun check [RUN] [options]",
+  usage = "jobrun check [RUN] [--logs] [--tail N] [--watch] [options]",
   summary = "refresh every job's status, save it, print the table",
-  options = options.concat(options.OUTPUT, options.REPORT),
+  options = options.concat(options.OUTPUT, options.REPORT,
+    { { "watch", "flag", nil, "refresh until every job has ended (redrawn in place on a TTY)" } }),
   help = [[
 RUN is a run id, a path to a run's state.json, or omitted for the latest run. Asks the backend
 once for all the run's unfinished jobs. Exits 0 when every job has passed, 1 when any failed or
-is still pending.]],
+is still pending, 3 when the backend could not be asked.]],
 }
 
-function command.run(opts, args)
-  if #args > 1 then errors.raise("check: expected at most one RUN, got %d", #args) end
-  local run_dir = state.resolve(opts["state-dir"], args[1])
+-- refresh(run_dir, ctx) -> data, backend_error: one round of asking the backend, saved.
+local function refresh(run_dir, ctx)
   local backend_error
   local data = runner.update(run_dir, function(d)
-    local ctx = runner.context(run_dir, d, nil)
+    ctx = ctx or runner.context(run_dir, d, nil)
     local asked = runner.recover(ctx, d) + runner.refresh(ctx, d)
     backend_error = ctx.backend_error
     return asked > 0 -- a finished run's state needs no rewrite
   end)
-  report.emit(data, opts, run_dir)
+  return data, backend_error, ctx
+end
+
+local function unfinished(data)
+  local out = {}
+  for _, job in ipairs(data.jobs) do
+    if not verdict.TERMINAL[job.status] then out[#out + 1] = job end
+  end
+  return out
+end
+
+-- watch: wake when a local job ends (its supervisor's pidfd), else every poll interval.
+local function watch(run_dir, opts)
+  local tty = term.isatty(opts.json and 2 or 1)
+  local data, backend_error, ctx = refresh(run_dir, nil)
+  local last
+  while true do
+    local text = report.text(data, opts)
+    if text ~= last then
+      local out = opts.json and io.stderr or io.stdout
+      if tty then out:write("\27[H\27[2J") end
+      out:write(text, backend_error and ("(backend unreachable: " .. backend_error .. ")\n") or "")
+      out:flush()
+      last = text
+    end
+    local open = unfinished(data)
+    if #open == 0 then return data, backend_error end
+    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, open) or {}
+    local handles = {}
+    for i, w in ipairs(waits) do handles[i] = w.handle end
+    process.poll(handles, #waits == #open and 5 or (ctx.backend.poll_interval or 2))
+    data, backend_error = refresh(run_dir, ctx)
+  end
+end
+
+function command.run(opts, args)
+  if #args > 1 then errors.raise("check: expected at most one RUN, got %d", #args) end
+  local run_dir = state.resolve(opts["state-dir"], args[1])
+  local data, backend_error
+  if opts.watch then
+    data, backend_error = watch(run_dir, opts)
+    -- The table is on screen; what is left is the rest of the report.
+    local rest = {}
+    for k, v in pairs(opts) do rest[k] = v end
+    report.emit_extras(data, rest, run_dir)
+  else
+    data, backend_error = refresh(run_dir, nil)
+    report.emit(data, opts, run_dir)
+  end
   if backend_error then
     errors.infra("the %s backend could not be asked (%s); every job keeps its last known status",
       data.backend, backend_error)
