@@ -34,3 +34,13 @@ $ jobrun > /dev/null 2>&1
 
 $ jobrun 2>&1 >/dev/null | head -1
 > jobrun 0.1.0 — run matrices of test jobs and tell how each one ended.
+
+# JOBRUN_LUA_DIR loads the library from disk: an error in it is internal (traceback, exit 3),
+# and names the file and line.
+$ cp -r "$TOP/lua" mylua && JOBRUN_LUA_DIR=mylua jobrun --version
+> jobrun 0.1.0
+$ cp -r "$TOP/lua" broken && sed -i '1i error("broken on purpose")' broken/jobrun/commands/plan.lua && JOBRUN_LUA_DIR=broken jobrun plan x.lua 2>err.txt; echo "exit $?"; head -3 err.txt
+> exit 3
+> jobrun: internal error: broken/jobrun/commands/plan.lua:1: broken on purpose
+> stack traceback:
+> 	[C]: in function 'error'

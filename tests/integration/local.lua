@@ -247,6 +247,25 @@ suite "i" { matrix = { n = { 1, 2, 3 } }, run = "sleep 1; echo ran", max_paralle
   tap.is({ jobs.i_1.status, jobs.i_2.status, jobs.i_3.status }, { "SUCCEEDED", "PENDING", "PENDING" },
     "the rest stay pending")
   tap.is(select(1, h.sh(dir, "jobrun wait I")), 0, "wait starts and finishes them")
+
+  h.write(dir .. "/long.lua", [[
+suite "ll" { matrix = { n = { 1, 2 } }, run = "echo $$ >> pids.txt; sleep 300", ["local"] = { grace = 1 } }
+]])
+  local second = h.spawn(dir, { "run", "long.lua", "--run-id", "J" })
+  tap.ok(h.eventually(function()
+    local _, n = (fs.read(dir .. "/pids.txt") or ""):gsub("%d+", "")
+    return n == 2
+  end), "both long jobs started")
+  second:kill("INT")
+  process.sleep(0.3)
+  second:kill("INT")
+  local r2 = second:wait(true)
+  tap.is(r2.exit_code, 130, "a second Ctrl-C: exit 130")
+  local jobs2 = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs2.ll_1.status, jobs2.ll_2.status }, { "CANCELLED", "CANCELLED" }, "the run's jobs are cancelled")
+  local alive = false
+  for pid in (fs.read(dir .. "/pids.txt") or ""):gmatch("%d+") do if not h.gone(pid) then alive = true end end
+  tap.ok(not alive, "and their processes gone")
 end)
 
 tap.test("a backend written in Lua beside the suite", function()
