@@ -62,30 +62,11 @@ static int fs_read_tail(lua_State *L) {
     size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, want);
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(fd, p + got, want - got, start + (off_t)got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
+    size_t got = jobrun_pread_all(fd, p, want, start);
     close(fd);
     luaL_pushresultsize(&b, got);
     lua_pushinteger(L, (lua_Integer)start);
     return 2;
-}
-
-static int write_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 static void fsync_parent(const char *path) {
@@ -114,7 +95,7 @@ static int fs_write_atomic(lua_State *L) {
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return fail(L, "open", tmp);
-    if (write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
+    if (jobrun_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
         int err = errno;
         close(fd);
         unlink(tmp);
@@ -146,7 +127,7 @@ static int fs_write_exclusive(lua_State *L) {
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return fail(L, "open", tmp);
-    int rc = write_all(fd, data, len);
+    int rc = jobrun_write_all(fd, data, len);
     int err = errno;
     close(fd);
     if (rc != 0) { unlink(tmp); errno = err; return fail(L, "write", path); }
@@ -166,7 +147,7 @@ static int fs_append(lua_State *L) {
     const char *data = luaL_checklstring(L, 2, &len);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return fail(L, "open", path);
-    int rc = write_all(fd, data, len);
+    int rc = jobrun_write_all(fd, data, len);
     int err = errno;
     close(fd);
     if (rc != 0) { errno = err; return fail(L, "write", path); }

@@ -3,6 +3,8 @@
 #define JOBRUN_HOST_H
 
 #include <lua.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 /* Exit codes of SPEC §2 that the host itself produces. */
 #define JOBRUN_EXIT_USAGE 2
@@ -19,6 +21,11 @@ int jobrun_call(lua_State *L, int nargs);
  * For helper processes forked from jobrun (the local backend's supervisors): no exec, no
  * dynamic linking, no re-reading of the binary. */
 int jobrun_run_module(const char *module, char **args);
+
+/* src/io.c: write all of data (0, or -1 with errno); read up to want bytes at offset `at`
+ * (fewer only at end of file or on an error), returning how many were read. */
+int jobrun_write_all(int fd, const char *data, size_t len);
+size_t jobrun_pread_all(int fd, char *buf, size_t want, off_t at);
 
 /* Primitive families, one luaL_Reg table each. */
 int luaopen_jobrun_fs(lua_State *L);

@@ -132,19 +132,6 @@ static int stream_read(lua_State *L) {
     return 1;
 }
 
-static int write_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Opens pump_lines' output once and keeps it; a different path reopens. Returns -1 on error. */
 static int stream_output(lua_State *L, Stream *s, int path_arg) {
     lua_getiuservalue(L, 1, STREAM_UV_OUT_PATH);
@@ -202,7 +189,7 @@ static int pump_chunk(lua_State *L, Stream *s, const char *data, size_t len,
     luaL_pushresult(&b);
     size_t out_len;
     const char *out = lua_tolstring(L, -1, &out_len);
-    int rc = write_all(s->out_fd, out, out_len);
+    int rc = jobrun_write_all(s->out_fd, out, out_len);
     int err = errno;
     if (tail == 0 || tail >= MAX_PARTIAL_LINE) lua_pushnil(L);
     else if (held == 0) lua_pushlstring(L, data + used, len - used);
@@ -227,7 +214,7 @@ static int pump_flush(lua_State *L, Stream *s, const char *prefix, size_t prefix
         lua_concat(L, 3);
         size_t len;
         const char *line = lua_tolstring(L, -1, &len);
-        rc = write_all(s->out_fd, line, len);
+        rc = jobrun_write_all(s->out_fd, line, len);
         lua_pushnil(L);
         lua_setiuservalue(L, 1, STREAM_UV_PARTIAL);
     }

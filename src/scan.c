@@ -249,13 +249,7 @@ static int scan_tail(lua_State *L) {
     size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, want);
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(fd, p + got, want - got, start + (off_t)got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
+    size_t got = jobrun_pread_all(fd, p, want, start);
     size_t skip = 0;
     if (starts_mid_line(fd, start)) {
         char *nl = memchr(p, '\n', got);
