@@ -45,7 +45,8 @@ local function general_help()
   out[#out + 1] = ""
   out[#out + 1] = "Exit codes: 0 all jobs passed · 1 a job failed · 2 usage or suite error ·"
   out[#out + 1] = "3 infrastructure error · 130 interrupted."
-  out[#out + 1] = "Run 'jobrun help COMMAND' for a command's options. jobrun --version prints the version."
+  out[#out + 1] = "Run 'jobrun help COMMAND' for a command's options, 'jobrun help suite' (or condition,"
+  out[#out + 1] = "parser) for the fields of a suite file. jobrun --version prints the version."
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -56,9 +57,26 @@ local function unknown_command(name)
     name, suggest.hint(name, names))
 end
 
+-- help suite | condition | parser: the DSL's fields, from the same table validation reads.
+local DSL_TOPICS = { suite = true, condition = true, parser = true }
+
+local function dsl_help(topic)
+  local schema = require "jobrun.schema"
+  local fields = schema.fields[topic]
+  local names = schema.keys_of(fields)
+  local width = 0
+  for _, n in ipairs(names) do width = math.max(width, #n) end
+  local out = { string.format('%s "name" { … } — fields:', topic), "" }
+  for _, n in ipairs(names) do
+    out[#out + 1] = string.format("  %-" .. width .. "s  %s", n, fields[n].doc or "")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 local function help(args)
   local topic = args[1]
   if not topic then io.stdout:write(general_help()); return 0 end
+  if DSL_TOPICS[topic] then io.stdout:write(dsl_help(topic)); return 0 end
   local cmd = load_command(topic)
   if not cmd then
     if topic == "help" then io.stdout:write("Usage: jobrun help [COMMAND]\n"); return 0 end

@@ -44,3 +44,10 @@ $ cp -r "$TOP/lua" broken && sed -i '1i error("broken on purpose")' broken/jobru
 > jobrun: internal error: broken/jobrun/commands/plan.lua:1: broken on purpose
 > stack traceback:
 > 	[C]: in function 'error'
+
+# The DSL's fields, from the schema that validation reads.
+$ jobrun help suite | grep -E '^  (timeout|max_restarts) '
+>   max_restarts  restarts after a non-zero exit
+>   timeout       per job: 90, "30m", "2h"
+$ jobrun help parser | head -1
+> parser "name" { … } — fields:
