@@ -65,7 +65,8 @@ function backend.script(ctx, job)
   -- setup: once per node, before the first attempt only.
   if spec.setup then
     lines[#lines + 1] = 'if [ "$restarts" = 0 ]; then'
-    lines[#lines + 1] = "  srun --label --ntasks-per-node=1 sh -c " .. template.quote(template.shell_command(spec.setup))
+    lines[#lines + 1] = "  srun --label --ntasks-per-node=1 sh -c "
+      .. template.quote(template.shell_command(spec.setup))
       .. ' || { rc=$?; echo "[jobrun] setup failed with exit code $rc"; exit "$rc"; }'
     lines[#lines + 1] = "fi"
   end
