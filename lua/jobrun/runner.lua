@@ -181,6 +181,8 @@ local function submit_batch(ctx, jobs)
       job.status, job.native_status = "LAUNCH_FAILED", nil
       results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
       job.termination_reason = job.termination_reason or "launch_failed"
+      -- Why, where --json and --logs show it.
+      job.fields.launch_error = job.launch_error
     end
   end
 end

@@ -69,7 +69,9 @@ function command.run(opts, args)
   io.stdout:write(text)
   io.stdout:flush()
   if not opts.follow then return 0 end
+  local remote = ctx.backend.fetch_logs ~= nil
   while true do
+    if remote then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
     local st = fs.stat(path)
     if st and st.size > offset then
       local chunk = fs.read_tail(path, st.size - offset) or ""
@@ -83,11 +85,12 @@ function command.run(opts, args)
       if st and st.size > offset then io.stdout:write((fs.read_tail(path, st.size - offset))) end
       return 0
     end
-    -- Woken early when the job's supervisor ends; otherwise look for new lines 4 times a second.
+    -- Woken early when the job's supervisor ends; otherwise look for new lines 4 times a second
+    -- in a local file, or at the backend's poll interval for logs fetched over the network.
     local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, { job }) or {}
     local handles = {}
     for i, w in ipairs(waits) do handles[i] = w.handle end
-    process.poll(handles, 0.25)
+    process.poll(handles, remote and (ctx.backend.poll_interval or 2) or 0.25)
   end
 end
 
