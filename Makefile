@@ -8,9 +8,14 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Ibuild \
             -DJOBRUN_VERSION='"$(VERSION)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CJSON_LIB  = $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4-cjson.a
-LIBS       = $(CJSON_LIB) $(PKG_LIBS) -lm
+# libcurl and libgit2 are loaded when first used (src/http.c, src/git.c), by the sonames of the
+# -dev packages' libraries, so that a jobrun that needs neither starts without them.
+LIBDIR     = $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
+SONAME     = $(shell objdump -p $(LIBDIR)/$(1) 2>/dev/null | sed -n 's/^ *SONAME *//p')
+CFLAGS    += -DJOBRUN_CURL_SONAME='"$(call SONAME,libcurl.so)"' -DJOBRUN_GIT2_SONAME='"$(call SONAME,libgit2.so)"'
+PKG_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null)
+CJSON_LIB  = $(LIBDIR)/liblua5.4-cjson.a
+LIBS       = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)

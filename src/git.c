@@ -13,11 +13,68 @@
  *   repo:workdir() -> path | nil */
 #include <string.h>
 
+#include <dlfcn.h>
 #include <git2.h>
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "host.h"
+
+/* The library is loaded on first use, not at start-up: linked in, its dependencies would cost
+ * every jobrun process milliseconds before main(), whether it needs libgit2 or not. */
+#define LIBGIT2_FUNCS(X) \
+    X(git_branch_iterator_free) \
+    X(git_branch_iterator_new) \
+    X(git_branch_next) \
+    X(git_branch_remote_name) \
+    X(git_branch_upstream) \
+    X(git_buf_dispose) \
+    X(git_error_last) \
+    X(git_graph_ahead_behind) \
+    X(git_graph_descendant_of) \
+    X(git_libgit2_init) \
+    X(git_oid_equal) \
+    X(git_oid_fromstr) \
+    X(git_oid_tostr) \
+    X(git_reference_free) \
+    X(git_reference_is_branch) \
+    X(git_reference_lookup) \
+    X(git_reference_name) \
+    X(git_reference_name_to_id) \
+    X(git_reference_shorthand) \
+    X(git_reference_symbolic_target) \
+    X(git_reference_target) \
+    X(git_remote_free) \
+    X(git_remote_lookup) \
+    X(git_remote_url) \
+    X(git_repository_free) \
+    X(git_repository_head) \
+    X(git_repository_head_detached) \
+    X(git_repository_head_unborn) \
+    X(git_repository_is_bare) \
+    X(git_repository_open_ext) \
+    X(git_repository_path) \
+    X(git_repository_workdir) \
+    X(git_status_byindex) \
+    X(git_status_list_entrycount) \
+    X(git_status_list_free) \
+    X(git_status_list_new) \
+    X(git_status_options_init)
+#define DECLARE_FN(name) static __typeof__(name) *p_##name;
+LIBGIT2_FUNCS(DECLARE_FN)
+
+/* load_libgit2() -> NULL once loaded, else why not. */
+static const char *load_libgit2(void) {
+    static void *lib;
+    static const char *failed;
+    if (lib || failed) return failed;
+    lib = dlopen(JOBRUN_GIT2_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return failed = dlerror();
+#define LOAD_FN(name) \
+    if (!(p_##name = (__typeof__(name) *)dlsym(lib, #name))) return failed = "missing symbol " #name;
+    LIBGIT2_FUNCS(LOAD_FN)
+    return NULL;
+}
 
 #define REPO_HANDLE "jobrun.git.repo"
 
@@ -26,7 +83,7 @@ typedef struct {
 } Repo;
 
 static int fail(lua_State *L, const char *what) {
-    const git_error *e = git_error_last();
+    const git_error *e = p_git_error_last();
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
     return 2;
@@ -40,30 +97,34 @@ static git_repository *check_repo(lua_State *L) {
 
 static void push_oid(lua_State *L, const git_oid *oid) {
     char hex[GIT_OID_HEXSZ + 1];
-    git_oid_tostr(hex, sizeof hex, oid);
+    p_git_oid_tostr(hex, sizeof hex, oid);
     lua_pushstring(L, hex);
 }
 
 static int check_oid(lua_State *L, int arg, git_oid *oid) {
     const char *hex = luaL_checkstring(L, arg);
-    if (git_oid_fromstr(oid, hex) != 0) return luaL_argerror(L, arg, "not a commit id");
+    if (p_git_oid_fromstr(oid, hex) != 0) return luaL_argerror(L, arg, "not a commit id");
     return 0;
 }
 
 static int git_open(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    const char *why = load_libgit2();
+    if (why) return luaL_error(L, "libgit2 is not available (%s)", why);
+    static int initialised;
+    if (!initialised) { p_git_libgit2_init(); initialised = 1; }
     Repo *r = (Repo *)lua_newuserdatauv(L, sizeof *r, 0);
     r->repo = NULL;
     luaL_setmetatable(L, REPO_HANDLE);
-    if (git_repository_open_ext(&r->repo, path, 0, NULL) != 0) return fail(L, path);
+    if (p_git_repository_open_ext(&r->repo, path, 0, NULL) != 0) return fail(L, path);
     return 1;
 }
 
 static int repo_head(lua_State *L) {
     git_repository *repo = check_repo(L);
     lua_createtable(L, 0, 4);
-    int unborn = git_repository_head_unborn(repo) == 1;
-    int detached = git_repository_head_detached(repo) == 1;
+    int unborn = p_git_repository_head_unborn(repo) == 1;
+    int detached = p_git_repository_head_detached(repo) == 1;
     lua_pushboolean(L, unborn);
     lua_setfield(L, -2, "unborn");
     lua_pushboolean(L, detached);
@@ -71,45 +132,45 @@ static int repo_head(lua_State *L) {
     git_reference *head = NULL;
     if (unborn) {
         /* No commit yet: HEAD still names the branch to be born. */
-        if (git_reference_lookup(&head, repo, "HEAD") == 0) {
-            const char *target = git_reference_symbolic_target(head);
+        if (p_git_reference_lookup(&head, repo, "HEAD") == 0) {
+            const char *target = p_git_reference_symbolic_target(head);
             if (target && strncmp(target, "refs/heads/", 11) == 0) {
                 lua_pushstring(L, target + 11);
                 lua_setfield(L, -2, "branch");
             }
-            git_reference_free(head);
+            p_git_reference_free(head);
         }
         return 1;
     }
-    if (git_repository_head(&head, repo) != 0) return fail(L, "HEAD");
+    if (p_git_repository_head(&head, repo) != 0) return fail(L, "HEAD");
     git_oid oid;
-    if (git_reference_name_to_id(&oid, repo, "HEAD") == 0) {
+    if (p_git_reference_name_to_id(&oid, repo, "HEAD") == 0) {
         push_oid(L, &oid);
         lua_setfield(L, -2, "commit");
     }
-    if (!detached && git_reference_is_branch(head)) {
-        lua_pushstring(L, git_reference_shorthand(head));
+    if (!detached && p_git_reference_is_branch(head)) {
+        lua_pushstring(L, p_git_reference_shorthand(head));
         lua_setfield(L, -2, "branch");
     }
-    git_reference_free(head);
+    p_git_reference_free(head);
     return 1;
 }
 
 static int repo_status(lua_State *L) {
     git_repository *repo = check_repo(L);
-    if (git_repository_is_bare(repo)) { lua_newtable(L); return 1; }
+    if (p_git_repository_is_bare(repo)) { lua_newtable(L); return 1; }
     git_status_options opts;
-    git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
+    p_git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
     opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
     opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
                  GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
     git_status_list *list = NULL;
-    if (git_status_list_new(&list, repo, &opts) != 0) return fail(L, "status");
-    size_t n = git_status_list_entrycount(list);
+    if (p_git_status_list_new(&list, repo, &opts) != 0) return fail(L, "status");
+    size_t n = p_git_status_list_entrycount(list);
     lua_createtable(L, (int)n, 0);
     int out = 0;
     for (size_t i = 0; i < n; i++) {
-        const git_status_entry *e = git_status_byindex(list, i);
+        const git_status_entry *e = p_git_status_byindex(list, i);
         if (e->status == GIT_STATUS_CURRENT || (e->status & GIT_STATUS_IGNORED)) continue;
         const git_diff_delta *d = e->index_to_workdir ? e->index_to_workdir : e->head_to_index;
         const char *path = d ? (d->new_file.path ? d->new_file.path : d->old_file.path) : "?";
@@ -120,40 +181,40 @@ static int repo_status(lua_State *L) {
         lua_setfield(L, -2, "untracked");
         lua_rawseti(L, -2, ++out);
     }
-    git_status_list_free(list);
+    p_git_status_list_free(list);
     return 1;
 }
 
 static int repo_upstream(lua_State *L) {
     git_repository *repo = check_repo(L);
     git_reference *head = NULL, *upstream = NULL;
-    if (git_repository_head(&head, repo) != 0 || !git_reference_is_branch(head)) {
-        git_reference_free(head);
+    if (p_git_repository_head(&head, repo) != 0 || !p_git_reference_is_branch(head)) {
+        p_git_reference_free(head);
         lua_pushnil(L);
         return 1;
     }
-    int rc = git_branch_upstream(&upstream, head);
+    int rc = p_git_branch_upstream(&upstream, head);
     if (rc != 0) {
-        git_reference_free(head);
+        p_git_reference_free(head);
         if (rc == GIT_ENOTFOUND) { lua_pushnil(L); return 1; }
         return fail(L, "upstream");
     }
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, git_reference_shorthand(upstream));
+    lua_pushstring(L, p_git_reference_shorthand(upstream));
     lua_setfield(L, -2, "name");
     git_buf remote = GIT_BUF_INIT;
-    if (git_branch_remote_name(&remote, repo, git_reference_name(upstream)) == 0) {
+    if (p_git_branch_remote_name(&remote, repo, p_git_reference_name(upstream)) == 0) {
         lua_pushlstring(L, remote.ptr, remote.size);
         lua_setfield(L, -2, "remote");
-        git_buf_dispose(&remote);
+        p_git_buf_dispose(&remote);
     }
-    const git_oid *oid = git_reference_target(upstream);
+    const git_oid *oid = p_git_reference_target(upstream);
     if (oid) {
         push_oid(L, oid);
         lua_setfield(L, -2, "commit");
     }
-    git_reference_free(upstream);
-    git_reference_free(head);
+    p_git_reference_free(upstream);
+    p_git_reference_free(head);
     return 1;
 }
 
@@ -163,7 +224,7 @@ static int repo_ahead_behind(lua_State *L) {
     check_oid(L, 2, &local);
     check_oid(L, 3, &upstream);
     size_t ahead = 0, behind = 0;
-    if (git_graph_ahead_behind(&ahead, &behind, repo, &local, &upstream) != 0) return fail(L, "ahead/behind");
+    if (p_git_graph_ahead_behind(&ahead, &behind, repo, &local, &upstream) != 0) return fail(L, "ahead/behind");
     lua_pushinteger(L, (lua_Integer)ahead);
     lua_pushinteger(L, (lua_Integer)behind);
     return 2;
@@ -174,8 +235,8 @@ static int repo_contains(lua_State *L) {
     git_oid tip, commit;
     check_oid(L, 2, &tip);
     check_oid(L, 3, &commit);
-    if (git_oid_equal(&tip, &commit)) { lua_pushboolean(L, 1); return 1; }
-    int rc = git_graph_descendant_of(repo, &tip, &commit);
+    if (p_git_oid_equal(&tip, &commit)) { lua_pushboolean(L, 1); return 1; }
+    int rc = p_git_graph_descendant_of(repo, &tip, &commit);
     if (rc < 0) return fail(L, "contains");
     lua_pushboolean(L, rc == 1);
     return 1;
@@ -184,24 +245,24 @@ static int repo_contains(lua_State *L) {
 static int repo_remote_branches(lua_State *L) {
     git_repository *repo = check_repo(L);
     git_branch_iterator *it = NULL;
-    if (git_branch_iterator_new(&it, repo, GIT_BRANCH_REMOTE) != 0) return fail(L, "branches");
+    if (p_git_branch_iterator_new(&it, repo, GIT_BRANCH_REMOTE) != 0) return fail(L, "branches");
     lua_newtable(L);
     int i = 0;
     git_reference *ref = NULL;
     git_branch_t type;
-    while (git_branch_next(&ref, &type, it) == 0) {
-        const git_oid *oid = git_reference_target(ref);
+    while (p_git_branch_next(&ref, &type, it) == 0) {
+        const git_oid *oid = p_git_reference_target(ref);
         if (oid) { /* symbolic refs such as origin/HEAD have none */
             lua_createtable(L, 0, 2);
-            lua_pushstring(L, git_reference_shorthand(ref));
+            lua_pushstring(L, p_git_reference_shorthand(ref));
             lua_setfield(L, -2, "name");
             push_oid(L, oid);
             lua_setfield(L, -2, "commit");
             lua_rawseti(L, -2, ++i);
         }
-        git_reference_free(ref);
+        p_git_reference_free(ref);
     }
-    git_branch_iterator_free(it);
+    p_git_branch_iterator_free(it);
     return 1;
 }
 
@@ -209,16 +270,16 @@ static int repo_remote_url(lua_State *L) {
     git_repository *repo = check_repo(L);
     const char *name = luaL_checkstring(L, 2);
     git_remote *remote = NULL;
-    if (git_remote_lookup(&remote, repo, name) != 0) { lua_pushnil(L); return 1; }
-    const char *url = git_remote_url(remote);
+    if (p_git_remote_lookup(&remote, repo, name) != 0) { lua_pushnil(L); return 1; }
+    const char *url = p_git_remote_url(remote);
     if (url) lua_pushstring(L, url);
     else lua_pushnil(L);
-    git_remote_free(remote);
+    p_git_remote_free(remote);
     return 1;
 }
 
 static int repo_workdir(lua_State *L) {
-    const char *dir = git_repository_workdir(check_repo(L));
+    const char *dir = p_git_repository_workdir(check_repo(L));
     if (dir) lua_pushstring(L, dir);
     else lua_pushnil(L);
     return 1;
@@ -227,7 +288,7 @@ static int repo_workdir(lua_State *L) {
 static int repo_close(lua_State *L) {
     Repo *r = (Repo *)luaL_checkudata(L, 1, REPO_HANDLE);
     if (r->repo) {
-        git_repository_free(r->repo);
+        p_git_repository_free(r->repo);
         r->repo = NULL;
     }
     return 0;
@@ -236,8 +297,8 @@ static int repo_close(lua_State *L) {
 static int repo_tostring(lua_State *L) {
     Repo *r = (Repo *)luaL_checkudata(L, 1, REPO_HANDLE);
     if (!r->repo) { lua_pushliteral(L, "git repository (closed)"); return 1; }
-    const char *dir = git_repository_workdir(r->repo);
-    lua_pushfstring(L, "git repository (%s)", dir ? dir : git_repository_path(r->repo));
+    const char *dir = p_git_repository_workdir(r->repo);
+    lua_pushfstring(L, "git repository (%s)", dir ? dir : p_git_repository_path(r->repo));
     return 1;
 }
 
@@ -268,7 +329,6 @@ static const luaL_Reg git_functions[] = {
 };
 
 int luaopen_jobrun_git(lua_State *L) {
-    git_libgit2_init();
     luaL_newmetatable(L, REPO_HANDLE);
     luaL_setfuncs(L, repo_meta, 0);
     luaL_newlibtable(L, repo_methods);

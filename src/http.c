@@ -10,11 +10,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dlfcn.h>
+/* Plain prototypes: the type-checking macros would hide the functions behind macros. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "host.h"
+
+/* The library is loaded on first use, not at start-up: linked in, its dependencies would cost
+ * every jobrun process milliseconds before main(), whether it needs curl or not. */
+#define CURL_FUNCS(X) \
+    X(curl_easy_cleanup) \
+    X(curl_easy_getinfo) \
+    X(curl_easy_init) \
+    X(curl_easy_setopt) \
+    X(curl_easy_strerror) \
+    X(curl_global_init) \
+    X(curl_multi_add_handle) \
+    X(curl_multi_cleanup) \
+    X(curl_multi_info_read) \
+    X(curl_multi_init) \
+    X(curl_multi_perform) \
+    X(curl_multi_poll) \
+    X(curl_multi_remove_handle) \
+    X(curl_multi_setopt) \
+    X(curl_slist_append) \
+    X(curl_slist_free_all)
+#define DECLARE_FN(name) static __typeof__(name) *p_##name;
+CURL_FUNCS(DECLARE_FN)
+
+/* load_curl() -> NULL once loaded, else why not. */
+static const char *load_curl(void) {
+    static void *lib;
+    static const char *failed;
+    if (lib || failed) return failed;
+    lib = dlopen(JOBRUN_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return failed = dlerror();
+#define LOAD_FN(name) \
+    if (!(p_##name = (__typeof__(name) *)dlsym(lib, #name))) return failed = "missing symbol " #name;
+    CURL_FUNCS(LOAD_FN)
+    return NULL;
+}
 
 #define CLIENT_HANDLE "jobrun.http.client"
 #define MAX_REQUESTS 1024
@@ -82,35 +120,35 @@ static const char *field_string(lua_State *L, int t, const char *key) {
 static int setup(Client *c, Transfer *t, lua_State *L, int req) {
     const char *method = field_string(L, req, "method");
     const char *url = field_string(L, req, "url");
-    t->easy = curl_easy_init();
+    t->easy = p_curl_easy_init();
     if (!t->easy) return -1;
-    curl_easy_setopt(t->easy, CURLOPT_URL, url);
-    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
+    p_curl_easy_setopt(t->easy, CURLOPT_URL, url);
+    p_curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+    p_curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
+    p_curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    p_curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    p_curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    p_curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+    p_curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+    p_curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    p_curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
     lua_getfield(L, req, "timeout");
-    if (lua_isnumber(L, -1)) curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(lua_tonumber(L, -1) * 1000));
+    if (lua_isnumber(L, -1)) p_curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(lua_tonumber(L, -1) * 1000));
     lua_pop(L, 1);
     if (c->cookie_file) {
-        curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, c->cookie_file);
-        curl_easy_setopt(t->easy, CURLOPT_COOKIEJAR, c->cookie_file);
+        p_curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, c->cookie_file);
+        p_curl_easy_setopt(t->easy, CURLOPT_COOKIEJAR, c->cookie_file);
     }
     size_t body_len = 0;
     lua_getfield(L, req, "body");
     const char *body = lua_tolstring(L, -1, &body_len);
     lua_pop(L, 1);
     if (method && strcmp(method, "POST") == 0) {
-        curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
-        curl_easy_setopt(t->easy, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+        p_curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+        p_curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+        p_curl_easy_setopt(t->easy, CURLOPT_COPYPOSTFIELDS, body ? body : "");
     } else if (method && strcmp(method, "GET") != 0) {
-        curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, method);
+        p_curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, method);
     }
     if (lua_getfield(L, req, "headers") == LUA_TTABLE) {
         lua_Integer n = luaL_len(L, -1);
@@ -118,7 +156,7 @@ static int setup(Client *c, Transfer *t, lua_State *L, int req) {
             lua_geti(L, -1, i);
             const char *h = lua_tostring(L, -1);
             if (h) {
-                struct curl_slist *more = curl_slist_append(t->headers, h);
+                struct curl_slist *more = p_curl_slist_append(t->headers, h);
                 if (more) t->headers = more;
             }
             lua_pop(L, 1);
@@ -126,9 +164,9 @@ static int setup(Client *c, Transfer *t, lua_State *L, int req) {
     }
     lua_pop(L, 1);
     /* No "Expect: 100-continue" round trip for bodies. */
-    struct curl_slist *more = curl_slist_append(t->headers, "Expect:");
+    struct curl_slist *more = p_curl_slist_append(t->headers, "Expect:");
     if (more) t->headers = more;
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+    p_curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
     return 0;
 }
 
@@ -157,10 +195,10 @@ static void push_headers(lua_State *L, const Buffer *head) {
 static void cleanup(Client *c, Transfer *ts, int n) {
     for (int i = 0; i < n; i++) {
         if (ts[i].easy) {
-            curl_multi_remove_handle(c->multi, ts[i].easy);
-            curl_easy_cleanup(ts[i].easy);
+            p_curl_multi_remove_handle(c->multi, ts[i].easy);
+            p_curl_easy_cleanup(ts[i].easy);
         }
-        curl_slist_free_all(ts[i].headers);
+        p_curl_slist_free_all(ts[i].headers);
         free(ts[i].body.data);
         free(ts[i].head.data);
     }
@@ -183,33 +221,33 @@ static int client_perform(lua_State *L) {
         lua_geti(L, 2, i + 1);
         if (setup(c, &ts[i], L, lua_gettop(L)) != 0) { cleanup(c, ts, n); return luaL_error(L, "curl_easy_init failed"); }
         lua_pop(L, 1);
-        curl_multi_add_handle(c->multi, ts[i].easy);
+        p_curl_multi_add_handle(c->multi, ts[i].easy);
     }
     int running = n;
     while (running > 0) {
-        CURLMcode mc = curl_multi_perform(c->multi, &running);
+        CURLMcode mc = p_curl_multi_perform(c->multi, &running);
         if (mc != CURLM_OK) break;
         CURLMsg *msg;
         int left;
-        while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        while ((msg = p_curl_multi_info_read(c->multi, &left)) != NULL) {
             if (msg->msg != CURLMSG_DONE) continue;
             Transfer *t = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+            p_curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
             if (t) { t->result = msg->data.result; t->done = 1; }
         }
-        if (running > 0 && curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK) break;
+        if (running > 0 && p_curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK) break;
     }
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         Transfer *t = &ts[i];
         lua_createtable(L, 0, 3);
         if (!t->done || t->result != CURLE_OK) {
-            const char *why = t->error[0] ? t->error : curl_easy_strerror(t->done ? t->result : CURLE_ABORTED_BY_CALLBACK);
+            const char *why = t->error[0] ? t->error : p_curl_easy_strerror(t->done ? t->result : CURLE_ABORTED_BY_CALLBACK);
             lua_pushstring(L, why);
             lua_setfield(L, -2, "error");
         } else {
             long status = 0;
-            curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+            p_curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
             lua_pushinteger(L, status);
             lua_setfield(L, -2, "status");
             push_headers(L, &t->head);
@@ -226,7 +264,7 @@ static int client_perform(lua_State *L) {
 static int client_close(lua_State *L) {
     Client *c = (Client *)luaL_checkudata(L, 1, CLIENT_HANDLE);
     if (c->multi) {
-        curl_multi_cleanup(c->multi);
+        p_curl_multi_cleanup(c->multi);
         c->multi = NULL;
     }
     free(c->cookie_file);
@@ -241,6 +279,10 @@ static int client_tostring(lua_State *L) {
 }
 
 static int http_client(lua_State *L) {
+    const char *why = load_curl();
+    if (why) return luaL_error(L, "libcurl is not available (%s)", why);
+    static int initialised;
+    if (!initialised) { p_curl_global_init(CURL_GLOBAL_DEFAULT); initialised = 1; }
     Client *c = (Client *)lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_HANDLE);
@@ -254,9 +296,9 @@ static int http_client(lua_State *L) {
         if (cookies) c->cookie_file = strdup(cookies);
         lua_pop(L, 1);
     }
-    c->multi = curl_multi_init();
+    c->multi = p_curl_multi_init();
     if (!c->multi) return luaL_error(L, "curl_multi_init failed");
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 16L);
+    p_curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 16L);
     return 1;
 }
 
@@ -280,7 +322,6 @@ static const luaL_Reg http_functions[] = {
 };
 
 int luaopen_jobrun_http(lua_State *L) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     luaL_newmetatable(L, CLIENT_HANDLE);
     luaL_setfuncs(L, client_meta, 0);
     luaL_newlibtable(L, client_methods);

@@ -175,7 +175,11 @@ function dsl.load(path, git_info)
     if v == nil then return default end
     return v
   end
-  env.git = git_info and require("jobrun.git").readonly(git_info) or nil
+  if git_info and getmetatable(git_info) then
+    env.git = git_info -- already a read-only proxy (jobrun.git.lazy)
+  else
+    env.git = git_info and require("jobrun.git").readonly(git_info) or nil
+  end
 
   decls.source = source
   run_chunk(path, source, env)

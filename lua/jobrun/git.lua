@@ -63,6 +63,19 @@ function git.readonly(info)
   })
 end
 
+-- lazy(dir): the `git` global for a suite re-read by check, wait or kill, read from the
+-- repository only if the suite looks at it (libgit2 takes milliseconds to load).
+function git.lazy(dir)
+  local info
+  return setmetatable({}, {
+    __index = function(_, k)
+      info = info or git.info(dir) or {}
+      return info[k]
+    end,
+    __newindex = function() error("the git table is read-only", 2) end,
+  })
+end
+
 -- record(info) -> what state.json and --json keep: { commit, branch, dirty, remote_url }.
 function git.record(info)
   if not info then return nil end

@@ -12,6 +12,12 @@ function json.array(t)
   return setmetatable(t or {}, ARRAY)
 end
 
+-- record(t, keys): t encodes with exactly these keys, in this order, nil as null — no key
+-- gathering or sorting, for the many records of a big run.
+function json.record(t, keys)
+  return setmetatable(t, { __name = "json.record", order = keys, exact = true })
+end
+
 -- object(t, order): t encodes with the keys of `order` first, in that order, then the rest sorted.
 function json.object(t, order)
   return setmetatable(t or {}, { __name = "json.object", order = order })
@@ -52,10 +58,20 @@ local function sorted_keys(t, order)
 end
 
 local cjson_encode = cjson.encode
+-- Short strings repeat (statuses, verdicts, keys): each is encoded once, up to a bound.
+local short, short_count = {}, 0
+
 -- lua-cjson writes "/" as "\/": valid, but paths should read as paths.
 local function encode_string(s)
+  local cached = short[s]
+  if cached then return cached end
   local out = cjson_encode(s)
   if s:find("/", 1, true) then out = out:gsub("\\/", "/") end
+  if #s <= 32 then
+    if short_count >= 10000 then short, short_count = {}, 0 end
+    short[s] = out
+    short_count = short_count + 1
+  end
   return out
 end
 local math_type, floor, format, concat = math.type, math.floor, string.format, table.concat
@@ -99,7 +115,7 @@ local function encode_table(v, out, n, pretty, depth)
     return n
   end
   local mt = getmetatable(v)
-  local keys = sorted_keys(v, mt and mt.order)
+  local keys = (mt and mt.exact) and mt.order or sorted_keys(v, mt and mt.order)
   if #keys == 0 then out[n + 1] = "{}"; return n + 1 end
   local sep = pretty and ": " or ":"
   n = n + 1; out[n] = "{"

@@ -73,8 +73,7 @@ function results.public(job)
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.fields = json.object(job.fields or {})
   out.mismatches = json.array(job.mismatches or {})
-  for _, k in ipairs(results.ORDER) do if out[k] == nil then out[k] = json.null end end
-  return json.object(out, results.ORDER)
+  return json.record(out, results.ORDER)
 end
 
 -- settle(job, expect, run_dir, parsers): analyse the log of a job that has ended, then its

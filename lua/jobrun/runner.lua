@@ -98,7 +98,9 @@ function runner.replan(data)
     local plan = require "jobrun.plan"
     local dsl = require "jobrun.dsl"
     local o = data.plan_options or {}
-    local decls = dsl.load(data.suite_path, require("jobrun.git").info(data.cwd or "."))
+    -- The run recorded git info only inside a repository; the suite sees the same then.
+    local git_global = data.git and require("jobrun.git").lazy(data.cwd or ".") or nil
+    local decls = dsl.load(data.suite_path, git_global)
     local rebuilt = plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
                                backend = o.backend, timeout = o.timeout, git = data.git })
     rebuilt.decls = decls
