@@ -1,5 +1,6 @@
 /* jobrun: creates the Lua state and hands argv to lua/jobrun/cli.lua. */
 #include <stdio.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -23,6 +24,10 @@ static int run_cli(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+    /* The local backend's supervisors start here: straight to their module, without the CLI. */
+    if (argc >= 2 && strcmp(argv[1], "__supervise") == 0) {
+        return jobrun_run_module("jobrun.supervisor", argv + 2);
+    }
     lua_State *L = jobrun_newstate();
     if (!L) { fprintf(stderr, "jobrun: cannot create the Lua state\n"); return JOBRUN_EXIT_INTERNAL; }
     lua_pushcfunction(L, run_cli);

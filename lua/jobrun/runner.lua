@@ -69,26 +69,26 @@ end
 -- context(run_dir, data, p) -> ctx: what backends and the loop share.
 function runner.context(run_dir, data, p)
   local ctx = {
-    run_dir = run_dir, run_id = data.run_id, cwd = data.cwd, handles = {}, secret_env = {},
-    expects = {}, backend = backends.get(data.backend),
+    run_dir = run_dir, run_id = data.run_id, cwd = data.cwd, handles = {},
+    backend = backends.get(data.backend),
   }
-  -- Parsers come from the suite (its packs, its own, the built-ins): from the plan when this
-  -- process made it, else from the suite file as it is now, else the built-ins alone.
-  local decls = p and p.decls
-  if not decls and data.suite_path then
-    local replanned = runner.replan(data)
-    decls = replanned and replanned.decls
-    p = replanned
-  end
-  ctx.parsers = analysis.parsers(decls)
-  -- The real environment (secrets included) lives only in memory, from the plan.
-  if p then
-    for _, pjob in ipairs(p.jobs) do
+  -- What only the suite knows — parsers (its packs, its own, the built-ins), expectation
+  -- functions, the real environment with its secrets — comes from the plan when this process
+  -- made it, else from the suite file as it is now (else the built-ins alone). Re-reading the
+  -- suite waits until something asks: a finished run's `check` never needs it.
+  local function from_plan(key)
+    if not p and data.suite_path then p = runner.replan(data) or false end
+    ctx.parsers = analysis.parsers(p and p.decls)
+    ctx.secret_env, ctx.expects = {}, {}
+    for _, pjob in ipairs(p and p.jobs or {}) do
       ctx.secret_env[pjob.name] = pjob.env
       ctx.expects[pjob.name] = pjob.expect
     end
+    setmetatable(ctx, nil)
+    return ctx[key]
   end
-  return ctx
+  local lazy = { parsers = true, secret_env = true, expects = true }
+  return setmetatable(ctx, { __index = function(_, key) if lazy[key] then return from_plan(key) end end })
 end
 
 -- A plan rebuilt from the suite, for a process that did not make the run (expect functions,

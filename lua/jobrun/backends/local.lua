@@ -45,7 +45,7 @@ function backend.submit(ctx, job)
   -- spend milliseconds loading libcurl, libgit2 and their dependencies before doing anything.
   -- Its own messages go to the job's log.
   local proc, err = process.spawn({
-    module = "jobrun.supervisor", argv = { p.status, p.result, supervised },
+    argv = { "/proc/self/exe", "__supervise", p.status, p.result, supervised },
     stdout = ctx.run_dir .. "/" .. job.log_path_rel, stderr = "stdout", setsid = true,
   })
   if not proc then return nil, err end
