@@ -18,8 +18,7 @@ lua_State *jobrun_newstate(void);
 int jobrun_call(lua_State *L, int nargs);
 
 /* In a fresh state: require(module).main(args[0], args[1], ...); returns the exit code.
- * For helper processes forked from jobrun (the local backend's supervisors): no exec, no
- * dynamic linking, no re-reading of the binary. */
+ * The entry of helper processes that skip the CLI (the local backend's supervisors). */
 int jobrun_run_module(const char *module, char **args);
 
 /* src/io.c: write all of data (0, or -1 with errno); read up to want bytes at offset `at`

@@ -474,7 +474,6 @@ typedef struct {
     int stderr_to_stdout;
     int setsid, setpgid;
     int err_pipe[2]; /* CLOEXEC: closes by itself on a successful exec */
-    const char *module; /* run this jobrun module in a fresh Lua state instead of exec */
 } Plan;
 
 /* What the child reports through err_pipe when it cannot exec. */
@@ -507,8 +506,8 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Runs in the child of vfork (exec) or fork (module): it shares the parent's memory in the
- * first case, so it writes only to its own locals. */
+/* Runs in the child of vfork: it shares the parent's memory until it execs, so it writes only
+ * to its own locals. */
 static _Noreturn void child_exec(const Plan *c) {
     reset_signals();
     int report = above_stdio(c->err_pipe[1]);
@@ -525,12 +524,6 @@ static _Noreturn void child_exec(const Plan *c) {
     }
     if (c->stderr_to_stdout && dup2(1, 2) < 0) child_fail(report, STEP_FDS);
     if (c->cwd && chdir(c->cwd) < 0) child_fail(report, STEP_CHDIR);
-    if (c->module) {
-        /* No exec: nothing of the parent's but stdio survives, and a new Lua state runs the
-         * module. Closing every other fd also closes err_pipe: the parent sees success. */
-        close_range(3, ~0U, 0);
-        _exit(jobrun_run_module(c->module, c->argv));
-    }
     if (c->envp) execvpe(c->argv[0], c->argv, c->envp);
     else execvp(c->argv[0], c->argv);
     child_fail(report, STEP_EXEC);
@@ -688,8 +681,6 @@ static int process_spawn(lua_State *L) {
     c.cwd = opt_string(L, "cwd");
     c.setsid = opt_bool(L, "setsid");
     c.setpgid = opt_bool(L, "setpgid");
-    c.module = opt_string(L, "module");
-    if (c.module) fflush(NULL); /* the child must not write out our buffered output again */
     Process *p = new_process(L); /* before fork: no allocation can fail once a child exists */
     p->child = 1;
     int proc = lua_gettop(L);
@@ -701,23 +692,16 @@ static int process_spawn(lua_State *L) {
         if (what && what != PIPE_FAILED) what = lua_pushfstring(L, "cannot open '%s'", what);
         return fail(L, err, what ? what : "pipe");
     }
-    /* An exec'ing child needs no copy of our memory: vfork, with every signal blocked until
-     * the child has reset its handlers (it runs on our memory until it execs). A module child
-     * goes on running Lua, so it must have its own copy: fork. */
-    pid_t pid;
-    if (c.module) {
-        pid = fork();
-    } else {
-        sigset_t all, saved;
-        sigfillset(&all);
-        sigprocmask(SIG_SETMASK, &all, &saved);
-        pid = vfork();
-        if (pid == 0) child_exec(&c);
-        int vfork_err = errno;
-        sigprocmask(SIG_SETMASK, &saved, NULL);
-        errno = vfork_err;
-    }
+    /* The child needs no copy of our memory: vfork, with every signal blocked until the child
+     * has reset its handlers (it runs on our memory until it execs). */
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &saved);
+    pid_t pid = vfork();
     if (pid == 0) child_exec(&c);
+    int vfork_err = errno;
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    errno = vfork_err;
     int err = errno;
     for (int i = 0; i < 3; i++) close_fd(&c.fds[i]); /* the child's ends */
     if (pid < 0) {
