@@ -12,7 +12,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # -dev packages' libraries, so that a jobrun that needs neither starts without them.
 LIBDIR     = $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
 SONAME     = $(shell objdump -p $(LIBDIR)/$(1) 2>/dev/null | sed -n 's/^ *SONAME *//p')
-CFLAGS    += -DJOBRUN_CURL_SONAME='"$(call SONAME,libcurl.so)"' -DJOBRUN_GIT2_SONAME='"$(call SONAME,libgit2.so)"'
+CFLAGS    += -DJOBRUN_CURL_SONAME='"$(or $(call SONAME,libcurl.so),libcurl.so.4)"' \
+             -DJOBRUN_GIT2_SONAME='"$(or $(call SONAME,libgit2.so),libgit2.so)"'
 PKG_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null)
 CJSON_LIB  = $(LIBDIR)/liblua5.4-cjson.a
 LIBS       = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
