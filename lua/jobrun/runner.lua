@@ -244,9 +244,8 @@ local function abandon_pending(ctx, data, why)
     if job.status == "PENDING" and not job.native_id then
       runner.changed(job)
       job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-      job.termination_reason = why
       results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)
-      job.termination_reason = why
+      job.termination_reason = why -- more precise than the backend fact ("cancelled")
     end
   end
 end
@@ -359,17 +358,13 @@ function runner.drive(ctx, data, opts)
   return "done"
 end
 
--- with_driver(run_dir, fn): run fn while holding the run's driver lock (nil if another has it).
+-- try_driver(run_dir) -> lock | nil: the run's driver lock, unless another process holds it.
 function runner.try_driver(run_dir)
   return fs.lock(run_dir .. "/driver.lock", false, true)
 end
 
--- load(run_dir) -> data with every job refreshed from its backend and saved.
-function runner.load(run_dir)
-  local data = state.read(run_dir)
-  return data
-end
-
+-- require_backend(name): the backend, or a usage error (exit 2) — a backend module that fails
+-- to load is the user's file, not an internal error.
 function runner.require_backend(name)
   local ok, backend = pcall(backends.get, name)
   if not ok then errors.raise("%s", errors.is_user(backend) and backend.message or tostring(backend)) end

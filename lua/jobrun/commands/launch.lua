@@ -2,6 +2,7 @@
 -- --max-parallel holds some back.
 local options = require "jobrun.options"
 local runner = require "jobrun.runner"
+local state = require "jobrun.state"
 local report = require "jobrun.report"
 local process = require "jobrun.c.process"
 local run_cmd = require "jobrun.commands.run"
@@ -48,7 +49,7 @@ end
 function command.drive(run_dir)
   local lock = runner.try_driver(run_dir)
   if not lock then return 0 end
-  local data = runner.load(run_dir)
+  local data = state.read(run_dir)
   local ctx = runner.context(run_dir, data, runner.replan(data))
   runner.recover(ctx, data)
   runner.drive(ctx, data, { quiet = true })

@@ -51,7 +51,7 @@ function command.run(opts, args)
   local data
   local outcome = "done"
   if lock then
-    data = runner.load(run_dir)
+    data = state.read(run_dir)
     local ctx = runner.context(run_dir, data, runner.replan(data))
     runner.recover(ctx, data)
     runner.refresh(ctx, data)
