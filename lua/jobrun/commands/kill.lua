@@ -99,6 +99,7 @@ function command.run(opts, args)
   if opts.json then
     io.stdout:write(json.encode(json.object({ run_id = data.run_id, jobs = rows }, { "run_id", "jobs" }), true), "\n")
   end
+  if opts.junit then require("jobrun.junit").write(opts.junit, data) end
   return counts.failed > 0 and 1 or 0
 end
 
