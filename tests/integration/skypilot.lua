@@ -93,6 +93,9 @@ tap.test("statuses, recovery, failure reasons, exactly one queue call per poll c
   tap.is({ by.sk_fail.status, by.sk_fail.native_status, by.sk_fail.termination_reason },
     { "FAILED", "FAILED", "Job failed: user code exited with code 3" }, "failure_reason as the termination")
   tap.is(by.sk_fail.fields and by.sk_fail.fields.exception, "RuntimeError: boom", "the traceback, analysed")
+  local c_logs, o_logs = h.sh(dir, with_endpoint(f, "jobrun logs A sk_fail --tail 1"))
+  tap.is(c_logs, 0, "jobrun logs on a SkyPilot job")
+  tap.like(o_logs, "Job finished %(status: FAILED%)", "fetches the job's log from the server")
   local st = stats(f).requests or {}
   tap.is(st["POST /jobs/launch"], 3, "one launch request per job")
   tap.ok((st["GET /api/status"] or 0) >= 1, "launches resolved through /api/status")
