@@ -7,6 +7,7 @@ local duration = require "jobrun.duration"
 local results = require "jobrun.results"
 local json = require "jobrun.json"
 local scan = require "jobrun.c.scan"
+local term = require "jobrun.c.term"
 
 local report = {}
 
@@ -121,6 +122,12 @@ function report.emit(data, opts, run_dir)
   end
   local human = opts.json and io.stderr or io.stdout
   human:write(report.text(data, opts))
+  -- Where to look next, as the old tool's check ended; only for a person at a terminal.
+  local sum = results.summary(data.jobs)
+  if not opts.json and not opts.logs and sum.failed > 0 and term.isatty(1) then
+    human:write(string.format("\nMore: jobrun check %s --logs   (each job's last lines)\n"
+      .. "      jobrun logs %s JOB       (one job's whole log)\n", data.run_id, data.run_id))
+  end
   report.emit_extras(data, opts, run_dir)
 end
 
