@@ -5,16 +5,12 @@ local matrix = require "jobrun.matrix"
 local template = require "jobrun.template"
 local duration = require "jobrun.duration"
 local suggest = require "jobrun.suggest"
+local schema = require "jobrun.schema"
 local source_order = require "jobrun.source_order"
 
 local plan = {}
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = schema.keys_of
 
 -- The axes in the order the suite wrote them (sorted when the matrix is no literal table).
 local function axis_order(decls)

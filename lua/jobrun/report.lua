@@ -24,12 +24,12 @@ function report.cells(job, paint)
   local status = paint(job.status, STATUS_COLOR[job.status] or "yellow")
   local restarts = job.restart_count == nil and "-"
     or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")
-  local term = job.termination_reason == nil and "-"
+  local termination = job.termination_reason == nil and "-"
     or paint(job.termination_reason, TERMINATION_COLOR[job.termination_reason] or "red")
   local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), job.exit_code == 0 and "green" or "red")
   local dur = job.duration_s and duration.format(job.duration_s) or "-"
   local v = paint(job.verdict or "pending", VERDICT_COLOR[job.verdict] or "cyan")
-  return { job.name, status, restarts, term, exit, dur, v }
+  return { job.name, status, restarts, termination, exit, dur, v }
 end
 
 -- table_text(data, opts) -> the report as text.
