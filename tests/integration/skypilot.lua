@@ -197,6 +197,20 @@ suite "cr" { backend = "skypilot", run = "x", env = { FAKE_OUTCOME = "succeed", 
   tap.is(found, "", "no secret anywhere in the state directory")
 end)
 
+tap.test("endpoint and token from ~/.sky/config.yaml, cookies from the cookie file", function()
+  local dir = h.scratch()
+  local f = fake(dir, { "--token", "sky_fromconfig42" })
+  h.write(dir .. "/home/.sky/config.yaml", "jobs:\n  controller: {}\napi_server:\n  endpoint: " .. f.url
+    .. "/\n  service_account_token: 'sky_fromconfig42'\n")
+  h.write(dir .. "/home/.sky/cookies.txt", "# Netscape HTTP Cookie File\n")
+  h.write(dir .. "/s.lua", 'suite "cf" { backend = "skypilot", run = "x", env = { FAKE_OUTCOME = "succeed" } }\n')
+  local code, out = h.sh(dir, "unset SKYPILOT_API_SERVER_ENDPOINT SKYPILOT_SERVICE_ACCOUNT_TOKEN; "
+    .. "HOME=" .. h.q(dir .. "/home") .. " jobrun run s.lua")
+  tap.is(code, 0, "the config file's endpoint and token are used")
+  tap.like(out, "cf%s+SUCCEEDED", "the job ran")
+  stop(f)
+end)
+
 tap.test("the fake follows the protocol: 422, /api/get's 500 form, user scoping", function()
   local dir = h.scratch()
   local f = fake(dir)
