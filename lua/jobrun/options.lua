@@ -17,9 +17,10 @@ options.LAUNCH = {
   { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
 }
 
-options.OUTPUT = {
-  { "json", "flag", nil, "machine output on stdout, nothing else there" },
-  { "junit", "value", "FILE", "write a JUnit XML report" },
+options.JSON = { { "json", "flag", nil, "machine output on stdout, nothing else there" } }
+options.JUNIT = { { "junit", "value", "FILE", "write a JUnit XML report" } }
+-- What every command takes.
+options.COMMON = {
   { "color", "value", "WHEN", "auto (default), always or never" },
   { "state-dir", "value", "DIR", "where runs live (default .jobrun, env JOBRUN_STATE_DIR)" },
 }
@@ -104,5 +105,7 @@ function options.help_lines(spec)
   end
   return table.concat(lines, "\n")
 end
+
+options.OUTPUT = options.concat(options.JSON, options.JUNIT, options.COMMON)
 
 return options

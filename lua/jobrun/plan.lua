@@ -258,16 +258,12 @@ function plan.build(decls, opts)
       env[k] = expand_or_fail(ctx, "env " .. k, tostring(v))
     end
     job.env = env
-    -- {attempt} differs per restart: backends that restart jobs themselves ask for each one.
-    job.for_attempt = function(attempt)
+    -- {attempt} differs per restart: backends that restart jobs themselves ask for each run.
+    job.run_for_attempt = function(attempt)
       ctx.fixed.attempt = attempt
       local run = command(ctx, "run", f.run, job)
-      local attempt_env = {}
-      for k, v in pairs(merge(f.env, cf.env)) do
-        attempt_env[k] = expand_or_fail(ctx, "env " .. k, tostring(v))
-      end
       ctx.fixed.attempt = 1
-      return run, attempt_env
+      return run
     end
     jobs[#jobs + 1] = job
   end

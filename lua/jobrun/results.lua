@@ -22,7 +22,7 @@ function results.record(pjob, run_dir_shown)
   local safe = state.safe_name(pjob.name)
   local commands = { pjob.run }
   if pjob.max_restarts > 0 then
-    for attempt = 2, pjob.max_restarts + 1 do commands[attempt] = (pjob.for_attempt(attempt)) end
+    for attempt = 2, pjob.max_restarts + 1 do commands[attempt] = pjob.run_for_attempt(attempt) end
   end
   return {
     name = pjob.name,

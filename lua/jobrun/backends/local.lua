@@ -128,7 +128,7 @@ function backend.poll(ctx, jobs)
       end
     end
     if handle and job.status ~= "RUNNING" then
-      handle:wait(false)
+      handle:wait(false) -- again: it may have ended since the result was read
       handle:close()
       ctx.handles[job.name] = nil
     end

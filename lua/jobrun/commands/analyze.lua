@@ -1,6 +1,7 @@
 -- jobrun analyze LOGFILE [--suite SUITE.lua]: run the parsers over one log and say what they
 -- found, so that a parser can be developed against a saved log.
 local analysis = require "jobrun.analysis"
+local options = require "jobrun.options"
 local dsl = require "jobrun.dsl"
 local json = require "jobrun.json"
 local color = require "jobrun.color"
@@ -11,13 +12,10 @@ local command = {
   name = "analyze",
   usage = "jobrun analyze LOGFILE [--suite SUITE.lua] [--use PACK] [--json]",
   summary = "run the parsers on a log file and print what they found",
-  options = {
+  options = options.concat({
     { "suite", "value", "SUITE.lua", "use this suite's parsers and packs (and the built-ins)" },
     { "use", "list", "PACK", "also use a pack's parsers, e.g. metta (repeatable)" },
-    { "json", "flag", nil, "print { exit_code, termination_reason, restart_count, fields }" },
-    { "color", "value", "WHEN", "auto (default), always or never" },
-    { "state-dir", "value", "DIR", "unused; accepted like every command" },
-  },
+  }, options.JSON, options.COMMON),
   help = [[
 Without --suite, only the built-in parsers run (signals, OOM, CUDA OOM, Python tracebacks),
 plus the packs named with --use.]],

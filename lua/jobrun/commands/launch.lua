@@ -50,7 +50,7 @@ function command.drive(run_dir)
   local lock = runner.try_driver(run_dir)
   if not lock then return 0 end
   local data = state.read(run_dir)
-  local ctx = runner.context(run_dir, data, runner.replan(data))
+  local ctx = runner.context(run_dir, data, nil)
   runner.recover(ctx, data)
   runner.drive(ctx, data, { quiet = true })
   lock:release()

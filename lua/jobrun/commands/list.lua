@@ -1,4 +1,5 @@
 -- jobrun list: past runs, oldest first: id, suite, backend, started, counts per verdict.
+local options = require "jobrun.options"
 local state = require "jobrun.state"
 local json = require "jobrun.json"
 local results = require "jobrun.results"
@@ -9,11 +10,7 @@ local command = {
   name = "list",
   usage = "jobrun list [options]",
   summary = "list past runs with their counts per verdict",
-  options = {
-    { "json", "flag", nil, "machine output on stdout, nothing else there" },
-    { "color", "value", "WHEN", "auto (default), always or never" },
-    { "state-dir", "value", "DIR", "where runs live (default .jobrun, env JOBRUN_STATE_DIR)" },
-  },
+  options = options.concat(options.JSON, options.COMMON),
 }
 
 function command.run(opts)

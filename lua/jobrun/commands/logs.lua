@@ -1,4 +1,5 @@
 -- jobrun logs [RUN] JOB [--tail N] [--follow]: a job's log, whole, its end, or as it grows.
+local options = require "jobrun.options"
 local runner = require "jobrun.runner"
 local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
@@ -11,12 +12,10 @@ local command = {
   name = "logs",
   usage = "jobrun logs [RUN] JOB [--tail N] [--follow]",
   summary = "print a job's log (its end with --tail, as it grows with --follow)",
-  options = {
+  options = options.concat({
     { "tail", "value", "N", "only the last N lines" },
     { "follow", "flag", nil, "keep printing as the log grows, until the job ends" },
-    { "state-dir", "value", "DIR", "where runs live (default .jobrun, env JOBRUN_STATE_DIR)" },
-    { "color", "value", "WHEN", "accepted for symmetry; logs are printed as they are" },
-  },
+  }, options.COMMON),
 }
 
 local function last_lines(text, n)

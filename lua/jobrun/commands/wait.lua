@@ -52,7 +52,7 @@ function command.run(opts, args)
   local outcome = "done"
   if lock then
     data = state.read(run_dir)
-    local ctx = runner.context(run_dir, data, runner.replan(data))
+    local ctx = runner.context(run_dir, data, nil)
     runner.recover(ctx, data)
     runner.refresh(ctx, data)
     outcome = runner.drive(ctx, data, {})
