@@ -204,6 +204,17 @@ suite "c" { matrix = { who = { "../../x", "a/b" } }, name = "{who}", run = "echo
   local ra, rb = a:wait(true), b:wait(true)
   tap.is({ ra.exit_code, rb.exit_code }, { 0, 0 }, "both checks succeed")
   tap.ok(json.decode(fs.read(dir .. "/.jobrun/runs/C/state.json")), "state.json still valid")
+  -- Two checks at once on a run whose jobs are still running, so that both rewrite state.json.
+  h.write(dir .. "/busy.lua", 'suite "busy" { matrix = { i = { 1, 2, 3 } }, run = "sleep 1" }\n')
+  tap.is(select(1, h.sh(dir, "jobrun launch busy.lua --run-id B")), 0, "a run still going")
+  local checks = {}
+  for i = 1, 4 do checks[i] = h.spawn(dir, { "check", "B", "--json" }) end
+  local codes = {}
+  for i = 1, 4 do codes[i] = checks[i]:wait(true).exit_code end
+  tap.is(codes, { 1, 1, 1, 1 }, "concurrent checks all answer (exit 1: jobs pending)")
+  local busy = json.decode(fs.read(dir .. "/.jobrun/runs/B/state.json") or "")
+  tap.is(busy and #busy.jobs, 3, "state.json whole after concurrent writes")
+  tap.is(select(1, h.sh(dir, "jobrun wait B")), 0, "and the run still finishes and passes")
 
   local path = dir .. "/.jobrun/runs/C/state.json"
   local whole = fs.read(path)
