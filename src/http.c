@@ -4,7 +4,8 @@
  *
  *   http.client([{ connect_timeout = s, cookie_file = path }]) -> Client
  *   client:perform({ {method, url, headers = {"K: v"…}, body, timeout = s}, … })
- *     -> { {status, headers = {lower-case name = value}, body} | {error = message}, … }
+ *     -> { {status, headers = {lower-case name = value}, body, connects} | {error = message}, … }
+ *     (connects: new connections the request opened, 0 when it reused one)
  *   client:close(); __gc, __close, __tostring */
 #include <ctype.h>
 #include <stdlib.h>
@@ -250,6 +251,10 @@ static int client_perform(lua_State *L) {
             p_curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
             lua_pushinteger(L, status);
             lua_setfield(L, -2, "status");
+            long connects = 0; /* new connections this transfer opened: 0 when one was reused */
+            p_curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+            lua_pushinteger(L, connects);
+            lua_setfield(L, -2, "connects");
             push_headers(L, &t->head);
             lua_setfield(L, -2, "headers");
             lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);

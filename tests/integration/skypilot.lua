@@ -229,6 +229,11 @@ tap.test("the fake follows the protocol: 422, /api/get's 500 form, user scoping"
   local task = '{"name":"t","run":"x","envs":{"FAKE_OUTCOME":"long"}}'
   local launched = c:call("/jobs/launch", { task = task, name = "t" })
   tap.ok(launched and launched.job_id, "launched as the first user")
+  local before = { c.requests, c.connections }
+  for _ = 1, 10 do c:call("/jobs/queue/v2", { job_ids = json.null, all_users = false }) end
+  tap.is(c.requests - before[1], 20, "ten calls, twenty requests")
+  tap.ok(c.connections - before[2] <= 1, string.format("over %d connection(s): reused, not one per request",
+    c.connections - before[2]))
   local mine = c:call("/jobs/queue/v2", { job_ids = json.null, all_users = false })
   local theirs = other:call("/jobs/queue/v2", { job_ids = json.null, all_users = false })
   tap.is({ #(mine.jobs or {}), #(theirs.jobs or {}) }, { 1, 0 }, "each user sees only their own jobs")

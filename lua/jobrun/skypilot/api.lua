@@ -80,6 +80,7 @@ function api.new(settings)
     client = http.client({ connect_timeout = 5, cookie_file = settings.cookie_file }),
     user = user_identity(),
     requests = 0, -- HTTP requests sent, for the benchmark and the tests
+    connections = 0, -- connections opened for them (reuse keeps this small)
     retries = settings.retries or 5,
     server_api_version = nil,
   }, api)
@@ -126,6 +127,7 @@ function api:perform(reqs)
     local again = {}
     for k, i in ipairs(pending) do
       results[i] = responses[k]
+      self.connections = self.connections + (responses[k].connects or 0)
       if transient(responses[k]) then again[#again + 1] = i end
     end
     pending = again
