@@ -17,15 +17,17 @@ local function serializable_expect(expect)
   return expect
 end
 
--- record(planned_job, run_dir_as_given) -> the job's entry in state.json
-function results.record(pjob, run_dir_shown)
-  local safe = state.safe_name(pjob.name)
+-- record(planned_job, run_dir_as_given, key) -> the job's entry in state.json; key is the job's
+-- file stem, unique in the run (state.assign_keys).
+function results.record(pjob, run_dir_shown, key)
+  local safe = key or state.safe_name(pjob.name)
   local commands = { pjob.run }
   if pjob.max_restarts > 0 then
     for attempt = 2, pjob.max_restarts + 1 do commands[attempt] = pjob.run_for_attempt(attempt) end
   end
   return {
     name = pjob.name,
+    key = safe,
     params = pjob.params,
     backend = pjob.backend,
     status = "PENDING",

@@ -28,7 +28,10 @@ function runner.create(p, opts)
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
     plan_options = p.plan_options, jobs = {},
   }
-  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown) end
+  local names = {}
+  for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end
+  local keys = state.assign_keys(names)
+  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown, keys[i]) end
   runner.save(run_dir, data)
   state.set_latest(state_dir, p.run_id)
   return run_dir, data
@@ -199,7 +202,7 @@ end
 
 -- cancelled_before_start(ctx, job): `jobrun kill --only` got to it first.
 local function cancelled_before_start(ctx, job)
-  if not fs.stat(state.cancel_marker(ctx.run_dir, job.name)) then return false end
+  if not fs.stat(state.cancel_marker(ctx.run_dir, job)) then return false end
   runner.changed(job)
   job.status, job.native_status = "CANCELLED", "NOT_STARTED"
   results.settle(job, expect_of(ctx, job), ctx.run_dir, ctx.parsers)

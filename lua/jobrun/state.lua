@@ -18,6 +18,33 @@ function state.safe_name(name)
   return s
 end
 
+-- job_key(job) -> the job's file name stem within its run (jobs/<key>.*, logs/<key>.log):
+-- unique per run whatever the names (runner.create assigns it); runs recorded before keys
+-- existed fall back to the sanitised name.
+function state.job_key(job)
+  return job.key or state.safe_name(job.name)
+end
+
+-- assign_keys(names) -> keys: a sanitised, distinct file stem per name (SPEC §5: no two jobs of
+-- a run share a file). A name that sanitises to itself and is free keeps it; others get "~N".
+function state.assign_keys(names)
+  local keys, taken = {}, {}
+  for i, name in ipairs(names) do
+    local safe = state.safe_name(name)
+    if safe == name and not taken[safe] then
+      keys[i] = safe
+    else
+      local stem, n = safe:sub(1, 190), i
+      repeat
+        keys[i] = stem .. "~" .. n
+        n = n + #names
+      until not taken[keys[i]]
+    end
+    taken[keys[i]] = true
+  end
+  return keys
+end
+
 function state.run_dir(state_dir, run_id)
   return state_dir .. "/runs/" .. run_id
 end
@@ -77,9 +104,9 @@ function state.write(run_dir, data, job_texts)
   if not ok then errors.infra("cannot write the run's state: %s", err) end
 end
 
--- cancel_marker(run_dir, name): left by `jobrun kill --only` so that no driver starts the job.
-function state.cancel_marker(run_dir, name)
-  return run_dir .. "/jobs/" .. state.safe_name(name) .. ".cancel"
+-- cancel_marker(run_dir, job): left by `jobrun kill --only` so that no driver starts the job.
+function state.cancel_marker(run_dir, job)
+  return run_dir .. "/jobs/" .. state.job_key(job) .. ".cancel"
 end
 
 function state.set_latest(state_dir, run_id)

@@ -14,7 +14,7 @@ local backend = { name = "local" }
 local DEFAULT_GRACE = 10
 
 local function paths(ctx, job)
-  return supervisor.paths(ctx.run_dir .. "/jobs", state.safe_name(job.name))
+  return supervisor.paths(ctx.run_dir .. "/jobs", state.job_key(job))
 end
 
 local function read_json(path)

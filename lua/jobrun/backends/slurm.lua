@@ -107,7 +107,7 @@ end
 function backend.submit(ctx, job)
   local dir = ctx.run_dir .. "/slurm"
   fs.mkdir_p(dir)
-  local path = dir .. "/" .. state.safe_name(job.name) .. ".sbatch"
+  local path = dir .. "/" .. state.job_key(job) .. ".sbatch"
   local ok, err = fs.write_atomic(path, backend.script(ctx, job), false)
   if not ok then return nil, err end
   local env = exec.environ(ctx.secret_env[job.name] or job.spec.env)

@@ -41,7 +41,7 @@ function command.run(opts, args)
   else
     for _, job in ipairs(first.jobs) do
       if selected(job, opts.only) then
-        fs.write_atomic(state.cancel_marker(run_dir, job.name), "")
+        fs.write_atomic(state.cancel_marker(run_dir, job), "")
       end
     end
   end
