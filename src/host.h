@@ -34,5 +34,6 @@ int luaopen_jobrun_process(lua_State *L);
 int luaopen_jobrun_scan(lua_State *L);
 int luaopen_jobrun_git(lua_State *L);
 int luaopen_jobrun_http(lua_State *L);
+int luaopen_jobrun_guard(lua_State *L);
 
 #endif
