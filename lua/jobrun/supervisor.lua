@@ -279,7 +279,12 @@ function supervisor.record(status_path, result_path, record, status)
   errno = errno or EIO
   record.result_error = "cannot write " .. tostring(err)
   record.result_cause = fs.strerror(errno)
-  if fs.write_in_place(status_path, padded(status(record))) then return 0 end
+  local text = status(record)
+  if #text > supervisor.RECORD_SIZE then -- long paths: keep within the claim's blocks
+    record.log_error, record.result_error = nil, "cannot write the result file: " .. record.result_cause
+    text = status(record)
+  end
+  if fs.write_in_place(status_path, padded(text)) then return 0 end
   io.stderr:write("jobrun supervisor: ", record.result_error, "\n")
   return supervisor.UNWRITABLE_BASE + errno
 end
