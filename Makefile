@@ -20,7 +20,8 @@ LIBS       = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
-HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/git.c src/http.c src/guard.c
+HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
+             src/guard.c
 HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.

@@ -1,4 +1,5 @@
-/* File-system primitives: whole-file reads, atomic writes, directories, and flock handles. */
+/* File-system primitives: whole-file reads, atomic writes, directories, and flock handles.
+ * A failure is nil, "path: strerror", errno (luaL_fileresult), as liolib's. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +18,10 @@
 
 #define LOCK_HANDLE "jobrun.fs.lock"
 
-static int fail(lua_State *L, const char *what, const char *path) {
-    int err = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path ? path : what, strerror(err));
-    lua_pushinteger(L, err);
-    return 3;
-}
-
 static int fs_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(L, "open", path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (;;) {
@@ -39,7 +32,7 @@ static int fs_read(lua_State *L) {
             int err = errno;
             close(fd);
             errno = err;
-            return fail(L, "read", path);
+            return luaL_fileresult(L, 0, path);
         }
         if (n == 0) break;
         luaL_addsize(&b, (size_t)n);
@@ -55,9 +48,9 @@ static int fs_read_tail(lua_State *L) {
     lua_Integer max = luaL_checkinteger(L, 2);
     luaL_argcheck(L, max >= 0, 2, "negative size");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(L, "open", path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     struct stat st;
-    if (fstat(fd, &st) != 0) { close(fd); return fail(L, "stat", path); }
+    if (fstat(fd, &st) != 0) { close(fd); return luaL_fileresult(L, 0, path); }
     off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
     size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
@@ -91,22 +84,22 @@ static int fs_write_atomic(lua_State *L) {
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
         errno = ENAMETOOLONG;
-        return fail(L, "write", path);
+        return luaL_fileresult(L, 0, path);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(L, "open", tmp);
+    if (fd < 0) return luaL_fileresult(L, 0, tmp);
     if (jobrun_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
         int err = errno;
         close(fd);
         unlink(tmp);
         errno = err;
-        return fail(L, "write", path);
+        return luaL_fileresult(L, 0, path);
     }
     if (close(fd) != 0 || rename(tmp, path) != 0) {
         int err = errno;
         unlink(tmp);
         errno = err;
-        return fail(L, "rename", path);
+        return luaL_fileresult(L, 0, path);
     }
     if (durable) fsync_parent(path);
     lua_pushboolean(L, 1);
@@ -123,21 +116,21 @@ static int fs_write_exclusive(lua_State *L) {
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
         errno = ENAMETOOLONG;
-        return fail(L, "write", path);
+        return luaL_fileresult(L, 0, path);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(L, "open", tmp);
+    if (fd < 0) return luaL_fileresult(L, 0, tmp);
     int rc = jobrun_write_all(fd, data, len);
     int err = errno;
     close(fd);
-    if (rc != 0) { unlink(tmp); errno = err; return fail(L, "write", path); }
+    if (rc != 0) { unlink(tmp); errno = err; return luaL_fileresult(L, 0, path); }
     rc = link(tmp, path);
     err = errno;
     unlink(tmp);
     if (rc == 0) { lua_pushboolean(L, 1); return 1; }
     if (err == EEXIST) { lua_pushboolean(L, 0); return 1; }
     errno = err;
-    return fail(L, "link", path);
+    return luaL_fileresult(L, 0, path);
 }
 
 /* append(path, data): one O_APPEND write, for logs written by several processes. */
@@ -146,12 +139,40 @@ static int fs_append(lua_State *L) {
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(L, "open", path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     int rc = jobrun_write_all(fd, data, len);
     int err = errno;
     close(fd);
-    if (rc != 0) { errno = err; return fail(L, "write", path); }
+    if (rc != 0) { errno = err; return luaL_fileresult(L, 0, path); }
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* write_in_place(path, data) -> true | nil, err, errno: data over the start of an existing
+ * file, which is neither created, truncated nor replaced. Within the file's size it needs no
+ * new block, so it works on a full disk: the last resort for a record that must get out. */
+static int fs_write_in_place(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        done += (size_t)n;
+    }
+    int ok = done == len, err = errno;
+    if (close(fd) != 0 && ok) ok = 0, err = errno; /* NFS reports a failed write at close */
+    errno = err;
+    return luaL_fileresult(L, ok, path);
+}
+
+/* strerror(errno) -> the system's message for an error number. */
+static int fs_strerror(lua_State *L) {
+    lua_pushstring(L, strerror((int)luaL_checkinteger(L, 1)));
     return 1;
 }
 
@@ -161,20 +182,20 @@ static int fs_mkdir_p(lua_State *L) {
     char buf[PATH_MAX];
     if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf) {
         errno = ENAMETOOLONG;
-        return fail(L, "mkdir", path);
+        return luaL_fileresult(L, 0, path);
     }
     for (char *p = buf + 1; ; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
-            if (mkdir(buf, mode) != 0 && errno != EEXIST) return fail(L, "mkdir", buf);
+            if (mkdir(buf, mode) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, buf);
             *p = saved;
             if (saved == '\0') break;
         }
     }
     struct stat st;
-    if (stat(path, &st) != 0) return fail(L, "stat", path);
-    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return fail(L, "mkdir", path); }
+    if (stat(path, &st) != 0) return luaL_fileresult(L, 0, path);
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return luaL_fileresult(L, 0, path); }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -182,7 +203,7 @@ static int fs_mkdir_p(lua_State *L) {
 static int fs_stat(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
-    if (lstat(path, &st) != 0) return fail(L, "stat", path);
+    if (lstat(path, &st) != 0) return luaL_fileresult(L, 0, path);
     lua_createtable(L, 0, 4);
     const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
                      : S_ISLNK(st.st_mode) ? "link" : "other";
@@ -200,7 +221,7 @@ static int fs_stat(lua_State *L) {
 static int fs_list(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     DIR *dir = opendir(path);
-    if (!dir) return fail(L, "opendir", path);
+    if (!dir) return luaL_fileresult(L, 0, path);
     lua_newtable(L);
     int i = 0;
     struct dirent *entry;
@@ -216,21 +237,21 @@ static int fs_list(lua_State *L) {
 static int fs_realpath(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     char buf[PATH_MAX];
-    if (!realpath(path, buf)) return fail(L, "realpath", path);
+    if (!realpath(path, buf)) return luaL_fileresult(L, 0, path);
     lua_pushstring(L, buf);
     return 1;
 }
 
 static int fs_getcwd(lua_State *L) {
     char buf[PATH_MAX];
-    if (!getcwd(buf, sizeof buf)) return fail(L, "getcwd", NULL);
+    if (!getcwd(buf, sizeof buf)) return luaL_fileresult(L, 0, "getcwd");
     lua_pushstring(L, buf);
     return 1;
 }
 
 static int fs_remove(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    if (unlink(path) != 0 && !(errno == EISDIR && rmdir(path) == 0)) return fail(L, "remove", path);
+    if (unlink(path) != 0 && !(errno == EISDIR && rmdir(path) == 0)) return luaL_fileresult(L, 0, path);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -255,14 +276,14 @@ static int fs_lock(lua_State *L) {
     snprintf(h->path, sizeof h->path, "%s", path);
     luaL_setmetatable(L, LOCK_HANDLE);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(L, "open", path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     int op = (shared ? LOCK_SH : LOCK_EX) | (nowait ? LOCK_NB : 0);
     while (flock(fd, op) != 0) {
         if (errno == EINTR) continue;
         int err = errno;
         close(fd);
         errno = err;
-        return fail(L, "lock", path);
+        return luaL_fileresult(L, 0, path);
     }
     h->fd = fd;
     return 1;
@@ -302,6 +323,8 @@ static const luaL_Reg fs_functions[] = {
     {"write_atomic", fs_write_atomic},
     {"append", fs_append},
     {"write_exclusive", fs_write_exclusive},
+    {"write_in_place", fs_write_in_place},
+    {"strerror", fs_strerror},
     {"mkdir_p", fs_mkdir_p},
     {"stat", fs_stat},
     {"list", fs_list},

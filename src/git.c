@@ -13,15 +13,14 @@
  *   repo:workdir() -> path | nil */
 #include <string.h>
 
-#include <dlfcn.h>
 #include <git2.h>
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "dl.h"
 #include "host.h"
 
-/* The library is loaded on first use, not at start-up: linked in, its dependencies would cost
- * every jobrun process milliseconds before main(), whether it needs libgit2 or not. */
+/* libgit2 is loaded on first use (src/dl.h). */
 #define LIBGIT2_FUNCS(X) \
     X(git_branch_iterator_free) \
     X(git_branch_iterator_new) \
@@ -60,21 +59,8 @@
     X(git_status_list_free) \
     X(git_status_list_new) \
     X(git_status_options_init)
-#define DECLARE_FN(name) static __typeof__(name) *p_##name;
-LIBGIT2_FUNCS(DECLARE_FN)
-
-/* load_libgit2() -> NULL once loaded, else why not. */
-static const char *load_libgit2(void) {
-    static void *lib;
-    static const char *failed;
-    if (lib || failed) return failed;
-    lib = dlopen(JOBRUN_GIT2_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return failed = dlerror();
-#define LOAD_FN(name) \
-    if (!(p_##name = (__typeof__(name) *)dlsym(lib, #name))) return failed = "missing symbol " #name;
-    LIBGIT2_FUNCS(LOAD_FN)
-    return NULL;
-}
+JOBRUN_DL_DECLARE(LIBGIT2_FUNCS)
+JOBRUN_DL_LIB(LIBGIT2_FUNCS, libgit2, JOBRUN_GIT2_SONAME)
 
 #define REPO_HANDLE "jobrun.git.repo"
 
@@ -82,7 +68,8 @@ typedef struct {
     git_repository *repo; /* NULL once closed */
 } Repo;
 
-static int fail(lua_State *L, const char *what) {
+/* nil, "what: libgit2's message". Not luaL_fileresult: libgit2 reports no errno. */
+static int git_failure(lua_State *L, const char *what) {
     const git_error *e = p_git_error_last();
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
@@ -109,14 +96,14 @@ static int check_oid(lua_State *L, int arg, git_oid *oid) {
 
 static int git_open(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    const char *why = load_libgit2();
+    const char *why = jobrun_dl_load(&libgit2);
     if (why) return luaL_error(L, "libgit2 is not available (%s)", why);
     static int initialised;
     if (!initialised) { p_git_libgit2_init(); initialised = 1; }
     Repo *r = (Repo *)lua_newuserdatauv(L, sizeof *r, 0);
     r->repo = NULL;
     luaL_setmetatable(L, REPO_HANDLE);
-    if (p_git_repository_open_ext(&r->repo, path, 0, NULL) != 0) return fail(L, path);
+    if (p_git_repository_open_ext(&r->repo, path, 0, NULL) != 0) return git_failure(L, path);
     return 1;
 }
 
@@ -142,7 +129,7 @@ static int repo_head(lua_State *L) {
         }
         return 1;
     }
-    if (p_git_repository_head(&head, repo) != 0) return fail(L, "HEAD");
+    if (p_git_repository_head(&head, repo) != 0) return git_failure(L, "HEAD");
     git_oid oid;
     if (p_git_reference_name_to_id(&oid, repo, "HEAD") == 0) {
         push_oid(L, &oid);
@@ -165,7 +152,7 @@ static int repo_status(lua_State *L) {
     opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
                  GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
     git_status_list *list = NULL;
-    if (p_git_status_list_new(&list, repo, &opts) != 0) return fail(L, "status");
+    if (p_git_status_list_new(&list, repo, &opts) != 0) return git_failure(L, "status");
     size_t n = p_git_status_list_entrycount(list);
     lua_createtable(L, (int)n, 0);
     int out = 0;
@@ -197,7 +184,7 @@ static int repo_upstream(lua_State *L) {
     if (rc != 0) {
         p_git_reference_free(head);
         if (rc == GIT_ENOTFOUND) { lua_pushnil(L); return 1; }
-        return fail(L, "upstream");
+        return git_failure(L, "upstream");
     }
     lua_createtable(L, 0, 3);
     lua_pushstring(L, p_git_reference_shorthand(upstream));
@@ -224,7 +211,7 @@ static int repo_ahead_behind(lua_State *L) {
     check_oid(L, 2, &local);
     check_oid(L, 3, &upstream);
     size_t ahead = 0, behind = 0;
-    if (p_git_graph_ahead_behind(&ahead, &behind, repo, &local, &upstream) != 0) return fail(L, "ahead/behind");
+    if (p_git_graph_ahead_behind(&ahead, &behind, repo, &local, &upstream) != 0) return git_failure(L, "ahead/behind");
     lua_pushinteger(L, (lua_Integer)ahead);
     lua_pushinteger(L, (lua_Integer)behind);
     return 2;
@@ -237,7 +224,7 @@ static int repo_contains(lua_State *L) {
     check_oid(L, 3, &commit);
     if (p_git_oid_equal(&tip, &commit)) { lua_pushboolean(L, 1); return 1; }
     int rc = p_git_graph_descendant_of(repo, &tip, &commit);
-    if (rc < 0) return fail(L, "contains");
+    if (rc < 0) return git_failure(L, "contains");
     lua_pushboolean(L, rc == 1);
     return 1;
 }
@@ -245,7 +232,7 @@ static int repo_contains(lua_State *L) {
 static int repo_remote_branches(lua_State *L) {
     git_repository *repo = check_repo(L);
     git_branch_iterator *it = NULL;
-    if (p_git_branch_iterator_new(&it, repo, GIT_BRANCH_REMOTE) != 0) return fail(L, "branches");
+    if (p_git_branch_iterator_new(&it, repo, GIT_BRANCH_REMOTE) != 0) return git_failure(L, "branches");
     lua_newtable(L);
     int i = 0;
     git_reference *ref = NULL;

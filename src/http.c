@@ -11,17 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <dlfcn.h>
 /* Plain prototypes: the type-checking macros would hide the functions behind macros. */
 #define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "dl.h"
 #include "host.h"
 
-/* The library is loaded on first use, not at start-up: linked in, its dependencies would cost
- * every jobrun process milliseconds before main(), whether it needs curl or not. */
+/* libcurl is loaded on first use (src/dl.h). */
 #define CURL_FUNCS(X) \
     X(curl_easy_cleanup) \
     X(curl_easy_getinfo) \
@@ -39,21 +38,8 @@
     X(curl_multi_setopt) \
     X(curl_slist_append) \
     X(curl_slist_free_all)
-#define DECLARE_FN(name) static __typeof__(name) *p_##name;
-CURL_FUNCS(DECLARE_FN)
-
-/* load_curl() -> NULL once loaded, else why not. */
-static const char *load_curl(void) {
-    static void *lib;
-    static const char *failed;
-    if (lib || failed) return failed;
-    lib = dlopen(JOBRUN_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return failed = dlerror();
-#define LOAD_FN(name) \
-    if (!(p_##name = (__typeof__(name) *)dlsym(lib, #name))) return failed = "missing symbol " #name;
-    CURL_FUNCS(LOAD_FN)
-    return NULL;
-}
+JOBRUN_DL_DECLARE(CURL_FUNCS)
+JOBRUN_DL_LIB(CURL_FUNCS, libcurl, JOBRUN_CURL_SONAME)
 
 #define CLIENT_HANDLE "jobrun.http.client"
 #define MAX_REQUESTS 1024
@@ -284,7 +270,7 @@ static int client_tostring(lua_State *L) {
 }
 
 static int http_client(lua_State *L) {
-    const char *why = load_curl();
+    const char *why = jobrun_dl_load(&libcurl);
     if (why) return luaL_error(L, "libcurl is not available (%s)", why);
     static int initialised;
     if (!initialised) { p_curl_global_init(CURL_GLOBAL_DEFAULT); initialised = 1; }

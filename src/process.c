@@ -39,12 +39,11 @@
  * when a child writes megabytes without one (progress bars, binary data). */
 #define MAX_PARTIAL_LINE 65536
 
-/* nil, "what: strerror", errno: the shape of every syscall failure, as in fs.c. */
-static int fail(lua_State *L, int err, const char *what) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", what, strerror(err));
-    lua_pushinteger(L, err);
-    return 3;
+/* nil, "what: strerror", errno (luaL_fileresult's shape) for an error saved earlier: whatever
+ * ran since (a message built with lua_pushfstring, a cleanup's close) may have changed errno. */
+static int errno_result(lua_State *L, int err, const char *what) {
+    errno = err;
+    return luaL_fileresult(L, 0, what);
 }
 
 static void close_fd(int *fd) {
@@ -126,7 +125,7 @@ static int stream_read(lua_State *L) {
     char *p = luaL_buffinitsize(L, &b, READ_CHUNK);
     ssize_t n;
     do n = read(s->fd, p, READ_CHUNK); while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN) return fail(L, errno, "read");
+    if (n < 0 && errno != EAGAIN) return luaL_fileresult(L, 0, "read");
     if (n == 0) { s->eof = 1; lua_pushnil(L); return 1; }
     luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n);
     return 1;
@@ -231,22 +230,22 @@ static int stream_pump_lines(lua_State *L) {
     const char *prefix = luaL_checklstring(L, 3, &prefix_len);
     lua_settop(L, 3);
     if (s->eof) { lua_pushboolean(L, 0); return 1; }
-    if (stream_output(L, s, 2) != 0) return fail(L, errno, lua_pushfstring(L, "cannot open '%s'", lua_tostring(L, 2)));
+    if (stream_output(L, s, 2) != 0) return luaL_fileresult(L, 0, lua_tostring(L, 2));
     char chunk[READ_CHUNK];
     for (int chunks = 0; chunks < PUMP_MAX_CHUNKS;) {
         ssize_t n = read(s->fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;
-        if (n < 0) return fail(L, errno, "read");
+        if (n < 0) return luaL_fileresult(L, 0, "read");
         if (n == 0) { s->eof = 1; break; }
-        if (pump_chunk(L, s, chunk, (size_t)n, prefix, prefix_len) != 0) return fail(L, errno, "write");
+        if (pump_chunk(L, s, chunk, (size_t)n, prefix, prefix_len) != 0) return luaL_fileresult(L, 0, lua_tostring(L, 2));
         chunks++;
     }
     if (s->eof) {
         int rc = pump_flush(L, s, prefix, prefix_len);
         int err = errno;
         close_fd(&s->out_fd); /* nothing more will come */
-        if (rc != 0) return fail(L, err, "write");
+        if (rc != 0) return errno_result(L, err, lua_tostring(L, 2));
     }
     lua_pushboolean(L, !s->eof);
     return 1;
@@ -368,6 +367,8 @@ static int push_result(lua_State *L, Process *p) {
     } else if (p->state == SIGNALLED) {
         push_signal_name(L, p->status);
         lua_setfield(L, -2, "signal");
+        lua_pushinteger(L, p->status);
+        lua_setfield(L, -2, "signal_number");
     }
     if (p->state != GONE) {
         lua_pushboolean(L, p->core);
@@ -378,14 +379,14 @@ static int push_result(lua_State *L, Process *p) {
     return 1;
 }
 
-/* wait([block]) -> nil while running | {exited = true, exit_code = N | signal = "TERM",
- * core = bool}; for an open()ed process just {exited = true}. */
+/* wait([block]) -> nil while running | {exited = true, exit_code = N | signal = "TERM" and
+ * signal_number = 15, core = bool}; for an open()ed process just {exited = true}. */
 static int process_wait(lua_State *L) {
     Process *p = check_process(L);
     int block = lua_toboolean(L, 2);
     if (p->state == RUNNING) {
         int ended = p->child ? reap(p, block) : poll_gone(p, block);
-        if (ended < 0) return fail(L, errno, "wait");
+        if (ended < 0) return luaL_fileresult(L, 0, "wait");
         if (ended == 0) { lua_pushnil(L); return 1; }
     }
     return push_result(L, p);
@@ -395,9 +396,9 @@ static int process_wait(lua_State *L) {
 static int process_kill(lua_State *L) {
     Process *p = check_process(L);
     int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
-    if (p->state != RUNNING) return fail(L, ESRCH, "not running");
+    if (p->state != RUNNING) return errno_result(L, ESRCH, "not running");
     if (pidfd_send_signal(p->pidfd, sig, NULL, 0) != 0) {
-        return fail(L, errno, errno == ESRCH ? "not running" : "kill");
+        return luaL_fileresult(L, 0, errno == ESRCH ? "not running" : "kill");
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -663,10 +664,10 @@ static int await_exec(Plan *c, ChildError *e) {
 }
 
 static int spawn_failed(lua_State *L, Plan *c, const ChildError *e) {
-    if (e->step == STEP_EXEC) return fail(L, e->err, lua_pushfstring(L, "cannot run '%s'", c->argv[0]));
-    if (e->step == STEP_CHDIR) return fail(L, e->err, lua_pushfstring(L, "cannot change directory to '%s'", c->cwd));
-    if (e->step == STEP_SESSION) return fail(L, e->err, "cannot start a new session or process group");
-    return fail(L, e->err, "cannot set up the standard streams");
+    if (e->step == STEP_EXEC) return errno_result(L, e->err, lua_pushfstring(L, "cannot run '%s'", c->argv[0]));
+    if (e->step == STEP_CHDIR) return errno_result(L, e->err, lua_pushfstring(L, "cannot change directory to '%s'", c->cwd));
+    if (e->step == STEP_SESSION) return errno_result(L, e->err, "cannot start a new session or process group");
+    return errno_result(L, e->err, "cannot set up the standard streams");
 }
 
 /* spawn(opts) -> Process | nil, err. See the file comment and tests/unit/process.lua. */
@@ -690,7 +691,7 @@ static int process_spawn(lua_State *L) {
         close_plan(&c);
         close_process(L, proc);
         if (what && what != PIPE_FAILED) what = lua_pushfstring(L, "cannot open '%s'", what);
-        return fail(L, err, what ? what : "pipe");
+        return errno_result(L, err, what ? what : "pipe");
     }
     /* The child needs no copy of our memory: vfork, with every signal blocked until the child
      * has reset its handlers (it runs on our memory until it execs). */
@@ -707,7 +708,7 @@ static int process_spawn(lua_State *L) {
     if (pid < 0) {
         close_plan(&c);
         close_process(L, proc);
-        return fail(L, err, "fork");
+        return errno_result(L, err, "fork");
     }
     p->pid = pid;
     /* Our unreaped child cannot be replaced by another process, so this pidfd is its. */
@@ -718,7 +719,7 @@ static int process_spawn(lua_State *L) {
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
         close_plan(&c);
         close_process(L, proc);
-        return fail(L, err, "pidfd_open");
+        return errno_result(L, err, "pidfd_open");
     }
     ChildError e;
     if (await_exec(&c, &e) != 0) {
@@ -738,7 +739,10 @@ static int process_open(lua_State *L) {
     Process *p = new_process(L);
     p->pid = (pid_t)pid;
     p->pidfd = pidfd_open((pid_t)pid, 0);
-    if (p->pidfd < 0) return fail(L, errno, lua_pushfstring(L, "pid %d", (int)pid));
+    if (p->pidfd < 0) {
+        int err = errno;
+        return errno_result(L, err, lua_pushfstring(L, "pid %d", (int)pid));
+    }
     return 1;
 }
 
@@ -775,7 +779,7 @@ static int process_signals(lua_State *L) {
         lua_pop(L, 1);
     }
     sigset_t old;
-    if (sigprocmask(SIG_BLOCK, &s->set, &old) != 0) return fail(L, errno, "sigprocmask");
+    if (sigprocmask(SIG_BLOCK, &s->set, &old) != 0) return luaL_fileresult(L, 0, "sigprocmask");
     for (int sig = 1; sig < NSIG; sig++) {
         if (sigismember(&s->set, sig) == 1 && sigismember(&old, sig) == 0) sigaddset(&s->added, sig);
     }
@@ -783,7 +787,7 @@ static int process_signals(lua_State *L) {
     if (s->fd < 0) {
         int err = errno;
         sigprocmask(SIG_UNBLOCK, &s->added, NULL);
-        return fail(L, err, "signalfd");
+        return errno_result(L, err, "signalfd");
     }
     return 1;
 }
@@ -803,7 +807,7 @@ static int signals_read(lua_State *L) {
         ssize_t n = read(s->fd, info, sizeof info);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;
-        if (n < 0) return fail(L, errno, "read");
+        if (n < 0) return luaL_fileresult(L, 0, "read");
         for (size_t i = 0; i < (size_t)n / sizeof info[0]; i++) {
             push_signal_name(L, (int)info[i].ssi_signo);
             lua_rawseti(L, -2, ++count);
@@ -898,7 +902,7 @@ static int process_poll(lua_State *L) {
         lua_pop(L, 1);
     }
     int ready = ppoll(fds, (nfds_t)n, tsp, NULL);
-    if (ready < 0 && errno != EINTR) return fail(L, errno, "poll");
+    if (ready < 0 && errno != EINTR) return luaL_fileresult(L, 0, "poll");
     lua_newtable(L);
     lua_Integer count = 0;
     for (lua_Integer i = 1; ready > 0 && i <= n; i++) {
@@ -916,7 +920,10 @@ static int process_killpg(lua_State *L) {
     lua_Integer pgid = luaL_checkinteger(L, 1);
     luaL_argcheck(L, pgid > 0 && pgid <= INT_MAX, 1, "invalid process group");
     int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
-    if (killpg((pid_t)pgid, sig) != 0) return fail(L, errno, lua_pushfstring(L, "process group %d", (int)pgid));
+    if (killpg((pid_t)pgid, sig) != 0) {
+        int err = errno;
+        return errno_result(L, err, lua_pushfstring(L, "process group %d", (int)pgid));
+    }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -942,19 +949,19 @@ static int process_start_time(lua_State *L) {
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && (errno == ENOENT || errno == ESRCH)) { lua_pushnil(L); return 1; }
-    if (fd < 0) return fail(L, errno, path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     ssize_t n;
     do n = read(fd, buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
     int err = errno;
     close(fd);
     if (n < 0 && err == ESRCH) { lua_pushnil(L); return 1; }
-    if (n < 0) return fail(L, err, path);
+    if (n < 0) return errno_result(L, err, path);
     buf[n] = '\0';
     /* comm (field 2) may hold spaces and ')': the fields resume after the LAST ')'. */
     const char *p = strrchr(buf, ')');
     const char *state = p ? skip_fields(p + 1, 0) : NULL; /* field 3 */
     const char *start = state ? skip_fields(state, 19) : NULL; /* field 22 */
-    if (!start) return fail(L, EINVAL, path);
+    if (!start) return errno_result(L, EINVAL, path);
     if (*state == 'Z' || *state == 'X') { lua_pushnil(L); return 1; }
     lua_pushinteger(L, (lua_Integer)strtoull(start, NULL, 10));
     return 1;
@@ -981,8 +988,8 @@ static int process_getpid(lua_State *L) {
 static int process_self_exe(lua_State *L) {
     char buf[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf);
-    if (n < 0) return fail(L, errno, "/proc/self/exe");
-    if ((size_t)n == sizeof buf) return fail(L, ENAMETOOLONG, "/proc/self/exe");
+    if (n < 0) return luaL_fileresult(L, 0, "/proc/self/exe");
+    if ((size_t)n == sizeof buf) return errno_result(L, ENAMETOOLONG, "/proc/self/exe");
     lua_pushlstring(L, buf, (size_t)n);
     return 1;
 }

@@ -157,13 +157,6 @@ static int starts_mid_line(int fd, off_t start) {
     return start > 0 && !(pread(fd, &before, 1, start - 1) == 1 && (before == '\n' || before == '\r'));
 }
 
-static int fail(lua_State *L, const char *path) {
-    int err = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(err));
-    return 2;
-}
-
 /* Reads the region [start, size) in chunks; each chunk is cut after its last line break and
  * the rest carried into the next, so that no line is split. */
 static int scan_find(lua_State *L) {
@@ -181,13 +174,13 @@ static int scan_find(lua_State *L) {
         lua_pop(L, 1);
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(L, path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return fail(L, path); }
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
     off_t size = st.st_size;
     off_t start = (tail >= 0 && size > tail) ? size - (off_t)tail : 0;
     char *buf = malloc(CHUNK + MAX_LINE);
-    if (!buf) { close(fd); errno = ENOMEM; return fail(L, path); }
+    if (!buf) { close(fd); errno = ENOMEM; return luaL_fileresult(L, 0, path); }
     size_t carry = 0;
     off_t pos = start;
     int first_chunk = starts_mid_line(fd, start); /* then skip to the next line */
@@ -242,9 +235,9 @@ static int scan_tail(lua_State *L) {
     lua_Integer max = luaL_checkinteger(L, 2);
     luaL_argcheck(L, max >= 0, 2, "negative size");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(L, path);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
     struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return fail(L, path); }
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
     off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
     size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;

@@ -1,19 +1,42 @@
--- The local backend's supervisor: one detached process per job, forked from jobrun into a
--- fresh Lua state and its own session, that outlives jobrun. It claims the job
+-- The local backend's supervisor: one detached process per job, a new jobrun process
+-- (`jobrun __supervise …`, vfork + exec of /proc/self/exe, which comes straight here) in its own
+-- session, that outlives the jobrun that started it. It claims the job
 -- (jobs/<job>.status.json), starts its ranks, writes their output to the log, enforces the
 -- timeout (TERM to every rank's process group, grace, KILL), restarts after a non-zero exit up
 -- to max_restarts, and records the outcome atomically in jobs/<job>.result.json.
 -- It waits on pidfds, pipes and a signalfd; it never polls.
+--
+-- A full disk must not pass for a lost job (SPEC §5). A log write that fails is kept as the
+-- result's log_error. A result that cannot be written is tried again, then written over the
+-- claim in place (the claim is padded to RECORD_SIZE for this: rewriting it needs no new block),
+-- with result_error saying why; if even that fails, the supervisor exits with
+-- UNWRITABLE_BASE + errno, which tells the runner that started it the cause.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 
 local supervisor = {}
 
-local SIGNUM = { HUP = 1, INT = 2, QUIT = 3, ABRT = 6, KILL = 9, SEGV = 11, PIPE = 13, ALRM = 14, TERM = 15 }
+supervisor.RECORD_SIZE = 2048
+supervisor.UNWRITABLE_BASE = 64
+local RETRY_DELAYS = { 0.1, 0.5, 1 } -- seconds before each new try of the result file
+local EIO = 5
 
-local function note(log, text)
-  fs.append(log, string.format("[jobrun] %s\n", text))
+-- The first log write that failed, kept for the result: the log itself cannot say so.
+local function log_failed(ctx, err)
+  ctx.log_error = ctx.log_error or ("log write failed: " .. tostring(err))
+end
+
+local function note(ctx, log, text)
+  local ok, err = fs.append(log, string.format("[jobrun] %s\n", text))
+  if not ok then log_failed(ctx, err) end
+end
+
+-- A record padded with blanks to RECORD_SIZE (JSON allows them), so that a later record fits
+-- in the blocks this one already has.
+local function padded(text)
+  if #text >= supervisor.RECORD_SIZE then return text end
+  return text:sub(1, -2) .. string.rep(" ", supervisor.RECORD_SIZE - #text) .. "\n"
 end
 
 local function rank_env(spec, base_env, rank, attempt, restart_count)
@@ -53,7 +76,7 @@ local function run_attempt(spec, ctx, attempt, restart_count)
       setpgid = true,
     })
     if not proc then
-      note(spec.log, string.format("rank %d could not start: %s", rank, err))
+      note(ctx, spec.log, string.format("rank %d could not start: %s", rank, err))
       ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now() }
     else
       local r = { rank = rank, proc = proc, pgid = proc:pid() }
@@ -78,7 +101,7 @@ local function run_attempt(spec, ctx, attempt, restart_count)
   end
   local function stop_all(reason)
     if kill_stage == "KILL" or kill_stage == "DONE" then return end
-    note(spec.log, reason)
+    note(ctx, spec.log, reason)
     signal_groups("TERM")
     kill_stage, kill_at = "KILL", process.now() + spec.grace
   end
@@ -104,7 +127,13 @@ local function run_attempt(spec, ctx, attempt, restart_count)
     for _, index in ipairs(ready) do
       local item = live[index]
       if item.kind == "stream" then
-        if not item.handle:pump_lines(spec.log, string.format("(rank=%d) ", item.rank.rank)) then
+        local open, err = item.handle:pump_lines(spec.log, string.format("(rank=%d) ", item.rank.rank))
+        if open == nil then
+          -- A log that cannot take more: keep draining the pipe (the rank must not block on
+          -- it); only a pipe that cannot be read is given up.
+          log_failed(ctx, err)
+          if err:find("^read:") then item.done = true end
+        elseif not open then
           item.done = true
         end
       elseif item.kind == "rank" then
@@ -140,7 +169,7 @@ local function run_attempt(spec, ctx, attempt, restart_count)
       if kill_stage == "TERM" then
         stop_all("a rank failed; ending the others")
       elseif kill_stage == "KILL" then
-        note(spec.log, "grace period over: sending KILL")
+        note(ctx, spec.log, "grace period over: sending KILL")
         signal_groups("KILL")
         kill_stage, kill_at = "DONE", nil
       end
@@ -154,7 +183,7 @@ local function run_attempt(spec, ctx, attempt, restart_count)
   end
   local result = decisive and decisive.result or { exit_code = 0 }
   outcome.signal = result.signal
-  outcome.exit_code = result.exit_code or (result.signal and 128 + (SIGNUM[result.signal] or 0)) or 1
+  outcome.exit_code = result.exit_code or (result.signal_number and 128 + result.signal_number) or 1
   outcome.failed_rank = decisive and decisive.rank
   for _, r in ipairs(ranks) do if r.proc then r.proc:close() end end
   return outcome
@@ -186,11 +215,14 @@ function supervisor.main(status_path, result_path, spec_json)
     return json.encode(record) .. "\n"
   end
   -- Claim the job: if another supervisor already did (a launch raced a recovering runner),
-  -- leave it to that one.
-  local claimed = fs.write_exclusive(status_path, status({ attempt = 1, restart_count = 0 }))
+  -- leave it to that one. A claim that cannot be written at all: say why through the exit status.
+  local claim = padded(status({ attempt = 1, restart_count = 0 }))
+  local claimed, claim_err, claim_errno = fs.write_exclusive(status_path, claim)
   if not claimed then
     signals:close()
-    return 0
+    if claimed == false then return 0 end
+    io.stderr:write("jobrun supervisor: cannot claim the job: ", claim_err, "\n")
+    return supervisor.UNWRITABLE_BASE + (claim_errno or EIO)
   end
   local ctx = {
     base_env = process.environ(),
@@ -204,7 +236,7 @@ function supervisor.main(status_path, result_path, spec_json)
     local setup_spec = setmetatable({ commands = { spec.setup }, nodes = 1 }, { __index = spec })
     outcome = run_attempt(setup_spec, ctx, 1, 0)
     if outcome.exit_code ~= 0 or outcome.timed_out or outcome.cancelled then
-      note(spec.log, string.format("setup failed with exit code %d", outcome.exit_code))
+      note(ctx, spec.log, string.format("setup failed with exit code %d", outcome.exit_code))
       outcome.setup_failed = true
     end
   end
@@ -216,18 +248,45 @@ function supervisor.main(status_path, result_path, spec_json)
     end
     restart_count = restart_count + 1
     attempt = attempt + 1
-    note(spec.log, string.format("attempt %d exited with code %d; restarting (restart %d of %d)",
+    note(ctx, spec.log, string.format("attempt %d exited with code %d; restarting (restart %d of %d)",
       attempt - 1, outcome.exit_code, restart_count, spec.max_restarts))
-    fs.write_atomic(status_path, status({ attempt = attempt, restart_count = restart_count }), false)
+    -- Not written (full disk): the claim keeps saying attempt 1 until the result is written.
+    fs.write_atomic(status_path, padded(status({ attempt = attempt, restart_count = restart_count })), false)
   end
-  -- Atomic, not durable: an fsync per job stalls every other file creation (ext4 journal).
-  fs.write_atomic(result_path, status({
+  local record = {
     state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = process.time(),
     exit_code = outcome.exit_code, signal = outcome.signal, timed_out = outcome.timed_out,
     cancelled = outcome.cancelled, failed_rank = outcome.failed_rank, setup_failed = outcome.setup_failed,
-  }), false)
+    log_error = ctx.log_error,
+  }
+  -- Signals stay blocked until the record is out: a late TERM must not cut it short.
+  local code = supervisor.record(status_path, result_path, record, status)
   signals:close()
-  return 0
+  return code
+end
+
+-- record(...) -> the supervisor's exit status: 0 once the outcome is on disk, in the result
+-- file (tried again after RETRY_DELAYS: space may come back) or else over the claim in place;
+-- UNWRITABLE_BASE + errno when neither could be written.
+function supervisor.record(status_path, result_path, record, status)
+  local ok, err, errno
+  for try = 0, #RETRY_DELAYS do
+    if try > 0 then process.sleep(RETRY_DELAYS[try]) end
+    -- Atomic, not durable: an fsync per job stalls every other file creation (ext4 journal).
+    ok, err, errno = fs.write_atomic(result_path, status(record), false)
+    if ok then return 0 end
+  end
+  errno = errno or EIO
+  record.result_error = "cannot write " .. tostring(err)
+  record.result_cause = fs.strerror(errno)
+  local text = status(record)
+  if #text > supervisor.RECORD_SIZE then -- long paths: keep within the claim's blocks
+    record.log_error, record.result_error = nil, "cannot write the result file: " .. record.result_cause
+    text = status(record)
+  end
+  if fs.write_in_place(status_path, padded(text)) then return 0 end
+  io.stderr:write("jobrun supervisor: ", record.result_error, "\n")
+  return supervisor.UNWRITABLE_BASE + errno
 end
 
 return supervisor

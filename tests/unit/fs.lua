@@ -28,9 +28,23 @@ fs.append(path .. ".log", "a")
 fs.append(path .. ".log", "b\n")
 tap.is(fs.read(path .. ".log"), "ab\n", "append")
 
-local missing, err = fs.read(dir .. "/nope")
+local missing, err, errno = fs.read(dir .. "/nope")
 tap.is(missing, nil, "read of a missing file")
 tap.like(err, "nope: No such file or directory", "says why, with the path")
+tap.is(errno, 2, "and the errno, as liolib's results")
+tap.is(fs.strerror(errno), "No such file or directory", "strerror")
+
+-- write_in_place: over the start of an existing file, never creating, truncating or replacing it.
+local placed = dir .. "/placed"
+fs.write_atomic(placed, "0123456789")
+tap.ok(fs.write_in_place(placed, "abc"), "write_in_place")
+tap.is(fs.read(placed), "abc3456789", "the rest of the file stays")
+tap.ok(fs.write_in_place(placed, "ABCDEFGHIJKL"), "a longer write grows the file")
+tap.is(fs.read(placed), "ABCDEFGHIJKL", "grown")
+local none, why_none, no_errno = fs.write_in_place(dir .. "/absent", "x")
+tap.is({ none, no_errno }, { nil, 2 }, "a missing file is not created")
+tap.like(why_none, "absent: No such file or directory", "and says why")
+tap.is(fs.stat(dir .. "/absent"), nil, "nothing created")
 tap.ok(not fs.mkdir_p(path .. "/x"), "mkdir_p under a file fails")
 tap.ok(not fs.write_atomic(dir .. "/no/such/dir/f", "x"), "write_atomic into a missing directory fails")
 

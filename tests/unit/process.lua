@@ -126,7 +126,7 @@ end)
 tap.test("kill", function()
   local proc = assert(process.spawn({ argv = { "sleep", "10" } }))
   tap.is(proc:kill("TERM"), true, "kill returns true")
-  tap.is(finish(proc), { exited = true, signal = "TERM", core = false }, "signalled TERM")
+  tap.is(finish(proc), { exited = true, signal = "TERM", signal_number = 15, core = false }, "signalled TERM")
   local ok, err = proc:kill("TERM")
   tap.is(ok, nil, "kill after exit fails")
   tap.like(err, "^not running", "kill after exit: not running")
@@ -136,6 +136,13 @@ tap.test("kill", function()
   proc = assert(process.spawn({ argv = { "sleep", "10" } }))
   assert(proc:kill("SIGINT"))
   tap.is(finish(proc).signal, "INT", "a SIG prefix is accepted")
+  -- Every signal has its number, named or not: exit code 128 + N is computed from it.
+  for _, case in ipairs({ { "FPE", 8 }, { "USR1", 10 }, { 40, 40 } }) do
+    proc = assert(process.spawn({ argv = { "sleep", "10" } }))
+    assert(proc:kill(case[1]))
+    local r = finish(proc)
+    tap.is({ r.signal, r.signal_number }, { tostring(case[1]), case[2] }, "signal_number of " .. case[1])
+  end
 end)
 
 -- The grandchild is in the child's process group, so killpg reaches it too.

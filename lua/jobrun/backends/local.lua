@@ -41,8 +41,8 @@ function backend.submit(ctx, job)
     grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, cwd = ctx.cwd,
     log = ctx.run_dir .. "/" .. job.log_path_rel,
   })
-  -- A fork running jobrun.supervisor in a fresh Lua state. No exec: a new jobrun process would
-  -- spend milliseconds loading libcurl, libgit2 and their dependencies before doing anything.
+  -- A new jobrun process (vfork + exec of /proc/self/exe) that goes straight to
+  -- jobrun.supervisor; libcurl and libgit2 are loaded only when used, so it starts fast.
   -- Its own messages go to the job's log.
   local proc, err = process.spawn({
     argv = { "/proc/self/exe", "__supervise", p.status, p.result, supervised },
@@ -80,6 +80,27 @@ local function apply(job, st)
   else
     job.status, job.native_status = "FAILED", st.signal and ("SIG" .. st.signal) or "EXITED"
   end
+  -- The disk let the record out only over the claim: the outcome is real, and so is the fault.
+  job.log_error, job.result_error = st.log_error, st.result_error
+  if st.result_error then job.backend_termination = "result_unwritable: " .. (st.result_cause or st.result_error) end
+end
+
+-- read_end(p) -> the record of the job's end, or nil and the claim. The record is the result
+-- file, or the claim rewritten in place when the result file could not be written.
+local function read_end(p)
+  local result = read_json(p.result)
+  if result then return result end
+  local claim = read_json(p.status)
+  if claim and claim.state == "EXITED" then return claim end
+  return nil, claim
+end
+
+-- unwritable(handle, job) -> the cause, when the job's supervisor (our child) exited saying
+-- that it could write neither its result nor its claim.
+local function unwritable(handle, job)
+  local ended = handle and tostring(handle:pid()) == job.native_id and handle:wait(false)
+  local errno = ended and ended.exit_code and ended.exit_code - supervisor.UNWRITABLE_BASE
+  return errno and errno > 0 and fs.strerror(errno) or nil
 end
 
 -- The supervisor that claimed the job is the job's, whoever launched it.
@@ -108,20 +129,25 @@ function backend.poll(ctx, jobs)
     local p = paths(ctx, job)
     local handle = ctx.handles[job.name]
     if handle then handle:wait(false) end -- reap our own child, if it has ended
-    local result = read_json(p.result)
+    local result, claim = read_end(p)
     if result then
       apply(job, result)
     else
-      local claim = read_json(p.status)
       if claim and tostring(claim.supervisor_pid) ~= job.native_id then take_claim(job, claim) end
       if claim then apply(job, claim) end
       if not supervisor_alive(job) then
         -- The supervisor writes its result before it ends; gone without one, the job is lost
         -- (unless it lost a launch race and the winner's claim is not readable yet).
-        result = read_json(p.result)
-        claim = claim or read_json(p.status)
+        local again
+        result, again = read_end(p)
+        claim = claim or again
+        local cause = not result and unwritable(handle, job)
         if result then
           apply(job, result)
+        elseif cause then
+          job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
+          job.backend_termination = "result_unwritable: " .. cause
+          job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
         elseif not claim or tostring(claim.supervisor_pid) == job.native_id then
           job.status, job.native_status = "LOST", "SUPERVISOR_GONE"
         end

@@ -1,0 +1,105 @@
+-- Faults on the local backend, with real processes: jobs killed by signals, and a disk that
+-- fills up under a running job (a small tmpfs; root only). Every scratch directory, mount and
+-- process a test makes is gone when it ends, even when it fails.
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local json = require "jobrun.json"
+
+-- scratch(fn): fn(dir) in a fresh directory, removed afterwards (after unmounting what fn
+-- registered with cleanup.mounts), whether fn fails or not.
+local function scratch(name, fn)
+  tap.test(name, function()
+    local dir = h.scratch()
+    local mounts = {}
+    local ok, err = xpcall(fn, debug.traceback, dir, mounts)
+    for i = #mounts, 1, -1 do
+      if fs.stat(mounts[i]) then os.execute("umount " .. h.q(mounts[i]) .. " 2>/dev/null") end
+    end
+    os.execute("rm -rf " .. h.q(dir))
+    if not ok then error(err, 0) end
+  end)
+end
+
+-- A TAP skip ("ok N - # skip why"): tap.lua has no skip of its own.
+local function skip(why) tap.ok(true, "# skip " .. why) end
+
+local function root() return select(2, h.sh("/", "id -u")) == "0\n" end
+
+local function mount_tmpfs(dir, size)
+  assert(fs.mkdir_p(dir))
+  return os.execute(string.format("mount -t tmpfs -o size=%s tmpfs %s 2>/dev/null", size, h.q(dir)))
+end
+
+scratch("a signal's exit code is 128 + its number, for every signal", function(dir)
+  h.write(dir .. "/s.lua", [[
+suite "sig" { matrix = { sig = { "FPE", "USR1", "KILL" } }, run = "kill -{sig} $$", expect = { status = "FAILED" } }
+]])
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id S")
+  tap.is(code, 0, "every job failed as expected")
+  tap.like(out, "sig_FPE%s+FAILED%s+0%s+signal_FPE%s+136", "table: SIGFPE is exit 136")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.sig_FPE.exit_code, jobs.sig_USR1.exit_code, jobs.sig_KILL.exit_code }, { 136, 138, 137 },
+    "FPE 136, USR1 138, KILL 137")
+  tap.is({ jobs.sig_FPE.native_status, jobs.sig_USR1.termination_reason }, { "SIGFPE", "signal_USR1" },
+    "the signal's name kept for display")
+end)
+
+-- A job whose ranks fill the disk that holds the whole state directory: rank 0 writes until
+-- ENOSPC, then rank 1 prints a line (which the log can no longer take), and both exit 0.
+scratch("a full disk: the job's record says so, with the cause, and keeps its exit code", function(dir, mounts)
+  if not root() then return skip("needs root to mount a tmpfs") end
+  if not mount_tmpfs(dir .. "/state", "1m") then return skip("mount -t tmpfs failed") end
+  mounts[#mounts + 1] = dir .. "/state"
+  h.write(dir .. "/s.lua", [[
+suite "full" {
+  nodes = 2,
+  run = [=[
+    if [ $JOBRUN_NODE_RANK = 0 ]; then
+      head -c 4M /dev/zero > state/filler 2>/dev/null; touch filled
+    else
+      while [ ! -e filled ]; do sleep 0.05; done
+      echo written after the disk filled up
+    fi
+  ]=],
+}
+]])
+  local code, _, err = h.sh(dir, "jobrun run s.lua --state-dir state --run-id F")
+  tap.is(code, 3, "the runner cannot write state.json either: exit 3")
+  tap.like(err, "No space left on device", "and says why")
+  os.remove(dir .. "/state/filler")
+  local c2, js = h.sh(dir, "jobrun check F --state-dir state --json")
+  local job = (json.decode(js) or { jobs = {} }).jobs[1] or {}
+  tap.is({ c2, job.status, job.exit_code }, { 0, "SUCCEEDED", 0 },
+    "once there is room again, check finds the job's real outcome")
+  tap.is(job.termination_reason, "result_unwritable: No space left on device", "--json: the cause, as its termination")
+  local saved = json.decode(fs.read(dir .. "/state/runs/F/state.json") or "") or { jobs = {} }
+  local rec = saved.jobs[1] or {}
+  tap.like(rec.result_error, "^cannot write .*full%.result%.json: No space left on device", "state.json: result_error")
+  tap.like(rec.log_error, "^log write failed: .*No space left on device$", "state.json: log_error")
+  tap.is(rec.native_status, "EXITED", "native status of an exit")
+end)
+
+-- Nothing at all can be written: the job hides the run's jobs/ directory under a full tmpfs,
+-- so neither the result nor the claim can be written. The runner, the supervisor's parent,
+-- learns the cause from the supervisor's exit status.
+scratch("no file writable at all: LOST with the cause, never a bare SUPERVISOR_GONE", function(dir, mounts)
+  if not root() then return skip("needs root to mount a tmpfs") end
+  local jobs_dir = dir .. "/.jobrun/runs/G/jobs"
+  mounts[#mounts + 1] = jobs_dir
+  if not mount_tmpfs(dir .. "/probe", "4k") then return skip("mount -t tmpfs failed") end
+  os.execute("umount " .. h.q(dir .. "/probe"))
+  h.write(dir .. "/s.lua", string.format([[
+suite "ro" {
+  run = "mount -t tmpfs -o size=4k tmpfs %s && head -c 1M /dev/zero > %s/filler 2>/dev/null; exit 0",
+}
+]], jobs_dir, jobs_dir))
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id G")
+  tap.is(code, 1, "the job is not a pass")
+  tap.like(out, "ro%s+LOST%s+%-%s+result_unwritable: No space left on device", "the table names the cause")
+  local job = h.state(dir).jobs[1]
+  tap.is({ job.status, job.native_status, job.termination_reason },
+    { "LOST", "RESULT_UNWRITABLE", "result_unwritable: No space left on device" }, "state.json: LOST, and why")
+end)
+
+return tap.done()
