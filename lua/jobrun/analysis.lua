@@ -3,12 +3,16 @@
 -- the whole log with scope = "all"); patterns and fn parsers see only what they need.
 local scan = require "jobrun.c.scan"
 local builtin = require "jobrun.parsers.builtin"
+local guard = require "jobrun.c.guard"
 
 local analysis = {}
 
 -- The tail that "tail" scope reads: big enough for any summary block, small enough that a
 -- multi-GB log costs the same as a small one.
 analysis.TAIL_BYTES = 1024 * 1024
+
+-- Seconds of CPU a parser fn may use on one job unless it sets `budget` (SPEC §3).
+analysis.FN_BUDGET = 1
 
 local TOP_LEVEL = { exit_code = true, termination_reason = true, restart_count = true }
 
@@ -126,8 +130,15 @@ function analysis.analyze(path, parsers, job)
   end
   for _, p in ipairs(parsers) do
     if p.fn and (not p.contains or (hits_of[p] and hits_of[p].count > 0)) then
-      local ok, err = pcall(p.fn, text(p.scope), result)
-      if not ok then result.fields["parser_error." .. p.name] = tostring(err) end
+      -- Under a CPU budget, and interruptible: a signal ends the analysis (the caller decides).
+      local ok, err = guard.call(p.budget or analysis.FN_BUDGET, p.fn, text(p.scope), result)
+      if not ok then
+        if type(err) == "table" and err.signal then error(err, 0) end
+        local why = type(err) == "string" and err or tostring(err)
+        result.fields["parser_error." .. p.name] = why
+        result.parser_errors = result.parser_errors or {}
+        result.parser_errors[#result.parser_errors + 1] = { parser = p.name, error = why }
+      end
     end
   end
   result.job = nil

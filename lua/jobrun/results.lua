@@ -100,6 +100,12 @@ function results.settle(job, expect, run_dir, parsers)
     return fs.read(run_dir .. "/" .. job.log_path_rel) or ""
   end
   job.verdict, job.mismatches = verdict.judge(job, expect, read_log)
+  -- A parser that failed leaves the job's facts unknown: never a pass (SPEC §3).
+  for _, e in ipairs(found.parser_errors or {}) do
+    if job.verdict ~= "pending" then job.verdict = "fail" end
+    job.mismatches[#job.mismatches + 1] = string.format("parser '%s' failed: %s", e.parser, e.error)
+    io.stderr:write(string.format("jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
+  end
 end
 
 function results.summary(jobs)

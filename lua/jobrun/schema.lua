@@ -143,6 +143,7 @@ schema.fields = {
     scope = { kind = "scope", doc = "\"tail\" (default) or \"all\" of the log" },
     priority = { kind = "number", doc = "higher wins when parsers set the same field" },
     fn = { kind = "func", doc = "function(log, result) for anything else" },
+    budget = { kind = "number", doc = "seconds of CPU an fn may use per job (default 1); past it the job fails" },
     description = { kind = "string", doc = "what the parser finds" },
   },
   expect = {

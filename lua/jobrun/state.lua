@@ -26,12 +26,12 @@ function state.job_key(job)
 end
 
 -- assign_keys(names) -> keys: a sanitised, distinct file stem per name (SPEC §5: no two jobs of
--- a run share a file). A name that sanitises to itself and is free keeps it; others get "~N".
+-- a run share a file). The sanitised name when it is free, else it with "~N".
 function state.assign_keys(names)
   local keys, taken = {}, {}
   for i, name in ipairs(names) do
     local safe = state.safe_name(name)
-    if safe == name and not taken[safe] then
+    if not taken[safe] then
       keys[i] = safe
     else
       local stem, n = safe:sub(1, 190), i
@@ -75,16 +75,80 @@ function state.lock(run_dir)
   return h
 end
 
+local STATUSES = { PENDING = true, RUNNING = true, SUCCEEDED = true, FAILED = true, TIMEOUT = true,
+                   CANCELLED = true, LAUNCH_FAILED = true, LOST = true }
+local VERDICTS = { pass = true, fail = true, pending = true }
+
+-- The shape a state.json must have for jobrun to act on it: (path, message) of the first
+-- thing wrong, or nil. Valid JSON of the wrong shape is as damaged as a cut file.
+local function problem(data)
+  if type(data) ~= "table" then return "it is not a JSON object" end
+  if type(data.jobs) ~= "table" then return '"jobs" is missing or not a list' end
+  for _, key in ipairs({ "run_id", "backend" }) do
+    if type(data[key]) ~= "string" then return string.format('"%s" is missing or not a string', key) end
+  end
+  local n = #data.jobs
+  for k in pairs(data.jobs) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return '"jobs" is not a list' end
+  end
+  local seen = {}
+  for i, job in ipairs(data.jobs) do
+    local where = string.format("jobs[%d]", i)
+    if type(job) ~= "table" then return where .. " is not an object" end
+    if type(job.name) ~= "string" or job.name == "" then return where .. ' has no "name"' end
+    where = string.format("job %q", job.name)
+    if not STATUSES[job.status] then return where .. " has an unknown status " .. tostring(job.status) end
+    if job.verdict ~= nil and not VERDICTS[job.verdict] then return where .. " has an unknown verdict" end
+    if job.key ~= nil and (type(job.key) ~= "string" or job.key ~= state.safe_name(job.key)) then
+      return where .. ' has a bad "key"'
+    end
+    local id = job.key or job.name
+    if seen[id] then return where .. " appears twice" end
+    seen[id] = true
+    for _, k in ipairs({ "log_path_rel" }) do
+      if job[k] ~= nil and (type(job[k]) ~= "string" or job[k]:find("%.%.") or job[k]:sub(1, 1) == "/") then
+        return where .. string.format(' has a bad "%s"', k)
+      end
+    end
+    for _, k in ipairs({ "exit_code", "backend_exit_code", "restart_count", "attempt", "duration_s" }) do
+      if job[k] ~= nil and type(job[k]) ~= "number" then return where .. string.format(' has a non-numeric "%s"', k) end
+    end
+    for _, k in ipairs({ "native_id", "native_status", "termination_reason", "started_at", "ended_at",
+                         "submitted_at" }) do
+      if job[k] ~= nil and type(job[k]) ~= "string" then return where .. string.format(' has a non-string "%s"', k) end
+    end
+    for _, k in ipairs({ "params", "fields", "spec" }) do
+      if job[k] ~= nil and type(job[k]) ~= "table" then return where .. string.format(' has a non-object "%s"', k) end
+    end
+    if job.mismatches ~= nil and type(job.mismatches) ~= "table" then return where .. ' has a bad "mismatches"' end
+    if type(job.spec) == "table" then
+      local spec = job.spec
+      if spec.commands ~= nil and type(spec.commands) ~= "table" then return where .. ' has bad "spec.commands"' end
+      if spec.nodes ~= nil and math.type(spec.nodes) ~= "integer" then return where .. ' has a bad "spec.nodes"' end
+    end
+  end
+  return nil
+end
+
+-- read(run_dir) -> data. A file that cannot be read, is not JSON or has the wrong shape stops
+-- the command (exit 3), saying what is wrong; it is never rewritten.
 function state.read(run_dir)
   local path = run_dir .. "/state.json"
   local text, err = fs.read(path)
   if not text then errors.infra("cannot read the run's state: %s", err) end
   local data, why = json.decode(text)
-  if type(data) ~= "table" or type(data.jobs) ~= "table" then
+  why = data == nil and why or problem(data)
+  if why then
     errors.infra("%s is damaged (%s); it is left as it is. "
-      .. "The jobs' own files are in %s/jobs/", path, why or "not a jobrun state", run_dir)
+      .. "The jobs' own files are in %s/jobs/", path, why, run_dir)
   end
   return data
+end
+
+-- stamp(run_dir) -> a string that changes whenever state.json is replaced (size and mtime).
+function state.stamp(run_dir)
+  local st = fs.stat(run_dir .. "/state.json")
+  return st and string.format("%d:%.9f", st.size, st.mtime) or nil
 end
 
 local RUN_ORDER = { "version", "run_id", "suite", "suite_path", "backend", "git", "started_at",

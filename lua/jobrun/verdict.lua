@@ -1,5 +1,7 @@
 -- Expectations (SPEC §3) and verdicts (SPEC §4): pass, fail or pending, with every unmet
 -- expectation in words.
+local guard = require "jobrun.c.guard"
+
 local verdict = {}
 
 local TERMINAL = { SUCCEEDED = true, FAILED = true, TIMEOUT = true, CANCELLED = true,
@@ -30,7 +32,9 @@ function verdict.judge(job, expect, read_log)
   end
 
   if type(expect) == "function" then
-    local ok, good, why = pcall(expect, job)
+    -- User code: interruptible, and bounded like a parser fn.
+    local ok, good, why = guard.call(1, expect, job)
+    if not ok and type(good) == "table" and good.signal then error(good, 0) end
     if not ok then
       miss("the expectation function failed: %s", tostring(good))
     elseif not good then

@@ -1,10 +1,9 @@
 -- jobrun check [RUN]: refresh every job from its backend, settle results, save, print the table;
 -- with --watch, again whenever a job ends (or every few seconds) until all have ended.
 local options = require "jobrun.options"
-local runner = require "jobrun.runner"
+local Run = require "jobrun.run"
 local report = require "jobrun.report"
 local state = require "jobrun.state"
-local verdict = require "jobrun.verdict"
 local errors = require "jobrun.errors"
 local process = require "jobrun.c.process"
 local term = require "jobrun.c.term"
@@ -21,33 +20,22 @@ once for all the run's unfinished jobs. Exits 0 when every job has passed, 1 whe
 is still pending, 3 when the backend could not be asked.]],
 }
 
--- refresh(run_dir, ctx) -> data, backend_error: one round of asking the backend, saved.
-local function refresh(run_dir, ctx)
-  local backend_error
-  local data = runner.update(run_dir, function(d)
-    ctx = ctx or runner.context(run_dir, d, nil)
-    local asked = runner.recover(ctx, d) + runner.refresh(ctx, d)
-    backend_error = ctx.backend_error
+-- refresh(run) -> backend_error: one round of asking the backend, saved.
+local function refresh(run)
+  run:update(function(r)
+    local asked = r:recover() + r:refresh()
     return asked > 0 -- a finished run's state needs no rewrite
   end)
-  return data, backend_error, ctx
-end
-
-local function unfinished(data)
-  local out = {}
-  for _, job in ipairs(data.jobs) do
-    if not verdict.TERMINAL[job.status] then out[#out + 1] = job end
-  end
-  return out
+  return run.ctx.backend_error
 end
 
 -- watch: wake when a local job ends (its supervisor's pidfd), else every poll interval.
-local function watch(run_dir, opts)
+local function watch(run, opts)
   local tty = term.isatty(opts.json and 2 or 1)
-  local data, backend_error, ctx = refresh(run_dir, nil)
+  local backend_error = refresh(run)
   local last
   while true do
-    local text = report.text(data, opts)
+    local text = report.text(run.data, opts)
     if text ~= last then
       local out = opts.json and io.stderr or io.stdout
       if tty then out:write("\27[H\27[2J") end
@@ -55,28 +43,31 @@ local function watch(run_dir, opts)
       out:flush()
       last = text
     end
-    local open = unfinished(data)
-    if #open == 0 then return data, backend_error end
-    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, open) or {}
+    local open = run:open_jobs()
+    if #open == 0 then return backend_error end
+    local active = run:active()
+    local backend = run.ctx.backend
+    local waits = backend.waitables and backend.waitables(run.ctx, active) or {}
     local handles = {}
     for i, w in ipairs(waits) do handles[i] = w.handle end
-    process.poll(handles, #waits == #open and 5 or (ctx.backend.poll_interval or 2))
-    data, backend_error = refresh(run_dir, ctx)
+    process.poll(handles, #waits == #open and 5 or (backend.poll_interval or 2))
+    backend_error = refresh(run)
   end
 end
 
 function command.run(opts, args)
   if #args > 1 then errors.raise("check: expected at most one RUN, got %d", #args) end
-  local run_dir = state.resolve(opts["state-dir"], args[1])
-  local data, backend_error
+  local run = Run.open(state.resolve(opts["state-dir"], args[1]))
+  local run_dir, data = run.dir, run.data
+  local backend_error
   if opts.watch then
-    data, backend_error = watch(run_dir, opts)
+    backend_error = watch(run, opts)
     -- The table is on screen; what is left is the rest of the report.
     local rest = {}
     for k, v in pairs(opts) do rest[k] = v end
     report.emit_extras(data, rest, run_dir)
   else
-    data, backend_error = refresh(run_dir, nil)
+    backend_error = refresh(run)
     report.emit(data, opts, run_dir)
   end
   if backend_error then

@@ -1,10 +1,8 @@
 -- jobrun kill [RUN] [--only GLOB]: cancel every unfinished job (or those matching), one
 -- backend call for all of them, and say per job what happened.
 local options = require "jobrun.options"
-local runner = require "jobrun.runner"
+local Run = require "jobrun.run"
 local state = require "jobrun.state"
-local verdict = require "jobrun.verdict"
-local results = require "jobrun.results"
 local plan = require "jobrun.plan"
 local color = require "jobrun.color"
 local json = require "jobrun.json"
@@ -32,44 +30,29 @@ end
 
 function command.run(opts, args)
   if #args > 1 then errors.raise("kill: expected at most one RUN, got %d", #args) end
-  local run_dir = state.resolve(opts["state-dir"], args[1])
+  local run = Run.open(state.resolve(opts["state-dir"], args[1]))
+  local run_dir = run.dir
   local whole_run = not opts.only or #opts.only == 0
   -- Tell a driver (run, wait or launch's) to start nothing more: the whole run, or these jobs.
-  local first = state.read(run_dir)
   if whole_run then
     fs.write_atomic(run_dir .. "/cancel", "")
   else
-    for _, job in ipairs(first.jobs) do
-      if selected(job, opts.only) then
-        fs.write_atomic(state.cancel_marker(run_dir, job), "")
-      end
+    for _, job in ipairs(run.data.jobs) do
+      if selected(job, opts.only) then fs.write_atomic(state.cancel_marker(run_dir, job), "") end
     end
   end
-  local outcome = {}
-  local data = runner.update(run_dir, function(d)
-    local ctx = runner.context(run_dir, d, nil)
-    runner.recover(ctx, d)
-    runner.refresh(ctx, d)
+  local outcome
+  run:update(function(r)
+    r:recover()
+    r:refresh()
     local targets = {}
-    for _, job in ipairs(d.jobs) do
-      if selected(job, opts.only) then
-        if verdict.TERMINAL[job.status] then
-          outcome[job.name] = "already completed"
-        elseif not job.native_id then
-          job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-          results.settle(job, job.spec and job.spec.expect, run_dir, ctx.parsers)
-          job.termination_reason = "cancelled"
-          outcome[job.name] = "killed"
-        else
-          targets[#targets + 1] = job
-        end
-      end
+    for _, job in ipairs(r.data.jobs) do
+      if selected(job, opts.only) then targets[#targets + 1] = job end
     end
-    if #targets > 0 then
-      for name, r in pairs(ctx.backend.cancel(ctx, targets)) do outcome[name] = r end
-      runner.refresh(ctx, d, targets)
-    end
+    -- Expectation functions come from the suite (the run's context), as for check.
+    outcome = r:cancel(targets)
   end)
+  local data = run.data
 
   local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
   local out = opts.json and io.stderr or io.stdout

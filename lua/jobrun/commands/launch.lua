@@ -1,8 +1,7 @@
 -- jobrun launch SUITE: start the jobs and return; a detached driver starts the rest when
 -- --max-parallel holds some back.
 local options = require "jobrun.options"
-local runner = require "jobrun.runner"
-local state = require "jobrun.state"
+local Run = require "jobrun.run"
 local report = require "jobrun.report"
 local process = require "jobrun.c.process"
 local run_cmd = require "jobrun.commands.run"
@@ -18,9 +17,10 @@ jobrun logs and jobrun kill. Exits 1 if a job could not be launched.]],
 }
 
 function command.run(opts, args)
-  local run_dir, data, ctx, lock, p = run_cmd.start(opts, args, command)
-  runner.launch_pending(ctx, data, p.max_parallel)
-  runner.save(run_dir, data)
+  local run, lock, p = run_cmd.start(opts, args, command)
+  local run_dir, data = run.dir, run.data
+  run:launch_pending(p.max_parallel)
+  run:save()
   local pending = 0
   local failed = 0
   for _, job in ipairs(data.jobs) do
@@ -47,14 +47,14 @@ end
 
 -- __drive RUN_DIR: the detached driver behind launch.
 function command.drive(run_dir)
-  local lock = runner.try_driver(run_dir)
+  local run = Run.open(run_dir)
+  local lock = run:try_driver()
   if not lock then return 0 end
-  local data = state.read(run_dir)
-  local ctx = runner.context(run_dir, data, nil)
-  runner.recover(ctx, data)
-  runner.drive(ctx, data, { quiet = true })
+  run:sync()
+  run:recover()
+  local outcome = run:drive({ quiet = true, detached = true })
   lock:release()
-  return 0
+  return Run.SIGNAL_EXIT[outcome] or 0
 end
 
 return command

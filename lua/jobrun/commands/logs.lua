@@ -1,6 +1,6 @@
 -- jobrun logs [RUN] JOB [--tail N] [--follow]: a job's log, whole, its end, or as it grows.
 local options = require "jobrun.options"
-local runner = require "jobrun.runner"
+local Run = require "jobrun.run"
 local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local suggest = require "jobrun.suggest"
@@ -43,8 +43,8 @@ function command.run(opts, args)
     tail = math.tointeger(tonumber(opts.tail))
     if not tail or tail < 0 then errors.raise("--tail must be a whole number, not '%s'", opts.tail) end
   end
-  local run_dir = state.resolve(opts["state-dir"], run_arg)
-  local data = state.read(run_dir)
+  local run = Run.open(state.resolve(opts["state-dir"], run_arg))
+  local data = run.data
   local job
   local names = {}
   for _, j in ipairs(data.jobs) do
@@ -54,7 +54,7 @@ function command.run(opts, args)
   if not job then
     errors.raise("run %s has no job '%s'%s", data.run_id, name, suggest.hint(name, names))
   end
-  local ctx = runner.context(run_dir, data, nil)
+  local ctx = run.ctx
   -- A backend whose logs live elsewhere brings the job's log here first.
   if ctx.backend.fetch_logs then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
   local path = ctx.backend.log_path(ctx, job)
@@ -78,7 +78,7 @@ function command.run(opts, args)
       io.stdout:flush()
       offset = st.size
     end
-    runner.refresh(ctx, data, { job })
+    run:refresh({ job })
     if verdict.TERMINAL[job.status] then
       st = fs.stat(path)
       if st and st.size > offset then io.stdout:write((fs.read_tail(path, st.size - offset))) end

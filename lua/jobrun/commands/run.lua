@@ -1,7 +1,7 @@
 -- jobrun run SUITE: expand → launch → wait → analyse → report.
 local options = require "jobrun.options"
 local plan = require "jobrun.plan"
-local runner = require "jobrun.runner"
+local Run = require "jobrun.run"
 local report = require "jobrun.report"
 local errors = require "jobrun.errors"
 local git = require "jobrun.git"
@@ -17,11 +17,11 @@ and prints the report. Ctrl-C stops launching and says how to resume (jobrun wai
 (jobrun kill); a second Ctrl-C cancels the jobs this run started.]],
 }
 
--- start(opts, args, usage) -> run_dir, data, ctx, driver_lock: a new run, ready to drive.
+-- start(opts, args, usage) -> run, driver_lock, plan: a new run, ready to drive.
 function command.start(opts, args, usage)
   if #args ~= 1 then errors.raise("%s: expected one suite file, got %d\nUsage: %s", usage.name, #args, usage.usage) end
   local p = plan.from_options(args[1], opts)
-  local backend = runner.require_backend(p.backend)
+  local backend = Run.require_backend(p.backend)
   if opts["skip-git-check"] then
     if p.git_policy and (p.git_policy.require_clean or p.git_policy.require_pushed) then
       io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
@@ -34,23 +34,23 @@ function command.start(opts, args, usage)
   -- A backend that can tell before anything is created whether it can work (a server that
   -- answers, and is new enough) says so now: exit 3, no run left behind.
   if backend.check then backend.check(p.jobs[1] and p.jobs[1].options or {}) end
-  local run_dir, data = runner.create(p, opts)
-  local ctx = runner.context(run_dir, data, p)
-  local lock = runner.try_driver(run_dir)
-  return run_dir, data, ctx, lock, p
+  local run = Run.create(p, opts)
+  return run, run:try_driver(), p
 end
 
 function command.run(opts, args)
-  local run_dir, data, ctx, lock, p = command.start(opts, args, command)
+  local run, lock, p = command.start(opts, args, command)
+  local data = run.data
   if not opts.json then
     io.stderr:write(string.format("jobrun: run %s: %d jobs of suite %s on %s\n", data.run_id, #data.jobs,
       data.suite, data.backend))
   end
-  local outcome = runner.drive(ctx, data, { max_parallel = p.max_parallel })
+  local outcome = run:drive({ max_parallel = p.max_parallel })
   lock:release()
-  report.emit(data, opts, run_dir)
-  if outcome == "interrupted" then return 130 end
-  return report.exit_code(data), run_dir
+  if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
+  report.emit(data, opts, run.dir)
+  if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
+  return report.exit_code(data), run.dir
 end
 
 return command

@@ -1,9 +1,8 @@
 -- jobrun wait [RUN]: block until every job of the run has ended, then report as run does.
 local options = require "jobrun.options"
-local runner = require "jobrun.runner"
+local Run = require "jobrun.run"
 local report = require "jobrun.report"
 local state = require "jobrun.state"
-local verdict = require "jobrun.verdict"
 local process = require "jobrun.c.process"
 local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
@@ -19,50 +18,43 @@ driving the run (its runner was interrupted or killed), wait takes over: it star
 had not started yet and waits for all of them.]],
 }
 
--- Another process drives the run: follow the state it writes, waking when a job ends.
-local function follow(run_dir, opts)
-  local first = state.read(run_dir)
-  local show = progress.new(opts, first)
-  local ctx = runner.context(run_dir, first, nil)
+-- Another process drives the run: follow the record, refreshing what has been launched and
+-- waking when a job ends; take the run over if that driver goes away.
+local function follow(run, opts)
+  local show = progress.new(opts, run.data)
+  local signals <close> = assert(process.signals({ "TERM", "HUP" }))
   while true do
-    local data = runner.update(run_dir, function(d)
-      return runner.refresh(ctx, d) > 0
-    end)
-    local open = false
-    for _, job in ipairs(data.jobs) do if not verdict.TERMINAL[job.status] then open = true end end
-    if not open then show:clear(); return data end
-    show:update(data)
-    local running = {}
-    for _, job in ipairs(data.jobs) do
-      if job.native_id and not verdict.TERMINAL[job.status] then running[#running + 1] = job end
+    run:update(function(r) return r:refresh() > 0 end)
+    if run:all_terminal() then show:clear(); return "done" end
+    local lock = run:try_driver()
+    if lock then
+      show:clear()
+      signals:close()
+      run:recover()
+      local outcome = run:drive({})
+      lock:release()
+      return outcome
     end
-    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, running) or {}
-    local handles = {}
-    for i, w in ipairs(waits) do handles[i] = w.handle end
+    show:update(run.data)
+    local active = run:active()
+    local waits = run.ctx.backend.waitables and run.ctx.backend.waitables(run.ctx, active) or {}
+    local handles = { signals }
+    for _, w in ipairs(waits) do handles[#handles + 1] = w.handle end
     -- Jobs the driver has yet to start show up in state.json, so look again now and then.
-    process.poll(handles, 1)
+    for _, i in ipairs(process.poll(handles, 1)) do
+      if i == 1 and #signals:read() > 0 then show:clear(); return "terminated" end
+    end
   end
 end
 
 function command.run(opts, args)
   if #args > 1 then errors.raise("wait: expected at most one RUN, got %d", #args) end
-  local run_dir = state.resolve(opts["state-dir"], args[1])
-  local lock = runner.try_driver(run_dir)
-  local data
-  local outcome = "done"
-  if lock then
-    data = state.read(run_dir)
-    local ctx = runner.context(run_dir, data, nil)
-    runner.recover(ctx, data)
-    runner.refresh(ctx, data)
-    outcome = runner.drive(ctx, data, {})
-    lock:release()
-  else
-    data = follow(run_dir, opts)
-  end
-  report.emit(data, opts, run_dir)
-  if outcome == "interrupted" then return 130 end
-  return report.exit_code(data)
+  local run = Run.open(state.resolve(opts["state-dir"], args[1]))
+  local outcome = follow(run, opts)
+  if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
+  report.emit(run.data, opts, run.dir)
+  if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
+  return report.exit_code(run.data)
 end
 
 return command

@@ -1,0 +1,535 @@
+-- A run: the one owner of a run's record (state.json), its backend and the backend's handles.
+-- Every command that reads or changes a run goes through a Run: `create` or `open`, then
+-- `refresh` (one backend poll, each job's move checked by jobrun.record), `save` (under the
+-- lock, merged with what other writers put on disk, so the record only moves forward),
+-- `launch`, `cancel` and `drive` (launch within max_parallel and wait without polling, on
+-- pidfds and a signalfd). One process at a time drives a run: the holder of driver.lock.
+local process = require "jobrun.c.process"
+local fs = require "jobrun.c.fs"
+local state = require "jobrun.state"
+local results = require "jobrun.results"
+local verdict = require "jobrun.verdict"
+local record = require "jobrun.record"
+local backends = require "jobrun.backends"
+local progress = require "jobrun.progress"
+local errors = require "jobrun.errors"
+local json = require "jobrun.json"
+local analysis = require "jobrun.analysis"
+
+local M = {}
+local Run = {}
+Run.__index = Run
+
+-- How often state.json is rewritten while jobs run (merged with other writers' changes).
+local SAVE_INTERVAL = 1.0
+
+-- require_backend(name): the backend, or a usage error (exit 2): a backend module that fails
+-- to load is the user's file, not an internal error.
+function M.require_backend(name)
+  local ok, backend = pcall(backends.get, name)
+  if not ok then errors.raise("%s", errors.is_user(backend) and backend.message or tostring(backend)) end
+  return backend
+end
+
+-- replan(data): the plan rebuilt from the suite, for a process that did not make the run (expect
+-- functions, unredacted environments). nil when the suite cannot be loaded any more.
+local function replan(data)
+  local ok, p = pcall(function()
+    local plan = require "jobrun.plan"
+    local dsl = require "jobrun.dsl"
+    local o = data.plan_options or {}
+    -- The run recorded git info only inside a repository; the suite sees the same then.
+    local git_global = data.git and require("jobrun.git").lazy(data.cwd or ".") or nil
+    -- The suite is user code: a signal must still get through (jobrun.c.guard).
+    local loaded, decls = require("jobrun.c.guard").call(nil, dsl.load, data.suite_path, git_global)
+    if not loaded then error(decls, 0) end
+    local rebuilt = plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
+                               backend = o.backend, timeout = o.timeout, git = data.git })
+    rebuilt.decls = decls
+    return rebuilt
+  end)
+  return ok and p or nil
+end
+
+-- context(run) -> ctx: what the backend sees (run_dir, run_id, cwd, handles, backend) and, read
+-- lazily, what only the suite knows: parsers, expectation functions, the real environment with
+-- its secrets — from the plan when this process made the run, else from the suite file as it
+-- is now (else the built-ins alone). A finished run's `check` never re-reads the suite.
+local function context(run)
+  local data = run.data
+  local ctx = { run_dir = run.dir, run_id = data.run_id, cwd = data.cwd, handles = {},
+                backend = backends.get(data.backend) }
+  local function from_plan(key)
+    local p = run.plan
+    if p == nil and data.suite_path then p = replan(data) or false; run.plan = p end
+    ctx.parsers = analysis.parsers(p and p.decls)
+    ctx.secret_env, ctx.expects = {}, {}
+    for _, pjob in ipairs(p and p.jobs or {}) do
+      ctx.secret_env[pjob.name] = pjob.env
+      ctx.expects[pjob.name] = pjob.expect
+    end
+    setmetatable(ctx, nil)
+    return ctx[key]
+  end
+  local lazy = { parsers = true, secret_env = true, expects = true }
+  return setmetatable(ctx, { __index = function(_, key) if lazy[key] then return from_plan(key) end end })
+end
+
+local function new(run_dir, data, p)
+  local run = setmetatable({ dir = run_dir, data = data, plan = p, encoded = setmetatable({}, { __mode = "k" }) }, Run)
+  run.ctx = context(run)
+  return run
+end
+
+-- create(plan, opts) -> run: the run directory and its first state.json.
+function M.create(p, opts)
+  local state_dir = opts["state-dir"]
+  local run_dir = state.create(state_dir, p.run_id)
+  local shown = state.run_dir(state_dir, p.run_id)
+  local data = {
+    run_id = p.run_id, suite = p.suite, suite_path = state.absolute(p.suite_path),
+    backend = p.backend, git = p.git, started_at = state.iso(process.time()),
+    max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
+    plan_options = p.plan_options, jobs = {},
+  }
+  local names = {}
+  for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end
+  local keys = state.assign_keys(names)
+  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown, keys[i]) end
+  local run = new(run_dir, data, p)
+  run:save(true)
+  state.set_latest(state_dir, p.run_id)
+  return run
+end
+
+-- open(run_dir) -> run: a recorded run (a damaged state.json is reported with exit 3).
+function M.open(run_dir)
+  local data = state.read(run_dir)
+  local run = new(run_dir, data, nil)
+  run.seen = state.stamp(run_dir)
+  return run
+end
+
+-- changed(job): the job's record differs from what was last encoded.
+function Run:changed(job) self.encoded[job] = nil; self.dirty = true end
+
+local function job_id(job) return job.key or job.name end
+
+-- merge(disk): fold the copy on disk into this one, job by job: the copy further along wins
+-- (record.ahead); ours is kept on a tie. Returns how many jobs took the disk's copy.
+function Run:merge(disk)
+  local mine = {}
+  for _, job in ipairs(self.data.jobs) do mine[job_id(job)] = job end
+  local taken = 0
+  for _, theirs in ipairs(disk.jobs) do
+    local job = mine[job_id(theirs)]
+    if job and record.ahead(theirs, job) then
+      record.replace(job, theirs)
+      self:changed(job)
+      taken = taken + 1
+    end
+  end
+  return taken
+end
+
+local function encode_jobs(run)
+  local out = {}
+  for i, job in ipairs(run.data.jobs) do
+    local text = run.encoded[job]
+    if not text then
+      text = json.encode(results.for_state(job))
+      run.encoded[job] = text
+    end
+    out[i] = text
+  end
+  return out
+end
+
+-- sync_locked(): with the lock held, take in what other writers saved since we last looked.
+function Run:sync_locked()
+  local stamp = state.stamp(self.dir)
+  if stamp and stamp ~= self.seen then
+    self:merge(state.read(self.dir))
+  end
+end
+
+local function write(run)
+  state.write(run.dir, run.data, encode_jobs(run))
+  run.seen = state.stamp(run.dir)
+  run.dirty = false
+end
+
+-- save([force]): merge with state.json under its lock, then write it (atomically) if this
+-- process changed anything since its last write.
+function Run:save(force)
+  local _lock <close> = state.lock(self.dir)
+  self:sync_locked()
+  if self.dirty or force then write(self) end
+end
+
+-- update(fn): under the lock, merge what is on disk, call fn(run), and write unless fn
+-- returns false (nothing changed).
+function Run:update(fn)
+  local _lock <close> = state.lock(self.dir)
+  self:sync_locked()
+  if fn(self) ~= false then write(self) end
+end
+
+-- sync(): take in what other writers saved, without writing.
+function Run:sync()
+  local _lock <close> = state.lock(self.dir)
+  self:sync_locked()
+end
+
+function Run:expect_of(job)
+  local e = self.ctx.expects[job.name]
+  if e ~= nil then return e end
+  return job.spec and job.spec.expect
+end
+
+-- settle(job): a terminal job's log analysed and its verdict given.
+function Run:settle(job)
+  self:changed(job)
+  results.settle(job, self:expect_of(job), self.dir, self.ctx.parsers)
+end
+
+-- finish(job, status, native, why): a job that will never run (cancelled before it started,
+-- abandoned): its record closed with the reason in words.
+function Run:finish(job, status, native, why)
+  self:changed(job)
+  job.status, job.native_status = status, native
+  self:settle(job)
+  if why then job.termination_reason = why end
+end
+
+function Run:open_jobs()
+  local out = {}
+  for _, job in ipairs(self.data.jobs) do
+    if not verdict.TERMINAL[job.status] then out[#out + 1] = job end
+  end
+  return out
+end
+
+function Run:active()
+  local out = {}
+  for _, job in ipairs(self.data.jobs) do
+    if job.native_id and not verdict.TERMINAL[job.status] then out[#out + 1] = job end
+  end
+  return out
+end
+
+function Run:all_terminal()
+  for _, job in ipairs(self.data.jobs) do
+    if not verdict.TERMINAL[job.status] then return false end
+  end
+  return true
+end
+
+-- recover(): pending jobs that a dead runner launched without saving get their native ids
+-- back, so that they are never launched twice. Returns how many were looked at.
+function Run:recover()
+  local backend = self.ctx.backend
+  if not backend.adopt then return 0 end
+  local pending = {}
+  for _, job in ipairs(self.data.jobs) do
+    if job.status == "PENDING" and not job.native_id then pending[#pending + 1] = job end
+  end
+  if #pending > 0 then
+    backend.adopt(self.ctx, pending)
+    for _, job in ipairs(pending) do self:changed(job) end
+  end
+  return #pending
+end
+
+-- poll(jobs): one backend query for all of them, each job's move checked (record.check).
+function Run:poll(jobs)
+  local ctx = self.ctx
+  local before = {}
+  for i, job in ipairs(jobs) do before[i] = record.position(job) end
+  -- JOBRUN_TRACE=FILE: one line per poll cycle, for benchmarks and tests to count the backend
+  -- queries they see against.
+  local trace = os.getenv("JOBRUN_TRACE")
+  if trace and trace ~= "" then fs.append(trace, string.format("poll %s %d\n", ctx.backend.name or "?", #jobs)) end
+  ctx.backend.poll(ctx, jobs)
+  for i, job in ipairs(jobs) do
+    if not record.check(job, before[i]) then
+      io.stderr:write(string.format("jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
+        ctx.backend.name or "?", tostring(before[i].status), tostring(job.status), tostring(job.status)))
+    end
+  end
+end
+
+-- refresh([jobs]) -> how many jobs were asked about: one backend poll for the given jobs
+-- (default: every unfinished launched one), then the ended ones settled.
+function Run:refresh(jobs)
+  local ctx = self.ctx
+  jobs = jobs or self:active()
+  if #jobs > 0 then self:poll(jobs) end
+  -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
+  if ctx.backend.fetch_logs then
+    local ended = {}
+    for _, job in ipairs(jobs) do
+      if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
+    end
+    if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
+  end
+  for _, job in ipairs(jobs) do
+    self:changed(job)
+    if verdict.TERMINAL[job.status] and job.verdict == "pending" then self:settle(job) end
+  end
+  return #jobs
+end
+
+-- submit_batch(jobs): one backend call for all of them where the backend can (launch requests
+-- that go out together), else one each. A backend sets what it knows of the status.
+function Run:submit_batch(jobs)
+  local ctx = self.ctx
+  for _, job in ipairs(jobs) do
+    self:changed(job)
+    job.submitted_at = state.iso(process.time())
+  end
+  if ctx.backend.submit_many then
+    ctx.backend.submit_many(ctx, jobs)
+  else
+    for _, job in ipairs(jobs) do
+      local ok, err = ctx.backend.submit(ctx, job)
+      if not ok then job.launch_error = tostring(err) end
+    end
+  end
+  for _, job in ipairs(jobs) do
+    if not job.native_id then
+      job.status, job.native_status = "LAUNCH_FAILED", nil
+      self:settle(job)
+      job.termination_reason = job.termination_reason or "launch_failed"
+      -- Why, where --json and --logs show it.
+      job.fields.launch_error = job.launch_error
+    end
+  end
+end
+
+-- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
+function Run:cancelled_before_start(job)
+  if not fs.stat(state.cancel_marker(self.dir, job)) and not fs.stat(self.dir .. "/cancel") then return false end
+  self:finish(job, "CANCELLED", "NOT_STARTED", "cancelled")
+  return true
+end
+
+-- launch(jobs) -> the jobs that were started (pending ones not cancelled meanwhile).
+function Run:launch(jobs)
+  local batch = {}
+  for _, job in ipairs(jobs) do
+    if job.status == "PENDING" and not job.native_id and not self:cancelled_before_start(job) then
+      batch[#batch + 1] = job
+    end
+  end
+  if #batch > 0 then self:submit_batch(batch) end
+  local started = {}
+  for _, job in ipairs(batch) do
+    if job.native_id and not verdict.TERMINAL[job.status] then started[#started + 1] = job end
+  end
+  return started
+end
+
+-- launch_pending(limit): start pending jobs while fewer than `limit` run.
+function Run:launch_pending(limit)
+  local want = {}
+  local room = limit and (limit - #self:active()) or math.huge
+  for _, job in ipairs(self.data.jobs) do
+    if #want >= room then break end
+    if job.status == "PENDING" and not job.native_id then want[#want + 1] = job end
+  end
+  return self:launch(want)
+end
+
+-- abandon_pending(why): jobs that will never start, marked CANCELLED with the reason in words.
+function Run:abandon_pending(why)
+  for _, job in ipairs(self.data.jobs) do
+    if job.status == "PENDING" and not job.native_id then self:finish(job, "CANCELLED", "NOT_STARTED", why) end
+  end
+end
+
+-- cancel(targets) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }:
+-- jobs not launched yet are closed here; the rest in one backend call, then refreshed.
+function Run:cancel(targets)
+  local outcome, live = {}, {}
+  for _, job in ipairs(targets) do
+    if verdict.TERMINAL[job.status] then
+      outcome[job.name] = "already completed"
+    elseif not job.native_id then
+      self:finish(job, "CANCELLED", "NOT_STARTED", "cancelled")
+      outcome[job.name] = "killed"
+    else
+      live[#live + 1] = job
+    end
+  end
+  if #live > 0 then
+    for name, r in pairs(self.ctx.backend.cancel(self.ctx, live)) do outcome[name] = r end
+    self:refresh(live)
+  end
+  return outcome
+end
+
+local function any_failed(data)
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then return true end end
+  return false
+end
+
+-- guarded(fn, ...): run fn; a signal noticed inside user code (jobrun.c.guard) ends it early and
+-- is left pending for the signalfd, which the drive loop reads next.
+local function guarded(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then return true end
+  if type(err) == "table" and err.signal then return false end
+  error(err, 0)
+end
+
+-- drive(opts) -> "done" | "interrupted" | "terminated", signal: launch within max_parallel and
+-- wait until every job is terminal. The caller holds driver.lock.
+--   opts.max_parallel   overrides the run's
+--   opts.detached       a driver with no user: it also ends when the run is cancelled
+--   opts.quiet          no progress line
+function Run:drive(opts)
+  local data, ctx = self.data, self.ctx
+  local limit = opts.max_parallel or data.max_parallel
+  local signals = assert(process.signals({ "INT", "TERM", "HUP" }))
+  local interrupts = 0
+  local stopping = false
+  local last_save = process.now()
+  local show = progress.new(opts, data)
+  -- Backends without pidfds are polled; the interval backs off while nothing changes.
+  local base_interval = ctx.backend.poll_interval or 2
+  local max_interval = ctx.backend.poll_interval_max or base_interval
+  local poll_interval = base_interval
+
+  local function stop_launching(why)
+    if not stopping then stopping = true; self:abandon_pending(why) end
+  end
+  -- A save that fails (a full disk) is said once and tried again: the jobs go on, and their
+  -- own files keep their outcomes. Only the last save's failure stops the command (exit 3).
+  local save_failed
+  local function try_save()
+    local ok, err = pcall(self.save, self)
+    if ok then save_failed = nil; return end
+    if not errors.is_user(err) then error(err, 0) end
+    if not save_failed then
+      show:clear()
+      io.stderr:write("jobrun: ", err.message, " (will try again)\n")
+    end
+    save_failed = err
+  end
+  local function finish(outcome, sig)
+    show:clear()
+    signals:close()
+    self:save()
+    return outcome, sig
+  end
+
+  -- Launch order is plan order. A job that has left "pending without an id" never returns to
+  -- it (the record only moves forward), so one cursor over the plan finds the next ones.
+  local running = self:active()
+  local cursor = 1
+  local function launch_more()
+    if stopping then return end
+    local room = limit and (limit - #running) or math.huge
+    local batch = {}
+    while #batch < room and cursor <= #data.jobs do
+      local job = data.jobs[cursor]
+      if job.status == "PENDING" and not job.native_id then batch[#batch + 1] = job end
+      cursor = cursor + 1
+    end
+    if #batch > 0 then
+      for _, job in ipairs(self:launch(batch)) do running[#running + 1] = job end
+    end
+  end
+  -- Other writers (kill, check, another shell's wait) may have moved jobs on: take that in.
+  local function take_in()
+    local still = {}
+    for _, job in ipairs(running) do
+      if not verdict.TERMINAL[job.status] then still[#still + 1] = job end
+    end
+    running = still
+  end
+
+  while true do
+    if fs.stat(self.dir .. "/cancel") then
+      stop_launching("cancelled")
+      if opts.detached then return finish("done") end
+    end
+    launch_more()
+    take_in()
+    if #running == 0 and (stopping or self:all_terminal()) then break end
+
+    show:update(data)
+    local now = process.now()
+    if now - last_save >= SAVE_INTERVAL then
+      try_save(); last_save = now
+      take_in()
+      if self:all_terminal() then break end
+    end
+
+    -- Wait for a supervisor to end, a signal, or the next progress tick / backend poll.
+    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, running) or {}
+    local handles, jobs_of = { signals }, {}
+    for _, w in ipairs(waits) do handles[#handles + 1] = w.handle; jobs_of[#handles] = w.job end
+    local timeout = math.min(show.interval or math.huge, SAVE_INTERVAL)
+    if #waits < #running then timeout = math.min(timeout, poll_interval) end
+    local ready = process.poll(handles, timeout)
+
+    local changed = {}
+    for _, i in ipairs(ready) do
+      if i == 1 then
+        for _, sig in ipairs(signals:read()) do
+          if sig == "TERM" or sig == "HUP" then
+            -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
+            show:clear()
+            io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
+              .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
+            return finish("terminated", sig)
+          end
+          interrupts = interrupts + 1
+          if interrupts == 1 then
+            -- Pending jobs stay pending: `jobrun wait` starts them later.
+            stopping = true
+            show:clear()
+            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
+              .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+              .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
+          else
+            show:clear()
+            io.stderr:write("jobrun: cancelling the running jobs…\n")
+            self:cancel(running)
+            return finish("interrupted", sig)
+          end
+        end
+      else
+        changed[#changed + 1] = jobs_of[i]
+      end
+    end
+    local polled = #waits < #running
+    if polled then changed = running end
+    local before = {}
+    for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
+    guarded(self.refresh, self, changed)
+    if polled then
+      local moved = false
+      for i, job in ipairs(changed) do
+        if before[i] ~= job.status .. "/" .. tostring(job.restart_count) then moved = true end
+      end
+      poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
+    end
+    take_in()
+    if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
+  end
+  local outcome = interrupts > 0 and "interrupted" or "done"
+  return finish(outcome)
+end
+
+-- try_driver() -> lock | nil: the run's driver lock, unless another process holds it.
+function Run:try_driver()
+  return fs.lock(self.dir .. "/driver.lock", false, true)
+end
+
+-- exit code of a drive's outcome, when it is not the report's.
+M.SIGNAL_EXIT = { terminated = 143, interrupted = 130 }
+
+return M
