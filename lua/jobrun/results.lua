@@ -96,6 +96,11 @@ function results.settle(job, expect, run_dir, parsers)
   if job.termination_reason == nil then job.termination_reason = require("jobrun.parsers.builtin").fact(job) end
   if found.restart_count then job.restart_count = found.restart_count end
   job.fields = found.fields or job.fields or {}
+  -- What the backend noted about the job's own files (a damaged record, a result or log that
+  -- could not be written, a launch error) is part of the answer, where --json shows it.
+  for _, k in ipairs({ "record_error", "result_error", "log_error", "launch_error" }) do
+    if job[k] ~= nil then job.fields[k] = job[k] end
+  end
   local function read_log()
     return fs.read(run_dir .. "/" .. job.log_path_rel) or ""
   end

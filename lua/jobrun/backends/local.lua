@@ -17,9 +17,43 @@ local function paths(ctx, job)
   return supervisor.paths(ctx.run_dir .. "/jobs", state.job_key(job))
 end
 
+-- The fields a supervisor's record may hold, by type: anything else means the file is
+-- damaged, and the job says so rather than staying RUNNING or raising a traceback.
+local RECORD_TYPES = {
+  state = "string", attempt = "number", restart_count = "number", started_at = "number",
+  ended_at = "number", exit_code = "number", signal = "string", supervisor_pid = "number",
+  supervisor_start = "number", timed_out = "boolean", cancelled = "boolean", failed_rank = "number",
+  setup_failed = "boolean", log_error = "string", result_error = "string", result_cause = "string",
+}
+local REQUIRED = { "state", "supervisor_pid", "supervisor_start" }
+
+-- read_json(path) -> record | nil (no file) | false, why (a file that is not a valid record).
 local function read_json(path)
   local text = fs.read(path)
-  return text and json.decode(text) or nil
+  if not text then return nil end
+  local rec, err = json.decode(text)
+  if rec == nil then return false, path .. ": not JSON (" .. tostring(err) .. ")" end
+  if type(rec) ~= "table" then return false, path .. ": not a JSON object" end
+  for _, k in ipairs(REQUIRED) do
+    if rec[k] == nil then return false, string.format("%s: no %s", path, k) end
+  end
+  for k, v in pairs(rec) do
+    local want = RECORD_TYPES[k]
+    if want == nil and math.type(k) then return false, path .. ": not a JSON object" end
+    if want and type(v) ~= want then return false, string.format("%s: %s is not a %s", path, tostring(k), want) end
+  end
+  if rec.state ~= "RUNNING" and rec.state ~= "EXITED" then
+    return false, string.format("%s: unknown state %q", path, rec.state)
+  end
+  if rec.state == "EXITED" and rec.exit_code == nil then return false, path .. ": an exit without exit_code" end
+  return rec
+end
+
+-- damaged(job, why): the job's own file cannot be read: it ends LOST, saying which and why.
+local function damaged(job, why)
+  job.status, job.native_status = "LOST", "DAMAGED_RECORD"
+  job.backend_termination = "damaged_record"
+  job.record_error = why
 end
 
 -- alive(job): the supervisor recorded for the job is still that same process.
@@ -88,11 +122,12 @@ end
 -- read_end(p) -> the record of the job's end, or nil and the claim. The record is the result
 -- file, or the claim rewritten in place when the result file could not be written.
 local function read_end(p)
-  local result = read_json(p.result)
+  local result, why = read_json(p.result)
   if result then return result end
-  local claim = read_json(p.status)
+  if result == false then return false, why end
+  local claim, cwhy = read_json(p.status)
   if claim and claim.state == "EXITED" then return claim end
-  return nil, claim
+  return nil, claim, cwhy
 end
 
 -- unwritable(handle, job) -> the cause, when the job's supervisor (our child) exited saying
@@ -115,7 +150,7 @@ function backend.adopt(ctx, jobs)
   for _, job in ipairs(jobs) do
     if not job.native_id then
       local claim = read_json(paths(ctx, job).status)
-      if claim then
+      if claim then -- a damaged claim leaves the job pending: its launch is tried (and refused) again
         take_claim(job, claim)
         job.status = "RUNNING"
       end
@@ -132,18 +167,24 @@ function backend.poll(ctx, jobs)
     local result, claim = read_end(p)
     if result then
       apply(job, result)
+    elseif result == false then
+      damaged(job, claim)
     else
       if claim and tostring(claim.supervisor_pid) ~= job.native_id then take_claim(job, claim) end
       if claim then apply(job, claim) end
       if not supervisor_alive(job) then
         -- The supervisor writes its result before it ends; gone without one, the job is lost
         -- (unless it lost a launch race and the winner's claim is not readable yet).
-        local again
-        result, again = read_end(p)
+        local again, claim_why
+        result, again, claim_why = read_end(p)
         claim = claim or again
         local cause = not result and unwritable(handle, job)
         if result then
           apply(job, result)
+        elseif result == false then
+          damaged(job, again)
+        elseif claim_why then
+          damaged(job, claim_why)
         elseif cause then
           job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
           job.backend_termination = "result_unwritable: " .. cause

@@ -1,0 +1,217 @@
+-- A run's record is the truth (SPEC §5): every job of a valid suite runs under its own files,
+-- a stale writer never moves a job backwards, signals are answered, user code cannot hang the
+-- runner, and damaged files are reported instead of hanging or raising tracebacks.
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local process = require "jobrun.c.process"
+local json = require "jobrun.json"
+
+-- scratch(name, fn): fn(dir) in a fresh directory, removed afterwards.
+local function scratch(name, fn)
+  tap.test(name, function()
+    local dir = h.scratch()
+    local ok, err = pcall(fn, dir)
+    os.execute("rm -rf " .. h.q(dir))
+    if not ok then error(err, 0) end
+  end)
+end
+
+local function read_state(dir, run)
+  return json.decode(fs.read(dir .. "/.jobrun/runs/" .. run .. "/state.json") or "")
+end
+
+-- wait_gone(pid, seconds) -> true once the process has ended.
+local function wait_gone(pid, seconds)
+  return h.eventually(function() return h.gone(pid) end, seconds)
+end
+
+-- The detached driver of a run: its pid from the process table (launch does not print it).
+local function driver_pid(run_dir)
+  for _, entry in ipairs(fs.list("/proc") or {}) do
+    if entry:match("^%d+$") then
+      local cmdline = fs.read("/proc/" .. entry .. "/cmdline") or ""
+      if cmdline:find("__drive", 1, true) and cmdline:find(run_dir, 1, true) then return tonumber(entry) end
+    end
+  end
+  return nil
+end
+
+scratch("names that sanitise alike: every job runs, under its own files", function(dir)
+  h.write(dir .. "/s.lua", [[
+suite "c" {
+  matrix = { x = { "a/b", "a\\b", "a_b", "a\1b" } },
+  name = "{x}",
+  run = { "sh", "-c", "printf 'I am %s\\n' \"$0\"", "{x}" },
+}
+]])
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id N")
+  tap.is(code, 0, "every job passed")
+  local data = read_state(dir, "N")
+  local ids, keys = {}, {}
+  for _, job in ipairs(data.jobs) do
+    local text = fs.read(dir .. "/" .. job.log_path) or ""
+    ids[job.native_id] = true
+    keys[job.key] = true
+    tap.is(text, "I am " .. job.name .. "\n", "the log of " .. job.name:gsub("%c", "?") .. " is its own")
+  end
+  local nkeys, nids = 0, 0
+  for _ in pairs(keys) do nkeys = nkeys + 1 end
+  for _ in pairs(ids) do nids = nids + 1 end
+  tap.is({ nkeys, nids }, { 4, 4 }, "four distinct file keys and four distinct supervisors")
+  tap.like(out, "SUCCEEDED: 4", "four jobs succeeded")
+  local files = fs.list(dir .. "/.jobrun/runs/N/jobs") or {}
+  local results = 0
+  for _, f in ipairs(files) do if f:match("%.result%.json$") then results = results + 1 end end
+  tap.is(results, 4, "four result files")
+end)
+
+scratch("a stale copy never puts back a status another writer moved on", function(dir)
+  -- Two copies of one run in memory, as a detached driver and another shell's command hold.
+  h.write(dir .. "/s.lua", [[suite "st" { matrix = { x = { 1, 2 } }, run = "sleep 30", max_parallel = 1 }]])
+  local code = h.sh(dir, "jobrun launch s.lua --run-id ST")
+  tap.is(code, 0, "launched")
+  local run_dir = dir .. "/.jobrun/runs/ST"
+  local Run = require "jobrun.run"
+  local stale = Run.open(run_dir)
+  tap.is(stale.data.jobs[2].status, "PENDING", "the stale copy sees the second job pending")
+  local kcode, kout = h.sh(dir, "jobrun kill ST")
+  tap.is(kcode, 0, "kill exits 0")
+  tap.like(kout, "Killed: 2", "both jobs killed (one running, one before it started)")
+  -- The stale copy changes something and saves: the kill's CANCELLED must survive.
+  stale:changed(stale.data.jobs[1])
+  stale:save()
+  local data = read_state(dir, "ST")
+  tap.is({ data.jobs[1].status, data.jobs[2].status }, { "CANCELLED", "CANCELLED" },
+    "after the stale save, state.json still says CANCELLED")
+  tap.is({ stale.data.jobs[1].status, stale.data.jobs[2].status }, { "CANCELLED", "CANCELLED" },
+    "and the stale copy has taken the newer record in")
+  -- A terminal job is final: a later poll that says otherwise is refused.
+  local record = require "jobrun.record"
+  local job = stale.data.jobs[1]
+  local before = record.position(job)
+  job.status = "RUNNING"
+  tap.is({ record.check(job, before), job.status }, { false, "CANCELLED" }, "CANCELLED → RUNNING is refused")
+end)
+
+scratch("a detached driver ends once its jobs are terminal, whoever made them so", function(dir)
+  h.write(dir .. "/s.lua", [[suite "dr" { matrix = { x = { 1, 2, 3 } }, run = "sleep 30", max_parallel = 1 }]])
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id DR"), 0, "launched, one job running and a driver for the rest")
+  local run_dir = dir .. "/.jobrun/runs/DR"
+  local pid
+  tap.ok(h.eventually(function() pid = driver_pid(run_dir); return pid end, 5), "a detached driver is running")
+  tap.is(h.sh(dir, "jobrun kill DR"), 0, "kill from another shell")
+  tap.ok(pid and wait_gone(pid, 10), "the driver has ended by itself")
+  local data = read_state(dir, "DR")
+  local statuses = {}
+  for i, j in ipairs(data.jobs) do statuses[i] = j.status end
+  tap.is(statuses, { "CANCELLED", "CANCELLED", "CANCELLED" }, "no job went back to PENDING")
+
+  h.write(dir .. "/t.lua", [[suite "dt" { matrix = { x = { 1, 2 } }, run = "sleep 0.3", max_parallel = 1 }]])
+  tap.is(h.sh(dir, "jobrun launch t.lua --run-id DT"), 0, "launched again")
+  local pid2 = driver_pid(dir .. "/.jobrun/runs/DT")
+  local wcode = h.sh(dir, "jobrun wait DT")
+  tap.is(wcode, 0, "wait from another shell sees both pass")
+  tap.ok(not pid2 or wait_gone(pid2, 5), "the driver has ended")
+  local after = read_state(dir, "DT")
+  tap.is({ after.jobs[1].verdict, after.jobs[2].verdict }, { "pass", "pass" }, "both still pass in state.json")
+end)
+
+scratch("SIGTERM and SIGHUP: run stops at once (143); the jobs keep running; wait takes over", function(dir)
+  h.write(dir .. "/s.lua", [[suite "sig" { run = "sleep 2; echo done" }]])
+  for _, sig in ipairs({ "TERM", "HUP" }) do
+    local runner = h.spawn(dir, { "run", "s.lua", "--run-id", sig })
+    local run_dir = dir .. "/.jobrun/runs/" .. sig
+    tap.ok(h.eventually(function()
+      local d = json.decode(fs.read(run_dir .. "/state.json") or "")
+      return d and d.jobs[1] and d.jobs[1].native_id
+    end, 5) or fs.stat(run_dir .. "/jobs/sig.status.json"), "the job started")
+    local t0 = process.now()
+    runner:kill(sig)
+    local r = runner:wait(true)
+    local took = process.now() - t0
+    tap.is(r.exit_code, 143, "SIG" .. sig .. ": exit 143")
+    tap.ok(took < 1.5, string.format("at once (%.2fs), not after the job", took))
+    local code, out = h.sh(dir, "jobrun wait " .. sig)
+    tap.is(code, 0, "jobrun wait takes the run over and the job passes")
+    tap.like(out, "sig%s+SUCCEEDED", "the job ran to its end")
+  end
+end)
+
+scratch("a parser fn that never returns: the job fails, naming the parser", function(dir)
+  h.write(dir .. "/s.lua", [[
+parser "spin" { budget = 0.3, fn = function(log, result) while true do end end }
+parser "boom" { fn = function() error("parser exploded") end }
+suite "p" { run = "echo hi" }
+]])
+  local t0 = process.now()
+  local code, out, err = h.sh(dir, "jobrun run s.lua --run-id P --json")
+  tap.ok(process.now() - t0 < 10, "run ends")
+  tap.is(code, 1, "exit 1: the job fails")
+  local doc = json.decode(out) or { jobs = { {} } }
+  local job = doc.jobs[1]
+  tap.is(job.verdict, "fail", "verdict fail")
+  local text = table.concat(job.mismatches or {}, "\n")
+  tap.like(text, "parser 'spin' failed: .*CPU budget of 0.3s exceeded", "the endless parser is named")
+  tap.like(text, "parser 'boom' failed: .*parser exploded", "the raising parser is named")
+  tap.like(err, "parser 'spin' failed on job p", "and said on screen")
+end)
+
+scratch("damaged job files: the job says so, never RUNNING forever, never a traceback", function(dir)
+  h.write(dir .. "/s.lua", [[suite "d" { matrix = { x = { "a", "b", "c" } }, run = "true" }]])
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id D"), 0, "launched")
+  local jobs_dir = dir .. "/.jobrun/runs/D/jobs/"
+  tap.ok(h.eventually(function()
+    return fs.stat(jobs_dir .. "d_a.result.json") and fs.stat(jobs_dir .. "d_b.result.json")
+      and fs.stat(jobs_dir .. "d_c.result.json")
+  end, 5), "all three ended")
+  fs.write_atomic(jobs_dir .. "d_a.result.json", "[]")
+  fs.write_atomic(jobs_dir .. "d_b.result.json",
+    '{"state":"EXITED","ended_at":[1],"exit_code":0,"supervisor_pid":1,"supervisor_start":1}')
+  local code, out, err = h.sh(dir, "jobrun check D --json")
+  tap.is(code, 1, "check exits 1 (two jobs failed)")
+  tap.ok(not err:find("internal error"), "no traceback", err)
+  local doc = json.decode(out) or { jobs = {} }
+  local by = {}
+  for _, j in ipairs(doc.jobs or {}) do by[j.name] = j end
+  tap.is({ by.d_a and by.d_a.status, by.d_b and by.d_b.status, by.d_c and by.d_c.status },
+    { "LOST", "LOST", "SUCCEEDED" }, "the damaged ones are LOST, the other passes")
+  tap.like(by.d_a and by.d_a.fields.record_error, "d_a%.result%.json: no state", "[] named as damaged")
+  tap.like(by.d_b and by.d_b.fields.record_error, "d_b%.result%.json: ended_at is not a number",
+    "a wrongly typed field named")
+  local k, kout, kerr = h.sh(dir, "jobrun logs D d_b")
+  tap.is(k, 0, "logs works on the run")
+  tap.ok(not (kerr .. kout):find("internal error"), "logs: no traceback", kerr)
+end)
+
+scratch("a wrongly shaped state.json: exit 3, what is wrong, left as it is", function(dir)
+  h.write(dir .. "/s.lua", [[suite "w" { run = "true" }]])
+  tap.is(h.sh(dir, "jobrun run s.lua --run-id W"), 0, "a run")
+  local path = dir .. "/.jobrun/runs/W/state.json"
+  local good = fs.read(path)
+  local cases = {
+    { '"jobs": [1, "x", null]', "jobs%[1%] is not an object" },
+    { '"name":"w"', 'has no "name"' },
+    { '"ended_at":"[^"]*"', 'has a non%-string "ended_at"', '"ended_at":[1]' },
+  }
+  for _, case in ipairs(cases) do
+    local bad
+    if case[1]:find("jobs") then
+      bad = good:gsub('"jobs": %b[]', '"jobs": [1, "x", null]')
+    elseif case[3] then
+      bad = good:gsub(case[1], case[3])
+    else
+      bad = good:gsub(case[1], '"nom": "w"')
+    end
+    fs.write_atomic(path, bad)
+    for _, cmd in ipairs({ "check W", "kill W", "logs W w", "wait W" }) do
+      local code, _, err = h.sh(dir, "jobrun " .. cmd)
+      tap.is(code, 3, cmd .. ": exit 3 (" .. case[2] .. ")")
+      tap.like(err, case[2], cmd .. ": says what is wrong")
+      tap.like(err, "left as it is", cmd .. ": and that the file is left alone")
+    end
+    tap.is(fs.read(path), bad, "state.json untouched")
+  end
+end)
+
+tap.done()
