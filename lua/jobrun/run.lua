@@ -524,6 +524,26 @@ function Run:drive(opts)
   return finish(outcome)
 end
 
+-- await(timeout, extra) -> indices of `extra` handles that are ready: block until a launched
+-- job's end can be seen (a local supervisor's pidfd), one of the extra handles (a signalfd) is
+-- ready, or `timeout` seconds pass; backends without pidfds are asked again at their poll
+-- interval. The one way check --watch, wait and logs --follow sleep.
+function Run:await(timeout, extra)
+  local backend = self.ctx.backend
+  local active = self:active()
+  local handles = {}
+  for i, h in ipairs(extra or {}) do handles[i] = h end
+  local n = #handles
+  local waits = backend.waitables and backend.waitables(self.ctx, active) or {}
+  for _, w in ipairs(waits) do handles[#handles + 1] = w.handle end
+  if #waits < #active then timeout = math.min(timeout, backend.poll_interval or 2) end
+  local ready = {}
+  for _, i in ipairs(process.poll(handles, timeout)) do
+    if i <= n then ready[#ready + 1] = i end
+  end
+  return ready
+end
+
 -- try_driver() -> lock | nil: the run's driver lock, unless another process holds it.
 function Run:try_driver()
   return fs.lock(self.dir .. "/driver.lock", false, true)

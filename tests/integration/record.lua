@@ -214,4 +214,20 @@ scratch("a wrongly shaped state.json: exit 3, what is wrong, left as it is", fun
   end
 end)
 
+scratch("kill judges jobs by the suite's expectation functions", function(dir)
+  h.write(dir .. "/s.lua", [[
+suite "kf" {
+  run = "sleep 30",
+  expect = function(r) return r.status == "CANCELLED", "expected to be cancelled, got " .. r.status end,
+}
+]])
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id KF"), 0, "launched")
+  local code, out = h.sh(dir, "jobrun kill KF --json")
+  tap.is(code, 0, "kill exits 0")
+  tap.like(out, '"result": "killed"', "killed")
+  local data = read_state(dir, "KF")
+  tap.is({ data.jobs[1].status, data.jobs[1].verdict }, { "CANCELLED", "pass" },
+    "the function expectation accepted the cancel")
+end)
+
 tap.done()

@@ -5,7 +5,6 @@ local Run = require "jobrun.run"
 local report = require "jobrun.report"
 local state = require "jobrun.state"
 local errors = require "jobrun.errors"
-local process = require "jobrun.c.process"
 local term = require "jobrun.c.term"
 
 local command = {
@@ -45,12 +44,8 @@ local function watch(run, opts)
     end
     local open = run:open_jobs()
     if #open == 0 then return backend_error end
-    local active = run:active()
-    local backend = run.ctx.backend
-    local waits = backend.waitables and backend.waitables(run.ctx, active) or {}
-    local handles = {}
-    for i, w in ipairs(waits) do handles[i] = w.handle end
-    process.poll(handles, #waits == #open and 5 or (backend.poll_interval or 2))
+    -- Jobs not launched yet (a driver starts them) show up in state.json: look again now and then.
+    run:await(5)
     backend_error = refresh(run)
   end
 end

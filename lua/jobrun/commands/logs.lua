@@ -4,7 +4,6 @@ local Run = require "jobrun.run"
 local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local suggest = require "jobrun.suggest"
-local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local errors = require "jobrun.errors"
 
@@ -86,10 +85,7 @@ function command.run(opts, args)
     end
     -- Woken early when the job's supervisor ends; otherwise look for new lines 4 times a second
     -- in a local file, or at the backend's poll interval for logs fetched over the network.
-    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, { job }) or {}
-    local handles = {}
-    for i, w in ipairs(waits) do handles[i] = w.handle end
-    process.poll(handles, remote and (ctx.backend.poll_interval or 2) or 0.25)
+    run:await(remote and (ctx.backend.poll_interval or 2) or 0.25)
   end
 end
 

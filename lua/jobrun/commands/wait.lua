@@ -36,14 +36,8 @@ local function follow(run, opts)
       return outcome
     end
     show:update(run.data)
-    local active = run:active()
-    local waits = run.ctx.backend.waitables and run.ctx.backend.waitables(run.ctx, active) or {}
-    local handles = { signals }
-    for _, w in ipairs(waits) do handles[#handles + 1] = w.handle end
     -- Jobs the driver has yet to start show up in state.json, so look again now and then.
-    for _, i in ipairs(process.poll(handles, 1)) do
-      if i == 1 and #signals:read() > 0 then show:clear(); return "terminated" end
-    end
+    if #run:await(1, { signals }) > 0 and #signals:read() > 0 then show:clear(); return "terminated" end
   end
 end
 
