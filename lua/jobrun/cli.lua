@@ -118,7 +118,12 @@ function cli.dispatch(argv)
   local opts, args = options.parse(first, { table.unpack(argv, 2) }, cmd.options or {})
   if opts.help then io.stdout:write(command_help(cmd)); return 0 end
   local state_dir = opts["state-dir"] or os.getenv("JOBRUN_STATE_DIR")
-  opts["state-dir"] = (state_dir and state_dir ~= "") and state_dir or ".jobrun"
+  if state_dir == nil or state_dir == "" then state_dir = require("jobrun.state").discover() end
+  opts["state-dir"] = state_dir
+  -- The git guard never counts the state directory as a change, wherever it is.
+  local fs = require "jobrun.c.fs"
+  require("jobrun.git").state_dir = (fs.realpath(state_dir) or (state_dir:sub(1, 1) == "/" and state_dir
+    or (fs.getcwd() .. "/" .. state_dir)))
   opts.color = opts.color or "auto"
   return cmd.run(opts, args)
 end

@@ -7,15 +7,30 @@ local errors = require "jobrun.errors"
 
 local git = {}
 
+-- The state directory (absolute), set by the CLI: jobrun's own records are never a change.
+git.state_dir = nil
+
+-- own(workdir, path): path (relative to the work tree, a directory with a trailing "/") is the
+-- state directory or inside it.
+local function own(workdir, path)
+  local dir = git.state_dir
+  if not dir or not workdir then return false end
+  local full = (workdir:gsub("/$", "")) .. "/" .. path:gsub("/$", "")
+  return full == dir or full:sub(1, #dir + 1) == dir .. "/"
+end
+
 -- info(dir) -> read-only table for suites, or nil when dir is in no repository.
 function git.info(dir)
   local repo = cgit.open(dir or ".")
   if not repo then return nil end
   local head = assert(repo:head())
   local status = repo:status() or {}
+  local workdir = repo:workdir()
   local changed, untracked = {}, {}
   for _, entry in ipairs(status) do
-    if entry.untracked then untracked[#untracked + 1] = entry.path else changed[#changed + 1] = entry.path end
+    if own(workdir, entry.path) then -- luacheck: ignore 542
+    elseif entry.untracked then untracked[#untracked + 1] = entry.path
+    else changed[#changed + 1] = entry.path end
   end
   local upstream = repo:upstream()
   local ahead, behind
@@ -48,7 +63,7 @@ function git.info(dir)
     ahead = ahead,
     behind = behind,
     remote_url = repo:remote_url(remote),
-    workdir = repo:workdir(),
+    workdir = workdir,
     is_pushed = is_pushed,
   }
   return info

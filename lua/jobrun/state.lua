@@ -55,9 +55,37 @@ local function absolute(path)
 end
 state.absolute = absolute
 
--- create(state_dir, run_id) -> run_dir; refuses an existing run.
+-- discover() -> the state directory: the `.jobrun` of the nearest ancestor directory that has
+-- one, else `.jobrun` at the root of the git work tree, else `./.jobrun` (SPEC §2). Relative
+-- when it is the current directory's, absolute otherwise.
+function state.discover()
+  local cwd = fs.getcwd()
+  if not cwd then return ".jobrun" end
+  local function parent(d) return d:match("^(.*)/[^/]*$") end
+  local d = cwd
+  while d do
+    local st = fs.stat((d == "" and "" or d) .. "/.jobrun")
+    if st and st.type == "directory" then return d == cwd and ".jobrun" or (d .. "/.jobrun") end
+    if d == "" then break end
+    d = parent(d)
+  end
+  d = cwd
+  while d and d ~= "" do
+    if fs.stat(d .. "/.git") then return d == cwd and ".jobrun" or (d .. "/.jobrun") end
+    d = parent(d)
+  end
+  return ".jobrun"
+end
+
+-- create(state_dir, run_id) -> run_dir; refuses an existing run. A state directory made here
+-- gets a .gitignore holding `*`, so that git never sees jobrun's records.
 function state.create(state_dir, run_id)
   local dir = state.run_dir(state_dir, run_id)
+  if not fs.stat(state_dir) then
+    local ok, err = fs.mkdir_p(state_dir)
+    if not ok then errors.infra("cannot create the state directory: %s", err) end
+    fs.write_atomic(state_dir .. "/.gitignore", "*\n")
+  end
   if fs.stat(dir) then
     errors.raise("run '%s' already exists in %s (choose another --run-id)", run_id, state_dir)
   end
