@@ -7,7 +7,8 @@ local suggest = require "jobrun.suggest"
 local cli = {}
 
 -- The commands this build has, in the order help lists them.
-cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "kill", "logs", "list", "analyze" }
+cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
+                 "analyze" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do

@@ -46,6 +46,40 @@ function results.record(pjob, run_dir_shown, key)
   }
 end
 
+-- What an earlier attempt keeps (SPEC §4 `attempts`), oldest first.
+results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
+  "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
+  "verdict", "mismatches", "fields" }
+
+-- Where a job's attempts start and end, and the fields a new attempt starts without.
+local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
+  "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
+  "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
+  "launch_request_id" }
+
+-- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
+-- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
+-- attempt keeps its own log and backend files.
+function results.new_attempt(job, run_dir_shown, commands)
+  local entry = {}
+  for _, k in ipairs(results.ATTEMPT_ORDER) do entry[k] = job[k] end
+  entry.attempt = job.attempt or ((job.attempt_base or 0) + (job.restart_count or 0) + 1)
+  entry.attempt_base = job.attempt_base or 0
+  entry.log_path_rel = job.log_path_rel
+  job.attempts = job.attempts or {}
+  job.attempts[#job.attempts + 1] = entry
+  job.attempt_base = entry.attempt
+  job.try = (job.try or 1) + 1
+  for _, k in ipairs(RESET) do job[k] = nil end
+  job.status, job.verdict, job.mismatches, job.fields = "PENDING", "pending", {}, {}
+  job.attempt = job.attempt_base + 1
+  local base = (job.key or state.safe_name(job.name)):gsub("@%d+$", "")
+  job.key = base .. "@" .. job.try
+  job.log_path = run_dir_shown .. "/logs/" .. job.key .. ".log"
+  job.log_path_rel = "logs/" .. job.key .. ".log"
+  if commands and job.spec then job.spec.commands = commands end
+end
+
 -- The parts of a job record that state.json stores; arrays marked so that [] stays [].
 function results.for_state(job)
   local out = {}
@@ -65,6 +99,17 @@ function results.for_state(job)
     spec.env = json.object(spec.env or {})
     out.spec = spec
   end
+  if job.attempts then
+    local list = json.array()
+    for i, a in ipairs(job.attempts) do
+      local e = {}
+      for k, v in pairs(a) do e[k] = v end
+      e.mismatches = json.array(a.mismatches or {})
+      e.fields = json.object(a.fields or {})
+      list[i] = json.object(e, results.ATTEMPT_ORDER)
+    end
+    out.attempts = list
+  end
   return json.object(out, results.ORDER)
 end
 
@@ -75,6 +120,21 @@ function results.public(job)
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.fields = json.object(job.fields or {})
   out.mismatches = json.array(job.mismatches or {})
+  if job.attempts then
+    local list = json.array()
+    for i, a in ipairs(job.attempts) do
+      local e = {}
+      for _, k in ipairs(results.ATTEMPT_ORDER) do e[k] = a[k] end
+      e.mismatches = json.array(a.mismatches or {})
+      e.fields = json.object(a.fields or {})
+      list[i] = json.record(e, results.ATTEMPT_ORDER)
+    end
+    out.attempts = list
+    local order = {}
+    for i, k in ipairs(results.ORDER) do order[i] = k end
+    order[#order + 1] = "attempts"
+    return json.record(out, order)
+  end
   return json.record(out, results.ORDER)
 end
 

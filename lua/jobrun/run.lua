@@ -110,10 +110,21 @@ function M.open(run_dir)
   return run
 end
 
+-- current(run_dir) -> run: a recorded run as it is now where that costs no backend query (a
+-- local run's finished jobs are read from their own files), in memory only: nothing is saved.
+function M.current(run_dir)
+  local run = M.open(run_dir)
+  if run.data.backend == "local" and #run:open_jobs() > 0 then
+    pcall(function() run:recover(); run:refresh() end)
+  end
+  return run
+end
+
 -- changed(job): the job's record differs from what was last encoded.
 function Run:changed(job) self.encoded[job] = nil; self.dirty = true end
 
-local function job_id(job) return job.key or job.name end
+-- Jobs are matched by name (unique in a run); their file key changes with each rerun.
+local function job_id(job) return job.name end
 
 -- merge(disk): fold the copy on disk into this one, job by job: the copy further along wins
 -- (record.ahead); ours is kept on a tie. Returns how many jobs took the disk's copy.
@@ -252,6 +263,8 @@ function Run:poll(jobs)
   if trace and trace ~= "" then fs.append(trace, string.format("poll %s %d\n", ctx.backend.name or "?", #jobs)) end
   ctx.backend.poll(ctx, jobs)
   for i, job in ipairs(jobs) do
+    -- Backends count attempts within one launch; {attempt} counts across reruns too.
+    if job.attempt_base then job.attempt = job.attempt_base + (job.restart_count or 0) + 1 end
     if not record.check(job, before[i]) then
       io.stderr:write(string.format("jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
         ctx.backend.name or "?", tostring(before[i].status), tostring(job.status), tostring(job.status)))
@@ -367,6 +380,30 @@ function Run:cancel(targets)
     self:refresh(live)
   end
   return outcome
+end
+
+-- rerun(jobs): each of these (terminal) jobs starts a new attempt: the latest one is kept in
+-- job.attempts with its log, and the job is PENDING again under fresh files. A whole-run cancel
+-- left by an earlier kill no longer applies.
+function Run:rerun(jobs)
+  fs.remove(self.dir .. "/cancel")
+  local plan_jobs = {}
+  local p = self.plan
+  if p == nil and self.data.suite_path then p = replan(self.data) or false; self.plan = p end
+  for _, pjob in ipairs(p and p.jobs or {}) do plan_jobs[pjob.name] = pjob end
+  for _, job in ipairs(jobs) do
+    -- The run directory as the run's paths show it (relative to where it was started, or not).
+    local dir_shown = (job.log_path and job.log_path:match("^(.*)/logs/[^/]*$")) or self.dir
+    local commands
+    local pjob = plan_jobs[job.name]
+    local base = job.attempt or ((job.attempt_base or 0) + (job.restart_count or 0) + 1)
+    if pjob and pjob.run_for_attempt and job.spec then
+      commands = {}
+      for i = 1, (job.spec.max_restarts or 0) + 1 do commands[i] = pjob.run_for_attempt(base + i) end
+    end
+    results.new_attempt(job, dir_shown, commands)
+    self:changed(job)
+  end
 end
 
 local function any_failed(data)

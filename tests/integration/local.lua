@@ -127,7 +127,7 @@ suite "l" { matrix = { i = { 1, 2, 3 } }, run = "sleep 1; echo done {i}", max_pa
   tap.like(out, "2 jobs started, 1 waiting for a slot", "says what it started")
   local c1, js = h.sh(dir, "jobrun check L --json")
   local doc = json.decode(js) or { jobs = {} }
-  tap.is(c1, 1, "check exits 1 while jobs are pending")
+  tap.is(c1, 4, "check exits 4 while jobs are pending and none failed")
   tap.is(doc.summary and doc.summary.pending, 3, "all three still pending a verdict")
   tap.is(doc.jobs[1] and doc.jobs[1].status, "RUNNING", "the first is running")
   local c2, o2 = h.sh(dir, "jobrun wait")
@@ -211,7 +211,7 @@ suite "c" { matrix = { who = { "../../x", "a/b" } }, name = "{who}", run = "echo
   for i = 1, 4 do checks[i] = h.spawn(dir, { "check", "B", "--json" }) end
   local codes = {}
   for i = 1, 4 do codes[i] = checks[i]:wait(true).exit_code end
-  tap.is(codes, { 1, 1, 1, 1 }, "concurrent checks all answer (exit 1: jobs pending)")
+  tap.is(codes, { 4, 4, 4, 4 }, "concurrent checks all answer (exit 4: jobs pending)")
   local busy = json.decode(fs.read(dir .. "/.jobrun/runs/B/state.json") or "")
   tap.is(busy and #busy.jobs, 3, "state.json whole after concurrent writes")
   tap.is(select(1, h.sh(dir, "jobrun wait B")), 0, "and the run still finishes and passes")

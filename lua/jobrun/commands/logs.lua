@@ -14,6 +14,7 @@ local command = {
   options = options.concat({
     { "tail", "value", "N", "only the last N lines" },
     { "follow", "flag", nil, "keep printing as the log grows, until the job ends" },
+    { "attempt", "value", "N", "an earlier attempt's log (after jobrun rerun)" },
   }, options.COMMON),
 }
 
@@ -57,6 +58,20 @@ function command.run(opts, args)
   -- A backend whose logs live elsewhere brings the job's log here first.
   if ctx.backend.fetch_logs then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
   local path = ctx.backend.log_path(ctx, job)
+  if opts.attempt then
+    local n = math.tointeger(tonumber(opts.attempt))
+    if not n or n < 1 then errors.raise("--attempt must be a whole number from 1, not '%s'", opts.attempt) end
+    local found
+    for _, a in ipairs(job.attempts or {}) do
+      if n > (a.attempt_base or 0) and n <= (a.attempt or 0) then found = a end
+    end
+    if found then
+      path = run.dir .. "/" .. found.log_path_rel
+      opts.follow = nil -- an earlier attempt's log is finished
+    elseif n <= (job.attempt_base or 0) or (job.attempt and n > job.attempt) then
+      errors.raise("job %s has no attempt %d (its latest is %s)", name, n, tostring(job.attempt or 1))
+    end
+  end
   local text = fs.read(path) or ""
   local offset = #text
   if tail then

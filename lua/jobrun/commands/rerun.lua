@@ -1,0 +1,119 @@
+-- jobrun rerun [RUN] [--failed | --all | --only GLOB] [--detach]: new attempts of the chosen
+-- jobs in the same run, on the same backend and spec; then wait and report as run does.
+local options = require "jobrun.options"
+local Run = require "jobrun.run"
+local report = require "jobrun.report"
+local state = require "jobrun.state"
+local verdict = require "jobrun.verdict"
+local plan = require "jobrun.plan"
+local process = require "jobrun.c.process"
+local errors = require "jobrun.errors"
+
+local command = {
+  name = "rerun",
+  usage = "jobrun rerun [RUN] [--failed | --all | --only GLOB] [--detach] [options]",
+  summary = "run the failed (or chosen) jobs of a run again, as new attempts",
+  options = options.concat({
+    { "failed", "flag", nil, "every job whose verdict is fail (the default)" },
+    { "all", "flag", nil, "every job of the run" },
+    { "only", "list", "GLOB", "the jobs whose name matches (repeatable)" },
+    { "detach", "flag", nil, "start them and return; follow with check or wait" },
+    { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
+  }, options.OUTPUT, options.REPORT),
+  help = [[
+Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST and LAUNCH_FAILED
+included. Each chosen job keeps its earlier attempts (jobrun logs --attempt N shows their logs,
+--json lists them under "attempts"); the run's verdict comes from each job's latest attempt.
+The git guard applies as it does for run. Exits as run does.]],
+}
+
+local function matches(name, globs)
+  for _, g in ipairs(globs) do
+    if name:find(plan.glob_to_pattern(g)) then return true end
+  end
+  return false
+end
+
+-- choose(run, opts) -> the jobs to run again.
+local function choose(run, opts)
+  local chosen = {}
+  for _, job in ipairs(run.data.jobs) do
+    local pick
+    if opts.all then pick = true
+    elseif opts.only and #opts.only > 0 then pick = matches(job.name, opts.only)
+    else pick = job.verdict == "fail" end
+    if pick then chosen[#chosen + 1] = job end
+  end
+  return chosen
+end
+
+function command.run(opts, args)
+  if #args > 1 then errors.raise("rerun: expected at most one RUN, got %d", #args) end
+  local picks = (opts.failed and 1 or 0) + (opts.all and 1 or 0) + ((opts.only and #opts.only > 0) and 1 or 0)
+  if picks > 1 then errors.raise("rerun: choose one of --failed, --all and --only") end
+  local run = Run.open(state.resolve(opts["state-dir"], args[1]))
+  local lock = run:try_driver()
+  if not lock then
+    errors.raise("run %s is still being driven by another jobrun (its jobs are starting); "
+      .. "wait for it (jobrun wait %s) or kill it first", run.data.run_id, run.data.run_id)
+  end
+  local chosen
+  run:update(function(r)
+    r:recover()
+    r:refresh()
+    chosen = choose(r, opts)
+    for _, job in ipairs(chosen) do
+      if not verdict.TERMINAL[job.status] then
+        errors.raise("rerun: job %s of run %s has not ended yet (%s); wait for it or kill it first",
+          job.name, r.data.run_id, job.status)
+      end
+    end
+    if #chosen == 0 then return false end
+    -- The git guard, as for run: the suite's policy against the tree as it is now.
+    local p = r.plan
+    if p == nil and r.data.suite_path then
+      r:expect_of(r.data.jobs[1]) -- loads the plan from the suite
+      p = r.plan
+    end
+    if p and not opts["skip-git-check"] then
+      local git = require "jobrun.git"
+      git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where)
+    end
+    r:rerun(chosen)
+  end)
+  if #chosen == 0 then
+    lock:release()
+    local out = opts.json and io.stderr or io.stdout
+    out:write(string.format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
+      (opts.only and #opts.only > 0) and "no job matches" or "no job has failed"))
+    if opts.json then io.stdout:write(require("jobrun.json").encode(report.json(run.data), true), "\n") end
+    return report.exit_code(run.data)
+  end
+  io.stderr:write(string.format("jobrun: rerun of %d job%s of run %s\n", #chosen, #chosen == 1 and "" or "s",
+    run.data.run_id))
+  if opts.detach then
+    run:launch_pending(run.data.max_parallel)
+    run:save()
+    lock:release()
+    local waiting = 0
+    for _, job in ipairs(run.data.jobs) do
+      if job.status == "PENDING" and not job.native_id then waiting = waiting + 1 end
+    end
+    if waiting > 0 then -- the rest start as slots free up, driven by a detached process
+      local driver = process.spawn({ argv = { "/proc/self/exe", "__drive", run.dir },
+        stdout = run.dir .. "/driver.log", stderr = "stdout", setsid = true })
+      if driver then driver:close() end
+    end
+    io.stderr:write(string.format("  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n",
+      run.data.run_id, run.data.run_id))
+    return 0
+  end
+  local outcome = run:drive({})
+  lock:release()
+  if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
+  report.emit(run.data, opts, run.dir)
+  if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
+  return report.exit_code(run.data)
+end
+
+return command
