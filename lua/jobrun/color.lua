@@ -1,4 +1,5 @@
--- Colour only on a TTY, never with NO_COLOR (no-color.org), always with --color always.
+-- Colour only on a TTY (and not TERM=dumb), never with NO_COLOR (no-color.org), always with
+-- FORCE_COLOR or --color always.
 local term = require "jobrun.c.term"
 
 local color = {}
@@ -12,6 +13,9 @@ function color.enabled(mode, fd)
   if mode == "never" then return false end
   local no_color = os.getenv("NO_COLOR")
   if no_color and no_color ~= "" then return false end
+  local force = os.getenv("FORCE_COLOR")
+  if force and force ~= "" then return true end
+  if os.getenv("TERM") == "dumb" then return false end
   return term.isatty(fd or 1)
 end
 

@@ -175,8 +175,8 @@ suite "kk" {
   end), "every rank and grandchild started")
   local code, out = h.sh(dir, "jobrun kill")
   tap.is(code, 0, "kill exits 0")
-  tap.like(out, "kk_1: ✗ Killed", "per job: Killed")
-  tap.like(out, "Killed: 2 jobs · Already completed: 0 · Not found: 0 · Failed: 0", "summary")
+  tap.like(out, "kk_1: ✓ Killed", "per job: Killed")
+  tap.like(out, "Killed: 2 · Already completed: 0 · Not found: 0 · Failed: 0", "summary")
   local all_gone = true
   for pid in (fs.read(dir .. "/pids") or ""):gmatch("%d+") do
     if not h.gone(pid) then all_gone = false end

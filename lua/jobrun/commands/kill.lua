@@ -64,7 +64,7 @@ function command.run(opts, args)
     if r then
       local line
       if r == "killed" then
-        counts.killed = counts.killed + 1; line = paint("✗ Killed", "red")
+        counts.killed = counts.killed + 1; line = paint("✓ Killed", "green")
       elseif r == "already completed" then
         counts.completed = counts.completed + 1; line = paint("✓ Already completed", "green")
       elseif r == "not found" then
@@ -77,7 +77,7 @@ function command.run(opts, args)
         { "name", "result", "status" })
     end
   end
-  out:write(string.format("Killed: %d jobs · Already completed: %d · Not found: %d · Failed: %d\n",
+  out:write(string.format("Killed: %d · Already completed: %d · Not found: %d · Failed: %d\n",
     counts.killed, counts.completed, counts.notfound, counts.failed))
   if opts.json then
     io.stdout:write(json.encode(json.object({ run_id = data.run_id, jobs = rows }, { "run_id", "jobs" }), true), "\n")

@@ -24,7 +24,7 @@ function command.run(opts, args)
   local pending = 0
   local failed = 0
   for _, job in ipairs(data.jobs) do
-    if job.status == "PENDING" then pending = pending + 1 end
+    if job.status == "PENDING" and not job.native_id then pending = pending + 1 end
     if job.status == "LAUNCH_FAILED" then failed = failed + 1 end
   end
   lock:release()
@@ -38,8 +38,13 @@ function command.run(opts, args)
     io.stdout:write(require("jobrun.json").encode(report.json(data), true), "\n")
   end
   local out = opts.json and io.stderr or io.stdout
-  out:write(string.format("Launched run %s: %d jobs started, %d waiting for a slot, %d failed to launch.\n",
-    data.run_id, #data.jobs - pending - failed, pending, failed))
+  local started = #data.jobs - pending - failed
+  local function n(count, word) return string.format("%d %s%s", count, word, count == 1 and "" or "s") end
+  local parts = { n(started, "job") .. " started" }
+  if pending > 0 then parts[#parts + 1] = string.format("%d waiting for a slot (max_parallel %s)", pending,
+    tostring(p.max_parallel)) end
+  if failed > 0 then parts[#parts + 1] = string.format("%d failed to launch", failed) end
+  out:write(string.format("Launched run %s: %s.\n", data.run_id, table.concat(parts, ", ")))
   out:write(string.format("  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n"
     .. "  jobrun kill %s     # cancel\n", data.run_id, data.run_id, data.run_id))
   return failed > 0 and 1 or 0
