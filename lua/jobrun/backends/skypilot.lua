@@ -140,7 +140,8 @@ end
 -- base_name(ctx, job): the job's launch name without its attempt. The job name made a task name
 -- every server version accepts (a letter first, then lower-case letters and digits joined by
 -- single '-'; at most 30 characters), the run's tag, and a hash of the job's key, which is unique
--- in the run: no two jobs share a name whatever their names sanitise to.
+-- in the run: jobs whose names sanitise alike still get names of their own (two would need the
+-- same stem and the same 32-bit hash).
 local function base_name(ctx, job)
   local stem = job.name:lower():gsub("[^%w]+", "-"):gsub("^[^%a]+", ""):sub(1, 30):gsub("%-+$", "")
   if stem == "" then stem = "job" end
@@ -151,7 +152,6 @@ end
 local function launch_name(ctx, job, attempt)
   return base_name(ctx, job) .. "-a" .. attempt
 end
-backend.launch_name = launch_name
 
 -- base_of(ctx, name) -> the base of a launch name of this run, else nil.
 local function base_of(ctx, name)

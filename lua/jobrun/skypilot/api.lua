@@ -110,7 +110,6 @@ local function unsent(r)
     or e:find("^Couldn't connect") ~= nil or e:find("^Connection timed out after") ~= nil
     or e:find("^Resolving timed out after") ~= nil
 end
-api.unsent = unsent
 
 -- transient(req, r): worth another try. A 503 was answered unprocessed; a POST that may have
 -- reached the server is sent again only when its operation is safe to repeat (req.resend).
