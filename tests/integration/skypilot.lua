@@ -173,6 +173,7 @@ suite "lg" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = {
   local c3, o3 = h.sh(dir, with_endpoint(f3, "jobrun wait L"))
   tap.is(c3, 0, "after the server's restart, wait sees both jobs pass")
   tap.like(o3, "Verdict: 2 passed", "both")
+  tap.ok(driver_gone(dir, "L"), "launch's detached driver has ended")
   stop(f3)
 end)
 
@@ -263,108 +264,113 @@ tap.test("the fake follows the protocol: 422, /api/get's 500 form, user scoping"
   stop(f)
 end)
 
-tap.test("idempotent launch: a launch whose answer is lost is looked up by name, not sent again", function()
+-- with_fake(args, fn): fn(dir, f) with a scratch directory and a fake server started with args;
+-- afterwards, even when fn fails, the fake is stopped, any detached driver of a run under dir
+-- that a failure left behind is ended, and the directory is removed.
+local function with_fake(args, fn)
   local dir = h.scratch()
-  local f = fake(dir, { "--drop-launch", "2" })
-  h.write(dir .. "/s.lua", [[
+  local f = fake(dir, args)
+  local ok, err = pcall(fn, dir, f)
+  stop(f)
+  os.execute("for p in $(pgrep -f -- " .. h.q("__drive " .. dir .. "/") .. "); do kill -KILL $p; done")
+  remove(dir)
+  if not ok then error(err, 0) end
+end
+
+tap.test("idempotent launch: a launch whose answer is lost is looked up by name, not sent again", function()
+  with_fake({ "--drop-launch", "2" }, function(dir, f)
+    h.write(dir .. "/s.lua", [[
 suite "dl" { backend = "skypilot", matrix = { i = { "A", "a", "3" } }, run = "x", env = { FAKE_OUTCOME = "succeed" } }
 ]])
-  local code, out = h.sh(dir, with_endpoint(f, "jobrun run s.lua --run-id D --json"))
-  local doc = json.decode(out) or {}
-  tap.is({ code, doc.summary and doc.summary.passed }, { 0, 3 }, "every job followed to its real end")
-  tap.is((stats(f).requests or {})["POST /jobs/launch"], 3, "one launch request per job")
-  local server = fake_jobs(f)
-  tap.is(#server, 3, "exactly one managed job per job on the server")
-  local rows, names = {}, {}
-  for _, row in ipairs(server) do rows[row.job_name] = row end
-  for name, job in pairs(h.jobs_by_name(h.state(dir))) do
-    local sky = job.sky_name or "?"
-    local row = rows[sky] or {}
-    tap.is({ tostring(row.job_id), row.status, job.status }, { job.native_id, "SUCCEEDED", "SUCCEEDED" },
-      name .. ": the managed job under its name is its own, followed to its end")
-    tap.ok(sky:match("^[a-z][a-z0-9-]*[a-z0-9]$") and not sky:find("--", 1, true) and #sky <= 63,
-      name .. ": launched as a valid task name (" .. sky .. ")")
-    names[sky] = true
-  end
-  local distinct = 0
-  for _ in pairs(names) do distinct = distinct + 1 end
-  tap.is(distinct, 3, "three names, although dl_A and dl_a sanitise alike")
-  stop(f)
-  remove(dir)
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun run s.lua --run-id D --json"))
+    local doc = json.decode(out) or {}
+    tap.is({ code, doc.summary and doc.summary.passed }, { 0, 3 }, "every job followed to its real end")
+    tap.is((stats(f).requests or {})["POST /jobs/launch"], 3, "one launch request per job")
+    local server = fake_jobs(f)
+    tap.is(#server, 3, "exactly one managed job per job on the server")
+    local rows, names = {}, {}
+    for _, row in ipairs(server) do rows[row.job_name] = row end
+    for name, job in pairs(h.jobs_by_name(h.state(dir))) do
+      local sky = job.sky_name or "?"
+      local row = rows[sky] or {}
+      tap.is({ tostring(row.job_id), row.status, job.status }, { job.native_id, "SUCCEEDED", "SUCCEEDED" },
+        name .. ": the managed job under its name is its own, followed to its end")
+      tap.ok(sky:match("^[a-z][a-z0-9-]*[a-z0-9]$") and not sky:find("--", 1, true) and #sky <= 63,
+        name .. ": launched as a valid task name (" .. sky .. ")")
+      names[sky] = true
+    end
+    local distinct = 0
+    for _ in pairs(names) do distinct = distinct + 1 end
+    tap.is(distinct, 3, "three names, although dl_A and dl_a sanitise alike")
+  end)
 end)
 
 tap.test("idempotent launch: kill cancels the run's duplicates, and nothing else", function()
-  local dir = h.scratch()
-  local f = fake(dir)
-  h.write(dir .. "/s.lua", [[
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/s.lua", [[
 suite "kd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
 ]])
-  tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
-  local api = require "jobrun.skypilot.api"
-  local c = api.new({ endpoint = f.url })
-  assert(c:health())
-  local first = h.jobs_by_name(h.state(dir)).kd_1
-  -- A duplicate from a lost launch: the same name launched again, and a job of no run of ours.
-  local dup = c:call("/jobs/launch", { name = json.null,
-    task = json.encode({ name = first.sky_name or first.name, run = "x", envs = { FAKE_OUTCOME = "long" } }) })
-  local other = c:call("/jobs/launch", { name = json.null,
-    task = json.encode({ name = "someone-else", run = "x", envs = { FAKE_OUTCOME = "long" } }) })
-  tap.ok(dup and dup.job_id and other and other.job_id, "a duplicate and a foreign job on the server")
-  local code, out = h.sh(dir, with_endpoint(f, "jobrun kill K"))
-  tap.is(code, 0, "kill exits 0")
-  tap.like(out, "Killed: 2 jobs", "both jobs killed")
-  tap.is((stats(f).requests or {})["POST /jobs/cancel"], 1, "with one /jobs/cancel")
-  local ended = h.eventually(function()
-    for _, row in ipairs(fake_jobs(f)) do
-      if row.job_name ~= "someone-else" and row.status ~= "CANCELLED" then return false end
-    end
-    return true
-  end, 10)
-  tap.ok(ended, "every managed job of the run, the duplicate included, ends CANCELLED")
-  local still = {}
-  for _, row in ipairs(fake_jobs(f)) do still[row.job_id] = row.status end
-  tap.is(still[other and other.job_id or 0], "RUNNING", "a job of no run of ours keeps running")
-  tap.ok(driver_gone(dir, "K"), "launch's detached driver has ended")
-  stop(f)
-  remove(dir)
+    tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
+    local api = require "jobrun.skypilot.api"
+    local c = api.new({ endpoint = f.url })
+    assert(c:health())
+    local first = h.jobs_by_name(h.state(dir)).kd_1
+    -- A duplicate from a lost launch: the same name launched again, and a job of no run of ours.
+    local dup = c:call("/jobs/launch", { name = json.null,
+      task = json.encode({ name = first.sky_name or first.name, run = "x", envs = { FAKE_OUTCOME = "long" } }) })
+    local other = c:call("/jobs/launch", { name = json.null,
+      task = json.encode({ name = "someone-else", run = "x", envs = { FAKE_OUTCOME = "long" } }) })
+    tap.ok(dup and dup.job_id and other and other.job_id, "a duplicate and a foreign job on the server")
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun kill K"))
+    tap.is(code, 0, "kill exits 0")
+    tap.like(out, "Killed: 2 jobs", "both jobs killed")
+    tap.is((stats(f).requests or {})["POST /jobs/cancel"], 1, "with one /jobs/cancel")
+    local ended = h.eventually(function()
+      for _, row in ipairs(fake_jobs(f)) do
+        if row.job_name ~= "someone-else" and row.status ~= "CANCELLED" then return false end
+      end
+      return true
+    end, 10)
+    tap.ok(ended, "every managed job of the run, the duplicate included, ends CANCELLED")
+    local still = {}
+    for _, row in ipairs(fake_jobs(f)) do still[row.job_id] = row.status end
+    tap.is(still[other and other.job_id or 0], "RUNNING", "a job of no run of ours keeps running")
+    tap.ok(driver_gone(dir, "K"), "launch's detached driver has ended")
+  end)
 end)
 
 tap.test("idempotent launch: a runner that died between launch and saving is adopted by wait", function()
-  local dir = h.scratch()
-  local f = fake(dir)
-  h.write(dir .. "/s.lua", [[
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/s.lua", [[
 suite "wd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "succeed" } }
 ]])
-  tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id W"))), 0, "launched")
-  tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun wait W"))), 0, "they ran")
-  tap.ok(driver_gone(dir, "W"), "launch's detached driver has ended")
-  local data, id = h.state(dir)
-  local path = dir .. "/.jobrun/runs/" .. id .. "/state.json"
-  local launched, name1 = {}, nil
-  -- What a runner killed after its launches but before saving them leaves: pending jobs.
-  for _, job in ipairs(data.jobs) do
-    launched[job.name] = job.native_id
-    if job.name == "wd_1" then name1 = job.sky_name or job.name end
-    job.native_id, job.native_status, job.status = nil, nil, "PENDING"
-    job.sky_name, job.sky_attempt, job.launch_request_id = nil, nil, nil
-  end
-  assert(fs.write_atomic(path, json.encode(data)))
-  -- And a duplicate of wd_1, launched after it (a lost launch sent again by an older jobrun).
-  local api = require "jobrun.skypilot.api"
-  local c = api.new({ endpoint = f.url })
-  assert(c:health())
-  local dup = c:call("/jobs/launch", { name = json.null,
-    task = json.encode({ name = name1, run = "x", envs = { FAKE_OUTCOME = "succeed" } }) })
-  local code, out = h.sh(dir, with_endpoint(f, "jobrun wait W"))
-  tap.is(code, 0, "wait exits 0")
-  tap.like(out, "Verdict: 2 passed", "both jobs followed to their end")
-  tap.is((stats(f).requests or {})["POST /jobs/launch"], 3, "nothing launched again (2 launches + the duplicate)")
-  local jobs = h.jobs_by_name(h.state(dir))
-  tap.is({ jobs.wd_1.native_id, jobs.wd_2.native_id }, { launched.wd_1, launched.wd_2 },
-    "each job adopted its own managed job, the oldest under its name")
-  tap.is(jobs.wd_1.sky_duplicates, { dup and dup.job_id }, "the later one remembered as a duplicate")
-  stop(f)
-  remove(dir)
+    tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun run s.lua --run-id W"))), 0, "ran")
+    local data, id = h.state(dir)
+    local path = dir .. "/.jobrun/runs/" .. id .. "/state.json"
+    local launched, name1 = {}, nil
+    -- What a runner killed after its launches but before saving them leaves: pending jobs.
+    for _, job in ipairs(data.jobs) do
+      launched[job.name] = job.native_id
+      if job.name == "wd_1" then name1 = job.sky_name or job.name end
+      job.native_id, job.native_status, job.status = nil, nil, "PENDING"
+      job.sky_name, job.sky_attempt, job.launch_request_id = nil, nil, nil
+    end
+    assert(fs.write_atomic(path, json.encode(data)))
+    -- And a duplicate of wd_1, launched after it (a lost launch sent again by an older jobrun).
+    local api = require "jobrun.skypilot.api"
+    local c = api.new({ endpoint = f.url })
+    assert(c:health())
+    local dup = c:call("/jobs/launch", { name = json.null,
+      task = json.encode({ name = name1, run = "x", envs = { FAKE_OUTCOME = "succeed" } }) })
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun wait W"))
+    tap.is(code, 0, "wait exits 0")
+    tap.like(out, "Verdict: 2 passed", "both jobs followed to their end")
+    tap.is((stats(f).requests or {})["POST /jobs/launch"], 3, "nothing launched again (2 launches + the duplicate)")
+    local jobs = h.jobs_by_name(h.state(dir))
+    tap.is({ jobs.wd_1.native_id, jobs.wd_2.native_id }, { launched.wd_1, launched.wd_2 },
+      "each job adopted its own managed job, the oldest under its name")
+    tap.is(jobs.wd_1.sky_duplicates, { dup and dup.job_id }, "the later one remembered as a duplicate")
+  end)
 end)
 
 return tap.done()
