@@ -35,6 +35,28 @@ local function stats(f)
   return json.decode(r.body or "") or {}
 end
 
+-- fake_jobs(f): the fake's own view of every managed job, all users: {job_id, job_name, status}.
+local function fake_jobs(f)
+  local http = require("jobrun.c.http").client()
+  local r = http:perform({ { method = "GET", url = f.url .. "/fake/jobs" } })[1]
+  return json.decode(r.body or "") or {}
+end
+
+-- driver_gone(dir, run_id): true once no process drives the run (launch leaves a detached
+-- `jobrun __drive` behind while jobs are pending); its driver.lock is free then.
+local function driver_gone(dir, run_id)
+  return h.eventually(function()
+    local lock = fs.lock(dir .. "/.jobrun/runs/" .. run_id .. "/driver.lock", false, true)
+    if lock then lock:release() end
+    return lock ~= nil
+  end, 20)
+end
+
+-- remove(dir): a test's scratch directory, once it is done with it.
+local function remove(dir)
+  os.execute("rm -rf " .. h.q(dir))
+end
+
 local function with_endpoint(f, command)
   return "export SKYPILOT_API_SERVER_ENDPOINT=" .. h.q(f.url) .. " && " .. command
 end
@@ -151,6 +173,7 @@ suite "lg" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = {
   local c3, o3 = h.sh(dir, with_endpoint(f3, "jobrun wait L"))
   tap.is(c3, 0, "after the server's restart, wait sees both jobs pass")
   tap.like(o3, "Verdict: 2 passed", "both")
+  tap.ok(driver_gone(dir, "L"), "launch's detached driver has ended")
   stop(f3)
 end)
 
@@ -169,6 +192,7 @@ suite "kl" { backend = "skypilot", matrix = { i = { 1, 2, 3 } }, run = "x", env 
   tap.is({ jobs.kl_1.status, jobs.kl_3.native_status }, { "CANCELLED", "CANCELLED" }, "CANCELLED")
   local _, again = h.sh(dir, with_endpoint(f, "jobrun kill K"))
   tap.like(again, "Already completed: 3", "a second kill")
+  tap.ok(driver_gone(dir, "K"), "launch's detached driver has ended")
   stop(f)
 end)
 
@@ -238,6 +262,115 @@ tap.test("the fake follows the protocol: 422, /api/get's 500 form, user scoping"
   local theirs = other:call("/jobs/queue/v2", { job_ids = json.null, all_users = false })
   tap.is({ #(mine.jobs or {}), #(theirs.jobs or {}) }, { 1, 0 }, "each user sees only their own jobs")
   stop(f)
+end)
+
+-- with_fake(args, fn): fn(dir, f) with a scratch directory and a fake server started with args;
+-- afterwards, even when fn fails, the fake is stopped, any detached driver of a run under dir
+-- that a failure left behind is ended, and the directory is removed.
+local function with_fake(args, fn)
+  local dir = h.scratch()
+  local f = fake(dir, args)
+  local ok, err = pcall(fn, dir, f)
+  stop(f)
+  os.execute("for p in $(pgrep -f -- " .. h.q("__drive " .. dir .. "/") .. "); do kill -KILL $p; done")
+  remove(dir)
+  if not ok then error(err, 0) end
+end
+
+tap.test("idempotent launch: a launch whose answer is lost is looked up by name, not sent again", function()
+  with_fake({ "--drop-launch", "2" }, function(dir, f)
+    h.write(dir .. "/s.lua", [[
+suite "dl" { backend = "skypilot", matrix = { i = { "A", "a", "3" } }, run = "x", env = { FAKE_OUTCOME = "succeed" } }
+]])
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun run s.lua --run-id D --json"))
+    local doc = json.decode(out) or {}
+    tap.is({ code, doc.summary and doc.summary.passed }, { 0, 3 }, "every job followed to its real end")
+    tap.is((stats(f).requests or {})["POST /jobs/launch"], 3, "one launch request per job")
+    local server = fake_jobs(f)
+    tap.is(#server, 3, "exactly one managed job per job on the server")
+    local rows, names = {}, {}
+    for _, row in ipairs(server) do rows[row.job_name] = row end
+    for name, job in pairs(h.jobs_by_name(h.state(dir))) do
+      local sky = job.sky_name or "?"
+      local row = rows[sky] or {}
+      tap.is({ tostring(row.job_id), row.status, job.status }, { job.native_id, "SUCCEEDED", "SUCCEEDED" },
+        name .. ": the managed job under its name is its own, followed to its end")
+      tap.ok(sky:match("^[a-z][a-z0-9-]*[a-z0-9]$") and not sky:find("--", 1, true) and #sky <= 63,
+        name .. ": launched as a valid task name (" .. sky .. ")")
+      names[sky] = true
+    end
+    local distinct = 0
+    for _ in pairs(names) do distinct = distinct + 1 end
+    tap.is(distinct, 3, "three names, although dl_A and dl_a sanitise alike")
+  end)
+end)
+
+tap.test("idempotent launch: kill cancels the run's duplicates, and nothing else", function()
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/s.lua", [[
+suite "kd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
+]])
+    tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
+    local api = require "jobrun.skypilot.api"
+    local c = api.new({ endpoint = f.url })
+    assert(c:health())
+    local first = h.jobs_by_name(h.state(dir)).kd_1
+    -- A duplicate from a lost launch: the same name launched again, and a job of no run of ours.
+    local dup = c:call("/jobs/launch", { name = json.null,
+      task = json.encode({ name = first.sky_name or first.name, run = "x", envs = { FAKE_OUTCOME = "long" } }) })
+    local other = c:call("/jobs/launch", { name = json.null,
+      task = json.encode({ name = "someone-else", run = "x", envs = { FAKE_OUTCOME = "long" } }) })
+    tap.ok(dup and dup.job_id and other and other.job_id, "a duplicate and a foreign job on the server")
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun kill K"))
+    tap.is(code, 0, "kill exits 0")
+    tap.like(out, "Killed: 2 jobs", "both jobs killed")
+    tap.is((stats(f).requests or {})["POST /jobs/cancel"], 1, "with one /jobs/cancel")
+    local ended = h.eventually(function()
+      for _, row in ipairs(fake_jobs(f)) do
+        if row.job_name ~= "someone-else" and row.status ~= "CANCELLED" then return false end
+      end
+      return true
+    end, 10)
+    tap.ok(ended, "every managed job of the run, the duplicate included, ends CANCELLED")
+    local still = {}
+    for _, row in ipairs(fake_jobs(f)) do still[row.job_id] = row.status end
+    tap.is(still[other and other.job_id or 0], "RUNNING", "a job of no run of ours keeps running")
+    tap.ok(driver_gone(dir, "K"), "launch's detached driver has ended")
+  end)
+end)
+
+tap.test("idempotent launch: a runner that died between launch and saving is adopted by wait", function()
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/s.lua", [[
+suite "wd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "succeed" } }
+]])
+    tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun run s.lua --run-id W"))), 0, "ran")
+    local data, id = h.state(dir)
+    local path = dir .. "/.jobrun/runs/" .. id .. "/state.json"
+    local launched, name1 = {}, nil
+    -- What a runner killed after its launches but before saving them leaves: pending jobs.
+    for _, job in ipairs(data.jobs) do
+      launched[job.name] = job.native_id
+      if job.name == "wd_1" then name1 = job.sky_name or job.name end
+      job.native_id, job.native_status, job.status = nil, nil, "PENDING"
+      job.sky_name, job.sky_attempt, job.launch_request_id = nil, nil, nil
+    end
+    assert(fs.write_atomic(path, json.encode(data)))
+    -- And a duplicate of wd_1, launched after it (a lost launch sent again by an older jobrun).
+    local api = require "jobrun.skypilot.api"
+    local c = api.new({ endpoint = f.url })
+    assert(c:health())
+    local dup = c:call("/jobs/launch", { name = json.null,
+      task = json.encode({ name = name1, run = "x", envs = { FAKE_OUTCOME = "succeed" } }) })
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun wait W"))
+    tap.is(code, 0, "wait exits 0")
+    tap.like(out, "Verdict: 2 passed", "both jobs followed to their end")
+    tap.is((stats(f).requests or {})["POST /jobs/launch"], 3, "nothing launched again (2 launches + the duplicate)")
+    local jobs = h.jobs_by_name(h.state(dir))
+    tap.is({ jobs.wd_1.native_id, jobs.wd_2.native_id }, { launched.wd_1, launched.wd_2 },
+      "each job adopted its own managed job, the oldest under its name")
+    tap.is(jobs.wd_1.sky_duplicates, { dup and dup.job_id }, "the later one remembered as a duplicate")
+  end)
 end)
 
 return tap.done()

@@ -19,6 +19,9 @@ Options:
   --basic user:pass    require HTTP Basic auth (both may be given; either credential works)
   --fail-every N       every Nth request gets 503 {"detail":"Server is busy"}, unprocessed
   --drop-every N       every Nth request has its connection closed without a response
+  --drop-launch N      the first N /jobs/launch requests are accepted (their request is queued
+                       and creates the job) and then have their connection closed before the
+                       answer: a launch whose answer is lost
   --state FILE         persist jobs and requests to FILE (atomic rewrite on every change) and
                        load it at start, so a restarted server keeps every job and request
   --tick SECONDS       duration unit of the job state machine (default 0.2)
@@ -35,6 +38,7 @@ Cancelling: CANCELLING for 1 tick, then CANCELLED.
 
 Test hooks (never counted, never authenticated, never failed or dropped):
   GET  /fake/stats        {"requests": {"<METHOD> <path>": count}, "total": N}
+  GET  /fake/jobs         every managed job, all users: [{job_id, job_name, user_hash, status}]
   POST /fake/reset-stats  zeroes those counts, and with them the --fail-every/--drop-every count
 """
 import argparse
@@ -525,6 +529,7 @@ class Store:
         self.args, self.lock = args, threading.RLock()
         self.requests, self.jobs, self.next_job_id, self.plans, self.frozen = {}, {}, 1, {}, {}
         self.stats, self.total = {}, 0
+        self.launch_drops = args.drop_launch
         if args.state and os.path.exists(args.state):
             self.load()
 
@@ -569,6 +574,13 @@ class Store:
             self.stats[key] = self.stats.get(key, 0) + 1
             self.total += 1
             return self.total
+
+    def take_launch_drop(self):
+        with self.lock:
+            if self.launch_drops <= 0:
+                return False
+            self.launch_drops -= 1
+            return True
 
     # requests
     def new_request(self, path, body, now, status="PENDING"):
@@ -653,7 +665,8 @@ class Store:
             raise ValueError(f"Pool {body['pool']!r} does not exist.")
         job_id = self.next_job_id
         self.next_job_id += 1
-        name = body.get("name") or dag_name or task.get("name") or f"sky-{job_id:04x}-{user[1]}"
+        # The real server names the job from the task YAML (dag_utils) and ignores the body's name.
+        name = dag_name or task.get("name") or f"sky-{job_id:04x}-{user[1]}"
         stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime(now)) + f"-{int(now % 1 * 1e6):06d}"
         job = {"job_id": job_id, "job_name": name, "task_name": task.get("name") or name, "created": now,
                "tick": self.args.tick, "user_hash": user[0], "user_name": user[1], "num_nodes": num_nodes,
@@ -928,6 +941,9 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/jobs/logs":
             return self.stream_logs(body)
         req = self.store.new_request(path, body, time.time())
+        if path == "/jobs/launch" and self.store.take_launch_drop():
+            self.close_connection = True  # accepted, but the answer is lost
+            return
         self.send(200, b"null", headers=self.request_id_headers(req))
 
     def request_id_headers(self, req):
@@ -973,6 +989,11 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/fake/stats":
             with self.store.lock:
                 return self.send(200, {"requests": dict(self.store.stats), "total": self.store.total})
+        if method == "GET" and path == "/fake/jobs":
+            now = time.time()
+            with self.store.lock:
+                rows = [self.store.record(j, now) for j in sorted(self.store.jobs.values(), key=lambda j: j["job_id"])]
+            return self.send(200, [{k: r[k] for k in ("job_id", "job_name", "user_hash", "status")} for r in rows])
         if method == "POST" and path == "/fake/reset-stats":
             with self.store.lock:
                 self.store.stats, self.store.total = {}, 0
@@ -1080,6 +1101,7 @@ def main():
     parser.add_argument("--basic")
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--drop-every", type=int, default=0)
+    parser.add_argument("--drop-launch", type=int, default=0)
     parser.add_argument("--state")
     parser.add_argument("--tick", type=float, default=0.2)
     parser.add_argument("--verbose", action="store_true")

@@ -2,9 +2,17 @@
 -- out concurrently and are resolved together; one queue call per poll cycle covers every job of
 -- the run; logs are fetched once, when a job has ended (or when `jobrun logs` asks); one cancel
 -- call covers every job. An API error never fails a job: it keeps its last known status.
+-- Launches are idempotent: each job is launched under a name unique to its run and attempt
+-- (launch_name), recorded as job.sky_name. A launch whose answer was lost (timeout, dropped
+-- connection), and a pending job of a runner that died mid-launch (adopt), is looked up by that
+-- name, in the queue and among the requests still running, and launched again only when it is
+-- certainly not on the server. Of several managed jobs with one name the oldest is the job's;
+-- the others are kept in job.sky_duplicates, and `kill` cancels them with every other live
+-- managed job whose name carries the run's tag.
 local api = require "jobrun.skypilot.api"
 local json = require "jobrun.json"
 local template = require "jobrun.template"
+local state = require "jobrun.state"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 local errors = require "jobrun.errors"
@@ -56,7 +64,9 @@ function backend.task(job, env)
   local envs = {}
   for k, v in pairs(env or {}) do envs[k] = tostring(v) end
   envs.JOBRUN_JOB_NAME = job.name
-  local task = { name = job.name, num_nodes = spec.nodes, run = template.shell_command(spec.commands[1]),
+  -- The server names the managed job from the task, never from the launch body.
+  local task = { name = job.sky_name or job.name, num_nodes = spec.nodes,
+                 run = template.shell_command(spec.commands[1]),
                  setup = spec.setup and template.shell_command(spec.setup) or nil, envs = envs }
   if next(resources) then task.resources = resources end
   for _, key in ipairs({ "workdir", "file_mounts", "secrets", "config" }) do
@@ -69,65 +79,10 @@ local function options_of(jobs)
   return jobs[1] and jobs[1].spec and jobs[1].spec.options or {}
 end
 
--- submit_many(ctx, jobs): every launch request at once, resolved together.
-function backend.submit_many(ctx, jobs)
-  local c, why = client(ctx, options_of(jobs))
-  if not c then
-    for _, job in ipairs(jobs) do job.status, job.launch_error = "LAUNCH_FAILED", why end
-    return
-  end
-  local pending = {}
-  for _, job in ipairs(jobs) do pending[#pending + 1] = job end
-  -- Transient failures of the launch itself are retried, three tries in all, as the old tool did.
-  for attempt = 1, 3 do
-    local calls = {}
-    for i, job in ipairs(pending) do
-      calls[i] = { path = "/jobs/launch",
-                   fields = { task = backend.task(job, ctx.secret_env[job.name] or job.spec.env), name = job.name } }
-    end
-    local subs = c:submit_many(calls)
-    local ids, owners, again = {}, {}, {}
-    for i, sub in ipairs(subs) do
-      local job = pending[i]
-      if sub.id then
-        ids[#ids + 1] = sub.id
-        owners[#ids] = job
-        job.launch_request_id = sub.id
-      else
-        job.launch_error = sub.error
-        if sub.status == 503 or not sub.status then again[#again + 1] = job else job.status = "LAUNCH_FAILED" end
-      end
-    end
-    for k, got in ipairs(c:wait_many(ids)) do
-      local job = owners[k]
-      local id = type(got.value) == "table" and got.value.job_id
-      if type(id) == "table" then id = id[1] end -- a pool launch returns a list
-      if math.tointeger(id) then
-        job.native_id = tostring(math.tointeger(id))
-        job.native_status = "PENDING"
-        job.status = "PENDING"
-      else
-        job.launch_error = got.error or "the launch returned no job id"
-        if got.transport then again[#again + 1] = job else job.status = "LAUNCH_FAILED" end
-      end
-    end
-    pending = again
-    if #pending == 0 then break end
-    if attempt < 3 then process.sleep(math.min(2 ^ attempt, 10) * math.random()) end
-  end
-  for _, job in ipairs(pending) do job.status = "LAUNCH_FAILED" end
-end
-
-function backend.submit(ctx, job)
-  backend.submit_many(ctx, { job })
-  if job.native_id then return true end
-  return nil, job.launch_error
-end
-
--- queue(ctx, c, ids) -> rows | nil, why: /jobs/queue/v2, or /jobs/queue (list or dict) on
--- servers without it.
-local function queue(ctx, c, ids)
-  local fields = { job_ids = ids, all_users = false, skip_finished = false }
+-- queue(ctx, c, ids [, skip_finished]) -> rows | nil, why: /jobs/queue/v2, or /jobs/queue
+-- (list or dict) on servers without it. ids: json.null for all the user's jobs.
+local function queue(ctx, c, ids, skip_finished)
+  local fields = { job_ids = ids, all_users = false, skip_finished = skip_finished or false }
   if not ctx.skypilot_queue_v1 and (c.server_api_version or 0) >= 18 then
     fields.fields = QUEUE_FIELDS
     local value, why, status = c:call("/jobs/queue/v2", fields)
@@ -156,6 +111,228 @@ local function apply(job, row)
     if native == "CANCELLED" then job.backend_termination = "cancelled"
     elseif reason then job.backend_termination = reason
     elseif native ~= "SUCCEEDED" then job.backend_termination = native:lower() end
+  end
+end
+
+-- ---------------------------------------------------------------- idempotent launches
+
+local REQUEST_TERMINAL = { SUCCEEDED = true, FAILED = true, CANCELLED = true }
+
+-- hash8(text): 32-bit FNV-1a as 8 hex digits, for short names that are stable across processes.
+local function hash8(text)
+  local h = 2166136261
+  for i = 1, #text do h = ((h ~ text:byte(i)) * 16777619) & 0xffffffff end
+  return string.format("%08x", h)
+end
+
+-- run_tag(ctx): "r" + a hash of the run id and the run's creation time, both in state.json
+-- before anything is launched: every process of the run derives the same tag, and a run id
+-- reused once its state was deleted gets another (its old jobs are never adopted or killed).
+local function run_tag(ctx)
+  if not ctx.sky_run_tag then
+    local ok, data = pcall(state.read, ctx.run_dir)
+    local started = ok and data.started_at or ""
+    ctx.sky_run_tag = "r" .. hash8(tostring(ctx.run_id) .. "\n" .. tostring(started))
+  end
+  return ctx.sky_run_tag
+end
+
+-- base_name(ctx, job): the job's launch name without its attempt. The job name made a task name
+-- every server version accepts (a letter first, then lower-case letters and digits joined by
+-- single '-'; at most 30 characters), the run's tag, and a hash of the job's key, which is unique
+-- in the run: jobs whose names sanitise alike still get names of their own (two would need the
+-- same stem and the same 32-bit hash).
+local function base_name(ctx, job)
+  local stem = job.name:lower():gsub("[^%w]+", "-"):gsub("^[^%a]+", ""):sub(1, 30):gsub("%-+$", "")
+  if stem == "" then stem = "job" end
+  return stem .. "-" .. run_tag(ctx) .. "-" .. hash8(state.job_key(job))
+end
+
+-- launch_name(ctx, job, attempt) -> e.g. "train-lr-0-1-r1a2b3c4d-5e6f7a8b-a1" (at most 53 characters).
+local function launch_name(ctx, job, attempt)
+  return base_name(ctx, job) .. "-a" .. attempt
+end
+
+-- base_of(ctx, name) -> the base of a launch name of this run, else nil.
+local function base_of(ctx, name)
+  if type(name) ~= "string" then return nil end
+  return name:match("^(.-%-" .. run_tag(ctx) .. "%-%x+)%-a%d+$")
+end
+
+-- launched(ctx, c, jobs) -> { [job] = { rows = {…}, requests = {…} } } | nil, why: what the
+-- server holds under each job's name (any attempt): its managed jobs, oldest first, and its
+-- launch requests still running. The requests are read first: one that ends in between has put
+-- its job in the queue before the queue is read. One /api/status and one queue call for all.
+local function launched(ctx, c, jobs)
+  local by_base, out = {}, {}
+  for _, job in ipairs(jobs) do
+    by_base[base_name(ctx, job)] = job
+    out[job] = { rows = {}, requests = {} }
+  end
+  local active, why = c:active()
+  if not active then return nil, why end
+  for _, rec in ipairs(active) do
+    if rec.name == "sky.jobs.launch" and not REQUEST_TERMINAL[rec.status] then
+      -- Our tasks are JSON (JSON is YAML), so their name is read without a YAML parser.
+      local body = type(rec.request_body) == "string" and json.decode(rec.request_body)
+      local task = type(body) == "table" and type(body.task) == "string" and json.decode(body.task)
+      local job = type(task) == "table" and by_base[base_of(ctx, task.name) or ""]
+      if job then table.insert(out[job].requests, rec.request_id) end
+    end
+  end
+  local rows, err = queue(ctx, c, json.null, false)
+  if not rows then return nil, err end
+  for _, row in ipairs(rows) do
+    local job = by_base[base_of(ctx, row.job_name) or ""]
+    if job and math.tointeger(row.job_id) and (row.task_id == nil or row.task_id == json.null or row.task_id == 0) then
+      table.insert(out[job].rows, row)
+    end
+  end
+  for _, found in pairs(out) do
+    table.sort(found.rows, function(a, b) return math.tointeger(a.job_id) < math.tointeger(b.job_id) end)
+  end
+  return out
+end
+
+-- take(job, rows): the oldest managed job under the job's name is the job's (it was launched
+-- first, so it is the furthest along); the others are duplicates of lost launches, for kill.
+-- The status is left unfinished for the next poll to settle.
+local function take(job, rows)
+  local row = rows[1]
+  job.native_id = tostring(math.tointeger(row.job_id))
+  job.sky_name = row.job_name
+  job.native_status = tostring(row.status)
+  job.status = STATUS[job.native_status] == "RUNNING" and "RUNNING" or "PENDING"
+  job.launch_error, job.sky_unsure = nil, nil
+  local dups = {}
+  for i = 2, #rows do dups[#dups + 1] = math.tointeger(rows[i].job_id) end
+  job.sky_duplicates = #dups > 0 and dups or nil
+end
+
+-- resolve(ctx, c, jobs) -> the jobs certainly not on the server. The others take the managed
+-- job found under their name, once the launch requests still running for them have ended. A
+-- server that cannot be asked leaves a job LAUNCH_FAILED rather than launched twice.
+local function resolve(ctx, c, jobs)
+  local open, absent, why = jobs, {}, nil
+  for round = 1, 5 do
+    local found
+    found, why = launched(ctx, c, open)
+    if found then
+      local waiting, requests = {}, {}
+      for _, job in ipairs(open) do
+        local f = found[job]
+        if #f.rows > 0 then take(job, f.rows)
+        elseif #f.requests > 0 then
+          waiting[#waiting + 1] = job
+          for _, id in ipairs(f.requests) do requests[#requests + 1] = id end
+        else absent[#absent + 1] = job end
+      end
+      if #waiting == 0 then return absent end
+      c:wait_many(requests) -- then look again: their jobs are in the queue (or they failed)
+      open = waiting
+    elseif round < 5 then
+      process.sleep(math.min(2 ^ round, 10) * (0.5 + math.random() / 2))
+    end
+  end
+  for _, job in ipairs(open) do
+    job.status = "LAUNCH_FAILED"
+    job.launch_error = string.format("the launch may have reached the server, which could not be asked (%s); "
+      .. "not launched again", tostring(why or "its launch requests did not end"))
+  end
+  return absent
+end
+
+-- send(ctx, c, jobs) -> unsure, again: one launch request per job, over new connections (see
+-- api.submit_many), resolved together. unsure: the server may have taken the launch; again: it
+-- certainly did not (a 503, no connection).
+local function send(ctx, c, jobs)
+  local calls = {}
+  for i, job in ipairs(jobs) do
+    job.sky_attempt = (job.sky_attempt or 0) + 1
+    job.sky_name = launch_name(ctx, job, job.sky_attempt)
+    calls[i] = { path = "/jobs/launch",
+                 fields = { task = backend.task(job, ctx.secret_env[job.name] or job.spec.env), name = job.sky_name } }
+  end
+  local ids, owners, unsure, again = {}, {}, {}, {}
+  for i, sub in ipairs(c:submit_many(calls, { fresh = true })) do
+    local job = jobs[i]
+    if sub.id then
+      ids[#ids + 1] = sub.id
+      owners[#ids] = job
+      job.launch_request_id = sub.id
+    else
+      job.launch_error = sub.error
+      if sub.maybe_sent then unsure[#unsure + 1] = job
+      elseif sub.status == 503 or not sub.status then again[#again + 1] = job
+      else job.status = "LAUNCH_FAILED" end
+    end
+  end
+  for k, got in ipairs(c:wait_many(ids)) do
+    local job = owners[k]
+    local id = type(got.value) == "table" and got.value.job_id
+    if type(id) == "table" then id = id[1] end -- a pool launch returns a list
+    if math.tointeger(id) then
+      job.native_id = tostring(math.tointeger(id))
+      job.native_status = "PENDING"
+      job.status = "PENDING"
+    else
+      job.launch_error = got.error or "the launch returned no job id"
+      -- /api/get failed as a GET (after its own retries) or asked for a resubmission: the
+      -- launch may have run, so it is looked up, never sent blindly again.
+      if got.transport then unsure[#unsure + 1] = job else job.status = "LAUNCH_FAILED" end
+    end
+  end
+  return unsure, again
+end
+
+-- submit_many(ctx, jobs): every launch request at once, resolved together. Jobs an earlier
+-- process may have launched (adopt found their launch still running) are looked up first.
+-- A launch the server certainly did not take is tried again, three tries in all, as the old
+-- tool did; one it may have taken is looked up by name first.
+function backend.submit_many(ctx, jobs)
+  local c, why = client(ctx, options_of(jobs))
+  if not c then
+    for _, job in ipairs(jobs) do job.status, job.launch_error = "LAUNCH_FAILED", why end
+    return
+  end
+  local pending, unsure = {}, {}
+  for _, job in ipairs(jobs) do
+    if job.sky_unsure then unsure[#unsure + 1] = job else pending[#pending + 1] = job end
+  end
+  if #unsure > 0 then
+    for _, job in ipairs(resolve(ctx, c, unsure)) do pending[#pending + 1] = job end
+  end
+  for try = 1, 3 do
+    if #pending == 0 then break end
+    local again
+    unsure, again = send(ctx, c, pending)
+    if #unsure > 0 then
+      for _, job in ipairs(resolve(ctx, c, unsure)) do again[#again + 1] = job end
+    end
+    pending = again
+    if #pending > 0 and try < 3 then process.sleep(math.min(2 ^ try, 10) * math.random()) end
+  end
+  for _, job in ipairs(pending) do job.status = "LAUNCH_FAILED" end
+end
+
+function backend.submit(ctx, job)
+  backend.submit_many(ctx, { job })
+  if job.native_id then return true end
+  return nil, job.launch_error
+end
+
+-- adopt(ctx, jobs): pending jobs without a native id, in case a runner died between launching
+-- them and saving it: each found under its name takes that managed job; one whose launch
+-- request is still running is marked for submit_many to look up again rather than launch.
+-- One /api/status and one queue call, and nothing waited for (check and kill call this too).
+function backend.adopt(ctx, jobs)
+  local c = client(ctx, options_of(jobs))
+  local found = c and launched(ctx, c, jobs)
+  if not found then return end
+  for _, job in ipairs(jobs) do
+    local f = found[job]
+    if #f.rows > 0 then take(job, f.rows)
+    elseif #f.requests > 0 then job.sky_unsure = true end
   end
 end
 
@@ -210,19 +387,45 @@ function backend.fetch_logs(ctx, jobs, opts)
   end
 end
 
--- cancel(ctx, jobs): one /jobs/cancel for all, then followed through CANCELLING to CANCELLED.
+-- strays(ctx, c, jobs) -> ids: live managed jobs of this run that no job holds as its own:
+-- duplicates of lost launches. When the whole run is being killed (its cancel marker), every one
+-- whose name carries the run's tag; else those under the given jobs' names.
+local function strays(ctx, c, jobs)
+  local whole = ctx.run_dir and fs.stat(ctx.run_dir .. "/cancel") ~= nil
+  local bases, own, out, seen = {}, {}, {}, {}
+  for _, job in ipairs(jobs) do
+    bases[base_name(ctx, job)] = true
+    if job.native_id then own[tostring(job.native_id)] = true end
+  end
+  local function add(id)
+    if id and not own[tostring(id)] and not seen[id] then seen[id] = true; out[#out + 1] = id end
+  end
+  for _, job in ipairs(jobs) do
+    for _, id in ipairs(job.sky_duplicates or {}) do add(math.tointeger(id)) end
+  end
+  for _, row in ipairs(queue(ctx, c, json.null, true) or {}) do
+    local base = base_of(ctx, row.job_name)
+    local native = STATUS[tostring(row.status)]
+    if base and (whole or bases[base]) and native ~= "SUCCEEDED" and native ~= "FAILED" and native ~= "CANCELLED" then
+      add(math.tointeger(row.job_id))
+    end
+  end
+  return out
+end
+
+-- cancel(ctx, jobs): one /jobs/cancel for all, duplicates included, then followed through
+-- CANCELLING to CANCELLED.
 function backend.cancel(ctx, jobs)
   local results = {}
   local c, why = client(ctx, options_of(jobs))
-  local ids, targets = {}, {}
+  local targets = {}
   for _, job in ipairs(jobs) do
-    local id = math.tointeger(tonumber(job.native_id))
-    if not id then results[job.name] = "not found"
+    if not math.tointeger(tonumber(job.native_id)) then results[job.name] = "not found"
     elseif not c then results[job.name] = "failed: " .. tostring(why)
-    else ids[#ids + 1] = id; targets[#targets + 1] = job end
+    else targets[#targets + 1] = job end
   end
-  if #ids == 0 then return results end
-  backend.poll(ctx, targets)
+  if not c then return results end
+  if #targets > 0 then backend.poll(ctx, targets) end
   local live = {}
   for _, job in ipairs(targets) do
     if job.status == "LOST" then results[job.name] = "not found"
@@ -230,10 +433,11 @@ function backend.cancel(ctx, jobs)
       results[job.name] = "already completed"
     else live[#live + 1] = job end
   end
-  if #live == 0 then return results end
-  local live_ids = {}
-  for i, job in ipairs(live) do live_ids[i] = math.tointeger(tonumber(job.native_id)) end
-  local ok, err = c:call("/jobs/cancel", { job_ids = live_ids })
+  local ids = {}
+  for i, job in ipairs(live) do ids[i] = math.tointeger(tonumber(job.native_id)) end
+  for _, id in ipairs(strays(ctx, c, jobs)) do ids[#ids + 1] = id end
+  if #ids == 0 then return results end
+  local ok, err = c:call("/jobs/cancel", { job_ids = ids })
   if not ok then
     for _, job in ipairs(live) do results[job.name] = "failed: " .. tostring(err) end
     return results

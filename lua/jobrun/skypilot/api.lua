@@ -1,8 +1,11 @@
 -- A client of the SkyPilot API server (../shared/reference/skypilot-api.md): the asynchronous
 -- request model (POST → X-Skypilot-Request-ID → /api/status, /api/get), version headers,
 -- service-account tokens, basic auth from the endpoint URL, the cookie file, and retries with
--- backoff for refused connections, timeouts and 503s. Credentials never appear in what this
--- module returns or raises: the endpoint is shown without its user:password part.
+-- backoff. A GET, or a POST whose operation is safe to repeat (queue, logs, cancel), is retried
+-- on any transport failure or 503; any other POST (a launch) only on a 503 or when no connection
+-- was made, as the official client does: after a timeout or a dropped connection the server may
+-- have taken it, and the caller must look before launching again. Credentials never appear in
+-- what this module returns or raises: the endpoint is shown without its user:password part.
 local http = require "jobrun.c.http"
 local json = require "jobrun.json"
 local fs = require "jobrun.c.fs"
@@ -78,6 +81,7 @@ function api.new(settings)
     base = api.shown(settings.endpoint),
     token = settings.token,
     client = http.client({ connect_timeout = 5, cookie_file = settings.cookie_file }),
+    cookie_file = settings.cookie_file,
     user = user_identity(),
     requests = 0, -- HTTP requests sent, for the benchmark and the tests
     connections = 0, -- connections opened for them (reuse keeps this small)
@@ -97,9 +101,22 @@ function api:headers()
   return h
 end
 
--- A transport failure or a 503 is worth another try; anything else is an answer.
-local function transient(r)
-  return r.error ~= nil or r.status == 503
+-- unsent(r): the request failed before any of it reached the server (libcurl's messages for a
+-- failed name lookup, a refused or timed-out connect; a timeout later reads "Operation timed out").
+local function unsent(r)
+  local e = r.error
+  if not e then return false end
+  return e:find("^Failed to connect") ~= nil or e:find("^Could not resolve") ~= nil
+    or e:find("^Couldn't connect") ~= nil or e:find("^Connection timed out after") ~= nil
+    or e:find("^Resolving timed out after") ~= nil
+end
+
+-- transient(req, r): worth another try. A 503 was answered unprocessed; a POST that may have
+-- reached the server is sent again only when its operation is safe to repeat (req.resend).
+local function transient(req, r)
+  if r.status == 503 then return true end
+  if not r.error then return false end
+  return req.method ~= "POST" or req.resend or unsent(r)
 end
 
 local function describe(r)
@@ -111,8 +128,10 @@ local function describe(r)
 end
 api.describe = describe
 
--- perform(reqs) -> responses, with every transient failure retried (backoff with jitter).
-function api:perform(reqs)
+-- perform(reqs [, client]) -> responses, with every transient failure retried (backoff with
+-- jitter). Each response says whether the server may have taken its request (`maybe_sent`).
+function api:perform(reqs, client)
+  client = client or self.client
   local results, pending = {}, {}
   for i = 1, #reqs do pending[i] = i end
   for attempt = 1, self.retries do
@@ -123,12 +142,15 @@ function api:perform(reqs)
                    headers = self:headers() }
     end
     self.requests = self.requests + #batch
-    local responses = self.client:perform(batch)
+    local responses = client:perform(batch)
     local again = {}
     for k, i in ipairs(pending) do
-      results[i] = responses[k]
-      self.connections = self.connections + (responses[k].connects or 0)
-      if transient(responses[k]) then again[#again + 1] = i end
+      local r = responses[k]
+      -- Once any try may have reached the server, the request stays "maybe sent".
+      r.maybe_sent = (results[i] and results[i].maybe_sent) or (r.error ~= nil and not unsent(r)) or nil
+      results[i] = r
+      self.connections = self.connections + (r.connects or 0)
+      if transient(reqs[i], r) then again[#again + 1] = i end
     end
     pending = again
     if #pending == 0 or attempt == self.retries then break end
@@ -169,14 +191,24 @@ function api:body(fields)
   return json.encode(b)
 end
 
--- submit_many({ {path, fields}… }) -> { request_id | nil, why }…: async POSTs, concurrently.
-function api:submit_many(calls)
+-- submit_many({ {path, fields}… } [, opts]) -> { {id} | {error, status, maybe_sent} }…: async
+-- POSTs, concurrently. opts.resend: the operation is safe to send twice. opts.fresh: over new
+-- connections, because libcurl silently sends a request again when a reused connection dies
+-- before any answer, which a launch must never be.
+function api:submit_many(calls, opts)
+  opts = opts or {}
   local reqs = {}
-  for i, c in ipairs(calls) do reqs[i] = { method = "POST", path = c.path, body = self:body(c.fields) } end
+  for i, c in ipairs(calls) do
+    reqs[i] = { method = "POST", path = c.path, body = self:body(c.fields), resend = opts.resend }
+  end
+  local client = opts.fresh and http.client({ connect_timeout = 5, cookie_file = self.cookie_file }) or nil
+  local responses = self:perform(reqs, client)
+  if client then client:close() end
   local out = {}
-  for i, r in ipairs(self:perform(reqs)) do
+  for i, r in ipairs(responses) do
     local id = r.headers and (r.headers["x-skypilot-request-id"] or r.headers["x-request-id"])
-    if r.status == 200 and id then out[i] = { id = id } else out[i] = { error = describe(r), status = r.status } end
+    if r.status == 200 and id then out[i] = { id = id }
+    else out[i] = { error = describe(r), status = r.status, maybe_sent = r.maybe_sent } end
   end
   return out
 end
@@ -217,6 +249,15 @@ function api:get_many(ids, timeout)
   return out
 end
 
+-- active() -> records | nil, why: every request still PENDING or RUNNING (/api/status without
+-- ids); their request_body is the body as JSON text.
+function api:active()
+  local r = self:request("GET", "/api/status", nil, 30)
+  if r.status ~= 200 then return nil, describe(r) end
+  local doc = json.decode(r.body or "")
+  return type(doc) == "table" and doc or {}
+end
+
 -- status(ids) -> { [id] = status }: one /api/status for many requests.
 function api:status(ids)
   local q = {}
@@ -254,9 +295,10 @@ function api:wait_many(ids, deadline)
   return results
 end
 
--- call(path, fields) -> value | nil, why: one asynchronous operation, start to finish.
+-- call(path, fields [, timeout]) -> value | nil, why, status: one asynchronous operation that
+-- is safe to repeat (a query, a cancel), start to finish. Never a launch: see submit_many.
 function api:call(path, fields, timeout)
-  local sub = self:submit_many({ { path = path, fields = fields } })[1]
+  local sub = self:submit_many({ { path = path, fields = fields } }, { resend = true })[1]
   if not sub.id then return nil, sub.error, sub.status end
   local got = self:get_many({ sub.id }, timeout)[1]
   if got.error then return nil, got.error end
@@ -268,7 +310,7 @@ end
 function api:job_logs(job_ids, tail)
   local reqs = {}
   for i, id in ipairs(job_ids) do
-    reqs[i] = { method = "POST", path = "/jobs/logs", timeout = 300, body = self:body({
+    reqs[i] = { method = "POST", path = "/jobs/logs", timeout = 300, resend = true, body = self:body({
       job_id = math.tointeger(tonumber(id)) or id, follow = false, controller = false, refresh = false,
       tail = (tail and tail > 0) and tail or json.null }) }
   end
