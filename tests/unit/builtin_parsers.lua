@@ -137,6 +137,15 @@ tap.test("the most specific cause wins", function()
   end
 end)
 
+tap.test("the last Python exception, under rank prefixes and interleaved ranks", function()
+  local found = analysis.analyze(fixtures .. "cuda_oom_nccl_timeout.log", builtins)
+  tap.is(found.fields.exception_type, "torch.OutOfMemoryError", "[rank1]: prefix, a rank 0 line in between")
+  found = analysis.analyze(fixtures .. "nccl_error.log", builtins)
+  tap.like(found.fields.exception, "^torch%.distributed%.DistBackendError: NCCL error in:", "srun label and [rank1]:")
+  found = analysis.analyze(fixtures .. "cuda_error.log", builtins)
+  tap.is(found.fields.exception, "RuntimeError: CUDA error: an illegal memory access was encountered", "(rank=2)")
+end)
+
 tap.test("jobrun's own complaint is not the job's failure", function()
   local path = log("disk_full.log", "jobrun supervisor: cannot write /run/jobs/j.result.json: No space left on device")
   local found = analysis.analyze(path, builtins,

@@ -101,13 +101,23 @@ local builtin = {
   { name = "python_exception", contains = "Traceback (most recent call last):", priority = 0,
     description = "the last Python traceback's exception line, into fields.exception",
     fn = function(log, result)
-      -- The exception line is the first unindented line after the traceback's header.
+      -- The exception line is the first unindented line after the traceback's header. When the
+      -- header carries a rank prefix ("[rank1]: ", "0: ", "(rank=2) "), only the lines with the
+      -- same prefix are its own: other ranks' lines interleave with them.
       local last
       for header in log:gmatch("()Traceback %(most recent call last%):") do last = header end
       if not last then return end
+      local from = last
+      while from > 1 and log:sub(from - 1, from - 1) ~= "\n" do from = from - 1 end
+      local prefix = log:sub(from, last - 1)
       for line in log:sub(last):gmatch("[^\n]+") do
-        local text = line:gsub("^%b() ?", "") -- a rank or task prefix, and its one space
-        if not text:match("^Traceback") and not text:match("^%s") and text:match("%S") then
+        local text
+        if prefix == "" then
+          text = line:gsub("^%b() ?", "") -- a rank or task prefix, and its one space
+        elseif line:sub(1, #prefix) == prefix then
+          text = line:sub(#prefix + 1)
+        end
+        if text and not text:match("^Traceback") and not text:match("^%s") and text:match("%S") then
           result.fields.exception = text
           result.fields.exception_type = text:match("^([%w_.]+):") or text:match("^([%w_.]+)$")
           return
