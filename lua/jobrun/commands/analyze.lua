@@ -17,8 +17,10 @@ local command = {
     { "use", "list", "PACK", "also use a pack's parsers, e.g. metta (repeatable)" },
   }, options.JSON, options.COMMON),
   help = [[
-Without --suite, only the built-in parsers run (signals, OOM, CUDA OOM, Python tracebacks),
-plus the packs named with --use.]],
+Without --suite, only the built-in parsers run, plus the packs named with --use. The
+built-ins name the termination reason, the most specific cause first: cuda_oom, oom,
+disk_full, shm_exhausted, cuda_error, nccl_error, nccl_timeout, then timeout, preempted,
+node_fail (Slurm), segfault, killed; and put the last Python exception in fields.exception.]],
 }
 
 function command.run(opts, args)
