@@ -73,11 +73,19 @@ end
 -- fields }, or nil, why when the log cannot be read. job gives fn parsers the backend's facts.
 function analysis.analyze(path, parsers, job)
   local groups = { tail = { needles = {}, parsers = {} }, all = { needles = {}, parsers = {} } }
+  -- One needle per distinct text and scope: parsers that share a needle share its hits.
+  local index = { tail = {}, all = {} }
   for _, p in ipairs(parsers) do
     if p.contains then
-      local g = groups[p.scope == "all" and "all" or "tail"]
-      g.needles[#g.needles + 1] = p.contains
-      g.parsers[#g.parsers + 1] = p
+      local scope = p.scope == "all" and "all" or "tail"
+      local g = groups[scope]
+      local i = index[scope][p.contains]
+      if not i then
+        g.needles[#g.needles + 1] = p.contains
+        i = #g.needles
+        index[scope][p.contains] = i
+      end
+      g.parsers[#g.parsers + 1] = { parser = p, needle = i }
     end
   end
   local hits_of = {}
@@ -85,7 +93,7 @@ function analysis.analyze(path, parsers, job)
     if #g.needles > 0 then
       local hits, err = scan.find(path, g.needles, scope == "tail" and analysis.TAIL_BYTES or nil)
       if not hits then return nil, err end
-      for i, p in ipairs(g.parsers) do hits_of[p] = hits[i] end
+      for _, entry in ipairs(g.parsers) do hits_of[entry.parser] = hits[entry.needle] end
     end
   end
   local texts = {}
