@@ -9,6 +9,7 @@
 -- certainly not on the server. Of several managed jobs with one name the oldest is the job's;
 -- the others are kept in job.sky_duplicates, and `kill` cancels them with every other live
 -- managed job whose name carries the run's tag.
+local common = require "jobrun.backends.common"
 local api = require "jobrun.skypilot.api"
 local json = require "jobrun.json"
 local template = require "jobrun.template"
@@ -231,7 +232,7 @@ local function resolve(ctx, c, jobs)
       c:wait_many(requests) -- then look again: their jobs are in the queue (or they failed)
       open = waiting
     elseif round < 5 then
-      process.sleep(math.min(2 ^ round, 10) * (0.5 + math.random() / 2))
+      process.sleep(common.backoff(round + 1, 1, 10))
     end
   end
   for _, job in ipairs(open) do
@@ -310,7 +311,7 @@ function backend.submit_many(ctx, jobs)
       for _, job in ipairs(resolve(ctx, c, unsure)) do again[#again + 1] = job end
     end
     pending = again
-    if #pending > 0 and try < 3 then process.sleep(math.min(2 ^ try, 10) * math.random()) end
+    if #pending > 0 and try < 3 then process.sleep(common.backoff(try + 1, 1, 10)) end
   end
   for _, job in ipairs(pending) do job.status = "LAUNCH_FAILED" end
 end
@@ -442,21 +443,7 @@ function backend.cancel(ctx, jobs)
     for _, job in ipairs(live) do results[job.name] = "failed: " .. tostring(err) end
     return results
   end
-  local deadline = process.now() + 60
-  local waiting = live
-  while #waiting > 0 and process.now() < deadline do
-    backend.poll(ctx, waiting)
-    local still = {}
-    for _, job in ipairs(waiting) do
-      if job.status == "CANCELLED" then results[job.name] = "killed"
-      elseif job.status == "SUCCEEDED" or job.status == "FAILED" then results[job.name] = "already completed"
-      else still[#still + 1] = job end
-    end
-    waiting = still
-    if #waiting > 0 then process.sleep(0.3) end
-  end
-  for _, job in ipairs(waiting) do results[job.name] = "failed: still " .. tostring(job.native_status) end
-  return results
+  return common.follow_cancel(function(waiting) backend.poll(ctx, waiting) end, live, results, 60, 0.3)
 end
 
 return backend

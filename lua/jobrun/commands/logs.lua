@@ -72,6 +72,20 @@ function command.run(opts, args)
       errors.raise("job %s has no attempt %d (its latest is %s)", name, n, tostring(job.attempt or 1))
     end
   end
+  -- A job that never launched has no log: say why instead of printing nothing.
+  if not job.native_id and not fs.stat(path) then
+    local why = (job.fields and job.fields.launch_error) or job.launch_error
+    if job.status == "LAUNCH_FAILED" or job.status == "CANCELLED" then
+      why = why or job.termination_reason
+      io.stderr:write(string.format("jobrun: job %s was never launched (%s)%s\n", name, job.status,
+        why and (": " .. tostring(why)) or ""))
+      return 1
+    end
+    if job.status == "PENDING" and not opts.follow then
+      io.stderr:write(string.format("jobrun: job %s has not started yet (no log)\n", name))
+      return 0
+    end
+  end
   local text = fs.read(path) or ""
   local offset = #text
   if tail then

@@ -9,6 +9,7 @@
 local http = require "jobrun.c.http"
 local json = require "jobrun.json"
 local fs = require "jobrun.c.fs"
+local common = require "jobrun.backends.common"
 local process = require "jobrun.c.process"
 
 local api = {}
@@ -154,7 +155,7 @@ function api:perform(reqs, client)
     end
     pending = again
     if #pending == 0 or attempt == self.retries then break end
-    process.sleep(math.min(0.2 * 2 ^ (attempt - 1), 5) * (0.5 + math.random() / 2))
+    process.sleep(common.backoff(attempt, 0.2, 5))
   end
   return results
 end
