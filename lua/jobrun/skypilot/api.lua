@@ -59,8 +59,12 @@ end
 function api.settings(options)
   options = options or {}
   local config = read_config()
-  local endpoint = options.endpoint or os.getenv("SKYPILOT_API_SERVER_ENDPOINT") or config.endpoint
-    or api.DEFAULT_ENDPOINT
+  local endpoint, source = options.endpoint, "the suite's skypilot.endpoint"
+  if not endpoint and os.getenv("SKYPILOT_API_SERVER_ENDPOINT") then
+    endpoint, source = os.getenv("SKYPILOT_API_SERVER_ENDPOINT"), "SKYPILOT_API_SERVER_ENDPOINT"
+  end
+  if not endpoint and config.endpoint then endpoint, source = config.endpoint, "~/.sky/config.yaml" end
+  if not endpoint then endpoint, source = api.DEFAULT_ENDPOINT, "the default endpoint" end
   local token = os.getenv("SKYPILOT_SERVICE_ACCOUNT_TOKEN") or config.service_account_token
   if token == "" then token = nil end
   local cookie_file = os.getenv("SKYPILOT_API_COOKIE_FILE")
@@ -68,7 +72,7 @@ function api.settings(options)
     local default = (os.getenv("HOME") or "") .. "/.sky/cookies.txt"
     if fs.stat(default) then cookie_file = default end
   end
-  return { endpoint = endpoint:gsub("/+$", ""), token = token, cookie_file = cookie_file }
+  return { endpoint = endpoint:gsub("/+$", ""), token = token, cookie_file = cookie_file, source = source }
 end
 
 -- shown(url): the URL without credentials, for messages and state.
@@ -83,6 +87,7 @@ function api.new(settings)
     token = settings.token,
     client = http.client({ connect_timeout = 5, cookie_file = settings.cookie_file }),
     cookie_file = settings.cookie_file,
+    source = settings.source,
     user = user_identity(),
     requests = 0, -- HTTP requests sent, for the benchmark and the tests
     connections = 0, -- connections opened for them (reuse keeps this small)
@@ -168,7 +173,13 @@ end
 function api:health()
   local r = self:request("GET", "/api/health", nil, 15)
   if r.error or r.status ~= 200 then
-    return nil, string.format("SkyPilot API server %s: %s", self.base, describe(r))
+    local hint = ""
+    if r.error then
+      hint = string.format("\n  (endpoint from %s) Set the endpoint with "
+        .. "skypilot = { endpoint = \"http://HOST:PORT\" } in the suite, SKYPILOT_API_SERVER_ENDPOINT, or api_server.endpoint in ~/.sky/config.yaml "
+        .. "(`sky api login` writes it).", self.source or "the default endpoint")
+    end
+    return nil, string.format("SkyPilot API server %s: %s%s", self.base, describe(r), hint)
   end
   local doc = json.decode(r.body) or {}
   local version = math.tointeger(tonumber(doc.api_version))
