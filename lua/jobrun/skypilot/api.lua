@@ -177,7 +177,8 @@ function api:health()
     if r.error then
       hint = string.format("\n  (endpoint from %s) Set the endpoint with "
         .. "skypilot = { endpoint = \"http://HOST:PORT\" } in the suite, SKYPILOT_API_SERVER_ENDPOINT, "
-        .. "or api_server.endpoint in ~/.sky/config.yaml (`sky api login` writes it).", self.source or "the default endpoint")
+        .. "or api_server.endpoint in ~/.sky/config.yaml (`sky api login` writes it).",
+        self.source or "the default endpoint")
     end
     return nil, string.format("SkyPilot API server %s: %s%s", self.base, describe(r), hint)
   end
