@@ -7,9 +7,18 @@ local helpers = {}
 
 helpers.bin = os.getenv("JOBRUN_BIN")
 
+-- scratch() -> a fresh directory inside the test file's scratch directory, JOBRUN_TEST_SCRATCH,
+-- which tests/exec makes before the file runs and removes, with everything in it, once the file
+-- has ended (so a test need not remove what it made there; a mount it made it must unmount).
+local scratch_count = 0
 function helpers.scratch()
-  local dir = os.tmpname()
-  os.remove(dir)
+  local parent = os.getenv("JOBRUN_TEST_SCRATCH")
+  assert(parent and parent ~= "", "JOBRUN_TEST_SCRATCH is not set: run tests through tests/exec")
+  local dir
+  repeat
+    scratch_count = scratch_count + 1
+    dir = string.format("%s/%d.%d", parent, process.getpid(), scratch_count)
+  until not fs.stat(dir)
   assert(fs.mkdir_p(dir))
   return fs.realpath(dir)
 end

@@ -19,8 +19,7 @@ local function run(cmd)
   return ok and 0 or code
 end
 
-local scratch = os.tmpname()
-os.remove(scratch)
+local scratch = require("helpers").scratch()
 assert(fs.mkdir_p(scratch .. "/bin"))
 assert(fs.mkdir_p(scratch .. "/work"))
 run("ln -s " .. sh_quote(bin) .. " " .. sh_quote(scratch .. "/bin/jobrun"))

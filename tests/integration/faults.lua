@@ -16,7 +16,7 @@ local function scratch(name, fn)
     for i = #mounts, 1, -1 do
       if fs.stat(mounts[i]) then os.execute("umount " .. h.q(mounts[i]) .. " 2>/dev/null") end
     end
-    os.execute("rm -rf " .. h.q(dir))
+    os.execute("rm -rf --one-file-system " .. h.q(dir)) -- never across a mount still there
     if not ok then error(err, 0) end
   end)
 end

@@ -8,6 +8,9 @@ local process = require "jobrun.c.process"
 
 local top = os.getenv("JOBRUN_TOP")
 local cluster = "sh " .. h.q(top .. "/tests/slurm/cluster.sh")
+-- The shared cluster's daemons outlive this file: the controller the outage test restarts gets
+-- neither this file's tag nor its scratch directory (tests/exec) as TMPDIR.
+local daemon = "env -u JOBRUN_TEST_TAG -u JOBRUN_TEST_SCRATCH -u TMPDIR " .. cluster
 local up = os.execute(cluster .. " status")
 tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
 if not up then return tap.done() end
@@ -112,12 +115,12 @@ suite "c" { backend = "slurm", matrix = { i = { 1, 2 } }, run = "sh {suite_dir}/
     local _, n = text:gsub('"native_status":"RUNNING"', "")
     return n == 2
   end, 20), "both jobs running")
-  os.execute(cluster .. " stop-controller")
+  os.execute(daemon .. " stop-controller")
   local check_code, _, err = h.sh(dir, env .. "jobrun check C")
   tap.is(check_code, 3, "check during the outage: exit 3")
   tap.like(err, "the slurm backend could not be asked", "and says the controller is unreachable")
   process.sleep(4)
-  os.execute(cluster .. " start-controller")
+  os.execute(daemon .. " start-controller")
   local result = runner:wait(true)
   tap.is(result.exit_code, 0, "the run still passes")
   tap.like(fs.read(dir .. "/run.log") or "", "Verdict: 2 passed", "both jobs")

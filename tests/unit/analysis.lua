@@ -6,9 +6,7 @@ local scan = require "jobrun.c.scan"
 local analysis = require "jobrun.analysis"
 local dsl = require "jobrun.dsl"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(fs.mkdir_p(dir))
+local dir = require("helpers").scratch()
 local n = 0
 local function log(text)
   n = n + 1

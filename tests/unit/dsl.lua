@@ -4,9 +4,7 @@ local fs = require "jobrun.c.fs"
 local dsl = require "jobrun.dsl"
 local plan = require "jobrun.plan"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(fs.mkdir_p(dir))
+local dir = require("helpers").scratch()
 
 local function write(name, text)
   assert(fs.write_atomic(dir .. "/" .. name, text))

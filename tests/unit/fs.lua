@@ -2,8 +2,7 @@
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
 
-local dir = os.tmpname()
-os.remove(dir)
+local dir = require("helpers").scratch() .. "/fs" -- not made yet: mkdir_p makes it
 
 tap.ok(fs.mkdir_p(dir .. "/a/b/c"), "mkdir_p makes every level")
 tap.ok(fs.mkdir_p(dir .. "/a/b/c"), "mkdir_p of an existing directory is fine")
