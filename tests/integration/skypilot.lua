@@ -157,9 +157,8 @@ tap.test("faults: 503s and dropped connections are retried; an outage fails no j
     "same verdicts through injected 503s and drops")
   stop(f)
 
-  -- TODO(issue 10): launch leaves a detached `jobrun __drive` for run L, which `jobrun wait L`
-  -- below drives to the end from another process; that driver must then exit (runner.lua fix
-  -- under way). Until it does, tests/exec reports it as a leak and fails this file.
+  -- launch leaves a detached `jobrun __drive` for run L, which `jobrun wait L` below drives to
+  -- the end from another process; that driver must then exit (tests/exec fails a leak).
   local state_file = dir .. "/fake-state.json"
   local f2 = fake(dir, { "--state", state_file })
   h.write(dir .. "/long.lua", [[
@@ -187,8 +186,8 @@ tap.test("kill: one cancel call, CANCELLING to CANCELLED", function()
 suite "kl" { backend = "skypilot", matrix = { i = { 1, 2, 3 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
 ]])
   tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
-  -- TODO(issue 10): the detached `jobrun __drive` of run K must exit once kill has cancelled the
-  -- run (runner.lua fix under way); until it does, tests/exec reports it as a leak.
+  -- The detached `jobrun __drive` of run K must exit once kill has cancelled the run
+  -- (tests/exec fails a leak).
   local code, out = h.sh(dir, with_endpoint(f, "jobrun kill K"))
   tap.is(code, 0, "kill exits 0")
   tap.like(out, "Killed: 3 ", "all killed")
