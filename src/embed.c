@@ -80,20 +80,8 @@ static int embed_source(lua_State *L) {
     return 2;
 }
 
-/* embed.modules() -> sorted list of the embedded module names. */
-static int embed_modules(lua_State *L) {
-    lua_newtable(L);
-    int i = 0;
-    for (const struct jobrun_embedded *e = jobrun_embedded; e->name; e++) {
-        lua_pushstring(L, e->name);
-        lua_rawseti(L, -2, ++i);
-    }
-    return 1;
-}
-
 static const luaL_Reg embed_functions[] = {
     {"source", embed_source},
-    {"modules", embed_modules},
     {NULL, NULL},
 };
 

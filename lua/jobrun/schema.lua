@@ -15,7 +15,6 @@ local function is_list(v)
   for _ in pairs(v) do n = n + 1 end
   return n == #v
 end
-schema.is_list = is_list
 
 -- Each kind: function(value) -> nil when fine, else why.
 local kinds = {}
