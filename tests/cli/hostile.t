@@ -181,3 +181,13 @@ $ jobrun plan quoting.lua --json | sed -n 's/^ *"run": "\(.*\)",$/\1/p' | sed 's
 > <a b><a b><a b>
 > <><>
 > <x-1.5><x-1.5><x-1.5>
+
+# Control characters in names are shown escaped in the plan's table, coloured or not.
+= title.lua
+suite "t" { matrix = { x = { "\27]0;owned\7" } }, run = "true" }
+=
+$ jobrun plan title.lua --run-id r | head -2
+> Job                 Nodes  Params              Timeout  Command
+> t_\x1b]0;owned\x07  1      x=\x1b]0;owned\x07  -        true
+$ jobrun plan title.lua --run-id r --color always | sed -n 2p | tr '\033\007' 'EB'
+> E[36mt_\x1b]0;owned\x07E[0m  1      x=\x1b]0;owned\x07  -        true
