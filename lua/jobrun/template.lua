@@ -108,10 +108,10 @@ local function value_text(v)
   return template.text(v)
 end
 
--- shell_text(v, state): v as it must be written at that place of a shell string to reach the
+-- quoted_text(v, state): v as it must be written at that place of a shell string to reach the
 -- command verbatim. Words of safe characters (and the empty word) are written as they are, so
 -- ordinary values give the commands they always gave.
-local function shell_text(v, state)
+local function quoted_text(v, state)
   if type(v) == "table" and v.name == nil then
     if state == nil then return value_text(v) end
     local words = {}
@@ -126,6 +126,21 @@ local function shell_text(v, state)
     return (s:gsub("'", "'\\''"))
   end
   return (s:gsub('[\\$`"]', "\\%0"))
+end
+
+-- The same few axis values are pasted into every job: each is quoted once per place.
+local shell_cache, shell_cached = { [false] = {}, ["'"] = {}, ['"'] = {} }, 0
+
+local function shell_text(v, state)
+  if type(v) == "table" or v ~= v then return quoted_text(v, state) end -- NaN is no key
+  local cache = shell_cache[state or false]
+  local s = cache[v]
+  if s then return s end
+  s = quoted_text(v, state)
+  if shell_cached >= 10000 then shell_cache, shell_cached = { [false] = {}, ["'"] = {}, ['"'] = {} }, 0 end
+  shell_cache[state or false][v] = s
+  shell_cached = shell_cached + 1
+  return s
 end
 
 -- expand(str, lookup [, shell]) -> string | nil, unknown_key

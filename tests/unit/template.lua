@@ -35,6 +35,7 @@ tap.is(template.expand("echo \\'{v}", hl, true), "echo \\''$(touch x) `y` \\ \"q
 tap.is(template.expand("x {args} '{args}'", hl, true), "x -t 'it'\\''s' '-t it'\\''s'",
   "lists as words, or one word in quotes")
 tap.is(template.expand("{v}", hl), hostile.v, "outside shell strings values are pasted as they are")
+tap.like(template.expand("n={nan}", function() return 0 / 0 end, true), "^n=%-?nan$", "NaN pasted too")
 local scratch = os.tmpname()
 os.remove(scratch)
 assert(os.execute("mkdir " .. template.quote(scratch)))
