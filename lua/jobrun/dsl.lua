@@ -1,8 +1,9 @@
--- Suite files: plain Lua evaluated in a fresh environment whose globals are the declarations
--- (suite, condition, parser, use, env, git) and the standard libraries without os.exit.
+-- Suite files: plain Lua evaluated in a fresh environment (jobrun.sandbox) whose globals are the
+-- declarations (suite, condition, parser, use, env, git) and the standard libraries without os.exit.
 -- Every declaration remembers the file:line it was written at; errors about it name that place.
 local errors = require "jobrun.errors"
 local schema = require "jobrun.schema"
+local sandbox = require "jobrun.sandbox"
 local embed = require "jobrun.c.embed"
 local fs = require "jobrun.c.fs"
 
@@ -16,42 +17,10 @@ local function location(level)
 end
 dsl.location = location
 
-local function copy_lib(lib, drop)
-  local out = {}
-  for k, v in pairs(lib) do if not (drop and drop[k]) then out[k] = v end end
-  return out
-end
-
--- The standard library a suite sees: everything but os.exit (a suite must not end jobrun).
-local function base_env()
-  local env = {}
-  for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "print",
-      "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable",
-      "tonumber", "tostring", "type", "xpcall", "require", "load", "_VERSION" }) do
-    env[name] = _G[name]
-  end
-  for _, lib in ipairs({ "string", "table", "math", "utf8", "coroutine", "io", "debug" }) do
-    env[lib] = copy_lib(_G[lib])
-  end
-  env.os = copy_lib(os, { exit = true })
-  env.os.exit = function()
-    errors.at(location(2), "os.exit is not available to suites (a suite declares jobs; "
-      .. "it cannot end jobrun)")
-  end
-  env.package = package
-  env._G = env
-  return env
-end
-
 local function run_chunk(path, source, env)
-  local chunk, err = load(source, "@" .. path, "t", env)
+  local chunk, err = sandbox.load(source, "@" .. path, env)
   if not chunk then errors.raise("%s", err) end
-  local ok, e = pcall(chunk)
-  if not ok then
-    if errors.is_user(e) then error(e, 0) end
-    errors.raise("%s", tostring(e))
-  end
-  return e
+  return sandbox.run(chunk)
 end
 
 -- A fresh declaration set for one suite file.
@@ -84,7 +53,9 @@ local function declarer(kind, decls, on_body)
         errors.at(where, "%s \"%s\" must be followed by a table: %s \"%s\" { … }",
           kind, name, kind, name)
       end
-      schema.check_table(kind, body, where, string.format("%s \"%s\"", kind, name))
+      local what = string.format("%s \"%s\"", kind, name)
+      schema.check_table(kind, body, where, what)
+      schema.check_tree(body, where, what)
       on_body(name, body, where)
     end
   end
@@ -145,7 +116,7 @@ function dsl.load(path, git_info)
   package.path = suite_dir .. "/?.lua;" .. suite_dir .. "/?/init.lua;" .. package.path
 
   local decls = new_decls(path)
-  local env = base_env()
+  local env = sandbox.env()
 
   env.suite = declarer("suite", decls, function(name, body, where)
     if decls.suite then
@@ -202,7 +173,7 @@ end
 -- Packs evaluated on their own (for `jobrun analyze` without a suite).
 function dsl.load_packs(names)
   local decls = new_decls("(packs)")
-  local env = base_env()
+  local env = sandbox.env()
   declare_named(env, decls)
   env.suite = function() return function() end end
   env.use = function() end

@@ -1,11 +1,14 @@
 -- JUnit XML (SPEC §7): one <testcase> per job; a failed verdict is a <failure> whose message is
 -- the mismatches, a pending one is <skipped/>. Read by CI systems (Jenkins, GitLab, GitHub).
 local fs = require "jobrun.c.fs"
+local sanitize = require "jobrun.sanitize"
 
 local junit = {}
 
+-- escape(s): valid XML 1.0 text whatever the bytes: stray bytes become U+FFFD, and characters
+-- XML 1.0 forbids (C0 controls but tab, LF and CR; U+FFFE, U+FFFF) are dropped.
 local function escape(s)
-  s = tostring(s):gsub("[%z\1-\8\11\12\14-\31]", "") -- not allowed in XML 1.0
+  s = sanitize.utf8(tostring(s)):gsub("[%z\1-\8\11\12\14-\31]", ""):gsub("\239\191[\190\191]", "")
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }))
 end
 junit.escape = escape

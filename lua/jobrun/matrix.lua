@@ -39,6 +39,78 @@ local function product(axes, values)
   return rows
 end
 
+-- count_axis(values, patterns, axis): the values that agree with every pattern naming the axis.
+local function count_axis(values, patterns, axis)
+  local n = 0
+  for _, x in ipairs(values) do
+    local ok = true
+    for _, p in ipairs(patterns) do
+      local v = p[axis]
+      if v ~= nil and not same(x, v) then ok = false; break end
+    end
+    if ok then n = n + 1 end
+  end
+  return n
+end
+
+-- rows_matching(spec, patterns): how many rows of the product agree with all the patterns
+-- (a pattern naming a key that is no axis matches none).
+local function rows_matching(spec, patterns, is_axis)
+  for _, p in ipairs(patterns) do
+    for k in pairs(p) do if not is_axis[k] then return 0 end end
+  end
+  local n = 1.0
+  for _, a in ipairs(spec.axes) do
+    n = n * count_axis(spec.values[a], patterns, a)
+    if n == 0 then return 0 end
+  end
+  return n
+end
+
+-- outside_excludes(spec, base): rows that match all of base and no exclude entry
+-- (inclusion-exclusion over the exclude entries).
+local function outside_excludes(spec, base, is_axis)
+  local ex = spec.exclude or {}
+  local total = 0.0
+  for mask = 0, (1 << #ex) - 1 do
+    local patterns, bits = { table.unpack(base) }, 0
+    for i = 1, #ex do
+      if mask & (1 << (i - 1)) ~= 0 then patterns[#patterns + 1] = ex[i]; bits = bits + 1 end
+    end
+    local n = rows_matching(spec, patterns, is_axis)
+    total = total + ((bits % 2 == 0) and n or -n)
+  end
+  return total
+end
+
+-- size(spec [, limit]) -> n, exact: how many rows expand(spec) makes, without making them.
+-- When the product and the includes fit in limit, that bound is the answer; beyond it the
+-- exact count is worked out when that is cheap (few exclude entries), else the bound stays.
+function matrix.size(spec, limit)
+  local axes, values = spec.axes, spec.values
+  local include = spec.include or {}
+  if #axes == 0 then return math.max(1, #include), true end
+  local rows = 1.0
+  local work = 0
+  for _, a in ipairs(axes) do
+    rows = rows * #values[a]
+    work = work + #values[a]
+  end
+  local bound = rows + #include
+  local nex = #(spec.exclude or {})
+  if (limit and bound <= limit) or nex > 16 then return bound, nex == 0 and #include == 0 end
+  if (2.0 ^ nex) * (#include + 1) * work > 1e7 then return bound, false end
+  local is_axis = {}
+  for _, a in ipairs(axes) do is_axis[a] = true end
+  local n = outside_excludes(spec, {}, is_axis)
+  for _, inc in ipairs(include) do
+    local axis_part = {}
+    for k, v in pairs(inc) do if is_axis[k] then axis_part[k] = v end end
+    if outside_excludes(spec, { axis_part }, is_axis) == 0 then n = n + 1 end
+  end
+  return n, true
+end
+
 -- expand{ axes = {names in order}, values = {axis = list}, exclude = list, include = list }
 -- -> list of rows { params = {k = v}, keys = {ordered names} }, or nil, why
 function matrix.expand(spec)

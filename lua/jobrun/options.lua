@@ -12,6 +12,7 @@ options.LAUNCH = {
   { "tag", "list", "TAG", "only jobs whose condition carries TAG (repeatable)" },
   { "set", "list", "AXIS=V1,V2", "replace an axis's values (repeatable)" },
   { "max-parallel", "value", "N", "jobs running at once" },
+  { "max-jobs", "value", "N", "refuse a matrix of more than N jobs (default 100000)" },
   { "timeout", "value", "DURATION", "per-job timeout, e.g. 30m" },
   { "run-id", "value", "ID", "name of the run (default: suite and time)" },
   { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },

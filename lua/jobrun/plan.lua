@@ -7,6 +7,7 @@ local duration = require "jobrun.duration"
 local suggest = require "jobrun.suggest"
 local schema = require "jobrun.schema"
 local source_order = require "jobrun.source_order"
+local sandbox = require "jobrun.sandbox"
 
 local plan = {}
 
@@ -114,13 +115,34 @@ local function known_placeholders(ctx)
   return names
 end
 
-local function expand_or_fail(ctx, what, value)
+-- A NUL byte cannot reach a process (argv, environment and file names end at it).
+local function refuse_nul(ctx, what, text)
+  local at = text:find("\0", 1, true)
+  if at then
+    errors.at(ctx.where, "%s of job '%s' holds a NUL byte (at byte %d), which no command, "
+      .. "environment or file name can carry", what, ctx.fixed.name or "?", at)
+  end
+  return text
+end
+
+-- expand_or_fail(ctx, what, value [, shell]): shell when value is a shell command string.
+local function expand_or_fail(ctx, what, value, shell)
   local lookup = lookup_for(ctx)
   local out, unknown
   if type(value) == "table" then
     out, unknown = template.expand_argv(value, lookup)
+    if out then
+      for i, item in ipairs(out) do refuse_nul(ctx, string.format("%s item %d", what, i), item) end
+    end
   else
-    out, unknown = template.expand(tostring(value), lookup)
+    out, unknown = template.expand(tostring(value), lookup, shell)
+    if out then
+      if what == "name" and out:find("\0", 1, true) then
+        errors.at(ctx.where, "job name '%s' holds a NUL byte, which no file name can carry",
+          (out:gsub("%z", "\\0")))
+      end
+      refuse_nul(ctx, what, out)
+    end
   end
   if out then return out end
   local where = ctx.where
@@ -137,10 +159,9 @@ end
 local function command(ctx, what, spec, job)
   if spec == nil then return nil end
   if type(spec) == "function" then
-    local ok, result = pcall(spec, job)
+    local ok, result = sandbox.call(spec, job)
     if not ok then
-      if errors.is_user(result) then error(result, 0) end
-      errors.at(ctx.where, "%s function failed for job '%s': %s", what, job.name, tostring(result))
+      errors.at(ctx.where, "%s function failed for job '%s': %s", what, job.name, result.message)
     end
     if type(result) ~= "string" and not (type(result) == "table" and #result > 0) then
       errors.at(ctx.where, "%s function for job '%s' must return a shell string or an argv list",
@@ -148,7 +169,7 @@ local function command(ctx, what, spec, job)
     end
     spec = result
   end
-  return expand_or_fail(ctx, what, spec)
+  return expand_or_fail(ctx, what, spec, true)
 end
 
 local function merge(a, b)
@@ -168,9 +189,26 @@ local function union(a, b)
   return out
 end
 
+plan.MAX_JOBS = 100000
+
+local function thousands(n)
+  local s = string.format("%.0f", n)
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+
+-- check_size(spec, limit, suite): a matrix larger than limit is refused before it is built
+-- (a million rows take minutes and gigabytes to make).
+function plan.check_size(spec, limit, suite)
+  local n, exact = matrix.size(spec, limit)
+  if n <= limit then return end
+  errors.at(suite.where, "suite \"%s\": the matrix makes %s%s jobs, more than the limit of %s "
+    .. "(raise it with --max-jobs %.0f, or narrow the matrix with --set or exclude)", suite.name,
+    exact and "" or "up to ", thousands(n), thousands(limit), n)
+end
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
---       max_parallel, git (the git table, or nil)
+--       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
 function plan.build(decls, opts)
   opts = opts or {}
   local suite = decls.suite
@@ -190,7 +228,9 @@ function plan.build(decls, opts)
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
 
-  local rows, why = matrix.expand({ axes = axes, values = values, exclude = f.exclude, include = f.include })
+  local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include }
+  if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
+  local rows, why = matrix.expand(spec)
   if not rows then errors.at(where, "suite \"%s\": %s", suite.name, why) end
 
   local run_id = opts.run_id
@@ -357,13 +397,20 @@ function plan.from_options(path, opts)
       errors.raise("--max-parallel must be a whole number of at least 1, not '%s'", opts["max-parallel"])
     end
   end
+  local max_jobs = plan.MAX_JOBS
+  if opts["max-jobs"] then
+    max_jobs = math.tointeger(tonumber(opts["max-jobs"]))
+    if not max_jobs or max_jobs < 1 then
+      errors.raise("--max-jobs must be a whole number of at least 1, not '%s'", opts["max-jobs"])
+    end
+  end
   local git_info = require("jobrun.git").info(".")
   local decls = dsl.load(path, git_info)
   local run_id = opts["run-id"] and plan.check_run_id(opts["run-id"])
     or plan.new_run_id(decls.suite.name, opts["state-dir"])
   local p = plan.build(decls, {
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
-    timeout = opts.timeout, max_parallel = max_parallel, git = git_info,
+    timeout = opts.timeout, max_parallel = max_parallel, git = git_info, max_jobs = max_jobs,
   })
   p.decls = decls
   p.git_info = git_info

@@ -2,6 +2,7 @@
 -- (stderr), absent off a TTY.
 local term = require "jobrun.c.term"
 local process = require "jobrun.c.process"
+local sanitize = require "jobrun.sanitize"
 
 local progress = {}
 progress.__index = progress
@@ -34,7 +35,7 @@ end
 function progress:update(data)
   if not self.on then return end
   local cols = term.size(2) or 80
-  local text = self:line(data)
+  local text = sanitize.text(self:line(data))
   if #text > cols - 1 then text = text:sub(1, cols - 1) end
   io.stderr:write("\r\27[K", text)
   io.stderr:flush()

@@ -8,6 +8,8 @@ local results = require "jobrun.results"
 local json = require "jobrun.json"
 local scan = require "jobrun.c.scan"
 local term = require "jobrun.c.term"
+local sanitize = require "jobrun.sanitize"
+local clean = sanitize.text
 
 local report = {}
 
@@ -21,15 +23,15 @@ local VERDICT_COLOR = { pass = "green", fail = "red", pending = "cyan" }
 local function dash(v) if v == nil or v == json.null then return "-" end return tostring(v) end
 
 function report.cells(job, paint)
-  local status = paint(job.status, STATUS_COLOR[job.status] or "yellow")
+  local status = paint(clean(job.status), STATUS_COLOR[job.status] or "yellow")
   local restarts = job.restart_count == nil and "-"
     or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")
   local termination = job.termination_reason == nil and "-"
-    or paint(job.termination_reason, TERMINATION_COLOR[job.termination_reason] or "red")
+    or paint(clean(job.termination_reason), TERMINATION_COLOR[job.termination_reason] or "red")
   local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), job.exit_code == 0 and "green" or "red")
   local dur = job.duration_s and duration.format(job.duration_s) or "-"
-  local v = paint(job.verdict or "pending", VERDICT_COLOR[job.verdict] or "cyan")
-  return { job.name, status, restarts, termination, exit, dur, v }
+  local v = paint(clean(job.verdict or "pending"), VERDICT_COLOR[job.verdict] or "cyan")
+  return { clean(job.name), status, restarts, termination, exit, dur, v }
 end
 
 -- table_text(data, opts) -> the report as text.
@@ -57,8 +59,8 @@ function report.text(data, opts)
   local git = data.git and data.git ~= json.null and data.git.commit and
     string.format(" · commit %s%s", tostring(data.git.commit):sub(1, 8), data.git.dirty and " (dirty)" or "") or ""
   out[#out + 1] = paint(string.format("Run %s", data.run_id), "bold")
-    .. string.format(" · suite %s · backend %s · started %s%s", dash(data.suite), dash(data.backend),
-      dash(data.started_at), git)
+    .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite), dash(data.backend),
+      dash(data.started_at), git))
   out[#out + 1] = ""
   out[#out + 1] = textable.render(headers, rows, { paint = paint, max = { [1] = 60 } })
   local counts, order = {}, {}
@@ -69,7 +71,7 @@ function report.text(data, opts)
   table.sort(order)
   local parts = {}
   for _, s in ipairs(order) do
-    parts[#parts + 1] = paint(s, STATUS_COLOR[s] or "yellow") .. ": " .. counts[s]
+    parts[#parts + 1] = paint(clean(s), STATUS_COLOR[s] or "yellow") .. ": " .. counts[s]
   end
   local sum = results.summary(data.jobs)
   out[#out + 1] = string.format("Status: %s", table.concat(parts, ", "))
@@ -96,11 +98,12 @@ function report.logs_text(data, run_dir, opts)
   local out = {}
   for _, job in ipairs(data.jobs) do
     out[#out + 1] = string.rep("=", 80)
-    out[#out + 1] = string.format("Job: %s (%s)", paint(job.name, "cyan"), paint(job.status, STATUS_COLOR[job.status]))
+    out[#out + 1] = string.format("Job: %s (%s)", paint(clean(job.name), "cyan"),
+      paint(clean(job.status), STATUS_COLOR[job.status]))
     if job.exit_code ~= nil then out[#out + 1] = "Exit Code: " .. tostring(job.exit_code) end
     if job.restart_count ~= nil then out[#out + 1] = "Restart Count: " .. tostring(job.restart_count) end
-    if job.termination_reason ~= nil then out[#out + 1] = "Termination: " .. job.termination_reason end
-    for _, m in ipairs(job.mismatches or {}) do out[#out + 1] = paint("Mismatch: " .. m, "red") end
+    if job.termination_reason ~= nil then out[#out + 1] = "Termination: " .. clean(job.termination_reason) end
+    for _, m in ipairs(job.mismatches or {}) do out[#out + 1] = paint("Mismatch: " .. clean(m), "red") end
     out[#out + 1] = string.rep("=", 80)
     local text = job.log_path_rel and scan.tail(run_dir .. "/" .. job.log_path_rel, math.max(65536, n * 512))
     local lines = {}
@@ -108,7 +111,10 @@ function report.logs_text(data, run_dir, opts)
       if line ~= "" then lines[#lines + 1] = line:gsub("\n$", "") end
     end
     if #lines == 0 then out[#out + 1] = "No log content available" end
-    for i = math.max(1, #lines - n + 1), #lines do out[#out + 1] = lines[i] end
+    -- A carriage return redraws a line (progress bars): show what a terminal would have left.
+    for i = math.max(1, #lines - n + 1), #lines do
+      out[#out + 1] = clean(lines[i]:gsub("\r+$", ""):match("[^\r]*$"), true)
+    end
     out[#out + 1] = string.rep("-", 80)
   end
   return table.concat(out, "\n") .. "\n"

@@ -185,6 +185,34 @@ local function check_table(decl, t, where, what)
 end
 schema.check_table = check_table
 
+schema.MAX_DEPTH = 32
+
+local function key_text(k)
+  if type(k) == "string" and k:match("^[%a_][%w_]*$") then return "." .. k end
+  if type(k) == "string" then return string.format("[%q]", k) end
+  return "[" .. tostring(k) .. "]"
+end
+
+-- check_tree(t, where, what): values are saved as JSON, so every table a declaration holds must
+-- be a tree (shared subtables are fine, a table that contains itself is not) of bounded depth.
+function schema.check_tree(t, where, what)
+  local open = {}
+  local function walk(v, path, depth)
+    if type(v) ~= "table" then return end
+    if open[v] then
+      errors.at(where, "%s: %s refers back to %s (a cyclic table; job data must be a tree)",
+        what, path:sub(2), open[v] == "" and "the declaration's own table" or open[v]:sub(2))
+    end
+    if depth > schema.MAX_DEPTH then
+      errors.at(where, "%s: %s is nested more than %d tables deep", what, path:sub(2), schema.MAX_DEPTH)
+    end
+    open[v] = path
+    for k, x in next, v do walk(x, path .. key_text(k), depth + 1) end
+    open[v] = nil
+  end
+  walk(t, "", 0)
+end
+
 function kinds.expect(v, where, what)
   if type(v) == "function" then return end
   if type(v) ~= "table" then return "must be a table or a function(result)" end

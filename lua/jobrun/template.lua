@@ -33,13 +33,38 @@ function template.text(v)
   return tostring(v)
 end
 
--- compile(str) -> list of parts: a string is literal text, a table { key } a placeholder.
--- Compiled once per template string: a 10,000-job matrix expands the same few templates.
+-- Where a placeholder sits in a shell string: outside quotes (nil), inside '…' or inside "…".
+-- Backslashes escape outside quotes and inside double quotes, as sh reads them.
+local function quote_state(text, state)
+  local i, n = 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if state == "'" then
+      if c == "'" then state = nil end
+    elseif c == "\\" then
+      i = i + 1
+    elseif state == '"' then
+      if c == '"' then state = nil end
+    elseif c == "'" or c == '"' then
+      state = c
+    end
+    i = i + 1
+  end
+  return state
+end
+
+-- compile(str) -> list of parts: a string is literal text, a table { key, state } a
+-- placeholder and the shell quoting it sits in. Compiled once per template string: a
+-- 10,000-job matrix expands the same few templates.
 local function compile(str)
   local parts, n = {}, 0
   local literal = {}
+  local state
   local function flush()
-    if #literal > 0 then n = n + 1; parts[n] = table.concat(literal); literal = {} end
+    if #literal > 0 then
+      n = n + 1; parts[n] = table.concat(literal); literal = {}
+      state = quote_state(parts[n], state)
+    end
   end
   local pos, start = str:find("[{}]"), 1
   while pos do
@@ -51,7 +76,7 @@ local function compile(str)
     else
       local key = byte == 123 and str:byte(pos - 1) ~= 36 and str:match("^{([%a_][%w_.]*)}", pos)
       if key then
-        flush(); n = n + 1; parts[n] = { key }
+        flush(); n = n + 1; parts[n] = { key, state }
         stop = pos + #key + 1
       else
         literal[#literal + 1] = string.char(byte)
@@ -83,9 +108,45 @@ local function value_text(v)
   return template.text(v)
 end
 
--- expand(str, lookup) -> string | nil, unknown_key
+-- quoted_text(v, state): v as it must be written at that place of a shell string to reach the
+-- command verbatim. Words of safe characters (and the empty word) are written as they are, so
+-- ordinary values give the commands they always gave.
+local function quoted_text(v, state)
+  if type(v) == "table" and v.name == nil then
+    if state == nil then return value_text(v) end
+    local words = {}
+    for i, w in ipairs(v) do words[i] = tostring(w) end
+    v = table.concat(words, " ")
+  end
+  local s = template.text(v)
+  if state == nil then
+    if s == "" or s:match("^[%w@%%+=:,./_-]+$") then return s end
+    return template.quote(s)
+  elseif state == "'" then
+    return (s:gsub("'", "'\\''"))
+  end
+  return (s:gsub('[\\$`"]', "\\%0"))
+end
+
+-- The same few axis values are pasted into every job: each is quoted once per place.
+local shell_cache, shell_cached = { [false] = {}, ["'"] = {}, ['"'] = {} }, 0
+
+local function shell_text(v, state)
+  if type(v) == "table" or v ~= v then return quoted_text(v, state) end -- NaN is no key
+  local cache = shell_cache[state or false]
+  local s = cache[v]
+  if s then return s end
+  s = quoted_text(v, state)
+  if shell_cached >= 10000 then shell_cache, shell_cached = { [false] = {}, ["'"] = {}, ['"'] = {} }, 0 end
+  shell_cache[state or false][v] = s
+  shell_cached = shell_cached + 1
+  return s
+end
+
+-- expand(str, lookup [, shell]) -> string | nil, unknown_key
 -- lookup(key) -> value, or nil for an unknown placeholder. Lists (the args) are shell-quoted.
-function template.expand(str, lookup)
+-- With shell, str is a shell command: each value is quoted for the place it is pasted at.
+function template.expand(str, lookup, shell)
   local parts = compiled[str]
   local out = {}
   for i = 1, #parts do
@@ -95,7 +156,7 @@ function template.expand(str, lookup)
     else
       local value = lookup(part[1])
       if value == nil then return nil, part[1] end
-      out[i] = value_text(value)
+      out[i] = shell and shell_text(value, part[2]) or value_text(value)
     end
   end
   return table.concat(out)

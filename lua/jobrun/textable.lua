@@ -1,6 +1,7 @@
 -- Text tables whose column widths count what is visible: ANSI colour codes take no room,
--- UTF-8 characters one column each.
+-- UTF-8 characters one column each. Control characters in cells are shown escaped (jobrun.sanitize).
 local color = require "jobrun.color"
+local sanitize = require "jobrun.sanitize"
 
 local textable = {}
 
@@ -31,12 +32,13 @@ function textable.render(headers, rows, opts)
   opts = opts or {}
   local sep = opts.sep or "  "
   local widths = {}
-  for i, h in ipairs(headers) do widths[i] = width(h) end
+  local heads = {}
+  for i, h in ipairs(headers) do heads[i] = sanitize.cell(h); widths[i] = width(heads[i]) end
   local cells = {}
   for r, row in ipairs(rows) do
     cells[r] = {}
     for i = 1, #headers do
-      local s = tostring(row[i] == nil and "" or row[i])
+      local s = sanitize.cell(row[i] == nil and "" or row[i])
       local max = opts.max and opts.max[i]
       if max then s = textable.cut(s, max) end
       cells[r][i] = s
@@ -54,7 +56,7 @@ function textable.render(headers, rows, opts)
     end
     return (table.concat(parts, sep):gsub("%s+$", ""))
   end
-  lines[1] = line(headers, true)
+  lines[1] = line(heads, true)
   for _, row in ipairs(cells) do lines[#lines + 1] = line(row) end
   return table.concat(lines, "\n") .. "\n"
 end

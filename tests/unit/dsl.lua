@@ -134,6 +134,36 @@ tap.test("errors name file:line", function()
     "^FILE:1: suite \"s\": unknown condition 'nope'", "unknown condition")
 end)
 
+tap.test("the sandbox: os.exit out of reach, jobrun keeps the real os", function()
+  local real_exit = os.exit
+  local path = write("sb.lua", [[
+local o = require "os"
+SEEN = { same_os = o == os, loaded_os = package.loaded.os == os, g = package.loaded._G == _G,
+         no_registry = debug.getregistry == nil, load_env = load("return os")() == os,
+         exit = pcall(package.loaded.os.exit, 1) }
+suite "sb" { run = "x" }
+]])
+  local decls = dsl.load(path)
+  tap.ok(decls.suite ~= nil, "the suite still loads")
+  tap.is(os.exit, real_exit, "the real os keeps its exit")
+  tap.is(package.loaded.os.exit, real_exit, "and package.loaded.os is the real os")
+  tap.is(rawget(_G, "SEEN"), nil, "suite globals stay in the suite")
+  local fails = function(name, text, pattern, what)
+    local p = write(name, text)
+    tap.raises(function() dsl.load(p) end, "^" .. p:gsub("%p", "%%%0") .. pattern, what)
+  end
+  fails("x1.lua", 'suite "s" { run = "x" }\nrequire("os").exit(7)\n', ":2: os.exit is not available", "require 'os'")
+  fails("x2.lua", 'suite "s" { run = "x" }\npackage.loaded.os.exit(9)\n', ":2: os.exit is not available",
+    "package.loaded.os")
+  fails("x3.lua", 'suite "s" { run = "x" }\nerror(nil)\n', ":2: %(error object is a nil value%)", "error(nil)")
+  fails("x4.lua", 'suite "s" { run = "x" }\n\nerror({})\n', ":3: %(error object is a table value%)", "error({})")
+  fails("x5.lua", 'suite "s" { run = "x" }\nerror(42, 0)\n', ":2: 42$", "error(42)")
+  fails("x6.lua", 'local t = { name = "a" }\nt.me = t\nsuite "s" { run = "x", matrix = { v = { t } } }\n',
+    ":3: suite \"s\": matrix.v%[1%].me refers back to matrix.v%[1%]", "a cyclic matrix value")
+  fails("x7.lua", 'local t = {}\nt.me = t\nsuite "s" { run = "x", ["local"] = t }\n',
+    ":3: suite \"s\": local.me refers back to local", "a cyclic backend table")
+end)
+
 tap.test("embedded pack", function()
   local p = build("m.lua", 'use "metta"\nsuite "m" { matrix = { condition = { "heartbeat_timeout" } }, run = "x" }\n')
   tap.is(p.jobs[1].expect.termination, "heartbeat_timeout", "metta pack's condition")

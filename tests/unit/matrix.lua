@@ -96,4 +96,44 @@ tap.test("table values match by name", function()
   tap.is(rows[1].params.steps, 5, "include matched by name")
 end)
 
+-- size() counts what expand() makes without making it: checked against expand on random specs.
+tap.test("size matches expand", function()
+  local seed = tonumber(os.getenv("JOBRUN_SEED")) or os.time()
+  math.randomseed(seed)
+  tap.ok(true, "seed " .. seed .. " (JOBRUN_SEED=" .. seed .. " reproduces)")
+  local wrong = {}
+  for case = 1, 300 do
+    local axes, values = {}, {}
+    for a = 1, math.random(0, 3) do
+      axes[a] = "a" .. a
+      values[axes[a]] = {}
+      for i = 1, math.random(1, 4) do values[axes[a]][i] = math.random(1, 5) end
+    end
+    local function pattern()
+      local p = {}
+      for _ = 1, math.random(1, 2) do
+        local k = (#axes > 0 and math.random(4) > 1) and axes[math.random(#axes)] or "x" .. math.random(2)
+        p[k] = math.random(1, 5)
+      end
+      return p
+    end
+    local spec = { axes = axes, values = values, exclude = {}, include = {} }
+    for i = 1, math.random(0, 3) do
+      spec.exclude[i] = pattern()
+      for k in pairs(spec.exclude[i]) do if not values[k] then spec.exclude[i][k] = nil end end
+    end
+    for i = 1, math.random(0, 3) do spec.include[i] = pattern() end
+    local rows = matrix.expand(spec)
+    local n, exact = matrix.size(spec)
+    if not (exact and n == #rows) then
+      wrong[#wrong + 1] = string.format("case %d: size %s (exact %s), expand %d", case, n, exact, #rows)
+    end
+  end
+  tap.is(wrong, {}, "300 random matrices: exact sizes")
+  local big = {}
+  for i = 1, 100 do big[i] = i end
+  local n, exact = matrix.size({ axes = { "a", "b", "c" }, values = { a = big, b = big, c = big } }, 10)
+  tap.is({ n, exact }, { 1000000, true }, "a million rows counted at once")
+end)
+
 return tap.done()

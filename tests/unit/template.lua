@@ -19,4 +19,36 @@ tap.is(template.quote("a b"), "'a b'", "space quoted")
 tap.is(template.quote("a/b.c=d"), "a/b.c=d", "safe word bare")
 tap.is(template.text(2.0), "2", "whole floats print as integers")
 
+-- In shell strings (the third argument), a value is quoted for the place it is pasted at.
+local hostile = { v = "$(touch x) `y` \\ \"q\" it's", safe = "a-b_c.d/e=f+g@h%i:j,k", empty = "",
+                  args = { "-t", "it's" } }
+local function hl(k) return hostile[k] end
+tap.is(template.expand("run {safe} '{safe}' \"{safe}\" {empty}.", hl, true),
+  "run a-b_c.d/e=f+g@h%i:j,k 'a-b_c.d/e=f+g@h%i:j,k' \"a-b_c.d/e=f+g@h%i:j,k\" .", "ordinary values unchanged")
+tap.is(template.expand("echo {v}", hl, true), "echo '$(touch x) `y` \\ \"q\" it'\\''s'", "bare: one quoted word")
+tap.is(template.expand("echo '<{v}>'", hl, true), "echo '<$(touch x) `y` \\ \"q\" it'\\''s>'",
+  "inside single quotes: only ' is escaped")
+tap.is(template.expand("echo \"<{v}>\"", hl, true), "echo \"<\\$(touch x) \\`y\\` \\\\ \\\"q\\\" it's>\"",
+  "inside double quotes: $ ` \\ \" escaped")
+tap.is(template.expand("echo \\'{v}", hl, true), "echo \\''$(touch x) `y` \\ \"q\" it'\\''s'",
+  "an escaped quote opens no quoting")
+tap.is(template.expand("x {args} '{args}'", hl, true), "x -t 'it'\\''s' '-t it'\\''s'",
+  "lists as words, or one word in quotes")
+tap.is(template.expand("{v}", hl), hostile.v, "outside shell strings values are pasted as they are")
+tap.like(template.expand("n={nan}", function() return 0 / 0 end, true), "^n=%-?nan$", "NaN pasted too")
+local scratch = os.tmpname()
+os.remove(scratch)
+assert(os.execute("mkdir " .. template.quote(scratch)))
+for _, form in ipairs({ "printf %s {v}", "printf %s '{v}'", "printf %s \"{v}\"", "printf %s x'{v}'\"{v}\"" }) do
+  local cmd = template.expand(form, hl, true)
+  local p = io.popen("cd " .. template.quote(scratch) .. " && sh -c " .. template.quote(cmd) .. " 2>&1")
+  local got = p:read("a"); p:close()
+  local want = form:find("x'", 1, true) and ("x" .. hostile.v .. hostile.v) or hostile.v
+  tap.is(got, want, "sh reads back the value verbatim: " .. form)
+end
+local p = io.popen("ls -A " .. template.quote(scratch))
+tap.is(p:read("a"), "", "and nothing ran")
+p:close()
+os.execute("rm -rf " .. template.quote(scratch))
+
 return tap.done()
