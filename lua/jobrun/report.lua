@@ -9,6 +9,8 @@ local json = require "jobrun.json"
 local scan = require "jobrun.c.scan"
 local term = require "jobrun.c.term"
 local sanitize = require "jobrun.sanitize"
+local state = require "jobrun.state"
+local process = require "jobrun.c.process"
 local clean = sanitize.text
 
 local report = {}
@@ -22,14 +24,33 @@ local VERDICT_COLOR = { pass = "green", fail = "red", pending = "cyan" }
 
 local function dash(v) if v == nil or v == json.null then return "-" end return tostring(v) end
 
+-- exit_color(job): green for 0; red only when the exit code is why the job failed (a non-zero
+-- exit that the job was expected to have is no alarm).
+local function exit_color(job)
+  if job.exit_code == 0 then return "green" end
+  if job.verdict ~= "fail" then return nil end
+  for _, m in ipairs(job.mismatches or {}) do
+    if m:find("^exit code") then return "red" end
+  end
+  return nil
+end
+
+-- elapsed(job): a running job's time so far, from its start.
+local function elapsed(job)
+  if job.status ~= "RUNNING" or not job.started_at then return nil end
+  local started = state.epoch(job.started_at)
+  return started and math.max(0, process.time() - started) or nil
+end
+
 function report.cells(job, paint)
   local status = paint(clean(job.status), STATUS_COLOR[job.status] or "yellow")
   local restarts = job.restart_count == nil and "-"
     or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")
   local termination = job.termination_reason == nil and "-"
     or paint(clean(job.termination_reason), TERMINATION_COLOR[job.termination_reason] or "red")
-  local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), job.exit_code == 0 and "green" or "red")
+  local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), exit_color(job))
   local dur = job.duration_s and duration.format(job.duration_s) or "-"
+  if dur == "-" and elapsed(job) then dur = duration.format(elapsed(job)) .. "…" end
   local v = paint(clean(job.verdict or "pending"), VERDICT_COLOR[job.verdict] or "cyan")
   return { clean(job.name), status, restarts, termination, exit, dur, v }
 end
@@ -126,21 +147,24 @@ function report.emit(data, opts, run_dir)
   if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
     require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
   end
-  local human = opts.json and io.stderr or io.stdout
-  human:write(report.text(data, opts))
-  -- Where to look next, as the old tool's check ended; only for a person at a terminal.
-  local sum = results.summary(data.jobs)
-  if not opts.json and not opts.logs and sum.failed > 0 and term.isatty(1) then
-    human:write(string.format("\nMore: jobrun check %s --logs   (each job's last lines)\n"
-      .. "      jobrun logs %s JOB       (one job's whole log)\n", data.run_id, data.run_id))
+  -- --json is machine output only: no human table anywhere (SPEC §2).
+  if not opts.json then
+    io.stdout:write(report.text(data, opts))
+    local paint = color.painter(color.enabled(opts.color, 1))
+    io.stdout:write(require("jobrun.failures").text(data, run_dir, paint))
+    -- Where to look next, as the old tool's check ended; only for a person at a terminal.
+    local sum = results.summary(data.jobs)
+    if not opts.logs and sum.failed > 0 and term.isatty(1) then
+      io.stdout:write(string.format("\nMore: jobrun check %s --logs   (each job's last lines)\n"
+        .. "      jobrun rerun %s          (run the failed jobs again)\n", data.run_id, data.run_id))
+    end
   end
   report.emit_extras(data, opts, run_dir)
 end
 
 -- emit_extras(data, opts, run_dir): all of emit but the table (--logs, --junit, --json).
 function report.emit_extras(data, opts, run_dir)
-  local human = opts.json and io.stderr or io.stdout
-  if opts.logs and run_dir then human:write("\n", report.logs_text(data, run_dir, opts)) end
+  if opts.logs and run_dir and not opts.json then io.stdout:write("\n", report.logs_text(data, run_dir, opts)) end
   if opts.junit then require("jobrun.junit").write(opts.junit, data) end
   if opts.json then io.stdout:write(json.encode(report.json(data), true), "\n") end
 end

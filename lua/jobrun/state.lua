@@ -252,6 +252,21 @@ function state.redact_env(env)
   return json.object(out)
 end
 
+-- epoch(iso) -> seconds since 1970 of a "YYYY-MM-DDTHH:MM:SSZ" time, or nil.
+function state.epoch(iso)
+  local y, mo, d, h, mi, sec = tostring(iso):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return nil end
+  -- Days from the civil date (Howard Hinnant's algorithm), in UTC whatever the local zone.
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  y = mo <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+
 function state.iso(t)
   if not t then return nil end
   return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))

@@ -190,4 +190,4 @@ suite "f" { matrix = { x = { "ok1", "ok2", "bad" } }, run = "test {x} != bad" }
   tap.like(e9, "%-%-keep N", "and says how")
 end)
 
-tap.done()
+return tap.done()

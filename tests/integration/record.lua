@@ -230,4 +230,4 @@ suite "kf" {
     "the function expectation accepted the cancel")
 end)
 
-tap.done()
+return tap.done()

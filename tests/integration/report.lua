@@ -29,7 +29,8 @@ tap.test("the quickstart: every condition ends as expected", function()
       "^quickstart_" .. n .. "n_normal_completion%.Q$", n .. " node(s): Metta run id in fields")
   end
   tap.is(doc.summary, { total = 8, passed = 8, failed = 0, pending = 0 }, "summary")
-  tap.like(err, "Verdict: 8 passed, 0 failed", "with --json the table goes to stderr")
+  tap.ok(not err:find("Verdict:", 1, true) and not err:find("SUCCEEDED", 1, true),
+    "with --json no human table anywhere (not on stderr either)", err)
   local _, _, xml_err = h.sh(dir, "xmllint --noout --schema " .. h.q(top .. "/tests/fixtures/junit.xsd")
     .. " junit.xml")
   tap.like(xml_err, "junit.xml validates", "the JUnit report is valid")
@@ -89,6 +90,53 @@ suite "m" { run = "x" }
   local c3, _, e3 = h.sh(dir, "jobrun analyze nothing.log")
   tap.is(c3, 2, "a missing log is a usage error")
   tap.like(e3, "no log file 'nothing.log'", "named")
+end)
+
+tap.test("the failure summary: why each failed job failed, after the table", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "fs" {
+  matrix = { x = { "ok", "boom", "expected" } },
+  run = [=[
+    case {x} in
+      ok) echo fine ;;
+      boom) printf 'step 1\nTraceback (most recent call last):\n  File "t.py", line 3\nRuntimeError: boom\n'; exit 3 ;;
+      expected) echo failing on purpose; exit 2 ;;
+    esac
+  ]=],
+}
+]])
+  h.write(dir .. "/e.lua", [[
+suite "ex" { run = "exit 2", expect = { exit_code = "nonzero" } }
+]])
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id F")
+  tap.is(code, 1, "exit 1")
+  local table_end = out:find("Verdict:", 1, true) or 0
+  local summary_at = out:find("=== Failures: 2 of 3 jobs ===", 1, true)
+  tap.ok(summary_at and summary_at > table_end, "a summary of the 2 failures after the table", out)
+  local summary = out:sub(summary_at or 1)
+  tap.like(summary, "✗ fs_boom\n    %- status is FAILED, expected SUCCEEDED\n    %- exit code is 3, expected 0",
+    "each mismatch in words")
+  tap.like(summary, "exception: RuntimeError: boom", "the parsed exception")
+  tap.like(summary, "│ RuntimeError: boom", "the last log lines")
+  tap.like(summary, "✗ fs_expected", "the other failure")
+  tap.ok(not summary:find("fs_ok", 1, true), "a passing job is not in the summary")
+  local _, js = h.sh(dir, "jobrun check F --json")
+  tap.ok(not js:find("Failures", 1, true), "no summary in --json")
+  -- A non-zero exit that the job expected is not painted as a failure.
+  local _, coloured = h.sh(dir, "jobrun run e.lua --run-id E --color always")
+  tap.ok(coloured:find("\27[32mpass", 1, true) ~= nil, "the expected exit passes", coloured)
+  tap.ok(not coloured:find("\27[31m2\27[0m", 1, true), "exit 2 is not red when it is what was expected", coloured)
+  local _, c2 = h.sh(dir, "jobrun check F --color always")
+  tap.ok(c2:find("\27[31m3\27[0m", 1, true) ~= nil, "exit 3 is red when it is why the job failed")
+  -- A running job shows the time so far.
+  h.write(dir .. "/slow.lua", [[suite "slow" { run = "sleep 5" }]])
+  h.sh(dir, "jobrun launch slow.lua --run-id S")
+  require("jobrun.c.process").sleep(1.2)
+  local c3, o3 = h.sh(dir, "jobrun check S")
+  tap.is(c3, 4, "still running")
+  tap.like(o3, "slow%s+RUNNING%s+%S+%s+%-%s+%-%s+%d+%.%ds…", "Duration shows the elapsed time")
+  h.sh(dir, "jobrun kill S")
 end)
 
 return tap.done()

@@ -22,20 +22,6 @@ With both options, a run is deleted when it is outside the newest N and older th
 Runs whose jobs have not all ended are kept, whatever their age. Damaged runs are kept.]],
 }
 
-local function epoch(iso)
-  local y, mo, d, h, mi, s = tostring(iso):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)Z$")
-  if not y then return nil end
-  -- Seconds since 1970 of a UTC date (days from civil, Howard Hinnant's algorithm).
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  y = mo <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
-end
-
 function command.run(opts, args)
   if #args > 0 then errors.raise("prune: takes no arguments\nUsage: %s", command.usage) end
   local keep, age
@@ -55,7 +41,7 @@ function command.run(opts, args)
   local now = process.time()
   local removed, live = {}, 0
   for i, r in ipairs(list.runs(state_dir)) do
-    local old_enough = not age or ((epoch(r.data and r.data.started_at) or now) <= now - age)
+    local old_enough = not age or ((state.epoch(r.data and r.data.started_at) or now) <= now - age)
     if r.data and (not keep or i > keep) and old_enough then
       if #r.run:open_jobs() > 0 then
         live = live + 1
