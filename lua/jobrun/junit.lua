@@ -2,6 +2,7 @@
 -- the mismatches, a pending one is <skipped/>. Read by CI systems (Jenkins, GitLab, GitHub).
 local fs = require "jobrun.c.fs"
 local sanitize = require "jobrun.sanitize"
+local json = require "jobrun.json"
 
 local junit = {}
 
@@ -12,6 +13,18 @@ local function escape(s)
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }))
 end
 junit.escape = escape
+
+-- facts(job) -> "status FAILED, exit code 1, termination oom, restarts 0": what is known only.
+local function facts(job)
+  local parts = { "status " .. tostring(job.status) }
+  local function add(label, v)
+    if v ~= nil and v ~= json.null then parts[#parts + 1] = label .. " " .. tostring(v) end
+  end
+  add("exit code", job.exit_code)
+  add("termination", job.termination_reason)
+  add("restarts", job.restart_count)
+  return table.concat(parts, ", ")
+end
 
 function junit.document(data)
   local out = {}
@@ -41,9 +54,7 @@ function junit.document(data)
       if job.verdict == "fail" then
         local message = table.concat(job.mismatches or {}, "; ")
         out[#out + 1] = string.format('      <failure message="%s" type="%s">%s</failure>', escape(message),
-          escape(job.status), escape(string.format("status %s, exit code %s, termination %s, restarts %s\n%s",
-            job.status, tostring(job.exit_code), tostring(job.termination_reason), tostring(job.restart_count),
-            table.concat(job.mismatches or {}, "\n"))))
+          escape(job.status), escape(facts(job) .. "\n" .. table.concat(job.mismatches or {}, "\n")))
       else
         out[#out + 1] = string.format('      <skipped message="%s"/>', escape("not finished: " .. job.status))
       end

@@ -6,24 +6,30 @@ local suggest = require "jobrun.suggest"
 local options = {}
 
 -- Option groups shared by several commands (SPEC §2). kind: flag | value | list.
-options.LAUNCH = {
+-- What chooses the jobs of a plan (run, launch, plan).
+options.SELECT = {
   { "backend", "value", "NAME", "backend to use instead of the suite's" },
   { "only", "list", "GLOB", "only jobs whose name matches (repeatable)" },
   { "tag", "list", "TAG", "only jobs whose condition carries TAG (repeatable)" },
   { "set", "list", "AXIS=V1,V2", "replace an axis's values (repeatable)" },
-  { "max-parallel", "value", "N", "jobs running at once" },
   { "max-jobs", "value", "N", "refuse a matrix of more than N jobs (default 100000)" },
   { "timeout", "value", "DURATION", "per-job timeout, e.g. 30m" },
   { "run-id", "value", "ID", "name of the run (default: suite and time)" },
+}
+-- ... and what only matters when they are launched.
+options.LAUNCH = {
+  { "max-parallel", "value", "N", "jobs running at once" },
   { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
 }
+for i, o in ipairs(options.SELECT) do table.insert(options.LAUNCH, i, o) end
 
 options.JSON = { { "json", "flag", nil, "machine output on stdout, nothing else there" } }
 options.JUNIT = { { "junit", "value", "FILE", "write a JUnit XML report" } }
--- What every command takes.
+-- What every command takes (all but analyze, which reads no run, take the state directory).
+options.COLOR = { { "color", "value", "WHEN", "auto (default), always or never" } }
 options.COMMON = {
-  { "color", "value", "WHEN", "auto (default), always or never" },
-  { "state-dir", "value", "DIR", "where runs live (default .jobrun, env JOBRUN_STATE_DIR)" },
+  options.COLOR[1],
+  { "state-dir", "value", "DIR", "where runs live (default: the nearest .jobrun; env JOBRUN_STATE_DIR)" },
 }
 
 -- The report's extras (run, wait, check).

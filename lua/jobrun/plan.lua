@@ -327,8 +327,20 @@ function plan.build(decls, opts)
     local what = {}
     for _, g in ipairs(opts.only or {}) do what[#what + 1] = "--only " .. g end
     for _, t in ipairs(opts.tags or {}) do what[#what + 1] = "--tag " .. t end
-    errors.raise("no job of suite \"%s\" matches %s (%d jobs in all; see jobrun plan %s)",
-      suite.name, table.concat(what, " "), #jobs, decls.file)
+    -- A glob matches whole names: a bare word that is part of names needs stars around it.
+    local hint = ""
+    for _, g in ipairs(opts.only or {}) do
+      if not g:find("[*?%[]") then
+        for _, job in ipairs(jobs) do
+          if job.name:find(g, 1, true) then
+            hint = string.format("\n  Globs match whole names: try --only '*%s*'", g)
+            break
+          end
+        end
+      end
+    end
+    errors.raise("no job of suite \"%s\" matches %s (%d jobs in all; see jobrun plan %s)%s",
+      suite.name, table.concat(what, " "), #jobs, decls.file, hint)
   end
 
   return {

@@ -93,8 +93,18 @@ $ jobrun plan s.lua --only nothing
 ! jobrun: no job of suite "demo" matches --only nothing (4 jobs in all; see jobrun plan s.lua)
 ? 2
 
-$ jobrun plan s.lua --max-parallel 0
+$ jobrun plan s.lua --only fast
+! jobrun: no job of suite "demo" matches --only fast (4 jobs in all; see jobrun plan s.lua)
+!   Globs match whole names: try --only '*fast*'
+? 2
+
+$ jobrun run s.lua --max-parallel 0
 ! jobrun: --max-parallel must be a whole number of at least 1, not '0'
+? 2
+
+$ jobrun plan s.lua --max-parallel 2
+! jobrun: plan: unknown option '--max-parallel'
+! Run 'jobrun help plan' for usage.
 ? 2
 
 $ jobrun plan s.lua --timeout soon

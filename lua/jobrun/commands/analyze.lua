@@ -15,7 +15,7 @@ local command = {
   options = options.concat({
     { "suite", "value", "SUITE.lua", "use this suite's parsers and packs (and the built-ins)" },
     { "use", "list", "PACK", "also use a pack's parsers, e.g. metta (repeatable)" },
-  }, options.JSON, options.COMMON),
+  }, options.JSON, options.COLOR),
   help = [[
 Without --suite, only the built-in parsers run, plus the packs named with --use. The
 built-ins name the termination reason, the most specific cause first: cuda_oom, oom,

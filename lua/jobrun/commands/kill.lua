@@ -14,7 +14,7 @@ local command = {
   usage = "jobrun kill [RUN] [--only GLOB] [options]",
   summary = "cancel every unfinished job of a run (or those matching)",
   options = options.concat({ { "only", "list", "GLOB", "only jobs whose name matches (repeatable)" } },
-    options.OUTPUT),
+    options.JSON, options.COMMON),
   help = [[
 Per job: Killed, Already completed (it had ended), Not found (the backend does not know it), or
 Failed. Jobs that had not started yet are cancelled before they start. Exits 1 if any kill failed.]],
@@ -82,7 +82,6 @@ function command.run(opts, args)
   if opts.json then
     io.stdout:write(json.encode(json.object({ run_id = data.run_id, jobs = rows }, { "run_id", "jobs" }), true), "\n")
   end
-  if opts.junit then require("jobrun.junit").write(opts.junit, data) end
   return counts.failed > 0 and 1 or 0
 end
 

@@ -12,7 +12,7 @@ local command = {
   name = "plan",
   usage = "jobrun plan SUITE.lua [options]",
   summary = "print the expanded jobs; launch nothing",
-  options = options.concat(options.LAUNCH, options.OUTPUT),
+  options = options.concat(options.SELECT, options.JSON, options.COMMON),
   help = [[
 Expands the suite's matrix, merges conditions, fills placeholders and validates everything,
 then prints one line per job: name, nodes, params and command. With --json, prints
