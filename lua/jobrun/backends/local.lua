@@ -43,9 +43,10 @@ function backend.submit(ctx, job)
   })
   -- A new jobrun process (vfork + exec of /proc/self/exe) that goes straight to
   -- jobrun.supervisor; libcurl and libgit2 are loaded only when used, so it starts fast.
-  -- Its own messages go to the job's log.
+  -- Its own messages go to the job's log. The spec, secrets included, reaches it through a
+  -- pipe on its stdin: a command line is readable by every local user (ps, /proc/PID/cmdline).
   local proc, err = process.spawn({
-    argv = { "/proc/self/exe", "__supervise", p.status, p.result, supervised },
+    argv = { "/proc/self/exe", "__supervise", p.status, p.result }, input = supervised,
     stdout = ctx.run_dir .. "/" .. job.log_path_rel, stderr = "stdout", setsid = true,
   })
   if not proc then return nil, err end
