@@ -7,6 +7,7 @@ local http = require "jobrun.c.http"
 local json = require "jobrun.json"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
+local secrets = require "jobrun.secrets"
 
 local api = {}
 api.__index = api
@@ -55,7 +56,9 @@ end
 function api.settings(options)
   options = options or {}
   local config = read_config()
-  local endpoint = options.endpoint or os.getenv("SKYPILOT_API_SERVER_ENDPOINT") or config.endpoint
+  -- The suite's endpoint is stored without its user:password; the plan in memory has it.
+  local endpoint = options.endpoint and secrets.reveal(options.endpoint)
+    or os.getenv("SKYPILOT_API_SERVER_ENDPOINT") or config.endpoint
     or api.DEFAULT_ENDPOINT
   local token = os.getenv("SKYPILOT_SERVICE_ACCOUNT_TOKEN") or config.service_account_token
   if token == "" then token = nil end
