@@ -22,10 +22,16 @@
 
 #include "host.h"
 
+/* Sizes may be set on the command line: the fuzz targets (tests/fuzz/) make them tiny, so that
+ * small inputs cross every chunk and block boundary. */
+#ifndef CHUNK
 #define CHUNK (4u << 20)
+#endif
 #define KEEP 8
 #define MAX_NEEDLES 64
+#ifndef MAX_LINE
 #define MAX_LINE 65536
+#endif
 
 typedef struct {
     char *text;
@@ -259,8 +265,12 @@ static int scan_tail(lua_State *L) {
 
 /* ---- last_lines: the last n lines, read backwards from the end in bounded blocks. ---- */
 
+#ifndef BACK_BLOCK
 #define BACK_BLOCK 65536u
+#endif
+#ifndef BACK_BLOCK_MAX
 #define BACK_BLOCK_MAX (1u << 20)
+#endif
 
 /* The offset where the last n lines of [0, size) begin: the byte after the n-th line break
  * counted backwards (a break that ends the file ends its last line, it starts none), or 0.
@@ -302,12 +312,21 @@ static void add_count(luaL_Buffer *b, unsigned long long v) {
     luaL_addlstring(b, out, (size_t)o);
 }
 
-/* Emits [start, size) line by line: each line's first max bytes (cut back to a UTF-8
- * character boundary), and for a longer one a marker saying how much was left out; line
- * breaks as in the file. Reads forward in blocks; memory stays one block. */
+static int utf8_continuation(char c) { return ((unsigned char)c & 0xC0) == 0x80; }
+
+static void add_cut(luaL_Buffer *b, unsigned long long cut) {
+    luaL_addstring(b, "\xe2\x80\xa6 [cut: ");
+    add_count(b, cut);
+    luaL_addstring(b, " more bytes]");
+}
+
+/* Emits [start, size) line by line: each line's first max bytes, and for a longer one a marker
+ * saying how much was left out, the cut never inside a UTF-8 sequence (the first byte left out
+ * is not a continuation byte); line breaks as in the file. Reads forward in blocks; memory
+ * stays one block. */
 static int emit_lines(int fd, off_t start, off_t size, size_t max, char *buf, luaL_Buffer *b) {
-    size_t shown = 0;            /* bytes of the current line added so far */
-    unsigned long long cut = 0;  /* bytes of the current line left out */
+    size_t shown = 0;            /* bytes of the current line in b */
+    unsigned long long cut = 0;  /* bytes of the current line left out; once > 0, the rest too */
     off_t pos = start;
     while (pos < size) {
         size_t want = size - pos < (off_t)BACK_BLOCK ? (size_t)(size - pos) : BACK_BLOCK;
@@ -317,36 +336,31 @@ static int emit_lines(int fd, off_t start, off_t size, size_t max, char *buf, lu
         const char *p = buf, *end = buf + got;
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
-            const char *stop = nl ? nl : end;
-            size_t len = (size_t)(stop - p);
-            size_t room = max - shown;
-            size_t take = len < room ? len : room;
-            if (take < len && cut == 0) {
-                /* The line is cut here: not inside a UTF-8 sequence. */
-                while (take > 0 && ((unsigned char)p[take] & 0xC0) == 0x80) take--;
-                shown = max;
-            } else {
-                shown += take;
+            size_t len = (size_t)((nl ? nl : end) - p);
+            size_t take = cut > 0 ? 0 : (len < max - shown ? len : max - shown);
+            if (take < len && cut == 0) { /* the line is cut here */
+                while (take > 0 && utf8_continuation(p[take])) take--;
+                if (take == 0 && utf8_continuation(p[0])) {
+                    /* The sequence began in an earlier block: take its first bytes back. */
+                    size_t back = 0;
+                    while (back < shown && utf8_continuation(luaL_buffaddr(b)[luaL_bufflen(b) - 1 - back++])) {}
+                    luaL_buffsub(b, back);
+                    shown -= back;
+                    cut += back;
+                }
             }
             luaL_addlstring(b, p, take);
+            shown += take;
             cut += len - take;
             if (!nl) break;
-            if (cut > 0) {
-                luaL_addstring(b, "\xe2\x80\xa6 [cut: ");
-                add_count(b, cut);
-                luaL_addstring(b, " more bytes]");
-            }
+            if (cut > 0) add_cut(b, cut);
             luaL_addchar(b, '\n');
             shown = 0;
             cut = 0;
             p = nl + 1;
         }
     }
-    if (cut > 0) { /* a last line without its break */
-        luaL_addstring(b, "\xe2\x80\xa6 [cut: ");
-        add_count(b, cut);
-        luaL_addstring(b, " more bytes]");
-    }
+    if (cut > 0) add_cut(b, cut); /* a last line without its break */
     return 0;
 }
 

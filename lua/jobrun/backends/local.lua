@@ -8,6 +8,7 @@ local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 local state = require "jobrun.state"
 local supervisor = require "jobrun.supervisor"
+local record = require "jobrun.record"
 
 local backend = { name = "local" }
 
@@ -17,9 +18,9 @@ local function paths(ctx, job)
   return supervisor.paths(ctx.run_dir .. "/jobs", state.job_key(job))
 end
 
+-- A supervisor's claim or result; nil when absent, or damaged (jobrun.record).
 local function read_json(path)
-  local text = fs.read(path)
-  return text and json.decode(text) or nil
+  return record.decode(fs.read(path))
 end
 
 -- alive(job): the supervisor recorded for the job is still that same process.
