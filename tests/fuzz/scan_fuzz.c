@@ -25,10 +25,10 @@ static char log_path[64];
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     L = luaL_newstate();
-    luaL_requiref(L, "scan", luaopen_jobrun_scan, 1);
-    lua_pop(L, 1);
     log_fd = memfd_create("scan_fuzz_log", MFD_CLOEXEC);
     if (!L || log_fd < 0) abort();
+    luaL_requiref(L, "scan", luaopen_jobrun_scan, 1);
+    lua_pop(L, 1);
     snprintf(log_path, sizeof log_path, "/proc/self/fd/%d", log_fd);
     return 0;
 }
