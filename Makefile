@@ -26,9 +26,10 @@ HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
 BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev
-TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge
+# clang for the fuzz targets; its libFuzzer runtime is a Recommends, which deps.sh does not follow.
+TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev
 
-.PHONY: all run test deps test-deps install clean asan bench
+.PHONY: all run test deps test-deps install clean asan fuzz bench
 
 all: jobrun
 
@@ -62,6 +63,24 @@ build/asan/luarun: $(HOST_SRC) tests/luarun.c build/embedded.c $(HEADERS)
 
 asan: build/asan/jobrun build/asan/luarun
 
+# libFuzzer targets (tests/fuzz/, run by tests/fuzz.sh): clang, with ASan + UBSan. The scanner's
+# chunk and block sizes are made tiny so that small inputs cross every boundary.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+FUZZ_SIZES  = -DCHUNK=64u -DMAX_LINE=16 -DBACK_BLOCK=16u -DBACK_BLOCK_MAX=64u
+FUZZ_CFLAGS = $(filter-out -O2,$(CFLAGS)) $(FUZZ_FLAGS) $(PKG_CFLAGS)
+
+build/fuzz/scan_fuzz: tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(HEADERS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(PKG_LIBS) -lm
+
+build/fuzz/json_fuzz: tests/fuzz/json_fuzz.c $(HOST_SRC) build/embedded.c $(HEADERS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(HOST_SRC) tests/fuzz/json_fuzz.c build/embedded.c $(LIBS)
+
+fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz
+
 run: deps jobrun
 	./jobrun run examples/quickstart.lua
 
@@ -69,7 +88,7 @@ test: test-deps jobrun build/luarun asan
 	sh tests/slurm/cluster.sh start
 	SLURM_CONF=$$(sh tests/slurm/cluster.sh env | sed 's/^export SLURM_CONF=//') \
 	  prove -j2 --exec tests/exec tests/integration/slurm.lua tests/unit/*.lua \
-	  $$(ls tests/integration/*.lua | grep -v slurm.lua) tests/cli/*.t tests/asan.sh tests/lint.sh
+	  $$(ls tests/integration/*.lua | grep -v slurm.lua) tests/cli/*.t tests/asan.sh tests/fuzz.sh tests/lint.sh
 
 bench: jobrun
 	sh bench/plan.sh

@@ -634,17 +634,49 @@ static int open_pipe(Stream *s, int *child_end) {
 static int is(const char *value, const char *word) { return value && strcmp(value, word) == 0; }
 
 static const char PIPE_FAILED[] = "pipe";
+static const char INPUT_FAILED[] = "input";
+
+/* opts.input: the child's stdin is a pipe that already holds all of it, then EOF. The whole
+ * text goes in before the fork (the pipe is grown to fit, within the system's pipe-max-size),
+ * so the parent never blocks on a child and never meets SIGPIPE; and what passes this way is
+ * seen by no one else (unlike argv, which any local user reads in /proc/PID/cmdline).
+ * Returns the read end, or -1 with errno (E2BIG: more than a pipe can hold). */
+static int input_pipe(const char *data, size_t len) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    int err = 0;
+    if (len > 65536 && (len > INT_MAX || fcntl(fds[1], F_SETPIPE_SZ, (int)len) < 0)) err = E2BIG;
+    else if (jobrun_write_all(fds[1], data, len) != 0) err = errno == EAGAIN ? E2BIG : errno;
+    else if (fcntl(fds[0], F_SETFL, 0) != 0) err = errno; /* the reader's is an ordinary stdin */
+    close(fds[1]);
+    if (err) {
+        close(fds[0]);
+        errno = err;
+        return -1;
+    }
+    return fds[0];
+}
 
 /* Opens the child's standard streams per opts. Returns NULL, PIPE_FAILED or the path that
  * could not be opened, with errno set. */
 static const char *open_stdio(lua_State *L, Plan *c, int proc) {
     const char *in = opt_string(L, "stdin"), *out = opt_string(L, "stdout");
     const char *err = opt_string(L, "stderr");
+    size_t input_len = 0;
+    const char *input = NULL;
+    if (lua_getfield(L, 1, "input") != LUA_TNIL) {
+        if (!lua_isstring(L, -1)) luaL_argerror(L, 1, "input must be a string");
+        if (in) luaL_argerror(L, 1, "stdin and input exclude each other");
+        input = lua_tolstring(L, -1, &input_len); /* kept alive by the opts table */
+    }
+    lua_pop(L, 1);
     /* Allocate first: once fds are open nothing may raise, or they would leak. */
     Stream *out_pipe = is(out, "pipe") ? attach_stream(L, proc, PROC_UV_STDOUT) : NULL;
     Stream *err_pipe = is(err, "pipe") ? attach_stream(L, proc, PROC_UV_STDERR) : NULL;
     c->stderr_to_stdout = is(err, "stdout");
-    if ((c->fds[0] = open(in ? in : "/dev/null", O_RDONLY | O_CLOEXEC)) < 0) return in ? in : "/dev/null";
+    if (input) {
+        if ((c->fds[0] = input_pipe(input, input_len)) < 0) return INPUT_FAILED;
+    } else if ((c->fds[0] = open(in ? in : "/dev/null", O_RDONLY | O_CLOEXEC)) < 0) return in ? in : "/dev/null";
     if (out_pipe) {
         if (open_pipe(out_pipe, &c->fds[1]) != 0) return PIPE_FAILED;
     } else if (out && (c->fds[1] = open_append(out)) < 0) return out;
@@ -670,7 +702,9 @@ static int spawn_failed(lua_State *L, Plan *c, const ChildError *e) {
     return errno_result(L, e->err, "cannot set up the standard streams");
 }
 
-/* spawn(opts) -> Process | nil, err. See the file comment and tests/unit/process.lua. */
+/* spawn(opts) -> Process | nil, err. opts: argv, env, cwd, setsid, setpgid; stdin (a path) or
+ * input (text the child reads on stdin, through a pipe); stdout and stderr (a path, "pipe",
+ * or "stdout" for stderr). See the file comment and tests/unit/process.lua. */
 static int process_spawn(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -690,7 +724,8 @@ static int process_spawn(lua_State *L) {
         int err = errno;
         close_plan(&c);
         close_process(L, proc);
-        if (what && what != PIPE_FAILED) what = lua_pushfstring(L, "cannot open '%s'", what);
+        if (what == INPUT_FAILED) what = "cannot pass the input through a pipe";
+        else if (what && what != PIPE_FAILED) what = lua_pushfstring(L, "cannot open '%s'", what);
         return errno_result(L, err, what ? what : "pipe");
     }
     /* The child needs no copy of our memory: vfork, with every signal blocked until the child

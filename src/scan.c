@@ -7,7 +7,9 @@
  *     for needle i: up to KEEP of the first and of the last lines containing it (in log order).
  *     tail_bytes: scan only the last tail_bytes of the file (from the next line start).
  *     info = { size = file size, start = offset scanned from }
- *   scan.tail(path, max_bytes) -> text: the last max_bytes, cut to whole lines, ANSI stripped. */
+ *   scan.tail(path, max_bytes) -> text: the last max_bytes, cut to whole lines, ANSI stripped.
+ *   scan.last_lines(path, n [, max_line_bytes]) -> text, info: `tail -n`, read backwards from
+ *     the end in bounded blocks, over-long lines cut with a marker (see scan_last_lines). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -20,10 +22,16 @@
 
 #include "host.h"
 
+/* Sizes may be set on the command line: the fuzz targets (tests/fuzz/) make them tiny, so that
+ * small inputs cross every chunk and block boundary. */
+#ifndef CHUNK
 #define CHUNK (4u << 20)
+#endif
 #define KEEP 8
 #define MAX_NEEDLES 64
+#ifndef MAX_LINE
 #define MAX_LINE 65536
+#endif
 
 typedef struct {
     char *text;
@@ -255,9 +263,148 @@ static int scan_tail(lua_State *L) {
     return 1;
 }
 
+/* ---- last_lines: the last n lines, read backwards from the end in bounded blocks. ---- */
+
+#ifndef BACK_BLOCK
+#define BACK_BLOCK 65536u
+#endif
+#ifndef BACK_BLOCK_MAX
+#define BACK_BLOCK_MAX (1u << 20)
+#endif
+
+/* The offset where the last n lines of [0, size) begin: the byte after the n-th line break
+ * counted backwards (a break that ends the file ends its last line, it starts none), or 0.
+ * Reads only what lies between that offset and the end, backwards, in blocks that grow from
+ * 64 KiB to 1 MiB (a long line costs few reads). Returns -1 with errno on a read error. */
+static off_t tail_start(int fd, off_t size, lua_Integer n, char *buf) {
+    off_t pos = size;
+    size_t block = BACK_BLOCK;
+    int first = 1;
+    while (pos > 0) {
+        size_t want = (off_t)block < pos ? block : (size_t)pos;
+        off_t at = pos - (off_t)want;
+        if (jobrun_pread_all(fd, buf, want, at) != want) {
+            if (errno == 0) errno = EIO; /* the file shrank under us */
+            return -1;
+        }
+        size_t len = want;
+        if (first && buf[len - 1] == '\n') len--; /* the break that ends the file */
+        first = 0;
+        const char *nl;
+        while (len > 0 && (nl = memrchr(buf, '\n', len)) != NULL) {
+            if (--n == 0) return at + (off_t)(nl - buf) + 1;
+            len = (size_t)(nl - buf);
+        }
+        pos = at;
+        if (block < BACK_BLOCK_MAX) block *= 2;
+    }
+    return 0;
+}
+
+/* "98,304": a byte count as people read it. */
+static void add_count(luaL_Buffer *b, unsigned long long v) {
+    char digits[32], out[48];
+    int n = snprintf(digits, sizeof digits, "%llu", v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0) out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    luaL_addlstring(b, out, (size_t)o);
+}
+
+static int utf8_continuation(char c) { return ((unsigned char)c & 0xC0) == 0x80; }
+
+static void add_cut(luaL_Buffer *b, unsigned long long cut) {
+    luaL_addstring(b, "\xe2\x80\xa6 [cut: ");
+    add_count(b, cut);
+    luaL_addstring(b, " more bytes]");
+}
+
+/* Emits [start, size) line by line: each line's first max bytes, and for a longer one a marker
+ * saying how much was left out, the cut never inside a UTF-8 sequence (the first byte left out
+ * is not a continuation byte); line breaks as in the file. Reads forward in blocks; memory
+ * stays one block. */
+static int emit_lines(int fd, off_t start, off_t size, size_t max, char *buf, luaL_Buffer *b) {
+    size_t shown = 0;            /* bytes of the current line in b */
+    unsigned long long cut = 0;  /* bytes of the current line left out; once > 0, the rest too */
+    off_t pos = start;
+    while (pos < size) {
+        size_t want = size - pos < (off_t)BACK_BLOCK ? (size_t)(size - pos) : BACK_BLOCK;
+        size_t got = jobrun_pread_all(fd, buf, want, pos);
+        if (got == 0) { if (errno == 0) errno = EIO; return -1; }
+        pos += (off_t)got;
+        const char *p = buf, *end = buf + got;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = (size_t)((nl ? nl : end) - p);
+            size_t take = cut > 0 ? 0 : (len < max - shown ? len : max - shown);
+            if (take < len && cut == 0) { /* the line is cut here */
+                while (take > 0 && utf8_continuation(p[take])) take--;
+                if (take == 0 && utf8_continuation(p[0])) {
+                    /* The sequence began in an earlier block: take its first bytes back. */
+                    size_t back = 0;
+                    while (back < shown && utf8_continuation(luaL_buffaddr(b)[luaL_bufflen(b) - 1 - back++])) {}
+                    luaL_buffsub(b, back);
+                    shown -= back;
+                    cut += back;
+                }
+            }
+            luaL_addlstring(b, p, take);
+            shown += take;
+            cut += len - take;
+            if (!nl) break;
+            if (cut > 0) add_cut(b, cut);
+            luaL_addchar(b, '\n');
+            shown = 0;
+            cut = 0;
+            p = nl + 1;
+        }
+    }
+    if (cut > 0) add_cut(b, cut); /* a last line without its break */
+    return 0;
+}
+
+/* last_lines(path, n [, max_line_bytes = 4096]) -> text, {size, start} | nil, err, errno.
+ * The last n lines of the file as `tail -n` prints them, except that a line longer than
+ * max_line_bytes shows its first max_line_bytes and "… [cut: N more bytes]". Cost: the bytes
+ * of those n lines, whatever the file's size; memory: what is returned, plus one block. */
+static int scan_last_lines(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    lua_Integer max = luaL_optinteger(L, 3, 4096);
+    luaL_argcheck(L, n >= 0, 2, "negative line count");
+    luaL_argcheck(L, max >= 1 && max <= (1 << 30), 3, "line size out of range");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
+    struct stat st;
+    off_t start = 0;
+    int rc = fstat(fd, &st);
+    off_t size = rc == 0 ? st.st_size : 0;
+    /* A userdata, not malloc: collected even if a Lua error (out of memory) cuts this short. */
+    char *buf = rc == 0 && n > 0 && size > 0 ? (char *)lua_newuserdatauv(L, BACK_BLOCK_MAX, 0) : NULL;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    errno = 0;
+    if (buf) {
+        start = tail_start(fd, size, n, buf);
+        rc = start < 0 ? -1 : emit_lines(fd, start, size, (size_t)max, buf, &b);
+    }
+    int err = errno;
+    close(fd);
+    if (rc != 0) { errno = err; return luaL_fileresult(L, 0, path); }
+    luaL_pushresult(&b);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)(start < 0 ? 0 : start));
+    lua_setfield(L, -2, "start");
+    return 2;
+}
+
 static const luaL_Reg scan_functions[] = {
     {"find", scan_find},
     {"tail", scan_tail},
+    {"last_lines", scan_last_lines},
     {NULL, NULL},
 };
 

@@ -8,6 +8,7 @@ local suggest = require "jobrun.suggest"
 local schema = require "jobrun.schema"
 local source_order = require "jobrun.source_order"
 local sandbox = require "jobrun.sandbox"
+local secrets = require "jobrun.secrets"
 
 local plan = {}
 
@@ -289,7 +290,8 @@ function plan.build(decls, opts)
       expect = cf.expect or f.expect,
       tags = union(f.tags, cf.tags),
       args = cf.args or {},
-      options = f[backend],
+      -- Without URL credentials (stored in state.json); the originals stay in memory.
+      options = secrets.options(f[backend]),
     }
     job.run = command(ctx, "run", f.run, job)
     job.setup = command(ctx, "setup", f.setup, job)

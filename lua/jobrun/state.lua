@@ -239,17 +239,10 @@ function state.list(state_dir)
   return runs
 end
 
--- Secrets never reach the state file: values of variables named like credentials are hidden.
-local SECRET = { "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "CREDENTIAL", "PRIVATE" }
+-- Secrets never reach the state file: values of variables named like credentials are hidden,
+-- and so are user:password parts of URLs (the rule is jobrun.secrets').
 function state.redact_env(env)
-  local out = {}
-  for k, v in pairs(env or {}) do
-    local upper = k:upper()
-    local secret = false
-    for _, word in ipairs(SECRET) do if upper:find(word, 1, true) then secret = true end end
-    out[k] = secret and "<redacted>" or v
-  end
-  return json.object(out)
+  return json.object(require("jobrun.secrets").redact_env(env))
 end
 
 -- epoch(iso) -> seconds since 1970 of a "YYYY-MM-DDTHH:MM:SSZ" time, or nil.

@@ -1,9 +1,9 @@
 -- The local backend's supervisor: one detached process per job, a new jobrun process
--- (`jobrun __supervise …`, vfork + exec of /proc/self/exe, which comes straight here) in its own
--- session, that outlives the jobrun that started it. It claims the job
--- (jobs/<job>.status.json), starts its ranks, writes their output to the log, enforces the
--- timeout (TERM to every rank's process group, grace, KILL), restarts after a non-zero exit up
--- to max_restarts, and records the outcome atomically in jobs/<job>.result.json.
+-- (`jobrun __supervise STATUS RESULT`, vfork + exec of /proc/self/exe, which comes straight here,
+-- with the job's spec on stdin) in its own session, that outlives the jobrun that started it.
+-- It claims the job (jobs/<job>.status.json), starts its ranks, writes their output to the log,
+-- enforces the timeout (TERM to every rank's process group, grace, KILL), restarts after a
+-- non-zero exit up to max_restarts, and records the outcome atomically in jobs/<job>.result.json.
 -- It waits on pidfds, pipes and a signalfd; it never polls.
 --
 -- A full disk must not pass for a lost job (SPEC §5). A log write that fails is kept as the
@@ -196,9 +196,11 @@ function supervisor.paths(jobs_dir, safe_name)
   return { status = base .. ".status.json", result = base .. ".result.json" }
 end
 
--- main(status_path, result_path, spec_json): supervise one job to its end. The spec comes as
--- an argument (it may hold secrets in env: it never touches the disk).
-function supervisor.main(status_path, result_path, spec_json)
+-- main(status_path, result_path): supervise one job to its end. The spec comes on stdin, a
+-- pipe that the spawner filled (process.spawn's `input`): it may hold secrets in env, so it
+-- never touches the disk nor the command line.
+function supervisor.main(status_path, result_path)
+  local spec_json = io.stdin:read("a")
   local spec = json.decode(spec_json or "")
   if not spec then
     io.stderr:write("jobrun supervisor: bad spec\n")

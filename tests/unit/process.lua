@@ -80,6 +80,22 @@ tap.test("stdout and stderr to files", function()
   tap.is(fs.read(path("null.txt")), "", "stdin defaults to /dev/null")
 end)
 
+tap.test("input: text on the child's stdin, through a pipe", function()
+  run({ argv = { "cat" }, input = "line one\nsecret=s3cret\n", stdout = path("input.txt") })
+  tap.is(fs.read(path("input.txt")), "line one\nsecret=s3cret\n", "the child reads the text, then EOF")
+  run({ argv = { "cat" }, input = "", stdout = path("input-empty.txt") })
+  tap.is(fs.read(path("input-empty.txt")), "", "empty input: EOF at once")
+  local big = string.rep("0123456789abcdef", 40000) -- 640 KB: more than a default pipe holds
+  run({ argv = { "sh", "-c", "sleep 0.2; wc -c" }, input = big, stdout = path("input-big.txt") })
+  tap.is(fs.read(path("input-big.txt")):match("%d+"), tostring(#big), "input bigger than 64 KiB, read late")
+  -- Beyond pipe-max-size (1 MiB by default) only a process with CAP_SYS_RESOURCE may grow a pipe.
+  local huge, err = process.spawn({ argv = { "true" }, input = string.rep("x", 64 << 20) })
+  if huge then finish(huge); huge:close() end
+  tap.ok(huge or err:find("^cannot pass the input through a pipe: "), "more than a pipe can hold: nil, err", err)
+  tap.raises(function() process.spawn({ argv = { "cat" }, input = "x", stdin = "/dev/null" }) end,
+    "stdin and input exclude each other", "stdin and input together")
+end)
+
 tap.test("env and cwd", function()
   local out = path("env.txt")
   run({ argv = { "env" }, env = { FOO = "bar" }, stdout = out })

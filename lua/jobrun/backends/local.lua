@@ -8,6 +8,7 @@ local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 local state = require "jobrun.state"
 local supervisor = require "jobrun.supervisor"
+local jobfile = require "jobrun.jobfile"
 
 local backend = { name = "local" }
 
@@ -17,35 +18,10 @@ local function paths(ctx, job)
   return supervisor.paths(ctx.run_dir .. "/jobs", state.job_key(job))
 end
 
--- The fields a supervisor's record may hold, by type: anything else means the file is
--- damaged, and the job says so rather than staying RUNNING or raising a traceback.
-local RECORD_TYPES = {
-  state = "string", attempt = "number", restart_count = "number", started_at = "number",
-  ended_at = "number", exit_code = "number", signal = "string", supervisor_pid = "number",
-  supervisor_start = "number", timed_out = "boolean", cancelled = "boolean", failed_rank = "number",
-  setup_failed = "boolean", log_error = "string", result_error = "string", result_cause = "string",
-}
-local REQUIRED = { "state", "supervisor_pid", "supervisor_start" }
-
 -- read_json(path) -> record | nil (no file) | false, why (a file that is not a valid record).
 local function read_json(path)
-  local text = fs.read(path)
-  if not text then return nil end
-  local rec, err = json.decode(text)
-  if rec == nil then return false, path .. ": not JSON (" .. tostring(err) .. ")" end
-  if type(rec) ~= "table" then return false, path .. ": not a JSON object" end
-  for _, k in ipairs(REQUIRED) do
-    if rec[k] == nil then return false, string.format("%s: no %s", path, k) end
-  end
-  for k, v in pairs(rec) do
-    local want = RECORD_TYPES[k]
-    if want == nil and math.type(k) then return false, path .. ": not a JSON object" end
-    if want and type(v) ~= want then return false, string.format("%s: %s is not a %s", path, tostring(k), want) end
-  end
-  if rec.state ~= "RUNNING" and rec.state ~= "EXITED" then
-    return false, string.format("%s: unknown state %q", path, rec.state)
-  end
-  if rec.state == "EXITED" and rec.exit_code == nil then return false, path .. ": an exit without exit_code" end
+  local rec, why = jobfile.decode(fs.read(path))
+  if rec == false then return false, path .. ": " .. why end
   return rec
 end
 
@@ -77,9 +53,10 @@ function backend.submit(ctx, job)
   })
   -- A new jobrun process (vfork + exec of /proc/self/exe) that goes straight to
   -- jobrun.supervisor; libcurl and libgit2 are loaded only when used, so it starts fast.
-  -- Its own messages go to the job's log.
+  -- Its own messages go to the job's log. The spec, secrets included, reaches it through a
+  -- pipe on its stdin: a command line is readable by every local user (ps, /proc/PID/cmdline).
   local proc, err = process.spawn({
-    argv = { "/proc/self/exe", "__supervise", p.status, p.result, supervised },
+    argv = { "/proc/self/exe", "__supervise", p.status, p.result }, input = supervised,
     stdout = ctx.run_dir .. "/" .. job.log_path_rel, stderr = "stdout", setsid = true,
   })
   if not proc then return nil, err end

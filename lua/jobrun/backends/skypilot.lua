@@ -17,6 +17,7 @@ local state = require "jobrun.state"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 local errors = require "jobrun.errors"
+local secrets = require "jobrun.secrets"
 
 local backend = { name = "skypilot", poll_interval = 2, poll_interval_max = 30 }
 
@@ -36,6 +37,9 @@ local QUEUE_FIELDS = { "job_id", "task_id", "job_name", "status", "failure_reaso
 -- client(ctx, options): one API client per run (its connections are reused), health-checked once.
 local function client(ctx, options)
   if ctx.skypilot then return ctx.skypilot end
+  -- user:password in the suite's endpoint is kept only in the plan, in memory (never stored):
+  -- a process that did not plan the run gets it by re-reading the suite (runner.context).
+  if options.endpoint and secrets.reveal(options.endpoint) == options.endpoint then local _ = ctx.secret_env end
   local c = api.new(api.settings(options))
   local ok, why = c:health()
   if not ok then return nil, why end

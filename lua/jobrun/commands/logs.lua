@@ -5,6 +5,7 @@ local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local suggest = require "jobrun.suggest"
 local fs = require "jobrun.c.fs"
+local scan = require "jobrun.c.scan"
 local errors = require "jobrun.errors"
 
 local command = {
@@ -18,21 +19,8 @@ local command = {
   }, options.COMMON),
 }
 
-local function last_lines(text, n)
-  local ends = {}
-  local pos = #text
-  if text:sub(-1) == "\n" then pos = pos - 1 end
-  local count = 0
-  while pos > 0 and count < n do
-    local nl = text:sub(1, pos):match(".*()\n")
-    if not nl then break end
-    count = count + 1
-    ends[count] = nl
-    pos = nl - 1
-  end
-  if count < n then return text end
-  return text:sub(ends[n] + 1)
-end
+-- --tail shows at most this much of one line, then "… [cut: N more bytes]".
+local TAIL_LINE_BYTES = 4096
 
 function command.run(opts, args)
   if #args < 1 or #args > 2 then errors.raise("logs: expected [RUN] JOB\nUsage: %s", command.usage) end
@@ -86,12 +74,15 @@ function command.run(opts, args)
       return 0
     end
   end
-  local text = fs.read(path) or ""
-  local offset = #text
+  local text, offset
   if tail then
-    -- Only the end of a big log is read.
-    local chunk = fs.read_tail(path, math.max(65536, tail * 512)) or ""
-    text = last_lines(chunk, tail)
+    -- Only the end of the log is read, backwards, in bounded blocks (scan.last_lines).
+    local info
+    text, info = scan.last_lines(path, tail, TAIL_LINE_BYTES)
+    text, offset = text or "", info and info.size or 0
+  else
+    text = fs.read(path) or ""
+    offset = #text
   end
   io.stdout:write(text)
   io.stdout:flush()

@@ -6,6 +6,7 @@ local color = require "jobrun.color"
 local textable = require "jobrun.textable"
 local template = require "jobrun.template"
 local duration = require "jobrun.duration"
+local state = require "jobrun.state"
 local term = require "jobrun.c.term"
 
 local command = {
@@ -17,7 +18,8 @@ local command = {
 Expands the suite's matrix, merges conditions, fills placeholders and validates everything,
 then prints one line per job: name, nodes, params and command. With --json, prints
 { "run_id", "suite", "jobs": [{ "name", "params", "backend", "nodes", "run", "env", "timeout",
-"expect" }] } on stdout.]],
+"expect" }] } on stdout. Credentials are shown as state.json keeps them: "<redacted>" for
+variables named like them (TOKEN, SECRET, PASSWORD, …), and no user:password in URLs.]],
 }
 
 local function command_text(run)
@@ -44,7 +46,7 @@ function command.to_json(p)
     jobs[#jobs + 1] = json.object({
       name = job.name, params = job.params, backend = job.backend, nodes = job.nodes,
       run = type(job.run) == "table" and json.array(job.run) or job.run,
-      env = json.object(job.env), timeout = job.timeout or json.null, expect = expect_json(job.expect),
+      env = state.redact_env(job.env), timeout = job.timeout or json.null, expect = expect_json(job.expect),
     }, { "name", "params", "backend", "nodes", "run", "env", "timeout", "expect" })
   end
   return json.object({ run_id = p.run_id, suite = p.suite, jobs = jobs }, { "run_id", "suite", "jobs" })

@@ -11,6 +11,7 @@ local json = require "jobrun.json"
 local fs = require "jobrun.c.fs"
 local common = require "jobrun.backends.common"
 local process = require "jobrun.c.process"
+local secrets = require "jobrun.secrets"
 
 local api = {}
 api.__index = api
@@ -59,7 +60,8 @@ end
 function api.settings(options)
   options = options or {}
   local config = read_config()
-  local endpoint, source = options.endpoint, "the suite's skypilot.endpoint"
+  -- The suite's endpoint is stored without its user:password; the plan in memory has it.
+  local endpoint, source = options.endpoint and secrets.reveal(options.endpoint), "the suite's skypilot.endpoint"
   if not endpoint and os.getenv("SKYPILOT_API_SERVER_ENDPOINT") then
     endpoint, source = os.getenv("SKYPILOT_API_SERVER_ENDPOINT"), "SKYPILOT_API_SERVER_ENDPOINT"
   end

@@ -1,0 +1,68 @@
+-- Credentials, and the one rule for what is shown or stored of them (state.json, plan's output,
+-- --json): values of variables named like credentials are "<redacted>", and user:password is
+-- dropped from every URL. The real values stay in this process's memory: the jobs get their
+-- environment from the plan, and the SkyPilot client its endpoint through reveal().
+local secrets = {}
+
+secrets.REDACTED = "<redacted>"
+
+local WORDS = { "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "CREDENTIAL", "PRIVATE" }
+
+-- is_secret_name(name): a variable whose value must not be shown (API_TOKEN, db_password, …).
+function secrets.is_secret_name(name)
+  local upper = tostring(name):upper()
+  for _, word in ipairs(WORDS) do
+    if upper:find(word, 1, true) then return true end
+  end
+  return false
+end
+
+-- The user:password@ (or token@) part of a URL: after "scheme://", up to the first '@' before
+-- any '/', blank or quote.
+local USERINFO = "(%a[%w+.-]*://)[^/@%s\"']*@"
+
+-- What strip_urls removed, by the text it left: kept in memory only, for reveal().
+local originals = {}
+
+-- strip_urls(text) -> text with the credentials of every URL in it dropped, and whether there
+-- were any. The original is remembered (in memory) for reveal(stripped).
+function secrets.strip_urls(text)
+  if type(text) ~= "string" or not text:find("://", 1, true) then return text, false end
+  local stripped, n = text:gsub(USERINFO, "%1")
+  if n == 0 then return text, false end
+  originals[stripped] = text
+  return stripped, true
+end
+
+-- reveal(text) -> the text strip_urls was given, when this process stripped it; else text.
+function secrets.reveal(text)
+  return originals[text] or text
+end
+
+-- redact_env(env) -> a copy fit to show and store: secret names' values "<redacted>", the
+-- others without URL credentials.
+function secrets.redact_env(env)
+  local out = {}
+  for k, v in pairs(env or {}) do
+    if secrets.is_secret_name(k) then out[k] = secrets.REDACTED
+    else out[k] = (secrets.strip_urls(v)) end
+  end
+  return out
+end
+
+-- options(t) -> t, or a copy of it (nested tables too) without URL credentials when it has
+-- any: a backend's options as the plan keeps them, and state.json stores them. The originals
+-- stay in memory (reveal). Tables with metatables (markers) keep them.
+function secrets.options(t)
+  if type(t) ~= "table" then return (secrets.strip_urls(t)) end
+  local copy, changed = {}, false
+  for k, v in pairs(t) do
+    local new = secrets.options(v)
+    copy[k] = new
+    if new ~= v then changed = true end
+  end
+  if not changed then return t end
+  return setmetatable(copy, getmetatable(t))
+end
+
+return secrets

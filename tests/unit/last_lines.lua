@@ -1,0 +1,74 @@
+-- scan.last_lines: `tail -n`, read backwards from the end in bounded blocks, over-long lines cut.
+local tap = require "tap"
+local scan = require "jobrun.c.scan"
+local fs = require "jobrun.c.fs"
+local process = require "jobrun.c.process"
+
+local dir = (os.getenv("TMPDIR") or "/tmp") .. "/jobrun-last-lines-test-" .. process.getpid()
+assert(fs.mkdir_p(dir))
+local file = dir .. "/log"
+
+local function last(text, n, max)
+  assert(fs.write_atomic(file, text, false))
+  return (scan.last_lines(file, n, max or 1 << 30))
+end
+
+-- What `tail -n N` prints for the file.
+local function tail_n(n)
+  local out = dir .. "/tail.out"
+  assert(os.execute(string.format("tail -n %d '%s' > '%s'", n, file, out)))
+  return fs.read(out)
+end
+
+tap.test("the cases tail -n is known by", function()
+  tap.is(last("", 5), "", "empty file")
+  tap.is(last("a\nb\nc\n", 2), "b\nc\n", "the last two lines")
+  tap.is(last("a\nb\nc\n", 0), "", "zero lines")
+  tap.is(last("a\nb\nc\n", 10), "a\nb\nc\n", "N larger than the file: all of it")
+  tap.is(last("a\nb\nc", 1), "c", "no trailing newline: the last line as it is")
+  tap.is(last("a\nb\nc", 2), "b\nc", "no trailing newline, two lines")
+  tap.is(last("only", 3), "only", "one line without a newline")
+  tap.is(last("a\r\nb\r\nc\r\n", 2), "b\r\nc\r\n", "CRLF lines kept as they are")
+  tap.is(last("\n\n\n", 2), "\n\n", "empty lines count")
+  tap.is(last("x\n\n", 1), "\n", "an empty last line")
+  local _, info = scan.last_lines(file, 1)
+  tap.is(info, { size = 3, start = 2 }, "info: the file's size and where the lines start")
+  local none, err = scan.last_lines(dir .. "/missing", 5)
+  tap.ok(none == nil and err:find("missing: No such file", 1, true), "a missing file: nil, err", err)
+  tap.raises(function() scan.last_lines(file, -1) end, "negative line count", "negative n")
+end)
+
+tap.test("very long lines are cut with a marker", function()
+  local huge = string.rep("x", 102400)
+  tap.is(last(huge .. "\nlast\n", 2, 4096), string.rep("x", 4096) .. "… [cut: 98,304 more bytes]\nlast\n",
+    "a 100 KB line: its first 4096 bytes and how much was left out")
+  tap.is(last("first\n" .. huge, 1, 4096), string.rep("x", 4096) .. "… [cut: 98,304 more bytes]",
+    "a long last line without its newline")
+  tap.ok(last(huge .. "\r\n", 1, 102401) == huge .. "\r\n", "a line of exactly max bytes (its CR too) is whole")
+  tap.is(last(string.rep("é", 10) .. "\n", 1, 5), "éé… [cut: 16 more bytes]\n",
+    "cut on a UTF-8 character boundary")
+  local big = string.rep("y", 3 << 20) -- longer than a read block
+  tap.is(last("a\n" .. big .. "\nb\n", 3, 10), "a\nyyyyyyyyyy… [cut: 3,145,718 more bytes]\nb\n",
+    "a line longer than the read blocks, and the line before it")
+end)
+
+tap.test("the same as tail -n on random logs, across block boundaries", function()
+  math.randomseed(11)
+  local lengths = { 0, 1, 2, 100, 4095, 65535, 65536, 65537, 200000 }
+  for round = 1, 30 do
+    local parts = {}
+    for i = 1, math.random(0, 40) do
+      local len = lengths[math.random(#lengths)]
+      parts[i] = string.rep(string.char(97 + i % 26), len) .. (math.random() < 0.1 and "\r\n" or "\n")
+    end
+    local text = table.concat(parts)
+    if math.random() < 0.3 then text = text .. "tail without newline" end
+    local n = math.random(0, 45)
+    local got, want = last(text, n), tail_n(n)
+    if not tap.ok(got == want, string.format("round %d: %d bytes, -n %d", round, #text, n),
+      string.format("got %d bytes, tail -n gives %d", #got, #want)) then break end
+  end
+end)
+
+os.execute("rm -rf '" .. dir .. "'")
+return tap.done()
