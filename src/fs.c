@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "host.h"
 
 #define LOCK_HANDLE "jobrun.fs.lock"
+#define WATCH_HANDLE "jobrun.fs.watch"
 
 static int fs_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
@@ -317,7 +319,103 @@ static const luaL_Reg lock_meta[] = {
     {NULL, NULL},
 };
 
+/* Watch handles: an inotify descriptor on one directory, told of files created, written or
+ * moved into it (an atomic write's rename), so a process can wait for another's results without polling. */
+typedef struct {
+    int fd; /* -1 once closed */
+    char path[PATH_MAX];
+} WatchHandle;
+
+static WatchHandle *check_watch(lua_State *L) {
+    return (WatchHandle *)luaL_checkudata(L, 1, WATCH_HANDLE);
+}
+
+/* watch(dir) -> handle | nil, err */
+static int fs_watch(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    WatchHandle *w = (WatchHandle *)lua_newuserdatauv(L, sizeof *w, 0);
+    w->fd = -1;
+    snprintf(w->path, sizeof w->path, "%s", path);
+    luaL_setmetatable(L, WATCH_HANDLE);
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return luaL_fileresult(L, 0, "inotify");
+    if (inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return luaL_fileresult(L, 0, path);
+    }
+    w->fd = fd;
+    return 1;
+}
+
+/* handle:fd() -> the descriptor, for process.poll. */
+static int watch_fd(lua_State *L) {
+    WatchHandle *w = check_watch(L);
+    luaL_argcheck(L, w->fd >= 0, 1, "watch is closed");
+    lua_pushinteger(L, w->fd);
+    return 1;
+}
+
+/* handle:read() -> list of the names created or moved in since the last read ({} if none);
+ * { overflow = true } when the kernel dropped events (look at everything again). */
+static int watch_read(lua_State *L) {
+    WatchHandle *w = check_watch(L);
+    luaL_argcheck(L, w->fd >= 0, 1, "watch is closed");
+    lua_newtable(L);
+    lua_Integer n = 0;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t len = read(w->fd, buf, sizeof buf);
+        if (len < 0 && errno == EINTR) continue;
+        if (len <= 0) break;
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                lua_pushboolean(L, 1);
+                lua_setfield(L, -2, "overflow");
+            } else if (ev->len > 0) {
+                lua_pushstring(L, ev->name);
+                lua_rawseti(L, -2, ++n);
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return 1;
+}
+
+static int watch_close(lua_State *L) {
+    WatchHandle *w = check_watch(L);
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    return 0;
+}
+
+static int watch_tostring(lua_State *L) {
+    WatchHandle *w = check_watch(L);
+    lua_pushfstring(L, "watch (%s%s)", w->path, w->fd < 0 ? ", closed" : "");
+    return 1;
+}
+
+static const luaL_Reg watch_methods[] = {
+    {"fd", watch_fd},
+    {"read", watch_read},
+    {"close", watch_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg watch_meta[] = {
+    {"__gc", watch_close},
+    {"__close", watch_close},
+    {"__tostring", watch_tostring},
+    {"__index", NULL},
+    {NULL, NULL},
+};
+
 static const luaL_Reg fs_functions[] = {
+    {"watch", fs_watch},
     {"read", fs_read},
     {"read_tail", fs_read_tail},
     {"write_atomic", fs_write_atomic},
@@ -340,6 +438,12 @@ int luaopen_jobrun_fs(lua_State *L) {
     luaL_setfuncs(L, lock_meta, 0);
     luaL_newlibtable(L, lock_methods);
     luaL_setfuncs(L, lock_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, WATCH_HANDLE);
+    luaL_setfuncs(L, watch_meta, 0);
+    luaL_newlibtable(L, watch_methods);
+    luaL_setfuncs(L, watch_methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, fs_functions);

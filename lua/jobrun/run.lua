@@ -322,7 +322,9 @@ end
 
 -- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
 function Run:cancelled_before_start(job)
-  if not fs.stat(state.cancel_marker(self.dir, job)) and not fs.stat(self.dir .. "/cancel") then return false end
+  local marker = fs.read(state.cancel_marker(self.dir, job))
+  if marker and marker:find("^withdrawn") then marker = nil end -- taken back from a pool: pending
+  if not marker and not fs.stat(self.dir .. "/cancel") then return false end
   self:finish(job, "CANCELLED", "NOT_STARTED", "cancelled")
   return true
 end
@@ -343,10 +345,19 @@ function Run:launch(jobs)
   return started
 end
 
+-- pooled() -> true when the backend keeps max_parallel itself (a pool of slots that takes every
+-- job at once). Not with fail_fast: a slot would start the next job before anyone saw the
+-- failure, so then jobs are handed over only as slots free up.
+function Run:pooled()
+  return self.ctx.backend.pool and not self.data.fail_fast
+end
+
 -- launch_pending(limit): start pending jobs while fewer than `limit` run.
 function Run:launch_pending(limit)
   local want = {}
-  local room = limit and (limit - #self:active()) or math.huge
+  self.ctx.max_parallel = limit
+  -- A backend with its own pool of slots takes every pending job at once and keeps the limit.
+  local room = (limit and not self:pooled()) and (limit - #self:active()) or math.huge
   for _, job in ipairs(self.data.jobs) do
     if #want >= room then break end
     if job.status == "PENDING" and not job.native_id then want[#want + 1] = job end
@@ -354,8 +365,31 @@ function Run:launch_pending(limit)
   return self:launch(want)
 end
 
+-- queued(): jobs handed to a backend's pool that no slot has started yet.
+function Run:queued()
+  local out = {}
+  for _, job in ipairs(self.data.jobs) do
+    if job.status == "PENDING" and job.native_id and job.native_status == "QUEUED" then out[#out + 1] = job end
+  end
+  return out
+end
+
+-- withdraw(why): queued jobs taken back from the backend's pool: pending again (why nil) or,
+-- with a reason, never to start.
+function Run:withdraw(why)
+  local backend = self.ctx.backend
+  if not backend.withdraw then return end
+  local queued = self:queued()
+  if #queued == 0 then return end
+  backend.withdraw(self.ctx, queued, why)
+  for _, job in ipairs(queued) do self:changed(job) end
+  -- Closed for a reason: their end is in their files now (no event will say so).
+  if why then self:refresh(queued) end
+end
+
 -- abandon_pending(why): jobs that will never start, marked CANCELLED with the reason in words.
 function Run:abandon_pending(why)
+  self:withdraw(why)
   for _, job in ipairs(self.data.jobs) do
     if job.status == "PENDING" and not job.native_id then self:finish(job, "CANCELLED", "NOT_STARTED", why) end
   end
@@ -465,9 +499,10 @@ function Run:drive(opts)
   -- it (the record only moves forward), so one cursor over the plan finds the next ones.
   local running = self:active()
   local cursor = 1
+  ctx.max_parallel = limit
   local function launch_more()
     if stopping then return end
-    local room = limit and (limit - #running) or math.huge
+    local room = (limit and not self:pooled()) and (limit - #running) or math.huge
     local batch = {}
     while #batch < room and cursor <= #data.jobs do
       local job = data.jobs[cursor]
@@ -482,7 +517,8 @@ function Run:drive(opts)
   local function take_in()
     local still = {}
     for _, job in ipairs(running) do
-      if not verdict.TERMINAL[job.status] then still[#still + 1] = job end
+      -- (a job withdrawn from a pool has no native id again: it is pending, not running)
+      if job.native_id and not verdict.TERMINAL[job.status] then still[#still + 1] = job end
     end
     running = still
   end
@@ -506,11 +542,16 @@ function Run:drive(opts)
 
     -- Wait for a supervisor to end, a signal, or the next progress tick / backend poll.
     local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, running) or {}
-    local handles, jobs_of = { signals }, {}
-    for _, w in ipairs(waits) do handles[#handles + 1] = w.handle; jobs_of[#handles] = w.job end
+    local handles, items, covered, ready = { signals }, {}, 0, {}
+    for _, w in ipairs(waits) do
+      handles[#handles + 1] = w.handle
+      items[#handles] = w
+      covered = covered + (w.covers or 1)
+      if w.ready then ready[#ready + 1] = #handles end
+    end
     local timeout = math.min(show.interval or math.huge, SAVE_INTERVAL)
-    if #waits < #running then timeout = math.min(timeout, poll_interval) end
-    local ready = process.poll(handles, timeout)
+    if covered < #running then timeout = math.min(timeout, poll_interval) end
+    if #ready == 0 then ready = process.poll(handles, timeout) end
 
     local changed = {}
     for _, i in ipairs(ready) do
@@ -525,8 +566,10 @@ function Run:drive(opts)
           end
           interrupts = interrupts + 1
           if interrupts == 1 then
-            -- Pending jobs stay pending: `jobrun wait` starts them later.
+            -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
             stopping = true
+            self:withdraw(nil)
+            take_in()
             show:clear()
             io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
               .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
@@ -538,11 +581,13 @@ function Run:drive(opts)
             return finish("interrupted", sig)
           end
         end
+      elseif items[i].changed then
+        for _, job in ipairs(items[i].changed()) do changed[#changed + 1] = job end
       else
-        changed[#changed + 1] = jobs_of[i]
+        changed[#changed + 1] = items[i].job
       end
     end
-    local polled = #waits < #running
+    local polled = covered < #running
     if polled then changed = running end
     local before = {}
     for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
@@ -572,11 +617,17 @@ function Run:await(timeout, extra)
   for i, h in ipairs(extra or {}) do handles[i] = h end
   local n = #handles
   local waits = backend.waitables and backend.waitables(self.ctx, active) or {}
-  for _, w in ipairs(waits) do handles[#handles + 1] = w.handle end
-  if #waits < #active then timeout = math.min(timeout, backend.poll_interval or 2) end
+  local covered, now = 0, false
+  for _, w in ipairs(waits) do
+    handles[#handles + 1] = w.handle
+    covered = covered + (w.covers or 1)
+    if w.ready then now = true end
+  end
+  if covered < #active then timeout = math.min(timeout, backend.poll_interval or 2) end
   local ready = {}
-  for _, i in ipairs(process.poll(handles, timeout)) do
-    if i <= n then ready[#ready + 1] = i end
+  for _, i in ipairs(process.poll(handles, now and 0 or timeout)) do
+    if i <= n then ready[#ready + 1] = i
+    elseif waits[i - n].changed then waits[i - n].changed() end -- drained: the caller refreshes all
   end
   return ready
 end

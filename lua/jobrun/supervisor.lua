@@ -1,7 +1,7 @@
--- The local backend's supervisor: one detached process per job, a new jobrun process
--- (`jobrun __supervise STATUS RESULT`, vfork + exec of /proc/self/exe, which comes straight here,
--- with the job's spec on stdin) in its own session, that outlives the jobrun that started it.
--- It claims the job (jobs/<job>.status.json), starts its ranks, writes their output to the log,
+-- The local backend's supervisors: a pool of detached slots, each a new jobrun process
+-- (`jobrun __supervise`, vfork + exec of /proc/self/exe, which comes straight here, with its work
+-- list on stdin) in its own session, that outlives the jobrun that started it. For each job a
+-- slot claims (jobs/<job>.status.json), it starts the job's ranks, writes their output to the log,
 -- enforces the timeout (TERM to every rank's process group, grace, KILL), restarts after a
 -- non-zero exit up to max_restarts, and records the outcome atomically in jobs/<job>.result.json.
 -- It waits on pidfds, pipes and a signalfd; it never polls.
@@ -153,7 +153,9 @@ local function run_attempt(spec, ctx, attempt, restart_count)
         if kill_stage ~= "DONE" then process.killpg(item.rank.pgid, "KILL") end
       elseif item.kind == "signals" then
         for _, sig in ipairs(item.handle:read()) do
-          if sig == "TERM" or sig == "INT" or sig == "HUP" then
+          -- A slot serves many jobs: a TERM is for this job only if it is marked cancelled
+          -- (a TERM meant for the job before it must not end this one).
+          if (sig == "TERM" or sig == "INT" or sig == "HUP") and (not ctx.cancelled or ctx.cancelled()) then
             outcome.cancelled = true
             stop_all("cancelled (SIG" .. sig .. ")")
           end
@@ -199,15 +201,10 @@ end
 -- main(status_path, result_path): supervise one job to its end. The spec comes on stdin, a
 -- pipe that the spawner filled (process.spawn's `input`): it may hold secrets in env, so it
 -- never touches the disk nor the command line.
-function supervisor.main(status_path, result_path)
-  local spec_json = io.stdin:read("a")
-  local spec = json.decode(spec_json or "")
-  if not spec then
-    io.stderr:write("jobrun supervisor: bad spec\n")
-    return 3
-  end
+-- run_job(spec, paths, signals, base_env) -> exit status (0, or UNWRITABLE_BASE + errno): claim
+-- the job (false when another supervisor already has), run it to its end, record the outcome.
+local function run_job(spec, paths, signals, base_env)
   spec.grace = spec.grace or 10
-  local signals = assert(process.signals({ "TERM", "INT", "HUP" }))
   local me = { supervisor_pid = process.getpid(), supervisor_start = process.start_time(process.getpid()) }
   local started = process.time()
   local function status(fields)
@@ -216,21 +213,28 @@ function supervisor.main(status_path, result_path)
     for k, v in pairs(fields) do record[k] = v end
     return json.encode(record) .. "\n"
   end
-  -- Claim the job: if another supervisor already did (a launch raced a recovering runner),
-  -- leave it to that one. A claim that cannot be written at all: say why through the exit status.
+  local status_path, result_path = paths.status, paths.result
+  -- Claim the job: if another supervisor already did (another slot, or a launch that raced a
+  -- recovering runner), leave it to that one. A claim that cannot be written at all: say why.
   local claim = padded(status({ attempt = 1, restart_count = 0 }))
   local claimed, claim_err, claim_errno = fs.write_exclusive(status_path, claim)
   if not claimed then
-    signals:close()
-    if claimed == false then return 0 end
+    if claimed == false then return false end
     io.stderr:write("jobrun supervisor: cannot claim the job: ", claim_err, "\n")
     return supervisor.UNWRITABLE_BASE + (claim_errno or EIO)
   end
   local ctx = {
-    base_env = process.environ(),
+    base_env = base_env,
     signals = signals,
     deadline = spec.timeout and (process.now() + spec.timeout) or nil,
+    cancelled = paths.cancelled,
   }
+  -- Cancelled as it was claimed (a kill that found it queued): recorded, never started.
+  if paths.cancelled and paths.cancelled() then
+    note(ctx, spec.log, "cancelled before it started")
+    return supervisor.record(status_path, result_path, { state = "EXITED", attempt = 1, restart_count = 0,
+      ended_at = process.time(), exit_code = 143, cancelled = true }, status)
+  end
   local restart_count, attempt = 0, 1
   local outcome
   -- setup runs once, on one rank, before the first attempt; if it fails, so does the job.
@@ -262,7 +266,38 @@ function supervisor.main(status_path, result_path)
     log_error = ctx.log_error,
   }
   -- Signals stay blocked until the record is out: a late TERM must not cut it short.
-  local code = supervisor.record(status_path, result_path, record, status)
+  return supervisor.record(status_path, result_path, record, status)
+end
+
+-- main(): a slot of the local backend's pool. Its work comes on stdin (never on the command
+-- line: the jobs' environments hold secrets): { jobs = [ { spec, status, result, cancel } … ],
+-- run_cancel }. It takes the jobs in order, each one it can claim (the claim is a hard link, so
+-- no two slots ever run one job), skips those marked cancelled, and ends when none is left or
+-- the whole run is cancelled. A pool of max_parallel slots is the run's parallelism, and it
+-- keeps starting jobs with no jobrun attached.
+function supervisor.main()
+  local doc = json.decode(io.stdin:read("a") or "")
+  if type(doc) ~= "table" or type(doc.jobs) ~= "table" then
+    io.stderr:write("jobrun supervisor: bad work list\n")
+    return 3
+  end
+  local signals = assert(process.signals({ "TERM", "INT", "HUP" }))
+  local base_env = process.environ()
+  local function run_cancelled() return doc.run_cancel and fs.stat(doc.run_cancel) ~= nil end
+  local code = 0
+  for _, item in ipairs(doc.jobs) do
+    if run_cancelled() then break end
+    local function cancelled()
+      return run_cancelled() or (item.cancel and fs.stat(item.cancel) ~= nil) or false
+    end
+    if not fs.stat(item.status) and not cancelled() then
+      local paths = { status = item.status, result = item.result, cancelled = cancelled }
+      local rc = run_job(item.spec, paths, signals, base_env)
+      if rc and rc ~= 0 then code = rc end
+      -- Signals that were for a job now over (its cancel arrived as it ended) are spent.
+      signals:read()
+    end
+  end
   signals:close()
   return code
 end

@@ -96,7 +96,7 @@ suite "ro" {
 ]], jobs_dir, jobs_dir))
   local code, out = h.sh(dir, "jobrun run s.lua --run-id G")
   tap.is(code, 1, "the job is not a pass")
-  tap.like(out, "ro%s+LOST%s+%-%s+result_unwritable: No space left on device", "the table names the cause")
+  tap.like(out, "ro%s+LOST%s+%S+%s+result_unwritable: No space left on device", "the table names the cause")
   local job = h.state(dir).jobs[1]
   tap.is({ job.status, job.native_status, job.termination_reason },
     { "LOST", "RESULT_UNWRITABLE", "result_unwritable: No space left on device" }, "state.json: LOST, and why")

@@ -1,13 +1,16 @@
--- The local backend: each job under a detached supervisor (jobrun.supervisor) that claims the
--- job in jobs/<job>.status.json and records its end in jobs/<job>.result.json. Polling reads
--- those files (one pass for the whole run); waiting is done on the supervisors' pidfds; a
--- supervisor's identity is its pid plus its start time, so a reused pid is never taken for a
--- live job.
+-- The local backend: a pool of detached slot supervisors (jobrun.supervisor), max_parallel of
+-- them (one per job without a limit), that work through the jobs handed to them: each claims a
+-- job in jobs/<job>.status.json, runs it, records its end in jobs/<job>.result.json, and takes
+-- the next. Jobs handed to a pool are queued (PENDING, native_id "pool") until a slot claims
+-- them; the pool keeps starting them with no jobrun attached. Polling reads the jobs' files (one
+-- pass for the run); waiting is an inotify watch on jobs/ (a claim or a result appearing); a
+-- slot's identity is its pid plus its start time, so a reused pid is never taken for a live one.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 local state = require "jobrun.state"
 local supervisor = require "jobrun.supervisor"
+local common = require "jobrun.backends.common"
 local jobfile = require "jobrun.jobfile"
 
 local backend = { name = "local" }
@@ -39,32 +42,98 @@ local function supervisor_alive(job)
   return process.start_time(pid) == job.local_start_time
 end
 
--- submit(ctx, job) -> true | nil, why. Sets native_id and the supervisor's identity.
-function backend.submit(ctx, job)
+backend.pool = true
+
+-- The work of one job for a slot: its spec (secrets included: it goes through a pipe, never a
+-- file or a command line) and its files.
+local function work_item(ctx, job)
   local spec = job.spec
   local opts = spec.options or {}
   local p = paths(ctx, job)
-  local supervised = json.encode({
-    name = job.name, run_id = ctx.run_id, commands = spec.commands, setup = spec.setup,
-    env = ctx.secret_env[job.name] or spec.env,
-    nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
-    grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, cwd = ctx.cwd,
-    log = ctx.run_dir .. "/" .. job.log_path_rel,
-  })
-  -- A new jobrun process (vfork + exec of /proc/self/exe) that goes straight to
-  -- jobrun.supervisor; libcurl and libgit2 are loaded only when used, so it starts fast.
-  -- Its own messages go to the job's log. The spec, secrets included, reaches it through a
-  -- pipe on its stdin: a command line is readable by every local user (ps, /proc/PID/cmdline).
-  local proc, err = process.spawn({
-    argv = { "/proc/self/exe", "__supervise", p.status, p.result }, input = supervised,
-    stdout = ctx.run_dir .. "/" .. job.log_path_rel, stderr = "stdout", setsid = true,
-  })
-  if not proc then return nil, err end
-  job.native_id = tostring(proc:pid())
-  job.local_start_time = process.start_time(proc:pid())
-  job.status, job.native_status = "RUNNING", "STARTED"
-  ctx.handles[job.name] = proc
-  return true
+  return {
+    spec = {
+      name = job.name, run_id = ctx.run_id, commands = spec.commands, setup = spec.setup,
+      env = ctx.secret_env[job.name] or spec.env,
+      nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
+      grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, cwd = ctx.cwd,
+      log = ctx.run_dir .. "/" .. job.log_path_rel,
+    },
+    status = p.status, result = p.result, cancel = state.cancel_marker(ctx.run_dir, job),
+  }
+end
+
+-- submit_many(ctx, jobs): hand the jobs to a new pool of min(#jobs, max_parallel) slots, each
+-- a new jobrun process (vfork + exec of /proc/self/exe, straight to jobrun.supervisor) in its
+-- own session, with the work list on its stdin. The pool is recorded in jobs/pool-*.json (its
+-- slots' identities and its jobs' keys, no specs) for later processes.
+function backend.submit_many(ctx, jobs)
+  local list = {}
+  for i, job in ipairs(jobs) do
+    -- A job withdrawn from an earlier pool (Ctrl-C, then `jobrun wait`) is free to run again.
+    local marker = state.cancel_marker(ctx.run_dir, job)
+    if (fs.read(marker) or ""):find("^withdrawn") then fs.remove(marker) end
+    list[i] = work_item(ctx, job)
+  end
+  local input = json.encode({ jobs = list, run_cancel = ctx.run_dir .. "/cancel" })
+  local slots = math.min(#jobs, ctx.max_parallel or #jobs)
+  ctx.pool_seq = (ctx.pool_seq or 0) + 1
+  local name = string.format("pool-%d-%d", process.getpid(), ctx.pool_seq)
+  local record = { slots = {}, jobs = {} }
+  for i, job in ipairs(jobs) do record.jobs[i] = state.job_key(job) end
+  local err
+  for i = 1, slots do
+    local proc, why = process.spawn({
+      argv = { "/proc/self/exe", "__supervise" }, input = input,
+      stdout = ctx.run_dir .. "/jobs/" .. name .. ".log", stderr = "stdout", setsid = true,
+    })
+    if not proc then err = why; break end
+    record.slots[i] = { pid = proc:pid(), start = process.start_time(proc:pid()) }
+    ctx.slot_procs = ctx.slot_procs or {}
+    ctx.slot_procs[#ctx.slot_procs + 1] = proc
+  end
+  if #record.slots == 0 then
+    for _, job in ipairs(jobs) do job.launch_error = "cannot start a supervisor: " .. tostring(err) end
+    return
+  end
+  local ok, werr = fs.write_atomic(ctx.run_dir .. "/jobs/" .. name .. ".json", json.encode(record), false)
+  if not ok then io.stderr:write("jobrun: cannot record the pool: ", tostring(werr), "\n") end
+  ctx.pools = ctx.pools or {}
+  ctx.pools[name] = record
+  for _, job in ipairs(jobs) do
+    job.native_id, job.pool = "pool", name
+    job.status, job.native_status = "PENDING", "QUEUED"
+  end
+end
+
+function backend.submit(ctx, job)
+  backend.submit_many(ctx, { job })
+  if job.native_id then return true end
+  return nil, job.launch_error
+end
+
+-- pool_alive(ctx, name) -> true while any slot of the pool runs.
+local function pool_alive(ctx, name)
+  ctx.pools = ctx.pools or {}
+  local record = ctx.pools[name]
+  if not record then
+    record = json.decode(fs.read(ctx.run_dir .. "/jobs/" .. tostring(name) .. ".json") or "") or { slots = {} }
+    ctx.pools[name] = record
+  end
+  for _, slot in ipairs(type(record.slots) == "table" and record.slots or {}) do
+    if math.type(slot.pid) == "integer" and process.start_time(slot.pid) == slot.start then return true end
+  end
+  return false
+end
+
+-- slots_unwritable(ctx) -> the cause, when a slot we started exited saying that it could
+-- write neither a job's result nor its claim.
+local function slots_unwritable(ctx, pid)
+  for _, proc in ipairs(ctx.slot_procs or {}) do
+    local ended = (not pid or tostring(proc:pid()) == pid) and proc:wait(false)
+    local errno = ended and ended.exit_code and ended.exit_code - supervisor.UNWRITABLE_BASE
+    if errno and errno > 0 and errno < 128 then return fs.strerror(errno) end
+  end
+  return nil
 end
 
 local function apply(job, st)
@@ -107,14 +176,6 @@ local function read_end(p)
   return nil, claim, cwhy
 end
 
--- unwritable(handle, job) -> the cause, when the job's supervisor (our child) exited saying
--- that it could write neither its result nor its claim.
-local function unwritable(handle, job)
-  local ended = handle and tostring(handle:pid()) == job.native_id and handle:wait(false)
-  local errno = ended and ended.exit_code and ended.exit_code - supervisor.UNWRITABLE_BASE
-  return errno and errno > 0 and fs.strerror(errno) or nil
-end
-
 -- The supervisor that claimed the job is the job's, whoever launched it.
 local function take_claim(job, claim)
   job.native_id, job.local_start_time = tostring(claim.supervisor_pid), claim.supervisor_start
@@ -130,39 +191,74 @@ function backend.adopt(ctx, jobs)
       if claim then -- a damaged claim leaves the job pending: its launch is tried (and refused) again
         take_claim(job, claim)
         job.status = "RUNNING"
+      else
+        -- Handed to a pool that is still at work: queued, not to be launched again.
+        local key = state.job_key(job)
+        for _, f in ipairs(fs.list(ctx.run_dir .. "/jobs") or {}) do
+          local name = f:match("^(pool%-[%d%-]+)%.json$")
+          if name and pool_alive(ctx, name) then
+            for _, k in ipairs(ctx.pools[name].jobs or {}) do
+              if k == key then job.native_id, job.pool, job.native_status = "pool", name, "QUEUED" end
+            end
+          end
+        end
       end
     end
   end
+end
+
+-- marker(ctx, job) -> the text of the job's cancel marker (or the run's), or nil.
+local function marker(ctx, job)
+  return fs.read(state.cancel_marker(ctx.run_dir, job)) or fs.read(ctx.run_dir .. "/cancel")
 end
 
 -- poll(ctx, jobs): refresh every given job from its files — one pass, no process spawned.
 function backend.poll(ctx, jobs)
   for _, job in ipairs(jobs) do
     local p = paths(ctx, job)
-    local handle = ctx.handles[job.name]
-    if handle then handle:wait(false) end -- reap our own child, if it has ended
     local result, claim = read_end(p)
     if result then
       apply(job, result)
     elseif result == false then
       damaged(job, claim)
+    elseif not claim and job.native_id == "pool" then
+      -- Queued: a slot has not claimed it (yet).
+      local why = marker(ctx, job)
+      if why and not why:find("^withdrawn") then
+        job.status, job.native_status = "CANCELLED", "NOT_STARTED"
+        job.backend_termination = why:match("^(%S+)") or "cancelled"
+      elseif not pool_alive(ctx, job.pool) then
+        result, claim = read_end(p) -- it may have been claimed as the pool ended
+        if result then
+          apply(job, result)
+        elseif not claim then
+          local cause = slots_unwritable(ctx)
+          if cause then
+            job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
+            job.backend_termination = "result_unwritable: " .. cause
+            job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
+          else
+            job.status, job.native_status = "LOST", "POOL_GONE"
+          end
+        end
+      end
+      if claim then take_claim(job, claim); apply(job, claim) end
     else
       if claim and tostring(claim.supervisor_pid) ~= job.native_id then take_claim(job, claim) end
       if claim then apply(job, claim) end
       if not supervisor_alive(job) then
-        -- The supervisor writes its result before it ends; gone without one, the job is lost
-        -- (unless it lost a launch race and the winner's claim is not readable yet).
+        -- The slot writes the result before it moves on; gone without one, the job is lost.
         local again, claim_why
         result, again, claim_why = read_end(p)
         claim = claim or again
-        local cause = not result and unwritable(handle, job)
         if result then
           apply(job, result)
         elseif result == false then
           damaged(job, again)
         elseif claim_why then
           damaged(job, claim_why)
-        elseif cause then
+        elseif slots_unwritable(ctx, job.native_id) then
+          local cause = slots_unwritable(ctx, job.native_id)
           job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
           job.backend_termination = "result_unwritable: " .. cause
           job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
@@ -171,72 +267,122 @@ function backend.poll(ctx, jobs)
         end
       end
     end
-    if handle and job.status ~= "RUNNING" then
-      handle:wait(false) -- again: it may have ended since the result was read
-      handle:close()
-      ctx.handles[job.name] = nil
-    end
   end
+  for _, proc in ipairs(ctx.slot_procs or {}) do proc:wait(false) end -- reap our slots that ended
 end
 
--- waitables(ctx, jobs) -> list of { job, handle }: pollable handles that become ready when a
--- job's supervisor ends (pidfds: our own children, or opened by pid for another jobrun's).
+-- waitables(ctx, jobs) -> { { handle, covers, changed, ready } }: one inotify watch on jobs/,
+-- ready when a claim or a result appears; changed() names the jobs whose files did. A new watch
+-- is ready at once (what happened before it existed is looked at).
 function backend.waitables(ctx, jobs)
-  local out = {}
-  for _, job in ipairs(jobs) do
-    local handle = ctx.handles[job.name]
-    if not handle and supervisor_alive(job) then
-      handle = process.open(tonumber(job.native_id))
-      -- Opened after the start-time check: make sure it is still the same process.
-      if handle and not supervisor_alive(job) then handle:close(); handle = nil end
-      ctx.handles[job.name] = handle
-    end
-    if handle then out[#out + 1] = { job = job, handle = handle } end
+  if #jobs == 0 then return {} end
+  local fresh = false
+  if not ctx.watch then
+    ctx.watch = fs.watch(ctx.run_dir .. "/jobs")
+    if not ctx.watch then return {} end
+    fresh = true
   end
+  local by_key = {}
+  for _, job in ipairs(jobs) do by_key[state.job_key(job)] = job end
+  local out = {}
+  -- A slot that ends (its work done, or killed) is a change too: every job is looked at.
+  ctx.slot_fds = ctx.slot_fds or {}
+  for name in pairs(ctx.pools or {}) do
+    for _, slot in ipairs(ctx.pools[name].slots or {}) do
+      local key = tostring(slot.pid) .. ":" .. tostring(slot.start)
+      if ctx.slot_fds[key] == nil then
+        local h = math.type(slot.pid) == "integer" and process.start_time(slot.pid) == slot.start
+          and process.open(slot.pid) or nil
+        if h and process.start_time(slot.pid) ~= slot.start then h:close(); h = nil end
+        ctx.slot_fds[key] = h or false
+      end
+      local h = ctx.slot_fds[key]
+      if h then
+        out[#out + 1] = { handle = h, covers = 0, changed = function()
+          h:close(); ctx.slot_fds[key] = false
+          return jobs
+        end }
+      end
+    end
+  end
+  out[#out + 1] = {
+    handle = ctx.watch:fd(), covers = #jobs, ready = fresh or nil,
+    changed = function()
+      local names = ctx.watch:read()
+      if fresh or names.overflow then return jobs end
+      local touched, seen = {}, {}
+      for _, n in ipairs(names) do
+        local key = n:match("^(.*)%.result%.json$") or n:match("^(.*)%.status%.json$")
+        local job = key and by_key[key]
+        if job and not seen[job] then seen[job] = true; touched[#touched + 1] = job end
+      end
+      return touched
+    end,
+  }
   return out
 end
 
--- cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }
-function backend.cancel(_ctx, jobs)
+-- withdraw(ctx, jobs, why): queued jobs taken back from their pool before a slot claims them:
+-- pending again (why nil: `jobrun wait` starts them later) or closed (why: fail_fast…).
+-- One a slot claimed meanwhile stays launched.
+function backend.withdraw(ctx, jobs, why)
+  for _, job in ipairs(jobs) do
+    if job.native_id == "pool" then
+      fs.write_atomic(state.cancel_marker(ctx.run_dir, job), why and (why .. "\n") or "withdrawn\n", false)
+      local claim = read_json(paths(ctx, job).status)
+      if claim then
+        take_claim(job, claim)
+        job.status = "RUNNING"
+      elseif not why then
+        job.native_id, job.pool, job.status, job.native_status = nil, nil, "PENDING", nil
+      end
+    end
+  end
+end
+
+-- cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }:
+-- each job is marked cancelled (jobs/<job>.cancel) so that no slot starts it, then the slot
+-- running it is sent TERM (it ends the job's ranks: TERM, grace, KILL, and records CANCELLED)
+-- and followed until the job's result says so.
+function backend.cancel(ctx, jobs)
   local results, waiting = {}, {}
   for _, job in ipairs(jobs) do
     if not job.native_id then
       results[job.name] = "not found"
-    elseif not supervisor_alive(job) then
-      results[job.name] = "already completed"
     else
-      local handle, err = process.open(tonumber(job.native_id))
-      if handle and supervisor_alive(job) then
-        local sent, why = handle:kill("TERM")
-        if sent then
-          waiting[#waiting + 1] = { job = job, handle = handle }
-          results[job.name] = "killed"
-        else
-          results[job.name] = why:find("not running") and "already completed" or ("failed: " .. why)
-          handle:close()
-        end
+      fs.write_atomic(state.cancel_marker(ctx.run_dir, job), "cancelled\n", false)
+      local claim = job.native_id == "pool" and read_json(paths(ctx, job).status)
+      if claim then take_claim(job, claim) end
+      if job.native_id == "pool" then
+        results[job.name] = "killed" -- queued: no slot will start it now
+      elseif not supervisor_alive(job) then
+        results[job.name] = "already completed"
       else
+        local handle, err = process.open(tonumber(job.native_id))
+        if handle and supervisor_alive(job) then
+          local sent, why = handle:kill("TERM")
+          if sent then results[job.name] = "killed"
+          elseif why:find("not running") then results[job.name] = "already completed"
+          else results[job.name] = "failed: " .. why end
+          if sent then waiting[#waiting + 1] = job end
+        else
+          results[job.name] = handle and "already completed" or ("failed: " .. tostring(err))
+        end
         if handle then handle:close() end
-        results[job.name] = handle and "already completed" or ("failed: " .. tostring(err))
       end
     end
   end
-  -- Supervisors end their ranks (TERM, grace, KILL) and record CANCELLED; wait for that.
-  local deadline = process.now() + DEFAULT_GRACE + 5
-  while #waiting > 0 and process.now() < deadline do
-    local handles = {}
-    for i, w in ipairs(waiting) do handles[i] = w.handle end
-    local ready = process.poll(handles, deadline - process.now())
-    local done, keep = {}, {}
-    for _, i in ipairs(ready) do done[i] = true end
-    for i, w in ipairs(waiting) do
-      if done[i] then w.handle:close() else keep[#keep + 1] = w end
-    end
-    waiting = keep
+  -- Followed to their recorded end (a job that ended on its own meanwhile: already completed).
+  local grace = 0
+  for _, job in ipairs(waiting) do
+    local g = job.spec and job.spec.options and tonumber(job.spec.options.grace) or DEFAULT_GRACE
+    grace = math.max(grace, g)
   end
-  for _, w in ipairs(waiting) do
-    results[w.job.name] = "failed: the supervisor did not stop in time"
-    w.handle:close()
+  local follow = {}
+  common.follow_cancel(function(list) backend.poll(ctx, list) end, waiting, follow, grace + 5, 0.05)
+  for name, r in pairs(follow) do
+    if r:find("^failed") then results[name] = "failed: the supervisor did not stop in time"
+    elseif r == "already completed" then results[name] = "already completed" end
   end
   return results
 end

@@ -33,6 +33,12 @@ function command.run(opts, args)
   local run = Run.open(state.resolve(opts["state-dir"], args[1]))
   local run_dir = run.dir
   local whole_run = not opts.only or #opts.only == 0
+  -- Jobs still open when the kill began: one that the marks below end before it is asked
+  -- about (a queued job no slot had started) was killed by this kill, not already completed.
+  local open_before = {}
+  for _, job in ipairs(run.data.jobs) do
+    if not require("jobrun.verdict").TERMINAL[job.status] then open_before[job.name] = true end
+  end
   -- Tell a driver (run, wait or launch's) to start nothing more: the whole run, or these jobs.
   if whole_run then
     fs.write_atomic(run_dir .. "/cancel", "")
@@ -51,6 +57,12 @@ function command.run(opts, args)
     end
     -- Expectation functions come from the suite (the run's context), as for check.
     outcome = r:cancel(targets)
+    for _, job in ipairs(targets) do
+      if outcome[job.name] == "already completed" and open_before[job.name] and job.status == "CANCELLED"
+          and job.native_status == "NOT_STARTED" then
+        outcome[job.name] = "killed"
+      end
+    end
   end)
   local data = run.data
 

@@ -23,13 +23,16 @@ function command.run(opts, args)
   run:save()
   local pending = 0
   local failed = 0
+  local queued = 0
   for _, job in ipairs(data.jobs) do
     if job.status == "PENDING" and not job.native_id then pending = pending + 1 end
+    if job.native_status == "QUEUED" then queued = queued + 1 end
     if job.status == "LAUNCH_FAILED" then failed = failed + 1 end
   end
   lock:release()
   if pending > 0 then
-    -- The rest start as slots free up, driven by a process that outlives this one.
+    -- The rest start as slots free up, driven by a process that outlives this one (a backend
+    -- with a pool of its own, like local, needs none).
     local driver = process.spawn({ argv = { "/proc/self/exe", "__drive", run_dir },
       stdout = run_dir .. "/driver.log", stderr = "stdout", setsid = true })
     if driver then driver:close() end
@@ -38,7 +41,10 @@ function command.run(opts, args)
     io.stdout:write(require("jobrun.json").encode(report.json(data), true), "\n")
   end
   local out = opts.json and io.stderr or io.stdout
-  local started = #data.jobs - pending - failed
+  -- Jobs queued to a pool of max_parallel slots: that many start now, the rest as slots free up.
+  local waiting_in_pool = p.max_parallel and math.max(0, queued - p.max_parallel) or 0
+  local started = #data.jobs - pending - failed - waiting_in_pool
+  pending = pending + waiting_in_pool
   local function n(count, word) return string.format("%d %s%s", count, word, count == 1 and "" or "s") end
   local parts = { n(started, "job") .. " started" }
   if pending > 0 then parts[#parts + 1] = string.format("%d waiting for a slot (max_parallel %s)", pending,
