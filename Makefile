@@ -25,7 +25,7 @@ HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
 BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev
-TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge
+TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge slurmdbd mariadb-server
 
 .PHONY: all run test deps test-deps install clean asan bench
 
