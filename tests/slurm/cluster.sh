@@ -167,28 +167,32 @@ start() {
   echo "slurm: 4 nodes idle (SLURM_CONF=$conf)"
 }
 
-# stop_pid PIDFILE: TERM, wait until it has gone; KILL after 15 s. (slurmctld 22.05 with
-# slurmdbd sometimes hangs in its shutdown after saving its state, waiting for an RPC thread.)
-stop_pid() {
-  pid=$(cat "$1" 2>/dev/null) || return 0
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
+# stop_pids PIDFILE…: TERM to all, wait until they have gone; KILL after 15 s. (slurmctld 22.05
+# with slurmdbd sometimes hangs in its shutdown after saving its state, waiting for a thread.)
+stop_pids() {
+  pids=""
+  for f in "$@"; do
+    pid=$(cat "$f" 2>/dev/null) && [ -n "$pid" ] && kill "$pid" 2>/dev/null && pids="$pids $pid"
+  done
   i=0
-  while kill -0 "$pid" 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i = 75 ]; then
-      echo "slurm: $(basename "$1" .pid) ($pid) did not stop within 15 s: KILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    sleep 0.2
+  for pid in $pids; do
+    while kill -0 "$pid" 2>/dev/null; do
+      i=$((i + 1))
+      if [ $i = 75 ]; then
+        echo "slurm: process $pid did not stop within 15 s: KILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      sleep 0.2
+    done
   done
 }
 
 stop() {
-  # Nodes and controller first (slurmctld flushes job records to slurmdbd), the database last.
-  for f in "$dir"/slurmd.node*.pid "$dir/slurmctld.pid" "$dir/slurmdbd.pid" "$db.pid"; do
-    [ -f "$f" ] && stop_pid "$f"
-  done
+  # Nodes and controller together (slurmctld sends its last job records to slurmdbd), then
+  # slurmdbd, then the database.
+  stop_pids "$dir"/slurmd.node*.pid "$dir/slurmctld.pid"
+  stop_pids "$dir/slurmdbd.pid"
+  stop_pids "$db.pid"
   echo "slurm: stopped"
 }
 
@@ -203,7 +207,7 @@ start_controller() {
   done
 }
 
-stop_controller() { stop_pid "$dir/slurmctld.pid"; }
+stop_controller() { stop_pids "$dir/slurmctld.pid"; }
 
 case "${1:-}" in
   stop-controller) stop_controller ;;
