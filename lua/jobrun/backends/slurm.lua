@@ -6,7 +6,7 @@
 -- a finished job MinJobAge seconds after its end (300 by default), and nobody may have asked by
 -- then. A job the controller no longer knows is read from slurm/<key>.exitcode (the script's
 -- record of each attempt), else from one sacct call per cycle for all such jobs where
--- accounting is on; it is LOST only when none of the three knows it.
+-- accounting is on; it is LOST only when none of the three knows it (and sacct is not behind).
 local exec = require "jobrun.exec"
 local state = require "jobrun.state"
 local template = require "jobrun.template"
@@ -273,6 +273,7 @@ local function from_accounting(ctx, jobs)
                                order = #rows[id] })
     end
   end
+  local unknown = {}
   for _, job in ipairs(jobs) do
     -- A job id the controller reused after losing its state names an older job: not ours.
     local since = (epoch(job.submitted_at) or 0) - 300
@@ -287,7 +288,7 @@ local function from_accounting(ctx, jobs)
     end)
     local row = mine[#mine]
     if not row then
-      lose({ job }, "NOT_IN_ACCOUNTING")
+      unknown[#unknown + 1] = job
     else
       set_state(job, row.state, row.exit, #mine - 1)
       job.slurm_source = "sacct"
@@ -295,6 +296,16 @@ local function from_accounting(ctx, jobs)
       if ended(job) then job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed end
     end
   end
+  if #unknown == 0 then return end
+  -- slurmctld sends job records to slurmdbd through a queue, which grows while slurmdbd is away
+  -- and may still hold these jobs: LOST is final, so only once the queue is empty.
+  local d = exec.run({ "sdiag" }, { timeout = 30 })
+  local queued = d and d.code == 0 and tonumber(d.stdout:match("DBD Agent queue size:%s*(%d+)"))
+  if queued and queued > 0 then
+    ctx.backend_error = string.format("sacct has not caught up (%d records queued for slurmdbd)", queued)
+    return
+  end
+  lose(unknown, "NOT_IN_ACCOUNTING")
 end
 
 -- poll(ctx, jobs): one scontrol call for all of them; for the jobs it has forgotten, their
