@@ -320,4 +320,36 @@ tap.test("a job that neither the controller, its file nor sacct knows is LOST", 
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+tap.test("while slurmdbd is away, a forgotten job keeps its last known status", function()
+  local dir = h.scratch()
+  -- slurmdbd is down while the job runs and ends: the controller queues its records, and
+  -- forgets the job all the same.
+  os.execute(cluster .. " stop-slurmdbd")
+  local ok, why = pcall(function()
+    local suite = 'suite "d" { backend = "slurm", matrix = { i = { 1 } }, run = "sleep 3; echo fine" }\n'
+    local _, ids = launch(dir, "D", suite)
+    tap.ok(wait_forgotten(ids), "the controller forgot the job (MinJobAge)")
+    os.execute("rm -f " .. h.q(dir .. "/.jobrun/runs/D/slurm") .. "/*.exitcode")
+    local code, _, err = h.sh(dir, env .. "jobrun check D")
+    tap.is(code, 3, "check during the accounting outage: exit 3")
+    tap.like(err, "the slurm backend could not be asked %(sacct: ", "and says sacct could not be asked")
+    tap.is(h.jobs_by_name(h.state(dir)).d_1.status, "PENDING", "the job keeps its last known status, not LOST")
+  end)
+  -- Back (whatever happened above), slurmdbd receives the queued records a little later; until
+  -- then sacct does not know the job, which must not make it LOST.
+  os.execute(cluster .. " start-slurmdbd")
+  if not ok then error(why, 0) end
+  local code
+  local statuses = {}
+  tap.ok(h.eventually(function()
+    code = h.sh(dir, env .. "jobrun check D")
+    statuses[h.jobs_by_name(h.state(dir)).d_1.status] = true
+    return code ~= 3
+  end, 90), "slurmdbd back: check answers")
+  tap.is(statuses.LOST, nil, "never LOST while slurmdbd caught up")
+  local job = h.jobs_by_name(h.state(dir)).d_1
+  tap.is({ code, job.status, job.slurm_source }, { 0, "SUCCEEDED", "sacct" }, "SUCCEEDED, from sacct")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
 return tap.done()

@@ -12,6 +12,7 @@
 #   tests/slurm/cluster.sh env      print `export SLURM_CONF=…` for a shell to eval
 #   tests/slurm/cluster.sh status   exit 0 iff the four nodes answer
 #   tests/slurm/cluster.sh stop-controller | start-controller   (for the outage test)
+#   tests/slurm/cluster.sh stop-slurmdbd | start-slurmdbd       (for the accounting outage test)
 set -eu
 dir=${JOBRUN_SLURM_DIR:-/tmp/jobrun-slurm}
 conf=$dir/slurm.conf
@@ -212,6 +213,8 @@ stop_controller() { stop_pids "$dir/slurmctld.pid"; }
 case "${1:-}" in
   stop-controller) stop_controller ;;
   start-controller) start_controller ;;
+  stop-slurmdbd) stop_pids "$dir/slurmdbd.pid" ;;
+  start-slurmdbd) start_slurmdbd ;;
   start) start ;;
   stop) stop ;;
   env) echo "export SLURM_CONF=$conf" ;;
