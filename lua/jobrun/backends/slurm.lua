@@ -14,7 +14,7 @@ local json = require "jobrun.json"
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 
-local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15 }
+local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10 }
 
 -- Slurm's job states, as SPEC §4 statuses and (for the ends that say why) a termination.
 local STATES = {
@@ -227,7 +227,7 @@ end
 
 local function lose(jobs, why)
   for _, job in ipairs(jobs) do
-    job.status, job.native_status, job.slurm_source = "LOST", why, nil
+    job.status, job.native_status, job.slurm_source, job.slurm_unknown_since = "LOST", why, nil, nil
   end
 end
 
@@ -291,21 +291,37 @@ local function from_accounting(ctx, jobs)
       unknown[#unknown + 1] = job
     else
       set_state(job, row.state, row.exit, #mine - 1)
-      job.slurm_source = "sacct"
+      job.slurm_source, job.slurm_unknown_since = "sacct", nil
       job.started_at = state.iso(row.start) or job.started_at
       if ended(job) then job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed end
     end
   end
   if #unknown == 0 then return end
-  -- slurmctld sends job records to slurmdbd through a queue, which grows while slurmdbd is away
-  -- and may still hold these jobs: LOST is final, so only once the queue is empty.
-  local d = exec.run({ "sdiag" }, { timeout = 30 })
+  -- LOST is final, and sacct lags: slurmctld sends job records to slurmdbd through a queue that
+  -- grows while slurmdbd is away, and a record can leave the queue a moment before sacct shows
+  -- it. So a job is LOST only when sacct has not known it for UNKNOWN_GRACE seconds with that
+  -- queue empty (sdiag) each time; until then it keeps its status, and check says why.
+  local d, why = exec.run({ "sdiag" }, { timeout = 30 })
   local queued = d and d.code == 0 and tonumber(d.stdout:match("DBD Agent queue size:%s*(%d+)"))
-  if queued and queued > 0 then
-    ctx.backend_error = string.format("sacct has not caught up (%d records queued for slurmdbd)", queued)
-    return
+  local now, lost, waiting = process.time(), {}, 0
+  for _, job in ipairs(unknown) do
+    job.slurm_unknown_since = queued == 0 and (job.slurm_unknown_since or now) or nil
+    if job.slurm_unknown_since and now - job.slurm_unknown_since >= backend.UNKNOWN_GRACE then
+      lost[#lost + 1] = job
+    else
+      waiting = waiting + 1
+    end
   end
-  lose(unknown, "NOT_IN_ACCOUNTING")
+  lose(lost, "NOT_IN_ACCOUNTING")
+  if waiting == 0 then return end
+  if queued == 0 then
+    ctx.backend_error = string.format("sacct does not know %d forgotten job(s) yet; they are LOST if it still "
+      .. "does not in %d s", waiting, backend.UNKNOWN_GRACE)
+  elseif queued then
+    ctx.backend_error = string.format("sacct has not caught up (%d records queued for slurmdbd)", queued)
+  else
+    ctx.backend_error = "sdiag: " .. (d and d.stderr:gsub("%s+$", "") or tostring(why))
+  end
 end
 
 -- poll(ctx, jobs): one scontrol call for all of them; for the jobs it has forgotten, their
