@@ -27,7 +27,8 @@ HEADERS   := $(wildcard src/*.h)
 # Debian packages: to build, and what the tests use on top.
 BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev
 # clang for the fuzz targets; its libFuzzer runtime is a Recommends, which deps.sh does not follow.
-TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev
+TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev slurmdbd \
+              mariadb-server
 
 .PHONY: all run test deps test-deps install clean asan fuzz bench
 

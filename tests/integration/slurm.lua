@@ -24,6 +24,7 @@ case "$1" in
   timeout) echo started; exec sleep 600 ;;
   requeue) if [ "$JOBRUN_RESTART_COUNT" = 0 ]; then echo first attempt; exit 3; fi; echo second attempt ;;
   fails) echo failing; exit 7 ;;
+  ok) echo fine ;;
   sleep) sleep "$2"; echo slept ;;
 esac
 ]]
@@ -80,6 +81,7 @@ suite "sl" {
   tap.like(script, "#SBATCH %-%-nodes=2\n", "the batch script is kept, with --nodes")
   tap.like(script, "#SBATCH %-%-time=0%-00:05:00\n", "--time from timeout")
   tap.like(script, "#SBATCH %-%-partition=debug\n.*#SBATCH %-%-comment=jobrun%-test\n", "slurm options")
+  os.execute("rm -rf " .. h.q(dir))
 end)
 
 tap.test("kill cancels with one scancel", function()
@@ -97,6 +99,7 @@ suite "k" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "sh {suite_di
     "followed to CANCELLED")
   local _, again = h.sh(dir, env .. "jobrun kill K")
   tap.like(again, "Already completed: 3", "a second kill finds them ended")
+  os.execute("rm -rf " .. h.q(dir))
 end)
 
 tap.test("a controller restart mid-run fails no job", function()
@@ -124,6 +127,243 @@ suite "c" { backend = "slurm", matrix = { i = { 1, 2 } }, run = "sh {suite_dir}/
   local result = runner:wait(true)
   tap.is(result.exit_code, 0, "the run still passes")
   tap.like(fs.read(dir .. "/run.log") or "", "Verdict: 2 passed", "both jobs")
+  runner:close()
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+-- Outcomes that outlive the controller's memory. The test cluster's MinJobAge is 2 s: a job that
+-- nobody asked about within it is gone from `scontrol show job`. Each test launches jobs (that
+-- sleep first), SIGKILLs the detached driver so that nobody polls them, waits until the
+-- controller has forgotten them, then asks `jobrun check` — through shims that count the
+-- scontrol and sacct calls.
+
+-- forgotten(ids): the controller answers, and knows none of these jobs any more.
+local function forgotten(ids)
+  for _, id in ipairs(ids) do
+    local p = io.popen(env .. "scontrol show job " .. id .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    if not out:find("Invalid job id specified", 1, true) then return false end
+  end
+  return true
+end
+
+local function wait_forgotten(ids)
+  local deadline = process.now() + 120
+  while process.now() < deadline do
+    if forgotten(ids) then return true end
+    process.sleep(1)
+  end
+  return false
+end
+
+-- shims(dir) -> a PATH prefix whose scontrol, sacct and sdiag log their calls to dir/calls.log.
+local function shims(dir)
+  assert(fs.mkdir_p(dir .. "/shims"))
+  for _, cmd in ipairs({ "scontrol", "sacct", "sdiag" }) do
+    local p = io.popen("command -v " .. cmd)
+    local real = p:read("l")
+    p:close()
+    h.write(dir .. "/shims/" .. cmd, string.format('#!/bin/sh\necho %s >> %s\nexec %s "$@"\n', cmd,
+      h.q(dir .. "/calls.log"), h.q(real)))
+    os.execute("chmod +x " .. h.q(dir .. "/shims/" .. cmd))
+  end
+  return "export PATH=" .. h.q(dir .. "/shims") .. ":\"$PATH\" && "
+end
+
+local function calls(dir)
+  local n = { scontrol = 0, sacct = 0, sdiag = 0 }
+  for cmd in (fs.read(dir .. "/calls.log") or ""):gmatch("%S+") do n[cmd] = (n[cmd] or 0) + 1 end
+  os.remove(dir .. "/calls.log")
+  return n
+end
+
+-- kill_driver(dir, run_id) -> whether it found the run's detached driver (`jobrun __drive`,
+-- which launch starts while jobs are PENDING) and SIGKILLed it; it waits until it has gone.
+local function kill_driver(dir, run_id)
+  for _, pid in ipairs(fs.list("/proc") or {}) do
+    local f = pid:match("^%d+$") and io.open("/proc/" .. pid .. "/cmdline")
+    local cmd = f and f:read("a") or ""
+    if f then f:close() end
+    local arg = cmd:match("%z__drive%z([^%z]+)")
+    if arg and arg:match("/runs/" .. run_id .. "$") and (arg:sub(1, 1) ~= "/" or arg:find(dir, 1, true) == 1)
+        and fs.realpath("/proc/" .. pid .. "/cwd") == dir then
+      os.execute("kill -KILL " .. pid)
+      return h.eventually(function() return h.gone(pid) end, 10)
+    end
+  end
+  return false
+end
+
+-- launch(dir, run_id, suite) -> the run's jobs by name (from state.json), their Slurm ids.
+local function launch(dir, run_id, suite)
+  h.write(dir .. "/job.sh", JOB)
+  h.write(dir .. "/" .. run_id .. ".lua", suite)
+  local code, out, err = h.sh(dir, env .. "jobrun launch " .. run_id .. ".lua --run-id " .. run_id)
+  tap.is(code, 0, run_id .. ": launched")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  local jobs = h.jobs_by_name(h.state(dir))
+  local ids = {}
+  for _, j in pairs(jobs) do ids[#ids + 1] = j.native_id end
+  tap.ok(kill_driver(dir, run_id), run_id .. ": its driver SIGKILLed before the jobs end: nobody polls them")
+  return jobs, ids
+end
+
+local FORGOTTEN = [[
+condition "ok" { args = { "ok" } }
+condition "fails" { args = { "fails" }, expect = { status = "FAILED", exit_code = 7 } }
+condition "bad" { args = { "fails" } }
+condition "requeue" { args = { "requeue" }, expect = { status = "SUCCEEDED", restarts = 1 } }
+suite "f" {
+  backend = "slurm", matrix = { condition = { "ok", "fails", "bad", "requeue" } },
+  run = "sleep 3; sh {suite_dir}/job.sh {args}", max_restarts = 1,
+}
+]]
+
+local function check_forgotten(jobs, source)
+  local want = {
+    f_ok = { "SUCCEEDED", "COMPLETED", 0, 0, "pass" },
+    f_fails = { "FAILED", "FAILED", 7, 1, "pass" },
+    f_bad = { "FAILED", "FAILED", 7, 1, "fail" },
+    f_requeue = { "SUCCEEDED", "COMPLETED", 0, 1, "pass" },
+  }
+  for name, w in pairs(want) do
+    local j = jobs[name] or {}
+    tap.is({ j.status, j.native_status, j.exit_code, j.restart_count, j.verdict }, w,
+      name .. ": " .. table.concat({ w[1], w[3], w[5] }, ", ") .. ", from " .. source)
+    tap.ok(j.ended_at and j.started_at and j.duration_s, name .. ": with its times")
+  end
+end
+
+tap.test("jobs the controller forgot are read from their exit-code files", function()
+  local dir = h.scratch()
+  local _, ids = launch(dir, "F", FORGOTTEN)
+  tap.ok(wait_forgotten(ids), "the controller forgot all four jobs (MinJobAge)")
+  local code, out, err = h.sh(dir, shims(dir) .. env .. "jobrun check F --json")
+  tap.is(code, 1, "check exits 1 (a job failed its expectation), not 3")
+  if code ~= 1 then tap.ok(false, "output", out .. err) end
+  local doc = json.decode(out) or { jobs = {} }
+  local jobs = {}
+  for _, j in ipairs(doc.jobs) do jobs[j.name] = j end
+  check_forgotten(jobs, "the exit-code file")
+  tap.is(calls(dir), { scontrol = 1, sacct = 0, sdiag = 0 }, "one scontrol, no sacct: the files answered")
+  local saved = h.jobs_by_name(h.state(dir))
+  tap.is(saved.f_ok.slurm_source, "exitcode", "state.json says where the outcome came from")
+  local lines = {}
+  for line in (fs.read(dir .. "/.jobrun/runs/F/slurm/f_requeue.exitcode") or ""):gmatch("[^\n]+") do
+    lines[#lines + 1] = json.decode(line) or {}
+  end
+  tap.is({ #lines, (lines[1] or {}).attempt, (lines[1] or {}).exit_code, (lines[1] or {}).final,
+           (lines[2] or {}).attempt, (lines[2] or {}).exit_code, (lines[2] or {}).final },
+         { 2, 1, 3, false, 2, 0, true }, "the requeued job's file: both attempts, the last one final")
+  local names = fs.list(dir .. "/.jobrun/runs/F/slurm") or {}
+  table.sort(names)
+  tap.is(names, { "f_bad.exitcode", "f_bad.sbatch", "f_fails.exitcode", "f_fails.sbatch", "f_ok.exitcode",
+                  "f_ok.sbatch", "f_requeue.exitcode", "f_requeue.sbatch" },
+    "four scripts, four exit-code files, no temporary files left")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("without the exit-code files, one sacct call answers for all forgotten jobs", function()
+  local dir = h.scratch()
+  local _, ids = launch(dir, "A", FORGOTTEN)
+  tap.ok(wait_forgotten(ids), "the controller forgot all four jobs (MinJobAge)")
+  os.execute("rm -f " .. h.q(dir .. "/.jobrun/runs/A/slurm") .. "/*.exitcode")
+  local code, out, err = h.sh(dir, shims(dir) .. env .. "jobrun check A --json")
+  tap.is(code, 1, "check exits 1 (a job failed its expectation), not 3")
+  if code ~= 1 then tap.ok(false, "output", out .. err) end
+  local doc = json.decode(out) or { jobs = {} }
+  local jobs = {}
+  for _, j in ipairs(doc.jobs) do jobs[j.name] = j end
+  check_forgotten(jobs, "sacct")
+  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 0 }, "one scontrol and one sacct for the four")
+  tap.is(h.jobs_by_name(h.state(dir)).f_requeue.slurm_source, "sacct", "state.json says sacct answered")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("a job that neither the controller, its file nor sacct knows is LOST", function()
+  local dir = h.scratch()
+  local suite = 'suite "l" { backend = "slurm", matrix = { i = { 1, 2 } }, run = "sleep 3; echo fine" }\n'
+  local _, ids_u = launch(dir, "U", suite)
+  local _, ids_v = launch(dir, "V", suite)
+  local ids = {}
+  for _, id in ipairs(ids_u) do ids[#ids + 1] = id end
+  for _, id in ipairs(ids_v) do ids[#ids + 1] = id end
+  tap.ok(wait_forgotten(ids), "the controller forgot the jobs (MinJobAge)")
+
+  -- Run U, accounting on: l_1 has an id that Slurm never gave out, l_2 only its file.
+  os.execute("rm -f " .. h.q(dir .. "/.jobrun/runs/U/slurm/l_1.exitcode"))
+  local path = dir .. "/.jobrun/runs/U/state.json"
+  local text = fs.read(path) or ""
+  local one = h.jobs_by_name(json.decode(text) or { jobs = {} }).l_1 or {}
+  fs.write_atomic(path, (text:gsub('"native_id":"' .. tostring(one.native_id) .. '"', '"native_id":"67000000"')))
+  -- sacct may lag behind slurmctld: unknown to it, a job is LOST only once it has stayed
+  -- unknown for 10 s (the backend's UNKNOWN_GRACE) with nothing queued for slurmdbd.
+  local code, out, err = h.sh(dir, shims(dir) .. env .. "jobrun check U --json")
+  tap.is(code, 3, "check U: sacct does not know l_1: not LOST yet, exit 3")
+  tap.like(err, "sacct does not know 1 forgotten job%(s%) yet", "and says why")
+  local jobs = {}
+  for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
+  tap.is({ (jobs.l_1 or {}).status, (jobs.l_2 or {}).status }, { "PENDING", "SUCCEEDED" },
+    "l_1 keeps its status; its neighbour is read from its file")
+  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 1 }, "one scontrol, one sacct, one sdiag")
+  process.sleep(10.5)
+  code, out = h.sh(dir, shims(dir) .. env .. "jobrun check U --json")
+  tap.is(code, 1, "10 s later, check U exits 1: a job is lost")
+  jobs = {}
+  for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
+  tap.is({ (jobs.l_1 or {}).status, (jobs.l_1 or {}).native_status, (jobs.l_1 or {}).verdict },
+    { "LOST", "NOT_IN_ACCOUNTING", "fail" }, "unknown to all three: LOST")
+  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 1 }, "sacct and sdiag were asked before it was called LOST")
+
+  -- Run V, asked with a slurm.conf that says accounting is off: sacct refuses; l_1 (no file)
+  -- is LOST, l_2 (its file) SUCCEEDED.
+  local off = (fs.read(conf) or ""):gsub("AccountingStorageType=%S+", "AccountingStorageType=accounting_storage/none")
+  h.write(dir .. "/off.conf", off)
+  os.execute("rm -f " .. h.q(dir .. "/.jobrun/runs/V/slurm/l_1.exitcode"))
+  code, out = h.sh(dir, shims(dir) .. "export SLURM_CONF=" .. h.q(dir .. "/off.conf") .. " && jobrun check V --json")
+  tap.is(code, 1, "check V exits 1, not 3: accounting being off is no outage")
+  jobs = {}
+  for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
+  tap.is({ (jobs.l_1 or {}).status, (jobs.l_1 or {}).native_status }, { "LOST", "NOT_IN_CONTROLLER" },
+    "accounting off, no file: LOST")
+  tap.is({ (jobs.l_2 or {}).status, (jobs.l_2 or {}).exit_code }, { "SUCCEEDED", 0 },
+    "accounting off, a file: SUCCEEDED")
+  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 0 }, "sacct tried once")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("while slurmdbd is away, a forgotten job keeps its last known status", function()
+  local dir = h.scratch()
+  -- slurmdbd is down while the job runs and ends: the controller queues its records, and
+  -- forgets the job all the same.
+  os.execute(cluster .. " stop-slurmdbd")
+  local ok, why = pcall(function()
+    local suite = 'suite "d" { backend = "slurm", matrix = { i = { 1 } }, run = "sleep 3; echo fine" }\n'
+    local _, ids = launch(dir, "D", suite)
+    tap.ok(wait_forgotten(ids), "the controller forgot the job (MinJobAge)")
+    os.execute("rm -f " .. h.q(dir .. "/.jobrun/runs/D/slurm") .. "/*.exitcode")
+    local code, _, err = h.sh(dir, env .. "jobrun check D")
+    tap.is(code, 3, "check during the accounting outage: exit 3")
+    tap.like(err, "the slurm backend could not be asked %(sacct: ", "and says sacct could not be asked")
+    tap.is(h.jobs_by_name(h.state(dir)).d_1.status, "PENDING", "the job keeps its last known status, not LOST")
+  end)
+  -- Back (whatever happened above), slurmdbd receives the queued records a little later; until
+  -- then sacct does not know the job, which must not make it LOST.
+  os.execute(cluster .. " start-slurmdbd")
+  if not ok then error(why, 0) end
+  local code, seen
+  tap.ok(h.eventually(function()
+    local _, err
+    code, _, err = h.sh(dir, env .. "jobrun check D")
+    local job = h.jobs_by_name(h.state(dir)).d_1
+    if job.status == "LOST" then seen = seen or (tostring(job.native_status) .. ": " .. err) end
+    return code ~= 3
+  end, 90), "slurmdbd back: check answers")
+  tap.is(seen, nil, "never LOST while slurmdbd caught up")
+  local job = h.jobs_by_name(h.state(dir)).d_1
+  tap.is({ code, job.status, job.slurm_source }, { 0, "SUCCEEDED", "sacct" }, "SUCCEEDED, from sacct")
+  os.execute("rm -rf " .. h.q(dir))
 end)
 
 return tap.done()

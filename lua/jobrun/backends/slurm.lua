@@ -1,15 +1,20 @@
 -- The Slurm backend: one generated batch script per job (kept in the run directory), sbatch to
--- submit, one `scontrol -o show job` per poll cycle for all of a run's jobs (accounting may be
--- off, so no sacct), one scancel for all cancels. Ranks run under srun with the same variables
--- as the local backend's; max_restarts is Slurm's requeue. The run directory must be on a file
--- system that the nodes share, since the nodes write the logs there.
+-- submit, one `scontrol -o show job` per poll cycle for all of a run's jobs, one scancel for all
+-- cancels. Ranks run under srun with the same variables as the local backend's; max_restarts is
+-- Slurm's requeue. The run directory must be on a file system that the nodes share, since the
+-- nodes write the logs there, and the batch script its attempts' results: the controller forgets
+-- a finished job MinJobAge seconds after its end (300 by default), and nobody may have asked by
+-- then. A job the controller no longer knows is read from slurm/<key>.exitcode (the script's
+-- record of each attempt), else from one sacct call per cycle for all such jobs where
+-- accounting is on; it is LOST only when none of the three knows it (and sacct is not behind).
 local exec = require "jobrun.exec"
 local state = require "jobrun.state"
 local template = require "jobrun.template"
+local json = require "jobrun.json"
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 
-local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15 }
+local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10 }
 
 -- Slurm's job states, as SPEC §4 statuses and (for the ends that say why) a termination.
 local STATES = {
@@ -30,6 +35,11 @@ backend.STATES = STATES
 local function slurm_time(seconds)
   local s = math.ceil(seconds)
   return string.format("%d-%02d:%02d:%02d", s // 86400, (s % 86400) // 3600, (s % 3600) // 60, s % 60)
+end
+
+-- exitcode_path(ctx, job) -> where the batch script records each attempt's result.
+function backend.exitcode_path(ctx, job)
+  return ctx.run_dir .. "/slurm/" .. state.job_key(job) .. ".exitcode"
 end
 
 -- script(ctx, job) -> the batch script's text. Its own lines never hold secrets: the job's
@@ -55,7 +65,20 @@ function backend.script(ctx, job)
   end
   for _, arg in ipairs(o.extra_args or {}) do lines[#lines + 1] = "#SBATCH " .. arg end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "restarts=${SLURM_RESTART_COUNT:-0}"
+  lines[#lines + 1] = "restarts=${SLURM_RESTART_COUNT:-0} started=$(date +%s)"
+  -- Each attempt's result, for when the controller has forgotten the job (as Nextflow's
+  -- .exitcode files): one JSON line per attempt, the file replaced whole (temp file, sync, mv)
+  -- so that a reader never sees half of it. `final` is false for an attempt that is requeued.
+  -- srun exits 128+N when a rank dies of signal N.
+  local f = backend.exitcode_path(ctx, job)
+  lines[#lines + 1] = "jobrun_record() {"
+  lines[#lines + 1] = "  f=" .. template.quote(f) .. ' t="$f.$SLURM_JOB_ID.$restarts.tmp" sig=null'
+  lines[#lines + 1] = '  if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then sig=$((rc - 128)); fi'
+  lines[#lines + 1] = [[  { cat "$f" 2>/dev/null; printf '{"job_id":"%s","attempt":%d,"exit_code":%d,"signal":%s,]]
+    .. [["started":%s,"ended":%s,"final":%s}\n' "$SLURM_JOB_ID" "$((restarts + 1))" "$rc" "$sig" "$started" ]]
+    .. [["$(date +%s)" "$1"; } > "$t" && sync "$t" && mv -f "$t" "$f" ||]]
+  lines[#lines + 1] = '    echo "[jobrun] could not record the result of attempt $((restarts + 1)) in $f" >&2'
+  lines[#lines + 1] = "}"
   lines[#lines + 1] = "export JOBRUN_RESTART_COUNT=$restarts JOBRUN_ATTEMPT=$((restarts + 1))"
   lines[#lines + 1] = "export JOBRUN_JOB_NAME=" .. template.quote(job.name) .. " JOBRUN_RUN_ID=" .. ctx.run_id
   -- Every rank gets the local backend's variables, from srun's.
@@ -67,7 +90,7 @@ function backend.script(ctx, job)
     lines[#lines + 1] = 'if [ "$restarts" = 0 ]; then'
     lines[#lines + 1] = "  srun --label --ntasks-per-node=1 sh -c "
       .. template.quote(template.shell_command(spec.setup))
-      .. ' || { rc=$?; echo "[jobrun] setup failed with exit code $rc"; exit "$rc"; }'
+      .. ' || { rc=$?; echo "[jobrun] setup failed with exit code $rc"; jobrun_record true; exit "$rc"; }'
     lines[#lines + 1] = "fi"
   end
   local commands = spec.commands or {}
@@ -86,9 +109,13 @@ function backend.script(ctx, job)
     lines[#lines + 1] = string.format('if [ "$rc" -ne 0 ] && [ "$restarts" -lt %d ]; then', spec.max_restarts)
     lines[#lines + 1] = string.format('  echo "[jobrun] attempt $((restarts + 1)) exited with code $rc; '
       .. 'requeueing (restart $((restarts + 1)) of %d)"', spec.max_restarts)
-    lines[#lines + 1] = '  scontrol requeue "$SLURM_JOB_ID" && sleep 600'
+    -- Recorded before the requeue, which kills this script (the sleep may die first: nothing
+    -- more is recorded then); if the requeue fails, the final line that follows supersedes it.
+    lines[#lines + 1] = "  jobrun_record false"
+    lines[#lines + 1] = '  if scontrol requeue "$SLURM_JOB_ID"; then sleep 600; exit "$rc"; fi'
     lines[#lines + 1] = "fi"
   end
+  lines[#lines + 1] = "jobrun_record true"
   lines[#lines + 1] = 'exit "$rc"'
   return table.concat(lines, "\n") .. "\n"
 end
@@ -144,19 +171,29 @@ local function iso(t)
   return t .. "Z"
 end
 
-local function apply(job, rec)
-  local native = (rec.JobState or "UNKNOWN"):gsub("%+$", "")
+-- set_state(job, native, exit_code_field, restarts): status, termination, exit code and
+-- restarts from Slurm's words, whichever source said them.
+local function set_state(job, native, exit_field, restarts)
+  native = (native or "UNKNOWN"):gsub("%+$", "")
   local mapped = STATES[native] or { "RUNNING" }
   job.native_status = native
   job.status = mapped[1]
   job.backend_termination = mapped[2]
-  job.restart_count = tonumber(rec.Restarts) or job.restart_count or 0
+  job.restart_count = restarts or job.restart_count or 0
   job.attempt = job.restart_count + 1
-  local code, sig = (rec.ExitCode or ""):match("^(%d+):(%d+)$")
+  local code, sig = (exit_field or ""):match("^(%d+):(%d+)$")
   code, sig = tonumber(code), tonumber(sig)
   if code then job.backend_exit_code = (sig and sig > 0) and (128 + sig) or code end
+end
+
+local function ended(job) return job.status ~= "PENDING" and job.status ~= "RUNNING" end
+
+-- From the controller (times in its local time, which the test cluster keeps in UTC).
+local function apply(job, rec)
+  set_state(job, rec.JobState, rec.ExitCode, tonumber(rec.Restarts))
+  job.slurm_source = "controller"
   job.started_at = iso(rec.StartTime) or job.started_at
-  if job.status ~= "PENDING" and job.status ~= "RUNNING" then
+  if ended(job) then
     job.ended_at = iso(rec.EndTime)
     local h, m, s = (rec.RunTime or ""):match("(%d+):(%d+):(%d+)$")
     local days = tonumber((rec.RunTime or ""):match("^(%d+)%-")) or 0
@@ -164,7 +201,131 @@ local function apply(job, rec)
   end
 end
 
--- poll(ctx, jobs): one scontrol call for all of them. When the controller cannot be asked,
+-- recorded(ctx, job) -> the batch script's record of the job's latest attempt, or nil. Lines of
+-- another Slurm job (a file left by an earlier submission) are not this job's.
+local function recorded(ctx, job)
+  local text = fs.read(backend.exitcode_path(ctx, job))
+  local last
+  for line in (text or ""):gmatch("[^\n]+") do
+    local rec = json.decode(line)
+    if type(rec) == "table" and rec.job_id == job.native_id and math.type(rec.exit_code) == "integer"
+        and math.type(rec.attempt) == "integer" then
+      last = rec
+    end
+  end
+  return last
+end
+
+-- What the batch script recorded: its exit code, as Slurm would have judged it.
+local function apply_recorded(job, rec)
+  set_state(job, rec.exit_code == 0 and "COMPLETED" or "FAILED", rec.exit_code .. ":0", rec.attempt - 1)
+  job.slurm_source = "exitcode"
+  job.started_at = state.iso(tonumber(rec.started)) or job.started_at
+  job.ended_at = state.iso(tonumber(rec.ended))
+  if tonumber(rec.started) and tonumber(rec.ended) then job.duration_s = rec.ended - rec.started end
+end
+
+local function lose(jobs, why)
+  for _, job in ipairs(jobs) do
+    job.status, job.native_status, job.slurm_source, job.slurm_unknown_since = "LOST", why, nil, nil
+  end
+end
+
+-- epoch("2026-11-28T12:00:03Z") -> seconds since 1970 (days from the civil date, UTC).
+local function epoch(text)
+  local y, mo, d, h, mi, s = tostring(text):match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)Z$")
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y, mo = y - 1, mo + 12 end
+  local days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * (mo - 3) + 2) // 5 + tonumber(d) - 719469
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+local SACCT_FIELDS = "JobIDRaw,State,ExitCode,Submit,Start,End,ElapsedRaw"
+
+-- from_accounting(ctx, jobs): one sacct call for every job the controller and the exit-code
+-- files do not know. -D lists each attempt of a requeued job (so restarts = rows - 1); times
+-- come as epoch seconds (SLURM_TIME_FORMAT), whatever the cluster's time zone.
+local function from_accounting(ctx, jobs)
+  if ctx.slurm_accounting_off then return lose(jobs, "NOT_IN_CONTROLLER") end
+  local ids = {}
+  for i, job in ipairs(jobs) do ids[i] = job.native_id end
+  local r, err = exec.run({ "sacct", "-n", "-P", "-X", "-D", "-j", table.concat(ids, ","), "-o", SACCT_FIELDS },
+    { timeout = 30, env = exec.environ({ SLURM_TIME_FORMAT = "%s" }) })
+  if not r or r.code ~= 0 then
+    local why = r and r.stderr:gsub("%s+$", "") or tostring(err)
+    if why:find("accounting storage is disabled", 1, true) then
+      -- Not asked again by this process: accounting does not come and go within a run.
+      ctx.slurm_accounting_off = true
+      return lose(jobs, "NOT_IN_CONTROLLER")
+    end
+    -- Like the controller's silence: every one of them keeps its last known status.
+    ctx.backend_error = "sacct: " .. why
+    return
+  end
+  local rows = {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    local id, st, code, submit, start, stop, elapsed = line:match("^([^|]*)" .. ("|([^|]*)"):rep(6) .. "$")
+    if id then
+      rows[id] = rows[id] or {}
+      table.insert(rows[id], { state = st:match("^(%S*)"), exit = code, submit = tonumber(submit) or 0,
+                               start = tonumber(start), stop = tonumber(stop), elapsed = tonumber(elapsed),
+                               order = #rows[id] })
+    end
+  end
+  local unknown = {}
+  for _, job in ipairs(jobs) do
+    -- A job id the controller reused after losing its state names an older job: not ours.
+    local since = (epoch(job.submitted_at) or 0) - 300
+    local mine = {}
+    for _, row in ipairs(rows[job.native_id] or {}) do
+      if row.submit == 0 or row.submit >= since then mine[#mine + 1] = row end
+    end
+    -- The latest attempt last: by submission (a requeue resubmits), then in sacct's order.
+    table.sort(mine, function(a, b)
+      if a.submit ~= b.submit then return a.submit < b.submit end
+      return a.order < b.order
+    end)
+    local row = mine[#mine]
+    if not row then
+      unknown[#unknown + 1] = job
+    else
+      set_state(job, row.state, row.exit, #mine - 1)
+      job.slurm_source, job.slurm_unknown_since = "sacct", nil
+      job.started_at = state.iso(row.start) or job.started_at
+      if ended(job) then job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed end
+    end
+  end
+  if #unknown == 0 then return end
+  -- LOST is final, and sacct lags: slurmctld sends job records to slurmdbd through a queue that
+  -- grows while slurmdbd is away, and a record can leave the queue a moment before sacct shows
+  -- it. So a job is LOST only when sacct has not known it for UNKNOWN_GRACE seconds with that
+  -- queue empty (sdiag) each time; until then it keeps its status, and check says why.
+  local d, why = exec.run({ "sdiag" }, { timeout = 30 })
+  local queued = d and d.code == 0 and tonumber(d.stdout:match("DBD Agent queue size:%s*(%d+)"))
+  local now, lost, waiting = process.time(), {}, 0
+  for _, job in ipairs(unknown) do
+    job.slurm_unknown_since = queued == 0 and (job.slurm_unknown_since or now) or nil
+    if job.slurm_unknown_since and now - job.slurm_unknown_since >= backend.UNKNOWN_GRACE then
+      lost[#lost + 1] = job
+    else
+      waiting = waiting + 1
+    end
+  end
+  lose(lost, "NOT_IN_ACCOUNTING")
+  if waiting == 0 then return end
+  if queued == 0 then
+    ctx.backend_error = string.format("sacct does not know %d forgotten job(s) yet; they are LOST if it still "
+      .. "does not in %d s", waiting, backend.UNKNOWN_GRACE)
+  elseif queued then
+    ctx.backend_error = string.format("sacct has not caught up (%d records queued for slurmdbd)", queued)
+  else
+    ctx.backend_error = "sdiag: " .. (d and d.stderr:gsub("%s+$", "") or tostring(why))
+  end
+end
+
+-- poll(ctx, jobs): one scontrol call for all of them; for the jobs it has forgotten, their
+-- exit-code files, then one sacct call for the rest. When the controller cannot be asked,
 -- every job keeps its last known status (an API error is never a job failure).
 function backend.poll(ctx, jobs)
   local r, err = exec.run({ "scontrol", "-o", "show", "job" }, { timeout = 30 })
@@ -174,15 +335,18 @@ function backend.poll(ctx, jobs)
   end
   ctx.backend_error = nil
   local known = backend.parse(r.stdout)
+  local forgotten = {}
   for _, job in ipairs(jobs) do
     local rec = job.native_id and known[job.native_id]
     if rec then
       apply(job, rec)
     elseif job.native_id then
-      -- The controller forgot it (MinJobAge passed, or it was never there).
-      job.status, job.native_status = "LOST", "NOT_IN_CONTROLLER"
+      -- The controller forgot it (MinJobAge passed, or its state was lost).
+      local attempt = recorded(ctx, job)
+      if attempt and attempt.final then apply_recorded(job, attempt) else forgotten[#forgotten + 1] = job end
     end
   end
+  if #forgotten > 0 then from_accounting(ctx, forgotten) end
 end
 
 -- cancel(ctx, jobs): one scancel for all, then follow them to CANCELLED.
