@@ -160,7 +160,8 @@ function grid.text(jobs, want, paint, fancy)
   title = sanitize.text(title)
   local max = {}
   for i = 1, #headers do max[i] = 40 end
-  return table.concat({ paint(title, "bold"), (textable.render(headers, rows, { paint = paint, max = max }):gsub("\n$", "")),
+  local body = textable.render(headers, rows, { paint = paint, max = max }):gsub("\n$", "")
+  return table.concat({ paint(title, "bold"), body,
     sanitize.text(grid.legend(model, fancy)), "" }, "\n"), model.warning
 end
 

@@ -75,21 +75,31 @@ end
 local CSS = [[
 :root{--pass:#1a7f37;--fail:#cf222e;--pend:#0969da;--none:#8c959f;--bg:#fff;--fg:#1f2328;--mute:#59636e;--line:#d1d9e0}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);margin:0 2em 3em}
-h1{font-size:1.5em;margin:.8em 0 .2em}h2{font-size:1.2em;margin:1.6em 0 .5em;border-bottom:1px solid var(--line)}
+h1{font-size:1.5em;margin:.8em 0 .2em}
+h2{font-size:1.2em;margin:1.6em 0 .5em;border-bottom:1px solid var(--line)}
 h3{font-size:1em;margin:1.2em 0 .3em}
 .meta{color:var(--mute)}.meta b{color:var(--fg);font-weight:600}
 .counts span{display:inline-block;margin:.4em .6em 0 0;padding:.15em .6em;border-radius:1em;color:#fff;font-weight:600}
-.c-pass{background:var(--pass)}.c-fail{background:var(--fail)}.c-pending{background:var(--pend)}.c-total{background:#57606a}
-table{border-collapse:collapse;margin:.3em 0}th,td{border:1px solid var(--line);padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \2195";color:var(--none)}
-td.v-pass,.v-pass{color:var(--pass);font-weight:600}td.v-fail,.v-fail{color:var(--fail);font-weight:600}td.v-pending,.v-pending{color:var(--pend)}
-table.grid td{text-align:center;min-width:5em}table.grid td.g-pass{background:#dafbe1}table.grid td.g-fail{background:#ffebe9}
-table.grid td.g-pending{background:#ddf4ff}table.grid td.g-none{color:var(--none)}table.grid th.row{text-align:right}
+.c-pass{background:var(--pass)}.c-fail{background:var(--fail)}.c-pending{background:var(--pend)}
+.c-total{background:#57606a}
+table{border-collapse:collapse;margin:.3em 0}
+th,td{border:1px solid var(--line);padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f6f8fa}table.sortable th{cursor:pointer;user-select:none}
+table.sortable th:after{content:" \2195";color:var(--none)}
+td.v-pass,.v-pass{color:var(--pass);font-weight:600}td.v-fail,.v-fail{color:var(--fail);font-weight:600}
+td.v-pending,.v-pending{color:var(--pend)}
+table.grid td{text-align:center;min-width:5em}table.grid td.g-pass{background:#dafbe1}
+table.grid td.g-fail{background:#ffebe9}
+table.grid td.g-pending{background:#ddf4ff}table.grid td.g-none{color:var(--none)}
+table.grid th.row{text-align:right}
 table.grid a{color:inherit;text-decoration:none}
-.legend span{margin-right:1.2em}.sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:-.1em;margin-right:.3em}
-.s-pass{background:var(--pass)}.s-fail{background:var(--fail)}.s-pending{background:var(--pend)}.s-none{background:var(--none)}
+.legend span{margin-right:1.2em}
+.sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:-.1em;margin-right:.3em}
+.s-pass{background:var(--pass)}.s-fail{background:var(--fail)}.s-pending{background:var(--pend)}
+.s-none{background:var(--none)}
 td.mono,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
-pre{background:#0d1117;color:#e6edf3;padding:.6em .8em;overflow-x:auto;border-radius:6px;white-space:pre-wrap;word-break:break-all}
+pre{background:#0d1117;color:#e6edf3;padding:.6em .8em;overflow-x:auto;border-radius:6px;
+white-space:pre-wrap;word-break:break-all}
 .ak{color:#8b949e}.ar{color:#ff7b72}.ag{color:#7ee787}.ay{color:#e3b341}.ab{color:#79c0ff}
 .am{color:#d2a8ff}.ac{color:#76e3ea}.aw{color:#f0f6fc}.abold{font-weight:700}
 .fail-job{border-left:4px solid var(--fail);padding-left:.8em;margin:1em 0}
@@ -104,7 +114,8 @@ local JS = [[
     t.querySelectorAll("th").forEach(function(th,i){
       th.addEventListener("click",function(){
         var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows),asc=th.getAttribute("data-dir")!=="asc";
-        function key(r){var c=r.cells[i];if(!c)return "";var v=c.getAttribute("data-v");return v!==null?v:c.textContent;}
+        function key(r){var c=r.cells[i];if(!c)return "";
+          var v=c.getAttribute("data-v");return v!==null?v:c.textContent;}
         rows.sort(function(x,y){
           var a=key(x),c=key(y),na=parseFloat(a),nc=parseFloat(c),d;
           if(!isNaN(na)&&!isNaN(nc)&&String(na)===a.trim()&&String(nc)===c.trim())d=na-nc;else d=a.localeCompare(c);
@@ -119,7 +130,9 @@ local JS = [[
 })();
 ]]
 
-local function verdict_of(job) return job.verdict == "pass" and "pass" or job.verdict == "fail" and "fail" or "pending" end
+local function verdict_of(job)
+  return job.verdict == "pass" and "pass" or job.verdict == "fail" and "fail" or "pending"
+end
 
 -- params(data) -> the axis names in declaration order.
 local function param_names(data)
@@ -165,7 +178,8 @@ local function grid_html(data, want, ids)
     out[#out + 1] = "</tr>"
   end
   out[#out + 1] = "</tbody></table>"
-  local legend = '<p class="legend"><span><i class="sw s-pass"></i>✓ passed</span><span><i class="sw s-fail"></i>✗ failed'
+  local legend = '<p class="legend"><span><i class="sw s-pass"></i>✓ passed</span>'
+    .. '<span><i class="sw s-fail"></i>✗ failed'
     .. '</span><span><i class="sw s-pending"></i>… not finished</span><span><i class="sw s-none"></i>· no job</span>'
   if #model.folded > 0 then
     local f = {}
@@ -260,7 +274,9 @@ local function timeline_html(data, ids)
     local entries = {}
     for _, a in ipairs(job.attempts or {}) do
       local s, e = span(a, now)
-      if s then entries[#entries + 1] = { s = s, e = e, verdict = verdict_of(a), earlier = true, attempt = a.attempt } end
+      if s then
+        entries[#entries + 1] = { s = s, e = e, verdict = verdict_of(a), earlier = true, attempt = a.attempt }
+      end
     end
     local s, e, open = span(job, now)
     if s then entries[#entries + 1] = { s = s, e = e, verdict = verdict_of(job), open = open } end
@@ -299,7 +315,8 @@ local function timeline_html(data, ids)
         en.earlier and (" (attempt " .. tostring(en.attempt) .. ")") or "", en.verdict, duration.format(en.e - en.s))
       out[#out + 1] = string.format('<rect x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"%s>'
         .. '<title>%s</title></rect>', x1, y + 2, w, row_h - 5, FILL[en.verdict],
-        en.earlier and ' opacity="0.35"' or (en.open and ' stroke="#0969da" stroke-dasharray="3 2" fill-opacity="0.6"' or ""),
+        en.earlier and ' opacity="0.35"'
+          or (en.open and ' stroke="#0969da" stroke-dasharray="3 2" fill-opacity="0.6"' or ""),
         esc(tip))
     end
     local last = entries[#entries]
@@ -393,7 +410,8 @@ function html.document(data, run_dir, opts)
     "<style>" .. CSS .. "</style></head><body>",
     "<h1>" .. esc(title) .. "</h1>",
     string.format('<p class="meta">Run <b>%s</b> · suite <b>%s</b> · backend <b>%s</b> · commit <b>%s</b> · '
-      .. "started <b>%s</b> · report written %s</p>", esc(data.run_id), esc(data.suite or "-"), esc(data.backend or "-"),
+      .. "started <b>%s</b> · report written %s</p>", esc(data.run_id), esc(data.suite or "-"),
+      esc(data.backend or "-"),
       esc(commit), esc(data.started_at or "-"), esc(state.iso(process.time()))),
     string.format('<p class="counts"><span class="c-pass">%d passed</span><span class="c-fail">%d failed</span>'
       .. '<span class="c-pending">%d pending</span><span class="c-total">%d jobs</span></p>',

@@ -141,7 +141,8 @@ function markdown.document(data, run_dir, opts)
   local meta = { "Run `" .. cut(sanitize.text(data.run_id), 200):gsub("`", "'") .. "`",
     "backend " .. md(data.backend or "-") }
   if git.commit and git.commit ~= json.null then
-    meta[#meta + 1] = "commit `" .. cut(sanitize.text(git.commit), 40):gsub("`", "'") .. "`" .. (git.dirty and " (dirty)" or "")
+    meta[#meta + 1] = "commit `" .. cut(sanitize.text(git.commit), 40):gsub("`", "'") .. "`"
+      .. (git.dirty and " (dirty)" or "")
   end
   if data.started_at then meta[#meta + 1] = "started " .. md(data.started_at) end
   head[#head + 1] = table.concat(meta, " · ")
