@@ -13,11 +13,13 @@ local function skip(why) tap.ok(true, "# skip " .. why) end
 
 tap.test("--grid on the quickstart: nodes × condition, ASCII without colour", function()
   local dir = h.scratch()
-  local code, out = h.sh(dir, "jobrun run " .. h.q(top .. "/examples/quickstart.lua") .. " --run-id Q --grid --color never")
+  local code, out = h.sh(dir, "jobrun run " .. h.q(top .. "/examples/quickstart.lua")
+    .. " --run-id Q --grid --color never")
   tap.is(code, 0, "every job passed")
   local g = out:match("(Grid: .-)\n\n") or out:match("(Grid: .*)$") or ""
   tap.like(g, "^Grid: nodes x condition\nnodes \\ condition%s+normal_completion%s+heartbeat_timeout%s+runtime_timeout"
-    .. "%s+cmd_fails\n1%s+pass%s+pass%s+pass%s+pass\n2%s+pass%s+pass%s+pass%s+pass\nLegend: ", "2 rows × 4 columns", out)
+    .. "%s+cmd_fails\n1%s+pass%s+pass%s+pass%s+pass\n2%s+pass%s+pass%s+pass%s+pass\nLegend: ",
+    "2 rows × 4 columns", out)
   tap.ok(not g:find("[\128-\255]"), "plain ASCII: no box drawing, no ✓", g)
   local _, coloured = h.sh(dir, "jobrun check Q --grid --color always")
   tap.like(coloured, "\27%[32m✓ pass\27%[0m", "with colour: a green ✓")
@@ -60,7 +62,8 @@ class P(html.parser.HTMLParser):
         if tag == "script": self.scripts += 1
         if tag == "pre": self.in_pre += 1
         for k, v in attrs:
-            if k in ("src", "href", "xlink:href", "action", "poster", "srcset") or (k == "style" and "url(" in (v or "")):
+            if k in ("src", "href", "xlink:href", "action", "poster", "srcset") \
+                    or (k == "style" and "url(" in (v or "")):
                 self.urls.append(v or "")
     def handle_endtag(self, tag):
         if tag == "pre": self.in_pre -= 1
@@ -114,7 +117,8 @@ tap.test("--html: one self-contained page; hostile names stay text; summary and 
   tap.like(page, '<table class="sortable"', "the full table, sortable")
   -- The step summary: appended, Markdown.
   local md = fs.read(dir .. "/step.md") or ""
-  tap.like(md, "^previous step\n## ❌ jobrun: h — 4 passed, 4 failed, 0 pending of 8", "appended to $GITHUB_STEP_SUMMARY")
+  tap.like(md, "^previous step\n## ❌ jobrun: h — 4 passed, 4 failed, 0 pending of 8",
+    "appended to $GITHUB_STEP_SUMMARY")
   tap.like(md, "| %*%*&lt;script&gt;alert\\%(1\\%)&lt;/script&gt;%*%* | 2/2 ✅ | 0/2 ❌ |",
     "the grid as a table, escaped, the folded axis counted")
   tap.like(md, "<details><summary>❌ <code>b&amp;b_2_0%.1</code>: status is FAILED", "each failure in a <details>")

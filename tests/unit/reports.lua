@@ -47,7 +47,8 @@ tap.test("grid: the two largest axes by default, in declaration order; others fo
   tap.is(grid.cell_text(cell, false), "0/2 FAIL", "ASCII: n/m FAIL")
   tap.is(grid.cell_text(m.cells[1][1], true), "2/2 ✓", "marks with colour")
   local chosen = grid.build(js, "condition,nodes")
-  tap.is({ chosen.rows_axis, chosen.cols_axis, chosen.folded }, { "condition", "nodes", { "seed" } }, "--grid ROWS,COLS")
+  tap.is({ chosen.rows_axis, chosen.cols_axis, chosen.folded }, { "condition", "nodes", { "seed" } },
+    "--grid ROWS,COLS")
   local bad = grid.build(js, "nodez,seed")
   tap.like(bad.warning, "no axis 'nodez' %(did you mean 'nodes'%?%)", "an unknown axis: a warning, with a hint")
   tap.is({ bad.rows_axis, bad.cols_axis }, { "seed", "condition" }, "and the default axes")
