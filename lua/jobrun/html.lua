@@ -197,7 +197,7 @@ local function fields_html(fields)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = fields[k]
-    if type(v) == "table" then v = json.encode(v) end
+    if v == json.null then v = "null" elseif type(v) == "table" then v = json.encode(v) end
     parts[#parts + 1] = esc(tostring(k) .. "=" .. tostring(v))
   end
   return table.concat(parts, "<br>")
@@ -256,6 +256,9 @@ end
 
 local FILL = { pass = "#1a7f37", fail = "#cf222e", pending = "#0969da" }
 
+-- The timeline draws at most this many jobs (a bar each); the table still lists them all.
+html.TIMELINE_MAX = 2000
+
 -- span(rec, now) -> start, end (epoch seconds) of an attempt or a job, or nil if it never started.
 local function span(rec, now)
   local s = rec.started_at and state.epoch(rec.started_at)
@@ -267,6 +270,12 @@ local function span(rec, now)
 end
 
 local function timeline_html(data, ids)
+  local all = data.jobs
+  if #all > html.TIMELINE_MAX then
+    data = { jobs = table.move(all, 1, html.TIMELINE_MAX, 1, {}) }
+  end
+  local note = #all > html.TIMELINE_MAX
+    and string.format('<p class="meta">The first %d of %d jobs.</p>\n', html.TIMELINE_MAX, #all) or ""
   local now = process.time()
   local t0, t1 = math.huge, -math.huge
   local bars = {}
@@ -338,7 +347,7 @@ local function timeline_html(data, ids)
     end
   end
   out[#out + 1] = "</svg>"
-  return table.concat(out, "\n")
+  return note .. table.concat(out, "\n")
 end
 
 local function failures_html(data, run_dir, ids)
