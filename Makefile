@@ -82,8 +82,9 @@ build/fuzz/json_fuzz: tests/fuzz/json_fuzz.c $(HOST_SRC) build/embedded.c $(HEAD
 
 fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz
 
+# The quickstart, with its HTML report in the state directory (jobrun prints the page's path).
 run: deps jobrun
-	./jobrun run examples/quickstart.lua
+	./jobrun run examples/quickstart.lua --grid --html "$${JOBRUN_STATE_DIR:-.jobrun}/quickstart.html"
 
 test: test-deps jobrun build/luarun asan
 	sh tests/slurm/cluster.sh start

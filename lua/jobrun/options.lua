@@ -5,7 +5,9 @@ local suggest = require "jobrun.suggest"
 
 local options = {}
 
--- Option groups shared by several commands (SPEC §2). kind: flag | value | list.
+-- Option groups shared by several commands (SPEC §2). kind: flag | value | list | optional (a
+-- flag that may carry a value: --name=VALUE, or --name VALUE when the next argument is one that
+-- the option's `takes(arg)` accepts, so that `check --grid RUN` still reads RUN as the run).
 -- What chooses the jobs of a plan (run, launch, plan).
 options.SELECT = {
   { "backend", "value", "NAME", "backend to use instead of the suite's" },
@@ -36,6 +38,11 @@ options.COMMON = {
 options.REPORT = {
   { "logs", "flag", nil, "after the table, each job's last lines" },
   { "tail", "value", "N", "how many lines --logs shows (default 20)" },
+  { "grid", "optional", "[ROWS,COLS]", "the verdicts as a grid over two axes (default: the two largest)",
+    takes = function(arg) return arg:find(",", 1, true) ~= nil and arg:sub(1, 1) ~= "-" end,
+    check = function(v) return v == true or v:match("^[^,]+,[^,]+$") ~= nil, "two axes, ROWS,COLS" end },
+  { "html", "value", "FILE", "write a self-contained HTML report (grid, table, timeline, failures)" },
+  { "summary", "value", "FILE", "write a Markdown summary (default: append to $GITHUB_STEP_SUMMARY when set)" },
 }
 
 function options.concat(...)
@@ -73,6 +80,14 @@ function options.parse(command, argv, spec)
       if o[2] == "flag" then
         if value then usage("option '--%s' takes no value", name) end
         opts[name] = true
+      elseif o[2] == "optional" then
+        if not value and argv[i + 1] and o.takes(argv[i + 1]) then
+          i = i + 1
+          value = argv[i]
+        end
+        opts[name] = value or true
+        local ok, want = o.check(opts[name])
+        if not ok then usage("option '--%s' takes %s, not '%s'", name, want, value) end
       else
         if not value then
           i = i + 1

@@ -1,5 +1,6 @@
 -- The human report of a run (SPEC §7): a header, one row per job with the old tool's colours,
--- a status summary; and the --json document (SPEC §4).
+-- a status summary, with --grid the verdicts as a grid over two axes; the --json document
+-- (SPEC §4); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
 local color = require "jobrun.color"
 local textable = require "jobrun.textable"
 local template = require "jobrun.template"
@@ -55,9 +56,10 @@ function report.cells(job, paint)
   return { clean(job.name), status, restarts, termination, exit, dur, v }
 end
 
--- table_text(data, opts) -> the report as text.
+-- text(data, opts) -> the report as text, and a warning about --grid's axes (or nil).
 function report.text(data, opts)
-  local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
+  local on = color.enabled(opts.color, opts.json and 2 or 1)
+  local paint = color.painter(on)
   local params = {}
   local seen = {}
   for _, job in ipairs(data.jobs) do
@@ -99,7 +101,15 @@ function report.text(data, opts)
   out[#out + 1] = string.format("Verdict: %s passed, %s failed, %d pending, of %d",
     paint(tostring(sum.passed), sum.passed > 0 and "green" or nil),
     paint(tostring(sum.failed), sum.failed > 0 and "red" or nil), sum.pending, sum.total)
-  return table.concat(out, "\n") .. "\n"
+  local warning
+  if opts.grid then
+    -- Marks (✓ ✗) with colour; plain ASCII words without it (--color never, a pipe, a log).
+    local text
+    text, warning = require("jobrun.grid").text(data.jobs, opts.grid, paint, on)
+    out[#out + 1] = ""
+    out[#out + 1] = (text:gsub("\n$", ""))
+  end
+  return table.concat(out, "\n") .. "\n", warning
 end
 
 function report.json(data)
@@ -149,7 +159,9 @@ function report.emit(data, opts, run_dir)
   end
   -- --json is machine output only: no human table anywhere (SPEC §2).
   if not opts.json then
-    io.stdout:write(report.text(data, opts))
+    local text, warning = report.text(data, opts)
+    if warning then io.stderr:write("jobrun: ", warning, "\n") end
+    io.stdout:write(text)
     local paint = color.painter(color.enabled(opts.color, 1))
     io.stdout:write(require("jobrun.failures").text(data, run_dir, paint))
     -- Where to look next, as the old tool's check ended; only for a person at a terminal.
@@ -162,10 +174,38 @@ function report.emit(data, opts, run_dir)
   report.emit_extras(data, opts, run_dir)
 end
 
--- emit_extras(data, opts, run_dir): all of emit but the table (--logs, --junit, --json).
+-- summary_target(opts, data) -> path, append: --summary FILE (replaced), else
+-- $GITHUB_STEP_SUMMARY (appended to, as GitHub expects) once the run has ended — a `check` of a
+-- run still going adds nothing there, so that polling does not fill the job page.
+function report.summary_target(opts, data)
+  local step = os.getenv("GITHUB_STEP_SUMMARY")
+  if step == "" then step = nil end
+  if opts.summary then return opts.summary, opts.summary == step end
+  if step and results.summary(data.jobs).pending == 0 then return step, true, true end
+  return nil
+end
+
+-- emit_extras(data, opts, run_dir): all of emit but the table (--logs, --junit, --html,
+-- --summary, --json).
 function report.emit_extras(data, opts, run_dir)
   if opts.logs and run_dir and not opts.json then io.stdout:write("\n", report.logs_text(data, run_dir, opts)) end
-  if opts.junit then require("jobrun.junit").write(opts.junit, data) end
+  if opts.junit then require("jobrun.junit").write(opts.junit, data, run_dir) end
+  if opts.html then
+    require("jobrun.html").write(opts.html, data, run_dir, opts)
+    if not opts.json then io.stdout:write("HTML report: ", clean(opts.html), "\n") end
+  end
+  local path, append, implicit = report.summary_target(opts, data)
+  if path then
+    local ok, err = require("jobrun.markdown").write(path, data, run_dir, { append = append, grid = opts.grid })
+    if not ok then
+      if implicit then
+        io.stderr:write(string.format("jobrun: the step summary was not written to $GITHUB_STEP_SUMMARY (%s): %s\n",
+          clean(path), clean(err)))
+      else
+        require("jobrun.errors").infra("cannot write the summary: %s", err)
+      end
+    end
+  end
   if opts.json then io.stdout:write(json.encode(report.json(data), true), "\n") end
 end
 

@@ -58,9 +58,15 @@ suite "r" {
     .. " out.xml")
   tap.like(xml_err, "out.xml validates", "valid JUnit with a failure")
   local xml = fs.read(dir .. "/out.xml") or ""
-  tap.like(xml, '<testcase name="r_bad" classname="r" time="[%d.]+">\n      <failure message="status is FAILED, '
-    .. 'expected SUCCEEDED; exit code is 1, expected 0"', "failure message = mismatches")
-  tap.like(xml, '<testcase name="r_good" classname="r" time="[%d.]+"/>', "a passing testcase")
+  tap.like(xml, '<testcase name="r_bad" classname="r" time="[%d.]+">\n      <properties>.-</properties>\n'
+    .. '      <failure message="status is FAILED, expected SUCCEEDED; exit code is 1, expected 0"',
+    "failure message = mismatches")
+  tap.like(xml, '<testcase name="r_good" classname="r" time="[%d.]+">\n      <properties>\n'
+    .. '        <property name="param.x" value="good"/>', "a passing testcase, its params as properties")
+  tap.like(xml, '<property name="native_id" value="%d+"/>', "the native id")
+  tap.like(xml, '<property name="restart_count" value="0"/>', "the restarts")
+  tap.like(xml, "<system%-out>line one\na &lt;tag&gt; &amp; &quot;quote&quot;</system%-out>",
+    "<system-out>: the log's tail, escaped")
   local _, logs = h.sh(dir, "jobrun check --logs --tail 1")
   tap.like(logs, "Job: r_bad %(FAILED%)\nExit Code: 1\nRestart Count: 0\nMismatch: status is FAILED",
     "--logs: the job's facts")
