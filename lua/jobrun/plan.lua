@@ -14,15 +14,46 @@ local plan = {}
 
 local sorted_keys = schema.keys_of
 
--- The axes in the order the suite wrote them (sorted when the matrix is no literal table).
+-- The axes in the order the suite gives them: its `axes` field, else the order written in its
+-- `matrix = { … }` literal. A matrix that is no literal (a variable, a function's result) has
+-- no order Lua can tell: with two axes or more it needs `axes`.
 local function axis_order(decls)
-  local m = decls.suite.fields.matrix or {}
+  local suite = decls.suite
+  local f = suite.fields
+  local m = f.matrix or {}
   local keys = sorted_keys(m)
-  local written = source_order.matrix_axes(decls.source, decls.suite.where.line)
+  if f.axes then
+    local out, seen = {}, {}
+    for _, a in ipairs(f.axes) do
+      local key = matrix.key_in(m, tostring(a))
+      if key == nil then
+        errors.at(suite.where, "suite \"%s\": axes names '%s', which is no axis of the matrix%s",
+          suite.name, tostring(a), suggest.hint(tostring(a), keys))
+      end
+      if seen[key] then errors.at(suite.where, "suite \"%s\": axes names '%s' twice", suite.name, key) end
+      seen[key] = true
+      out[#out + 1] = key
+    end
+    for _, k in ipairs(keys) do
+      if not seen[k] then
+        errors.at(suite.where, "suite \"%s\": axes leaves out the matrix's axis '%s' (it must list every axis once)",
+          suite.name, k)
+      end
+    end
+    return out
+  end
+  local written = source_order.matrix_axes(decls.source, suite.where.line)
   if written and #written == #keys then
     local ok = true
     for _, a in ipairs(written) do if m[a] == nil then ok = false end end
     if ok then return written end
+  end
+  if #keys >= 2 then
+    local quoted = {}
+    for i, k in ipairs(keys) do quoted[i] = string.format("%q", k) end
+    errors.at(suite.where, "suite \"%s\": the matrix is not a table written in the declaration, so the "
+      .. "order of its axes is unknown; state it with axes = { %s } (in the order you want)",
+      suite.name, table.concat(quoted, ", "))
   end
   return keys
 end
@@ -75,31 +106,56 @@ local function matches_any(name, globs)
   return false
 end
 
-local function default_name_template(keys)
-  local parts = { "{suite}" }
-  for _, k in ipairs(keys) do parts[#parts + 1] = "{" .. k .. "}" end
-  return table.concat(parts, "_")
+-- param(params, key): an axis or include value, its key matched without regard to case.
+local function param(params, key)
+  local k = matrix.key_in(params, key)
+  if k == nil then return nil end
+  return params[k]
 end
 
--- The placeholder lookup of one job.
+-- A table value reads as its label ({name} or its scalar fields); a named one stays a table so
+-- that its name is what a shell string quotes.
+local function shown(v)
+  if type(v) == "table" and v.name == nil then return template.label(v) end
+  return v
+end
+
+-- field(value, path): "a.b" inside a table value (keys matched without regard to case).
+local function field(value, path)
+  for part in (path .. "."):gmatch("([^.]*)%.") do
+    if type(value) ~= "table" then return nil end
+    local k = matrix.key_in(value, part)
+    if k == nil and part:match("^%d+$") then k = tonumber(part) end
+    value = k ~= nil and value[k] or nil
+  end
+  return value
+end
+
+-- The placeholder lookup of one job. Axis names may hold any character ({node-version}, {a.b});
+-- {axis.field} reaches a field of a table value.
 local function lookup_for(ctx)
   return function(key)
     if key == "args" then return ctx.args end
     if key == "git.commit" then return ctx.git and ctx.git.commit end
     local v = ctx.fixed[key]
     if v ~= nil then return v end
-    local head, field = key:match("^([%w_]+)%.([%w_]+)$")
-    if head then
-      local value = ctx.params[head]
+    v = param(ctx.params, key)
+    if v ~= nil then return shown(v) end
+    local from = 1
+    while true do
+      local dot = key:find(".", from, true)
+      if not dot then return nil end
+      local head, rest = key:sub(1, dot - 1), key:sub(dot + 1)
       if head == "condition" and ctx.condition then
-        local cv = ctx.condition.fields[field]
+        local cv = ctx.condition.fields[rest]
         if cv ~= nil then return cv end
-        if field == "name" then return ctx.condition.name end
+        if rest == "name" then return ctx.condition.name end
       end
-      if type(value) == "table" then return value[field] end
-      return nil
+      local value = param(ctx.params, head)
+      if type(value) == "table" then return shown(field(value, rest)) end
+      if value ~= nil then return nil end
+      from = dot + 1
     end
-    return ctx.params[key]
   end
 end
 
@@ -221,6 +277,7 @@ function plan.build(decls, opts)
   for _, a in ipairs(axes) do values[a] = f.matrix[a] end
   for _, set in ipairs(opts.set or {}) do
     local axis, words = set[1], set[2]
+    axis = matrix.key_in(values, axis) or axis
     if values[axis] == nil then
       errors.raise("--set %s: the suite has no axis '%s'%s%s", axis, axis,
         #axes > 0 and (" (axes: " .. table.concat(axes, ", ") .. ")") or " (it has no matrix)",
@@ -264,7 +321,17 @@ function plan.build(decls, opts)
       where = where, params = params, condition = condition, args = cf.args or {}, git = opts.git,
       fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = 1, suite_dir = suite_dir },
     }
-    local name = expand_or_fail(ctx, "name", f.name or default_name_template(row.keys))
+    local name
+    if f.name then
+      name = expand_or_fail(ctx, "name", f.name)
+    else -- the suite's name and each value's label, joined by "_"
+      local parts = { suite.name }
+      for _, k in ipairs(row.keys) do parts[#parts + 1] = template.label(params[k]) end
+      name = table.concat(parts, "_")
+      if name:find("\0", 1, true) then
+        errors.at(ctx.where, "job name '%s' holds a NUL byte, which no file name can carry", (name:gsub("%z", "\\0")))
+      end
+    end
     if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
     if by_name[name] then
       errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
@@ -391,7 +458,7 @@ function plan.from_options(path, opts)
   local dsl = require "jobrun.dsl"
   local set = {}
   for _, s in ipairs(opts.set or {}) do
-    local axis, list = s:match("^([%w_]+)=(.*)$")
+    local axis, list = s:match("^([^=]+)=(.*)$")
     if not axis or list == "" then errors.raise("--set wants AXIS=V1,V2, not '%s'", s) end
     local words = {}
     for w in (list .. ","):gmatch("([^,]*),") do
