@@ -84,9 +84,11 @@ function kinds.matrix(v)
     if axis == "include" or axis == "exclude" then
       return string.format("'%s' belongs beside matrix, not inside it", axis)
     end
-    if lower[axis:lower()] then
+    local other = lower[axis:lower()]
+    if other then
+      if axis < other then other, axis = axis, other end
       return string.format("axes '%s' and '%s' differ only in case (matrix keys match without regard to case)",
-        lower[axis:lower()] < axis and lower[axis:lower()] or axis, lower[axis:lower()] < axis and axis or lower[axis:lower()])
+        other, axis)
     end
     lower[axis:lower()] = axis
     if not is_list(values) or #values == 0 then
