@@ -175,6 +175,8 @@ end
 
 -- expand(str, lookup [, shell]) -> string | nil, unknown_key
 -- lookup(key) -> value, or nil for an unknown placeholder. Lists (the args) are shell-quoted.
+-- A "{text}" that is no identifier stays as written when lookup finds nothing, unless lookup
+-- also says that it names something (nil, true): a matrix key that this job lacks.
 -- With shell, str is a shell command: each value is quoted for the place it is pasted at.
 function template.expand(str, lookup, shell)
   local parts = compiled[str]
@@ -184,9 +186,9 @@ function template.expand(str, lookup, shell)
     if type(part) == "string" then
       out[i] = part
     else
-      local value = lookup(part[1])
+      local value, named = lookup(part[1])
       if value == nil then
-        if not part[3] then return nil, part[1] end
+        if not part[3] or named then return nil, part[1] end
         out[i] = part[3]
       else
         out[i] = shell and shell_text(value, part[2]) or value_text(value)
