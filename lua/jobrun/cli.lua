@@ -166,6 +166,10 @@ function cli.dispatch(argv)
   end
   -- Internal entry point of launch's detached driver; not listed in help.
   if first == "__drive" then return require("jobrun.commands.launch").drive(argv[2]) end
+  -- The language server annotations (make writes them to share/jobrun-meta.lua); not listed.
+  if first == "__meta" then io.stdout:write(require("jobrun.meta").generate()); return 0 end
+  -- What shell completion asks for: run ids and job names (jobrun completion); not listed.
+  if first == "__complete" then return require("jobrun.commands.completion").complete({ table.unpack(argv, 2) }) end
   local cmd = load_command(first)
   if not cmd then unknown_command(first) end
   local opts, args = options.parse(first, { table.unpack(argv, 2) }, cmd.options or {})

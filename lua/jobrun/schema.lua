@@ -175,6 +175,35 @@ schema.fields = {
   },
 }
 
+-- Each kind as a Lua language server type (share/jobrun-meta.lua is generated from these).
+schema.LUA_TYPES = {
+  string = "string", boolean = "boolean", number = "number", table = "table<string, any>",
+  func = "(fun(log: string, result: jobrun.ParserResult))", any = "any",
+  positive_integer = "integer", count = "integer", duration = "number|string",
+  list_of_strings = "string[]", list_of_tables = "table<string, any>[]",
+  command = "string|string[]|(fun(job: table): string|string[])",
+  env = "table<string, string|number|boolean>", matrix = "table<string, any[]>", axes = "string[]",
+  scope = '"tail"|"all"', expect = "jobrun.Expect|(fun(result: jobrun.Result): boolean, string?)",
+  git = "jobrun.GitPolicy", status = "jobrun.Status", exit_code = 'integer|"nonzero"',
+  termination = "string|string[]", restarts = "integer|{ min: integer?, max: integer? }",
+}
+
+-- The read-only `git` global's fields (jobrun.git), for the annotations and the docs.
+schema.git_info = {
+  commit = { type = "string", doc = "the HEAD commit's full hash" },
+  short = { type = "string", doc = "its short hash" },
+  branch = { type = "string?", doc = "the branch checked out; nil when detached" },
+  dirty = { type = "boolean", doc = "tracked files differ from HEAD" },
+  detached = { type = "boolean", doc = "HEAD is detached" },
+  changed = { type = "string[]", doc = "the tracked paths that differ from HEAD" },
+  untracked = { type = "string[]", doc = "the untracked paths" },
+  upstream = { type = "string?", doc = "the branch's upstream, e.g. origin/main" },
+  ahead = { type = "integer?", doc = "commits ahead of the upstream" },
+  behind = { type = "integer?", doc = "commits behind the upstream" },
+  remote_url = { type = "string?", doc = "the remote's URL, without user:password" },
+  is_pushed = { type = "fun(commit: string?): boolean", doc = "whether a remote branch has the commit (default HEAD)" },
+}
+
 local function keys_of(t)
   local out = {}
   for k in pairs(t) do out[#out + 1] = k end
