@@ -32,7 +32,7 @@ TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang
 
 .PHONY: all run test deps test-deps install clean asan fuzz bench
 
-all: jobrun
+all: jobrun share/jobrun-meta.lua
 
 deps:
 	@sh scripts/deps.sh $(BUILD_DEPS)
@@ -49,6 +49,12 @@ build/embedded.c: build/embedgen $(LUA_FILES)
 
 jobrun: $(HOST_SRC) src/main.c build/embedded.c $(HEADERS)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) src/main.c build/embedded.c $(LIBS)
+
+# The Lua language server's annotations of the suite DSL, generated from lua/jobrun/schema.lua
+# (committed, so that editors find them without a build; tests/unit/meta.lua checks they are current).
+share/jobrun-meta.lua: jobrun
+	@mkdir -p share
+	./jobrun __meta > $@.tmp && mv $@.tmp $@
 
 build/luarun: $(HOST_SRC) tests/luarun.c build/embedded.c $(HEADERS)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) tests/luarun.c build/embedded.c $(LIBS)
@@ -95,7 +101,7 @@ test: test-deps jobrun build/luarun asan
 bench: jobrun
 	sh bench/plan.sh
 
-install: jobrun
+install: jobrun share/jobrun-meta.lua
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 jobrun $(DESTDIR)$(PREFIX)/bin/jobrun
 

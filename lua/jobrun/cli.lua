@@ -8,7 +8,7 @@ local cli = {}
 
 -- The commands this build has, in the order help lists them.
 cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
-                 "analyze" }
+                 "analyze", "completion" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do
@@ -47,7 +47,8 @@ local function general_help()
   out[#out + 1] = "Exit codes: 0 all jobs passed · 1 a job failed · 2 usage or suite error ·"
   out[#out + 1] = "3 infrastructure error · 130 interrupted."
   out[#out + 1] = "Run 'jobrun help COMMAND' for a command's options, 'jobrun help suite' (or condition,"
-  out[#out + 1] = "parser) for the fields of a suite file. jobrun --version prints the version."
+  out[#out + 1] = "parser) for the fields of a suite file, 'jobrun help expect' for expectations."
+  out[#out + 1] = "jobrun --version prints the version."
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -74,10 +75,61 @@ local function dsl_help(topic)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- help expect: every form an expectation takes, each with an example.
+local function expect_help()
+  local plan = require "jobrun.plan"
+  local schema = require "jobrun.schema"
+  local out = { [[
+expect — how a job should end: a suite's expect is every job's, a condition's replaces it.
+
+A table checks only what it names, and a job passes when every check holds; a function
+decides alone. Without an expectation a job passes iff its status is SUCCEEDED and its exit
+code 0. CANCELLED, LAUNCH_FAILED and LOST never pass unless status names them.
+
+  status       the job's normalised status, one of:
+               ]] .. table.concat(schema.STATUSES, " ") .. [[
+
+                 expect = { status = "TIMEOUT" }
+  exit_code    a whole number, or "nonzero" for any code but 0
+                 expect = { exit_code = 3 }
+                 expect = { exit_code = "nonzero" }
+  termination  the termination reason, a plain name (letters, digits, _, - and .), or a
+               list of names any of which passes; names are compared as they are
+                 expect = { termination = "nccl_timeout" }
+                 expect = { termination = { "timeout", "preempted" } }
+  restarts     how often the job was restarted: a number, or { min = N, max = N }
+                 expect = { restarts = 0 }
+                 expect = { restarts = { min = 1, max = 3 } }
+  log          a Lua pattern that must occur in the job's log
+                 expect = { log = "loss: %d+%.%d+" }
+  function     function(result) returning ok, why; why is the mismatch shown when ok is
+               false. result is the job's result: status, exit_code, termination_reason,
+               restart_count, fields (what parsers found), params, name, log_path
+                 expect = function(r)
+                   if r.fields.nan then return false, "the loss went NaN" end
+                   return r.exit_code == 0, "exit code " .. tostring(r.exit_code)
+                 end
+
+Checks combine: expect = { status = "FAILED", exit_code = "nonzero", termination = "cuda_oom" }
+
+Termination names jobrun knows (built-in parsers and backends; packs and suites add their
+parsers' values), besides signal_<NAME> for a job killed by a signal (signal_KILL):]] }
+  local known = plan.known_terminations({})
+  local line = " "
+  for _, name in ipairs(known) do
+    if #line + #name + 1 > 92 then out[#out + 1] = line; line = " " end
+    line = line .. " " .. name
+  end
+  out[#out + 1] = line
+  out[#out + 1] = "jobrun plan warns (on stderr) about an expected termination that none of them produces."
+  return table.concat(out, "\n") .. "\n"
+end
+
 local function help(args)
   local topic = args[1]
   if not topic then io.stdout:write(general_help()); return 0 end
   if DSL_TOPICS[topic] then io.stdout:write(dsl_help(topic)); return 0 end
+  if topic == "expect" then io.stdout:write(expect_help()); return 0 end
   local cmd = load_command(topic)
   if not cmd then
     if topic == "help" then io.stdout:write("Usage: jobrun help [COMMAND]\n"); return 0 end
@@ -114,6 +166,10 @@ function cli.dispatch(argv)
   end
   -- Internal entry point of launch's detached driver; not listed in help.
   if first == "__drive" then return require("jobrun.commands.launch").drive(argv[2]) end
+  -- The language server annotations (make writes them to share/jobrun-meta.lua); not listed.
+  if first == "__meta" then io.stdout:write(require("jobrun.meta").generate()); return 0 end
+  -- What shell completion asks for: run ids and job names (jobrun completion); not listed.
+  if first == "__complete" then return require("jobrun.commands.completion").complete({ table.unpack(argv, 2) }) end
   local cmd = load_command(first)
   if not cmd then unknown_command(first) end
   local opts, args = options.parse(first, { table.unpack(argv, 2) }, cmd.options or {})

@@ -1,19 +1,54 @@
 -- Matrix expansion with GitHub Actions semantics: the product of the axes in order, then
 -- exclude (partial match), then include (merged into every original row that agrees on the
--- axes it names, else appended as a row of its own).
+-- axes it names, else appended as a row of its own). Keys (axis names, and the keys of
+-- exclude and include entries) match without regard to case, as GitHub's do; a table in an
+-- exclude or include entry matches a value when every key it gives matches, recursively.
 local suggest = require "jobrun.suggest"
 
 local matrix = {}
 
--- same(a, b): axis values compare by value; a table value also answers to its name.
-local function same(a, b)
-  if a == b then return true end
-  if type(a) == "table" and type(b) == "table" then return a.name ~= nil and a.name == b.name end
-  if type(a) == "table" then return a.name == b end
-  if type(b) == "table" then return b.name == a end
+local function is_list(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+-- key_in(t, k): the key of t that k names: k itself, else a string key equal to it but for case.
+local function key_in(t, k)
+  if t[k] ~= nil then return k end
+  if type(k) ~= "string" then return nil end
+  local lower = k:lower()
+  for tk in pairs(t) do
+    if type(tk) == "string" and tk:lower() == lower then return tk end
+  end
+  return nil
+end
+matrix.key_in = key_in
+
+-- matches(value, pattern): does a value of the matrix answer to a value given in exclude or
+-- include? Scalars compare by value, and a scalar names a table value by its `name`. A table
+-- pattern matches a table value when every key it gives matches (partially, recursively); a
+-- list pattern matches a list of the same length whose items match one by one.
+local function matches(v, p)
+  if v == p then return true end
+  if type(p) == "table" then
+    if type(v) ~= "table" then return false end
+    if #p > 0 and is_list(p) then
+      if #v ~= #p or not is_list(v) then return false end
+      for i = 1, #p do if not matches(v[i], p[i]) then return false end end
+      return true
+    end
+    for k, pv in pairs(p) do
+      local vk = key_in(v, k)
+      if vk == nil or not matches(v[vk], pv) then return false end
+    end
+    return true
+  end
+  if type(v) == "table" then return v.name ~= nil and v.name == p end
   return false
 end
-matrix.same = same
+matrix.matches = matches
+matrix.same = matches
 
 local function sorted_keys(t)
   local keys = {}
@@ -46,7 +81,7 @@ local function count_axis(values, patterns, axis)
     local ok = true
     for _, p in ipairs(patterns) do
       local v = p[axis]
-      if v ~= nil and not same(x, v) then ok = false; break end
+      if v ~= nil and not matches(x, v) then ok = false; break end
     end
     if ok then n = n + 1 end
   end
@@ -83,10 +118,46 @@ local function outside_excludes(spec, base, is_axis)
   return total
 end
 
+-- normalize(spec) -> spec whose exclude and include entries spell each key as the axis (or the
+-- first include entry) spelled it, or nil, why when two axes differ only in case.
+local function normalize(spec)
+  local canon = {}
+  for _, a in ipairs(spec.axes) do
+    local lower = type(a) == "string" and a:lower() or a
+    if canon[lower] ~= nil then
+      return nil, string.format("axes '%s' and '%s' differ only in case, and matrix keys match "
+        .. "without regard to case", tostring(canon[lower]), tostring(a))
+    end
+    canon[lower] = a
+  end
+  local function respell(entries, learn)
+    if not entries then return nil end
+    local out = {}
+    for i, e in ipairs(entries) do
+      local r = {}
+      for k, v in pairs(e) do
+        local lower = type(k) == "string" and k:lower() or k
+        local key = canon[lower]
+        if key == nil then
+          key = k
+          if learn then canon[lower] = k end
+        end
+        r[key] = v
+      end
+      out[i] = r
+    end
+    return out
+  end
+  local exclude = respell(spec.exclude, false)
+  return { axes = spec.axes, values = spec.values, exclude = exclude, include = respell(spec.include, true) }
+end
+matrix.normalize = normalize
+
 -- size(spec [, limit]) -> n, exact: how many rows expand(spec) makes, without making them.
 -- When the product and the includes fit in limit, that bound is the answer; beyond it the
 -- exact count is worked out when that is cheap (few exclude entries), else the bound stays.
 function matrix.size(spec, limit)
+  spec = normalize(spec) or spec
   local axes, values = spec.axes, spec.values
   local include = spec.include or {}
   if #axes == 0 then return math.max(1, #include), true end
@@ -114,6 +185,9 @@ end
 -- expand{ axes = {names in order}, values = {axis = list}, exclude = list, include = list }
 -- -> list of rows { params = {k = v}, keys = {ordered names} }, or nil, why
 function matrix.expand(spec)
+  local why
+  spec, why = normalize(spec)
+  if not spec then return nil, why end
   local axes, values = spec.axes, spec.values
   local is_axis = {}
   for _, a in ipairs(axes) do is_axis[a] = true end
@@ -131,7 +205,7 @@ function matrix.expand(spec)
     for _, row in ipairs(rows) do
       local match = true
       for k, v in pairs(ex) do
-        if not same(row[k], v) then match = false; break end
+        if not matches(row[k], v) then match = false; break end
       end
       if not match then kept[#kept + 1] = row end
     end
@@ -147,7 +221,7 @@ function matrix.expand(spec)
       local row = rows[r]
       local match = true
       for k, v in pairs(inc) do
-        if is_axis[k] and not same(row[k], v) then match = false; break end
+        if is_axis[k] and not matches(row[k], v) then match = false; break end
       end
       if match then
         matched = true

@@ -14,15 +14,46 @@ local plan = {}
 
 local sorted_keys = schema.keys_of
 
--- The axes in the order the suite wrote them (sorted when the matrix is no literal table).
+-- The axes in the order the suite gives them: its `axes` field, else the order written in its
+-- `matrix = { … }` literal. A matrix that is no literal (a variable, a function's result) has
+-- no order Lua can tell: with two axes or more it needs `axes`.
 local function axis_order(decls)
-  local m = decls.suite.fields.matrix or {}
+  local suite = decls.suite
+  local f = suite.fields
+  local m = f.matrix or {}
   local keys = sorted_keys(m)
-  local written = source_order.matrix_axes(decls.source, decls.suite.where.line)
+  if f.axes then
+    local out, seen = {}, {}
+    for _, a in ipairs(f.axes) do
+      local key = matrix.key_in(m, tostring(a))
+      if key == nil then
+        errors.at(suite.where, "suite \"%s\": axes names '%s', which is no axis of the matrix%s",
+          suite.name, tostring(a), suggest.hint(tostring(a), keys))
+      end
+      if seen[key] then errors.at(suite.where, "suite \"%s\": axes names '%s' twice", suite.name, key) end
+      seen[key] = true
+      out[#out + 1] = key
+    end
+    for _, k in ipairs(keys) do
+      if not seen[k] then
+        errors.at(suite.where, "suite \"%s\": axes leaves out the matrix's axis '%s' (it must list every axis once)",
+          suite.name, k)
+      end
+    end
+    return out
+  end
+  local written = source_order.matrix_axes(decls.source, suite.where.line)
   if written and #written == #keys then
     local ok = true
     for _, a in ipairs(written) do if m[a] == nil then ok = false end end
     if ok then return written end
+  end
+  if #keys >= 2 then
+    local quoted = {}
+    for i, k in ipairs(keys) do quoted[i] = string.format("%q", k) end
+    errors.at(suite.where, "suite \"%s\": the matrix is not a table written in the declaration, so the "
+      .. "order of its axes is unknown; state it with axes = { %s } (in the order you want)",
+      suite.name, table.concat(quoted, ", "))
   end
   return keys
 end
@@ -33,7 +64,7 @@ local function override_values(axis, words, original, decls)
   for _, word in ipairs(words) do
     local found
     for _, v in ipairs(original or {}) do
-      if matrix.same(v, word) or tostring(v) == word then found = v; break end
+      if matrix.same(v, word) or template.text(v) == word then found = v; break end
     end
     if found == nil then
       if axis == "condition" and not decls.conditions[word] then
@@ -75,31 +106,57 @@ local function matches_any(name, globs)
   return false
 end
 
-local function default_name_template(keys)
-  local parts = { "{suite}" }
-  for _, k in ipairs(keys) do parts[#parts + 1] = "{" .. k .. "}" end
-  return table.concat(parts, "_")
+-- param(params, key): an axis or include value, its key matched without regard to case.
+local function param(params, key)
+  local k = matrix.key_in(params, key)
+  if k == nil then return nil end
+  return params[k]
 end
 
--- The placeholder lookup of one job.
+-- A table value reads as its label ({name} or its scalar fields); a named one stays a table so
+-- that its name is what a shell string quotes.
+local function shown(v)
+  if type(v) == "table" and v.name == nil then return template.label(v) end
+  return v
+end
+
+-- field(value, path): "a.b" inside a table value (keys matched without regard to case).
+local function field(value, path)
+  for part in (path .. "."):gmatch("([^.]*)%.") do
+    if type(value) ~= "table" then return nil end
+    local k = matrix.key_in(value, part)
+    if k == nil and part:match("^%d+$") then k = tonumber(part) end
+    value = k ~= nil and value[k] or nil
+  end
+  return value
+end
+
+-- The placeholder lookup of one job. Axis names may hold any character ({node-version}, {a.b});
+-- {axis.field} reaches a field of a table value.
 local function lookup_for(ctx)
   return function(key)
     if key == "args" then return ctx.args end
     if key == "git.commit" then return ctx.git and ctx.git.commit end
     local v = ctx.fixed[key]
     if v ~= nil then return v end
-    local head, field = key:match("^([%w_]+)%.([%w_]+)$")
-    if head then
-      local value = ctx.params[head]
+    v = param(ctx.params, key)
+    if v ~= nil then return shown(v) end
+    local from = 1
+    while true do
+      local dot = key:find(".", from, true)
+      if not dot then return nil, ctx.keys[key:lower()] end
+      local head, rest = key:sub(1, dot - 1), key:sub(dot + 1)
       if head == "condition" and ctx.condition then
-        local cv = ctx.condition.fields[field]
+        local cv = ctx.condition.fields[rest]
         if cv ~= nil then return cv end
-        if field == "name" then return ctx.condition.name end
+        if rest == "name" then return ctx.condition.name end
       end
-      if type(value) == "table" then return value[field] end
-      return nil
+      local value = param(ctx.params, head)
+      if type(value) == "table" then return shown(field(value, rest)) end
+      if value ~= nil then return nil, true end
+      if ctx.keys[head:lower()] then return nil, true end
+      from = dot + 1
     end
-    return ctx.params[key]
   end
 end
 
@@ -126,6 +183,13 @@ local function refuse_nul(ctx, what, text)
   return text
 end
 
+local function params_text(params)
+  local parts = {}
+  for k, v in pairs(params) do parts[#parts + 1] = tostring(k) .. "=" .. template.text(v) end
+  table.sort(parts)
+  return table.concat(parts, " ")
+end
+
 -- expand_or_fail(ctx, what, value [, shell]): shell when value is a shell command string.
 local function expand_or_fail(ctx, what, value, shell)
   local lookup = lookup_for(ctx)
@@ -150,6 +214,12 @@ local function expand_or_fail(ctx, what, value, shell)
   if unknown == "git.commit" then
     errors.at(where, "{git.commit} in %s of job '%s': %s", what, ctx.fixed.name or "?",
       ctx.git and "the repository has no commit yet" or "this directory is not in a git repository")
+  end
+  local _, named = lookup(unknown)
+  if named then
+    errors.at(where, "placeholder {%s} in %s of job '%s': this job has no value for it (its row, %s, "
+      .. "came from an include entry without it, or its value has no such field)", unknown, what,
+      ctx.fixed.name or "?", params_text(ctx.params))
   end
   local known = known_placeholders(ctx)
   errors.at(where, "unknown placeholder {%s} in %s of job '%s'%s", unknown, what,
@@ -207,6 +277,87 @@ function plan.check_size(spec, limit, suite)
     exact and "" or "up to ", thousands(n), thousands(limit), n)
 end
 
+plan.BUILTIN_BACKENDS = { "local", "slurm", "skypilot" }
+
+-- check_backend(name, suite, from_option): a built-in backend, or a module
+-- jobrun.backends.<name> on package.path (which holds the suite's directory); else a usage
+-- error at the suite's file:line (or about --backend), with a "did you mean".
+function plan.check_backend(name, suite, from_option)
+  for _, b in ipairs(plan.BUILTIN_BACKENDS) do if name == b then return end end
+  if type(name) == "string" and name:match("^[%w_]+$") and name ~= "init" and name ~= "common"
+      and package.searchpath("jobrun.backends." .. name, package.path) then
+    return
+  end
+  -- Names are short: a swap of two letters ("slrum") is a typo too.
+  local hint, best = "", 3
+  for _, b in ipairs(plan.BUILTIN_BACKENDS) do
+    local d = suggest.distance(tostring(name):lower(), b)
+    if d < best then hint, best = string.format(" (did you mean '%s'?)", b), d end
+  end
+  local msg = string.format("unknown backend '%s'%s; the backends are local, slurm and skypilot, or a Lua "
+    .. "module jobrun.backends.%s on package.path (jobrun/backends/%s.lua beside the suite)", tostring(name),
+    hint, tostring(name), tostring(name))
+  if from_option then errors.raise("--backend: %s", msg) end
+  errors.at(suite.where, "suite \"%s\": %s", suite.name, msg)
+end
+
+-- Terminations the backends themselves report (besides signal_<NAME>): lua/jobrun/backends/*,
+-- the supervisor, and run.lua's launch failures.
+plan.BACKEND_TERMINATIONS = { "timeout", "cancelled", "setup_failed", "launch_failed", "oom", "node_fail",
+  "preempted", "deadline", "boot_fail", "special_exit", "damaged_record", "result_unwritable",
+  "failed", "failed_setup", "failed_prechecks", "failed_no_resource", "failed_controller" }
+
+-- known_terminations(decls) -> list: what a job of this suite can end with, as far as jobrun
+-- can tell: the values of termination parsers (built-in, packs', the suite's), the backends'
+-- facts, and what the packs' own conditions expect (a pack knows what its parsers capture).
+function plan.known_terminations(decls)
+  local seen, list = {}, {}
+  local function add(v)
+    if type(v) == "string" and not seen[v] then seen[v] = true; list[#list + 1] = v end
+  end
+  for _, p in ipairs(require "jobrun.parsers.builtin") do
+    if p.field == "termination_reason" then add(p.value) end
+  end
+  for _, name in ipairs(decls.parser_order or {}) do
+    local f = decls.parsers[name].fields
+    if f.field == "termination_reason" then add(f.value) end
+  end
+  for _, name in ipairs(decls.condition_order or {}) do
+    local c = decls.conditions[name]
+    if c.where.file ~= decls.file and type(c.fields.expect) == "table" then
+      local t = c.fields.expect.termination
+      if type(t) == "table" then for _, v in ipairs(t) do add(v) end else add(t) end
+    end
+  end
+  for _, v in ipairs(plan.BACKEND_TERMINATIONS) do add(v) end
+  table.sort(list)
+  return list, seen
+end
+
+-- termination_warnings(decls) -> list of "file:line: …": expectations of the suite file that
+-- name a termination nothing known produces (a typo, most often).
+function plan.termination_warnings(decls)
+  local known, is_known = plan.known_terminations(decls)
+  local out, said = {}, {}
+  local function check(expect, where, what)
+    if type(expect) ~= "table" then return end
+    local t = expect.termination
+    for _, v in ipairs(type(t) == "table" and t or { t }) do
+      if type(v) == "string" and not is_known[v] and not v:match("^signal_[%w]+$") then
+        local text = string.format("%s:%d: %s expects termination '%s', which no parser, pack or backend "
+          .. "declares%s", where.file, where.line, what, v, suggest.hint(v, known))
+        if not said[text] then said[text] = true; out[#out + 1] = text end
+      end
+    end
+  end
+  check(decls.suite.fields.expect, decls.suite.where, string.format("suite \"%s\"", decls.suite.name))
+  for _, name in ipairs(decls.condition_order or {}) do
+    local c = decls.conditions[name]
+    if c.where.file == decls.file then check(c.fields.expect, c.where, string.format("condition \"%s\"", name)) end
+  end
+  return out
+end
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
 --       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
@@ -221,6 +372,7 @@ function plan.build(decls, opts)
   for _, a in ipairs(axes) do values[a] = f.matrix[a] end
   for _, set in ipairs(opts.set or {}) do
     local axis, words = set[1], set[2]
+    axis = matrix.key_in(values, axis) or axis
     if values[axis] == nil then
       errors.raise("--set %s: the suite has no axis '%s'%s%s", axis, axis,
         #axes > 0 and (" (axes: " .. table.concat(axes, ", ") .. ")") or " (it has no matrix)",
@@ -240,7 +392,13 @@ function plan.build(decls, opts)
   local suite_dir = fs.realpath(decls.file:match("^(.*)/[^/]*$") or ".") or "."
   local timeout_override = opts.timeout and assert(duration.parse(opts.timeout))
   local backend = opts.backend or f.backend or "local"
+  plan.check_backend(backend, suite, opts.backend ~= nil)
   local jobs, by_name = {}, {}
+  -- Every matrix key of the suite (lower case): a placeholder naming one is never left as text.
+  local all_keys = {}
+  for _, row in ipairs(rows) do
+    for _, k in ipairs(row.keys) do if type(k) == "string" then all_keys[k:lower()] = true end end
+  end
 
   for index, row in ipairs(rows) do
     local params = row.params
@@ -261,10 +419,20 @@ function plan.build(decls, opts)
     end
 
     local ctx = {
-      where = where, params = params, condition = condition, args = cf.args or {}, git = opts.git,
+      where = where, params = params, condition = condition, args = cf.args or {}, git = opts.git, keys = all_keys,
       fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = 1, suite_dir = suite_dir },
     }
-    local name = expand_or_fail(ctx, "name", f.name or default_name_template(row.keys))
+    local name
+    if f.name then
+      name = expand_or_fail(ctx, "name", f.name)
+    else -- the suite's name and each value's label, joined by "_"
+      local parts = { suite.name }
+      for _, k in ipairs(row.keys) do parts[#parts + 1] = template.label(params[k]) end
+      name = table.concat(parts, "_")
+      if name:find("\0", 1, true) then
+        errors.at(ctx.where, "job name '%s' holds a NUL byte, which no file name can carry", (name:gsub("%z", "\\0")))
+      end
+    end
     if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
     if by_name[name] then
       errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
@@ -391,7 +559,7 @@ function plan.from_options(path, opts)
   local dsl = require "jobrun.dsl"
   local set = {}
   for _, s in ipairs(opts.set or {}) do
-    local axis, list = s:match("^([%w_]+)=(.*)$")
+    local axis, list = s:match("^([^=]+)=(.*)$")
     if not axis or list == "" then errors.raise("--set wants AXIS=V1,V2, not '%s'", s) end
     local words = {}
     for w in (list .. ","):gmatch("([^,]*),") do
@@ -426,6 +594,7 @@ function plan.from_options(path, opts)
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
     timeout = opts.timeout, max_parallel = max_parallel, git = git_info, max_jobs = max_jobs,
   })
+  for _, w in ipairs(plan.termination_warnings(decls)) do io.stderr:write("jobrun: warning: ", w, "\n") end
   p.decls = decls
   p.git_info = git_info
   p.git = require("jobrun.git").record(git_info)

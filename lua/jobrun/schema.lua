@@ -75,24 +75,38 @@ end
 
 function kinds.matrix(v)
   if type(v) ~= "table" then return "must be a table of axis = { values… }" end
+  local lower = {}
   for axis, values in pairs(v) do
-    if type(axis) ~= "string" or not axis:match("^[%a_][%w_]*$") then
-      return string.format("axis name '%s' must be an identifier", tostring(axis))
+    if type(axis) ~= "string" or axis == "" then
+      return string.format("axis name %s must be a non-empty string (write [\"node-version\"] = { … } "
+        .. "for names that are not identifiers)", type(axis) == "string" and "''" or tostring(axis))
     end
     if axis == "include" or axis == "exclude" then
       return string.format("'%s' belongs beside matrix, not inside it", axis)
     end
+    local other = lower[axis:lower()]
+    if other then
+      if axis < other then other, axis = axis, other end
+      return string.format("axes '%s' and '%s' differ only in case (matrix keys match without regard to case)",
+        other, axis)
+    end
+    lower[axis:lower()] = axis
     if not is_list(values) or #values == 0 then
       return string.format("axis '%s' must be a non-empty list of values", axis)
     end
     for i, value in ipairs(values) do
       local t = type(value)
-      if t == "table" and type(value.name) ~= "string" and type(value.name) ~= "number" then
-        return string.format("axis '%s' value %d is a table without a name field", axis, i)
-      elseif t ~= "table" and t ~= "string" and t ~= "number" and t ~= "boolean" then
+      if t ~= "table" and t ~= "string" and t ~= "number" and t ~= "boolean" then
         return string.format("axis '%s' value %d must be a string, number, boolean or table", axis, i)
       end
     end
+  end
+end
+
+function kinds.axes(v)
+  if not is_list(v) or #v == 0 then return "must be a list of the matrix's axis names, in order" end
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then return string.format("item %d must be an axis name (a string)", i) end
   end
 end
 
@@ -105,6 +119,7 @@ schema.fields = {
   suite = {
     backend = { kind = "string", doc = "local (default), slurm, skypilot, or a Lua backend's name" },
     matrix = { kind = "matrix", doc = "axes: name = { values… }; their product makes the jobs" },
+    axes = { kind = "axes", doc = "the axes' order, needed when matrix is not a table written here: { \"b\", \"a\" }" },
     exclude = { kind = "list_of_tables", doc = "rows removed when they match every key given" },
     include = { kind = "list_of_tables", doc = "merged into matching rows, else appended" },
     name = { kind = "string", doc = "job name template (default: suite and axis values joined by _)" },
@@ -116,7 +131,7 @@ schema.fields = {
     max_parallel = { kind = "positive_integer", doc = "jobs running at once" },
     fail_fast = { kind = "boolean", doc = "stop launching after the first failed job" },
     max_restarts = { kind = "count", doc = "restarts after a non-zero exit" },
-    expect = { kind = "expect", doc = "default expectation of every job" },
+    expect = { kind = "expect", doc = "default expectation of every job (see jobrun help expect)" },
     tags = { kind = "list_of_strings", doc = "tags of every job, for --tag" },
     git = { kind = "git", doc = "{ require_clean, require_pushed, allow_untracked }" },
     description = { kind = "string", doc = "what the suite tests" },
@@ -128,7 +143,7 @@ schema.fields = {
     description = { kind = "string", doc = "what the condition makes happen" },
     args = { kind = "list_of_strings", doc = "arguments, reached through {args}" },
     env = { kind = "env", doc = "environment merged over the suite's" },
-    expect = { kind = "expect", doc = "how a job under this condition should end" },
+    expect = { kind = "expect", doc = "how a job under this condition should end (see jobrun help expect)" },
     timeout = { kind = "duration", doc = "overrides the suite's timeout" },
     tags = { kind = "list_of_strings", doc = "tags for --tag" },
   },
@@ -146,17 +161,47 @@ schema.fields = {
     description = { kind = "string", doc = "what the parser finds" },
   },
   expect = {
-    status = { kind = "status" },
-    exit_code = { kind = "exit_code" },
-    termination = { kind = "termination" },
-    restarts = { kind = "restarts" },
-    log = { kind = "string" },
+    status = { kind = "status", doc = "the job's normalised status, e.g. \"FAILED\" (CANCELLED, LAUNCH_FAILED "
+      .. "and LOST pass only when named here)" },
+    exit_code = { kind = "exit_code", doc = "the exit code, or \"nonzero\" for any but 0" },
+    termination = { kind = "termination", doc = "the termination reason, or a list of accepted ones" },
+    restarts = { kind = "restarts", doc = "restarts: a number, or { min = N, max = N }" },
+    log = { kind = "string", doc = "a Lua pattern that must occur in the log" },
   },
   git = {
-    require_clean = { kind = "boolean" },
-    require_pushed = { kind = "boolean" },
-    allow_untracked = { kind = "boolean" },
+    require_clean = { kind = "boolean", doc = "run and launch refuse a tree with changes" },
+    require_pushed = { kind = "boolean", doc = "run and launch refuse a commit that no remote branch has" },
+    allow_untracked = { kind = "boolean", doc = "untracked files do not make the tree dirty" },
   },
+}
+
+-- Each kind as a Lua language server type (share/jobrun-meta.lua is generated from these).
+schema.LUA_TYPES = {
+  string = "string", boolean = "boolean", number = "number", table = "table<string, any>",
+  func = "(fun(log: string, result: jobrun.ParserResult))", any = "any",
+  positive_integer = "integer", count = "integer", duration = "number|string",
+  list_of_strings = "string[]", list_of_tables = "table<string, any>[]",
+  command = "string|string[]|(fun(job: table): string|string[])",
+  env = "table<string, string|number|boolean>", matrix = "table<string, any[]>", axes = "string[]",
+  scope = '"tail"|"all"', expect = "jobrun.Expect|(fun(result: jobrun.Result): boolean, string?)",
+  git = "jobrun.GitPolicy", status = "jobrun.Status", exit_code = 'integer|"nonzero"',
+  termination = "string|string[]", restarts = "integer|{ min: integer?, max: integer? }",
+}
+
+-- The read-only `git` global's fields (jobrun.git), for the annotations and the docs.
+schema.git_info = {
+  commit = { type = "string", doc = "the HEAD commit's full hash" },
+  short = { type = "string", doc = "its short hash" },
+  branch = { type = "string?", doc = "the branch checked out; nil when detached" },
+  dirty = { type = "boolean", doc = "tracked files differ from HEAD" },
+  detached = { type = "boolean", doc = "HEAD is detached" },
+  changed = { type = "string[]", doc = "the tracked paths that differ from HEAD" },
+  untracked = { type = "string[]", doc = "the untracked paths" },
+  upstream = { type = "string?", doc = "the branch's upstream, e.g. origin/main" },
+  ahead = { type = "integer?", doc = "commits ahead of the upstream" },
+  behind = { type = "integer?", doc = "commits behind the upstream" },
+  remote_url = { type = "string?", doc = "the remote's URL, without user:password" },
+  is_pushed = { type = "fun(commit: string?): boolean", doc = "whether a remote branch has the commit (default HEAD)" },
 }
 
 local function keys_of(t)
@@ -235,10 +280,34 @@ function kinds.exit_code(v)
   return "must be a whole number or \"nonzero\""
 end
 
+-- Termination reasons are plain names, compared as they are: "nccl_timeout", "signal_KILL".
+schema.TERMINATION_NAME = "^[%w_][%w_.%-]*$"
+
+local function termination_name(v)
+  if type(v) ~= "string" then return "must be a string" end
+  if v:match(schema.TERMINATION_NAME) then return end
+  local hint = ""
+  if v:match("^[!~%-]") then
+    hint = "; there is no negation: write function(r) return r.termination_reason ~= \"x\" end"
+  elseif v:match("[%*%?%[|]") then
+    hint = "; there are no patterns: list the names accepted, { \"a\", \"b\" }"
+  end
+  return string.format("'%s' is not a plain name: a termination is a name of letters, digits, _, - and . "
+    .. "(\"nccl_timeout\"), or a list of names, any of which passes%s", v, hint)
+end
+
 function kinds.termination(v)
-  if type(v) == "string" then return end
-  if is_list(v) and #v > 0 then return kinds.list_of_strings(v) end
-  return "must be a string or a list of strings"
+  if type(v) == "string" then
+    return termination_name(v)
+  end
+  if is_list(v) and #v > 0 then
+    for i, s in ipairs(v) do
+      local why = termination_name(s)
+      if why then return string.format("item %d %s", i, why) end
+    end
+    return
+  end
+  return "must be a name or a list of names"
 end
 
 function kinds.restarts(v)

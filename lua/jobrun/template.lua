@@ -21,16 +21,43 @@ function template.shell_command(cmd)
   return cmd
 end
 
--- text(v): how a value reads inside a string.
+-- text(v): how a value reads inside a string; a table reads as its label.
 function template.text(v)
-  if type(v) == "table" then
-    if v.name ~= nil then return template.text(v.name) end
-    return template.quote_all(v)
-  end
+  if type(v) == "table" then return template.label(v) end
   if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2^53 then
     return string.format("%d", v)
   end
   return tostring(v)
+end
+
+local function key_before(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta == "number" end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+-- label(v): a table value's label in job names (SPEC §3): its `name` field, else its scalar
+-- fields in sorted key order (a list's items in order) joined by "-"; a table inside counts by
+-- its own label, as GitHub's job names take every scalar inside a matrix value.
+function template.label(v, depth)
+  if type(v) ~= "table" then return template.text(v) end
+  if v.name ~= nil and type(v.name) ~= "table" then return template.text(v.name) end
+  depth = depth or 0
+  local keys = {}
+  for k, x in pairs(v) do
+    local t = type(x)
+    if t == "string" or t == "number" or t == "boolean" or (t == "table" and depth < 32) then
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys, key_before)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local text = template.label(v[k], depth + 1)
+    if text ~= "" then parts[#parts + 1] = text end
+  end
+  return table.concat(parts, "-")
 end
 
 -- Where a placeholder sits in a shell string: outside quotes (nil), inside '…' or inside "…".
@@ -75,9 +102,12 @@ local function compile(str)
       literal[#literal + 1] = string.char(byte); stop = pos + 1
     else
       local key = byte == 123 and str:byte(pos - 1) ~= 36 and str:match("^{([%a_][%w_.]*)}", pos)
-      if key then
-        flush(); n = n + 1; parts[n] = { key, state }
-        stop = pos + #key + 1
+      -- Any other "{text}" (no quotes, backslashes or braces inside) may name an axis such as
+      -- {node-version}; when it names nothing it stays as written ({a,b}, {1..3}).
+      local other = not key and byte == 123 and str:byte(pos - 1) ~= 36 and str:match("^{([^{}'\"\\]+)}", pos)
+      if key or other then
+        flush(); n = n + 1; parts[n] = { key or other, state, other and ("{" .. other .. "}") or nil }
+        stop = pos + #(key or other) + 1
       else
         literal[#literal + 1] = string.char(byte)
       end
@@ -145,6 +175,8 @@ end
 
 -- expand(str, lookup [, shell]) -> string | nil, unknown_key
 -- lookup(key) -> value, or nil for an unknown placeholder. Lists (the args) are shell-quoted.
+-- A "{text}" that is no identifier stays as written when lookup finds nothing, unless lookup
+-- also says that it names something (nil, true): a matrix key that this job lacks.
 -- With shell, str is a shell command: each value is quoted for the place it is pasted at.
 function template.expand(str, lookup, shell)
   local parts = compiled[str]
@@ -154,9 +186,13 @@ function template.expand(str, lookup, shell)
     if type(part) == "string" then
       out[i] = part
     else
-      local value = lookup(part[1])
-      if value == nil then return nil, part[1] end
-      out[i] = shell and shell_text(value, part[2]) or value_text(value)
+      local value, named = lookup(part[1])
+      if value == nil then
+        if not part[3] or named then return nil, part[1] end
+        out[i] = part[3]
+      else
+        out[i] = shell and shell_text(value, part[2]) or value_text(value)
+      end
     end
   end
   return table.concat(out)
@@ -168,7 +204,7 @@ function template.expand_argv(list, lookup)
   local out = {}
   for _, item in ipairs(list) do
     item = tostring(item)
-    local whole = item:match("^{([%a_][%w_.]*)}$")
+    local whole = item:match("^{([^{}]+)}$")
     local value = whole and lookup(whole)
     if type(value) == "table" and value.name == nil then
       for _, v in ipairs(value) do out[#out + 1] = tostring(v) end

@@ -5,9 +5,10 @@ $ jobrun --version
 $ jobrun help | head -1
 > jobrun 0.1.0 — run matrices of test jobs and tell how each one ended.
 
-$ jobrun help | grep -E '^  (plan|help) '
->   plan     print the expanded jobs; launch nothing
->   help     help on a command: jobrun help COMMAND
+$ jobrun help | grep -E '^  (plan|completion|help) '
+>   plan        print the expanded jobs; launch nothing
+>   completion  print a shell completion script: bash, zsh or fish
+>   help        help on a command: jobrun help COMMAND
 
 $ jobrun help plan | head -3
 > Usage: jobrun plan SUITE.lua [options]

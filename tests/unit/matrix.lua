@@ -96,6 +96,155 @@ tap.test("table values match by name", function()
   tap.is(rows[1].params.steps, 5, "include matched by name")
 end)
 
+-- GitHub allows any object as a value, with or without a name; its label in job names is its
+-- name, else its scalars in sorted key order (docs: "Using a matrix strategy", objects as values).
+tap.test("object values need no name", function()
+  local template = require "jobrun.template"
+  local rows = matrix.expand({ axes = { "node" },
+    values = { node = { { version = 14, os = "linux" }, { version = 16, os = "linux" } } } })
+  tap.is(#rows, 2, "two jobs")
+  tap.is(template.label(rows[1].params.node), "linux-14", "label: scalar fields in sorted key order")
+  tap.is(template.label({ name = "arena", x = 1 }), "arena", "label: the name when there is one")
+  tap.is(template.label({ "-O2", "-g" }), "-O2--g", "label: a list's items in order")
+  tap.is(template.label({ env = { key1 = "val1" } }), "val1", "label: scalars inside nested tables")
+end)
+
+-- docs: "An excluded configuration only has to be a partial match"; a given object matches when
+-- every key it gives matches, recursively, lists inside it too.
+tap.test("exclude matches objects partially and recursively", function()
+  local linux14 = { version = 14, os = "linux", env = { CC = "gcc", flags = { "-O2", "-g" } } }
+  local linux16 = { version = 16, os = "linux", env = { CC = "clang", flags = { "-O2" } } }
+  local mac16 = { version = 16, os = "mac", env = { CC = "clang", flags = { "-O2" } } }
+  local spec = { axes = { "node", "arch" },
+    values = { node = { linux14, linux16, mac16 }, arch = { "x86", "arm" } } }
+  local function left(exclude)
+    spec.exclude = exclude
+    local out = {}
+    for _, r in ipairs(assert(matrix.expand(spec))) do
+      out[#out + 1] = r.params.node.os .. r.params.node.version .. "/" .. r.params.arch
+    end
+    return table.concat(out, " ")
+  end
+  tap.is(left({ { node = { os = "linux" } } }), "mac16/x86 mac16/arm", "one key of the object")
+  tap.is(left({ { node = { env = { CC = "clang" } }, arch = "arm" } }),
+    "linux14/x86 linux14/arm linux16/x86 mac16/x86", "a key two levels down, with another axis")
+  tap.is(left({ { node = { env = { flags = { "-O2", "-g" } } } } }),
+    "linux16/x86 linux16/arm mac16/x86 mac16/arm", "a list matches a list with the same items")
+  tap.is(left({ { node = { env = { flags = { "-O2" } } } } }),
+    "linux14/x86 linux14/arm", "a list does not match a longer one")
+  tap.is(left({ { node = { os = "linux", version = 18 } } }),
+    "linux14/x86 linux14/arm linux16/x86 linux16/arm mac16/x86 mac16/arm", "every key given must match")
+  tap.is(left({ { node = { os = "linux", nope = 1 } } }),
+    "linux14/x86 linux14/arm linux16/x86 linux16/arm mac16/x86 mac16/arm", "a key the value lacks never matches")
+end)
+
+-- docs: include entries merge into the original rows whose values they match.
+tap.test("include matches objects partially", function()
+  local rows = matrix.expand({ axes = { "node" },
+    values = { node = { { version = 14, os = "linux" }, { version = 16, os = "linux" } } },
+    include = { { node = { version = 16 }, npm = 8 }, { node = { version = 18 }, npm = 9 } } })
+  tap.is(#rows, 3, "one row appended for the value that matches none")
+  tap.is({ rows[1].params.npm, rows[2].params.npm }, { nil, 8 }, "merged into the matching row only")
+  tap.is(rows[3].params, { node = { version = 18 }, npm = 9 }, "the unmatched entry as a row of its own")
+end)
+
+-- GitHub's matrix keys match without regard to case: an include key `hello` matches axis `Hello`.
+tap.test("keys match without regard to case", function()
+  local rows = matrix.expand({ axes = { "Hello" }, values = { Hello = { "a", "b" } },
+    include = { { hello = "a", extra = 1 }, { HELLO = "b", Extra = 2 } },
+    exclude = { { HELLO = "c" } } })
+  tap.is(params(rows), { { Hello = "a", extra = 1 }, { Hello = "b", extra = 2 } },
+    "include keys take the axis's spelling; a later added key takes the first one's")
+  tap.is(rows[1].keys, { "Hello", "extra" }, "keys as first spelled")
+  rows = matrix.expand({ axes = { "Hello" }, values = { Hello = { "a", "b" } }, exclude = { { hELLO = "a" } } })
+  tap.is(params(rows), { { Hello = "b" } }, "exclude keys too")
+  local none, why = matrix.expand({ axes = { "Hello", "hello" }, values = { Hello = { 1 }, hello = { 2 } } })
+  tap.is(none, nil, "two axes that differ only in case are refused")
+  tap.like(why, "differ only in case", "and say so")
+  tap.is(matrix.size({ axes = { "Hello" }, values = { Hello = { "a", "b" } }, exclude = { { hello = "a" } } }, 0), 1,
+    "size counts the same way")
+end)
+
+-- GitHub allows any axis name ("node-version"); the key in include must then name that axis.
+tap.test("any axis name", function()
+  local rows = matrix.expand({ axes = { "node-version", "a b" },
+    values = { ["node-version"] = { "14.x", "16.x" }, ["a b"] = { 1 } },
+    include = { { ["node-version"] = "16.x", npm = 8 } }, exclude = { { ["a b"] = 2 } } })
+  tap.is(params(rows), { { ["node-version"] = "14.x", ["a b"] = 1 },
+                         { ["node-version"] = "16.x", ["a b"] = 1, npm = 8 } }, "matched by their names")
+end)
+
+-- nektos/act, pkg/model/workflow_test.go TestReadWorkflow_Strategy over
+-- pkg/model/testdata/strategy/push.yml (job strategy-all): 2 datacenters × 2 node versions ×
+-- 1 site, one exclude, an include that only adds a key, two that match no row.
+tap.test("act: strategy-all", function()
+  local rows = matrix.expand({ axes = { "datacenter", "node-version", "site" },
+    values = { datacenter = { "site-c", "site-d" }, ["node-version"] = { "14.x", "16.x" }, site = { "staging" } },
+    exclude = { { datacenter = "site-d", ["node-version"] = "14.x", site = "staging" } },
+    include = { { ["php-version"] = 5.4 },
+                { datacenter = "site-a", ["node-version"] = "10.x", site = "prod" },
+                { datacenter = "site-b", ["node-version"] = "12.x", site = "dev" } } })
+  tap.is(params(rows), {
+    { datacenter = "site-c", ["node-version"] = "14.x", site = "staging", ["php-version"] = 5.4 },
+    { datacenter = "site-c", ["node-version"] = "16.x", site = "staging", ["php-version"] = 5.4 },
+    { datacenter = "site-d", ["node-version"] = "16.x", site = "staging", ["php-version"] = 5.4 },
+    { datacenter = "site-a", ["node-version"] = "10.x", site = "prod" },
+    { datacenter = "site-b", ["node-version"] = "12.x", site = "dev" },
+  }, "the five configurations act expects")
+end)
+
+-- nektos/act, TestReadWorkflow_Strategy (jobs strategy-no-matrix, strategy-only-fail-fast,
+-- strategy-only-max-parallel): a strategy without a matrix is one job with empty params.
+tap.test("act: no matrix", function()
+  tap.is(params(matrix.expand({ axes = {}, values = {} })), { {} }, "one empty configuration")
+end)
+
+-- nektos/act, TestMatrixOnlyIncludes: a matrix of only include entries.
+tap.test("act: only includes", function()
+  tap.is(params(matrix.expand({ axes = {}, values = {},
+    include = { { a = "1", b = "2" }, { a = "3", b = "4" } } })),
+    { { a = "1", b = "2" }, { a = "3", b = "4" } }, "exactly the two entries")
+end)
+
+-- nektos/act, pkg/runner/testdata/matrix-include-exclude/push.yml (and
+-- matrix-with-user-inclusions, the same matrix): 2 × 4 minus one, plus an os of its own.
+tap.test("act: matrix-include-exclude", function()
+  local rows = matrix.expand({ axes = { "os", "node" },
+    values = { os = { "ubuntu-18.04", "macos-latest" }, node = { 4, 6, 8, 10 } },
+    exclude = { { os = "macos-latest", node = 4 } }, include = { { os = "ubuntu-16.04", node = 10 } } })
+  tap.is(#rows, 8, "7 combinations and the included one")
+  tap.is(rows[8].params, { os = "ubuntu-16.04", node = 10 }, "the include is a new row (its os is no value)")
+  for _, r in ipairs(rows) do
+    if r.params.os == "macos-latest" and r.params.node == 4 then tap.ok(false, "macos-latest/4 survived") end
+  end
+end)
+
+-- nektos/act, pkg/runner/testdata/matrix/push.yml (job build; job test is one axis of four) and
+-- matrix-exitcode/push.yml (one axis of two).
+tap.test("act: plain products", function()
+  tap.is(#matrix.expand({ axes = { "os", "node" },
+    values = { os = { "ubuntu-18.04", "macos-latest" }, node = { 4, 6, 8, 10 } } }), 8, "2 × 4")
+  tap.is(#matrix.expand({ axes = { "node" }, values = { node = { "8.x", "10.x", "12.x", "13.x" } } }), 4, "4")
+  tap.is(params(matrix.expand({ axes = { "val" }, values = { val = { "success", "failure" } } })),
+    { { val = "success" }, { val = "failure" } }, "in order")
+end)
+
+-- nektos/act, pkg/runner/testdata/evalmatrix-merge-array/push.yml: values that are objects
+-- without a name, holding an object (a.env.key1 …).
+tap.test("act: evalmatrix-merge-array", function()
+  local template = require "jobrun.template"
+  local rows = matrix.expand({ axes = { "a" }, values = { a = {
+    { env = { key1 = "val1" } }, { env = { key2 = "val2" } }, { env = { key3 = "val3" } } } } })
+  tap.is(#rows, 3, "three jobs")
+  tap.is(rows[2].params.a.env.key2, "val2", "the object reaches the job whole")
+  tap.is({ template.label(rows[1].params.a), template.label(rows[3].params.a) }, { "val1", "val3" },
+    "labels from the nested scalars, so names differ")
+  rows = matrix.expand({ axes = { "a" }, values = { a = {
+    { env = { key1 = "val1" } }, { env = { key2 = "val2" } } } },
+    exclude = { { a = { env = { key2 = "val2" } } } } })
+  tap.is(#rows, 1, "an exclude reaches inside them (partial, recursive; act compares whole values)")
+end)
+
 -- size() counts what expand() makes without making it: checked against expand on random specs.
 tap.test("size matches expand", function()
   local seed = tonumber(os.getenv("JOBRUN_SEED")) or os.time()

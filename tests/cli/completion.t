@@ -1,0 +1,79 @@
+# jobrun completion: the bash script, sourced in bash and called as bash calls it (COMP_WORDS,
+# COMP_CWORD), over a state directory with two runs. zsh and fish: tests/unit/completion.lua.
+
+= comp.sh
+# comp.sh WORD…: what bash completion offers for the last word of `WORD…`.
+source <(jobrun completion bash)
+COMP_WORDS=("$@")
+COMP_CWORD=$(($# - 1))
+_jobrun
+printf '%s\n' "${COMPREPLY[@]}"
+=
+= s.lua
+suite "c" { matrix = { n = { 1, 2 } }, run = "true" }
+=
+
+$ jobrun run s.lua --run-id r1 >/dev/null 2>&1 && touch -d '1 hour ago' "$JOBRUN_STATE_DIR/runs/r1/state.json" && jobrun run s.lua --run-id r2 --only c_1 >/dev/null 2>&1
+
+# Commands, then each command's options and their values.
+$ bash comp.sh jobrun "" | tr '\n' ' '
+> run launch plan check wait rerun kill logs diff list prune analyze completion help --help --version  (no eol)
+$ bash comp.sh jobrun ch
+> check
+$ bash comp.sh jobrun plan --co
+> --color
+$ bash comp.sh jobrun plan --color ""
+> auto
+> always
+> never
+$ bash comp.sh jobrun check --color = a
+> auto
+> always
+$ bash comp.sh jobrun run --backend s
+> slurm
+> skypilot
+$ bash comp.sh jobrun check --status F
+> FAILED
+$ bash comp.sh jobrun plan s
+> s.lua
+$ bash comp.sh jobrun completion ""
+> bash
+> zsh
+> fish
+$ bash comp.sh jobrun help ex
+> expect
+
+# Run ids (newest first) and job names, from the state directory.
+$ bash comp.sh jobrun check ""
+> r2
+> r1
+$ bash comp.sh jobrun diff r1 ""
+> r2
+> r1
+$ bash comp.sh jobrun logs ""
+> r2
+> r1
+> c_1
+$ bash comp.sh jobrun logs r1 ""
+> c_1
+> c_2
+$ bash comp.sh jobrun logs --tail 5 r1 c_
+> c_1
+> c_2
+$ bash comp.sh jobrun check --only ""
+> c_1
+
+# The hidden call the scripts make: quiet when there is nothing to say.
+$ jobrun __complete runs
+> r2
+> r1
+$ jobrun __complete jobs r1
+> c_1
+> c_2
+$ jobrun __complete jobs nosuch
+$ jobrun __complete --state-dir nowhere runs
+
+$ jobrun completion tcsh
+! jobrun: completion: expected one of bash, zsh or fish, not 'tcsh'
+! Usage: jobrun completion bash|zsh|fish
+? 2

@@ -1,0 +1,48 @@
+-- share/jobrun-meta.lua, the Lua language server's annotations of the suite DSL: generated from
+-- the schema (so it is current: `make` rewrites it), valid Lua, and complete.
+local tap = require "tap"
+local fs = require "jobrun.c.fs"
+local meta = require "jobrun.meta"
+local schema = require "jobrun.schema"
+
+local path = os.getenv("JOBRUN_TOP") .. "/share/jobrun-meta.lua"
+local text = meta.generate()
+
+tap.test("the committed file is current", function()
+  local on_disk = fs.read(path)
+  tap.ok(on_disk ~= nil, "share/jobrun-meta.lua exists")
+  tap.ok(on_disk == text, "it is what jobrun __meta prints now (run make to regenerate it)")
+end)
+
+tap.test("valid Lua", function()
+  local chunk, err = load(text, "=jobrun-meta", "t", {})
+  tap.ok(chunk ~= nil, "loads: " .. tostring(err))
+  tap.ok(text:match("^%-%-%-@meta\n") ~= nil, "starts with ---@meta")
+  -- Its globals are declarations only: running it in an empty environment defines them.
+  local env = {}
+  load(text, "=jobrun-meta", "t", env)()
+  for _, g in ipairs({ "suite", "condition", "parser", "use", "env" }) do
+    tap.is(type(env[g]), "function", g .. " is declared")
+  end
+end)
+
+tap.test("every field of the schema, with its type and doc", function()
+  local missing = {}
+  local CLASS = { suite = "Suite", condition = "Condition", parser = "Parser", expect = "Expect", git = "GitPolicy" }
+  for _, decl in ipairs({ "suite", "condition", "parser", "expect", "git" }) do
+    local block = text:match("\n%-%-%-@class jobrun%." .. CLASS[decl] .. "\n(.-)\n\n") or ""
+    for name, f in pairs(schema.fields[decl]) do
+      local key = name == "local" and '%["local"%]' or name:gsub("%p", "%%%0")
+      local line = ("\n" .. block):match("\n%-%-%-@field " .. key .. "%? ([^\n]*)")
+      if not line or not line:find(schema.LUA_TYPES[f.kind], 1, true) or (f.doc and not line:find(f.doc, 1, true)) then
+        missing[#missing + 1] = decl .. "." .. name
+      end
+    end
+  end
+  tap.is(missing, {}, "each appears as ---@field NAME? TYPE DOC")
+  for name in pairs(schema.git_info) do
+    tap.ok(text:find("\n---@field " .. name .. " ", 1, true), "git." .. name)
+  end
+end)
+
+return tap.done()
