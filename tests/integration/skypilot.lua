@@ -73,11 +73,36 @@ suite "sk" {
 }
 ]]
 
+-- fake_tasks(f): every launch the fake received, in order: {job_id, body_name, task, env_vars, …}.
+local function fake_tasks(f)
+  local http = require("jobrun.c.http").client()
+  local r = http:perform({ { method = "GET", url = f.url .. "/fake/tasks" } })[1]
+  return json.decode(r.body or "") or {}
+end
+
+-- fake_set(f, settings): the fake's controller and log faults (POST /fake/set).
+local function fake_set(f, settings)
+  local http = require("jobrun.c.http").client()
+  http:perform({ { method = "POST", url = f.url .. "/fake/set", body = json.encode(settings),
+                   headers = { "Content-Type: application/json" } } })
+end
+
+-- metta_repo(dir) -> path, commit: a git repository holding Metta's task YAML (the fixture), as
+-- jobrun finds it when run from Metta's checkout.
+local function metta_repo(dir)
+  local repo = dir .. "/metta"
+  local code, out = h.sh(dir, "cp -r " .. h.q(top .. "/tests/skypilot/metta") .. " metta && cd metta && "
+    .. "git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init && git rev-parse HEAD")
+  assert(code == 0, out)
+  return repo, out:match("%x+")
+end
+
 tap.test("Metta's suites run on SkyPilot with the expected verdicts", function()
   local dir = h.scratch()
   local f = fake(dir)
+  local repo, commit = metta_repo(dir)
   for _, s in ipairs({ "cluster", "recipes" }) do
-    local code, out = h.sh(dir, with_endpoint(f, "jobrun run " .. h.q(top .. "/suites/" .. s .. ".lua")
+    local code, out = h.sh(repo, with_endpoint(f, "jobrun run " .. h.q(top .. "/suites/" .. s .. ".lua")
       .. " --skip-git-check --json"))
     local doc = json.decode(out) or { jobs = {} }
     tap.is(code, 0, s .. ".lua: every job passes")
@@ -88,15 +113,47 @@ tap.test("Metta's suites run on SkyPilot with the expected verdicts", function()
       local rt = by.cluster_test_4n_runtime_timeout or {}
       tap.is({ rt.termination_reason, rt.restart_count, rt.exit_code }, { "max_runtime_reached", 1, 0 },
         "runtime_timeout: recovered once, then the runtime limit")
+      local hb = by.cluster_test_2n_heartbeat_timeout or {}
+      tap.is({ hb.termination_reason, hb.exit_code }, { "heartbeat_timeout", 0 },
+        "heartbeat_timeout: HEARTBEAT_TIMEOUT=1 stopped it (not a rejected tool argument)")
       local cf = by.cluster_test_2n_cmd_fails or {}
       tap.is({ cf.status, cf.exit_code, cf.termination_reason }, { "SUCCEEDED", 1, "job_completed" },
         "cmd_fails: SUCCEEDED by SkyPilot, exit code 1 from the summary")
-      local log = fs.read(dir .. "/" .. (rt.log_path or "none")) or ""
+      local log = fs.read(dir .. "/metta/" .. (rt.log_path or "none")) or ""
       tap.ok(not log:find("<sky-payload", 1, true), "payload lines dropped from the log")
       tap.ok(log:find("\27[", 1, true) ~= nil, "ANSI colour kept in the log file")
       tap.like(log, "%(head, rank=0, pid=%d+%) ", "Ray-style prefixes kept")
+      tap.like(log, "NCCL tests passed", "TEST_NCCL=true ran the NCCL test")
     end
   end
+  -- What the server received: the task launch.py would have sent.
+  local tasks = fake_tasks(f)
+  tap.is(#tasks, 19, "19 launches")
+  local by = {}
+  for _, t in ipairs(tasks) do by[(t.task.envs or {}).JOBRUN_JOB_NAME or "?"] = t end
+  local t = (by.cluster_test_4n_runtime_timeout or {}).task or {}
+  local r = t.resources or {}
+  tap.is({ t.run, t.num_nodes }, { "set -e && /workspace/metta/devops/skypilot/config/skypilot_run.sh", 4 },
+    "the run script from the task YAML, num_nodes 4")
+  tap.like(t.setup or "", "checks out %$METTA_GIT_REF", "setup from the task YAML")
+  tap.is(t.file_mounts and t.file_mounts["/mnt/s3/train_dir"],
+    { name = "softmax-train-dir", store = "s3", mode = "MOUNT_CACHED" }, "the S3 mount from the task YAML")
+  tap.is(r.job_recovery, { strategy = "EAGER_NEXT_REGION", max_restarts_on_errors = 20 }, "job recovery from the task YAML")
+  tap.is(r.any_of, { { region = "us-east-1", use_spot = false, accelerators = "L4:4" },
+                     { region = "us-east-1", accelerators = "L4:4" },
+                     { region = "us-west-2", use_spot = false, accelerators = { A10G = 4 } } },
+    "4 GPUs per accelerator and no spot, in every alternative")
+  tap.is({ r.use_spot, r.gpus, r.cloud, r.cpus }, { false, nil, "aws", "8+" }, "no spot; `gpus` is not sent")
+  local e = t.envs or {}
+  tap.is({ e.METTA_GIT_REF, e.DATA_DIR, e.MAX_RUNTIME_HOURS, e.TEST_JOB_RESTART, e.TEST_NCCL, e.HEARTBEAT_TIMEOUT,
+           e.METTA_ARGS, e.METTA_MODULE_PATH },
+    { commit, "/mnt/s3/train_dir", "0.03", "true", "true", "300", "", "experiments.recipes.arena_basic_easy_shaped.train" },
+    "env: the commit, the YAML's defaults under the job's, launch.py's flags as env, no flag in METTA_ARGS")
+  tap.like(e.METTA_RUN_ID or "", "^cluster_test_4n_runtime_timeout%.cluster_test%-", "METTA_RUN_ID")
+  local rec = (by.recipe_test_arena or {}).task or {}
+  tap.is({ rec.num_nodes, (rec.envs or {}).METTA_ARGS, (rec.envs or {}).METTA_MODULE_PATH },
+    { 1, "trainer.total_timesteps=50000", "experiments.recipes.arena.train" }, "a recipe's task")
+  tap.is(((tasks[1] or {}).task or {}).name, (tasks[1] or {}).body_name, "the task carries the job's name")
   local st = stats(f).requests or {}
   tap.is(st["POST /jobs/queue"], nil, "queue/v2 used, not the old queue")
   stop(f)
