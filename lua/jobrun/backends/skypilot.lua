@@ -52,9 +52,9 @@ function backend.check(options)
   -- The task first: a task YAML that cannot be read, or local paths a remote server cannot
   -- see, are the suite's mistakes (exit 2), whatever the server says.
   local settings = api.settings(options)
-  local _, why = tasks.build({ options = options, name = "check", nodes = 1, run = "true", env = {},
+  local _, bad = tasks.build({ options = options, name = "check", nodes = 1, run = "true", env = {},
                                 endpoint = settings.endpoint })
-  if why then errors.raise("%s", why) end
+  if bad then errors.raise("%s", bad) end
   local ctx = {}
   local c, why = client(ctx, options)
   if not c then errors.infra("%s", why) end
@@ -84,7 +84,8 @@ end
 -- controller that has stopped (ClusterNotUpError; it auto-stops when idle) is asked again
 -- with refresh, which starts it.
 local function queue(ctx, c, ids, skip_finished, refresh)
-  local fields = { job_ids = ids, all_users = false, skip_finished = skip_finished or false, refresh = refresh or false }
+  local fields = { job_ids = ids, all_users = false, skip_finished = skip_finished or false,
+                   refresh = refresh or false }
   if not ctx.skypilot_queue_v1 and (c.server_api_version or 0) >= 18 then
     fields.fields = QUEUE_FIELDS
     local value, why, status, kind = c:call("/jobs/queue/v2", fields)

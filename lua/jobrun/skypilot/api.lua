@@ -94,7 +94,9 @@ function api.settings(options)
   if not endpoint and os.getenv("SKYPILOT_API_SERVER_ENDPOINT") then
     endpoint, source = os.getenv("SKYPILOT_API_SERVER_ENDPOINT"), "SKYPILOT_API_SERVER_ENDPOINT"
   end
-  if not endpoint and type(server.endpoint) == "string" then endpoint, source = server.endpoint, "the SkyPilot config" end
+  if not endpoint and type(server.endpoint) == "string" then
+    endpoint, source = server.endpoint, "the SkyPilot config"
+  end
   if not endpoint then endpoint, source = api.DEFAULT_ENDPOINT, "the default endpoint" end
   local token = os.getenv("SKYPILOT_SERVICE_ACCOUNT_TOKEN")
   if not token and type(server.service_account_token) == "string" then token = server.service_account_token end

@@ -220,6 +220,16 @@ function task.is_loopback(endpoint)
     or host == "0.0.0.0" or host:match("%.localhost$") ~= nil
 end
 
+-- join(dir, path) -> dir/path with "." and ".." segments resolved.
+local function join(dir, path)
+  local parts = {}
+  for seg in (dir .. "/" .. path):gmatch("[^/]+") do
+    if seg == ".." then parts[#parts] = nil
+    elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
 -- localise(t, endpoint, dir) -> true | nil, why: local paths made absolute (a loopback
 -- server), or refused (any other).
 local function localise(t, endpoint, dir)
@@ -234,7 +244,7 @@ local function localise(t, endpoint, dir)
       p.field, p.path, require("jobrun.skypilot.api").shown(endpoint))
   end
   for _, p in ipairs(paths) do
-    if p.path:sub(1, 1) ~= "/" and p.path:sub(1, 1) ~= "~" then p.set(dir .. "/" .. p.path) end
+    if p.path:sub(1, 1) ~= "/" and p.path:sub(1, 1) ~= "~" then p.set(join(dir, p.path)) end
   end
   return true
 end
