@@ -230,6 +230,11 @@ function api:health()
     return nil, string.format("SkyPilot API server %s speaks API %d (SkyPilot %s); jobrun needs API %d "
       .. "(SkyPilot 0.10.0) or newer", self.base, version, tostring(doc.version), api.MIN_API_VERSION)
   end
+  if doc.status == "needs_auth" then
+    return nil, string.format("SkyPilot API server %s needs authentication: set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
+      .. "(a sky_… service-account token) or api_server.service_account_token in ~/.sky/config.yaml, or put "
+      .. "user:password in the endpoint URL", self.base)
+  end
   if doc.status and doc.status ~= "healthy" then
     return nil, string.format("SkyPilot API server %s is %s", self.base, doc.status)
   end
