@@ -3,7 +3,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 CC       ?= cc
-PKGS     := lua5.4 libcurl libgit2
+PKGS     := lua5.4 libcurl libgit2 yaml-0.1
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Ibuild \
             -DJOBRUN_VERSION='"$(VERSION)"'
@@ -16,16 +16,18 @@ CFLAGS    += -DJOBRUN_CURL_SONAME='"$(or $(call SONAME,libcurl.so),libcurl.so.4)
              -DJOBRUN_GIT2_SONAME='"$(or $(call SONAME,libgit2.so),libgit2.so)"'
 PKG_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null)
 CJSON_LIB  = $(LIBDIR)/liblua5.4-cjson.a
-LIBS       = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
+# libyaml (src/yaml.c) is linked in whole, as lua-cjson is: nothing to load at run time.
+YAML_LIB   = $(or $(shell pkg-config --variable=libdir yaml-0.1 2>/dev/null),$(LIBDIR))/libyaml.a
+LIBS       = $(CJSON_LIB) $(YAML_LIB) $(PKG_LIBS) -ldl -lm
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
-             src/guard.c
+             src/guard.c src/yaml.c
 HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
-BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev
+BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev libyaml-dev
 # clang for the fuzz targets; its libFuzzer runtime is a Recommends, which deps.sh does not follow.
 TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev slurmdbd \
               mariadb-server

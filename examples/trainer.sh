@@ -1,28 +1,38 @@
 #!/bin/sh
 # A stand-in for Metta's skypilot_run.sh and its trainer (../shared/reference/metta-origins.md §7),
-# small enough for a laptop: it "trains" in steps, touches a heartbeat file, and ends the way the
-# real script does — heartbeat monitor, max-runtime monitor, a forced restart on the first
-# attempt (--test-restart), a failing command — then prints the same [SUMMARY] block, from the
-# master rank only, and exits 1 only after a forced restart (so that the backend restarts it).
+# small enough for a laptop: it "trains" in steps, touches a heartbeat file now and then, and ends
+# the way the real script does — heartbeat monitor, max-runtime monitor, a forced restart on the
+# first attempt, a failing command — then prints the same [SUMMARY] block, from the master rank
+# only, and exits 1 only after a forced restart (so that the backend restarts it).
 #
-#   trainer.sh [--steps N] [--step-time S] [--heartbeat-timeout S] [--hang-after N]
-#              [--max-runtime S] [--test-restart] [trainer.key=value …]
-# Unknown --flags make the command fail at once, like a tool rejecting its parameters.
+# Like the real script it takes the monitors' settings from the environment, where launch.py
+# put its flags (-hb → HEARTBEAT_TIMEOUT, -t → MAX_RUNTIME_HOURS, --run-ci-tests →
+# TEST_JOB_RESTART=true and TEST_NCCL=true):
+#   HEARTBEAT_TIMEOUT   seconds without a heartbeat before the run is stopped (unset: no monitor)
+#   MAX_RUNTIME_HOURS   runtime limit over all attempts, in hours (unset: none)
+#   TEST_JOB_RESTART    true: force one restart half-way through the runtime (needs MAX_RUNTIME_HOURS)
+#   TEST_NCCL           true: run the (pretend) NCCL test on the first attempt
+# Its arguments are the tool's overrides, as METTA_ARGS holds them:
+#   trainer.sh [trainer.total_timesteps=N] [trainer.step_time=S] [key=value …]
+# trainer.total_timesteps must be a whole number; any --flag is unknown to the tool. Either
+# mistake makes the command fail at once, like a tool rejecting its parameters. The trainer
+# touches its heartbeat every 2 seconds of training.
 set -u
 
-steps=20 step_time=0.05 hb_timeout="" hang_after="" max_runtime="" test_restart=false bad=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --steps) steps=$2; shift 2 ;;
-    --step-time) step_time=$2; shift 2 ;;
-    --heartbeat-timeout) hb_timeout=$2; shift 2 ;;
-    --hang-after) hang_after=$2; shift 2 ;;
-    --max-runtime) max_runtime=$2; shift 2 ;;
-    --test-restart) test_restart=true; shift ;;
-    --*) bad=$1; shift ;;
-    *) shift ;; # key=value overrides are accepted and ignored
+steps=20 step_time=0.05 bad=""
+for arg in "$@"; do
+  case "$arg" in
+    trainer.total_timesteps=*) steps=${arg#*=}
+      case "$steps" in ''|*[!0-9]*) bad="trainer.total_timesteps: '$steps' is not a whole number" ;; esac ;;
+    trainer.step_time=*) step_time=${arg#*=} ;;
+    -*) bad="unrecognized arguments: $arg" ;;
+    *) ;; # other key=value overrides are accepted and ignored
   esac
 done
+hb_timeout=${HEARTBEAT_TIMEOUT:-}
+max_runtime_hours=${MAX_RUNTIME_HOURS:-}
+test_restart=false
+[ "${TEST_JOB_RESTART:-false}" = true ] && test_restart=true
 
 rank=${JOBRUN_NODE_RANK:-0}
 restart_count=${JOBRUN_RESTART_COUNT:-0}
@@ -40,15 +50,21 @@ accumulated=0
 start=$(now_ms)
 printf '[INFO] rank %s starting: restart count %s, accumulated runtime %s ms\n' "$rank" "$restart_count" "$accumulated"
 
+if [ "${TEST_NCCL:-false}" = true ] && [ "$restart_count" = 0 ]; then
+  echo "[RUN] Running GPU diagnostics and NCCL tests (node $rank)..."
+  echo "[SUCCESS] NCCL tests passed"
+fi
+
 reason="" cmd_exit=""
 if [ -n "$bad" ]; then
-  echo "error: unrecognized arguments: $bad" >&2
+  echo "error: $bad" >&2
   cmd_exit=2 reason=job_completed
 else
   step=0
   echo "$start" > "$heartbeat"
   hb_ms=$( [ -n "$hb_timeout" ] && ms "$hb_timeout" )
-  max_ms=$( [ -n "$max_runtime" ] && ms "$max_runtime" )
+  max_ms=$( [ -n "$max_runtime_hours" ] && ms "$(awk -v h="$max_runtime_hours" 'BEGIN { print h * 3600 }')" )
+  beat_every=$(awk -v t="$step_time" 'BEGIN { n = int(2 / t); print (n > 0 ? n : 1) }')
   while :; do
     t=$(now_ms)
     elapsed=$((t - start))
@@ -60,11 +76,9 @@ else
     fi
     if [ -n "$hb_ms" ] && [ $((t - $(cat "$heartbeat"))) -gt "$hb_ms" ]; then reason=heartbeat_timeout; break; fi
     if [ "$step" -ge "$steps" ]; then cmd_exit=0 reason=job_completed; break; fi
-    if [ -z "$hang_after" ] || [ "$step" -lt "$hang_after" ]; then
-      step=$((step + 1))
-      printf '\033[32mstep %d/%d\033[0m loss %s\n' "$step" "$steps" "0.$((1000 - step))"
-      now_ms > "$heartbeat"
-    fi
+    step=$((step + 1))
+    printf '\033[32mstep %d/%d\033[0m loss %s\n' "$step" "$steps" "0.$((1000 - step % 1000))"
+    [ $((step % beat_every)) = 0 ] && now_ms > "$heartbeat"
     sleep "$step_time"
   done
 fi

@@ -35,5 +35,6 @@ int luaopen_jobrun_scan(lua_State *L);
 int luaopen_jobrun_git(lua_State *L);
 int luaopen_jobrun_http(lua_State *L);
 int luaopen_jobrun_guard(lua_State *L);
+int luaopen_jobrun_yaml(lua_State *L);
 
 #endif

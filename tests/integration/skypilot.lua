@@ -73,11 +73,36 @@ suite "sk" {
 }
 ]]
 
+-- fake_tasks(f): every launch the fake received, in order: {job_id, body_name, task, env_vars, …}.
+local function fake_tasks(f)
+  local http = require("jobrun.c.http").client()
+  local r = http:perform({ { method = "GET", url = f.url .. "/fake/tasks" } })[1]
+  return json.decode(r.body or "") or {}
+end
+
+-- fake_set(f, settings): the fake's controller and log faults (POST /fake/set).
+local function fake_set(f, settings)
+  local http = require("jobrun.c.http").client()
+  http:perform({ { method = "POST", url = f.url .. "/fake/set", body = json.encode(settings),
+                   headers = { "Content-Type: application/json" } } })
+end
+
+-- metta_repo(dir) -> path, commit: a git repository holding Metta's task YAML (the fixture), as
+-- jobrun finds it when run from Metta's checkout.
+local function metta_repo(dir)
+  local repo = dir .. "/metta"
+  local code, out = h.sh(dir, "cp -r " .. h.q(top .. "/tests/skypilot/metta") .. " metta && cd metta && "
+    .. "git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init && git rev-parse HEAD")
+  assert(code == 0, out)
+  return repo, out:match("%x+")
+end
+
 tap.test("Metta's suites run on SkyPilot with the expected verdicts", function()
   local dir = h.scratch()
   local f = fake(dir)
+  local repo, commit = metta_repo(dir)
   for _, s in ipairs({ "cluster", "recipes" }) do
-    local code, out = h.sh(dir, with_endpoint(f, "jobrun run " .. h.q(top .. "/suites/" .. s .. ".lua")
+    local code, out = h.sh(repo, with_endpoint(f, "jobrun run " .. h.q(top .. "/suites/" .. s .. ".lua")
       .. " --skip-git-check --json"))
     local doc = json.decode(out) or { jobs = {} }
     tap.is(code, 0, s .. ".lua: every job passes")
@@ -88,15 +113,49 @@ tap.test("Metta's suites run on SkyPilot with the expected verdicts", function()
       local rt = by.cluster_test_4n_runtime_timeout or {}
       tap.is({ rt.termination_reason, rt.restart_count, rt.exit_code }, { "max_runtime_reached", 1, 0 },
         "runtime_timeout: recovered once, then the runtime limit")
+      local hb = by.cluster_test_2n_heartbeat_timeout or {}
+      tap.is({ hb.termination_reason, hb.exit_code }, { "heartbeat_timeout", 0 },
+        "heartbeat_timeout: HEARTBEAT_TIMEOUT=1 stopped it (not a rejected tool argument)")
       local cf = by.cluster_test_2n_cmd_fails or {}
       tap.is({ cf.status, cf.exit_code, cf.termination_reason }, { "SUCCEEDED", 1, "job_completed" },
         "cmd_fails: SUCCEEDED by SkyPilot, exit code 1 from the summary")
-      local log = fs.read(dir .. "/" .. (rt.log_path or "none")) or ""
+      local log = fs.read(dir .. "/metta/" .. (rt.log_path or "none")) or ""
       tap.ok(not log:find("<sky-payload", 1, true), "payload lines dropped from the log")
       tap.ok(log:find("\27[", 1, true) ~= nil, "ANSI colour kept in the log file")
       tap.like(log, "%(head, rank=0, pid=%d+%) ", "Ray-style prefixes kept")
+      tap.like(log, "NCCL tests passed", "TEST_NCCL=true ran the NCCL test")
     end
   end
+  -- What the server received: the task launch.py would have sent.
+  local tasks = fake_tasks(f)
+  tap.is(#tasks, 19, "19 launches")
+  local by = {}
+  for _, t in ipairs(tasks) do by[(t.task.envs or {}).JOBRUN_JOB_NAME or "?"] = t end
+  local t = (by.cluster_test_4n_runtime_timeout or {}).task or {}
+  local r = t.resources or {}
+  tap.is({ t.run, t.num_nodes }, { "set -e && /workspace/metta/devops/skypilot/config/skypilot_run.sh", 4 },
+    "the run script from the task YAML, num_nodes 4")
+  tap.like(t.setup or "", "checks out %$METTA_GIT_REF", "setup from the task YAML")
+  tap.is(t.file_mounts and t.file_mounts["/mnt/s3/train_dir"],
+    { name = "softmax-train-dir", store = "s3", mode = "MOUNT_CACHED" }, "the S3 mount from the task YAML")
+  tap.is(r.job_recovery, { strategy = "EAGER_NEXT_REGION", max_restarts_on_errors = 20 },
+    "job recovery from the task YAML")
+  tap.is(r.any_of, { { region = "us-east-1", use_spot = false, accelerators = "L4:4" },
+                     { region = "us-east-1", accelerators = "L4:4" },
+                     { region = "us-west-2", use_spot = false, accelerators = { A10G = 4 } } },
+    "4 GPUs per accelerator and no spot, in every alternative")
+  tap.is({ r.use_spot, r.gpus, r.cloud, r.cpus }, { false, nil, "aws", "8+" }, "no spot; `gpus` is not sent")
+  local e = t.envs or {}
+  tap.is({ e.METTA_GIT_REF, e.DATA_DIR, e.MAX_RUNTIME_HOURS, e.TEST_JOB_RESTART, e.TEST_NCCL, e.HEARTBEAT_TIMEOUT,
+           e.METTA_ARGS, e.METTA_MODULE_PATH },
+    { commit, "/mnt/s3/train_dir", "0.03", "true", "true", "300", "",
+      "experiments.recipes.arena_basic_easy_shaped.train" },
+    "env: the commit, the YAML's defaults under the job's, launch.py's flags as env, no flag in METTA_ARGS")
+  tap.like(e.METTA_RUN_ID or "", "^cluster_test_4n_runtime_timeout%.cluster_test%-", "METTA_RUN_ID")
+  local rec = (by.recipe_test_arena or {}).task or {}
+  tap.is({ rec.num_nodes, (rec.envs or {}).METTA_ARGS, (rec.envs or {}).METTA_MODULE_PATH },
+    { 1, "trainer.total_timesteps=50000", "experiments.recipes.arena.train" }, "a recipe's task")
+  tap.is(((tasks[1] or {}).task or {}).name, (tasks[1] or {}).body_name, "the task carries the job's name")
   local st = stats(f).requests or {}
   tap.is(st["POST /jobs/queue"], nil, "queue/v2 used, not the old queue")
   stop(f)
@@ -374,6 +433,153 @@ suite "wd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = {
     tap.is({ jobs.wd_1.native_id, jobs.wd_2.native_id }, { launched.wd_1, launched.wd_2 },
       "each job adopted its own managed job, the oldest under its name")
     tap.is(jobs.wd_1.sky_duplicates, { dup and dup.job_id }, "the later one remembered as a duplicate")
+  end)
+end)
+
+tap.test("logs: a stopped controller is started with refresh; a failed fetch never replaces a good log", function()
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/s.lua", [[
+suite "lg" { backend = "skypilot", matrix = { o = { "succeed", "fail" } }, run = "x", env = { FAKE_OUTCOME = "{o}" } }
+]])
+    local code, out = h.sh(dir, with_endpoint(f, "jobrun run s.lua --run-id G --json"))
+    local doc = json.decode(out) or { jobs = {} }
+    tap.is(code, 1, "one job fails")
+    local by = {}
+    for _, j in ipairs(doc.jobs) do by[j.name] = j end
+    tap.is({ (by.lg_succeed or {}).backend_exit_code, (by.lg_fail or {}).backend_exit_code }, { 0, 100 },
+      "the logs request's JobExitCode is kept as backend_exit_code")
+    local path = dir .. "/" .. ((by.lg_succeed or {}).log_path or "none")
+    local good = fs.read(path) or ""
+    tap.like(good, "hello from lg%-succeed", "the log was fetched")
+    local function logs_requests() return (stats(f).requests or {})["POST /jobs/logs"] or 0 end
+
+    -- The controller auto-stopped: refresh=false fails with ClusterNotUpError, refresh=true works.
+    fake_set(f, { controller = "stopped" })
+    local before = logs_requests()
+    local c1, o1 = h.sh(dir, with_endpoint(f, "jobrun logs G lg_succeed"))
+    tap.is(c1, 0, "logs with the controller stopped")
+    tap.like(o1, "hello from lg%-succeed", "shows the job's log")
+    tap.ok(not o1:find("ClusterNotUpError", 1, true), "not the error streamed by the failed request")
+    tap.is(logs_requests() - before, 2, "asked once, then again with refresh")
+    tap.is(fs.read(path), good, "the log file is the job's log")
+
+    -- Every fetch fails (the stream is the error text, answered 200): the good log stays.
+    fake_set(f, { logs_fail = 10 })
+    before = logs_requests()
+    local c2, o2 = h.sh(dir, with_endpoint(f, "jobrun logs G lg_succeed"))
+    tap.is(c2, 0, "logs while fetching fails")
+    tap.like(o2, "hello from lg%-succeed", "the log fetched before is shown")
+    tap.ok(not o2:find("Failed to tail", 1, true), "the failed request's text is not taken for the log")
+    tap.is(fs.read(path), good, "the good log is not overwritten")
+    tap.is(logs_requests() - before, 1, "a failed request is not repeated (no retry asked)")
+    fake_set(f, { logs_fail = 0 })
+
+    -- A <retry> line: the request is sent again.
+    fake_set(f, { logs_retry = 1 })
+    before = logs_requests()
+    local c3, o3 = h.sh(dir, with_endpoint(f, "jobrun logs G lg_succeed"))
+    tap.is({ c3, logs_requests() - before }, { 0, 2 }, "<retry>: sent again")
+    tap.like(o3, "hello from lg%-succeed", "and the log shown")
+  end)
+end)
+
+tap.test("queue: a stopped controller is started with refresh while jobs run", function()
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/s.lua", [[
+suite "qr" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "succeed" } }
+]])
+    tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id Q"))), 0, "launched")
+    fake_set(f, { controller = "stopped" })
+    local code, out = h.sh(dir, with_endpoint(f, "timeout 60 " .. h.q(h.bin) .. " wait Q"))
+    tap.is(code, 0, "wait sees both jobs pass")
+    tap.like(out, "Verdict: 2 passed", "both")
+    tap.ok(driver_gone(dir, "Q"), "launch's detached driver has ended")
+  end)
+end)
+
+tap.test("identity and config: SKYPILOT_USER_ID, active_workspace, override_skypilot_config", function()
+  with_fake({}, function(dir, f)
+    h.write(dir .. "/home/.sky/config.yaml", "api_server:\n  endpoint: " .. f.url .. "\nadmin_policy: x.Policy\n"
+      .. "active_workspace: team-a\njobs:\n  controller:\n    resources: {cpus: 4+}\n")
+    h.write(dir .. "/s.lua", [[
+suite "ws" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
+]])
+    local env = "unset SKYPILOT_API_SERVER_ENDPOINT SKYPILOT_SERVICE_ACCOUNT_TOKEN; HOME=" .. h.q(dir .. "/home")
+      .. " SKYPILOT_USER_ID=0123abcd "
+    tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id W")), 0, "launched")
+    local tasks = fake_tasks(f)
+    tap.is(#tasks, 2, "two launches")
+    local t = tasks[1] or {}
+    tap.is((t.env_vars or {}).SKYPILOT_USER_ID, "0123abcd", "the user hash from SKYPILOT_USER_ID")
+    tap.is(t.override_skypilot_config,
+      { active_workspace = "team-a", jobs = { controller = { resources = { cpus = "4+" } } } },
+      "the client config sent, without api_server and admin_policy")
+    local rows = fake_jobs(f)
+    tap.is({ (rows[1] or {}).workspace, (rows[1] or {}).user_hash }, { "team-a", "0123abcd" },
+      "the jobs belong to the user, in the active workspace")
+    local code, out = h.sh(dir, env .. "jobrun kill W")
+    tap.is(code, 0, "kill exits 0")
+    tap.like(out, "Killed: 2 ", "both killed")
+    local ended = h.eventually(function()
+      for _, row in ipairs(fake_jobs(f)) do if row.status ~= "CANCELLED" then return false end end
+      return true
+    end, 10)
+    tap.ok(ended, "the cancel acted in the active workspace: both CANCELLED")
+    tap.ok(driver_gone(dir, "W"), "launch's detached driver has ended")
+    -- An invalid SKYPILOT_USER_ID is ignored, as the official client ignores it.
+    h.write(dir .. "/who.lua", "print(require('jobrun.skypilot.api').user_identity().id)\n")
+    local code2, out2 = h.sh(dir, "SKYPILOT_USER_ID=not-a-hash HOME=" .. h.q(dir .. "/nohome")
+      .. " LOGNAME=alice " .. h.q(top .. "/build/luarun") .. " who.lua")
+    tap.is(code2, 0, "user_identity runs")
+    local md5 = require "jobrun.skypilot.md5"
+    local host = (fs.read("/proc/sys/kernel/hostname") or ""):gsub("%s+$", "")
+    tap.is(out2:match("%S+"), md5.hex("alice-" .. md5.hex(host):sub(-4)):sub(1, 8),
+      "else common_utils.get_user_hash's md5 of user and host")
+  end)
+end)
+
+tap.test("the task YAML: errors, job_recovery by name, GPU counts, local paths", function()
+  with_fake({}, function(dir, f)
+    local repo = metta_repo(dir)
+    h.write(repo .. "/t.yaml", "resources:\n  accelerators: L4:1\n  job_recovery: FAILOVER\nworkdir: .\n"
+      .. "file_mounts:\n  /data: ./data\n  /bucket: s3://b\nenvs:\n  A: 1\n  B: base\n")
+    h.write(repo .. "/sub/s.lua", [[
+suite "ty" { backend = "skypilot", run = "x", env = { FAKE_OUTCOME = "succeed", B = "suite" },
+  skypilot = { task = "t.yaml", resources = { gpus = 2 }, job_recovery = { max_restarts_on_errors = 3 } } }
+]])
+    local code, _, err = h.sh(repo .. "/sub", with_endpoint(f, "jobrun run s.lua"))
+    tap.is(code, 0, "runs from a subdirectory: the YAML is read from the repository root" .. (code ~= 0 and err or ""))
+    local t = (fake_tasks(f)[1] or {}).task or {}
+    tap.is(t.resources,
+      { accelerators = "L4:2", job_recovery = { strategy = "FAILOVER", max_restarts_on_errors = 3 } },
+      "a strategy name, merged with the suite's table; \"L4:1\" → \"L4:2\"")
+    tap.is({ t.workdir, t.file_mounts }, { repo, { ["/data"] = repo .. "/data", ["/bucket"] = "s3://b" } },
+      "a loopback server: local paths made absolute, buckets untouched")
+    tap.is({ t.envs and t.envs.A, t.envs and t.envs.B }, { 1, "suite" }, "envs merged, the suite's over the YAML's")
+    local remote = "SKYPILOT_API_SERVER_ENDPOINT=http://skypilot.example.com:46580 "
+    local c2, _, e2 = h.sh(repo .. "/sub", remote .. "jobrun run s.lua")
+    tap.is(c2, 2, "a remote server and local paths: refused, exit 2")
+    tap.like(e2, "file_mounts%[\"/data\"%] = \"./data\" is a path on this machine", "names the field and the path")
+    tap.like(e2, "setup", "suggests a checkout in setup")
+    h.write(repo .. "/sub/bad.lua", [[
+suite "bd" { backend = "skypilot", run = "x", skypilot = { task = "nope.yaml" } }
+]])
+    local c3, _, e3 = h.sh(repo .. "/sub", with_endpoint(f, "jobrun run bad.lua"))
+    tap.is(c3, 2, "a missing task YAML: exit 2")
+    tap.like(e3, "cannot read " .. repo:gsub("%p", "%%%0") .. "/nope%.yaml", "names the path it tried")
+    h.write(repo .. "/broken.yaml", "resources: [\n")
+    h.write(repo .. "/sub/broken.lua", [[
+suite "bk" { backend = "skypilot", run = "x", skypilot = { task = "broken.yaml" } }
+]])
+    local c4, _, e4 = h.sh(repo .. "/sub", with_endpoint(f, "jobrun run broken.lua"))
+    tap.is(c4, 2, "invalid YAML: exit 2")
+    tap.like(e4, "broken%.yaml: line %d+, column %d+", "with where")
+    h.write(repo .. "/sub/nogpu.lua", [[
+suite "ng" { backend = "skypilot", run = "x", skypilot = { resources = { gpus = 4 } } }
+]])
+    local c5, _, e5 = h.sh(repo .. "/sub", with_endpoint(f, "jobrun run nogpu.lua"))
+    tap.is(c5, 2, "gpus without accelerators: exit 2")
+    tap.like(e5, "names no accelerators", "says why")
   end)
 end)
 

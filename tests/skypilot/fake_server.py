@@ -25,21 +25,42 @@ Options:
   --state FILE         persist jobs and requests to FILE (atomic rewrite on every change) and
                        load it at start, so a restarted server keeps every job and request
   --tick SECONDS       duration unit of the job state machine (default 0.2)
+  --controller-stopped the jobs controller starts stopped (see below)
   --verbose            log each request to stderr
 
 Jobs: PENDING (1 tick) -> STARTING (1 tick) -> RUNNING -> terminal, scripted by the task's envs:
-  METTA_ARGS     plays Metta's skypilot_run.sh: "-hb" -> heartbeat_timeout; "-t" + "--run-ci-tests"
-                 -> force_restart_test, RECOVERING, then max_runtime_reached (Restart Count 1);
-                 "evaluator.epoch_interval" -> training fails (Exit code 1, job_completed);
+  METTA_ARGS     (with the rest of the environment launch.py set) plays Metta's skypilot_run.sh,
+                 which reads the monitors' settings from the environment (metta-origins §3, §7):
+                 HEARTBEAT_TIMEOUT below the monitor's 30 s check -> heartbeat_timeout;
+                 MAX_RUNTIME_HOURS with TEST_JOB_RESTART=true -> force_restart_test, RECOVERING,
+                 then max_runtime_reached (Restart Count 1); MAX_RUNTIME_HOURS alone ->
+                 max_runtime_reached; TEST_NCCL=true -> the NCCL test on the first attempt.
+                 METTA_ARGS are the tool's overrides: "evaluator.epoch_interval" -> training fails
+                 (Exit code 1, job_completed); a token starting with "-" (a launch.py flag sent
+                 as a tool argument) -> the tool rejects it (Exit code 2, job_completed);
                  anything else -> job_completed. All end SUCCEEDED; rank 0 prints [SUMMARY].
   FAKE_OUTCOME   succeed | fail | fail_setup | recover | long (1000 ticks) | no_resource
   (neither)      SUCCEEDED after 2 ticks of RUNNING.
 Cancelling: CANCELLING for 1 tick, then CANCELLED.
 
+The jobs controller: up at start (or stopped with --controller-stopped), as SkyPilot's auto-stops
+when idle. While it is stopped, /jobs/queue[/v2] and /jobs/logs with `refresh: false` fail with
+ClusterNotUpError (the logs stream answers 200 and streams the error text; only /api/get tells
+the failure); `refresh: true` and /jobs/launch start it again.
+
+Workspaces: a request acts in the `active_workspace` of its override_skypilot_config (default
+"default"). A launched job belongs to it; /jobs/cancel skips, without an error, jobs of other
+workspaces.
+
 Test hooks (never counted, never authenticated, never failed or dropped):
   GET  /fake/stats        {"requests": {"<METHOD> <path>": count}, "total": N}
-  GET  /fake/jobs         every managed job, all users: [{job_id, job_name, user_hash, status}]
+  GET  /fake/jobs         every managed job, all users: [{job_id, job_name, user_hash, status, workspace}]
+  GET  /fake/tasks        every launch received, in order: [{job_id, body_name, task (the task
+                          document as parsed), dag_name, env_vars, override_skypilot_config}]
   POST /fake/reset-stats  zeroes those counts, and with them the --fail-every/--drop-every count
+  POST /fake/set          {"controller": "up"|"stopped", "logs_fail": N, "logs_retry": N}: stop or
+                          start the jobs controller; make the next N /jobs/logs requests fail
+                          (RuntimeError, the error streamed as text) or end with a <retry> line
 """
 import argparse
 import base64
@@ -67,6 +88,45 @@ SCHEDULE_STATE = {"PENDING": "WAITING", "STARTING": "LAUNCHING", "RUNNING": "ALI
 RESET, RED, GREEN, YELLOW, CYAN, BOLD = "\x1b[0m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1m"
 TASK_KEYS = {"name", "num_nodes", "resources", "setup", "run", "envs", "secrets", "workdir",
              "file_mounts", "event_callback", "service", "pool", "volumes", "config"}
+
+# sky/utils/schemas.py's resources keys (0.11), and those of resources.job_recovery as a table.
+RESOURCE_KEYS = {"infra", "cloud", "region", "zone", "cpus", "memory", "accelerators", "instance_type",
+                 "use_spot", "disk_size", "disk_tier", "network_tier", "ports", "image_id", "labels",
+                 "job_recovery", "spot_recovery", "accelerator_args", "autostop", "priority", "any_of",
+                 "ordered", "_docker_login_config", "_is_image_managed", "_requires_fuse",
+                 "_cluster_config_overrides"}
+RECOVERY_KEYS = {"strategy", "max_restarts_on_errors", "recover_on_exit_codes"}
+
+
+class ClusterNotUpError(Exception):
+    """sky.exceptions.ClusterNotUpError: the jobs controller is not up."""
+
+
+def check_resources(resources):
+    """Raises ValueError as SkyPilot's schema validation does for a bad resources section."""
+    if resources is None:
+        return
+    for res in resources if isinstance(resources, list) else [resources]:
+        if not isinstance(res, dict):
+            raise ValueError("Invalid resources YAML: resources must be a mapping")
+        unknown = sorted(set(res) - RESOURCE_KEYS)
+        if unknown:
+            raise ValueError(f"Invalid resources YAML: Additional properties are not allowed "
+                             f"({', '.join(repr(k) for k in unknown)} was unexpected)")
+        for key in ("any_of", "ordered"):
+            if key in res:
+                check_resources(res[key])
+        recovery = res.get("job_recovery")
+        if recovery is not None and not isinstance(recovery, str):
+            if not isinstance(recovery, dict) or set(recovery) - RECOVERY_KEYS:
+                raise ValueError(f"Invalid resources YAML: job_recovery must be a strategy name or a mapping "
+                                 f"of {sorted(RECOVERY_KEYS)}, got {recovery!r}")
+
+
+def workspace_of(body):
+    config = body.get("override_skypilot_config") or {}
+    return config.get("active_workspace") or "default"
+
 
 # Endpoint -> (request name, function name shown in /api/status, schedule type, body fields).
 # A field spec is "<type>[?][!]": ? allows null, ! means required (pydantic "missing" if absent).
@@ -383,15 +443,31 @@ def build_plan(job):
     return plan
 
 
+HEARTBEAT_CHECK_INTERVAL = 30  # heartbeat_monitor.sh's
+
+
 def metta_plan(plan, job):
-    """Metta's skypilot_run.sh (metta-origins.md §7): one RUNNING phase per attempt."""
-    args = job["metta"]["args"].split()
-    if "-hb" in args or "--heartbeat-timeout-seconds" in args:
+    """Metta's skypilot_run.sh (metta-origins.md §7): one RUNNING phase per attempt, the
+    monitors set from the environment as launch.py left it, METTA_ARGS given to the tool."""
+    metta = job["metta"]
+    env, args = metta["env"], metta["args"].split()
+    try:
+        hb = float(env.get("HEARTBEAT_TIMEOUT") or "inf")
+    except ValueError:
+        hb = float("inf")
+    timed = bool(env.get("MAX_RUNTIME_HOURS"))
+    restart = env.get("TEST_JOB_RESTART") == "true"
+    flags = [a for a in args if a.startswith("-")]
+    if flags:  # launch.py's flags reached the tool: it rejects them
+        plan.phase("RUNNING", 2, metta_attempt(job, 0, "job_completed", 2, rejected=flags))
+    elif hb < HEARTBEAT_CHECK_INTERVAL:
         plan.phase("RUNNING", 3, metta_attempt(job, 0, "heartbeat_timeout", 0))
-    elif ("-t" in args or "--max-runtime-hours" in args) and "--run-ci-tests" in args:
+    elif timed and restart:
         plan.phase("RUNNING", 2, metta_attempt(job, 0, "force_restart_test", 0))
         plan.phase("RECOVERING", 1, [recovering_line(job)])
         plan.phase("RUNNING", 2, metta_attempt(job, 1, "max_runtime_reached", 0))
+    elif timed:
+        plan.phase("RUNNING", 2, metta_attempt(job, 0, "max_runtime_reached", 0))
     elif any(a.startswith("evaluator.epoch_interval") for a in args):
         plan.phase("RUNNING", 2, metta_attempt(job, 0, "job_completed", 1))
     else:
@@ -399,12 +475,13 @@ def metta_plan(plan, job):
     plan.phase("SUCCEEDED")
 
 
-def metta_attempt(job, restart, reason, cmd_exit):
+def metta_attempt(job, restart, reason, cmd_exit, rejected=()):
     metta, n = job["metta"], job["num_nodes"]
-    args = metta["args"].split()
-    ci, timed = "--run-ci-tests" in args, "-t" in args or "--max-runtime-hours" in args
+    env = metta["env"]
+    nccl, restart_test = env.get("TEST_NCCL") == "true", env.get("TEST_JOB_RESTART") == "true"
+    timed = bool(env.get("MAX_RUNTIME_HOURS"))
     final = 1 if reason == "force_restart_test" else 0
-    hb = args[args.index("-hb") + 1] if "-hb" in args and args.index("-hb") + 1 < len(args) else "300"
+    hb = env.get("HEARTBEAT_TIMEOUT") or "600"
 
     def rank_lines(rank):
         master = rank == 0
@@ -413,9 +490,9 @@ def metta_attempt(job, restart, reason, cmd_exit):
                f"  - IS_MASTER: {'true' if master else 'false'}", f"  - TOTAL_NODES: {n}",
                f"  - METTA_RUN_ID: {metta['run_id']}", f"  - SKYPILOT_TASK_ID: {job['skypilot_task_id']}",
                f"  - RESTART_COUNT: {restart}"]
-        if ci and restart == 0:
+        if nccl and restart == 0:
             out += [f"[RUN] Running GPU diagnostics and NCCL tests (node {rank})...", "[SUCCESS] NCCL tests passed"]
-        elif ci:
+        elif nccl:
             out.append(f"[SKIP] Skipping NCCL test on restarted job (RESTART_COUNT={restart})")
         else:
             out.append("[SKIP] Skipping NCCL test (TEST_NCCL=false)")
@@ -425,10 +502,12 @@ def metta_attempt(job, restart, reason, cmd_exit):
         if master and timed:
             out.append("[INFO] Started timeout monitor")
         out.append("[INFO] Started cluster-stop monitor")
-        if master and ci:
+        if master and restart_test and timed:
             out.append("[INFO] Started test job restart monitor")
         train = [f"{GREEN}[TRAIN]{RESET} epoch {e} | step {e * 16384} | {CYAN}{41000 + 37 * e + rank} SPS{RESET}"
                  for e in range(1, 2 if cmd_exit else 4)]
+        if rejected:
+            train = [f"{RED}tools/run.py: error: unrecognized arguments: {' '.join(rejected)}{RESET}"]
         end = metta_ending(reason, cmd_exit, master, hb) + [f"[INFO] Termination reason: {reason}"]
         if master:
             end += ["[SUMMARY] ===== Job Summary =====", f"[SUMMARY] Metta Run ID: {metta['run_id']}",
@@ -497,7 +576,7 @@ def job_record(job, plan, now):
         "last_recovered_at": runs[-1] if runs else -1, "job_duration": round(duration, 3),
         "recovery_count": max(0, len(runs) - 1), "failure_reason": failure,
         "details": f"Failure: {failure}" if failure else None,
-        "user_name": job["user_name"], "user_hash": job["user_hash"], "workspace": "default",
+        "user_name": job["user_name"], "user_hash": job["user_hash"], "workspace": job.get("workspace", "default"),
         "priority": 500, "resources": res["str"], "cluster_resources": res["str"] if alive else "-",
         "cloud": "fake", "region": "fake-region-1", "zone": "fake-region-1a",
         "infra": "fake/fake-region-1", "accelerators": res["accelerators"], "pool": None,
@@ -530,6 +609,8 @@ class Store:
         self.requests, self.jobs, self.next_job_id, self.plans, self.frozen = {}, {}, 1, {}, {}
         self.stats, self.total = {}, 0
         self.launch_drops = args.drop_launch
+        self.tasks, self.controller_up = [], not args.controller_stopped
+        self.logs_fail, self.logs_retry = 0, 0
         if args.state and os.path.exists(args.state):
             self.load()
 
@@ -663,6 +744,8 @@ class Store:
             raise ValueError(f"fake server: unknown FAKE_OUTCOME {outcome!r}")
         if body.get("pool") is not None:
             raise ValueError(f"Pool {body['pool']!r} does not exist.")
+        check_resources(task.get("resources"))
+        self.controller_up = True  # a launch starts the jobs controller
         job_id = self.next_job_id
         self.next_job_id += 1
         # The real server names the job from the task YAML (dag_utils) and ignores the body's name.
@@ -675,14 +758,28 @@ class Store:
                "resources": describe_resources(task.get("resources"), num_nodes),
                "entrypoint": body.get("entrypoint") or "", "run_timestamp": f"sky-{stamp}",
                "skypilot_task_id": f"sky-managed-{stamp}_{job_id}", "cancel_at": None, "cancel_delay": 0.0,
-               "metta": None}
+               "metta": None, "workspace": workspace_of(body)}
         if "METTA_ARGS" in envs:
             job["metta"] = {"args": str(envs["METTA_ARGS"]), "run_id": str(envs.get("METTA_RUN_ID", "")),
-                            "module": str(envs.get("METTA_MODULE_PATH", ""))}
+                            "module": str(envs.get("METTA_MODULE_PATH", "")),
+                            "env": {k: "" if v is None else str(v) for k, v in envs.items()}}
         self.jobs[job_id] = job
+        self.tasks.append({"job_id": job_id, "body_name": body.get("name"), "dag_name": dag_name, "task": task,
+                           "env_vars": body.get("env_vars"),
+                           "override_skypilot_config": body.get("override_skypilot_config")})
         return {"job_id": job_id, "handle": PICKLE_NONE}
 
+    def require_controller(self, body):
+        """ClusterNotUpError while the controller is stopped, unless the request refreshes."""
+        if self.controller_up:
+            return
+        if not body.get("refresh"):
+            raise ClusterNotUpError(f"Jobs controller {CONTROLLER} is not up (status: STOPPED). "
+                                    f"Use refresh to start it.")
+        self.controller_up = True
+
     def do_queue(self, body, user, now, kind):
+        self.require_controller(body)
         limit, page = body.get("limit"), body.get("page")
         if limit is not None and limit < 1:
             raise ValueError(f"Limit must be at least 1, got {limit}")
@@ -740,6 +837,8 @@ class Store:
                 raise RuntimeError("Please specify the job ID instead of the job name.")
         else:
             targets = []  # pools are not modelled: none exists
+        # Jobs outside the request's active workspace are skipped, without an error.
+        targets = [j for j in targets if j.get("workspace", "default") == workspace_of(body)]
         for job in targets:
             job.update(cancel_at=now, cancel_delay=self.args.tick)
         return None
@@ -985,7 +1084,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, rows)
 
     def fake_hook(self, method, path):
-        self.read_body()
+        self.last_body = self.read_body()
         if method == "GET" and path == "/fake/stats":
             with self.store.lock:
                 return self.send(200, {"requests": dict(self.store.stats), "total": self.store.total})
@@ -993,7 +1092,22 @@ class Handler(BaseHTTPRequestHandler):
             now = time.time()
             with self.store.lock:
                 rows = [self.store.record(j, now) for j in sorted(self.store.jobs.values(), key=lambda j: j["job_id"])]
-            return self.send(200, [{k: r[k] for k in ("job_id", "job_name", "user_hash", "status")} for r in rows])
+            return self.send(200, [{k: r[k] for k in ("job_id", "job_name", "user_hash", "status", "workspace")}
+                                   for r in rows])
+        if method == "GET" and path == "/fake/tasks":
+            with self.store.lock:
+                return self.send(200, self.store.tasks)
+        if method == "POST" and path == "/fake/set":
+            try:
+                settings = json.loads(self.last_body or b"{}")
+            except ValueError:
+                return self.send(400, {"detail": "not JSON"})
+            with self.store.lock:
+                if "controller" in settings:
+                    self.store.controller_up = settings["controller"] == "up"
+                self.store.logs_fail = int(settings.get("logs_fail", self.store.logs_fail))
+                self.store.logs_retry = int(settings.get("logs_retry", self.store.logs_retry))
+            return self.send(200, settings)
         if method == "POST" and path == "/fake/reset-stats":
             with self.store.lock:
                 self.store.stats, self.store.total = {}, 0
@@ -1051,6 +1165,14 @@ class Handler(BaseHTTPRequestHandler):
         if body.get("name") is not None and body.get("job_id") is not None:
             raise ValueError("Cannot specify both name and job_id.")
         with self.store.lock:
+            if self.store.logs_retry > 0:
+                self.store.logs_retry -= 1
+                self.chunk('<sky-payload>"<retry></retry>"</sky-payload>\n')
+                raise RuntimeError("Request interrupted; please retry")
+            if self.store.logs_fail > 0:
+                self.store.logs_fail -= 1
+                raise RuntimeError("Failed to tail the logs: the connection to the jobs controller was lost")
+            self.store.require_controller(body)
             job, missing = self.find_job(body, user)
         if job is None:
             self.chunk(f"{YELLOW}{missing}{RESET}\n")
@@ -1104,6 +1226,7 @@ def main():
     parser.add_argument("--drop-launch", type=int, default=0)
     parser.add_argument("--state")
     parser.add_argument("--tick", type=float, default=0.2)
+    parser.add_argument("--controller-stopped", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     Handler.store = store = Store(args)

@@ -11,8 +11,8 @@
 -- managed job whose name carries the run's tag.
 local common = require "jobrun.backends.common"
 local api = require "jobrun.skypilot.api"
+local tasks = require "jobrun.skypilot.task"
 local json = require "jobrun.json"
-local template = require "jobrun.template"
 local state = require "jobrun.state"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
@@ -49,35 +49,30 @@ end
 
 -- check(options): before a run is created, the server must answer and be new enough.
 function backend.check(options)
+  -- The task first: a task YAML that cannot be read, or local paths a remote server cannot
+  -- see, are the suite's mistakes (exit 2), whatever the server says.
+  local settings = api.settings(options)
+  local _, bad = tasks.build({ options = options, name = "check", nodes = 1, run = "true", env = {},
+                                endpoint = settings.endpoint })
+  if bad then errors.raise("%s", bad) end
   local ctx = {}
   local c, why = client(ctx, options)
   if not c then errors.infra("%s", why) end
   return { endpoint = c.base, api_version = c.server_api_version }
 end
 
--- task(job, env) -> the task, as JSON text (JSON is YAML, and the server reads YAML).
-function backend.task(job, env)
-  local spec = job.spec
-  local o = spec.options or {}
-  local resources = {}
-  for k, v in pairs(o.resources or {}) do resources[k] = v end
-  local recovery = {}
-  for k, v in pairs(resources.job_recovery or {}) do recovery[k] = v end
-  for k, v in pairs(o.job_recovery or {}) do recovery[k] = v end
-  if (spec.max_restarts or 0) > 0 then recovery.max_restarts_on_errors = spec.max_restarts end
-  if next(recovery) then resources.job_recovery = recovery end
+-- task(job, env [, ctx]) -> the task, as JSON text (JSON is YAML, and the server reads YAML) |
+-- nil, why: the suite's `skypilot.task` YAML overlaid with the job (jobrun.skypilot.task).
+function backend.task(job, env, ctx)
   local envs = {}
-  for k, v in pairs(env or {}) do envs[k] = tostring(v) end
+  for k, v in pairs(env or {}) do envs[k] = v end
   envs.JOBRUN_JOB_NAME = job.name
+  local o = job.spec.options or {}
+  local endpoint = ctx and ctx.skypilot and ctx.skypilot.endpoint or api.settings(o).endpoint
   -- The server names the managed job from the task, never from the launch body.
-  local task = { name = job.sky_name or job.name, num_nodes = spec.nodes,
-                 run = template.shell_command(spec.commands[1]),
-                 setup = spec.setup and template.shell_command(spec.setup) or nil, envs = envs }
-  if next(resources) then task.resources = resources end
-  for _, key in ipairs({ "workdir", "file_mounts", "secrets", "config" }) do
-    if o[key] ~= nil then task[key] = o[key] end
-  end
-  return json.encode(task)
+  local t, why = tasks.for_job(job, envs, endpoint, ctx and ctx.cwd)
+  if not t then return nil, why end
+  return json.encode(t)
 end
 
 local function options_of(jobs)
@@ -85,18 +80,25 @@ local function options_of(jobs)
 end
 
 -- queue(ctx, c, ids [, skip_finished]) -> rows | nil, why: /jobs/queue/v2, or /jobs/queue
--- (list or dict) on servers without it. ids: json.null for all the user's jobs.
-local function queue(ctx, c, ids, skip_finished)
-  local fields = { job_ids = ids, all_users = false, skip_finished = skip_finished or false }
+-- (list or dict) on servers without it. ids: json.null for all the user's jobs. A jobs
+-- controller that has stopped (ClusterNotUpError; it auto-stops when idle) is asked again
+-- with refresh, which starts it.
+local function queue(ctx, c, ids, skip_finished, refresh)
+  local fields = { job_ids = ids, all_users = false, skip_finished = skip_finished or false,
+                   refresh = refresh or false }
   if not ctx.skypilot_queue_v1 and (c.server_api_version or 0) >= 18 then
     fields.fields = QUEUE_FIELDS
-    local value, why, status = c:call("/jobs/queue/v2", fields)
+    local value, why, status, kind = c:call("/jobs/queue/v2", fields)
     if value then return type(value) == "table" and value.jobs or {} end
+    if kind == "ClusterNotUpError" and not refresh then return queue(ctx, c, ids, skip_finished, true) end
     if status ~= 404 then return nil, why end
     ctx.skypilot_queue_v1 = true -- an older server: remember, and fall back
     fields.fields = nil
   end
-  local value, why = c:call("/jobs/queue", fields)
+  local value, why, _, kind = c:call("/jobs/queue", fields)
+  if not value and kind == "ClusterNotUpError" and not refresh then
+    return queue(ctx, c, ids, skip_finished, true)
+  end
   if not value then return nil, why end
   if type(value) == "table" and value.jobs then return value.jobs end
   return type(value) == "table" and value or {}
@@ -251,16 +253,21 @@ end
 -- api.submit_many), resolved together. unsure: the server may have taken the launch; again: it
 -- certainly did not (a 503, no connection).
 local function send(ctx, c, jobs)
-  local calls = {}
-  for i, job in ipairs(jobs) do
+  local calls, sent = {}, {}
+  for _, job in ipairs(jobs) do
     job.sky_attempt = (job.sky_attempt or 0) + 1
     job.sky_name = launch_name(ctx, job, job.sky_attempt)
-    calls[i] = { path = "/jobs/launch",
-                 fields = { task = backend.task(job, ctx.secret_env[job.name] or job.spec.env), name = job.sky_name } }
+    local text, why = backend.task(job, ctx.secret_env[job.name] or job.spec.env, ctx)
+    if text then
+      sent[#sent + 1] = job
+      calls[#sent] = { path = "/jobs/launch", fields = { task = text, name = job.sky_name } }
+    else
+      job.status, job.launch_error = "LAUNCH_FAILED", why
+    end
   end
   local ids, owners, unsure, again = {}, {}, {}, {}
-  for i, sub in ipairs(c:submit_many(calls, { fresh = true })) do
-    local job = jobs[i]
+  for i, sub in ipairs(#calls > 0 and c:submit_many(calls, { fresh = true }) or {}) do
+    local job = sent[i]
     if sub.id then
       ids[#ids + 1] = sub.id
       owners[#ids] = job
@@ -383,12 +390,19 @@ function backend.fetch_logs(ctx, jobs, opts)
   if #ids == 0 then return end
   for k, got in ipairs(c:job_logs(ids)) do
     local job = want[k]
-    if got.text then
-      fs.write_atomic(ctx.run_dir .. "/" .. job.log_path_rel, got.text, false)
+    local path = ctx.run_dir .. "/" .. job.log_path_rel
+    -- Only a request that succeeded gives the log; and a log already fetched is never replaced
+    -- by nothing, nor by the server's "not found" (JobExitCode 102).
+    local have = got.text and (got.text == "" or got.exit_code == 102) and (fs.stat(path) or {}).size or 0
+    if got.text and have == 0 then
+      fs.write_atomic(path, got.text, false)
       local terminal = job.status == "SUCCEEDED" or job.status == "FAILED" or job.status == "CANCELLED"
       job.log_fetched = terminal or nil
-      if got.exit_code then job.backend_exit_code = got.exit_code end
     end
+    -- The request's JobExitCode (0, 100–103) says how SkyPilot saw the job end, not the
+    -- program's exit code: it is the backend's, and only that.
+    if got.text and got.exit_code then job.backend_exit_code = got.exit_code end
+    if got.error then job.log_error = "fetching the log: " .. got.error elseif got.text then job.log_error = nil end
   end
 end
 

@@ -23,58 +23,95 @@ api.DEFAULT_ENDPOINT = "http://127.0.0.1:46580"
 
 local TERMINAL = { SUCCEEDED = true, FAILED = true, CANCELLED = true }
 
--- ~/.sky/config.yaml: only `api_server: { endpoint, service_account_token }` is read.
-local function read_config()
+local function is_map(v) return type(v) == "table" and getmetatable(v) == nil end
+
+-- overlay(a, b): b's keys over a's, mappings merged recursively (skypilot_config's layering).
+local function overlay(a, b)
+  for k, v in pairs(b) do
+    if is_map(v) and is_map(a[k]) then overlay(a[k], v) else a[k] = v end
+  end
+  return a
+end
+
+-- read_config(cwd) -> the client's SkyPilot config, as the official client layers it: the user
+-- config ($SKYPILOT_CONFIG, else ~/.sky/config.yaml) under the project config
+-- ($SKYPILOT_PROJECT_CONFIG, else .sky.yaml in the current directory). A file that is not
+-- valid YAML is a usage error, as it is for the official client.
+function api.read_config(cwd)
+  local yaml = require "jobrun.skypilot.yaml"
   local home = os.getenv("HOME") or ""
-  local text = fs.read(home .. "/.sky/config.yaml")
-  if not text then return {} end
-  local out, in_block = {}, false
-  for line in text:gmatch("[^\n]+") do
-    if line:match("^api_server:%s*$") then
-      in_block = true
-    elseif line:match("^%S") then
-      in_block = false
-    elseif in_block then
-      local key, value = line:match("^%s+([%w_]+):%s*(.-)%s*$")
-      if key then out[key] = value:gsub("^[\"'](.*)[\"']$", "%1") end
+  local user = os.getenv("SKYPILOT_CONFIG") or os.getenv("SKYPILOT_GLOBAL_CONFIG") or (home .. "/.sky/config.yaml")
+  local project = os.getenv("SKYPILOT_PROJECT_CONFIG") or ((cwd or fs.getcwd()) .. "/.sky.yaml")
+  local config = {}
+  for _, path in ipairs({ user, project }) do
+    local text = fs.read(path)
+    if text then
+      local doc, why = yaml.load(text)
+      if not doc then require("jobrun.errors").raise("SkyPilot config %s is not valid YAML: %s", path, why) end
+      if is_map(doc) then overlay(config, doc) end
     end
   end
-  return out
+  return config
 end
 
--- The user's identity for env_vars (user scoping): SkyPilot's own hash when there is one.
-local function user_identity()
-  local home = os.getenv("HOME") or ""
-  local hash = (fs.read(home .. "/.sky/user_hash") or ""):match("^%s*([%w-]+)")
-  local name = os.getenv("USER") or os.getenv("LOGNAME") or "jobrun"
-  if not hash then
-    local h = 2166136261
-    for i = 1, #name do h = ((h ~ name:byte(i)) * 16777619) & 0xffffffff end
-    hash = string.format("%08x", h)
+-- The user's identity for env_vars (user scoping), as common_utils.get_user_hash computes it:
+-- SKYPILOT_USER_ID if it is a valid hash (8 hex digits), else ~/.sky/user_hash if valid, else
+-- md5("<user>-<last 4 hex digits of md5(hostname)>")[:8] — what the official client would
+-- compute (and store) on this machine. The name: SKYPILOT_USER, else getpass.getuser()'s.
+local function valid_hash(h)
+  return type(h) == "string" and #h == 8 and h:match("^%x+$") ~= nil
+end
+
+function api.user_identity()
+  local md5 = require "jobrun.skypilot.md5"
+  local login = os.getenv("LOGNAME") or os.getenv("USER") or os.getenv("LNAME") or os.getenv("USERNAME") or "unknown"
+  local name = os.getenv("SKYPILOT_USER") or login
+  local hash = os.getenv("SKYPILOT_USER_ID")
+  if not valid_hash(hash) then
+    local home = os.getenv("HOME") or ""
+    hash = (fs.read(home .. "/.sky/user_hash") or ""):match("^%s*(.-)%s*$")
   end
-  return { id = hash:sub(1, 8), name = name }
+  if not valid_hash(hash) then
+    local host = (fs.read("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or ""):gsub("%s+$", "")
+    hash = md5.hex(login .. "-" .. md5.hex(host):sub(-4)):sub(1, 8)
+  end
+  return { id = hash, name = name }
 end
 
--- settings(options) -> { endpoint, token, cookie_file }: the suite's skypilot table first, then
--- the environment, then ~/.sky/config.yaml.
+-- settings(options) -> { endpoint, token, cookie_file, config }: the suite's skypilot table
+-- first, then the environment, then the SkyPilot config. config is what requests carry as
+-- override_skypilot_config: the client config without api_server and admin_policy.
 function api.settings(options)
   options = options or {}
-  local config = read_config()
+  local full = api.read_config()
+  local server = is_map(full.api_server) and full.api_server or {}
+  local config = {}
+  for k, v in pairs(full) do
+    if k ~= "api_server" and k ~= "admin_policy" then config[k] = v end
+  end
   -- The suite's endpoint is stored without its user:password; the plan in memory has it.
   local endpoint, source = options.endpoint and secrets.reveal(options.endpoint), "the suite's skypilot.endpoint"
   if not endpoint and os.getenv("SKYPILOT_API_SERVER_ENDPOINT") then
     endpoint, source = os.getenv("SKYPILOT_API_SERVER_ENDPOINT"), "SKYPILOT_API_SERVER_ENDPOINT"
   end
-  if not endpoint and config.endpoint then endpoint, source = config.endpoint, "~/.sky/config.yaml" end
-  if not endpoint then endpoint, source = api.DEFAULT_ENDPOINT, "the default endpoint" end
-  local token = os.getenv("SKYPILOT_SERVICE_ACCOUNT_TOKEN") or config.service_account_token
-  if token == "" then token = nil end
-  local cookie_file = os.getenv("SKYPILOT_API_COOKIE_FILE")
-  if not cookie_file then
-    local default = (os.getenv("HOME") or "") .. "/.sky/cookies.txt"
-    if fs.stat(default) then cookie_file = default end
+  if not endpoint and type(server.endpoint) == "string" then
+    endpoint, source = server.endpoint, "the SkyPilot config"
   end
-  return { endpoint = endpoint:gsub("/+$", ""), token = token, cookie_file = cookie_file, source = source }
+  if not endpoint then endpoint, source = api.DEFAULT_ENDPOINT, "the default endpoint" end
+  local token = os.getenv("SKYPILOT_SERVICE_ACCOUNT_TOKEN")
+  if not token and type(server.service_account_token) == "string" then token = server.service_account_token end
+  if token == "" then token = nil end
+  -- As the official client: the cookie file only when there is no Bearer token.
+  local cookie_file
+  if not token then
+    cookie_file = os.getenv("SKYPILOT_API_COOKIE_FILE")
+    if not cookie_file then
+      local default = (os.getenv("HOME") or "") .. "/.sky/cookies.txt"
+      if fs.stat(default) then cookie_file = default end
+    end
+  end
+  return { endpoint = endpoint:gsub("/+$", ""), token = token, cookie_file = cookie_file, source = source,
+           config = config }
 end
 
 -- shown(url): the URL without credentials, for messages and state.
@@ -90,7 +127,8 @@ function api.new(settings)
     client = http.client({ connect_timeout = 5, cookie_file = settings.cookie_file }),
     cookie_file = settings.cookie_file,
     source = settings.source,
-    user = user_identity(),
+    user = api.user_identity(),
+    config = settings.config or {},
     requests = 0, -- HTTP requests sent, for the benchmark and the tests
     connections = 0, -- connections opened for them (reuse keeps this small)
     retries = settings.retries or 5,
@@ -102,10 +140,9 @@ end
 function api:headers()
   local h = { "Content-Type: application/json", "Accept: application/json" }
   if self.token then h[#h + 1] = "Authorization: Bearer " .. self.token end
-  if self.server_api_version then
-    h[#h + 1] = "X-SkyPilot-API-Version: " .. api.CLIENT_API_VERSION
-    h[#h + 1] = "X-SkyPilot-Version: " .. api.CLIENT_VERSION
-  end
+  -- On every request, /api/health included, as the official client sends them.
+  h[#h + 1] = "X-SkyPilot-API-Version: " .. api.CLIENT_API_VERSION
+  h[#h + 1] = "X-SkyPilot-Version: " .. api.CLIENT_VERSION
   return h
 end
 
@@ -193,6 +230,11 @@ function api:health()
     return nil, string.format("SkyPilot API server %s speaks API %d (SkyPilot %s); jobrun needs API %d "
       .. "(SkyPilot 0.10.0) or newer", self.base, version, tostring(doc.version), api.MIN_API_VERSION)
   end
+  if doc.status == "needs_auth" then
+    return nil, string.format("SkyPilot API server %s needs authentication: set SKYPILOT_SERVICE_ACCOUNT_TOKEN "
+      .. "(a sky_… service-account token) or api_server.service_account_token in ~/.sky/config.yaml, or put "
+      .. "user:password in the endpoint URL", self.base)
+  end
   if doc.status and doc.status ~= "healthy" then
     return nil, string.format("SkyPilot API server %s is %s", self.base, doc.status)
   end
@@ -201,7 +243,9 @@ function api:health()
 end
 
 function api:body(fields)
-  local b = { env_vars = { SKYPILOT_USER_ID = self.user.id, SKYPILOT_USER = self.user.name } }
+  -- override_skypilot_config: the client's config (its active_workspace, jobs settings …).
+  local b = { env_vars = { SKYPILOT_USER_ID = self.user.id, SKYPILOT_USER = self.user.name },
+              override_skypilot_config = json.object(self.config) }
   for k, v in pairs(fields) do b[k] = v end
   return json.encode(b)
 end
@@ -243,6 +287,12 @@ local function record_error(record)
   return "request " .. tostring(record.status)
 end
 
+local function record_error_type(record)
+  local e = record.error
+  if type(e) == "string" then e = json.decode(e) end
+  return type(e) == "table" and type(e.type) == "string" and e.type or nil
+end
+
 -- get_many(ids) -> { {value} | {error} }…: /api/get for each (they block until terminal).
 function api:get_many(ids, timeout)
   local reqs = {}
@@ -256,7 +306,7 @@ function api:get_many(ids, timeout)
       if doc.status == "CANCELLED" then out[i] = { error = "request cancelled" }
       else out[i] = { value = decode_record(doc) } end
     elseif r.status == 500 and type(doc) == "table" and type(doc.detail) == "table" then
-      out[i] = { error = record_error(doc.detail) }
+      out[i] = { error = record_error(doc.detail), error_type = record_error_type(doc.detail) }
     else
       out[i] = { error = describe(r), transport = r.error ~= nil or r.status == 503 }
     end
@@ -310,41 +360,69 @@ function api:wait_many(ids, deadline)
   return results
 end
 
--- call(path, fields [, timeout]) -> value | nil, why, status: one asynchronous operation that
+-- call(path, fields [, timeout]) -> value | nil, why, status, error_type: one asynchronous operation that
 -- is safe to repeat (a query, a cancel), start to finish. Never a launch: see submit_many.
 function api:call(path, fields, timeout)
   local sub = self:submit_many({ { path = path, fields = fields } }, { resend = true })[1]
   if not sub.id then return nil, sub.error, sub.status end
   local got = self:get_many({ sub.id }, timeout)[1]
-  if got.error then return nil, got.error end
+  if got.error then return nil, got.error, nil, got.error_type end
   return got.value == nil and json.null or got.value
 end
 
 -- job_logs(job_ids, tail) -> { {text, exit_code} | {error} }…: /jobs/logs (not following)
--- for each job, concurrently; <sky-payload> control lines dropped, ANSI colour kept.
+-- for each job, concurrently; <sky-payload> control lines dropped, ANSI colour kept. The
+-- stream answers 200 even when the request fails (its text is then the error): the text is
+-- kept only when /api/get says the request succeeded. A jobs controller that has stopped
+-- (ClusterNotUpError: it auto-stops when idle) is asked again with refresh, which starts it;
+-- a stream that says <retry>, or whose outcome could not be fetched, is asked again.
 function api:job_logs(job_ids, tail)
-  local reqs = {}
-  for i, id in ipairs(job_ids) do
-    reqs[i] = { method = "POST", path = "/jobs/logs", timeout = 300, resend = true, body = self:body({
-      job_id = math.tointeger(tonumber(id)) or id, follow = false, controller = false, refresh = false,
-      tail = (tail and tail > 0) and tail or json.null }) }
-  end
-  local out, ids, where = {}, {}, {}
-  for i, r in ipairs(self:perform(reqs)) do
-    if r.status == 200 then
-      local lines = {}
-      for line in (r.body or ""):gmatch("[^\n]*\n?") do
-        if line ~= "" and not line:find("<sky-payload", 1, true) then lines[#lines + 1] = line end
-      end
-      out[i] = { text = table.concat(lines) }
-      local id = r.headers["x-skypilot-request-id"]
-      if id then ids[#ids + 1] = id; where[#ids] = i end
-    else
-      out[i] = { error = describe(r) }
+  local out, todo = {}, {}
+  for i, id in ipairs(job_ids) do todo[#todo + 1] = { i = i, id = id, refresh = false, tries = 0 } end
+  while #todo > 0 do
+    local reqs = {}
+    for k, item in ipairs(todo) do
+      item.tries = item.tries + 1
+      reqs[k] = { method = "POST", path = "/jobs/logs", timeout = 300, resend = true, body = self:body({
+        job_id = math.tointeger(tonumber(item.id)) or item.id, follow = false, controller = false,
+        refresh = item.refresh, tail = (tail and tail > 0) and tail or json.null }) }
     end
-  end
-  for k, got in ipairs(self:get_many(ids, 60)) do
-    out[where[k]].exit_code = math.tointeger(got.value)
+    local ids, where, texts = {}, {}, {}
+    for k, r in ipairs(self:perform(reqs)) do
+      local item = todo[k]
+      if r.status == 200 then
+        local lines, retry = {}, false
+        for line in (r.body or ""):gmatch("[^\n]*\n?") do
+          if line:find("<sky-payload", 1, true) then
+            if line:find("<retry>", 1, true) then retry = true end
+          elseif line ~= "" then
+            lines[#lines + 1] = line
+          end
+        end
+        texts[k] = { text = table.concat(lines), retry = retry }
+        local id = r.headers["x-skypilot-request-id"] or r.headers["x-request-id"]
+        if id then ids[#ids + 1] = id; where[#ids] = k
+        else out[item.i] = { error = "the log stream carried no request id" } end
+      else
+        out[item.i] = { error = describe(r) }
+      end
+    end
+    local again = {}
+    for n, got in ipairs(self:get_many(ids, 60)) do
+      local k = where[n]
+      local item, fetched = todo[k], texts[k]
+      if (fetched.retry or got.transport) and item.tries < 3 then
+        again[#again + 1] = item
+      elseif got.error_type == "ClusterNotUpError" and not item.refresh then
+        item.refresh = true
+        again[#again + 1] = item
+      elseif got.error or fetched.retry then
+        out[item.i] = { error = got.error or "the server asked for the logs request to be sent again" }
+      else
+        out[item.i] = { text = fetched.text, exit_code = math.tointeger(got.value) }
+      end
+    end
+    todo = again
   end
   return out
 end
