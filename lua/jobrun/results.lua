@@ -150,7 +150,13 @@ function results.settle(job, expect, run_dir, parsers)
     local log = run_dir .. "/" .. job.log_path_rel
     if fs.stat(log) then found = analysis.analyze(log, parsers, job) or {} end
   end
-  job.exit_code = found.exit_code or job.backend_exit_code
+  -- A backend whose own exit code is not the program's (SkyPilot's JobExitCode: 0, 100–103)
+  -- keeps it as backend_exit_code only: without a parser's value, the exit code is unknown.
+  local ok, backend = pcall(require("jobrun.backends").get, job.backend)
+  local program_codes = not (ok and backend.exit_codes == false)
+  job.exit_code = found.exit_code
+  if job.exit_code == nil and program_codes then job.exit_code = job.backend_exit_code end
+  job.exit_code_unknown = (job.exit_code == nil and not program_codes) or nil
   -- Without a log (or a parser that replaced backend_facts), the backend's facts still count.
   job.termination_reason = found.termination_reason
   if job.termination_reason == nil then job.termination_reason = require("jobrun.parsers.builtin").fact(job) end

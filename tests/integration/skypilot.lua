@@ -448,6 +448,10 @@ suite "lg" { backend = "skypilot", matrix = { o = { "succeed", "fail" } }, run =
     for _, j in ipairs(doc.jobs) do by[j.name] = j end
     tap.is({ (by.lg_succeed or {}).backend_exit_code, (by.lg_fail or {}).backend_exit_code }, { 0, 100 },
       "the logs request's JobExitCode is kept as backend_exit_code")
+    tap.is({ (by.lg_succeed or {}).exit_code, (by.lg_fail or {}).exit_code }, { json.null, json.null },
+      "and is not the program's exit code: with no parser's value, exit_code is null")
+    tap.is({ (by.lg_succeed or {}).verdict, (by.lg_fail or {}).verdict }, { "pass", "fail" },
+      "the default expectation then judges by status")
     local path = dir .. "/" .. ((by.lg_succeed or {}).log_path or "none")
     local good = fs.read(path) or ""
     tap.like(good, "hello from lg%-succeed", "the log was fetched")

@@ -178,8 +178,8 @@ local function calls(dir)
   return n
 end
 
--- kill_driver(dir, run_id) -> whether it found the run's detached driver (`jobrun __drive`,
--- which launch starts while jobs are PENDING) and SIGKILLed it; it waits until it has gone.
+-- kill_driver(dir, run_id) -> true once no detached driver of the run (`jobrun __drive`) is left:
+-- it SIGKILLs one it finds, and waits until it has gone.
 local function kill_driver(dir, run_id)
   for _, pid in ipairs(fs.list("/proc") or {}) do
     local f = pid:match("^%d+$") and io.open("/proc/" .. pid .. "/cmdline")
@@ -192,7 +192,7 @@ local function kill_driver(dir, run_id)
       return h.eventually(function() return h.gone(pid) end, 10)
     end
   end
-  return false
+  return true -- every job went to sbatch at launch: no driver was left to poll them
 end
 
 -- launch(dir, run_id, suite) -> the run's jobs by name (from state.json), their Slurm ids.
@@ -205,7 +205,7 @@ local function launch(dir, run_id, suite)
   local jobs = h.jobs_by_name(h.state(dir))
   local ids = {}
   for _, j in pairs(jobs) do ids[#ids + 1] = j.native_id end
-  tap.ok(kill_driver(dir, run_id), run_id .. ": its driver SIGKILLed before the jobs end: nobody polls them")
+  tap.ok(kill_driver(dir, run_id), run_id .. ": no driver (or it SIGKILLed) before the jobs end: nobody polls them")
   return jobs, ids
 end
 
@@ -364,6 +364,21 @@ tap.test("while slurmdbd is away, a forgotten job keeps its last known status", 
   local job = h.jobs_by_name(h.state(dir)).d_1
   tap.is({ code, job.status, job.slurm_source }, { 0, "SUCCEEDED", "sacct" }, "SUCCEEDED, from sacct")
   os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("a controller that does not answer is found before the run is created", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[suite "down" { backend = "slurm", run = "true" }]])
+  local t0 = process.now()
+  local code, _, err = h.sh(dir, "SLURM_CONF=/nonexistent/slurm.conf jobrun run s.lua")
+  local took = process.now() - t0
+  tap.is(code, 3, "exit 3")
+  tap.ok(took < 20, string.format("within seconds (%.1fs), not sbatch's minute of retries", took))
+  tap.like(err, "Slurm controller cannot be reached", "says so")
+  tap.like(err, "SLURM_CONF=/nonexistent/slurm.conf", "with the configuration tried")
+  tap.ok(not fs.stat(dir .. "/.jobrun/runs"), "and no run was created")
+  local c2 = h.sh(dir, env .. "jobrun plan s.lua")
+  tap.is(c2, 0, "plan does not need the controller")
 end)
 
 return tap.done()

@@ -19,7 +19,8 @@ local process = require "jobrun.c.process"
 local errors = require "jobrun.errors"
 local secrets = require "jobrun.secrets"
 
-local backend = { name = "skypilot", poll_interval = 2, poll_interval_max = 30 }
+-- exit_codes = false: /jobs/logs' JobExitCode is not the program's exit code (SPEC §4).
+local backend = { name = "skypilot", poll_interval = 2, poll_interval_max = 30, exit_codes = false }
 
 -- Managed-job statuses (reference §4) as SPEC §4 statuses.
 local STATUS = {

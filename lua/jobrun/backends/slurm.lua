@@ -120,6 +120,22 @@ function backend.script(ctx, job)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- How long the controller has to answer before a run is created (scontrol itself retries a
+-- missing config or a silent controller for a minute).
+backend.PING_TIMEOUT = 5
+
+-- check(options): before the run is created, the controller must answer `scontrol ping`
+-- within seconds; otherwise exit 3, saying which SLURM_CONF and controller were tried.
+function backend.check()
+  local conf = os.getenv("SLURM_CONF") or "/etc/slurm/slurm.conf"
+  local r, err = exec.run({ "scontrol", "ping" }, { timeout = backend.PING_TIMEOUT })
+  local said = r and ((r.stdout .. "\n" .. r.stderr):gsub("%s+$", ""):gsub("^%s+", "")) or tostring(err)
+  if r and r.code == 0 and said:find("is UP") then return end
+  local why = (r and r.signal) and string.format("no answer within %d s", backend.PING_TIMEOUT) or "it is not up"
+  require("jobrun.errors").infra("the Slurm controller cannot be reached (%s); nothing was launched.\n"
+    .. "  SLURM_CONF=%s\n  scontrol ping said: %s", why, conf, said ~= "" and said:sub(1, 400) or "nothing")
+end
+
 local function retry(tries, fn)
   local result, err
   for attempt = 1, tries do
