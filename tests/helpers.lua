@@ -23,6 +23,17 @@ function helpers.scratch()
   return fs.realpath(dir)
 end
 
+-- test_in(tap, name, fn): a tap test whose body gets a fresh scratch directory, removed as soon
+-- as the test ends (tests/exec removes what is left at the end of the file anyway).
+function helpers.test_in(tap, name, fn)
+  tap.test(name, function()
+    local dir = helpers.scratch()
+    local ok, err = pcall(fn, dir)
+    os.execute("rm -rf " .. helpers.q(dir))
+    if not ok then error(err, 0) end
+  end)
+end
+
 function helpers.write(path, text)
   local dir = path:match("^(.*)/[^/]*$")
   if dir then assert(fs.mkdir_p(dir)) end

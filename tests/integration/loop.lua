@@ -5,14 +5,7 @@ local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 
-local function scratch(name, fn)
-  tap.test(name, function()
-    local dir = h.scratch()
-    local ok, err = pcall(fn, dir)
-    os.execute("rm -rf " .. h.q(dir))
-    if not ok then error(err, 0) end
-  end)
-end
+local function scratch(name, fn) h.test_in(tap, name, fn) end
 
 local function git(dir, args)
   local code, out, err = h.sh(dir, "git " .. args)

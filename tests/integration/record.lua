@@ -8,14 +8,7 @@ local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
 -- scratch(name, fn): fn(dir) in a fresh directory, removed afterwards.
-local function scratch(name, fn)
-  tap.test(name, function()
-    local dir = h.scratch()
-    local ok, err = pcall(fn, dir)
-    os.execute("rm -rf " .. h.q(dir))
-    if not ok then error(err, 0) end
-  end)
-end
+local function scratch(name, fn) h.test_in(tap, name, fn) end
 
 local function read_state(dir, run)
   return json.decode(fs.read(dir .. "/.jobrun/runs/" .. run .. "/state.json") or "")

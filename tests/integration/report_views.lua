@@ -172,12 +172,13 @@ end)
 tap.test("live progress on a TTY: counts, elapsed time and an ETA", function()
   local dir = h.scratch()
   h.write(dir .. "/e.lua", [[
-suite "eta" { matrix = { i = { 1, 2, 3 } }, run = "sleep 1.2", max_parallel = 1 }
+suite "eta" { matrix = { i = { 1, 2, 3 } }, run = "sleep 2", max_parallel = 1 }
 ]])
   local code, tty = h.sh(dir, "script -qec " .. h.q(h.bin .. " run e.lua --run-id T --color never") .. " /dev/null")
   tap.is(code, 0, "run under a pseudo-terminal")
-  tap.like(tty, "0:0%d  0/3 done · 1 running · 2 pending · 0 passed · 0 failed\r", "counts before any ETA")
-  tap.like(tty, "0:0%d  1/3 done · 1 running · 1 pending · 1 passed · 0 failed · ETA 0:0%d",
+  -- (how many are shown running or pending depends on when the line is drawn: a loaded machine)
+  tap.like(tty, "0:0%d  0/3 done · %d running · %d pending · 0 passed · 0 failed\r", "counts before any ETA")
+  tap.like(tty, "0:%d%d  [12]/3 done · %d running · %d pending · [12] passed · 0 failed · ETA 0:%d%d",
     "an ETA once a job has finished")
   local _, piped = h.sh(dir, "jobrun run e.lua --run-id P 2>&1 | cat")
   tap.ok(not piped:find("ETA", 1, true) and not piped:find("done ·", 1, true), "nothing off a TTY")

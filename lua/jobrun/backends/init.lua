@@ -1,6 +1,6 @@
 -- Backends by name: the built-in ones, or a Lua module `jobrun.backends.<name>` found on
 -- package.path (which includes the suite's directory), with the same interface:
---   submit(ctx, job) -> true | nil, why        (sets job.native_id)
+--   submit(ctx, job) -> true | nil, why        (sets job.native_id; default: submit_many of one)
 --   poll(ctx, jobs)                            (one query for all of them; sets job.status …)
 --   cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }
 --   log_path(ctx, job) -> path of the job's log on this machine (default: logs/<job>.log of the run)
@@ -27,6 +27,14 @@ function backends.get(name)
     error(backend, 0)
   end
   backend.log_path = backend.log_path or function(ctx, job) return ctx.run_dir .. "/" .. job.log_path_rel end
+  -- A backend that launches in batches launches one job as a batch of one.
+  if not backend.submit and backend.submit_many then
+    backend.submit = function(ctx, job)
+      backend.submit_many(ctx, { job })
+      if job.native_id then return true end
+      return nil, job.launch_error
+    end
+  end
   for _, fn in ipairs({ "submit", "poll", "cancel" }) do
     if type(backend[fn]) ~= "function" then
       errors.raise("backend '%s' has no %s function", name, fn)

@@ -105,12 +105,6 @@ function backend.submit_many(ctx, jobs)
   end
 end
 
-function backend.submit(ctx, job)
-  backend.submit_many(ctx, { job })
-  if job.native_id then return true end
-  return nil, job.launch_error
-end
-
 -- pool_alive(ctx, name) -> true while any slot of the pool runs.
 local function pool_alive(ctx, name)
   ctx.pools = ctx.pools or {}

@@ -328,12 +328,6 @@ function backend.submit_many(ctx, jobs)
   for _, job in ipairs(pending) do job.status = "LAUNCH_FAILED" end
 end
 
-function backend.submit(ctx, job)
-  backend.submit_many(ctx, { job })
-  if job.native_id then return true end
-  return nil, job.launch_error
-end
-
 -- adopt(ctx, jobs): pending jobs without a native id, in case a runner died between launching
 -- them and saving it: each found under its name takes that managed job; one whose launch
 -- request is still running is marked for submit_many to look up again rather than launch.

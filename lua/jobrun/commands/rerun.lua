@@ -110,10 +110,7 @@ function command.run(opts, args)
   end
   local outcome = run:drive({})
   lock:release()
-  if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
-  report.emit(run.data, opts, run.dir)
-  if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
-  return report.exit_code(run.data)
+  return require("jobrun.commands.run").finish(run, outcome, opts)
 end
 
 return command

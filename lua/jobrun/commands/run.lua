@@ -47,10 +47,16 @@ function command.run(opts, args)
   end
   local outcome = run:drive({ max_parallel = p.max_parallel })
   lock:release()
+  return command.finish(run, outcome, opts), run.dir
+end
+
+-- finish(run, outcome, opts) -> exit code: after a drive (run, wait, rerun), the report, unless
+-- a SIGTERM/SIGHUP ended it (143 at once) or Ctrl-C (130 after the report).
+function command.finish(run, outcome, opts)
   if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
-  report.emit(data, opts, run.dir)
+  report.emit(run.data, opts, run.dir)
   if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
-  return report.exit_code(data), run.dir
+  return report.exit_code(run.data)
 end
 
 return command

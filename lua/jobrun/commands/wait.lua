@@ -1,7 +1,6 @@
 -- jobrun wait [RUN]: block until every job of the run has ended, then report as run does.
 local options = require "jobrun.options"
 local Run = require "jobrun.run"
-local report = require "jobrun.report"
 local state = require "jobrun.state"
 local process = require "jobrun.c.process"
 local progress = require "jobrun.progress"
@@ -45,10 +44,7 @@ function command.run(opts, args)
   if #args > 1 then errors.raise("wait: expected at most one RUN, got %d", #args) end
   local run = Run.open(state.resolve(opts["state-dir"], args[1]))
   local outcome = follow(run, opts)
-  if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
-  report.emit(run.data, opts, run.dir)
-  if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
-  return report.exit_code(run.data)
+  return require("jobrun.commands.run").finish(run, outcome, opts)
 end
 
 return command
