@@ -45,7 +45,8 @@ local function general_help()
   out[#out + 1] = string.format("  %-" .. width .. "s  %s", "help", "help on a command: jobrun help COMMAND")
   out[#out + 1] = ""
   out[#out + 1] = "Exit codes: 0 all jobs passed · 1 a job failed · 2 usage or suite error ·"
-  out[#out + 1] = "3 infrastructure error · 130 interrupted."
+  out[#out + 1] = "3 infrastructure error · 4 (check) none failed, some still running ·"
+  out[#out + 1] = "130 interrupted · 143 terminated."
   out[#out + 1] = "Run 'jobrun help COMMAND' for a command's options, 'jobrun help suite' (or condition,"
   out[#out + 1] = "parser) for the fields of a suite file, 'jobrun help expect' for expectations."
   out[#out + 1] = "jobrun --version prints the version."
