@@ -343,4 +343,48 @@ suite "su" {
     "setup once, then every rank")
 end)
 
+tap.test("the slot pool: jobs keep starting with no jobrun attached", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[suite "nd" { matrix = { i = { 1, 2, 3 } }, run = "sleep 0.3", max_parallel = 1 }]])
+  local code, out = h.sh(dir, "jobrun launch s.lua --run-id ND")
+  tap.is(code, 0, "launched")
+  tap.like(out, "1 job started, 2 waiting for a slot", "one slot")
+  local drivers = 0
+  for _, pid in ipairs(fs.list("/proc") or {}) do
+    local cmd = pid:match("^%d+$") and fs.read("/proc/" .. pid .. "/cmdline") or ""
+    if cmd:find("__drive", 1, true) and cmd:find(dir, 1, true) then drivers = drivers + 1 end
+  end
+  tap.is(drivers, 0, "no driver process: the pool needs none")
+  tap.ok(h.eventually(function()
+    for i = 1, 3 do
+      if not fs.stat(dir .. "/.jobrun/runs/ND/jobs/nd_" .. i .. ".result.json") then return false end
+    end
+    return true
+  end, 10), "all three ran to their end with nobody watching")
+  local c2, o2 = h.sh(dir, "jobrun check ND")
+  tap.is(c2, 0, "and check finds them passed")
+  tap.like(o2, "Verdict: 3 passed", "all three")
+end)
+
+tap.test("the slot pool: a slot that dies loses only the job it was running", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "sd" { matrix = { i = { 1, 2, 3, 4 } }, run = "echo $$ > pid.{i}; sleep 1.5", max_parallel = 2 }]])
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id SD"), 0, "launched on two slots")
+  local claim
+  tap.ok(h.eventually(function()
+    claim = json.decode(fs.read(dir .. "/.jobrun/runs/SD/jobs/sd_1.status.json") or "")
+    return claim and claim.supervisor_pid and fs.stat(dir .. "/pid.1")
+  end, 10), "the first job is running")
+  local slot = claim and claim.supervisor_pid
+  os.execute("kill -KILL " .. tostring(slot))
+  os.execute("kill -KILL " .. (fs.read(dir .. "/pid.1") or ""):gsub("%s", "") .. " 2>/dev/null")
+  local code, out = h.sh(dir, "jobrun wait SD")
+  tap.is(code, 1, "the run fails: one job was lost")
+  tap.like(out, "sd_1%s+LOST", "the killed slot's job is LOST")
+  local data = h.jobs_by_name(h.state(dir))
+  tap.is({ data.sd_1.native_status, data.sd_2.status, data.sd_3.status, data.sd_4.status },
+    { "SUPERVISOR_GONE", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED" }, "with a reason; the other slot ran the rest")
+end)
+
 return tap.done()
