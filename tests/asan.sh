@@ -15,7 +15,8 @@ for f in $files; do
     echo "ok $n - asan: $f"
   else
     echo "not ok $n - asan: $f"
-    grep -E '^not ok|Sanitizer|runtime error:|^#' "$log" | head -30 | sed 's/^/#   /'
+    # Also on stderr, which prove shows without -v (CI's log is all there is to go on).
+    grep -E '^not ok|Sanitizer|runtime error:|^#|leak|left' "$log" | head -30 | sed 's/^/#   /' | tee /dev/stderr
   fi
   rm -f "$log"
 done
