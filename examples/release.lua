@@ -30,7 +30,8 @@ local recipes = {
   { name = "recipe_navigation", env = { RECIPE = "navigation" }, args = "trainer.total_timesteps=15" },
   { name = "recipe_flaky", env = { RECIPE = "flaky", MARKER = os.getenv("MARKER") or "" },
     args = "trainer.total_timesteps=5",
-    pre = 'if [ -n "$MARKER" ] && [ ! -e "$MARKER" ]; then : > "$MARKER"; echo "flaky: first try fails"; exit 1; fi; ' },
+    pre = 'if [ -n "$MARKER" ] && [ ! -e "$MARKER" ]; then : > "$MARKER"; '
+      .. 'echo "flaky: first try fails"; exit 1; fi; ' },
 }
 print("== recipes ==")
 local jobs = {}

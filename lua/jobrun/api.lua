@@ -157,7 +157,8 @@ function api.new(S)
   end
 
   local function finished(job)
-    return job.record ~= nil and verdict.TERMINAL[job.record.status] and job.record.verdict ~= "pending"
+    local r = job.record
+    return (r ~= nil and verdict.TERMINAL[r.status] and r.verdict ~= "pending") and true or false
   end
 
   -- Job ---------------------------------------------------------------------------------------
