@@ -19,6 +19,7 @@ local command = {
     { "resume", "optional", "[=RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
       takes = function() return false end,
       check = function(v) return v == true or v:match("^[%w./][%w._/-]*$") ~= nil, "a run id" end },
+    { "skip-git-check", "flag", nil, "start jobs even from a dirty or unpushed tree" },
     options.COMMON[1], options.COMMON[2],
   },
   help = [[
