@@ -58,8 +58,12 @@ function api.new(S)
   end
 
   -- ensure_run(backend): the script's run, made on first use.
-  local function ensure_run(backend, where)
+  local function ensure_run(backend, where, backend_options)
     if not S.run then
+      -- A backend that can tell before anything is created whether it can work says so now
+      -- (exit 3), as run and launch do.
+      local b = Run.require_backend(backend)
+      if b.check then b.check(backend_options or {}) end
       S.run = Run.create({ run_id = S.run_id, suite = S.name, suite_path = S.script, backend = backend, git = S.git,
                            jobs = {}, plan_options = {} }, { ["state-dir"] = S.state_dir })
       S.run.data.script = S.script
@@ -210,7 +214,7 @@ function api.new(S)
   -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
   -- on --resume, an earlier one started again as a new attempt.
   local function prepare(job)
-    local run = ensure_run(job.pjob.backend, job.where)
+    local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
     local existing
     for _, r in ipairs(run.data.jobs) do if r.name == job.name then existing = r end end
     if not existing then
@@ -325,7 +329,7 @@ function api.new(S)
     guard(p.git_policy, p.git_where)
     local jobs = {}
     for i, pjob in ipairs(p.jobs) do jobs[i] = new_job(pjob, self.where) end
-    ensure_run(p.backend, self.where)
+    ensure_run(p.backend, self.where, p.jobs[1] and p.jobs[1].options)
     -- The suite's parsers (its packs') read every job's log of the run from now on.
     S.run.ctx.parsers = analysis.parsers(p.decls)
     self.jobs = jobs

@@ -112,6 +112,35 @@ print("submitted", j:done())
   end, 10), "the job is cancelled")
 end)
 
+scratch("expectations: tables and functions; cancel; the git policy", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local f = jobrun.job { name = "f", run = "echo 'loss: nan'",
+  expect = function(r) return r.exit_code == 0 and false, "the loss went NaN" end }
+local t = jobrun.job { name = "t", run = "exit 4", expect = { exit_code = "nonzero" } }
+local rs = jobrun.all { f, t }
+print("f", rs[1].verdict, rs[1].mismatches[1])
+print("t", rs[2].verdict)
+local long = jobrun.job { name = "long", run = "sleep 60" }
+long:submit()
+print("cancel", long:cancel(), long:done(), long:result().status)
+return 0
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 0, "the script's own exit code", err)
+  tap.like(out, "f\tfail\tthe loss went NaN", "an expect function decides, with its words")
+  tap.like(out, "t\tpass", "an expect table")
+  tap.like(out, "cancel\tkilled\ttrue\tCANCELLED", "cancel ends a running job")
+  h.write(dir .. "/g.lua", "local jobrun = require 'jobrun'\n"
+    .. "jobrun.job { name = 'g', run = 'true', git = { require_clean = true } }:wait()\n")
+  code, out, err = h.sh(dir, "jobrun script g.lua")
+  tap.is(out, "", "nothing on stdout")
+  tap.is(code, 2, "git policy outside a repository: exit 2")
+  tap.like(err, "g%.lua:2: .*git", "at the job's line")
+  code = h.sh(dir, "jobrun script --skip-git-check g.lua")
+  tap.is(code, 0, "--skip-git-check")
+end)
+
 scratch("a job's name is unique in the run", function(dir)
   h.write(dir .. "/s.lua", [[
 local jobrun = require "jobrun"
