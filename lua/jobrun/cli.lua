@@ -8,7 +8,7 @@ local cli = {}
 
 -- The commands this build has, in the order help lists them.
 cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
-                 "analyze", "completion" }
+                 "analyze", "completion", "script" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do
@@ -173,7 +173,28 @@ function cli.dispatch(argv)
   if first == "__complete" then return require("jobrun.commands.completion").complete({ table.unpack(argv, 2) }) end
   local cmd = load_command(first)
   if not cmd then unknown_command(first) end
-  local opts, args = options.parse(first, { table.unpack(argv, 2) }, cmd.options or {})
+  local rest = { table.unpack(argv, 2) }
+  local tail = {}
+  -- A command that runs a program (script): options before its file, the rest is the program's.
+  if cmd.rest_after_first then
+    local by_name = {}
+    for _, o in ipairs(cmd.options or {}) do by_name[o[1]] = o end
+    local i = 1
+    while i <= #rest do
+      local a = rest[i]
+      if a == "--" then break end
+      if a:sub(1, 1) ~= "-" or a == "-" then
+        tail = { table.unpack(rest, i + 1) }
+        rest = { table.unpack(rest, 1, i) }
+        break
+      end
+      local o = a:sub(1, 2) == "--" and not a:find("=", 1, true) and by_name[a:sub(3)]
+      if o and (o[2] == "value" or o[2] == "list") then i = i + 1 end
+      i = i + 1
+    end
+  end
+  local opts, args = options.parse(first, rest, cmd.options or {})
+  for _, a in ipairs(tail) do args[#args + 1] = a end
   if opts.help then io.stdout:write(command_help(cmd)); return 0 end
   local state_dir = opts["state-dir"] or os.getenv("JOBRUN_STATE_DIR")
   if state_dir == nil or state_dir == "" then state_dir = require("jobrun.state").discover() end

@@ -140,7 +140,49 @@ function Run:merge(disk)
       taken = taken + 1
     end
   end
+  self:take_added(disk, mine)
   return taken
+end
+
+-- take_added(disk, mine): jobs another process added to the run (a script declares its jobs as
+-- it goes, Run:add_job) are kept, so that no writer drops them.
+function Run:take_added(disk, mine)
+  for _, theirs in ipairs(disk.jobs) do
+    if not mine[job_id(theirs)] then
+      self.data.jobs[#self.data.jobs + 1] = theirs
+      mine[job_id(theirs)] = theirs
+      self.dirty = true
+    end
+  end
+end
+
+-- add_job(planned_job, run_dir_shown) -> its record: a job the run did not have when it was
+-- created (a script declares its jobs as it goes), under a file key no other job uses; the next
+-- save writes it. Its planned form joins the plan, for its expectation and environment.
+function Run:add_job(pjob, dir_shown)
+  local keys = {}
+  for _, job in ipairs(self.data.jobs) do
+    if job.name == pjob.name then errors.raise("job name '%s' is already in run %s", pjob.name, self.data.run_id) end
+    keys[(job.key or state.safe_name(job.name)):gsub("@%d+$", "")] = true
+  end
+  local base = state.safe_name(pjob.name)
+  local key, n = base, 1
+  while keys[key] do n = n + 1; key = base .. "-" .. n end
+  local job = results.record(pjob, dir_shown or self.dir, key)
+  self.data.jobs[#self.data.jobs + 1] = job
+  self:changed(job)
+  self:plan_job(pjob)
+  return job
+end
+
+-- plan_job(pjob): the planned form of a job (its expect function, its real environment) known
+-- to this process, as if it had been in the plan the run was made from.
+function Run:plan_job(pjob)
+  if type(self.plan) ~= "table" then self.plan = { jobs = {} } end
+  self.plan.jobs[#self.plan.jobs + 1] = pjob
+  local ctx = self.ctx
+  if rawget(ctx, "expects") then ctx.expects[pjob.name] = pjob.expect end
+  if rawget(ctx, "secret_env") then ctx.secret_env[pjob.name] = pjob.env end
 end
 
 local function encode_jobs(run)

@@ -1,0 +1,438 @@
+-- What `require "jobrun"` gives a script (SPEC §8), and only a script: jobs and suites that a
+-- Lua program starts and waits for itself, all in one run (the script's), on one event loop.
+-- Blocking calls (wait, sleep, all) run that loop: one backend wait over every running job of
+-- the run (pidfds for local jobs), one refresh, the streamed logs printed, the state saved.
+-- Functions given to jobrun.all run as coroutines on the same loop.
+local process = require "jobrun.c.process"
+local fs = require "jobrun.c.fs"
+local errors = require "jobrun.errors"
+local plan = require "jobrun.plan"
+local results = require "jobrun.results"
+local schema = require "jobrun.schema"
+local state = require "jobrun.state"
+local verdict = require "jobrun.verdict"
+local analysis = require "jobrun.analysis"
+local Run = require "jobrun.run"
+
+local api = {}
+
+local SAVE_INTERVAL = 1.0
+
+local function caller(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if not info then return { file = "?", line = 0 } end
+  local file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  return { file = file, line = info.currentline }
+end
+
+local function deep_eq(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- What makes two declarations of a job the same job (resume reuses a passed one).
+local SPEC_KEYS = { "commands", "setup", "env", "nodes", "timeout", "max_restarts", "options", "expect", "expect_fn" }
+local function same_spec(a, b)
+  if not a or not b then return false end
+  for _, k in ipairs(SPEC_KEYS) do
+    if not deep_eq(a[k], b[k]) then return false end
+  end
+  return true
+end
+
+-- new(S) -> the module a script requires. S: { opts, script (absolute path), run_id, state_dir,
+-- git (record), git_info, resume (a Run or nil) }.
+function api.new(S)
+  S.names = {}     -- job name -> where it was declared
+  S.tasks = {}     -- coroutines of jobrun.all
+  S.streams = {}   -- list of { job = record, offset = n }
+  S.run = S.resume
+  S.last_save = process.now()
+  local M = {}
+
+  local function dir_shown()
+    return state.run_dir(S.state_dir, S.run_id)
+  end
+
+  -- ensure_run(backend): the script's run, made on first use.
+  local function ensure_run(backend, where, backend_options)
+    if not S.run then
+      -- A backend that can tell before anything is created whether it can work says so now
+      -- (exit 3), as run and launch do.
+      local b = Run.require_backend(backend)
+      if b.check then b.check(backend_options or {}) end
+      S.run = Run.create({ run_id = S.run_id, suite = S.name, suite_path = S.script, backend = backend, git = S.git,
+                           jobs = {}, plan_options = {} }, { ["state-dir"] = S.state_dir })
+      S.run.data.script = S.script
+      S.run.data.suite_path = nil
+      S.run:save(true)
+    end
+    local _ = S.run.ctx.parsers -- the lazy context, made now so that jobs can join it
+    if S.run.data.backend ~= backend then
+      errors.at(where, "a script's run has one backend (%s); this job wants %s",
+        S.run.data.backend, tostring(backend))
+    end
+    return S.run
+  end
+
+  local function save(force)
+    if S.run and (force or process.now() - S.last_save >= SAVE_INTERVAL) then
+      S.run:save(); S.last_save = process.now()
+    end
+  end
+
+  local function stream_out(final)
+    local n = #S.streams
+    for _, s in ipairs(S.streams) do
+      local text = S.run and fs.read(S.run.dir .. "/" .. s.job.log_path_rel) or nil
+      if text and #text > s.offset then
+        local chunk = text:sub(s.offset + 1)
+        local upto = final and #chunk or (chunk:match("^.*\n()") or 1) - 1
+        if upto > 0 then
+          local part = chunk:sub(1, upto)
+          s.offset = s.offset + upto
+          if n > 1 or s.prefix then
+            part = part:gsub("([^\n]*)(\n?)", function(line, nl)
+              if line == "" and nl == "" then return "" end
+              return "[" .. s.job.name .. "] " .. line .. nl
+            end)
+          end
+          io.stdout:write(part)
+          if final and part:sub(-1) ~= "\n" then io.stdout:write("\n") end
+        end
+      end
+    end
+    io.stdout:flush()
+  end
+
+  -- tick(timeout): one turn of the loop.
+  local function tick(timeout)
+    local run = S.run
+    if run and #run:active() > 0 then
+      run:await(timeout)
+      run:refresh()
+    elseif timeout > 0 then
+      process.sleep(timeout)
+    end
+    stream_out(false)
+    save(false)
+  end
+
+  local function runnable(task)
+    return not task.done and (task.cond == nil or task.cond())
+  end
+
+  -- block(cond [, deadline]): until cond() holds; inside a task, the task yields to the loop.
+  local function block(cond, deadline)
+    local me = S.current
+    if me then
+      me.cond, me.deadline = cond, deadline
+      coroutine.yield()
+      return
+    end
+    while true do
+      local ran = true
+      while ran do
+        ran = false
+        for _, task in ipairs(S.tasks) do
+          if runnable(task) then
+            ran = true
+            S.current = task
+            local ok, err = coroutine.resume(task.co)
+            S.current = nil
+            if not ok then error(err, 0) end
+            if coroutine.status(task.co) == "dead" then task.done = true; task.result = err end
+          end
+        end
+      end
+      if cond() then return end
+      local timeout = 1.0
+      local soonest = deadline
+      for _, task in ipairs(S.tasks) do
+        if not task.done and task.deadline and (not soonest or task.deadline < soonest) then soonest = task.deadline end
+      end
+      if soonest then timeout = math.max(0, math.min(timeout, soonest - process.now())) end
+      if #S.streams > 0 then timeout = math.min(timeout, 0.2) end
+      tick(timeout)
+    end
+  end
+
+  -- guard(policy, where): a job's or suite's git = { require_clean, require_pushed }, as run
+  -- and launch check it (--skip-git-check skips it).
+  local function guard(policy, where)
+    if not policy or not (policy.require_clean or policy.require_pushed) then return end
+    if S.opts["skip-git-check"] then
+      io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
+      return
+    end
+    require("jobrun.git").guard(S.git_info, policy, where)
+  end
+
+  local function finished(job)
+    local r = job.record
+    return (r ~= nil and verdict.TERMINAL[r.status] and r.verdict ~= "pending") and true or false
+  end
+
+  -- Job ---------------------------------------------------------------------------------------
+  local Job = {}
+  Job.__index = Job
+
+  -- plan_one(spec, where): a job's planned form, through the suite schema and plan.build.
+  local function plan_one(spec, where, what)
+    if type(spec) ~= "table" then errors.at(where, "%s needs a table: jobrun.job { name = …, run = … }", what) end
+    local name = spec.name
+    if type(name) ~= "string" or name == "" then errors.at(where, "%s needs a name (a non-empty string)", what) end
+    local fields = {}
+    for k, v in pairs(spec) do if k ~= "name" then fields[k] = v end end
+    local label = string.format('job "%s"', name)
+    schema.check_table("suite", fields, where, label)
+    local decls = { file = S.script, source = "", suite = { name = name, where = where, fields = fields },
+                    conditions = {}, condition_order = {}, parsers = {}, parser_order = {} }
+    local p = plan.build(decls, { run_id = S.run_id, git = S.git })
+    guard(p.git_policy, where)
+    if #p.jobs ~= 1 then errors.at(where, "%s: jobrun.job declares one job (no matrix); use a suite", label) end
+    return p.jobs[1]
+  end
+
+  local function claim(name, where)
+    local first = S.names[name]
+    if first then
+      errors.at(where, "job name '%s' is already used in this run (declared at %s:%d); job names are unique in a run",
+        name, first.file, first.line)
+    end
+    S.names[name] = where
+  end
+
+  local function new_job(pjob, where)
+    claim(pjob.name, where)
+    return setmetatable({ name = pjob.name, pjob = pjob, where = where }, Job)
+  end
+
+  -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
+  -- on --resume, an earlier one started again as a new attempt.
+  local function prepare(job)
+    local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
+    local existing
+    for _, r in ipairs(run.data.jobs) do if r.name == job.name then existing = r end end
+    if not existing then
+      job.record = run:add_job(job.pjob, dir_shown())
+      return true
+    end
+    local fresh = results.record(job.pjob, dir_shown(), existing.key)
+    if existing.verdict == "pass" and same_spec(existing.spec, fresh.spec) then
+      job.record, job.reused = existing, true
+      io.stderr:write(string.format("jobrun: %s passed in run %s (attempt %s): not run again\n", job.name,
+        run.data.run_id, tostring(existing.attempt or 1)))
+      return false
+    end
+    if not verdict.TERMINAL[existing.status] then
+      errors.at(job.where, "job '%s' of run %s has not ended (%s): wait for it or kill it before resuming",
+        job.name, run.data.run_id, existing.status)
+    end
+    run:rerun({ existing })
+    existing.spec = fresh.spec
+    existing.params = fresh.params
+    run:plan_job(job.pjob)
+    job.record = existing
+    return true
+  end
+
+  local function launch(jobs, max_parallel)
+    local batch = {}
+    for _, job in ipairs(jobs) do
+      if prepare(job) then batch[#batch + 1] = job.record end
+    end
+    if #batch > 0 then
+      S.run.ctx.max_parallel = max_parallel
+      S.run:save()
+      S.run:launch(batch)
+      S.run:save()
+      S.last_save = process.now()
+    end
+  end
+
+  function Job:submit()
+    if not self.record then launch({ self }) end
+    return self
+  end
+
+  function Job:done()
+    if not self.record then return false end
+    if not finished(self) then
+      local run = S.run
+      if #run:active() > 0 then run:refresh(); save(false) end
+    end
+    return finished(self)
+  end
+
+  function Job:result()
+    if not self.record then return nil end
+    return results.public(self.record)
+  end
+
+  function Job:logs()
+    if not self.record then return "" end
+    return fs.read(S.run.dir .. "/" .. self.record.log_path_rel) or ""
+  end
+
+  function Job:wait(o)
+    self:submit()
+    local entry
+    if type(o) == "table" and o.stream and not self.reused then
+      entry = { job = self.record, offset = 0 }
+      S.streams[#S.streams + 1] = entry
+    end
+    block(function() return finished(self) end)
+    if entry then
+      stream_out(true)
+      for i, s in ipairs(S.streams) do if s == entry then table.remove(S.streams, i); break end end
+    end
+    save(true)
+    return self:result()
+  end
+
+  function Job:cancel()
+    if not self.record then return {} end
+    local outcome = S.run:cancel({ self.record })
+    save(true)
+    return outcome[self.name]
+  end
+
+  function M.job(spec)
+    local where = caller(2)
+    return new_job(plan_one(spec, where, "jobrun.job"), where)
+  end
+
+  -- Suite -------------------------------------------------------------------------------------
+  local Suite = {}
+  Suite.__index = Suite
+
+  function Suite:launch()
+    if self.jobs then return self end
+    local o = self.options
+    local opts = { set = o.set, only = o.only, tag = o.tag, ["state-dir"] = S.state_dir, ["run-id"] = S.run_id }
+    if type(opts.only) == "string" then opts.only = { opts.only } end
+    if type(opts.tag) == "string" then opts.tag = { opts.tag } end
+    if type(opts.set) == "table" and opts.set[1] == nil then
+      local list = {}
+      for axis, v in pairs(opts.set) do
+        list[#list + 1] = axis .. "=" .. (type(v) == "table" and table.concat(v, ",") or tostring(v))
+      end
+      opts.set = list
+    elseif type(opts.set) == "string" then
+      opts.set = { opts.set }
+    end
+    local p = plan.from_options(self.path, opts)
+    guard(p.git_policy, p.git_where)
+    local jobs = {}
+    for i, pjob in ipairs(p.jobs) do jobs[i] = new_job(pjob, self.where) end
+    ensure_run(p.backend, self.where, p.jobs[1] and p.jobs[1].options)
+    -- The suite's parsers (its packs') read every job's log of the run from now on.
+    S.run.ctx.parsers = analysis.parsers(p.decls)
+    self.jobs = jobs
+    launch(jobs, p.max_parallel)
+    return self
+  end
+
+  function Suite:results()
+    local out = {}
+    for i, job in ipairs(self.jobs or {}) do out[i] = job:result() end
+    return out
+  end
+
+  function Suite:done()
+    if not self.jobs then return false end
+    for _, job in ipairs(self.jobs) do if not finished(job) then return false end end
+    return true
+  end
+
+  function Suite:passed()
+    for _, r in ipairs(self:results()) do if r.verdict ~= "pass" then return false end end
+    return self.jobs ~= nil
+  end
+
+  function Suite:wait()
+    self:launch()
+    block(function() return self:done() end)
+    save(true)
+    return self:results()
+  end
+
+  function M.suite(path, o)
+    local where = caller(2)
+    if type(path) ~= "string" then errors.at(where, "jobrun.suite needs a suite file's path") end
+    if o ~= nil and type(o) ~= "table" then errors.at(where, "jobrun.suite's options must be a table") end
+    return setmetatable({ path = path, options = o or {}, where = where }, Suite)
+  end
+
+  -- all { a, b, f… } [, { stream = bool }] -> their results, in order: jobs and suites are
+  -- started and waited for together; functions run as coroutines on the same loop.
+  function M.all(list, o)
+    local where = caller(2)
+    if type(list) ~= "table" then errors.at(where, "jobrun.all needs a list: jobrun.all { a, b }") end
+    local items = {}
+    for i, item in ipairs(list) do
+      local mt = getmetatable(item)
+      if mt == Job then
+        item:submit()
+        if type(o) == "table" and o.stream and not item.reused then
+          local entry = { job = item.record, offset = 0, prefix = true }
+          S.streams[#S.streams + 1] = entry
+          items[i] = { job = item, entry = entry }
+        else
+          items[i] = { job = item }
+        end
+      elseif mt == Suite then
+        item:launch()
+        items[i] = { suite = item }
+      elseif type(item) == "function" then
+        local task = { co = coroutine.create(item) }
+        S.tasks[#S.tasks + 1] = task
+        items[i] = { task = task }
+      else
+        errors.at(where, "jobrun.all: item %d is not a job, a suite or a function", i)
+      end
+    end
+    local function done(it)
+      if it.job then return finished(it.job) end
+      if it.suite then return it.suite:done() end
+      return it.task.done
+    end
+    block(function()
+      for _, it in ipairs(items) do if not done(it) then return false end end
+      return true
+    end)
+    stream_out(true)
+    local out = {}
+    for i, it in ipairs(items) do
+      if it.entry then
+        for k, s in ipairs(S.streams) do if s == it.entry then table.remove(S.streams, k); break end end
+      end
+      if it.job then out[i] = it.job:result()
+      elseif it.suite then out[i] = it.suite:results()
+      else out[i] = it.task.result end
+    end
+    save(true)
+    return out
+  end
+
+  function M.sleep(seconds)
+    if type(seconds) ~= "number" or seconds < 0 then errors.at(caller(2), "jobrun.sleep needs a number of seconds") end
+    local deadline = process.now() + seconds
+    block(function() return process.now() >= deadline end, deadline)
+  end
+
+  -- The run, for the script's own reports: its id and directory.
+  function M.run_id() return S.run_id end
+
+  S.finish = function()
+    stream_out(true)
+    if S.run then S.run:save() end
+  end
+  return M
+end
+
+return api

@@ -1,0 +1,99 @@
+-- jobrun script FILE.lua [ARGS…]: a Lua program that drives jobs itself (SPEC §8). Its
+-- `require "jobrun"` (jobrun.api) gives jobs and suites; everything it starts is one run.
+local options = require "jobrun.options"
+local errors = require "jobrun.errors"
+local sandbox = require "jobrun.sandbox"
+local state = require "jobrun.state"
+local plan = require "jobrun.plan"
+local results = require "jobrun.results"
+local Run = require "jobrun.run"
+local fs = require "jobrun.c.fs"
+
+local command = {
+  name = "script",
+  usage = "jobrun script [--resume[=RUN]] [--state-dir DIR] FILE.lua [ARGS…]",
+  summary = "run a Lua program that drives jobs itself (require \"jobrun\")",
+  -- Options come before the file; everything after it is the script's `arg`.
+  rest_after_first = true,
+  options = {
+    { "resume", "optional", "[=RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
+      takes = function() return false end,
+      check = function(v) return v == true or v:match("^[%w./][%w._/-]*$") ~= nil, "a run id" end },
+    { "skip-git-check", "flag", nil, "start jobs even from a dirty or unpushed tree" },
+    options.COMMON[1], options.COMMON[2],
+  },
+  help = [[
+Runs FILE.lua as trusted code (no os.exit; an error names its file:line and exits 2). Its
+require "jobrun" gives:
+  jobrun.job { name, backend, run, setup, env, nodes, timeout, max_restarts, expect, … }
+      -> :submit() :done() :logs() :wait { stream = true } :result() :cancel()
+  jobrun.suite(PATH, { set =, only =, tag = })  -> :launch() :wait() :results()
+  jobrun.all { a, b, function() … end }  waits for several at once
+  jobrun.sleep(seconds) · arg holds ARGS
+Every job and suite job the script starts belongs to one run (jobrun list, check, logs, kill).
+Jobs keep running if the script fails; jobrun kill stops them. With --resume, a job whose name
+and spec match one that passed in that run is not run again: its result is returned at once.
+Exit code: the script's own when it returns a number, else 0 iff every job of the run passed.]],
+}
+
+-- latest_of(state_dir, script) -> run_dir of the newest run made by this script file.
+local function latest_of(state_dir, script)
+  local runs = state.list(state_dir)
+  for i = #runs, 1, -1 do
+    local dir = state.run_dir(state_dir, runs[i].id)
+    local ok, data = pcall(state.read, dir)
+    if ok and data.script == script then return dir end
+  end
+  errors.raise("no earlier run of %s in %s to resume", script, state_dir)
+end
+
+function command.run(opts, args)
+  local file = args[1]
+  if not file then errors.raise("script: expected a script file\nUsage: %s", command.usage) end
+  local source, err = fs.read(file)
+  if not source then errors.raise("cannot read script: %s", err) end
+  local script = fs.realpath(file) or state.absolute(file)
+  local state_dir = opts["state-dir"]
+  local git = require "jobrun.git"
+  local git_info = git.info(".")
+  local S = { opts = opts, script = script, state_dir = state_dir, git_info = git_info, git = git.record(git_info) }
+  S.name = (file:match("([^/]+)$") or file):gsub("%.lua$", "")
+  if opts.resume then
+    local dir = opts.resume == true and latest_of(state_dir, script) or state.resolve(state_dir, opts.resume)
+    S.resume = Run.open(dir)
+    S.resume:sync()
+    S.run_id = S.resume.data.run_id
+    S.resume.plan = { jobs = {} }
+    io.stderr:write(string.format("jobrun: resuming run %s\n", S.run_id))
+  else
+    S.run_id = plan.new_run_id(S.name, state_dir)
+  end
+
+  local env = sandbox.env()
+  local jobrun = require("jobrun.api").new(S)
+  env.package.loaded.jobrun = jobrun
+  local script_arg = { [0] = file }
+  for i = 2, #args do script_arg[i - 1] = args[i] end
+  env.arg = script_arg
+  local chunk, lerr = sandbox.load(source, "@" .. file, env)
+  if not chunk then errors.raise("%s", lerr) end
+  local res = table.pack(sandbox.call(chunk, table.unpack(script_arg)))
+  local ok, finish_err = pcall(S.finish)
+  if not res[1] then
+    if S.run then
+      io.stderr:write(string.format("jobrun: the script stopped; run %s's jobs keep running (jobrun kill %s)\n",
+        S.run_id, S.run_id))
+    end
+    error(res[2], 0)
+  end
+  if not ok then error(finish_err, 0) end
+  if S.run then state.set_latest(state_dir, S.run_id) end
+  if math.type(res[2]) == "integer" then return res[2] end
+  if not S.run then return 0 end
+  local sum = results.summary(S.run.data.jobs)
+  io.stderr:write(string.format("jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
+    sum.total, sum.passed, sum.failed, sum.pending))
+  return (sum.failed > 0 or sum.pending > 0) and 1 or 0
+end
+
+return command

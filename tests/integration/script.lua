@@ -1,0 +1,236 @@
+-- jobrun script (SPEC §8): a Lua program that drives jobs itself through require "jobrun", in
+-- one run that list, check, logs and kill know; resume reuses the jobs that passed.
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+
+local function scratch(name, fn) h.test_in(tap, name, fn) end
+
+local top = os.getenv("JOBRUN_TOP")
+
+scratch("submit, done, result and logs", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local a = jobrun.job { name = "a", run = "echo hello; sleep 0.2; echo world", timeout = "10s" }
+assert(a:submit() == a)
+while not a:done() do jobrun.sleep(0.05) end
+local r = a:result()
+print("result", r.name, r.status, r.verdict, r.exit_code)
+print("logs", (a:logs():gsub("\n", "|")))
+print("args", arg[1], arg[2], #arg)
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua one --two")
+  tap.is(code, 0, "the script passes", err)
+  tap.like(out, "result\ta\tSUCCEEDED\tpass\t0", "the §4 result")
+  tap.like(out, "logs\thello|world|", "the job's log")
+  tap.like(out, "args\tone\t%-%-two\t2", "arg holds what follows the file, options included")
+end)
+
+scratch("wait streams the log; several at once carry their names", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local one = jobrun.job { name = "one", run = "echo solo-line" }
+local r = one:wait { stream = true }
+print("verdict", r.verdict)
+local b = jobrun.job { name = "b", run = "for i in 1 2; do echo b$i; sleep 0.1; done" }
+local c = jobrun.job { name = "c", run = "for i in 1 2; do echo c$i; sleep 0.1; done; exit 3",
+                       expect = { exit_code = 3 } }
+local rs = jobrun.all({ b, c }, { stream = true })
+print("all", rs[1].verdict, rs[2].verdict, rs[2].exit_code)
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 0, "passes (c's exit 3 was expected)", err)
+  tap.ok(out:find("^solo%-line\nverdict") ~= nil, "one job streams without a prefix, before its result", out)
+  for _, line in ipairs({ "[b] b1", "[b] b2", "[c] c1", "[c] c2" }) do
+    tap.ok(out:find("\n" .. line .. "\n", 1, true) ~= nil, "prefixed: " .. line, out)
+  end
+  tap.like(out, "all\tpass\tpass\t3", "both results")
+end)
+
+scratch("jobrun.all runs functions as coroutines beside the jobs", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local t0 = os.time()
+local out = jobrun.all {
+  function() local j = jobrun.job { name = "x", run = "sleep 1" }; return j:wait().verdict end,
+  function() local j = jobrun.job { name = "y", run = "sleep 1" }; return j:wait().verdict end,
+  function() jobrun.sleep(0.5); return "slept" end,
+}
+print("out", out[1], out[2], out[3], os.time() - t0 < 3)
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 0, "passes", err)
+  tap.like(out, "out\tpass\tpass\tslept\ttrue", "all three, at once")
+end)
+
+scratch("a suite as one step joins the script's run; list, check, logs", function(dir)
+  h.write(dir .. "/suite.lua", [[
+suite "mini" { matrix = { n = { 1, 2 } }, run = "echo mini-{n}" }
+]])
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local pre = jobrun.job { name = "pre", run = "true" }
+if pre:wait().verdict == "pass" then
+  local s = jobrun.suite("suite.lua", { set = { n = "1,2,3" } })
+  s:launch()
+  local rs = s:wait()
+  print("suite", #rs, rs[1].name, rs[3].verdict, #s:results())
+end
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 0, "passes", err)
+  tap.like(out, "suite\t3\tmini_1\tpass\t3", "the suite's results")
+  local data, id = h.state(dir)
+  tap.is(#data.jobs, 4, "one run: the script's job and the suite's three")
+  tap.like(id, "^s%-", "named after the script")
+  local _, list = h.sh(dir, "jobrun list")
+  tap.ok(list:find(id, 1, true) ~= nil, "jobrun list shows it", list)
+  local c2, check = h.sh(dir, "jobrun check " .. id)
+  tap.is(c2, 0, "jobrun check: all passed")
+  tap.like(check, "mini_3", "check lists the suite's jobs")
+  local _, logs = h.sh(dir, "jobrun logs " .. id .. " mini_2")
+  tap.like(logs, "mini%-2", "jobrun logs reads a suite job's log")
+end)
+
+scratch("jobs outlive the script; jobrun kill stops them", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local j = jobrun.job { name = "long", run = "echo started; sleep 60" }
+j:submit()
+while not j:logs():find("started") do jobrun.sleep(0.05) end
+print("submitted", j:done())
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 1, "the run has a job still pending: exit 1", err)
+  tap.like(out, "submitted\tfalse", "submit returned at once")
+  local c2, killed = h.sh(dir, "jobrun kill")
+  tap.is(c2, 0, "jobrun kill", killed)
+  tap.like(killed, "long", "the job is named")
+  tap.ok(h.eventually(function()
+    local data = h.state(dir)
+    return data.jobs[1].status == "CANCELLED"
+  end, 10), "the job is cancelled")
+end)
+
+scratch("expectations: tables and functions; cancel; the git policy", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local f = jobrun.job { name = "f", run = "echo 'loss: nan'",
+  expect = function(r) return r.exit_code == 0 and false, "the loss went NaN" end }
+local t = jobrun.job { name = "t", run = "exit 4", expect = { exit_code = "nonzero" } }
+local rs = jobrun.all { f, t }
+print("f", rs[1].verdict, rs[1].mismatches[1])
+print("t", rs[2].verdict)
+local long = jobrun.job { name = "long", run = "sleep 60" }
+long:submit()
+print("cancel", long:cancel(), long:done(), long:result().status)
+return 0
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 0, "the script's own exit code", err)
+  tap.like(out, "f\tfail\tthe loss went NaN", "an expect function decides, with its words")
+  tap.like(out, "t\tpass", "an expect table")
+  tap.like(out, "cancel\tkilled\ttrue\tCANCELLED", "cancel ends a running job")
+  h.write(dir .. "/g.lua", "local jobrun = require 'jobrun'\n"
+    .. "jobrun.job { name = 'g', run = 'true', git = { require_clean = true } }:wait()\n")
+  code, out, err = h.sh(dir, "jobrun script g.lua")
+  tap.is(out, "", "nothing on stdout")
+  tap.is(code, 2, "git policy outside a repository: exit 2")
+  tap.like(err, "g%.lua:2: .*git", "at the job's line")
+  code = h.sh(dir, "jobrun script --skip-git-check g.lua")
+  tap.is(code, 0, "--skip-git-check")
+end)
+
+scratch("a job's name is unique in the run", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+jobrun.job { name = "same", run = "true" }
+jobrun.job { name = "same", run = "false" }
+]])
+  local code, _, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 2, "exit 2")
+  tap.like(err, "s%.lua:3: .*job name 'same' is already used", "names the line and the name")
+end)
+
+scratch("script errors name file:line and exit 2; os.exit is out of reach", function(dir)
+  h.write(dir .. "/e.lua", "local x = 1\nerror('boom')\n")
+  local code, _, err = h.sh(dir, "jobrun script e.lua")
+  tap.is(code, 2, "error(): exit 2")
+  tap.like(err, "e%.lua:2: boom", "at file:line")
+  h.write(dir .. "/t.lua", "local x = 1\nerror({})\n")
+  code, _, err = h.sh(dir, "jobrun script t.lua")
+  tap.is(code, 2, "error({}): exit 2")
+  tap.like(err, "t%.lua:2:", "at file:line too")
+  h.write(dir .. "/o.lua", "\nos.exit(0)\n")
+  code, _, err = h.sh(dir, "jobrun script o.lua")
+  tap.is(code, 2, "os.exit: exit 2")
+  tap.like(err, "o%.lua:2: os%.exit is not available", "refused at its line")
+  h.write(dir .. "/k.lua", "local jobrun = require 'jobrun'\n\njobrun.job { name = 'k', run = 'true', bogus = 1 }\n")
+  code, _, err = h.sh(dir, "jobrun script k.lua")
+  tap.is(code, 2, "an unknown job field: exit 2")
+  tap.like(err, "k%.lua:3:", "at the job's line")
+  code, _, err = h.sh(dir, "jobrun script nosuch.lua")
+  tap.is(code, 2, "a missing script: exit 2")
+  tap.like(err, "cannot read script", "said")
+end)
+
+scratch("resume: only the job that did not pass runs again", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local function counted(name, extra)
+  return jobrun.job { name = name, run = "echo x >> " .. name .. ".count; " .. (extra or "true") }
+end
+local rs = jobrun.all { counted("ok1"), counted("ok2"),
+  counted("flaky", '[ -e marker ] || { : > marker; exit 1; }') }
+for _, r in ipairs(rs) do print(r.name, r.verdict, r.attempt) end
+]])
+  local code, out = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 1, "the first run fails")
+  tap.like(out, "flaky\tfail", "flaky failed")
+  local _, first = h.state(dir)
+  code, out = h.sh(dir, "jobrun script --resume s.lua")
+  tap.is(code, 0, "the resumed run passes")
+  tap.like(out, "ok1\tpass\t1", "ok1's recorded result")
+  tap.like(out, "flaky\tpass\t2", "flaky's second attempt")
+  tap.is(fs.read(dir .. "/ok1.count"), "x\n", "ok1 ran once")
+  tap.is(fs.read(dir .. "/ok2.count"), "x\n", "ok2 ran once")
+  tap.is(fs.read(dir .. "/flaky.count"), "x\nx\n", "flaky ran twice")
+  local data, id = h.state(dir)
+  tap.is(id, first, "the same run")
+  local jobs = h.jobs_by_name(data)
+  tap.is(#jobs.flaky.attempts, 1, "flaky keeps its first attempt")
+  -- A changed spec runs again even though it passed.
+  h.write(dir .. "/s.lua", (fs.read(dir .. "/s.lua"):gsub('"ok2"', '"ok2", "echo changed"')))
+  code = h.sh(dir, "jobrun script --resume=" .. id .. " s.lua")
+  tap.is(code, 0, "resume by run id")
+  tap.is(fs.read(dir .. "/ok1.count"), "x\n", "ok1 still ran once")
+  tap.is(fs.read(dir .. "/ok2.count"), "x\nx\n", "ok2, changed, ran again")
+end)
+
+scratch("examples/release.lua end to end, with a resume after a failure", function(dir)
+  local cmd = "MARKER=" .. h.q(dir .. "/marker") .. " DATA_DIR=" .. h.q(dir .. "/data")
+    .. " jobrun script " .. h.q(top .. "/examples/release.lua")
+  local code, out, err = h.sh(dir, cmd)
+  tap.is(code, 1, "the flaky recipe fails the first time", err)
+  tap.like(out, "quickstart_2n_cmd_fails%s+SUCCEEDED%s+pass", "the quickstart matrix passed")
+  tap.like(out, "recipe_flaky%s+FAILED", "the summary names the failure")
+  local resume = cmd:gsub("jobrun script", "jobrun script --resume")
+  code, out, err = h.sh(dir, "DATA_DIR=" .. h.q(dir .. "/data2") .. " " .. resume)
+  tap.is(code, 0, "the resume passes", err)
+  tap.like(out, "3/3 recipes passed", "summary")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.recipe_flaky.attempt, 2, "only the flaky recipe ran again")
+  tap.is(jobs.recipe_arena.attempt, 1, "a passed recipe did not")
+  tap.is(jobs.quickstart_1n_normal_completion.attempt, 1, "nor the matrix")
+end)
+
+scratch("--help", function(dir)
+  local code, out = h.sh(dir, "jobrun script --help")
+  tap.is(code, 0, "exit 0")
+  tap.like(out, "Usage: jobrun script %[%-%-resume", "usage")
+  tap.like(out, "jobrun%.all", "the API")
+  local _, general = h.sh(dir, "jobrun help")
+  tap.like(general, "\n  script ", "listed in jobrun help")
+end)
+
+return tap.done()
