@@ -141,10 +141,18 @@ tap.test("--html: one self-contained page; hostile names stay text; summary and 
     -- Its own profile directory, so that any helper it leaves behind (crashpad) can be ended:
     -- tests/exec fails a file that leaves a process.
     local profile = dir .. "/chromium-profile"
-    local cc = h.sh(dir, "HOME=" .. h.q(dir) .. " timeout 60 chromium --headless --no-sandbox --disable-gpu "
-      .. "--disable-breakpad --disable-crash-reporter --user-data-dir=" .. h.q(profile)
-      .. " --hide-scrollbars --window-size=1200,1600 --screenshot=shot.png file://" .. h.q(dir .. "/page.html"))
-    os.execute("pkill -KILL -f " .. h.q(profile) .. " 2>/dev/null")
+    local cc
+    -- Chromium itself sometimes aborts on a loaded machine (exit 134 seen under the ASan run):
+    -- tried up to three times; a browser that keeps crashing is a skip, not jobrun's failure.
+    for _ = 1, 3 do
+      cc = h.sh(dir, "env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS HOME=" .. h.q(dir)
+        .. " timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+        .. "--disable-breakpad --disable-crash-reporter --user-data-dir=" .. h.q(profile)
+        .. " --hide-scrollbars --window-size=1200,1600 --screenshot=shot.png file://" .. h.q(dir .. "/page.html"))
+      os.execute("pkill -KILL -f " .. h.q(profile) .. " 2>/dev/null")
+      if cc == 0 then break end
+    end
+    if cc >= 128 then return skip("chromium crashed three times (exit " .. cc .. ")") end
     tap.is(cc, 0, "chromium --headless --screenshot")
     local pc2, verdict = h.sh(dir, "python3 -c " .. h.q([[
 import sys, zlib, struct
