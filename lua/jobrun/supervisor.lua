@@ -270,16 +270,29 @@ local function run_job(spec, paths, signals, base_env)
 end
 
 -- main(): a slot of the local backend's pool. Its work comes on stdin (never on the command
--- line: the jobs' environments hold secrets): { jobs = [ { spec, status, result, cancel } … ],
--- run_cancel }. It takes the jobs in order, each one it can claim (the claim is a hard link, so
+-- line): { work = path of the work list { jobs = [ { spec, secret, status, result, cancel } … ] },
+-- secrets = [ { NAME = value } … ], run_cancel }; each job's secret set is merged into its env.
+-- It takes the jobs in order, each one it can claim (the claim is a hard link, so
 -- no two slots ever run one job), skips those marked cancelled, and ends when none is left or
 -- the whole run is cancelled. A pool of max_parallel slots is the run's parallelism, and it
 -- keeps starting jobs with no jobrun attached.
 function supervisor.main()
   local doc = json.decode(io.stdin:read("a") or "")
+  -- The work list is a file (no secrets in it); the secrets came through the pipe.
+  if type(doc) == "table" and type(doc.work) == "string" then
+    local work = json.decode(fs.read(doc.work) or "")
+    doc.jobs = type(work) == "table" and work.jobs or nil
+  end
   if type(doc) ~= "table" or type(doc.jobs) ~= "table" then
     io.stderr:write("jobrun supervisor: bad work list\n")
     return 3
+  end
+  for _, item in ipairs(doc.jobs) do
+    local hidden = item.secret and type(doc.secrets) == "table" and doc.secrets[item.secret]
+    if type(hidden) == "table" then
+      item.spec.env = item.spec.env or {}
+      for k, v in pairs(hidden) do item.spec.env[k] = v end
+    end
   end
   local signals = assert(process.signals({ "TERM", "INT", "HUP" }))
   local base_env = process.environ()

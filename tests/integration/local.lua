@@ -387,4 +387,23 @@ suite "sd" { matrix = { i = { 1, 2, 3, 4 } }, run = "echo $$ > pid.{i}; sleep 1.
     { "SUPERVISOR_GONE", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED" }, "with a reason; the other slot ran the rest")
 end)
 
+tap.test("the slot pool takes a big run: 5,000 jobs with secrets, none refused", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+local ids = {}
+for i = 1, 5000 do ids[i] = i end
+suite "big" { matrix = { i = ids }, run = "sleep 30", max_parallel = 1,
+              env = { API_TOKEN = "s3cret-big-run", LONG = string.rep("x", 400) } }]])
+  local code, out, err = h.sh(dir, "jobrun launch s.lua --run-id B")
+  tap.is(code, 0, "launched", err)
+  tap.like(out, "1 job started, 4999 waiting for a slot", "every job handed to the pool")
+  local data = h.state(dir)
+  local failed = 0
+  for _, job in ipairs(data.jobs) do if job.status == "LAUNCH_FAILED" then failed = failed + 1 end end
+  tap.is(failed, 0, "no job refused (the work list is a file; only the secrets go through the pipe)")
+  local _, found = h.sh(dir, "grep -rl s3cret-big-run .jobrun || true")
+  tap.is(found, "", "and the secret is in no file")
+  tap.is(h.sh(dir, "jobrun kill B"), 0, "killed")
+end)
+
 return tap.done()

@@ -11,6 +11,7 @@ local json = require "jobrun.json"
 local state = require "jobrun.state"
 local supervisor = require "jobrun.supervisor"
 local common = require "jobrun.backends.common"
+local secrets = require "jobrun.secrets"
 local jobfile = require "jobrun.jobfile"
 
 local backend = { name = "local" }
@@ -44,40 +45,68 @@ end
 
 backend.pool = true
 
--- The work of one job for a slot: its spec (secrets included: it goes through a pipe, never a
--- file or a command line) and its files.
-local function work_item(ctx, job)
+-- The work of one job for a slot: its spec and its files. The environment's secrets are taken
+-- out (`secret`: an index into the pool's table of distinct secret sets), so that the work list
+-- can be a file (a big run's does not fit a pipe) and no secret ever touches the disk.
+local function work_item(ctx, job, secret_sets, secret_index)
   local spec = job.spec
   local opts = spec.options or {}
   local p = paths(ctx, job)
+  local env, hidden = {}, {}
+  for k, v in pairs(ctx.secret_env[job.name] or spec.env or {}) do
+    local _, has_url_credentials = secrets.strip_urls(tostring(v))
+    if secrets.is_secret_name(k) or has_url_credentials or secrets.reveal(tostring(v)) ~= tostring(v) then
+      hidden[k] = secrets.reveal(tostring(v))
+    else
+      env[k] = v
+    end
+  end
+  local ref
+  if next(hidden) then
+    local sig = json.encode(json.object(hidden))
+    ref = secret_index[sig]
+    if not ref then
+      secret_sets[#secret_sets + 1] = hidden
+      ref = #secret_sets
+      secret_index[sig] = ref
+    end
+  end
   return {
     spec = {
-      name = job.name, run_id = ctx.run_id, commands = spec.commands, setup = spec.setup,
-      env = ctx.secret_env[job.name] or spec.env,
+      name = job.name, run_id = ctx.run_id, commands = spec.commands, setup = spec.setup, env = env,
       nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
       grace = opts.grace and tonumber(opts.grace) or DEFAULT_GRACE, cwd = ctx.cwd,
       log = ctx.run_dir .. "/" .. job.log_path_rel,
     },
+    secret = ref,
     status = p.status, result = p.result, cancel = state.cancel_marker(ctx.run_dir, job),
   }
 end
 
 -- submit_many(ctx, jobs): hand the jobs to a new pool of min(#jobs, max_parallel) slots, each
 -- a new jobrun process (vfork + exec of /proc/self/exe, straight to jobrun.supervisor) in its
--- own session, with the work list on its stdin. The pool is recorded in jobs/pool-*.json (its
--- slots' identities and its jobs' keys, no specs) for later processes.
+-- own session. The work list (no secrets) is jobs/pool-*.work.json; the secrets reach the
+-- slots through a pipe on their stdin. The pool is recorded in jobs/pool-*.json (its slots'
+-- identities and its jobs' keys) for later processes.
 function backend.submit_many(ctx, jobs)
-  local list = {}
+  local list, secret_sets, secret_index = {}, {}, {}
   for i, job in ipairs(jobs) do
     -- A job withdrawn from an earlier pool (Ctrl-C, then `jobrun wait`) is free to run again.
     local marker = state.cancel_marker(ctx.run_dir, job)
     if (fs.read(marker) or ""):find("^withdrawn") then fs.remove(marker) end
-    list[i] = work_item(ctx, job)
+    list[i] = work_item(ctx, job, secret_sets, secret_index)
   end
-  local input = json.encode({ jobs = list, run_cancel = ctx.run_dir .. "/cancel" })
   local slots = math.min(#jobs, ctx.max_parallel or #jobs)
   ctx.pool_seq = (ctx.pool_seq or 0) + 1
   local name = string.format("pool-%d-%d", process.getpid(), ctx.pool_seq)
+  local work_path = ctx.run_dir .. "/jobs/" .. name .. ".work.json"
+  local wok, werr0 = fs.write_atomic(work_path, json.encode({ jobs = list }), false)
+  if not wok then
+    for _, job in ipairs(jobs) do job.launch_error = "cannot write the work list: " .. tostring(werr0) end
+    return
+  end
+  local input = json.encode({ work = work_path, secrets = json.array(secret_sets),
+                              run_cancel = ctx.run_dir .. "/cancel" })
   local record = { slots = {}, jobs = {} }
   for i, job in ipairs(jobs) do record.jobs[i] = state.job_key(job) end
   local err
