@@ -62,9 +62,13 @@ local cjson_encode = cjson.encode
 local short, short_count = {}, 0
 
 -- lua-cjson writes "/" as "\/": valid, but paths should read as paths.
+local find = string.find
 local function encode_string(s)
   local cached = short[s]
   if cached then return cached end
+  -- Printable ASCII without '"' or '\\' needs no escape: quoted as it is, not cached (job
+  -- names, commands and paths are mostly unique).
+  if not find(s, '[\0-\31"\\\127-\255]') then return '"' .. s .. '"' end
   local out = cjson_encode(s)
   if s:find("/", 1, true) then out = out:gsub("\\/", "/") end
   if #s <= 32 then
@@ -144,6 +148,17 @@ encode_value = function(v, out, n, pretty, depth)
   end
   return n + 1
 end
+
+-- encode_into(v, out, n, pretty, depth) -> n: appends v's text to out[n+1…], as if v stood at
+-- that depth of a bigger document (for writing one in pieces).
+function json.encode_into(v, out, n, pretty, depth)
+  return encode_value(v, out, n, pretty, depth or 0)
+end
+
+json.encode_string = encode_string
+
+-- indent(depth) -> "\n" and two spaces per depth.
+function json.indent(depth) return newlines[depth] end
 
 -- encode(v [, pretty]): pretty indents by two spaces.
 function json.encode(v, pretty)
