@@ -241,11 +241,27 @@ function matrix.expand(spec)
   if #axes == 0 and #rows == 0 then rows = { {} } end
 
   local extra = sorted_keys(added_keys)
+  local names = {}
+  for _, a in ipairs(axes) do names[#names + 1] = a end
+  for _, k in ipairs(extra) do names[#names + 1] = k end
+  -- Rows with the same keys share one list of them: a tree by "is names[j] there?".
+  local LIST = {}
+  local shapes = {}
   local out = {}
   for i, params in ipairs(rows) do
-    local keys = {}
-    for _, a in ipairs(axes) do if params[a] ~= nil then keys[#keys + 1] = a end end
-    for _, k in ipairs(extra) do if params[k] ~= nil then keys[#keys + 1] = k end end
+    local node = shapes
+    for j = 1, #names do
+      local there = params[names[j]] ~= nil
+      local child = node[there]
+      if not child then child = {}; node[there] = child end
+      node = child
+    end
+    local keys = node[LIST]
+    if not keys then
+      keys = {}
+      for j = 1, #names do if params[names[j]] ~= nil then keys[#keys + 1] = names[j] end end
+      node[LIST] = keys
+    end
     out[i] = { params = params, keys = keys }
   end
   return out

@@ -416,18 +416,21 @@ function plan.build(decls, opts)
       timeout = timeout_override or ((cf.timeout or f.timeout) and duration.parse(cf.timeout or f.timeout)),
       env = merge(f.env, cf.env),
       env_keys = {},
+      env_what = {},
     }
-    for k in pairs(s.env) do s.env_keys[#s.env_keys + 1] = k end
+    for k in pairs(s.env) do
+      s.env_keys[#s.env_keys + 1] = k
+      s.env_what[k] = "env " .. k
+    end
     table.sort(s.env_keys, function(a, b) return tostring(a) < tostring(b) end)
     shared_by[key] = s
     return s
   end
-  -- Rows with the same keys in the same order share one key list and one metatable.
+  -- Rows with the same keys share one key list (matrix.expand), and so one metatable.
   local order_mts = {}
   local function order_mt(keys)
-    local sig = table.concat(keys, "\0")
-    local mt = order_mts[sig]
-    if not mt then mt = { order = keys }; order_mts[sig] = mt end
+    local mt = order_mts[keys]
+    if not mt then mt = { order = keys }; order_mts[keys] = mt end
     return mt
   end
 
@@ -521,7 +524,7 @@ function plan.build(decls, opts)
     local env = {}
     local env_spec = common.env
     for _, k in ipairs(common.env_keys) do
-      env[k] = expand_or_fail(ctx, "env " .. k, tostring(env_spec[k]))
+      env[k] = expand_or_fail(ctx, common.env_what[k], tostring(env_spec[k]))
     end
     job.env = env
     job.run_for_attempt = attempt_runner(job)

@@ -81,7 +81,20 @@ function command.write_json(p, write)
   for i, job in ipairs(jobs) do
     if i > 1 then n = n + 1; out[n] = "," end
     n = n + 1; out[n] = nl2 .. "{" .. k.name .. enc(job.name) .. "," .. k.params
-    n = into(job.params, out, n, true, 3)
+    -- The params in their order: plan.build gives them a metatable whose order is the job's
+    -- param_order, which then names every key they have.
+    local params, order = job.params, job.param_order
+    local mt = getmetatable(params)
+    if #order == 0 or not mt or mt.order ~= order then
+      n = into(params, out, n, true, 3)
+    else
+      for j = 1, #order do
+        local key = order[j]
+        n = n + 1; out[n] = (j == 1 and "{" or ",") .. nl(4) .. enc(key) .. ": "
+        n = into(params[key], out, n, true, 4)
+      end
+      n = n + 1; out[n] = nl3 .. "}"
+    end
     n = n + 1; out[n] = "," .. k.backend .. enc(job.backend) .. "," .. k.nodes
     n = into(job.nodes, out, n, true, 3)
     n = n + 1; out[n] = "," .. k.run
