@@ -396,9 +396,12 @@ function plan.build(decls, opts)
   plan.check_backend(backend, suite, opts.backend ~= nil)
   local jobs, by_name = {}, {}
   -- Every matrix key of the suite (lower case): a placeholder naming one is never left as text.
-  local all_keys = {}
+  local all_keys, seen_lists = {}, {}
   for _, row in ipairs(rows) do
-    for _, k in ipairs(row.keys) do if type(k) == "string" then all_keys[k:lower()] = true end end
+    if not seen_lists[row.keys] then
+      seen_lists[row.keys] = true
+      for _, k in ipairs(row.keys) do if type(k) == "string" then all_keys[k:lower()] = true end end
+    end
   end
 
   -- What every job of one condition shares is made once and referenced by each job (tags,

@@ -91,14 +91,19 @@ function command.write_json(p, write)
       for j = 1, #order do
         local key = order[j]
         n = n + 1; out[n] = (j == 1 and "{" or ",") .. nl(4) .. enc(key) .. ": "
-        n = into(params[key], out, n, true, 4)
+        local x = params[key]
+        if type(x) == "string" then n = n + 1; out[n] = enc(x)
+        elseif math.type(x) == "integer" then n = n + 1; out[n] = tostring(x)
+        else n = into(x, out, n, true, 4) end
       end
       n = n + 1; out[n] = nl3 .. "}"
     end
     n = n + 1; out[n] = "," .. k.backend .. enc(job.backend) .. "," .. k.nodes
     n = into(job.nodes, out, n, true, 3)
+    local run = job.run
     n = n + 1; out[n] = "," .. k.run
-    n = into(type(job.run) == "table" and json.array(job.run) or job.run, out, n, true, 3)
+    if type(run) == "string" then n = n + 1; out[n] = enc(run)
+    else n = into(type(run) == "table" and json.array(run) or run, out, n, true, 3) end
     n = n + 1; out[n] = "," .. k.env
     -- The env, redacted as state.redact_env does it, its keys sorted as json.object sorts them.
     local env, m = job.env, 0
