@@ -34,7 +34,41 @@ local function is_array(t)
   return count == n
 end
 
+-- What encoding needs to know of an `order` list, worked out once per list: its keys as a set,
+-- and whether it names a key twice.
+local order_info = setmetatable({}, { __mode = "k" })
+local function info_of(order)
+  local info = order_info[order]
+  if not info or info.n ~= #order then
+    local set, dup = {}, false
+    for _, k in ipairs(order) do
+      if set[k] then dup = true end
+      set[k] = true
+    end
+    info = { set = set, dup = dup, n = #order }
+    order_info[order] = info
+  end
+  return info
+end
+
 local function sorted_keys(t, order)
+  if order then
+    -- Most often every key is in the order: then that is the order, and nothing is sorted.
+    local info = info_of(order)
+    if not info.dup then
+      local set, all_in = info.set, true
+      for k in next, t do
+        if not set[k] then all_in = false; break end
+      end
+      if all_in then
+        local keys, m = {}, 0
+        for _, k in ipairs(order) do
+          if t[k] ~= nil then m = m + 1; keys[m] = k end
+        end
+        return keys
+      end
+    end
+  end
   local keys, seen = {}, {}
   if order then
     for _, k in ipairs(order) do
@@ -62,11 +96,18 @@ local cjson_encode = cjson.encode
 local short, short_count = {}, 0
 
 -- lua-cjson writes "/" as "\/": valid, but paths should read as paths.
+local find = string.find
 local function encode_string(s)
   local cached = short[s]
   if cached then return cached end
-  local out = cjson_encode(s)
-  if s:find("/", 1, true) then out = out:gsub("\\/", "/") end
+  -- Printable ASCII without '"' or '\\' needs no escape: it is quoted as it is, without cjson.
+  local out
+  if not find(s, '[\0-\31"\\\127-\255]') then
+    out = '"' .. s .. '"'
+  else
+    out = cjson_encode(s)
+    if s:find("/", 1, true) then out = out:gsub("\\/", "/") end
+  end
   if #s <= 32 then
     if short_count >= 10000 then short, short_count = {}, 0 end
     short[s] = out
@@ -90,6 +131,26 @@ local newlines = setmetatable({}, { __index = function(t, depth)
   return s
 end })
 
+-- What goes before a value: the comma, the newline and indentation, the key and ":", made
+-- once per depth and key. prefixes[pretty][depth * 2 + comma][key]; [""] for array items.
+local prefixes = { [true] = {}, [false] = {} }
+local function prefixes_for(pretty, depth, comma)
+  local by = prefixes[pretty and true or false]
+  local idx = depth * 2 + (comma and 1 or 0)
+  local t = by[idx]
+  if not t then
+    local lead = (comma and "," or "") .. (pretty and newlines[depth + 1] or "")
+    local sep = pretty and ": " or ":"
+    t = setmetatable({ [""] = lead }, { __index = function(tt, k)
+      local text = lead .. encoded_keys[k] .. sep
+      tt[k] = text
+      return text
+    end })
+    by[idx] = t
+  end
+  return t
+end
+
 local encode_value
 
 local function encode_number(v)
@@ -101,30 +162,37 @@ end
 
 local function encode_table(v, out, n, pretty, depth)
   if depth > 64 then error("json: nesting too deep (a cycle?)") end
-  local nl = pretty and newlines[depth + 1] or ""
   if is_array(v) then
     local len = #v
     if len == 0 then out[n + 1] = "[]"; return n + 1 end
+    local first, rest = prefixes_for(pretty, depth, false)[""], prefixes_for(pretty, depth, true)[""]
     n = n + 1; out[n] = "["
     for i = 1, len do
-      if i > 1 then n = n + 1; out[n] = "," end
-      n = n + 1; out[n] = nl
-      n = encode_value(v[i], out, n, pretty, depth + 1)
+      n = n + 1; out[n] = i == 1 and first or rest
+      local x = v[i]
+      if type(x) == "string" then n = n + 1; out[n] = encode_string(x)
+      else n = encode_value(x, out, n, pretty, depth + 1) end
     end
     n = n + 1; out[n] = pretty and (newlines[depth] .. "]") or "]"
     return n
   end
   local mt = getmetatable(v)
-  local keys = (mt and mt.exact) and mt.order or sorted_keys(v, mt and mt.order)
-  if #keys == 0 then out[n + 1] = "{}"; return n + 1 end
-  local sep = pretty and ": " or ":"
+  local exact = mt and mt.exact
+  if not exact and next(v) == nil then out[n + 1] = "{}"; return n + 1 end
+  local keys = exact and mt.order or sorted_keys(v, mt and mt.order)
+  local count = #keys
+  if count == 0 then out[n + 1] = "{}"; return n + 1 end
+  local first, rest = prefixes_for(pretty, depth, false), prefixes_for(pretty, depth, true)
   n = n + 1; out[n] = "{"
-  for i, k in ipairs(keys) do
-    if i > 1 then n = n + 1; out[n] = "," end
-    n = n + 1; out[n] = nl
-    n = n + 1; out[n] = encoded_keys[k]
-    n = n + 1; out[n] = sep
-    n = encode_value(v[k], out, n, pretty, depth + 1)
+  for i = 1, count do
+    local k = keys[i]
+    n = n + 1; out[n] = (i == 1 and first or rest)[k]
+    local x = v[k]
+    local kind = type(x)
+    if kind == "string" then n = n + 1; out[n] = encode_string(x)
+    elseif x == nil then n = n + 1; out[n] = "null"
+    elseif kind == "number" and math_type(x) == "integer" then n = n + 1; out[n] = tostring(x)
+    else n = encode_value(x, out, n, pretty, depth + 1) end
   end
   n = n + 1; out[n] = pretty and (newlines[depth] .. "}") or "}"
   return n
@@ -145,6 +213,17 @@ encode_value = function(v, out, n, pretty, depth)
   return n + 1
 end
 
+-- encode_into(v, out, n, pretty, depth) -> n: appends v's text to out[n+1…], as if v stood at
+-- that depth of a bigger document (for writing one in pieces).
+function json.encode_into(v, out, n, pretty, depth)
+  return encode_value(v, out, n, pretty, depth or 0)
+end
+
+json.encode_string = encode_string
+
+-- indent(depth) -> "\n" and two spaces per depth.
+function json.indent(depth) return newlines[depth] end
+
 -- encode(v [, pretty]): pretty indents by two spaces.
 function json.encode(v, pretty)
   local out = {}
@@ -154,11 +233,12 @@ end
 
 -- lua-cjson 2.1 decodes every number as a float; whole ones become integers again, so that a
 -- restart count reads 1, not 1.0.
+local tointeger = math.tointeger
 local function integers(v)
-  for k, x in pairs(v) do
+  for k, x in next, v do
     local t = type(x)
     if t == "number" then
-      local i = math.tointeger(x)
+      local i = tointeger(x)
       if i then v[k] = i end
     elseif t == "table" then
       integers(x)

@@ -57,7 +57,56 @@ local function sorted_keys(t)
   return keys
 end
 
+-- row_maker(axes) -> function(v1, v2, …) returning { [axes[1]] = v1, … } made at its size at
+-- once (a table constructor), or nil when an axis name is not a plain string.
+local function row_maker(axes)
+  if #axes == 0 or #axes > 100 then return nil end
+  local args, fields = {}, {}
+  for i, a in ipairs(axes) do
+    if type(a) ~= "string" then return nil end
+    args[i] = "v" .. i
+    fields[i] = string.format("[%q] = v%d", a, i)
+  end
+  local code = string.format("return function(%s) return { %s } end", table.concat(args, ", "),
+    table.concat(fields, ", "))
+  local chunk = load(code, "=matrix row", "t", {})
+  return chunk and chunk()
+end
+
+local unpack = table.unpack
+
 local function product(axes, values)
+  -- One pass, the last axis turning fastest (as the axis-by-axis expansion below orders them).
+  local make = row_maker(axes)
+  if make then
+    local lists, at, current = {}, {}, {}
+    for i, a in ipairs(axes) do
+      local list = {} -- (the values up to the first nil, as ipairs sees them)
+      for j, v in ipairs(values[a]) do list[j] = v end
+      lists[i] = list
+      if #list == 0 then return {} end
+      at[i] = 1
+      current[i] = lists[i][1]
+    end
+    local rows, n, count = {}, 0, #axes
+    while true do
+      n = n + 1
+      rows[n] = make(unpack(current, 1, count))
+      local i = count
+      while i >= 1 do
+        local list = lists[i]
+        if at[i] < #list then
+          at[i] = at[i] + 1
+          current[i] = list[at[i]]
+          break
+        end
+        at[i] = 1
+        current[i] = list[1]
+        i = i - 1
+      end
+      if i == 0 then return rows end
+    end
+  end
   local rows = { {} }
   for _, axis in ipairs(axes) do
     local next_rows = {}
@@ -241,11 +290,27 @@ function matrix.expand(spec)
   if #axes == 0 and #rows == 0 then rows = { {} } end
 
   local extra = sorted_keys(added_keys)
+  local names = {}
+  for _, a in ipairs(axes) do names[#names + 1] = a end
+  for _, k in ipairs(extra) do names[#names + 1] = k end
+  -- Rows with the same keys share one list of them: a tree by "is names[j] there?".
+  local LIST = {}
+  local shapes = {}
   local out = {}
   for i, params in ipairs(rows) do
-    local keys = {}
-    for _, a in ipairs(axes) do if params[a] ~= nil then keys[#keys + 1] = a end end
-    for _, k in ipairs(extra) do if params[k] ~= nil then keys[#keys + 1] = k end end
+    local node = shapes
+    for j = 1, #names do
+      local there = params[names[j]] ~= nil
+      local child = node[there]
+      if not child then child = {}; node[there] = child end
+      node = child
+    end
+    local keys = node[LIST]
+    if not keys then
+      keys = {}
+      for j = 1, #names do if params[names[j]] ~= nil then keys[#keys + 1] = names[j] end end
+      node[LIST] = keys
+    end
     out[i] = { params = params, keys = keys }
   end
   return out

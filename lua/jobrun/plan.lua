@@ -192,7 +192,8 @@ end
 
 -- expand_or_fail(ctx, what, value [, shell]): shell when value is a shell command string.
 local function expand_or_fail(ctx, what, value, shell)
-  local lookup = lookup_for(ctx)
+  local lookup = ctx.lookup
+  if not lookup then lookup = lookup_for(ctx); ctx.lookup = lookup end
   local out, unknown
   if type(value) == "table" then
     out, unknown = template.expand_argv(value, lookup)
@@ -395,12 +396,69 @@ function plan.build(decls, opts)
   plan.check_backend(backend, suite, opts.backend ~= nil)
   local jobs, by_name = {}, {}
   -- Every matrix key of the suite (lower case): a placeholder naming one is never left as text.
-  local all_keys = {}
+  local all_keys, seen_lists = {}, {}
   for _, row in ipairs(rows) do
-    for _, k in ipairs(row.keys) do if type(k) == "string" then all_keys[k:lower()] = true end end
+    if not seen_lists[row.keys] then
+      seen_lists[row.keys] = true
+      for _, k in ipairs(row.keys) do if type(k) == "string" then all_keys[k:lower()] = true end end
+    end
   end
 
-  for index, row in ipairs(rows) do
+  -- What every job of one condition shares is made once and referenced by each job (tags,
+  -- args, timeout, the options), not copied into it: a 100,000-job plan holds 100,000 jobs.
+  local options = secrets.options(f[backend])
+  local shared_by = {}
+  local function shared(condition)
+    local key = condition or shared_by
+    local s = shared_by[key]
+    if s then return s end
+    local cf = condition and condition.fields or {}
+    s = {
+      tags = union(f.tags, cf.tags),
+      args = cf.args or {},
+      timeout = timeout_override or ((cf.timeout or f.timeout) and duration.parse(cf.timeout or f.timeout)),
+      env = merge(f.env, cf.env),
+      env_keys = {},
+      env_what = {},
+    }
+    for k in pairs(s.env) do
+      s.env_keys[#s.env_keys + 1] = k
+      s.env_what[k] = "env " .. k
+    end
+    table.sort(s.env_keys, function(a, b) return tostring(a) < tostring(b) end)
+    shared_by[key] = s
+    return s
+  end
+  -- Rows with the same keys share one key list (matrix.expand), and so one metatable.
+  local order_mts = {}
+  local function order_mt(keys)
+    local mt = order_mts[keys]
+    if not mt then mt = { order = keys }; order_mts[keys] = mt end
+    return mt
+  end
+
+  -- The context a job's templates expand in (made again for each attempt's run command, so
+  -- that no job keeps one).
+  local function context(params, condition, nodes, attempt)
+    return {
+      where = where, params = params, condition = condition, args = shared(condition).args, git = opts.git,
+      keys = all_keys,
+      fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = attempt, suite_dir = suite_dir },
+    }
+  end
+  -- {attempt} differs per restart: backends that restart jobs themselves ask for each run.
+  local function attempt_runner(job)
+    return function(attempt)
+      local ctx = context(job.params, job.condition and decls.conditions[job.condition], job.nodes, attempt)
+      ctx.fixed.name = job.name
+      return command(ctx, "run", f.run, job)
+    end
+  end
+
+  -- Each row is dropped once its job is made: the rows and the jobs are not both held whole.
+  for index = 1, #rows do
+    local row = rows[index]
+    rows[index] = false
     local params = row.params
     local condition
     if params.condition ~= nil then
@@ -418,10 +476,11 @@ function plan.build(decls, opts)
         suite.name, tostring(params.nodes))
     end
 
-    local ctx = {
-      where = where, params = params, condition = condition, args = cf.args or {}, git = opts.git, keys = all_keys,
-      fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = 1, suite_dir = suite_dir },
-    }
+    local common = shared(condition)
+    -- The row's own table becomes the job's params (ordered by a metatable its shape shares).
+    local mt = order_mt(row.keys)
+    setmetatable(params, mt)
+    local ctx = context(params, condition, nodes, 1)
     local name
     if f.name then
       name = expand_or_fail(ctx, "name", f.name)
@@ -441,40 +500,37 @@ function plan.build(decls, opts)
     by_name[name] = index
     ctx.fixed.name = name
 
-    local ordered_params = setmetatable({}, { order = row.keys })
-    for _, k in ipairs(row.keys) do ordered_params[k] = params[k] end
-
+    -- At most 16 fields named here, nil ones too (the constructor sizes the table by them): the
+    -- rarely set ones are added after.
     local job = {
       index = index,
       name = name,
-      params = ordered_params,
-      param_order = row.keys,
+      params = params,
+      param_order = mt.order,
       backend = backend,
       nodes = nodes,
       condition = condition and condition.name,
-      description = cf.description or f.description,
-      timeout = timeout_override or ((cf.timeout or f.timeout) and duration.parse(cf.timeout or f.timeout)),
+      timeout = common.timeout,
       max_restarts = f.max_restarts or 0,
       expect = cf.expect or f.expect,
-      tags = union(f.tags, cf.tags),
-      args = cf.args or {},
-      -- Without URL credentials (stored in state.json); the originals stay in memory.
-      options = secrets.options(f[backend]),
+      tags = common.tags,
+      args = common.args,
+      run = nil, env = nil, run_for_attempt = nil,
     }
+    local description = cf.description or f.description
+    if description ~= nil then job.description = description end
+    -- Without URL credentials (stored in state.json); the originals stay in memory.
+    if options ~= nil then job.options = options end
     job.run = command(ctx, "run", f.run, job)
-    job.setup = command(ctx, "setup", f.setup, job)
+    local setup = command(ctx, "setup", f.setup, job)
+    if setup ~= nil then job.setup = setup end
     local env = {}
-    for k, v in pairs(merge(f.env, cf.env)) do
-      env[k] = expand_or_fail(ctx, "env " .. k, tostring(v))
+    local env_spec = common.env
+    for _, k in ipairs(common.env_keys) do
+      env[k] = expand_or_fail(ctx, common.env_what[k], tostring(env_spec[k]))
     end
     job.env = env
-    -- {attempt} differs per restart: backends that restart jobs themselves ask for each run.
-    job.run_for_attempt = function(attempt)
-      ctx.fixed.attempt = attempt
-      local run = command(ctx, "run", f.run, job)
-      ctx.fixed.attempt = 1
-      return run
-    end
+    job.run_for_attempt = attempt_runner(job)
     jobs[#jobs + 1] = job
   end
 

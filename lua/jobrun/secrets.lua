@@ -9,12 +9,19 @@ secrets.REDACTED = "<redacted>"
 local WORDS = { "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "CREDENTIAL", "PRIVATE" }
 
 -- is_secret_name(name): a variable whose value must not be shown (API_TOKEN, db_password, …).
+-- The answer for each name asked, once: a plan asks it of the same few names for every job.
+local secret_names = {}
+
 function secrets.is_secret_name(name)
+  local known = secret_names[name]
+  if known ~= nil then return known end
   local upper = tostring(name):upper()
+  local found = false
   for _, word in ipairs(WORDS) do
-    if upper:find(word, 1, true) then return true end
+    if upper:find(word, 1, true) then found = true; break end
   end
-  return false
+  if type(name) == "string" then secret_names[name] = found end
+  return found
 end
 
 -- The user:password@ (or token@) part of a URL: after "scheme://", up to the first '@' before

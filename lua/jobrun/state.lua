@@ -107,6 +107,54 @@ local STATUSES = { PENDING = true, RUNNING = true, SUCCEEDED = true, FAILED = tr
                    CANCELLED = true, LAUNCH_FAILED = true, LOST = true }
 local VERDICTS = { pass = true, fail = true, pending = true }
 
+local NUMERIC = { "exit_code", "backend_exit_code", "restart_count", "attempt", "duration_s" }
+local STRINGS = { "native_id", "native_status", "termination_reason", "started_at", "ended_at", "submitted_at" }
+local OBJECTS = { "params", "fields", "spec" }
+
+-- safe_key(key): is key what state.safe_name makes of it (the common case told without gsub)?
+local function safe_key(key)
+  if #key > 0 and #key <= 200 and key:byte(1) ~= 46 and not key:find("[%c/\\]")
+      and not key:find("..", 1, true) then
+    return true
+  end
+  return key == state.safe_name(key)
+end
+
+-- job_problem(job, seen) -> what is wrong with one job (after its "job NAME"), or nil.
+local function job_problem(job, seen)
+  if not STATUSES[job.status] then return " has an unknown status " .. tostring(job.status) end
+  if job.verdict ~= nil and not VERDICTS[job.verdict] then return " has an unknown verdict" end
+  if job.key ~= nil and (type(job.key) ~= "string" or not safe_key(job.key)) then
+    return ' has a bad "key"'
+  end
+  local id = job.key or job.name
+  if seen[id] then return " appears twice" end
+  seen[id] = true
+  local rel = job.log_path_rel
+  if rel ~= nil and (type(rel) ~= "string" or rel:find("%.%.") or rel:sub(1, 1) == "/") then
+    return ' has a bad "log_path_rel"'
+  end
+  for i = 1, #NUMERIC do
+    local k = NUMERIC[i]
+    if job[k] ~= nil and type(job[k]) ~= "number" then return string.format(' has a non-numeric "%s"', k) end
+  end
+  for i = 1, #STRINGS do
+    local k = STRINGS[i]
+    if job[k] ~= nil and type(job[k]) ~= "string" then return string.format(' has a non-string "%s"', k) end
+  end
+  for i = 1, #OBJECTS do
+    local k = OBJECTS[i]
+    if job[k] ~= nil and type(job[k]) ~= "table" then return string.format(' has a non-object "%s"', k) end
+  end
+  if job.mismatches ~= nil and type(job.mismatches) ~= "table" then return ' has a bad "mismatches"' end
+  if type(job.spec) == "table" then
+    local spec = job.spec
+    if spec.commands ~= nil and type(spec.commands) ~= "table" then return ' has bad "spec.commands"' end
+    if spec.nodes ~= nil and math.type(spec.nodes) ~= "integer" then return ' has a bad "spec.nodes"' end
+  end
+  return nil
+end
+
 -- The shape a state.json must have for jobrun to act on it: (path, message) of the first
 -- thing wrong, or nil. Valid JSON of the wrong shape is as damaged as a cut file.
 local function problem(data)
@@ -121,39 +169,11 @@ local function problem(data)
   end
   local seen = {}
   for i, job in ipairs(data.jobs) do
-    local where = string.format("jobs[%d]", i)
-    if type(job) ~= "table" then return where .. " is not an object" end
-    if type(job.name) ~= "string" or job.name == "" then return where .. ' has no "name"' end
-    where = string.format("job %q", job.name)
-    if not STATUSES[job.status] then return where .. " has an unknown status " .. tostring(job.status) end
-    if job.verdict ~= nil and not VERDICTS[job.verdict] then return where .. " has an unknown verdict" end
-    if job.key ~= nil and (type(job.key) ~= "string" or job.key ~= state.safe_name(job.key)) then
-      return where .. ' has a bad "key"'
-    end
-    local id = job.key or job.name
-    if seen[id] then return where .. " appears twice" end
-    seen[id] = true
-    for _, k in ipairs({ "log_path_rel" }) do
-      if job[k] ~= nil and (type(job[k]) ~= "string" or job[k]:find("%.%.") or job[k]:sub(1, 1) == "/") then
-        return where .. string.format(' has a bad "%s"', k)
-      end
-    end
-    for _, k in ipairs({ "exit_code", "backend_exit_code", "restart_count", "attempt", "duration_s" }) do
-      if job[k] ~= nil and type(job[k]) ~= "number" then return where .. string.format(' has a non-numeric "%s"', k) end
-    end
-    for _, k in ipairs({ "native_id", "native_status", "termination_reason", "started_at", "ended_at",
-                         "submitted_at" }) do
-      if job[k] ~= nil and type(job[k]) ~= "string" then return where .. string.format(' has a non-string "%s"', k) end
-    end
-    for _, k in ipairs({ "params", "fields", "spec" }) do
-      if job[k] ~= nil and type(job[k]) ~= "table" then return where .. string.format(' has a non-object "%s"', k) end
-    end
-    if job.mismatches ~= nil and type(job.mismatches) ~= "table" then return where .. ' has a bad "mismatches"' end
-    if type(job.spec) == "table" then
-      local spec = job.spec
-      if spec.commands ~= nil and type(spec.commands) ~= "table" then return where .. ' has bad "spec.commands"' end
-      if spec.nodes ~= nil and math.type(spec.nodes) ~= "integer" then return where .. ' has a bad "spec.nodes"' end
-    end
+    if type(job) ~= "table" then return string.format("jobs[%d]", i) .. " is not an object" end
+    if type(job.name) ~= "string" or job.name == "" then return string.format("jobs[%d]", i) .. ' has no "name"' end
+    -- (the message's "job NAME" is made only when something is wrong: a big run has many jobs)
+    local problem_of = job_problem(job, seen)
+    if problem_of then return string.format("job %q", job.name) .. problem_of end
   end
   return nil
 end

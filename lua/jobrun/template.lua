@@ -178,24 +178,34 @@ end
 -- A "{text}" that is no identifier stays as written when lookup finds nothing, unless lookup
 -- also says that it names something (nil, true): a matrix key that this job lacks.
 -- With shell, str is a shell command: each value is quoted for the place it is pasted at.
+-- One buffer for the pieces, reused by each expansion (a fresh one when an expansion runs
+-- inside another, from a lookup, or after a lookup raised an error).
+local buffer, busy = {}, false
+
 function template.expand(str, lookup, shell)
   local parts = compiled[str]
-  local out = {}
+  local out = busy and {} or buffer
+  local mine = out == buffer
+  busy = true
   for i = 1, #parts do
     local part = parts[i]
     if type(part) == "string" then
       out[i] = part
     else
-      local value, named = lookup(part[1])
+      local value, named = lookup(part[1]) -- (should it raise, later expansions use fresh tables)
       if value == nil then
-        if not part[3] or named then return nil, part[1] end
+        if not part[3] or named then
+          if mine then busy = false end
+          return nil, part[1]
+        end
         out[i] = part[3]
       else
         out[i] = shell and shell_text(value, part[2]) or value_text(value)
       end
     end
   end
-  return table.concat(out)
+  if mine then busy = false end
+  return table.concat(out, "", 1, #parts)
 end
 
 -- expand_argv(list, lookup) -> list | nil, unknown_key. An element that is exactly "{args}"

@@ -52,6 +52,96 @@ function command.to_json(p)
   return json.object({ run_id = p.run_id, suite = p.suite, jobs = jobs }, { "run_id", "suite", "jobs" })
 end
 
+-- write_json(p, write): what json.encode(command.to_json(p), true) makes, written in chunks of
+-- jobs as they are encoded, with no table per job and no document-sized string. tests/unit/
+-- plan_json.lua holds the two to the same bytes.
+local CHUNK = 512
+function command.write_json(p, write)
+  local enc, into, nl = json.encode_string, json.encode_into, json.indent
+  local nl2, nl3 = nl(2), nl(3)
+  local k = {}
+  for _, key in ipairs({ "name", "params", "backend", "nodes", "run", "env", "timeout", "expect" }) do
+    k[key] = nl3 .. enc(key) .. ": "
+  end
+  local redacted = enc(require("jobrun.secrets").REDACTED)
+  local is_secret = require("jobrun.secrets").is_secret_name
+  local strip_urls = require("jobrun.secrets").strip_urls
+  local env_keys = {}
+  write("{" .. nl(1) .. enc("run_id") .. ": ")
+  local head = {}
+  local n = into(p.run_id, head, 0, true, 1)
+  head[n + 1] = "," .. nl(1) .. enc("suite") .. ": "
+  n = into(p.suite, head, n + 1, true, 1)
+  head[n + 1] = "," .. nl(1) .. enc("jobs") .. ": "
+  write(table.concat(head, "", 1, n + 1))
+  local jobs = p.jobs
+  if #jobs == 0 then write("[]" .. nl(0) .. "}\n"); return end
+  local out = { "[" }
+  n = 1
+  for i, job in ipairs(jobs) do
+    if i > 1 then n = n + 1; out[n] = "," end
+    n = n + 1; out[n] = nl2 .. "{" .. k.name .. enc(job.name) .. "," .. k.params
+    -- The params in their order: plan.build gives them a metatable whose order is the job's
+    -- param_order, which then names every key they have.
+    local params, order = job.params, job.param_order
+    local mt = getmetatable(params)
+    if #order == 0 or not mt or mt.order ~= order then
+      n = into(params, out, n, true, 3)
+    else
+      for j = 1, #order do
+        local key = order[j]
+        n = n + 1; out[n] = (j == 1 and "{" or ",") .. nl(4) .. enc(key) .. ": "
+        local x = params[key]
+        if type(x) == "string" then n = n + 1; out[n] = enc(x)
+        elseif math.type(x) == "integer" then n = n + 1; out[n] = tostring(x)
+        else n = into(x, out, n, true, 4) end
+      end
+      n = n + 1; out[n] = nl3 .. "}"
+    end
+    n = n + 1; out[n] = "," .. k.backend .. enc(job.backend) .. "," .. k.nodes
+    n = into(job.nodes, out, n, true, 3)
+    local run = job.run
+    n = n + 1; out[n] = "," .. k.run
+    if type(run) == "string" then n = n + 1; out[n] = enc(run)
+    else n = into(type(run) == "table" and json.array(run) or run, out, n, true, 3) end
+    n = n + 1; out[n] = "," .. k.env
+    -- The env, redacted as state.redact_env does it, its keys sorted as json.object sorts them.
+    local env, m = job.env, 0
+    for key in pairs(env) do
+      if type(key) ~= "string" then m = nil; break end
+      m = m + 1; env_keys[m] = key
+    end
+    if m == nil then
+      n = into(state.redact_env(env), out, n, true, 3)
+    elseif m == 0 then
+      n = n + 1; out[n] = "{}"
+    else
+      for j = #env_keys, m + 1, -1 do env_keys[j] = nil end
+      if m > 1 then table.sort(env_keys) end
+      n = n + 1; out[n] = "{"
+      for j = 1, m do
+        local key = env_keys[j]
+        local v = env[key]
+        n = n + 1
+        out[n] = (j > 1 and "," or "") .. nl(4) .. enc(key) .. ": "
+          .. (is_secret(key) and redacted or enc((strip_urls(v))))
+      end
+      n = n + 1; out[n] = nl3 .. "}"
+    end
+    n = n + 1; out[n] = "," .. k.timeout
+    n = into(job.timeout or json.null, out, n, true, 3)
+    n = n + 1; out[n] = "," .. k.expect
+    n = into(expect_json(job.expect), out, n, true, 3)
+    n = n + 1; out[n] = nl2 .. "}"
+    if i % CHUNK == 0 then
+      write(table.concat(out, "", 1, n))
+      n = 0
+    end
+  end
+  n = n + 1; out[n] = nl(1) .. "]" .. nl(0) .. "}\n"
+  write(table.concat(out, "", 1, n))
+end
+
 function command.run(opts, args)
   if #args ~= 1 then
     require("jobrun.errors").raise("plan: expected one suite file, got %d\nUsage: %s",
@@ -59,7 +149,8 @@ function command.run(opts, args)
   end
   local p = plan.from_options(args[1], opts)
   if opts.json then
-    io.stdout:write(json.encode(command.to_json(p), true), "\n")
+    local stdout = io.stdout
+    command.write_json(p, function(text) stdout:write(text) end)
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))
