@@ -67,6 +67,12 @@ local function add_named(decls, list_key, order_key, name, body, where, kind)
     errors.at(where, "%s \"%s\" is declared twice (first at line %d)", kind, name, existing.where.line)
   end
   if not existing then table.insert(decls[order_key], name) end
+  -- What a pack declared and the suite redeclared is kept aside: a pack's conditions say which
+  -- terminations its parsers capture (plan.known_terminations).
+  if existing then
+    decls.replaced = decls.replaced or {}
+    table.insert(decls.replaced, existing)
+  end
   decls[list_key][name] = { name = name, where = where, fields = body }
 end
 

@@ -323,9 +323,11 @@ function plan.known_terminations(decls)
     local f = decls.parsers[name].fields
     if f.field == "termination_reason" then add(f.value) end
   end
-  for _, name in ipairs(decls.condition_order or {}) do
-    local c = decls.conditions[name]
-    if c.where.file ~= decls.file and type(c.fields.expect) == "table" then
+  local conditions = {}
+  for _, name in ipairs(decls.condition_order or {}) do conditions[#conditions + 1] = decls.conditions[name] end
+  for _, c in ipairs(decls.replaced or {}) do conditions[#conditions + 1] = c end -- a pack's, redeclared
+  for _, c in ipairs(conditions) do
+    if c.fields and c.where.file ~= decls.file and type(c.fields.expect) == "table" then
       local t = c.fields.expect.termination
       if type(t) == "table" then for _, v in ipairs(t) do add(v) end else add(t) end
     end
