@@ -30,7 +30,6 @@ local STATUS = {
   FAILED = "FAILED", FAILED_SETUP = "FAILED", FAILED_PRECHECKS = "FAILED",
   FAILED_NO_RESOURCE = "FAILED", FAILED_CONTROLLER = "FAILED",
 }
-backend.STATUS = STATUS
 
 local QUEUE_FIELDS = { "job_id", "task_id", "job_name", "status", "failure_reason", "recovery_count",
                        "job_duration", "submitted_at", "start_at", "end_at", "details" }

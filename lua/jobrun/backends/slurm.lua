@@ -30,7 +30,6 @@ local STATES = {
   BOOT_FAIL = { "FAILED", "boot_fail" }, PREEMPTED = { "FAILED", "preempted" },
   SPECIAL_EXIT = { "FAILED", "special_exit" },
 }
-backend.STATES = STATES
 
 local function slurm_time(seconds)
   local s = math.ceil(seconds)
