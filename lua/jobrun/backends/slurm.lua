@@ -8,6 +8,7 @@
 -- record of each attempt), else from one sacct call per cycle for all such jobs where
 -- accounting is on; it is LOST only when none of the three knows it (and sacct is not behind).
 local exec = require "jobrun.exec"
+local common = require "jobrun.backends.common"
 local state = require "jobrun.state"
 local template = require "jobrun.template"
 local json = require "jobrun.json"
@@ -135,16 +136,6 @@ function backend.check()
     .. "  SLURM_CONF=%s\n  scontrol ping said: %s", why, conf, said ~= "" and said:sub(1, 400) or "nothing")
 end
 
-local function retry(tries, fn)
-  local result, err
-  for attempt = 1, tries do
-    result, err = fn()
-    if result then return result end
-    if attempt < tries then process.sleep(math.min(2 ^ (attempt - 1), 10) * math.random()) end
-  end
-  return nil, err
-end
-
 -- submit(ctx, job): sbatch, retried three times with backoff as the old tool retried launches.
 function backend.submit(ctx, job)
   local dir = ctx.run_dir .. "/slurm"
@@ -154,7 +145,7 @@ function backend.submit(ctx, job)
   if not ok then return nil, err end
   local env = exec.environ(ctx.secret_env[job.name] or job.spec.env)
   local id
-  id, err = retry(3, function()
+  id, err = common.retry(3, function()
     local r, why = exec.run({ "sbatch", "--parsable", path }, { env = env, cwd = ctx.cwd, timeout = 60 })
     if not r then return nil, why end
     if r.code ~= 0 then return nil, (r.stderr:gsub("%s+$", "")) end
@@ -393,17 +384,13 @@ function backend.cancel(ctx, jobs)
     end
   end
   -- CANCELLED once the controller says so (COMPLETING first).
-  local deadline = process.now() + 30
-  local waiting = {}
+  -- A job that ended otherwise meanwhile was already completed; one the controller is slow to
+  -- end stays "killed" (scancel took it).
+  local waiting, follow = {}, {}
   for _, job in ipairs(jobs) do if results[job.name] == "killed" then waiting[#waiting + 1] = job end end
-  while #waiting > 0 and process.now() < deadline do
-    backend.poll(ctx, waiting)
-    local still = {}
-    for _, job in ipairs(waiting) do
-      if job.status == "PENDING" or job.status == "RUNNING" then still[#still + 1] = job end
-    end
-    waiting = still
-    if #waiting > 0 then process.sleep(0.5) end
+  common.follow_cancel(function(list) backend.poll(ctx, list) end, waiting, follow, 30, 0.5)
+  for name, outcome in pairs(follow) do
+    if outcome == "already completed" then results[name] = outcome end
   end
   return results
 end
