@@ -16,14 +16,8 @@ local Run = require "jobrun.run"
 
 local api = {}
 
+local dsl = require "jobrun.dsl"
 local SAVE_INTERVAL = 1.0
-
-local function caller(level)
-  local info = debug.getinfo(level + 1, "Sl")
-  if not info then return { file = "?", line = 0 } end
-  local file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
-  return { file = file, line = info.currentline }
-end
 
 local function deep_eq(a, b)
   if type(a) ~= type(b) then return false end
@@ -302,7 +296,7 @@ function api.new(S)
   end
 
   function M.job(spec)
-    local where = caller(2)
+    local where = dsl.location(2)
     return new_job(plan_one(spec, where, "jobrun.job"), where)
   end
 
@@ -362,7 +356,7 @@ function api.new(S)
   end
 
   function M.suite(path, o)
-    local where = caller(2)
+    local where = dsl.location(2)
     if type(path) ~= "string" then errors.at(where, "jobrun.suite needs a suite file's path") end
     if o ~= nil and type(o) ~= "table" then errors.at(where, "jobrun.suite's options must be a table") end
     return setmetatable({ path = path, options = o or {}, where = where }, Suite)
@@ -371,7 +365,7 @@ function api.new(S)
   -- all { a, b, f… } [, { stream = bool }] -> their results, in order: jobs and suites are
   -- started and waited for together; functions run as coroutines on the same loop.
   function M.all(list, o)
-    local where = caller(2)
+    local where = dsl.location(2)
     if type(list) ~= "table" then errors.at(where, "jobrun.all needs a list: jobrun.all { a, b }") end
     local items = {}
     for i, item in ipairs(list) do
@@ -420,7 +414,9 @@ function api.new(S)
   end
 
   function M.sleep(seconds)
-    if type(seconds) ~= "number" or seconds < 0 then errors.at(caller(2), "jobrun.sleep needs a number of seconds") end
+    if type(seconds) ~= "number" or seconds < 0 then
+      errors.at(dsl.location(2), "jobrun.sleep needs a number of seconds")
+    end
     local deadline = process.now() + seconds
     block(function() return process.now() >= deadline end, deadline)
   end

@@ -57,6 +57,7 @@ static void cleanup(void) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     const char *tmp = getenv("TMPDIR"); /* tests/fuzz.sh points it at a directory it removes */
+    /* mkdtemp's template: it replaces the six X with a unique suffix. */
     snprintf(dir, sizeof dir, "%s/jobrun-json-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) abort();
     atexit(cleanup);

@@ -377,11 +377,11 @@ end
 -- (ClusterNotUpError: it auto-stops when idle) is asked again with refresh, which starts it;
 -- a stream that says <retry>, or whose outcome could not be fetched, is asked again.
 function api:job_logs(job_ids, tail)
-  local out, todo = {}, {}
-  for i, id in ipairs(job_ids) do todo[#todo + 1] = { i = i, id = id, refresh = false, tries = 0 } end
-  while #todo > 0 do
+  local out, waiting = {}, {}
+  for i, id in ipairs(job_ids) do waiting[#waiting + 1] = { i = i, id = id, refresh = false, tries = 0 } end
+  while #waiting > 0 do
     local reqs = {}
-    for k, item in ipairs(todo) do
+    for k, item in ipairs(waiting) do
       item.tries = item.tries + 1
       reqs[k] = { method = "POST", path = "/jobs/logs", timeout = 300, resend = true, body = self:body({
         job_id = math.tointeger(tonumber(item.id)) or item.id, follow = false, controller = false,
@@ -389,7 +389,7 @@ function api:job_logs(job_ids, tail)
     end
     local ids, where, texts = {}, {}, {}
     for k, r in ipairs(self:perform(reqs)) do
-      local item = todo[k]
+      local item = waiting[k]
       if r.status == 200 then
         local lines, retry = {}, false
         for line in (r.body or ""):gmatch("[^\n]*\n?") do
@@ -410,7 +410,7 @@ function api:job_logs(job_ids, tail)
     local again = {}
     for n, got in ipairs(self:get_many(ids, 60)) do
       local k = where[n]
-      local item, fetched = todo[k], texts[k]
+      local item, fetched = waiting[k], texts[k]
       if (fetched.retry or got.transport) and item.tries < 3 then
         again[#again + 1] = item
       elseif got.error_type == "ClusterNotUpError" and not item.refresh then
@@ -422,7 +422,7 @@ function api:job_logs(job_ids, tail)
         out[item.i] = { text = fetched.text, exit_code = math.tointeger(got.value) }
       end
     end
-    todo = again
+    waiting = again
   end
   return out
 end
