@@ -97,8 +97,8 @@ run: deps jobrun
 test: test-deps jobrun build/luarun asan
 	sh tests/slurm/cluster.sh start
 	SLURM_CONF=$$(sh tests/slurm/cluster.sh env | sed 's/^export SLURM_CONF=//') \
-	  prove -j2 --exec tests/exec tests/integration/slurm.lua tests/unit/*.lua \
-	  $$(ls tests/integration/*.lua | grep -v slurm.lua) tests/cli/*.t tests/asan.sh tests/fuzz.sh tests/lint.sh
+	  prove -j2 --exec tests/exec tests/integration/*slurm*.lua tests/unit/*.lua \
+	  $$(ls tests/integration/*.lua | grep -v slurm) tests/cli/*.t tests/asan.sh tests/fuzz.sh tests/lint.sh
 
 bench: jobrun
 	sh bench/plan.sh

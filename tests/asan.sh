@@ -1,9 +1,9 @@
 # Every unit and transcript test again, against the AddressSanitizer + UBSan build.
 # One TAP line per test file; a sanitizer report anywhere fails that file. The Slurm tests run
-# once, in the plain build: they restart the shared test cluster's controller, which two
-# concurrent runs would do to each other.
+# once, in the plain build (files named *slurm*): they restart the shared test cluster's
+# controller, which two concurrent runs would do to each other.
 cd "$JOBRUN_TOP" || exit 1
-files=$(ls tests/unit/*.lua tests/integration/*.lua tests/cli/*.t | grep -v '^tests/integration/slurm.lua$')
+files=$(ls tests/unit/*.lua tests/integration/*.lua tests/cli/*.t | grep -v '^tests/integration/[^/]*slurm[^/]*$')
 echo "1..$(echo "$files" | wc -l)"
 n=0
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
