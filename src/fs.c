@@ -258,6 +258,28 @@ static int fs_remove(lua_State *L) {
     return 1;
 }
 
+/* symlink(target, path) -> true | nil, err. An existing path is replaced (a symlink made anew
+ * beside it, then renamed over it), so that a file written through it always lands in target. */
+static int fs_symlink(lua_State *L) {
+    const char *target = luaL_checkstring(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.%ld.lnk", path, (long)getpid()) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return luaL_fileresult(L, 0, path);
+    }
+    unlink(tmp);
+    if (symlink(target, tmp) != 0) return luaL_fileresult(L, 0, path);
+    if (rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+        return luaL_fileresult(L, 0, path);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* Lock handles, after liolib's file handles: a metatable with __gc, __close, __tostring. */
 typedef struct {
     int fd; /* -1 once released */
@@ -429,6 +451,7 @@ static const luaL_Reg fs_functions[] = {
     {"realpath", fs_realpath},
     {"getcwd", fs_getcwd},
     {"remove", fs_remove},
+    {"symlink", fs_symlink},
     {"lock", fs_lock},
     {NULL, NULL},
 };

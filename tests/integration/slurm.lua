@@ -17,6 +17,28 @@ if not up then return tap.done() end
 local conf = (io.popen(cluster .. " env"):read("a")):match("SLURM_CONF=(%S+)")
 local env = "export SLURM_CONF=" .. h.q(conf) .. " && "
 
+-- shims(dir) -> a PATH prefix whose scontrol, sacct, sdiag, sbatch and scancel log their calls to
+-- dir/calls.log.
+local function shims(dir)
+  assert(fs.mkdir_p(dir .. "/shims"))
+  for _, cmd in ipairs({ "scontrol", "sacct", "sdiag", "sbatch", "scancel" }) do
+    local p = io.popen("command -v " .. cmd)
+    local real = p:read("l")
+    p:close()
+    h.write(dir .. "/shims/" .. cmd, string.format('#!/bin/sh\necho %s >> %s\nexec %s "$@"\n', cmd,
+      h.q(dir .. "/calls.log"), h.q(real)))
+    os.execute("chmod +x " .. h.q(dir .. "/shims/" .. cmd))
+  end
+  return "export PATH=" .. h.q(dir .. "/shims") .. ":\"$PATH\" && "
+end
+
+local function calls(dir)
+  local n = { scontrol = 0, sacct = 0, sdiag = 0 }
+  for cmd in (fs.read(dir .. "/calls.log") or ""):gmatch("%S+") do n[cmd] = (n[cmd] or 0) + 1 end
+  os.remove(dir .. "/calls.log")
+  return n
+end
+
 local JOB = [[
 case "$1" in
   ranks) echo "rank $JOBRUN_NODE_RANK/$JOBRUN_NUM_NODES sky $SKYPILOT_NODE_RANK/$SKYPILOT_NUM_NODES" \
@@ -90,15 +112,47 @@ tap.test("kill cancels with one scancel", function()
   h.write(dir .. "/s.lua", [[
 suite "k" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "sh {suite_dir}/job.sh sleep 300" }
 ]])
+  local path = shims(dir)
   tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id K")), 0, "launched")
-  local code, out = h.sh(dir, env .. "jobrun kill K")
+  local code, out = h.sh(dir, env .. path .. "jobrun kill K")
   tap.is(code, 0, "kill exits 0")
   tap.like(out, "Killed: 3 ", "all three killed")
+  tap.is(calls(dir).scancel, 1, "with one scancel")
   local jobs = h.jobs_by_name(h.state(dir))
+  local a1, a2, a3 = tostring(jobs.k_1.native_id):match("^(%d+)_"), tostring(jobs.k_2.native_id):match("^(%d+)_"),
+    tostring(jobs.k_3.native_id):match("^(%d+)_")
+  tap.ok(a1 and a1 == a2 and a2 == a3, "the three were tasks of one array")
   tap.is({ jobs.k_1.status, jobs.k_2.status, jobs.k_3.status }, { "CANCELLED", "CANCELLED", "CANCELLED" },
     "followed to CANCELLED")
   local _, again = h.sh(dir, env .. "jobrun kill K")
   tap.like(again, "Already completed: 3", "a second kill finds them ended")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("kill reaches array tasks that never started (kill --only one, then the rest)", function()
+  local dir = h.scratch()
+  -- --begin keeps the tasks pending: the controller drops a pending task that scancel takes
+  -- from its list at once, without a record of it.
+  h.write(dir .. "/s.lua", [[
+suite "p" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "true",
+            slurm = { extra_args = { "--begin=now+600" } } }
+]])
+  tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id P")), 0, "launched")
+  local code, out = h.sh(dir, env .. "jobrun kill P --only p_2")
+  tap.is(code, 0, "kill --only exits 0")
+  tap.like(out, "Killed: 1 ", "one killed")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.p_1.status, jobs.p_2.status, jobs.p_3.status }, { "PENDING", "CANCELLED", "PENDING" },
+    "that one CANCELLED, the others still pending")
+  local c2 = h.sh(dir, env .. "jobrun check P")
+  jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ c2, jobs.p_2.status, jobs.p_2.termination_reason }, { 1, "CANCELLED", "cancelled" },
+    "a later check keeps it CANCELLED (it is in no list of the controller's)")
+  local _, out2 = h.sh(dir, env .. "jobrun kill P")
+  tap.like(out2, "Killed: 2 · Already completed: 1", "kill: the other two")
+  jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.p_1.status, jobs.p_2.status, jobs.p_3.status }, { "CANCELLED", "CANCELLED", "CANCELLED" },
+    "all CANCELLED")
   os.execute("rm -rf " .. h.q(dir))
 end)
 
@@ -155,27 +209,6 @@ local function wait_forgotten(ids)
     process.sleep(1)
   end
   return false
-end
-
--- shims(dir) -> a PATH prefix whose scontrol, sacct and sdiag log their calls to dir/calls.log.
-local function shims(dir)
-  assert(fs.mkdir_p(dir .. "/shims"))
-  for _, cmd in ipairs({ "scontrol", "sacct", "sdiag" }) do
-    local p = io.popen("command -v " .. cmd)
-    local real = p:read("l")
-    p:close()
-    h.write(dir .. "/shims/" .. cmd, string.format('#!/bin/sh\necho %s >> %s\nexec %s "$@"\n', cmd,
-      h.q(dir .. "/calls.log"), h.q(real)))
-    os.execute("chmod +x " .. h.q(dir .. "/shims/" .. cmd))
-  end
-  return "export PATH=" .. h.q(dir .. "/shims") .. ":\"$PATH\" && "
-end
-
-local function calls(dir)
-  local n = { scontrol = 0, sacct = 0, sdiag = 0 }
-  for cmd in (fs.read(dir .. "/calls.log") or ""):gmatch("%S+") do n[cmd] = (n[cmd] or 0) + 1 end
-  os.remove(dir .. "/calls.log")
-  return n
 end
 
 -- kill_driver(dir, run_id) -> true once no detached driver of the run (`jobrun __drive`) is left:
@@ -258,9 +291,9 @@ tap.test("jobs the controller forgot are read from their exit-code files", funct
          { 2, 1, 3, false, 2, 0, true }, "the requeued job's file: both attempts, the last one final")
   local names = fs.list(dir .. "/.jobrun/runs/F/slurm") or {}
   table.sort(names)
-  tap.is(names, { "f_bad.exitcode", "f_bad.sbatch", "f_fails.exitcode", "f_fails.sbatch", "f_ok.exitcode",
-                  "f_ok.sbatch", "f_requeue.exitcode", "f_requeue.sbatch" },
-    "four scripts, four exit-code files, no temporary files left")
+  tap.is(names, { "f_bad.exitcode", "f_fails.exitcode", "f_ok.array.0.log", "f_ok.array.1.log", "f_ok.array.2.log",
+                  "f_ok.array.3.log", "f_ok.array.sbatch", "f_ok.exitcode", "f_requeue.exitcode" },
+    "one array script, its tasks' output links, four exit-code files, no temporary files left")
   os.execute("rm -rf " .. h.q(dir))
 end)
 
@@ -379,6 +412,123 @@ tap.test("a controller that does not answer is found before the run is created",
   tap.ok(not fs.stat(dir .. "/.jobrun/runs"), "and no run was created")
   local c2 = h.sh(dir, env .. "jobrun plan s.lua")
   tap.is(c2, 0, "plan does not need the controller")
+end)
+
+-- Job arrays: jobs of one resource shape go out as one sbatch --array; each task finds its own
+-- command and variables by $SLURM_ARRAY_TASK_ID and writes its own log.
+
+-- array_of(job) -> its array's id and its task id, when it went out in an array.
+local function array_of(job)
+  local a, t = tostring(job and job.native_id):match("^(%d+)_(%d+)$")
+  return a, tonumber(t)
+end
+
+tap.test("200 jobs of one shape: one sbatch --array, and each log holds its own task's output", function()
+  local dir = h.scratch()
+  local path = shims(dir)
+  h.write(dir .. "/s.lua", [[
+local ids = {}
+for i = 1, 200 do ids[i] = i end
+suite "arr" {
+  backend = "slurm", matrix = { i = ids }, timeout = "5m",
+  env = { V = "v{i}", SAME = "same" },
+  run = "echo task {i} is $JOBRUN_JOB_NAME with $V $SAME; env | grep -c '^JOBRUN_ARRAY_ENV_' || true",
+}
+]])
+  local code, out, err = h.sh(dir, env .. path .. "jobrun run s.lua --run-id A200 --json")
+  tap.is(code, 0, "all 200 passed")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  local n = calls(dir)
+  tap.is(n.sbatch, 1, "one sbatch for the 200 jobs")
+  local doc = json.decode(out) or { jobs = {} }
+  tap.is(#doc.jobs, 200, "200 jobs")
+  local first = array_of(doc.jobs[1])
+  local tasks, own, wrong = 0, 0, {}
+  for k, j in ipairs(doc.jobs) do
+    local a, t = array_of(j)
+    if a == first and t == k - 1 then tasks = tasks + 1 end
+    local i = j.name:match("^arr_(%d+)$")
+    local log = fs.read(dir .. "/" .. (j.log_path or "none")) or ""
+    -- Its own line, no stash variable left, nothing else.
+    if log == string.format("0: task %s is arr_%s with v%s same\n0: 0\n", i, i, i) then
+      own = own + 1
+    elseif #wrong < 3 then
+      wrong[#wrong + 1] = j.name .. ": " .. log
+    end
+  end
+  tap.ok(first ~= nil, "the jobs' ids are array tasks: " .. tostring(doc.jobs[1] and doc.jobs[1].native_id))
+  tap.is(tasks, 200, "job k is task k - 1 of that one array")
+  tap.is(own, 200, "every log holds its own task's output alone, with its own variables")
+  if own ~= 200 then tap.ok(false, "logs", table.concat(wrong, "\n")) end
+  local script = fs.read(dir .. "/.jobrun/runs/A200/slurm/arr_1.array.sbatch") or ""
+  tap.like(script, "#SBATCH %-%-output=[^\n]*/slurm/arr_1%.array%.%%a%.log\n", "the array's script is kept")
+  tap.ok(not script:find("v17", 1, true), "a task's values are not in the script (they come in sbatch's environment)")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("a mixed-shape suite: one array per shape, a unique shape alone", function()
+  local dir = h.scratch()
+  h.write(dir .. "/job.sh", JOB)
+  local path = shims(dir)
+  h.write(dir .. "/s.lua", [[
+suite "mix" {
+  backend = "slurm", matrix = { nodes = { 1, 2 }, i = { 1, 2, 3 } },
+  include = { { nodes = 4, i = 9 } },
+  run = "sh {suite_dir}/job.sh ranks", timeout = "5m",
+}
+]])
+  local code, out, err = h.sh(dir, env .. path .. "jobrun run s.lua --run-id MIX --json")
+  tap.is(code, 0, "all passed")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  tap.is(calls(dir).sbatch, 3, "three sbatch: an array for 1 node, one for 2 nodes, the 4-node job alone")
+  local jobs = {}
+  for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
+  local one, two = array_of(jobs.mix_1_1), array_of(jobs.mix_2_1)
+  tap.ok(one and two and one ~= two, "1-node and 2-node jobs are in two arrays")
+  tap.is({ array_of(jobs.mix_1_2), array_of(jobs.mix_1_3), array_of(jobs.mix_2_2), array_of(jobs.mix_2_3) },
+    { one, one, two, two }, "each job in its shape's array")
+  tap.like(tostring(jobs.mix_4_9 and jobs.mix_4_9.native_id), "^%d+$", "the unique shape is a plain job")
+  for name, n in pairs({ mix_1_2 = 1, mix_2_3 = 2, mix_4_9 = 4 }) do
+    local log = fs.read(dir .. "/" .. ((jobs[name] or {}).log_path or "none")) or ""
+    local _, lines = log:gsub("rank %d/" .. n .. " ", "")
+    tap.is(lines, n, name .. ": " .. n .. " rank line(s), on " .. n .. " node(s)")
+  end
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
+tap.test("a requeue of one array task", function()
+  local dir = h.scratch()
+  h.write(dir .. "/job.sh", JOB)
+  h.write(dir .. "/s.lua", [[
+condition "ok" { args = { "ok" } }
+condition "requeue" { args = { "requeue" }, expect = { status = "SUCCEEDED", restarts = 1 } }
+suite "rq" {
+  backend = "slurm", matrix = { condition = { "ok", "requeue", "ok2" } }, max_restarts = 1, timeout = "5m",
+  run = "sh {suite_dir}/job.sh {args}",
+}
+condition "ok2" { args = { "ok" } }
+]])
+  local code, out, err = h.sh(dir, env .. "jobrun run s.lua --run-id RQ --json")
+  tap.is(code, 0, "passed")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  local jobs = {}
+  for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
+  local a = array_of(jobs.rq_ok)
+  tap.ok(a and a == array_of(jobs.rq_requeue) and a == array_of(jobs.rq_ok2), "three tasks of one array")
+  tap.is({ (jobs.rq_ok or {}).restart_count, (jobs.rq_requeue or {}).restart_count, (jobs.rq_ok2 or {}).restart_count },
+    { 0, 1, 0 }, "the failing task alone was requeued")
+  tap.like(fs.read(dir .. "/" .. ((jobs.rq_requeue or {}).log_path or "none")) or "",
+    "first attempt\n.*requeueing.*second attempt\n", "both of its attempts in its log")
+  tap.ok(not (fs.read(dir .. "/" .. ((jobs.rq_ok or {}).log_path or "none")) or "attempt"):find("attempt"),
+    "the other tasks' logs hold none of it")
+  local lines = {}
+  for line in (fs.read(dir .. "/.jobrun/runs/RQ/slurm/rq_requeue.exitcode") or ""):gmatch("[^\n]+") do
+    local rec = json.decode(line) or {}
+    lines[#lines + 1] = { rec.job_id, rec.attempt, rec.final }
+  end
+  tap.is(lines, { { jobs.rq_requeue.native_id, 1, false }, { jobs.rq_requeue.native_id, 2, true } },
+    "its exit-code file records both attempts under the task's id")
+  os.execute("rm -rf " .. h.q(dir))
 end)
 
 return tap.done()

@@ -66,5 +66,18 @@ tap.ok(fs.getcwd():sub(1, 1) == "/", "getcwd")
 tap.ok(fs.remove(path), "remove")
 tap.is(fs.stat(path), nil, "gone")
 
+-- symlink: made or replaced whole; a write through it lands in its target.
+fs.mkdir_p(dir .. "/links")
+tap.ok(fs.symlink("../target.log", dir .. "/links/l"), "symlink")
+tap.ok(fs.append(dir .. "/links/l", "through\n"), "a write through a dangling link")
+tap.is(fs.read(dir .. "/target.log"), "through\n", "created its target")
+tap.ok(fs.symlink("../other.log", dir .. "/links/l"), "an existing link is replaced")
+fs.append(dir .. "/links/l", "x")
+tap.is(fs.read(dir .. "/other.log"), "x", "and points at the new target")
+tap.is(#fs.list(dir .. "/links"), 1, "no temporary link left beside it")
+local ok, err = fs.symlink("t", dir .. "/absent/l")
+tap.is(ok, nil, "a missing directory fails")
+tap.like(err, "absent/l: No such file", "naming the path")
+
 os.execute("rm -rf '" .. dir .. "'")
 return tap.done()

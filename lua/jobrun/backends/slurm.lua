@@ -42,19 +42,22 @@ function backend.exitcode_path(ctx, job)
   return ctx.run_dir .. "/slurm/" .. state.job_key(job) .. ".exitcode"
 end
 
--- script(ctx, job) -> the batch script's text. Its own lines never hold secrets: the job's
--- environment reaches the job through sbatch's (--export=ALL).
-function backend.script(ctx, job)
-  local spec = job.spec
+-- output_pattern(path) -> path as sbatch's --output reads it: "%" starts a pattern there ("%%"
+-- is one), unless the path holds a backslash, which turns patterns off.
+function backend.output_pattern(path)
+  if path:find("\\", 1, true) then return path end
+  return (path:gsub("%%", "%%%%"))
+end
+
+-- header(spec, name, output) -> the #SBATCH lines of a job of this shape (the resources that
+-- an array's tasks share).
+local function header(spec, name, output)
   local o = spec.options or {}
-  local log = ctx.run_dir .. "/" .. job.log_path_rel
   local lines = {
-    "#!/bin/sh",
-    string.format("# jobrun: job %s of run %s. Generated; kept for inspection.", job.name, ctx.run_id),
-    "#SBATCH --job-name=" .. template.quote(job.name),
+    "#SBATCH --job-name=" .. template.quote(name),
     "#SBATCH --nodes=" .. spec.nodes,
     "#SBATCH --ntasks-per-node=1",
-    "#SBATCH --output=" .. log,
+    "#SBATCH --output=" .. output,
     "#SBATCH --open-mode=append",
     "#SBATCH --export=ALL",
   }
@@ -64,7 +67,14 @@ function backend.script(ctx, job)
     if o[key] then lines[#lines + 1] = string.format("#SBATCH --%s=%s", key, o[key]) end
   end
   for _, arg in ipairs(o.extra_args or {}) do lines[#lines + 1] = "#SBATCH " .. arg end
-  lines[#lines + 1] = ""
+  return lines
+end
+
+-- body(ctx, job, lines, id) appends what one job runs: its attempts, ranks, setup, requeue and
+-- the record of each attempt's result. `id` is the shell word of its Slurm id ("$SLURM_JOB_ID",
+-- or the array task's "<array>_<task>").
+local function body(ctx, job, lines, id)
+  local spec = job.spec
   lines[#lines + 1] = "restarts=${SLURM_RESTART_COUNT:-0} started=$(date +%s)"
   -- Each attempt's result, for when the controller has forgotten the job (as Nextflow's
   -- .exitcode files): one JSON line per attempt, the file replaced whole (temp file, sync, mv)
@@ -75,7 +85,7 @@ function backend.script(ctx, job)
   lines[#lines + 1] = "  f=" .. template.quote(f) .. ' t="$f.$SLURM_JOB_ID.$restarts.tmp" sig=null'
   lines[#lines + 1] = '  if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then sig=$((rc - 128)); fi'
   lines[#lines + 1] = [[  { cat "$f" 2>/dev/null; printf '{"job_id":"%s","attempt":%d,"exit_code":%d,"signal":%s,]]
-    .. [["started":%s,"ended":%s,"final":%s}\n' "$SLURM_JOB_ID" "$((restarts + 1))" "$rc" "$sig" "$started" ]]
+    .. [["started":%s,"ended":%s,"final":%s}\n' "]] .. id .. [[" "$((restarts + 1))" "$rc" "$sig" "$started" ]]
     .. [["$(date +%s)" "$1"; } > "$t" && sync "$t" && mv -f "$t" "$f" ||]]
   lines[#lines + 1] = '    echo "[jobrun] could not record the result of attempt $((restarts + 1)) in $f" >&2'
   lines[#lines + 1] = "}"
@@ -111,12 +121,67 @@ function backend.script(ctx, job)
       .. 'requeueing (restart $((restarts + 1)) of %d)"', spec.max_restarts)
     -- Recorded before the requeue, which kills this script (the sleep may die first: nothing
     -- more is recorded then); if the requeue fails, the final line that follows supersedes it.
+    -- An array task by its <array>_<task> id: the last task to start runs under the array's
+    -- own job id, and a requeue of that would requeue every task of the array.
     lines[#lines + 1] = "  jobrun_record false"
-    lines[#lines + 1] = '  if scontrol requeue "$SLURM_JOB_ID"; then sleep 600; exit "$rc"; fi'
+    lines[#lines + 1] = '  if scontrol requeue "' .. id .. '"; then sleep 600; exit "$rc"; fi'
     lines[#lines + 1] = "fi"
   end
   lines[#lines + 1] = "jobrun_record true"
   lines[#lines + 1] = 'exit "$rc"'
+end
+
+-- script(ctx, job) -> the batch script's text. Its own lines never hold secrets: the job's
+-- environment reaches the job through sbatch's (--export=ALL).
+function backend.script(ctx, job)
+  local lines = {
+    "#!/bin/sh",
+    string.format("# jobrun: job %s of run %s. Generated; kept for inspection.", job.name, ctx.run_id),
+  }
+  for _, line in ipairs(header(job.spec, job.name, backend.output_pattern(ctx.run_dir .. "/" .. job.log_path_rel))) do
+    lines[#lines + 1] = line
+  end
+  lines[#lines + 1] = ""
+  body(ctx, job, lines, "$SLURM_JOB_ID")
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- An array task's own variables reach it under this prefix in the array's environment (one
+-- sbatch environment for all tasks), are exported under their names by its branch of the
+-- script, then unset: no task sees another's.
+local STASH = "JOBRUN_ARRAY_ENV_"
+
+-- array_script(ctx, jobs, output, stashed) -> the text of one array's batch script: task i runs
+-- jobs[i + 1]. stashed[i] lists the variable names of task i that come from the stash.
+function backend.array_script(ctx, jobs, output, stashed)
+  local lines = {
+    "#!/bin/sh",
+    string.format("# jobrun: %d jobs of run %s as one Slurm array (task N runs the Nth job below, from 0). "
+      .. "Generated; kept for inspection.", #jobs, ctx.run_id),
+  }
+  for _, line in ipairs(header(jobs[1].spec, "jobrun:" .. ctx.run_id, output)) do lines[#lines + 1] = line end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "jobrun_unstash() {"
+  lines[#lines + 1] = "  for v in $(env | sed -n 's/^\\(" .. STASH .. "[0-9]*_[A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p'); do"
+  lines[#lines + 1] = '    unset "$v"'
+  lines[#lines + 1] = "  done"
+  lines[#lines + 1] = "}"
+  lines[#lines + 1] = 'case "$SLURM_ARRAY_TASK_ID" in'
+  for i, job in ipairs(jobs) do
+    local task = i - 1
+    lines[#lines + 1] = string.format("%d) # %s", task, (job.name:gsub("%c", "?")))
+    local names = stashed[task] or {}
+    if #names > 0 then
+      local words = {}
+      for k, name in ipairs(names) do words[k] = string.format('%s="$%s%d_%s"', name, STASH, task, name) end
+      lines[#lines + 1] = "export " .. table.concat(words, " ")
+    end
+    lines[#lines + 1] = "jobrun_unstash"
+    body(ctx, job, lines, "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}")
+    lines[#lines + 1] = ";;"
+  end
+  lines[#lines + 1] = '*) echo "[jobrun] array task $SLURM_ARRAY_TASK_ID has no job" >&2; exit 1 ;;'
+  lines[#lines + 1] = "esac"
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -136,17 +201,14 @@ function backend.check()
     .. "  SLURM_CONF=%s\n  scontrol ping said: %s", why, conf, said ~= "" and said:sub(1, 400) or "nothing")
 end
 
--- submit(ctx, job): sbatch, retried three times with backoff as the old tool retried launches.
-function backend.submit(ctx, job)
-  local dir = ctx.run_dir .. "/slurm"
-  fs.mkdir_p(dir)
-  local path = dir .. "/" .. state.job_key(job) .. ".sbatch"
-  local ok, err = fs.write_atomic(path, backend.script(ctx, job), false)
-  if not ok then return nil, err end
-  local env = exec.environ(ctx.secret_env[job.name] or job.spec.env)
-  local id
-  id, err = common.retry(3, function()
-    local r, why = exec.run({ "sbatch", "--parsable", path }, { env = env, cwd = ctx.cwd, timeout = 60 })
+-- sbatch(ctx, path, env, extra) -> the job id sbatch printed | nil, why: retried three times
+-- with backoff as the old tool retried launches.
+local function sbatch(ctx, path, env, extra)
+  local argv = { "sbatch", "--parsable" }
+  for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
+  argv[#argv + 1] = path
+  local id, err = common.retry(3, function()
+    local r, why = exec.run(argv, { env = env, cwd = ctx.cwd, timeout = 60 })
     if not r then return nil, why end
     if r.code ~= 0 then return nil, (r.stderr:gsub("%s+$", "")) end
     local jid = r.stdout:match("^%s*(%d+)")
@@ -154,12 +216,169 @@ function backend.submit(ctx, job)
     return jid
   end)
   if not id then return nil, "sbatch: " .. tostring(err) end
-  job.native_id = id
+  return id
+end
+
+-- submit(ctx, job): one job, one plain sbatch.
+function backend.submit(ctx, job)
+  local dir = ctx.run_dir .. "/slurm"
+  fs.mkdir_p(dir)
+  local path = dir .. "/" .. state.job_key(job) .. ".sbatch"
+  local ok, err = fs.write_atomic(path, backend.script(ctx, job), false)
+  if not ok then return nil, err end
+  local id
+  id, err = sbatch(ctx, path, exec.environ(ctx.secret_env[job.name] or job.spec.env))
+  if not id then return nil, err end
+  job.native_id, job.slurm_cancelled = id, nil
   job.status, job.native_status = "PENDING", "PENDING"
   return true
 end
 
--- parse(text) -> { [id] = { field = value } } from `scontrol -o show job` (one job a line).
+-- max_array_size(ctx) -> the controller's MaxArraySize (task ids run 0 … size - 1), asked once
+-- per process; 0 (no arrays) when the controller does not say.
+function backend.max_array_size(ctx)
+  if ctx.slurm_max_array == nil then
+    local r = exec.run({ "scontrol", "show", "config" }, { timeout = 30 })
+    ctx.slurm_max_array = r and r.code == 0 and tonumber(r.stdout:match("MaxArraySize%s*=%s*(%d+)")) or 0
+  end
+  return ctx.slurm_max_array
+end
+
+-- shape(job) -> what an array's tasks must share (the #SBATCH lines: nodes, time, requeue,
+-- partition, account, QoS, gres, extra args), or nil for a job that must go alone (a variable
+-- whose name the shell cannot expand).
+function backend.shape(job, env)
+  for name in pairs(env or {}) do
+    if not tostring(name):match("^[%a_][%w_]*$") then return nil end
+  end
+  local spec, o = job.spec, job.spec.options or {}
+  return table.concat({ spec.nodes, spec.timeout or "", spec.max_restarts > 0 and "requeue" or "",
+                        o.partition or "", o.account or "", o.qos or "", o.gres or "",
+                        table.concat(o.extra_args or {}, "\0") }, "\1")
+end
+
+-- groups(jobs, envs, limit) -> lists of jobs that go out as one array each (at most `limit`
+-- tasks), in the order of their first job, and the jobs that go alone.
+function backend.groups(jobs, envs, limit)
+  local by_shape, order, alone = {}, {}, {}
+  for _, job in ipairs(jobs) do
+    local key = limit > 1 and backend.shape(job, envs[job]) or nil
+    if not key then
+      alone[#alone + 1] = job
+    else
+      local list = by_shape[key]
+      if not list or #list[#list] >= limit then
+        list = list or {}
+        by_shape[key] = list
+        list[#list + 1] = {}
+        order[#order + 1] = list[#list]
+      end
+      table.insert(list[#list], job)
+    end
+  end
+  local arrays = {}
+  for _, group in ipairs(order) do
+    -- A group of one is a plain job.
+    if #group == 1 then alone[#alone + 1] = group[1] else arrays[#arrays + 1] = group end
+  end
+  return arrays, alone
+end
+
+-- stash(jobs, envs) -> sbatch's environment for an array of these jobs, and per task the names
+-- it takes from the stash: a variable with one value in every task is set as it is; the others
+-- go under STASH<task>_<name>, for the task's branch to export.
+local function stash(jobs, envs)
+  local common_values, count = {}, {}
+  for _, job in ipairs(jobs) do
+    for k, v in pairs(envs[job] or {}) do
+      v = tostring(v)
+      if count[k] == nil then common_values[k], count[k] = v, 1
+      elseif common_values[k] == v then count[k] = count[k] + 1
+      else common_values[k] = false end
+    end
+  end
+  local extra, stashed = {}, {}
+  for k, v in pairs(common_values) do
+    if v and count[k] == #jobs then extra[k] = v end
+  end
+  for i, job in ipairs(jobs) do
+    local names = {}
+    for k, v in pairs(envs[job] or {}) do
+      if extra[k] == nil then
+        names[#names + 1] = k
+        extra[STASH .. (i - 1) .. "_" .. k] = tostring(v)
+      end
+    end
+    table.sort(names)
+    stashed[i - 1] = names
+  end
+  return exec.environ(extra), stashed
+end
+
+-- submit_array(ctx, jobs, envs) -> true | nil, why: one sbatch --array for jobs of one shape.
+-- Slurm names each task's output by its index (%a); that name is a symlink to the job's own log,
+-- so that each log holds its task's output (and Slurm's own words about it) alone.
+local function submit_array(ctx, jobs, envs)
+  local dir = ctx.run_dir .. "/slurm"
+  local stem = state.job_key(jobs[1]) .. ".array"
+  for i, job in ipairs(jobs) do
+    local ok, err = fs.symlink("../" .. job.log_path_rel, string.format("%s/%s.%d.log", dir, stem, i - 1))
+    if not ok then return nil, err end
+  end
+  local env, stashed = stash(jobs, envs)
+  local output = backend.output_pattern(dir .. "/" .. stem) .. ".%a.log"
+  local path = dir .. "/" .. stem .. ".sbatch"
+  local ok, err = fs.write_atomic(path, backend.array_script(ctx, jobs, output, stashed), false)
+  if not ok then return nil, err end
+  local id
+  id, err = sbatch(ctx, path, env, { "--array=0-" .. (#jobs - 1) })
+  if not id then return nil, err end
+  for i, job in ipairs(jobs) do
+    job.native_id, job.slurm_cancelled = id .. "_" .. (i - 1), nil
+    job.status, job.native_status = "PENDING", "PENDING"
+  end
+  return true
+end
+
+-- submit_many(ctx, jobs): jobs of one resource shape go out as one sbatch --array (split at the
+-- controller's MaxArraySize); a job of a unique shape as a plain sbatch.
+function backend.submit_many(ctx, jobs)
+  fs.mkdir_p(ctx.run_dir .. "/slurm")
+  local envs = {}
+  for _, job in ipairs(jobs) do envs[job] = ctx.secret_env[job.name] or job.spec.env end
+  -- A run directory whose path holds a backslash turns off Slurm's %a in --output.
+  local limit = ctx.run_dir:find("\\", 1, true) and 0 or (#jobs > 1 and backend.max_array_size(ctx) or 0)
+  local arrays, alone = backend.groups(jobs, envs, limit)
+  for _, group in ipairs(arrays) do
+    local ok, err = submit_array(ctx, group, envs)
+    if not ok then
+      for _, job in ipairs(group) do job.launch_error = tostring(err) end
+    end
+  end
+  for _, job in ipairs(alone) do
+    local ok, err = backend.submit(ctx, job)
+    if not ok then job.launch_error = tostring(err) end
+  end
+end
+
+-- task_ids(text) -> the task ids of an array record's ArrayTaskId: "4", or the pending ones
+-- as ranges and lists ("3-9%3", "4,6-9", "1-99:2").
+local function task_ids(text, into)
+  text = text:gsub("%%%d+$", "")
+  for part in text:gmatch("[^,]+") do
+    local a, b, step = part:match("^(%d+)%-(%d+):?(%d*)$")
+    if a then
+      for t = tonumber(a), tonumber(b), tonumber(step) or 1 do into[#into + 1] = t end
+    elseif part:match("^%d+$") then
+      into[#into + 1] = tonumber(part)
+    end
+  end
+  return into
+end
+
+-- parse(text) -> { [id] = { field = value } } from `scontrol -o show job` (one job a line). An
+-- array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a record of
+-- pending tasks ("123_[4-199]") stands for each of them.
 function backend.parse(text)
   local jobs = {}
   for line in text:gmatch("[^\n]+") do
@@ -167,7 +386,11 @@ function backend.parse(text)
     for key, value in line:gmatch("(%w+)=(%S*)") do
       if rec[key] == nil then rec[key] = value end
     end
-    if rec.JobId then jobs[rec.JobId] = rec end
+    if rec.ArrayJobId and rec.ArrayTaskId then
+      for _, t in ipairs(task_ids(rec.ArrayTaskId, {})) do jobs[rec.ArrayJobId .. "_" .. t] = rec end
+    elseif rec.JobId then
+      jobs[rec.JobId] = rec
+    end
   end
   return jobs
 end
@@ -247,15 +470,22 @@ local function epoch(text)
   return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
 end
 
-local SACCT_FIELDS = "JobIDRaw,State,ExitCode,Submit,Start,End,ElapsedRaw"
+-- JobID, not JobIDRaw: an array task is "<array>_<task>" there, as in its native id.
+local SACCT_FIELDS = "JobID,State,ExitCode,Submit,Start,End,ElapsedRaw"
 
 -- from_accounting(ctx, jobs): one sacct call for every job the controller and the exit-code
 -- files do not know. -D lists each attempt of a requeued job (so restarts = rows - 1); times
 -- come as epoch seconds (SLURM_TIME_FORMAT), whatever the cluster's time zone.
 local function from_accounting(ctx, jobs)
   if ctx.slurm_accounting_off then return lose(jobs, "NOT_IN_CONTROLLER") end
-  local ids = {}
-  for i, job in ipairs(jobs) do ids[i] = job.native_id end
+  -- An array's tasks that never started have no rows of their own: one row for the array (its
+  -- bare id, or "<id>_[<tasks>]") stands for them; asked for by the array's id.
+  local ids, arrays = {}, {}
+  for _, job in ipairs(jobs) do
+    ids[#ids + 1] = job.native_id
+    local array = job.native_id:match("^(%d+)_%d+$")
+    if array and not arrays[array] then arrays[array] = true; ids[#ids + 1] = array end
+  end
   local r, err = exec.run({ "sacct", "-n", "-P", "-X", "-D", "-j", table.concat(ids, ","), "-o", SACCT_FIELDS },
     { timeout = 30, env = exec.environ({ SLURM_TIME_FORMAT = "%s" }) })
   if not r or r.code ~= 0 then
@@ -279,12 +509,28 @@ local function from_accounting(ctx, jobs)
                                order = #rows[id] })
     end
   end
+  -- remainder[array] -> the row of its never-started tasks, with the set of them (nil: all).
+  local remainder = {}
+  for id, list in pairs(rows) do
+    local array, tasks = id:match("^(%d+)_%[([^%]]*)%]$")
+    array = array or (arrays[id] and id)
+    if array then
+      remainder[array] = { row = list[#list], tasks = tasks and task_ids(tasks, {}) }
+    end
+  end
+  local function never_started(job)
+    local array, task = job.native_id:match("^(%d+)_(%d+)$")
+    local rest = array and remainder[array]
+    if not rest then return nil end
+    if not rest.tasks then return rest.row end
+    for _, t in ipairs(rest.tasks) do if t == tonumber(task) then return rest.row end end
+  end
   local unknown = {}
   for _, job in ipairs(jobs) do
     -- A job id the controller reused after losing its state names an older job: not ours.
     local since = (epoch(job.submitted_at) or 0) - 300
     local mine = {}
-    for _, row in ipairs(rows[job.native_id] or {}) do
+    for _, row in ipairs(rows[job.native_id] or never_started(job) and { never_started(job) } or {}) do
       if row.submit == 0 or row.submit >= since then mine[#mine + 1] = row end
     end
     -- The latest attempt last: by submission (a requeue resubmits), then in sacct's order.
@@ -347,9 +593,17 @@ function backend.poll(ctx, jobs)
     if rec then
       apply(job, rec)
     elseif job.native_id then
-      -- The controller forgot it (MinJobAge passed, or its state was lost).
+      -- The controller forgot it (MinJobAge passed, or its state was lost), or it was a pending
+      -- array task that our scancel took: the controller drops those at once, without a trace.
       local attempt = recorded(ctx, job)
-      if attempt and attempt.final then apply_recorded(job, attempt) else forgotten[#forgotten + 1] = job end
+      if attempt and attempt.final then
+        apply_recorded(job, attempt)
+      elseif job.slurm_cancelled and not ended(job) then
+        set_state(job, "CANCELLED")
+        job.slurm_source = "scancel"
+      else
+        forgotten[#forgotten + 1] = job
+      end
     end
   end
   if #forgotten > 0 then from_accounting(ctx, forgotten) end
@@ -374,6 +628,8 @@ function backend.cancel(ctx, jobs)
       local why = r.stderr:match("job id " .. job.native_id .. ": ([^\n]*)")
       if not why then
         results[job.name] = "killed"
+        -- A pending array task leaves the controller's list at once: poll reads this instead.
+        if job.native_id:find("_", 1, true) then job.slurm_cancelled = true end
       elseif why:find("already completing or completed") then
         results[job.name] = "already completed"
       elseif why:find("Invalid job id") then

@@ -1,0 +1,80 @@
+-- The Slurm backend's job arrays, without a cluster: grouping by shape, the split at
+-- MaxArraySize, the array script's per-task environment, and reading array task ids from
+-- `scontrol -o show job` (the cluster tests in tests/integration/slurm.lua run them for real).
+local tap = require "tap"
+local slurm = require "jobrun.backends.slurm"
+
+local function job(name, spec)
+  spec = spec or {}
+  spec.nodes = spec.nodes or 1
+  spec.max_restarts = spec.max_restarts or 0
+  spec.commands = spec.commands or { "echo " .. name }
+  return { name = name, key = name, spec = spec, log_path_rel = "logs/" .. name .. ".log" }
+end
+
+local function names(list)
+  local out = {}
+  for i, j in ipairs(list) do out[i] = j.name end
+  return out
+end
+
+-- parse: running tasks one a line, pending ones as ranges (with a throttle, lists, steps).
+local text = table.concat({
+  "JobId=1436 ArrayJobId=1435 ArrayTaskId=0 ArrayTaskThrottle=3 JobName=jobrun:R JobState=RUNNING Restarts=1",
+  "JobId=1435 ArrayJobId=1435 ArrayTaskId=3-5%3 ArrayTaskThrottle=3 JobState=PENDING Restarts=0",
+  "JobId=1500 ArrayJobId=1500 ArrayTaskId=7,9-10,20-24:2 JobState=PENDING Restarts=0",
+  "JobId=1434 JobName=plain JobState=COMPLETED Restarts=0 ExitCode=0:0",
+}, "\n")
+local known = slurm.parse(text)
+tap.is(known["1435_0"] and known["1435_0"].JobState, "RUNNING", "a running task under <array>_<task>")
+tap.is(known["1435_0"] and known["1435_0"].Restarts, "1", "with its own restart count")
+tap.is({ known["1435_3"] ~= nil, known["1435_4"] ~= nil, known["1435_5"] ~= nil, known["1435_6"] ~= nil },
+  { true, true, true, false }, "a pending range with a throttle stands for each of its tasks, no more")
+tap.is(known["1435_4"] and known["1435_4"].JobState, "PENDING", "pending")
+local listed = {}
+for _, t in ipairs({ 7, 8, 9, 10, 11, 20, 21, 22, 24 }) do listed[#listed + 1] = known["1500_" .. t] ~= nil end
+tap.is(listed, { true, false, true, true, false, true, false, true, true }, "lists and stepped ranges")
+tap.is(known["1434"] and known["1434"].JobState, "COMPLETED", "a plain job under its id")
+tap.is(known["1435"], nil, "an array's own id is no job of ours")
+
+-- groups: one array per shape, in order, split at the limit; a group of one goes alone.
+local jobs = {
+  job("a1"), job("a2"), job("b1", { nodes = 2 }), job("a3"), job("b2", { nodes = 2 }),
+  job("c", { nodes = 4 }), job("a4"), job("t", { timeout = 60 }),
+  job("p1", { options = { partition = "x", extra_args = { "--comment=1" } } }),
+  job("p2", { options = { partition = "x", extra_args = { "--comment=2" } } }),
+}
+local arrays, alone = slurm.groups(jobs, {}, 1001)
+tap.is({ #arrays, names(arrays[1] or {}), names(arrays[2] or {}) }, { 2, { "a1", "a2", "a3", "a4" }, { "b1", "b2" } },
+  "jobs of one shape (nodes, time, options, extra args) share an array")
+tap.is(names(alone), { "c", "t", "p1", "p2" }, "jobs of a unique shape go alone")
+arrays, alone = slurm.groups(jobs, {}, 3)
+tap.is({ #arrays, names(arrays[1]), names(arrays[2]) }, { 2, { "a1", "a2", "a3" }, { "b1", "b2" } },
+  "split at MaxArraySize; the rest of a split group alone when one is left")
+tap.is(names(alone), { "c", "a4", "t", "p1", "p2" }, "(a4 is a group of one; groups keep the order of their first job)")
+arrays, alone = slurm.groups(jobs, {}, 0)
+tap.is({ #arrays, #alone }, { 0, #jobs }, "MaxArraySize 0 (arrays off): all alone")
+local weird = job("w")
+local envs = { [weird] = { ["A-B"] = "1" } }
+arrays, alone = slurm.groups({ job("x1"), weird, job("x2") }, envs, 100)
+tap.is({ names(arrays[1] or {}), names(alone) }, { { "x1", "x2" }, { "w" } },
+  "a variable the shell cannot name keeps its job out of arrays")
+tap.ok(slurm.shape(job("r", { max_restarts = 1 })) ~= slurm.shape(job("s")),
+  "requeue is part of the shape")
+
+-- The array script: each task's branch exports its own values from the stash, then unsets
+-- the stash; the values themselves are not in the script.
+local ctx = { run_dir = "/runs/R", run_id = "R" }
+local script = slurm.array_script(ctx, { job("one"), job("two") }, "/runs/R/slurm/one.array.%a.log",
+  { [0] = { "SECRET", "V" }, [1] = { "V" } })
+tap.like(script, "#SBATCH %-%-output=/runs/R/slurm/one%.array%.%%a%.log\n", "Slurm names each task's output by %a")
+tap.like(script,
+  '\n0%) # one\nexport SECRET="%$JOBRUN_ARRAY_ENV_0_SECRET" V="%$JOBRUN_ARRAY_ENV_0_V"\njobrun_unstash\n',
+  "task 0 exports its variables from the stash, then drops the stash")
+tap.like(script, '\n1%) # two\nexport V="%$JOBRUN_ARRAY_ENV_1_V"\n', "task 1 its own")
+tap.like(script, '"%${SLURM_ARRAY_JOB_ID}_%${SLURM_ARRAY_TASK_ID}"', "results recorded under the task's id")
+tap.like(script, "\n%*%) echo", "an unknown task id fails loudly")
+tap.is(slurm.output_pattern("/a%b/c"), "/a%%b/c", "a % in a path is escaped for --output")
+tap.is(slurm.output_pattern("/a\\%b"), "/a\\%b", "unless a backslash turns Slurm's patterns off")
+
+tap.done()
