@@ -172,6 +172,9 @@ suite "c" { backend = "slurm", matrix = { i = { 1, 2 } }, run = "sh {suite_dir}/
     local _, n = text:gsub('"native_status":"RUNNING"', "")
     return n == 2
   end, 20), "both jobs running")
+  local running = h.jobs_by_name(h.state(dir))
+  local a1, a2 = tostring(running.c_1.native_id):match("^(%d+)_0$"), tostring(running.c_2.native_id):match("^(%d+)_1$")
+  tap.ok(a1 and a1 == a2, "as tasks 0 and 1 of one array")
   os.execute(daemon .. " stop-controller")
   local check_code, _, err = h.sh(dir, env .. "jobrun check C")
   tap.is(check_code, 3, "check during the outage: exit 3")
@@ -485,7 +488,7 @@ suite "mix" {
   for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
   local one, two = array_of(jobs.mix_1_1), array_of(jobs.mix_2_1)
   tap.ok(one and two and one ~= two, "1-node and 2-node jobs are in two arrays")
-  tap.is({ array_of(jobs.mix_1_2), array_of(jobs.mix_1_3), array_of(jobs.mix_2_2), array_of(jobs.mix_2_3) },
+  tap.is({ array_of(jobs.mix_1_2), array_of(jobs.mix_1_3), array_of(jobs.mix_2_2), (array_of(jobs.mix_2_3)) },
     { one, one, two, two }, "each job in its shape's array")
   tap.like(tostring(jobs.mix_4_9 and jobs.mix_4_9.native_id), "^%d+$", "the unique shape is a plain job")
   for name, n in pairs({ mix_1_2 = 1, mix_2_3 = 2, mix_4_9 = 4 }) do
