@@ -1,7 +1,8 @@
 -- The Slurm backend: generated batch scripts (kept in the run directory) — one sbatch --array
 -- for the jobs of each resource shape, a plain sbatch for a job of a shape of its own — one
--- `scontrol -o show job` per poll cycle for all of a run's jobs, one scancel for all cancels. Ranks run under srun with the same variables as the local backend's; max_restarts is
--- Slurm's requeue. The run directory must be on a file system that the nodes share, since the
+-- `scontrol -o show job` per poll cycle for all of a run's jobs, one scancel for all cancels.
+-- Ranks run under srun with the same variables as the local backend's; max_restarts is Slurm's
+-- requeue. The run directory must be on a file system that the nodes share, since the
 -- nodes write the logs there, and the batch script its attempts' results: the controller forgets
 -- a finished job MinJobAge seconds after its end (300 by default), and nobody may have asked by
 -- then. A job the controller no longer knows is read from slurm/<key>.exitcode (the script's
