@@ -75,9 +75,9 @@ tap.ok(fs.symlink("../other.log", dir .. "/links/l"), "an existing link is repla
 fs.append(dir .. "/links/l", "x")
 tap.is(fs.read(dir .. "/other.log"), "x", "and points at the new target")
 tap.is(#fs.list(dir .. "/links"), 1, "no temporary link left beside it")
-local made, why = fs.symlink("t", dir .. "/absent/l")
+local made, symlink_err = fs.symlink("t", dir .. "/absent/l")
 tap.is(made, nil, "a missing directory fails")
-tap.like(why, "absent/l: No such file", "naming the path")
+tap.like(symlink_err, "absent/l: No such file", "naming the path")
 
 os.execute("rm -rf '" .. dir .. "'")
 return tap.done()
