@@ -207,6 +207,39 @@ for _, r in ipairs(rs) do print(r.name, r.verdict, r.attempt) end
   tap.is(fs.read(dir .. "/ok2.count"), "x\nx\n", "ok2, changed, ran again")
 end)
 
+scratch("--resume RUN FILE.lua resumes RUN; --resume FILE.lua ARGS resumes the latest", function(dir)
+  -- j fails every time: each resume runs it again, as a new attempt in the run resumed.
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local r = jobrun.job { name = "j", run = "exit 1" }:wait()
+print("ran", jobrun.run_id(), r.attempt, #arg, arg[1])
+]])
+  local _, out = h.sh(dir, "jobrun script s.lua")
+  local first = out:match("ran\t(%S+)\t1\t0")
+  _, out = h.sh(dir, "jobrun script s.lua")
+  local second = out:match("ran\t(%S+)\t1\t0")
+  tap.ok(first and second and first ~= second, "two runs of the script", out)
+  local function pat(id) return (tostring(id):gsub("%p", "%%%0")) end
+  local code, err
+  code, out, err = h.sh(dir, "jobrun script --resume s.lua " .. h.q(first))
+  tap.is(code, 1, "j fails again", err)
+  tap.like(out, "ran\t" .. pat(second) .. "\t2\t1\t" .. pat(first),
+    "--resume FILE.lua WORD: the latest run; WORD is the script's argument, not a run")
+  code, out, err = h.sh(dir, "jobrun script --resume " .. h.q(first) .. " s.lua extra")
+  tap.is(code, 1, "j fails again", err)
+  tap.like(err, "resuming run " .. pat(first), "--resume RUN FILE.lua: that run")
+  tap.like(out, "ran\t" .. pat(first) .. "\t2\t1\textra", "its second attempt; arg after the file")
+  code, out, err = h.sh(dir, "jobrun script --resume " .. h.q(first) .. " --skip-git-check s.lua")
+  tap.is(code, 1, "j fails again", err)
+  tap.like(out, "ran\t" .. pat(first) .. "\t3\t0", "--resume RUN, then another option", err)
+  code, _, err = h.sh(dir, "jobrun script --resume nosuch s.lua")
+  tap.is(code, 2, "an unknown run: exit 2")
+  tap.like(err, "nosuch", "named")
+  code, _, err = h.sh(dir, "jobrun script --resume " .. h.q(first))
+  tap.is(code, 2, "--resume RUN without a file: exit 2")
+  tap.like(err, "cannot read script", "the lone word is the file")
+end)
+
 scratch("examples/release.lua end to end, with a resume after a failure", function(dir)
   local cmd = "MARKER=" .. h.q(dir .. "/marker") .. " DATA_DIR=" .. h.q(dir .. "/data")
     .. " jobrun script " .. h.q(top .. "/examples/release.lua")

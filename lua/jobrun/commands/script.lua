@@ -11,13 +11,17 @@ local fs = require "jobrun.c.fs"
 
 local command = {
   name = "script",
-  usage = "jobrun script [--resume[=RUN]] [--state-dir DIR] FILE.lua [ARGS…]",
+  usage = "jobrun script [--resume [RUN]] [--state-dir DIR] FILE.lua [ARGS…]",
   summary = "run a Lua program that drives jobs itself (require \"jobrun\")",
   -- Options come before the file; everything after it is the script's `arg`.
   rest_after_first = true,
   options = {
-    { "resume", "optional", "[=RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
-      takes = function() return false end,
+    { "resume", "optional", "[RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
+      -- `--resume RUN FILE.lua`: the word after --resume is the run when it does not end in .lua
+      -- and another argument (the file) follows; `--resume FILE.lua [ARGS…]` resumes the latest.
+      takes = function(arg, following)
+        return following ~= nil and arg:sub(1, 1) ~= "-" and not arg:find("%.lua$")
+      end,
       check = function(v) return v == true or v:match("^[%w./][%w._/-]*$") ~= nil, "a run id" end },
     { "skip-git-check", "flag", nil, "start jobs even from a dirty or unpushed tree" },
     options.COMMON[1], options.COMMON[2],
@@ -33,6 +37,9 @@ require "jobrun" gives:
 Every job and suite job the script starts belongs to one run (jobrun list, check, logs, kill).
 Jobs keep running if the script fails; jobrun kill stops them. With --resume, a job whose name
 and spec match one that passed in that run is not run again: its result is returned at once.
+  jobrun script --resume FILE.lua [ARGS…]       resumes this script's latest run
+  jobrun script --resume RUN FILE.lua [ARGS…]   resumes run RUN (also --resume=RUN)
+The word after --resume is the run only when it does not end in .lua and the file follows it.
 Exit code: the script's own when it returns a number, else 0 iff every job of the run passed.]],
 }
 
@@ -80,7 +87,7 @@ function command.run(opts, args)
   local res = table.pack(sandbox.call(chunk, table.unpack(script_arg)))
   local ok, finish_err = pcall(S.finish)
   if not res[1] then
-    if S.run then
+    if S.run and #S.run:open_jobs() > 0 then
       io.stderr:write(string.format("jobrun: the script stopped; run %s's jobs keep running (jobrun kill %s)\n",
         S.run_id, S.run_id))
     end
