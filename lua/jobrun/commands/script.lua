@@ -31,7 +31,7 @@ Runs FILE.lua as trusted code (no os.exit; an error names its file:line and exit
 require "jobrun" gives:
   jobrun.job { name, backend, run, setup, env, nodes, timeout, max_restarts, expect, … }
       -> :submit() :done() :logs() :wait { stream = true } :result() :cancel()
-  jobrun.suite(PATH, { set =, only =, tag = })  -> :launch() :wait() :results()
+  jobrun.suite(PATH, { set =, only =, tag = })  -> :launch() :wait() :results() :job(NAME)
   jobrun.all { a, b, function() … end }  waits for several at once
   jobrun.sleep(seconds) · arg holds ARGS
 Every job and suite job the script starts belongs to one run (jobrun list, check, logs, kill).
