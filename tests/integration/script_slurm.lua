@@ -166,6 +166,36 @@ print("results", rs[1].verdict, rs[2].verdict, rs[2].native_id ~= rs[1].native_i
   tap.like(out, "results\tpass\tpass\ttrue", "then submitted, and both pass")
 end)
 
+scratch("cancel from the script; jobs outlive it; jobrun kill stops them", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local function started(job)
+  local waited = 0
+  while not job:logs():find("started", 1, true) do
+    if waited > 600 then error(job.name .. " did not start within 600 s") end
+    jobrun.sleep(0.2); waited = waited + 0.2
+  end
+end
+local a = jobrun.job { name = "a", backend = "slurm", run = "echo started; exec sleep 600" }
+local b = jobrun.job { name = "b", backend = "slurm", run = "echo started; exec sleep 600" }
+a:submit(); b:submit()
+started(a); started(b)
+print("cancel", a:cancel(), a:done(), a:result().status)
+print("b", b:done())
+]])
+  local code, out, err = h.sh(dir, env .. "jobrun script s.lua")
+  tap.is(code, 1, "b has not ended: exit 1", err)
+  tap.like(out, "cancel\tkilled\ttrue\tCANCELLED", "cancel ended the job")
+  tap.like(out, "b\tfalse", "b still runs")
+  tap.like(err, "keep running %(jobrun wait", "the script says so")
+  local _, id = h.state(dir)
+  local c2, killed = h.sh(dir, env .. "jobrun kill " .. id)
+  tap.is(c2, 0, "jobrun kill", killed)
+  tap.like(killed, "Killed: 1 ", "b is killed")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.a.status, jobs.b.status }, { "CANCELLED", "CANCELLED" }, "both CANCELLED in the run")
+end)
+
 scratch("--resume RUN on Slurm: a job that succeeded is not submitted again", function(dir)
   h.write(dir .. "/s.lua", [[
 local jobrun = require "jobrun"

@@ -100,6 +100,10 @@ function command.run(opts, args)
   local sum = results.summary(S.run.data.jobs)
   io.stderr:write(string.format("jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
     sum.total, sum.passed, sum.failed, sum.pending))
+  if #S.run:open_jobs() > 0 then
+    io.stderr:write(string.format("jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
+      .. "jobrun kill %s stops them)\n", S.run_id, S.run_id))
+  end
   return (sum.failed > 0 or sum.pending > 0) and 1 or 0
 end
 
