@@ -17,10 +17,12 @@ local command = {
   rest_after_first = true,
   options = {
     { "resume", "optional", "[RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
-      -- `--resume RUN FILE.lua`: the word after --resume is the run when it does not end in .lua
-      -- and another argument (the file) follows; `--resume FILE.lua [ARGS…]` resumes the latest.
+      -- `--resume RUN FILE.lua`: the word after --resume is the run when another argument (the
+      -- file) follows it and it is no script: it does not end in .lua and is no file here.
+      -- `--resume FILE.lua [ARGS…]` resumes the latest.
       takes = function(arg, following)
         return following ~= nil and arg:sub(1, 1) ~= "-" and not arg:find("%.lua$")
+          and (fs.stat(arg) or {}).type ~= "file"
       end,
       check = function(v) return v == true or v:match("^[%w./][%w._/-]*$") ~= nil, "a run id" end },
     { "skip-git-check", "flag", nil, "start jobs even from a dirty or unpushed tree" },
@@ -39,7 +41,8 @@ Jobs keep running if the script fails; jobrun kill stops them. With --resume, a 
 and spec match one that passed in that run is not run again: its result is returned at once.
   jobrun script --resume FILE.lua [ARGS…]       resumes this script's latest run
   jobrun script --resume RUN FILE.lua [ARGS…]   resumes run RUN (also --resume=RUN)
-The word after --resume is the run only when it does not end in .lua and the file follows it.
+The word after --resume is the run only when the file follows it and it is no script (it does
+not end in .lua and names no file).
 Exit code: the script's own when it returns a number, else 0 iff every job of the run passed.]],
 }
 
