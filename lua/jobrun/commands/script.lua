@@ -37,8 +37,9 @@ require "jobrun" gives:
   jobrun.all { a, b, function() … end }  waits for several at once
   jobrun.sleep(seconds) · arg holds ARGS
 Every job and suite job the script starts belongs to one run (jobrun list, check, logs, kill).
-Jobs keep running if the script fails; jobrun kill stops them. With --resume, a job whose name
-and spec match one that passed in that run is not run again: its result is returned at once.
+Jobs keep running when the script ends or fails (it says so): jobrun wait RUN follows them,
+jobrun kill RUN stops them. With --resume, a job whose name and spec match one that passed in
+that run is not run again: its result is returned at once.
   jobrun script --resume FILE.lua [ARGS…]       resumes this script's latest run
   jobrun script --resume RUN FILE.lua [ARGS…]   resumes run RUN (also --resume=RUN)
 The word after --resume is the run only when the file follows it and it is no script (it does
