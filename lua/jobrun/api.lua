@@ -1,8 +1,10 @@
 -- What `require "jobrun"` gives a script (SPEC §8), and only a script: jobs and suites that a
 -- Lua program starts and waits for itself, all in one run (the script's), on one event loop.
 -- Blocking calls (wait, sleep, all) run that loop: one backend wait over every running job of
--- the run (pidfds for local jobs), one refresh, the streamed logs printed, the state saved.
--- Functions given to jobrun.all run as coroutines on the same loop.
+-- the run (pidfds for local jobs), one refresh (for a backend without pidfds, at most one per
+-- its poll interval, however often the script asks), the streamed logs printed (fetched first,
+-- at the same pace, from a backend whose logs live elsewhere), the state saved. Functions given
+-- to jobrun.all run as coroutines on the same loop.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local errors = require "jobrun.errors"
@@ -43,8 +45,11 @@ function api.new(S)
   S.names = {}     -- job name -> where it was declared
   S.tasks = {}     -- coroutines of jobrun.all
   S.streams = {}   -- list of { job = record, offset = n }
+  S.held = {}      -- a suite's jobs held back by its max_parallel: list of { jobs = records, limit = n }
   S.run = S.resume
   S.last_save = process.now()
+  S.last_poll = -math.huge
+  S.fetched = setmetatable({}, { __mode = "k" }) -- job record -> when its remote log was fetched
   local M = {}
 
   local function dir_shown()
@@ -102,15 +107,79 @@ function api.new(S)
     io.stdout:flush()
   end
 
+  -- poll_due(run): a backend that can wait on its jobs (pidfds) is read whenever asked; another
+  -- (a scheduler, an API server) at most once per its poll interval.
+  local function poll_due(run)
+    local b = run.ctx.backend
+    return b.waitables ~= nil or process.now() - S.last_poll >= (b.poll_interval or 2)
+  end
+
+  -- fetch(jobs, force): the logs of jobs whose logs live elsewhere (SkyPilot) brought into their
+  -- log files, each at most once per poll interval unless forced.
+  local function fetch(jobs, force)
+    local ctx = S.run.ctx
+    if not ctx.backend.fetch_logs then return end
+    local now, want = process.now(), {}
+    for _, job in ipairs(jobs) do
+      if job.native_id and not job.log_fetched
+        and (force or now - (S.fetched[job] or -math.huge) >= (ctx.backend.poll_interval or 2)) then
+        want[#want + 1] = job
+        S.fetched[job] = now
+      end
+    end
+    if #want > 0 then
+      ctx.backend.fetch_logs(ctx, want, { force = true })
+      -- What a script can read of a log has been streamed first.
+      stream_out(false)
+    end
+  end
+
+  -- refresh(): one backend poll over the run's running jobs, then the logs being streamed.
+  local function refresh(run)
+    S.last_poll = process.now()
+    run:refresh()
+    local live = {}
+    for _, s in ipairs(S.streams) do
+      if not verdict.TERMINAL[s.job.status] then live[#live + 1] = s.job end
+    end
+    if #live > 0 then fetch(live, true) end
+  end
+
+  -- top_up(): a suite's max_parallel on a backend without a pool of its own (Slurm, SkyPilot):
+  -- its held jobs are submitted as its earlier ones end, as `jobrun run` would.
+  local function top_up()
+    if #S.held == 0 then return end
+    local keep = {}
+    for _, group in ipairs(S.held) do
+      local running, pending = 0, {}
+      for _, job in ipairs(group.jobs) do
+        if job.native_id and not verdict.TERMINAL[job.status] then
+          running = running + 1
+        elseif job.status == "PENDING" and not job.native_id then
+          pending[#pending + 1] = job
+        end
+      end
+      local now = {}
+      for i = 1, math.min(#pending, group.limit - running) do now[i] = pending[i] end
+      if #now > 0 then
+        S.run:launch(now)
+        save(true)
+      end
+      if #pending > #now then keep[#keep + 1] = group end
+    end
+    S.held = keep
+  end
+
   -- tick(timeout): one turn of the loop.
   local function tick(timeout)
     local run = S.run
     if run and #run:active() > 0 then
       run:await(timeout)
-      run:refresh()
+      if poll_due(run) then refresh(run) end
     elseif timeout > 0 then
       process.sleep(timeout)
     end
+    top_up()
     stream_out(false)
     save(false)
   end
@@ -241,8 +310,13 @@ function api.new(S)
     end
     if #batch > 0 then
       S.run.ctx.max_parallel = max_parallel
+      local now = batch
+      if max_parallel and #batch > max_parallel and not S.run:pooled() then
+        now = table.move(batch, 1, max_parallel, 1, {})
+        S.held[#S.held + 1] = { jobs = batch, limit = max_parallel }
+      end
       S.run:save()
-      S.run:launch(batch)
+      S.run:launch(now)
       S.run:save()
       S.last_save = process.now()
     end
@@ -257,7 +331,7 @@ function api.new(S)
     if not self.record then return false end
     if not finished(self) then
       local run = S.run
-      if #run:active() > 0 then run:refresh(); save(false) end
+      if #run:active() > 0 and poll_due(run) then refresh(run); save(false) end
     end
     return finished(self)
   end
@@ -267,8 +341,11 @@ function api.new(S)
     return results.public(self.record)
   end
 
+  -- logs(): the log so far; a backend that keeps it elsewhere is asked for it first (at most
+  -- once per poll interval while the job runs).
   function Job:logs()
     if not self.record then return "" end
+    if not self.reused then fetch({ self.record }, false) end
     return fs.read(S.run.dir .. "/" .. self.record.log_path_rel) or ""
   end
 
@@ -331,6 +408,12 @@ function api.new(S)
     return self
   end
 
+  -- job(name) -> the suite's job of that name (once launched), or nil.
+  function Suite:job(name)
+    for _, job in ipairs(self.jobs or {}) do if job.name == name then return job end end
+    return nil
+  end
+
   function Suite:results()
     local out = {}
     for i, job in ipairs(self.jobs or {}) do out[i] = job:result() end
@@ -367,11 +450,20 @@ function api.new(S)
   function M.all(list, o)
     local where = dsl.location(2)
     if type(list) ~= "table" then errors.at(where, "jobrun.all needs a list: jobrun.all { a, b }") end
+    -- The jobs not started yet go to the backend together (one batch: one request for all where
+    -- the backend can).
+    local fresh, seen = {}, {}
+    for _, item in ipairs(list) do
+      if getmetatable(item) == Job and not item.record and not seen[item] then
+        seen[item] = true
+        fresh[#fresh + 1] = item
+      end
+    end
+    launch(fresh)
     local items = {}
     for i, item in ipairs(list) do
       local mt = getmetatable(item)
       if mt == Job then
-        item:submit()
         if type(o) == "table" and o.stream and not item.reused then
           local entry = { job = item.record, offset = 0, prefix = true }
           S.streams[#S.streams + 1] = entry
@@ -424,7 +516,18 @@ function api.new(S)
   -- The run, for the script's own reports: its id and directory.
   function M.run_id() return S.run_id end
 
+  -- finish(): once the script has returned (or failed). Jobs it held back for a suite's
+  -- max_parallel are all submitted before it ends, as slots free up; jobs keep running.
   S.finish = function()
+    if #S.held > 0 then
+      local n = 0
+      for _, group in ipairs(S.held) do
+        for _, job in ipairs(group.jobs) do if job.status == "PENDING" and not job.native_id then n = n + 1 end end
+      end
+      io.stderr:write(string.format("jobrun: %d job(s) not submitted yet (a suite's max_parallel): "
+        .. "submitting them as earlier ones end\n", n))
+      block(function() return #S.held == 0 end)
+    end
     stream_out(true)
     if S.run then S.run:save() end
   end

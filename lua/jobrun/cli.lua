@@ -190,6 +190,8 @@ function cli.dispatch(argv)
       end
       local o = a:sub(1, 2) == "--" and not a:find("=", 1, true) and by_name[a:sub(3)]
       if o and (o[2] == "value" or o[2] == "list") then i = i + 1 end
+      -- An optional value given as the next argument (script --resume RUN FILE.lua).
+      if o and o[2] == "optional" and rest[i + 1] and o.takes(rest[i + 1], rest[i + 2]) then i = i + 1 end
       i = i + 1
     end
   end

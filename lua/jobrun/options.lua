@@ -7,7 +7,8 @@ local options = {}
 
 -- Option groups shared by several commands (SPEC §2). kind: flag | value | list | optional (a
 -- flag that may carry a value: --name=VALUE, or --name VALUE when the next argument is one that
--- the option's `takes(arg)` accepts, so that `check --grid RUN` still reads RUN as the run).
+-- the option's `takes(arg, following)` accepts (following: the argument after it, if any), so
+-- that `check --grid RUN` still reads RUN as the run).
 -- What chooses the jobs of a plan (run, launch, plan).
 options.SELECT = {
   { "backend", "value", "NAME", "backend to use instead of the suite's" },
@@ -81,7 +82,7 @@ function options.parse(command, argv, spec)
         if value then usage("option '--%s' takes no value", name) end
         opts[name] = true
       elseif o[2] == "optional" then
-        if not value and argv[i + 1] and o.takes(argv[i + 1]) then
+        if not value and argv[i + 1] and o.takes(argv[i + 1], argv[i + 2]) then
           i = i + 1
           value = argv[i]
         end

@@ -14,7 +14,7 @@ $ jobrun help | grep -E '^  script '
 >   script      run a Lua program that drives jobs itself (require "jobrun")
 
 $ jobrun help script | head -1
-> Usage: jobrun script [--resume[=RUN]] [--state-dir DIR] FILE.lua [ARGS…]
+> Usage: jobrun script [--resume [RUN]] [--state-dir DIR] FILE.lua [ARGS…]
 
 $ jobrun help plan | head -3
 > Usage: jobrun plan SUITE.lua [options]

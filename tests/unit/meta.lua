@@ -45,4 +45,38 @@ tap.test("every field of the schema, with its type and doc", function()
   end
 end)
 
+-- share/jobrun-script.lua: the script API (`require "jobrun"`), written by hand: every function
+-- lua/jobrun/api.lua gives a script is annotated, and every field of a job's result.
+tap.test("the script API's annotations: complete, and valid Lua", function()
+  local top = os.getenv("JOBRUN_TOP")
+  local api_text = assert(fs.read(top .. "/share/jobrun-script.lua"))
+  tap.ok(api_text:match("^%-%-%-@meta jobrun\n") ~= nil, "a meta file that `require \"jobrun\"` finds")
+  local chunk, err = load(api_text, "=jobrun-script", "t", {})
+  tap.ok(chunk ~= nil, "loads: " .. tostring(err))
+  local module = chunk and chunk()
+  local source = assert(fs.read(top .. "/lua/jobrun/api.lua"))
+  local missing, seen = {}, 0
+  local OWNER = { M = "jobrun.", Job = "Job:", Suite = "SuiteStep:" }
+  for owner, sep, name in source:gmatch("\n  function (%a+)([.:])([%w_]+)%(") do
+    seen = seen + 1
+    local annotated = OWNER[owner] and OWNER[owner]:sub(-1) == sep
+      and api_text:find("\nfunction " .. OWNER[owner] .. name .. "(", 1, true)
+    if not annotated then missing[#missing + 1] = owner .. sep .. name end
+    if owner == "M" and type(module) == "table" and type(module[name]) ~= "function" then
+      missing[#missing + 1] = "returned: jobrun." .. name
+    end
+  end
+  tap.ok(seen >= 15, "api.lua's functions found (" .. seen .. ")")
+  tap.is(missing, {}, "each is annotated")
+  local results = require "jobrun.results"
+  local fields = {}
+  for _, cls in ipairs({ "jobrun%.Result", "jobrun%.JobResult: jobrun%.Result" }) do
+    local block = ((cls:find("JobResult") and api_text or text):match("\n%-%-%-@class " .. cls .. "\n(.-)\n\n")) or ""
+    for name in ("\n" .. block):gmatch("\n%-%-%-@field ([%w_]+)") do fields[name] = true end
+  end
+  local absent = {}
+  for _, name in ipairs(results.ORDER) do if not fields[name] then absent[#absent + 1] = name end end
+  tap.is(absent, {}, "every field of a job's result (results.ORDER)")
+end)
+
 return tap.done()

@@ -11,13 +11,19 @@ local fs = require "jobrun.c.fs"
 
 local command = {
   name = "script",
-  usage = "jobrun script [--resume[=RUN]] [--state-dir DIR] FILE.lua [ARGS…]",
+  usage = "jobrun script [--resume [RUN]] [--state-dir DIR] FILE.lua [ARGS…]",
   summary = "run a Lua program that drives jobs itself (require \"jobrun\")",
   -- Options come before the file; everything after it is the script's `arg`.
   rest_after_first = true,
   options = {
-    { "resume", "optional", "[=RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
-      takes = function() return false end,
+    { "resume", "optional", "[RUN]", "reuse the jobs that passed in RUN (default: this script's latest run)",
+      -- `--resume RUN FILE.lua`: the word after --resume is the run when another argument (the
+      -- file) follows it and it is no script: it does not end in .lua and is no file here.
+      -- `--resume FILE.lua [ARGS…]` resumes the latest.
+      takes = function(arg, following)
+        return following ~= nil and arg:sub(1, 1) ~= "-" and not arg:find("%.lua$")
+          and (fs.stat(arg) or {}).type ~= "file"
+      end,
       check = function(v) return v == true or v:match("^[%w./][%w._/-]*$") ~= nil, "a run id" end },
     { "skip-git-check", "flag", nil, "start jobs even from a dirty or unpushed tree" },
     options.COMMON[1], options.COMMON[2],
@@ -27,12 +33,17 @@ Runs FILE.lua as trusted code (no os.exit; an error names its file:line and exit
 require "jobrun" gives:
   jobrun.job { name, backend, run, setup, env, nodes, timeout, max_restarts, expect, … }
       -> :submit() :done() :logs() :wait { stream = true } :result() :cancel()
-  jobrun.suite(PATH, { set =, only =, tag = })  -> :launch() :wait() :results()
+  jobrun.suite(PATH, { set =, only =, tag = })  -> :launch() :wait() :results() :job(NAME)
   jobrun.all { a, b, function() … end }  waits for several at once
   jobrun.sleep(seconds) · arg holds ARGS
 Every job and suite job the script starts belongs to one run (jobrun list, check, logs, kill).
-Jobs keep running if the script fails; jobrun kill stops them. With --resume, a job whose name
-and spec match one that passed in that run is not run again: its result is returned at once.
+Jobs keep running when the script ends or fails (it says so): jobrun wait RUN follows them,
+jobrun kill RUN stops them. With --resume, a job whose name and spec match one that passed in
+that run is not run again: its result is returned at once.
+  jobrun script --resume FILE.lua [ARGS…]       resumes this script's latest run
+  jobrun script --resume RUN FILE.lua [ARGS…]   resumes run RUN (also --resume=RUN)
+The word after --resume is the run only when the file follows it and it is no script (it does
+not end in .lua and names no file).
 Exit code: the script's own when it returns a number, else 0 iff every job of the run passed.]],
 }
 
@@ -80,7 +91,7 @@ function command.run(opts, args)
   local res = table.pack(sandbox.call(chunk, table.unpack(script_arg)))
   local ok, finish_err = pcall(S.finish)
   if not res[1] then
-    if S.run then
+    if S.run and #S.run:open_jobs() > 0 then
       io.stderr:write(string.format("jobrun: the script stopped; run %s's jobs keep running (jobrun kill %s)\n",
         S.run_id, S.run_id))
     end
@@ -93,6 +104,10 @@ function command.run(opts, args)
   local sum = results.summary(S.run.data.jobs)
   io.stderr:write(string.format("jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
     sum.total, sum.passed, sum.failed, sum.pending))
+  if #S.run:open_jobs() > 0 then
+    io.stderr:write(string.format("jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
+      .. "jobrun kill %s stops them)\n", S.run_id, S.run_id))
+  end
   return (sum.failed > 0 or sum.pending > 0) and 1 or 0
 end
 
