@@ -88,10 +88,11 @@ CONF
   chmod 0600 "$dbdconf"
 }
 
+# Nodes that answer: idle, running jobs, or finishing one (comp, as a file just before may leave them).
 idle_nodes() {
   # Without its config file, sinfo would retry for a minute.
   [ -f "$conf" ] || { echo 0; return; }
-  SLURM_CONF=$conf timeout 10 sinfo -h -N -o '%N %t' 2>/dev/null | grep -c -E ' (idle|mix|alloc)$' || true
+  SLURM_CONF=$conf timeout 10 sinfo -h -N -o '%N %t' 2>/dev/null | grep -c -E ' (idle|mix|alloc|comp)$' || true
 }
 
 start_munge() {
