@@ -276,6 +276,17 @@ function api.new(S)
 
   -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
   -- on --resume, an earlier one started again as a new attempt.
+  -- refuse_unended(job): a job of that name still running in the run cannot start again.
+  local function refuse_unended(job)
+    local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
+    for _, r in ipairs(run.data.jobs) do
+      if r.name == job.name and not verdict.TERMINAL[r.status] then
+        errors.at(job.where, "job '%s' of run %s has not ended (%s): wait for it or kill it before resuming",
+          job.name, run.data.run_id, r.status)
+      end
+    end
+  end
+
   local function prepare(job)
     local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
     local existing
@@ -291,10 +302,7 @@ function api.new(S)
         run.data.run_id, tostring(existing.attempt or 1)))
       return false
     end
-    if not verdict.TERMINAL[existing.status] then
-      errors.at(job.where, "job '%s' of run %s has not ended (%s): wait for it or kill it before resuming",
-        job.name, run.data.run_id, existing.status)
-    end
+    refuse_unended(job)
     run:rerun({ existing })
     existing.spec = fresh.spec
     existing.params = fresh.params
@@ -304,6 +312,8 @@ function api.new(S)
   end
 
   local function launch(jobs, max_parallel)
+    -- Refused before any of the batch is added: none is left added but not started.
+    for _, job in ipairs(jobs) do refuse_unended(job) end
     local batch = {}
     for _, job in ipairs(jobs) do
       if prepare(job) then batch[#batch + 1] = job.record end

@@ -265,6 +265,31 @@ scratch("examples/release.lua end to end, with a resume after a failure", functi
   tap.is(jobs.quickstart_1n_normal_completion.attempt, 1, "nor the matrix")
 end)
 
+scratch("resume refuses a job still running, before any job of its batch is added", function(dir)
+  h.write(dir .. "/first.lua", [[
+local jobrun = require "jobrun"
+jobrun.job { name = "slow", run = "sleep 30" }:submit()
+print("run", jobrun.run_id())
+]])
+  local code, out = h.sh(dir, "jobrun script first.lua")
+  tap.is(code, 1, "the first script ends with slow still running (pending: exit 1)")
+  local id = out:match("run\t(%S+)")
+  h.write(dir .. "/second.lua", [[
+local jobrun = require "jobrun"
+local fresh = jobrun.job { name = "fresh", run = "true" }
+local slow = jobrun.job { name = "slow", run = "sleep 30" }
+jobrun.all { fresh, slow }
+]])
+  local err
+  code, out, err = h.sh(dir, "jobrun script --resume " .. h.q(id or "none") .. " second.lua")
+  tap.is(code, 2, "the resume fails: slow has not ended")
+  tap.like(err, "second%.lua:3: job 'slow' of run .* has not ended %(%u+%)", "naming the job, at its line")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.fresh, nil, "fresh was not added to the run (it would have stayed pending)")
+  h.sh(dir, "jobrun kill " .. h.q(id or "none"))
+  tap.is((h.jobs_by_name(h.state(dir)).slow or {}).status, "CANCELLED", "killed")
+end)
+
 scratch("--help", function(dir)
   local code, out = h.sh(dir, "jobrun script --help")
   tap.is(code, 0, "exit 0")
