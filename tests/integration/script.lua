@@ -280,9 +280,8 @@ local fresh = jobrun.job { name = "fresh", run = "true" }
 local slow = jobrun.job { name = "slow", run = "sleep 30" }
 jobrun.all { fresh, slow }
 ]])
-  local err
-  code, out, err = h.sh(dir, "jobrun script --resume " .. h.q(id or "none") .. " second.lua")
-  tap.is(code, 2, "the resume fails: slow has not ended")
+  local resumed, _, err = h.sh(dir, "jobrun script --resume " .. h.q(id or "none") .. " second.lua")
+  tap.is(resumed, 2, "the resume fails: slow has not ended")
   tap.like(err, "second%.lua:3: job 'slow' of run .* has not ended %(%u+%)", "naming the job, at its line")
   local jobs = h.jobs_by_name(h.state(dir))
   tap.is(jobs.fresh, nil, "fresh was not added to the run (it would have stayed pending)")
