@@ -151,13 +151,20 @@ function api.new(S)
     if #S.held == 0 then return end
     local keep = {}
     for _, group in ipairs(S.held) do
-      local running, pending = 0, {}
+      local running, pending, failed = 0, {}, false
       for _, job in ipairs(group.jobs) do
         if job.native_id and not verdict.TERMINAL[job.status] then
           running = running + 1
         elseif job.status == "PENDING" and not job.native_id then
           pending[#pending + 1] = job
         end
+        if job.verdict == "fail" then failed = true end
+      end
+      -- A suite's fail_fast, as in `jobrun run`: once one of its jobs failed, the rest never start.
+      if group.fail_fast and failed then
+        for _, job in ipairs(pending) do S.run:finish(job, "CANCELLED", "NOT_STARTED", "fail_fast") end
+        pending = {}
+        save(true)
       end
       local now = {}
       for i = 1, math.min(#pending, group.limit - running) do now[i] = pending[i] end
@@ -311,7 +318,7 @@ function api.new(S)
     return true
   end
 
-  local function launch(jobs, max_parallel)
+  local function launch(jobs, max_parallel, fail_fast)
     -- Refused before any of the batch is added: none is left added but not started.
     for _, job in ipairs(jobs) do refuse_unended(job) end
     local batch = {}
@@ -321,9 +328,11 @@ function api.new(S)
     if #batch > 0 then
       S.run.ctx.max_parallel = max_parallel
       local now = batch
-      if max_parallel and #batch > max_parallel and not S.run:pooled() then
+      -- Held back here, not handed to a pool, with fail_fast: a slot would start the next job
+      -- before the failure is seen.
+      if max_parallel and #batch > max_parallel and (fail_fast or not S.run:pooled()) then
         now = table.move(batch, 1, max_parallel, 1, {})
-        S.held[#S.held + 1] = { jobs = batch, limit = max_parallel }
+        S.held[#S.held + 1] = { jobs = batch, limit = max_parallel, fail_fast = fail_fast }
       end
       S.run:save()
       S.run:launch(now)
@@ -414,7 +423,7 @@ function api.new(S)
     -- The suite's parsers (its packs') read every job's log of the run from now on.
     S.run.ctx.parsers = analysis.parsers(p.decls)
     self.jobs = jobs
-    launch(jobs, p.max_parallel)
+    launch(jobs, p.max_parallel, p.fail_fast)
     return self
   end
 

@@ -289,6 +289,25 @@ jobrun.all { fresh, slow }
   tap.is((h.jobs_by_name(h.state(dir)).slow or {}).status, "CANCELLED", "killed")
 end)
 
+scratch("a suite's fail_fast holds in a script: after the first failure the rest never start", function(dir)
+  h.write(dir .. "/s.lua", [[
+suite "ff" { matrix = { i = { 1, 2, 3 } }, run = "test {i} != 1", max_parallel = 1, fail_fast = true }
+]])
+  h.write(dir .. "/sc.lua", [[
+local jobrun = require "jobrun"
+local s = jobrun.suite "s.lua"
+s:launch(); s:wait()
+for _, r in ipairs(s:results()) do print(r.name, r.status, r.termination_reason) end
+]])
+  local code, out = h.sh(dir, "jobrun script sc.lua")
+  tap.is(code, 1, "the run failed")
+  tap.like(out, "ff_1\tFAILED\tnil\nff_2\tCANCELLED\tfail_fast\nff_3\tCANCELLED\tfail_fast\n",
+    "the first failed; the two after it were never started, and say why")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.ff_1.native_id ~= nil, jobs.ff_2.native_id, jobs.ff_3.native_id }, { true, nil, nil },
+    "ff_2 and ff_3 never went to the backend")
+end)
+
 scratch("--help", function(dir)
   local code, out = h.sh(dir, "jobrun script --help")
   tap.is(code, 0, "exit 0")
