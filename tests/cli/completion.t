@@ -47,6 +47,15 @@ $ bash comp.sh jobrun help ex
 $ bash comp.sh jobrun check ""
 > r2
 > r1
+
+# script --resume [RUN] FILE.lua: a run id or the script file.
+$ bash comp.sh jobrun script --resume "" | sort
+> comp.sh
+> r1
+> r2
+> s.lua
+$ bash comp.sh jobrun script --resume r1 s
+> s.lua
 $ bash comp.sh jobrun diff r1 ""
 > r2
 > r1

@@ -24,6 +24,8 @@ local function value_kind(name, meta, takes_run)
   if name == "backend" then return { words = require("jobrun.plan").BUILTIN_BACKENDS } end
   if name == "status" then return { words = require("jobrun.schema").STATUSES } end
   if name == "only" and takes_run then return { job = true } end
+  -- script --resume [RUN] FILE.lua: a run id or the script itself.
+  if name == "resume" then return { run = true, file = true } end
   if meta == "FILE" or (meta and meta:match("%.lua$")) then return { file = true } end
   if meta == "DIR" then return { dir = true } end
   return nil
@@ -103,10 +105,12 @@ local function shell_words(list) return table.concat(list, " ") end
 
 local function bash_value_lines(kind, indent)
   if kind.words then return { indent .. "_jobrun_words " .. string.format("%q", shell_words(kind.words)) } end
-  if kind.file then return { indent .. "_jobrun_files" } end
-  if kind.dir then return { indent .. "_jobrun_dirs" } end
-  if kind.job then return { indent .. "_jobrun_call jobs" } end
-  return {}
+  local out = {}
+  if kind.run then out[#out + 1] = indent .. "_jobrun_call runs" end
+  if kind.file then out[#out + 1] = indent .. "_jobrun_files" end
+  if kind.dir then out[#out + 1] = indent .. "_jobrun_dirs" end
+  if kind.job then out[#out + 1] = indent .. "_jobrun_call jobs" end
+  return out
 end
 
 local function bash_script()
@@ -270,6 +274,7 @@ local function fish_script()
       if o.takes_value then
         local v = o.value
         if v and v.words then line = line .. " -x -a " .. fish_quote(shell_words(v.words))
+        elseif v and v.run then line = line .. " -r -F -a '(__jobrun_call runs)'"
         elseif v and v.file then line = line .. " -r -F"
         elseif v and v.dir then line = line .. " -x -a '(__fish_complete_directories)'"
         elseif v and v.job then line = line .. " -x -a '(__jobrun_call jobs)'"
