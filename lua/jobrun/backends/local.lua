@@ -13,6 +13,7 @@ local supervisor = require "jobrun.supervisor"
 local common = require "jobrun.backends.common"
 local secrets = require "jobrun.secrets"
 local jobfile = require "jobrun.jobfile"
+local verdict = require "jobrun.verdict"
 
 local backend = { name = "local" }
 
@@ -300,13 +301,12 @@ end
 function backend.waitables(ctx, jobs)
   if #jobs == 0 then return {} end
   local fresh = false
+  ctx.watch_keys = ctx.watch_keys or {}
   if not ctx.watch then
     ctx.watch = fs.watch(ctx.run_dir .. "/jobs")
     if not ctx.watch then return {} end
     fresh = true
   end
-  local by_key = {}
-  for _, job in ipairs(jobs) do by_key[state.job_key(job)] = job end
   local out = {}
   -- A slot that ends (its work done, or killed) is a change too: every job is looked at.
   ctx.slot_fds = ctx.slot_fds or {}
@@ -333,11 +333,20 @@ function backend.waitables(ctx, jobs)
     changed = function()
       local names = ctx.watch:read()
       if fresh or names.overflow then return jobs end
+      -- The jobs by file key: made from the list when a key is not in it yet, not at every
+      -- wait (a pool's runner waits once per event: a map of every job each time was O(n²)).
+      -- It may hold jobs that have ended since: only those still waited for are named.
       local touched, seen = {}, {}
       for _, n in ipairs(names) do
         local key = n:match("^(.*)%.result%.json$") or n:match("^(.*)%.status%.json$")
-        local job = key and by_key[key]
-        if job and not seen[job] then seen[job] = true; touched[#touched + 1] = job end
+        if key and not ctx.watch_keys[key] and (ctx.watch_list ~= jobs or ctx.watch_n ~= #jobs) then
+          ctx.watch_keys, ctx.watch_list, ctx.watch_n = {}, jobs, #jobs
+          for _, job in ipairs(jobs) do ctx.watch_keys[state.job_key(job)] = job end
+        end
+        local job = key and ctx.watch_keys[key]
+        if job and not seen[job] and job.native_id and not verdict.TERMINAL[job.status] then
+          seen[job] = true; touched[#touched + 1] = job
+        end
       end
       return touched
     end,
