@@ -56,6 +56,9 @@ suite "c" {
   for _, f in ipairs(fs.list(jobs_dir) or {}) do if f:match("%.status%.json$") then claims = claims + 1 end end
   for key in pairs(keys) do if h.ended_record(jobs_dir, key) then ended = ended + 1 end end
   tap.is({ claims, ended }, { 4, 4 }, "four claims, and four ends recorded under their own keys")
+  local own = 0
+  for _, f in ipairs(fs.list(jobs_dir) or {}) do if f:match("%.result%.json$") then own = own + 1 end end
+  tap.is(own, 0, "no result file of their own: the ends are journal lines (a job costs no file but its log)")
 end)
 
 scratch("a stale copy never puts back a status another writer moved on", function(dir)
