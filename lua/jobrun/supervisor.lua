@@ -248,7 +248,7 @@ local function run_job(spec, paths, signals, base_env)
       local record_path = slot_record(me)
       if not record_path then break end
       claimed, claim_err, claim_errno = fs.link(record_path, status_path)
-      if claimed ~= nil then paths.journal = slot.journal; break end
+      if claimed ~= nil then paths.journal, paths.record = slot.journal, record_path; break end
       if claim_errno ~= EMLINK then break end
       slot.record = nil
     end
@@ -373,8 +373,9 @@ end
 -- record(paths, record, status) -> the supervisor's exit status: 0 once the outcome is on
 -- disk: a line of the slot's journal (paths.journal: the job was claimed by a link), or the
 -- job's result file (tried again after RETRY_DELAYS: space may come back), or else in place
--- over the claim — the slot's record, which then names the job (key), and later claims are
--- links to a new one; UNWRITABLE_BASE + errno when none of them could be written.
+-- over the claim — the slot's record the claim links to (paths.record), which then names the
+-- job (key), and later claims are links to a new one; UNWRITABLE_BASE + errno when none of
+-- them could be written.
 -- Atomic, not durable (no fsync): an fsync per job stalls every other file creation (ext4's
 -- journal), and what a crash of the machine loses is what it loses of the jobs' logs.
 function supervisor.record(paths, record, status)
@@ -389,16 +390,14 @@ function supervisor.record(paths, record, status)
   record.result_error = "cannot write " .. tostring(err)
   record.result_cause = fs.strerror(errno)
   local over = paths.status
-  if paths.journal and slot.record then
-    over, record.journal = slot.record, slot.journal_name
-  end
+  if paths.record then over, record.journal = paths.record, slot.journal_name end
   local text = status(record)
   if #text > supervisor.RECORD_SIZE then -- long paths: keep within the claim's blocks
     record.log_error, record.result_error = nil, "cannot write the result file: " .. record.result_cause
     text = status(record)
   end
   if fs.write_in_place(over, padded(text)) then
-    if over == slot.record then slot.record = nil end -- it holds this job's end now
+    if over == slot.record then slot.record = nil end -- it holds this job's end now: later claims get a new one
     return 0
   end
   io.stderr:write("jobrun supervisor: ", record.result_error, "\n")
