@@ -20,10 +20,19 @@
 #define LOCK_HANDLE "jobrun.fs.lock"
 #define WATCH_HANDLE "jobrun.fs.watch"
 
+/* read(path [, offset]) -> the file's content (from byte offset on). */
 static int fs_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    lua_Integer offset = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, offset >= 0, 2, "negative offset");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return luaL_fileresult(L, 0, path);
+    if (offset > 0 && lseek(fd, (off_t)offset, SEEK_SET) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return luaL_fileresult(L, 0, path);
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (;;) {
@@ -133,6 +142,17 @@ static int fs_write_exclusive(lua_State *L) {
     if (err == EEXIST) { lua_pushboolean(L, 0); return 1; }
     errno = err;
     return luaL_fileresult(L, 0, path);
+}
+
+/* link(existing, path) -> true | false (path exists) | nil, err, errno: a new name for an
+ * existing file (a hard link), made atomically or not at all, and no new file: the local
+ * backend's claim of a job is a link to its slot's record, which costs no inode. */
+static int fs_link(lua_State *L) {
+    const char *from = luaL_checkstring(L, 1);
+    const char *to = luaL_checkstring(L, 2);
+    if (link(from, to) == 0) { lua_pushboolean(L, 1); return 1; }
+    if (errno == EEXIST) { lua_pushboolean(L, 0); return 1; }
+    return luaL_fileresult(L, 0, to);
 }
 
 /* append(path, data): one O_APPEND write, for logs written by several processes. */
@@ -443,6 +463,7 @@ static const luaL_Reg fs_functions[] = {
     {"write_atomic", fs_write_atomic},
     {"append", fs_append},
     {"write_exclusive", fs_write_exclusive},
+    {"link", fs_link},
     {"write_in_place", fs_write_in_place},
     {"strerror", fs_strerror},
     {"mkdir_p", fs_mkdir_p},

@@ -2,6 +2,7 @@
 -- run through sh with their stdout, stderr and exit code captured.
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
+local json = require "jobrun.json"
 
 local helpers = {}
 
@@ -64,7 +65,6 @@ end
 
 -- state(dir) -> the latest run's state.json, decoded.
 function helpers.state(dir)
-  local json = require "jobrun.json"
   local latest = assert(fs.read(dir .. "/.jobrun/latest")):gsub("%s+$", "")
   return assert(json.decode(assert(fs.read(dir .. "/.jobrun/runs/" .. latest .. "/state.json")))), latest
 end
@@ -78,6 +78,21 @@ end
 -- gone(pid): the process has ended (a zombie counts as ended).
 function helpers.gone(pid)
   return process.start_time(tonumber(pid)) == nil
+end
+
+-- ended_record(jobs_dir, key) -> true once a local job's end is recorded: a line of a slot's
+-- journal (jobs/*.journal) with its key and state EXITED, or its own result file.
+function helpers.ended_record(jobs_dir, key)
+  if fs.stat(jobs_dir .. "/" .. key .. ".result.json") then return true end
+  for _, f in ipairs(fs.list(jobs_dir) or {}) do
+    if f:match("%.journal$") then
+      for line in (fs.read(jobs_dir .. "/" .. f) or ""):gmatch("[^\n]+") do
+        local rec = json.decode(line)
+        if type(rec) == "table" and rec.key == key and rec.state == "EXITED" then return true end
+      end
+    end
+  end
+  return false
 end
 
 -- eventually(fn, seconds): true once fn() is, checking every 50 ms (tests only).

@@ -2,6 +2,7 @@
 -- a job's log. `contains` needles are found in C (jobrun.c.scan) in one pass over the tail (or
 -- the whole log with scope = "all"); patterns and fn parsers see only what they need.
 local scan = require "jobrun.c.scan"
+local fs = require "jobrun.c.fs"
 local builtin = require "jobrun.parsers.builtin"
 local guard = require "jobrun.c.guard"
 
@@ -69,9 +70,34 @@ local function split_lines(text)
   return lines
 end
 
+-- run_fns(parsers, result, hits_of, text) -> result: the fn parsers run (those with a needle
+-- only when it was found), then result is the analysis.
+local function run_fns(parsers, result, hits_of, text)
+  for _, p in ipairs(parsers) do
+    if p.fn and (not p.contains or (hits_of[p] and hits_of[p].count > 0)) then
+      -- Under a CPU budget, and interruptible: a signal ends the analysis (the caller decides).
+      local ok, err = guard.call(p.budget or analysis.FN_BUDGET, p.fn, text(p.scope), result)
+      if not ok then
+        if type(err) == "table" and err.signal then error(err, 0) end
+        local why = type(err) == "string" and err or tostring(err)
+        result.fields["parser_error." .. p.name] = why
+        result.parser_errors = result.parser_errors or {}
+        result.parser_errors[#result.parser_errors + 1] = { parser = p.name, error = why }
+      end
+    end
+  end
+  result.job = nil
+  return result
+end
+
 -- analyze(path, parsers [, job]) -> found { exit_code, termination_reason, restart_count,
 -- fields }, or nil, why when the log cannot be read. job gives fn parsers the backend's facts.
-function analysis.analyze(path, parsers, job)
+-- groups_of(parsers) -> the needles to look for per scope, and which parser reads which: made
+-- once per list of parsers (a run analyses every job's log with the same list).
+local group_cache = setmetatable({}, { __mode = "k" })
+local function groups_of(parsers)
+  local cached = group_cache[parsers]
+  if cached and cached.n == #parsers then return cached.groups end
   local groups = { tail = { needles = {}, parsers = {} }, all = { needles = {}, parsers = {} } }
   -- One needle per distinct text and scope: parsers that share a needle share its hits.
   local index = { tail = {}, all = {} }
@@ -88,6 +114,16 @@ function analysis.analyze(path, parsers, job)
       g.parsers[#g.parsers + 1] = { parser = p, needle = i }
     end
   end
+  group_cache[parsers] = { n = #parsers, groups = groups }
+  return groups
+end
+
+function analysis.analyze(path, parsers, job)
+  -- An empty log (most jobs of a big run of quiet commands) has no line for any parser to
+  -- match: only fn parsers without a needle run, on "". Nothing is scanned.
+  local st = fs.stat(path)
+  if st and st.type == "file" and st.size == 0 then return analysis.analyze_empty(parsers, job) end
+  local groups = groups_of(parsers)
   local hits_of = {}
   for scope, g in pairs(groups) do
     if #g.needles > 0 then
@@ -136,21 +172,12 @@ function analysis.analyze(path, parsers, job)
   for field, b in pairs(best) do
     if TOP_LEVEL[field] then result[field] = b.value else result.fields[field] = b.value end
   end
-  for _, p in ipairs(parsers) do
-    if p.fn and (not p.contains or (hits_of[p] and hits_of[p].count > 0)) then
-      -- Under a CPU budget, and interruptible: a signal ends the analysis (the caller decides).
-      local ok, err = guard.call(p.budget or analysis.FN_BUDGET, p.fn, text(p.scope), result)
-      if not ok then
-        if type(err) == "table" and err.signal then error(err, 0) end
-        local why = type(err) == "string" and err or tostring(err)
-        result.fields["parser_error." .. p.name] = why
-        result.parser_errors = result.parser_errors or {}
-        result.parser_errors[#result.parser_errors + 1] = { parser = p.name, error = why }
-      end
-    end
-  end
-  result.job = nil
-  return result
+  return run_fns(parsers, result, hits_of, text)
+end
+
+-- analyze_empty(parsers, job): analyze's answer for an empty log, without reading it.
+function analysis.analyze_empty(parsers, job)
+  return run_fns(parsers, { fields = {}, job = job }, {}, function() return "" end)
 end
 
 return analysis

@@ -1,4 +1,5 @@
--- The records a local job's supervisor writes (its claim, jobs/<job>.status.json, and its
+-- The records a local job's supervisor writes (its claim, jobs/<job>.status.json — a link to
+-- its slot's record, or a file of its own —, the lines of the slot's journal, and the job's
 -- result, jobs/<job>.result.json), read back: decoded, and refused unless every field has the
 -- type the supervisor writes. A damaged or foreign file makes its job say so (LOST, with the file
 -- and what is wrong) instead of staying RUNNING or breaking the command that reads it
@@ -10,7 +11,8 @@ local jobfile = {}
 local INTEGER = { attempt = true, restart_count = true, exit_code = true, failed_rank = true,
                   supervisor_pid = true }
 local NUMBER = { started_at = true, ended_at = true, supervisor_start = true }
-local STRING = { state = true, signal = true, log_error = true, result_error = true, result_cause = true }
+local STRING = { state = true, signal = true, log_error = true, result_error = true, result_cause = true,
+                 key = true, journal = true }
 local BOOLEAN = { timed_out = true, cancelled = true, setup_failed = true }
 local REQUIRED = { "state", "supervisor_pid", "supervisor_start" }
 

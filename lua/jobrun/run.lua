@@ -539,7 +539,11 @@ function Run:drive(opts)
 
   -- Launch order is plan order. A job that has left "pending without an id" never returns to
   -- it (the record only moves forward), so one cursor over the plan finds the next ones.
-  local running = self:active()
+  -- running: the launched jobs not ended; at[job] = its index there, so that a job that ends
+  -- leaves it in O(1) (a pool holds every job as running: a pass over all of them at each
+  -- event, as the jobs end one by one, was O(n²)).
+  local running, at = self:active(), {}
+  for i, job in ipairs(running) do at[job] = i end
   local cursor = 1
   ctx.max_parallel = limit
   local function launch_more()
@@ -552,17 +556,24 @@ function Run:drive(opts)
       cursor = cursor + 1
     end
     if #batch > 0 then
-      for _, job in ipairs(self:launch(batch)) do running[#running + 1] = job end
+      for _, job in ipairs(self:launch(batch)) do
+        if not at[job] then running[#running + 1] = job; at[job] = #running end
+      end
     end
   end
-  -- Other writers (kill, check, another shell's wait) may have moved jobs on: take that in.
-  local function take_in()
-    local still = {}
-    for _, job in ipairs(running) do
-      -- (a job withdrawn from a pool has no native id again: it is pending, not running)
-      if job.native_id and not verdict.TERMINAL[job.status] then still[#still + 1] = job end
+  -- take_in([jobs]): the jobs that have left (ended, or withdrawn from a pool: no native id
+  -- again, pending) are taken out of `running`; with `jobs`, only these were refreshed. Without,
+  -- other writers (kill, check, another shell's wait) may have moved any job on: all are looked at.
+  local function take_in(jobs)
+    if not jobs or jobs == running then jobs = table.move(running, 1, #running, 1, {}) end
+    for _, job in ipairs(jobs) do
+      local i = at[job]
+      if i and not (job.native_id and not verdict.TERMINAL[job.status]) then
+        local last = running[#running]
+        running[i], at[last] = last, i
+        running[#running], at[job] = nil, nil
+      end
     end
-    running = still
   end
 
   while true do
@@ -571,7 +582,7 @@ function Run:drive(opts)
       if opts.detached then return finish("done") end
     end
     launch_more()
-    take_in()
+    if stopping then take_in() end -- jobs taken back from a pool, or closed, as launching stopped
     if #running == 0 and (stopping or self:all_terminal()) then break end
 
     show:update(data)
@@ -641,7 +652,7 @@ function Run:drive(opts)
       end
       poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
-    take_in()
+    take_in(changed)
     if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"

@@ -111,6 +111,27 @@ local NUMERIC = { "exit_code", "backend_exit_code", "restart_count", "attempt", 
 local STRINGS = { "native_id", "native_status", "termination_reason", "started_at", "ended_at", "submitted_at" }
 local OBJECTS = { "params", "fields", "spec" }
 
+-- field_problem(job) -> the first of those fields (in that order) present with another type, or
+-- nil: one function of straight-line tests, made from the lists (a loop over them per job was
+-- most of reading a 10,000-job state.json after decoding it).
+local NUMERIC_SET, STRINGS_SET = {}, {}
+local field_problem
+do
+  local lines = { "local type = type\nreturn function(job)\n" }
+  local function add(list, set, kind)
+    for _, k in ipairs(list) do
+      if set then set[k] = true end
+      lines[#lines + 1] = string.format(
+        "  do local v = job[%q]; if v ~= nil and type(v) ~= %q then return %q end end\n", k, kind, k)
+    end
+  end
+  add(NUMERIC, NUMERIC_SET, "number")
+  add(STRINGS, STRINGS_SET, "string")
+  add(OBJECTS, nil, "table")
+  lines[#lines + 1] = "  return nil\nend\n"
+  field_problem = assert(load(table.concat(lines), "=state.field_problem"))()
+end
+
 -- safe_key(key): is key what state.safe_name makes of it (the common case told without gsub)?
 local function safe_key(key)
   if #key > 0 and #key <= 200 and key:byte(1) ~= 46 and not key:find("[%c/\\]")
@@ -131,20 +152,13 @@ local function job_problem(job, seen)
   if seen[id] then return " appears twice" end
   seen[id] = true
   local rel = job.log_path_rel
-  if rel ~= nil and (type(rel) ~= "string" or rel:find("%.%.") or rel:sub(1, 1) == "/") then
+  if rel ~= nil and (type(rel) ~= "string" or rel:find("..", 1, true) or rel:byte(1) == 47) then
     return ' has a bad "log_path_rel"'
   end
-  for i = 1, #NUMERIC do
-    local k = NUMERIC[i]
-    if job[k] ~= nil and type(job[k]) ~= "number" then return string.format(' has a non-numeric "%s"', k) end
-  end
-  for i = 1, #STRINGS do
-    local k = STRINGS[i]
-    if job[k] ~= nil and type(job[k]) ~= "string" then return string.format(' has a non-string "%s"', k) end
-  end
-  for i = 1, #OBJECTS do
-    local k = OBJECTS[i]
-    if job[k] ~= nil and type(job[k]) ~= "table" then return string.format(' has a non-object "%s"', k) end
+  local k = field_problem(job)
+  if k then
+    local what = NUMERIC_SET[k] and "non-numeric" or STRINGS_SET[k] and "non-string" or "non-object"
+    return string.format(' has a %s "%s"', what, k)
   end
   if job.mismatches ~= nil and type(job.mismatches) ~= "table" then return ' has a bad "mismatches"' end
   if type(job.spec) == "table" then

@@ -3,14 +3,24 @@
 -- list on stdin) in its own session, that outlives the jobrun that started it. For each job a
 -- slot claims (jobs/<job>.status.json), it starts the job's ranks, writes their output to the log,
 -- enforces the timeout (TERM to every rank's process group, grace, KILL), restarts after a
--- non-zero exit up to max_restarts, and records the outcome atomically in jobs/<job>.result.json.
--- It waits on pidfds, pipes and a signalfd; it never polls.
+-- non-zero exit up to max_restarts, and records the outcome. It waits on pidfds, pipes and a
+-- signalfd; it never polls.
+--
+-- What a slot writes per job costs no new file (issue 14: on a busy ext4, making an inode was
+-- most of a trivial job's cost). A slot has a record of its own, jobs/<pool>.slot-<pid>-<n>.json
+-- ({ supervisor_pid, supervisor_start, journal }), and an append-only journal,
+-- jobs/<pool>.slot-<pid>.journal. A claim is a hard link to the slot's record, made atomically
+-- or not at all (so no two slots ever run one job, whichever pool they are of); the job's
+-- records (claimed, restarted, its end) are lines of the journal, { key = <job key>, … }, each one
+-- write. Where links cannot be made, a job's claim and result are files of their own, as before:
+-- jobs/<job>.status.json (written in full, then linked) and jobs/<job>.result.json.
 --
 -- A full disk must not pass for a lost job (SPEC §5). A log write that fails is kept as the
--- result's log_error. A result that cannot be written is tried again, then written over the
--- claim in place (the claim is padded to RECORD_SIZE for this: rewriting it needs no new block),
--- with result_error saying why; if even that fails, the supervisor exits with
--- UNWRITABLE_BASE + errno, which tells the runner that started it the cause.
+-- result's log_error. A result that cannot be written is tried again (journal, then a result
+-- file), then written in place over the slot's record, or the job's own claim (both are padded
+-- to RECORD_SIZE for this: rewriting them needs no new block), with result_error saying why; if
+-- even that fails, the supervisor exits with UNWRITABLE_BASE + errno, which tells the runner that
+-- started it the cause.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
@@ -20,7 +30,23 @@ local supervisor = {}
 supervisor.RECORD_SIZE = 2048
 supervisor.UNWRITABLE_BASE = 64
 local RETRY_DELAYS = { 0.1, 0.5, 1 } -- seconds before each new try of the result file
-local EIO = 5
+local EIO, EMLINK = 5, 31
+
+-- This slot's own record and journal (made at its first claim): see the top of the file.
+local slot = { seq = 0 }
+
+-- slot_record() -> path of the slot's record, made if need be; nil when it cannot be written.
+local function slot_record(me)
+  if slot.record then return slot.record end
+  slot.seq = slot.seq + 1
+  local path = string.format("%s/%s.slot-%d-%d.json", slot.dir, slot.prefix, me.supervisor_pid, slot.seq)
+  local text = json.encode({ state = "RUNNING", supervisor_pid = me.supervisor_pid,
+                             supervisor_start = me.supervisor_start, journal = slot.journal_name })
+  text = text .. string.rep(" ", math.max(0, supervisor.RECORD_SIZE - #text - 1)) .. "\n"
+  if not fs.write_atomic(path, text, false) then return nil end
+  slot.record = path
+  return path
+end
 
 -- The first log write that failed, kept for the result: the log itself cannot say so.
 local function log_failed(ctx, err)
@@ -198,31 +224,47 @@ function supervisor.paths(jobs_dir, safe_name)
   return { status = base .. ".status.json", result = base .. ".result.json" }
 end
 
--- main(status_path, result_path): supervise one job to its end. The spec comes on stdin, a
--- pipe that the spawner filled (process.spawn's `input`): it may hold secrets in env, so it
--- never touches the disk nor the command line.
 -- run_job(spec, paths, signals, base_env) -> exit status (0, or UNWRITABLE_BASE + errno): claim
 -- the job (false when another supervisor already has), run it to its end, record the outcome.
 local function run_job(spec, paths, signals, base_env)
   spec.grace = spec.grace or 10
-  local me = { supervisor_pid = process.getpid(), supervisor_start = process.start_time(process.getpid()) }
+  slot.me = slot.me or { supervisor_pid = process.getpid(), supervisor_start = process.start_time(process.getpid()) }
+  local me = slot.me
   local started = process.time()
   local function status(fields)
-    local record = { state = "RUNNING", started_at = started }
+    local record = { state = "RUNNING", started_at = started, key = paths.journal and paths.key or nil }
     for k, v in pairs(me) do record[k] = v end
     for k, v in pairs(fields) do record[k] = v end
     return json.encode(record) .. "\n"
   end
-  local status_path, result_path = paths.status, paths.result
+  local status_path = paths.status
   -- Claim the job: if another supervisor already did (another slot, or a launch that raced a
   -- recovering runner), leave it to that one. A claim that cannot be written at all: say why.
-  local claim = padded(status({ attempt = 1, restart_count = 0 }))
-  local claimed, claim_err, claim_errno = fs.write_exclusive(status_path, claim)
+  -- The claim is a link to the slot's record (a new record once a record has as many links as
+  -- the file system allows); where there is no link, a file of the job's own.
+  local claimed, claim_err, claim_errno
+  if slot.dir and paths.key then
+    for _ = 1, 2 do
+      local record_path = slot_record(me)
+      if not record_path then break end
+      claimed, claim_err, claim_errno = fs.link(record_path, status_path)
+      if claimed ~= nil then paths.journal, paths.record = slot.journal, record_path; break end
+      if claim_errno ~= EMLINK then break end
+      slot.record = nil
+    end
+  end
+  if claimed == nil then
+    local claim = padded(status({ attempt = 1, restart_count = 0 }))
+    claimed, claim_err, claim_errno = fs.write_exclusive(status_path, claim)
+  end
   if not claimed then
     if claimed == false then return false end
     io.stderr:write("jobrun supervisor: cannot claim the job: ", claim_err, "\n")
     return supervisor.UNWRITABLE_BASE + (claim_errno or EIO)
   end
+  -- A journal line saying so (not written on a full disk: the claim says RUNNING all the same).
+  local function journal(fields) return fs.append(paths.journal, status(fields)) end
+  if paths.journal then journal({ attempt = 1, restart_count = 0 }) end
   local ctx = {
     base_env = base_env,
     signals = signals,
@@ -232,7 +274,7 @@ local function run_job(spec, paths, signals, base_env)
   -- Cancelled as it was claimed (a kill that found it queued): recorded, never started.
   if paths.cancelled and paths.cancelled() then
     note(ctx, spec.log, "cancelled before it started")
-    return supervisor.record(status_path, result_path, { state = "EXITED", attempt = 1, restart_count = 0,
+    return supervisor.record(paths, { state = "EXITED", attempt = 1, restart_count = 0,
       ended_at = process.time(), exit_code = 143, cancelled = true }, status)
   end
   local restart_count, attempt = 0, 1
@@ -257,7 +299,11 @@ local function run_job(spec, paths, signals, base_env)
     note(ctx, spec.log, string.format("attempt %d exited with code %d; restarting (restart %d of %d)",
       attempt - 1, outcome.exit_code, restart_count, spec.max_restarts))
     -- Not written (full disk): the claim keeps saying attempt 1 until the result is written.
-    fs.write_atomic(status_path, padded(status({ attempt = attempt, restart_count = restart_count })), false)
+    if paths.journal then
+      journal({ attempt = attempt, restart_count = restart_count })
+    else
+      fs.write_atomic(status_path, padded(status({ attempt = attempt, restart_count = restart_count })), false)
+    end
   end
   local record = {
     state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = process.time(),
@@ -266,7 +312,7 @@ local function run_job(spec, paths, signals, base_env)
     log_error = ctx.log_error,
   }
   -- Signals stay blocked until the record is out: a late TERM must not cut it short.
-  return supervisor.record(status_path, result_path, record, status)
+  return supervisor.record(paths, record, status)
 end
 
 -- main(): a slot of the local backend's pool. Its work comes on stdin (never on the command
@@ -294,6 +340,14 @@ function supervisor.main()
       for k, v in pairs(hidden) do item.spec.env[k] = v end
     end
   end
+  -- Where this slot's record and journal go: beside the jobs' claims (jobs/ of the run).
+  local first = doc.jobs[1]
+  slot.dir = type(first) == "table" and type(first.status) == "string" and first.status:match("^(.*)/[^/]*$") or nil
+  if slot.dir then
+    slot.prefix = type(doc.work) == "string" and doc.work:match("([^/]*)%.work%.json$") or "pool"
+    slot.journal_name = string.format("%s.slot-%d.journal", slot.prefix, process.getpid())
+    slot.journal = slot.dir .. "/" .. slot.journal_name
+  end
   local signals = assert(process.signals({ "TERM", "INT", "HUP" }))
   local base_env = process.environ()
   local function run_cancelled() return doc.run_cancel and fs.stat(doc.run_cancel) ~= nil end
@@ -304,7 +358,8 @@ function supervisor.main()
       return run_cancelled() or (item.cancel and fs.stat(item.cancel) ~= nil) or false
     end
     if not fs.stat(item.status) and not cancelled() then
-      local paths = { status = item.status, result = item.result, cancelled = cancelled }
+      local paths = { status = item.status, result = item.result, cancelled = cancelled,
+                      key = item.status:match("([^/]*)%.status%.json$") }
       local rc = run_job(item.spec, paths, signals, base_env)
       if rc and rc ~= 0 then code = rc end
       -- Signals that were for a job now over (its cancel arrived as it ended) are spent.
@@ -315,26 +370,36 @@ function supervisor.main()
   return code
 end
 
--- record(...) -> the supervisor's exit status: 0 once the outcome is on disk, in the result
--- file (tried again after RETRY_DELAYS: space may come back) or else over the claim in place;
--- UNWRITABLE_BASE + errno when neither could be written.
-function supervisor.record(status_path, result_path, record, status)
+-- record(paths, record, status) -> the supervisor's exit status: 0 once the outcome is on
+-- disk: a line of the slot's journal (paths.journal: the job was claimed by a link), or the
+-- job's result file (tried again after RETRY_DELAYS: space may come back), or else in place
+-- over the claim — the slot's record the claim links to (paths.record), which then names the
+-- job (key), and later claims are links to a new one; UNWRITABLE_BASE + errno when none of
+-- them could be written.
+-- Atomic, not durable (no fsync): an fsync per job stalls every other file creation (ext4's
+-- journal), and what a crash of the machine loses is what it loses of the jobs' logs.
+function supervisor.record(paths, record, status)
   local ok, err, errno
   for try = 0, #RETRY_DELAYS do
     if try > 0 then process.sleep(RETRY_DELAYS[try]) end
-    -- Atomic, not durable: an fsync per job stalls every other file creation (ext4 journal).
-    ok, err, errno = fs.write_atomic(result_path, status(record), false)
+    if paths.journal and fs.append(paths.journal, status(record)) then return 0 end
+    ok, err, errno = fs.write_atomic(paths.result, status(record), false)
     if ok then return 0 end
   end
   errno = errno or EIO
   record.result_error = "cannot write " .. tostring(err)
   record.result_cause = fs.strerror(errno)
+  local over = paths.status
+  if paths.record then over, record.journal = paths.record, slot.journal_name end
   local text = status(record)
   if #text > supervisor.RECORD_SIZE then -- long paths: keep within the claim's blocks
     record.log_error, record.result_error = nil, "cannot write the result file: " .. record.result_cause
     text = status(record)
   end
-  if fs.write_in_place(status_path, padded(text)) then return 0 end
+  if fs.write_in_place(over, padded(text)) then
+    if over == slot.record then slot.record = nil end -- it holds this job's end now: later claims get a new one
+    return 0
+  end
   io.stderr:write("jobrun supervisor: ", record.result_error, "\n")
   return supervisor.UNWRITABLE_BASE + errno
 end

@@ -46,7 +46,42 @@ suite "sig" { matrix = { sig = { "FPE", "USR1", "KILL" } }, run = "kill -{sig} $
 end)
 
 -- A job whose ranks fill the disk that holds the whole state directory: rank 0 writes until
--- ENOSPC, then rank 1 prints a line (which the log can no longer take), and both exit 0.
+-- ENOSPC, then rank 1 prints a line (which the log can no longer take), and both exit 0. The
+-- slot's journal has room left in the block it has: the end is recorded there, with the log's
+-- fault.
+scratch("a full disk: the slot's journal still takes the job's end, with the log's fault", function(dir, mounts)
+  if not root() then return skip("needs root to mount a tmpfs") end
+  if not mount_tmpfs(dir .. "/state", "1m") then return skip("mount -t tmpfs failed") end
+  mounts[#mounts + 1] = dir .. "/state"
+  h.write(dir .. "/s.lua", [[
+suite "full" {
+  nodes = 2,
+  run = [=[
+    if [ $JOBRUN_NODE_RANK = 0 ]; then
+      head -c 4M /dev/zero > state/filler 2>/dev/null; touch filled
+    else
+      while [ ! -e filled ]; do sleep 0.05; done
+      echo written after the disk filled up
+    fi
+  ]=],
+}
+]])
+  local code, _, err = h.sh(dir, "jobrun run s.lua --state-dir state --run-id F")
+  tap.is(code, 3, "the runner cannot write state.json: exit 3")
+  tap.like(err, "No space left on device", "and says why")
+  os.remove(dir .. "/state/filler")
+  local c2, js = h.sh(dir, "jobrun check F --state-dir state --json")
+  local job = (json.decode(js) or { jobs = {} }).jobs[1] or {}
+  tap.is({ c2, job.status, job.exit_code }, { 0, "SUCCEEDED", 0 }, "check finds the job's real outcome")
+  local saved = json.decode(fs.read(dir .. "/state/runs/F/state.json") or "") or { jobs = {} }
+  local rec = saved.jobs[1] or {}
+  tap.like(rec.log_error, "^log write failed: .*No space left on device$", "state.json: log_error")
+  tap.is(rec.result_error, nil, "no result_error: the journal took it")
+end)
+
+-- The same, and the slot's journal is gone too (rank 0 removes it before it fills the disk): the
+-- end can be written neither as a journal line nor as a result file, and goes over the slot's
+-- record in place.
 scratch("a full disk: the job's record says so, with the cause, and keeps its exit code", function(dir, mounts)
   if not root() then return skip("needs root to mount a tmpfs") end
   if not mount_tmpfs(dir .. "/state", "1m") then return skip("mount -t tmpfs failed") end
@@ -56,6 +91,7 @@ suite "full" {
   nodes = 2,
   run = [=[
     if [ $JOBRUN_NODE_RANK = 0 ]; then
+      rm -f state/runs/F/jobs/*.journal
       head -c 4M /dev/zero > state/filler 2>/dev/null; touch filled
     else
       while [ ! -e filled ]; do sleep 0.05; done

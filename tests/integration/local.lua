@@ -359,7 +359,7 @@ tap.test("the slot pool: jobs keep starting with no jobrun attached", function()
   tap.is(drivers, 0, "no driver process: the pool needs none")
   tap.ok(h.eventually(function()
     for i = 1, 3 do
-      if not fs.stat(dir .. "/.jobrun/runs/ND/jobs/nd_" .. i .. ".result.json") then return false end
+      if not h.ended_record(dir .. "/.jobrun/runs/ND/jobs", "nd_" .. i) then return false end
     end
     return true
   end, 10), "all three ran to their end with nobody watching")

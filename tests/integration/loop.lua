@@ -165,7 +165,7 @@ suite "f" { matrix = { x = { "ok1", "ok2", "bad" } }, run = "test {x} != bad" }
   tap.is(h.sh(dir, "jobrun check F2"), 4, "exit 4: nothing failed, a job still running")
   h.write(dir .. "/quick.lua", [[suite "q" { run = "sleep 0.3" }]])
   h.sh(dir, "jobrun launch quick.lua --run-id F3")
-  h.eventually(function() return fs.stat(dir .. "/.jobrun/runs/F3/jobs/q.result.json") end, 5)
+  h.eventually(function() return h.ended_record(dir .. "/.jobrun/runs/F3/jobs", "q") end, 5)
   local _, lo = h.sh(dir, "jobrun list")
   tap.like(lo, "F3%s+q%s+local%s+%S+%s+1%s+1%s+0%s+0", "list counts a finished local job without a check")
   local first = lo:match("\n(%S+)")

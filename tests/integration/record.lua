@@ -51,10 +51,14 @@ suite "c" {
   for _ in pairs(keys) do nkeys = nkeys + 1 end
   tap.is(nkeys, 4, "four distinct file keys")
   tap.like(out, "SUCCEEDED: 4", "four jobs succeeded")
-  local files = fs.list(dir .. "/.jobrun/runs/N/jobs") or {}
-  local results = 0
-  for _, f in ipairs(files) do if f:match("%.result%.json$") then results = results + 1 end end
-  tap.is(results, 4, "four result files")
+  local jobs_dir = dir .. "/.jobrun/runs/N/jobs"
+  local claims, ended = 0, 0
+  for _, f in ipairs(fs.list(jobs_dir) or {}) do if f:match("%.status%.json$") then claims = claims + 1 end end
+  for key in pairs(keys) do if h.ended_record(jobs_dir, key) then ended = ended + 1 end end
+  tap.is({ claims, ended }, { 4, 4 }, "four claims, and four ends recorded under their own keys")
+  local own = 0
+  for _, f in ipairs(fs.list(jobs_dir) or {}) do if f:match("%.result%.json$") then own = own + 1 end end
+  tap.is(own, 0, "no result file of their own: the ends are journal lines (a job costs no file but its log)")
 end)
 
 scratch("a stale copy never puts back a status another writer moved on", function(dir)
@@ -156,9 +160,9 @@ scratch("damaged job files: the job says so, never RUNNING forever, never a trac
   tap.is(h.sh(dir, "jobrun launch s.lua --run-id D"), 0, "launched")
   local jobs_dir = dir .. "/.jobrun/runs/D/jobs/"
   tap.ok(h.eventually(function()
-    return fs.stat(jobs_dir .. "d_a.result.json") and fs.stat(jobs_dir .. "d_b.result.json")
-      and fs.stat(jobs_dir .. "d_c.result.json")
+    return h.ended_record(jobs_dir, "d_a") and h.ended_record(jobs_dir, "d_b") and h.ended_record(jobs_dir, "d_c")
   end, 5), "all three ended")
+  -- Result files of their own (what a slot writes when its journal cannot take the end), damaged.
   fs.write_atomic(jobs_dir .. "d_a.result.json", "[]")
   fs.write_atomic(jobs_dir .. "d_b.result.json",
     '{"state":"EXITED","ended_at":[1],"exit_code":0,"supervisor_pid":1,"supervisor_start":1}')
@@ -176,6 +180,37 @@ scratch("damaged job files: the job says so, never RUNNING forever, never a trac
   local k, kout, kerr = h.sh(dir, "jobrun logs D d_b")
   tap.is(k, 0, "logs works on the run")
   tap.ok(not (kerr .. kout):find("internal error"), "logs: no traceback", kerr)
+end)
+
+-- A slot's journal with a damaged line: the job whose line it is says so (LOST, the journal
+-- named with what is wrong); a line that names no job makes the job of a slot that is gone
+-- LOST with it too, never RUNNING forever; the others keep their ends.
+scratch("a damaged journal line: its job says so, the slot's other jobs keep their ends", function(dir)
+  h.write(dir .. "/s.lua", [[suite "j" { matrix = { x = { "a", "b", "c" } }, run = "true", max_parallel = 1 }]])
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id J"), 0, "launched on one slot")
+  local jobs_dir = dir .. "/.jobrun/runs/J/jobs/"
+  tap.ok(h.eventually(function()
+    return h.ended_record(jobs_dir, "j_a") and h.ended_record(jobs_dir, "j_b") and h.ended_record(jobs_dir, "j_c")
+  end, 5), "all three ended")
+  local journal
+  for _, f in ipairs(fs.list(jobs_dir) or {}) do if f:match("%.journal$") then journal = jobs_dir .. f end end
+  local text = journal and fs.read(journal) or ""
+  -- j_a's end with a wrongly typed field; j_b's end cut to garbage that names no job.
+  text = text:gsub('(\n?)({[^\n]*"key":"j_a"[^\n]*"state":"EXITED"[^\n]*)', function(nl, line)
+    return nl .. line:gsub('"ended_at":[%d%.]+', '"ended_at":"late"')
+  end)
+  text = text:gsub('\n{[^\n]*"key":"j_b"[^\n]*"state":"EXITED"[^\n]*', "\n{\"cut")
+  fs.write_atomic(journal, text)
+  local code, out, err = h.sh(dir, "jobrun check J --json")
+  tap.is(code, 1, "check exits 1")
+  tap.ok(not err:find("internal error"), "no traceback", err)
+  local by = {}
+  for _, j in ipairs((json.decode(out) or {}).jobs or {}) do by[j.name] = j end
+  tap.is({ by.j_a and by.j_a.status, by.j_b and by.j_b.status, by.j_c and by.j_c.status },
+    { "LOST", "LOST", "SUCCEEDED" }, "the two damaged ends are LOST, the third passes")
+  tap.like(by.j_a and by.j_a.fields.record_error, "%.journal: ended_at is not a number", "the bad field named")
+  tap.like(by.j_b and by.j_b.fields.record_error, "%.journal: a line that is not a job's record",
+    "the line that names no job: the job the gone slot left without an end")
 end)
 
 scratch("a wrongly shaped state.json: exit 3, what is wrong, left as it is", function(dir)

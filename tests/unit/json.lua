@@ -24,4 +24,45 @@ tap.raises(function()
   json.encode(t)
 end, "nesting too deep", "cycles are refused")
 
+-- The C encoder (src/json.c) writes what the Lua one (json.encode_lua) does, byte for byte,
+-- compact and pretty, at every depth: records, ordered objects (a key named twice, keys left
+-- out of the order, non-string keys), arrays by metatable or by shape, escapes, numbers.
+local function rec(t, keys) return json.record(t, keys) end
+local deep = {}
+do
+  local t = deep
+  for _ = 1, 60 do t.next = {}; t = t.next end
+  t.leaf = json.array({ 1, "x" })
+end
+local values = {
+  {}, json.array(), json.object({}), json.object({}, { "a" }), rec({}, {}), rec({}, { "a", "b" }),
+  { 1, 2, 3 }, { 1, nil, 3 }, { [1] = "a", [2] = "b", x = "c" }, { [2] = "b" }, { [1.5] = "f", [3] = "i" },
+  json.object({ b = 1, a = 2, c = 3 }, { "c", "a" }), json.object({ b = 1, a = 2 }, { "a", "a", "b" }),
+  json.object({ z = 1, y = 2 }, { "q" }), json.object({ [1] = "one", two = 2 }), { [true] = 1 },
+  rec({ name = "n", x = json.null, y = false }, { "name", "missing", "x", "y" }),
+  { s = "a\"b\n\t\1\127é/\\" }, { ["k\"ey"] = "v", ["é"] = 1, [""] = 0, ["a\0b"] = 2, ["a\0c"] = 3, a = 4 },
+  { 1.5, 3.0, -0.0, 0 / 0, math.huge, -math.huge, 2 ^ 53, 2 ^ 53 + 2, -2 ^ 60, 1e300, 1e-7, math.maxinteger,
+    math.mininteger, 0.1 + 0.2 },
+  { f = print, u = io.stdout, n = json.null, t = true, b = false },
+  json.array({ json.array(), {}, json.object({}), { a = json.array({ {}, { b = {} } }) } }),
+  deep, "plain", "esc\"aped", 12, 1.25, true, json.null,
+}
+for i, value in ipairs(values) do
+  for _, pretty in ipairs({ false, true }) do
+    tap.is(json.encode(value, pretty), json.encode_lua(value, pretty),
+      string.format("C and Lua encoders agree (value %d, %s)", i, pretty and "pretty" or "compact"))
+  end
+end
+tap.is(json.encode_lua({ [""] = 0 }), '{"":0}', "an empty key keeps its text (Lua encoder)")
+tap.is(json.encode({ [""] = 0 }), '{"":0}', "an empty key keeps its text (C encoder)")
+tap.raises(function()
+  local t = {}
+  for _ = 1, 70 do t = { t } end
+  json.encode(t)
+end, "nesting too deep", "the C encoder refuses nesting json.lua refuses")
+tap.is(json.decode('{"a":[1.0,2.5,{"b":-0.0,"c":1e3}],"d":1e300}'),
+  { a = { 1, 2.5, { b = 0, c = 1000 } }, d = 1e300 }, "whole floats decode as integers, nested")
+tap.is(math.type(json.decode('[1e3]')[1]), "integer", "1e3 is the integer 1000")
+tap.is(math.type(json.decode('[1e300]')[1]), "float", "a float beyond the integers stays one")
+
 return tap.done()

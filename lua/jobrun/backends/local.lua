@@ -1,10 +1,12 @@
 -- The local backend: a pool of detached slot supervisors (jobrun.supervisor), max_parallel of
 -- them (one per job without a limit), that work through the jobs handed to them: each claims a
--- job in jobs/<job>.status.json, runs it, records its end in jobs/<job>.result.json, and takes
--- the next. Jobs handed to a pool are queued (PENDING, native_id "pool") until a slot claims
--- them; the pool keeps starting them with no jobrun attached. Polling reads the jobs' files (one
--- pass for the run); waiting is an inotify watch on jobs/ (a claim or a result appearing); a
--- slot's identity is its pid plus its start time, so a reused pid is never taken for a live one.
+-- job in jobs/<job>.status.json (a link to the slot's record), runs it, records its end in the
+-- slot's journal (jobs/<pool>.slot-<pid>.journal; where links cannot be made, in
+-- jobs/<job>.result.json), and takes the next. Jobs handed to a pool are queued (PENDING,
+-- native_id "pool") until a slot claims them; the pool keeps starting them with no jobrun
+-- attached. Polling reads the jobs' files and the slots' journals (from where it last read);
+-- waiting is an inotify watch on jobs/ (a claim appearing, a journal growing); a slot's identity
+-- is its pid plus its start time, so a reused pid is never taken for a live one.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
@@ -13,6 +15,7 @@ local supervisor = require "jobrun.supervisor"
 local common = require "jobrun.backends.common"
 local secrets = require "jobrun.secrets"
 local jobfile = require "jobrun.jobfile"
+local verdict = require "jobrun.verdict"
 
 local backend = { name = "local" }
 
@@ -188,13 +191,59 @@ local function apply(job, st)
   if st.result_error then job.backend_termination = "result_unwritable: " .. (st.result_cause or st.result_error) end
 end
 
--- read_end(p) -> the record of the job's end, or nil and the claim. The record is the result
--- file, or the claim rewritten in place when the result file could not be written.
-local function read_end(p)
+-- journal(ctx, path) -> what a slot's journal says so far { by_key = { [key] = record | false },
+-- why = { [key] = what is wrong }, bad = a line that names no job }, and the keys of the lines
+-- read now. Read on from where the last look ended; a line is taken once it is whole.
+local function journal(ctx, path)
+  ctx.journals = ctx.journals or {}
+  local j = ctx.journals[path]
+  if not j then
+    j = { offset = 0, by_key = {}, why = {} }
+    ctx.journals[path] = j
+  end
+  local fresh = {}
+  local text = fs.read(path, j.offset)
+  if text and text ~= "" then
+    local consumed = 0
+    for line, stop in text:gmatch("([^\n]*)\n()") do
+      consumed = stop - 1
+      local value = json.decode(line)
+      local key = type(value) == "table" and value.key
+      if type(key) == "string" then
+        local rec, why = jobfile.check(value)
+        j.by_key[key], j.why[key] = rec or false, not rec and (path .. ": " .. why) or nil
+        fresh[#fresh + 1] = key
+      elseif line:find("%S") then
+        j.bad = j.bad or (path .. ": a line that is not a job's record")
+      end
+    end
+    j.offset = j.offset + consumed
+  end
+  return j, fresh
+end
+
+-- read_end(ctx, p, key) -> the record of the job's end, or nil and the claim (and what is
+-- wrong with the claim, or with the slot's journal). The record is a line of the slot's
+-- journal, or the result file, or written in place over the claim when neither could be.
+local function read_end(ctx, p, key)
   local result, why = read_json(p.result)
   if result then return result end
   if result == false then return false, why end
   local claim, cwhy = read_json(p.status)
+  if claim and claim.journal then
+    -- A link to the slot's record: the job's own records are in the slot's journal.
+    if claim.key == key and claim.state == "EXITED" then return claim end
+    if claim.journal:find("/", 1, true) or claim.journal:sub(1, 1) == "." then
+      return false, p.status .. ": journal is not a file name beside it"
+    end
+    local j = journal(ctx, p.status:match("^(.*)/") .. "/" .. claim.journal)
+    local rec = j.by_key[key]
+    if rec == false then return false, j.why[key] end
+    if rec and rec.state == "EXITED" then return rec end
+    -- Claimed, its first line not (yet) written: attempt 1 of the slot's.
+    return nil, rec or { state = "RUNNING", attempt = 1, restart_count = 0,
+      supervisor_pid = claim.supervisor_pid, supervisor_start = claim.supervisor_start }, nil, j.bad
+  end
   if claim and claim.state == "EXITED" then return claim end
   return nil, claim, cwhy
 end
@@ -239,7 +288,8 @@ end
 function backend.poll(ctx, jobs)
   for _, job in ipairs(jobs) do
     local p = paths(ctx, job)
-    local result, claim = read_end(p)
+    local key = state.job_key(job)
+    local result, claim = read_end(ctx, p, key)
     if result then
       apply(job, result)
     elseif result == false then
@@ -251,7 +301,7 @@ function backend.poll(ctx, jobs)
         job.status, job.native_status = "CANCELLED", "NOT_STARTED"
         job.backend_termination = why:match("^(%S+)") or "cancelled"
       elseif not pool_alive(ctx, job.pool) then
-        result, claim = read_end(p) -- it may have been claimed as the pool ended
+        result, claim = read_end(ctx, p, key) -- it may have been claimed as the pool ended
         if result then
           apply(job, result)
         elseif not claim then
@@ -271,15 +321,16 @@ function backend.poll(ctx, jobs)
       if claim then apply(job, claim) end
       if not supervisor_alive(job) then
         -- The slot writes the result before it moves on; gone without one, the job is lost.
-        local again, claim_why
-        result, again, claim_why = read_end(p)
+        local again, claim_why, journal_why
+        result, again, claim_why, journal_why = read_end(ctx, p, key)
         claim = claim or again
         if result then
           apply(job, result)
         elseif result == false then
           damaged(job, again)
-        elseif claim_why then
-          damaged(job, claim_why)
+        elseif claim_why or journal_why then
+          -- (a journal line that names no job: this one's end, likely, as its slot is gone)
+          damaged(job, claim_why or journal_why)
         elseif slots_unwritable(ctx, job.native_id) then
           local cause = slots_unwritable(ctx, job.native_id)
           job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
@@ -295,18 +346,18 @@ function backend.poll(ctx, jobs)
 end
 
 -- waitables(ctx, jobs) -> { { handle, covers, changed, ready } }: one inotify watch on jobs/,
--- ready when a claim or a result appears; changed() names the jobs whose files did. A new watch
+-- ready when a claim or a result appears or a slot's journal grows; changed() names the jobs
+-- whose files (or journal lines) did. A new watch
 -- is ready at once (what happened before it existed is looked at).
 function backend.waitables(ctx, jobs)
   if #jobs == 0 then return {} end
   local fresh = false
+  ctx.watch_keys = ctx.watch_keys or {}
   if not ctx.watch then
     ctx.watch = fs.watch(ctx.run_dir .. "/jobs")
     if not ctx.watch then return {} end
     fresh = true
   end
-  local by_key = {}
-  for _, job in ipairs(jobs) do by_key[state.job_key(job)] = job end
   local out = {}
   -- A slot that ends (its work done, or killed) is a change too: every job is looked at.
   ctx.slot_fds = ctx.slot_fds or {}
@@ -333,11 +384,30 @@ function backend.waitables(ctx, jobs)
     changed = function()
       local names = ctx.watch:read()
       if fresh or names.overflow then return jobs end
+      -- The jobs by file key: made from the list when a key is not in it yet, not at every
+      -- wait (a pool's runner waits once per event: a map of every job each time was O(n²)).
+      -- It may hold jobs that have ended since: only those still waited for are named.
       local touched, seen = {}, {}
+      local keys = {}
       for _, n in ipairs(names) do
         local key = n:match("^(.*)%.result%.json$") or n:match("^(.*)%.status%.json$")
-        local job = key and by_key[key]
-        if job and not seen[job] then seen[job] = true; touched[#touched + 1] = job end
+        if key then
+          keys[#keys + 1] = key
+        elseif n:find("%.slot%-%d+%.journal$") then
+          -- A slot's journal grew: the jobs of its new lines.
+          local _, grew = journal(ctx, ctx.run_dir .. "/jobs/" .. n)
+          for _, k in ipairs(grew) do keys[#keys + 1] = k end
+        end
+      end
+      for _, key in ipairs(keys) do
+        if key and not ctx.watch_keys[key] and (ctx.watch_list ~= jobs or ctx.watch_n ~= #jobs) then
+          ctx.watch_keys, ctx.watch_list, ctx.watch_n = {}, jobs, #jobs
+          for _, job in ipairs(jobs) do ctx.watch_keys[state.job_key(job)] = job end
+        end
+        local job = key and ctx.watch_keys[key]
+        if job and not seen[job] and job.native_id and not verdict.TERMINAL[job.status] then
+          seen[job] = true; touched[#touched + 1] = job
+        end
       end
       return touched
     end,

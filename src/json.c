@@ -1,0 +1,368 @@
+/* jobrun.c.json: the hot half of lua/jobrun/json.lua, byte for byte what its Lua encoder
+ * writes (tests/unit/json.lua and plan_json.lua hold the two side by side). A `check --json`
+ * of a 10,000-job run spent most of its time in the Lua encoder and in the walk that makes
+ * lua-cjson's whole floats integers again (issue 14).
+ *
+ * encode(v, pretty, depth, quote, fallback) -> text: v as json.lua encodes it at that depth.
+ *   quote(s) -> s as a JSON string: called for strings that need escapes (json.lua's, with its
+ *   cache and its "/" as it is); fallback(v, pretty, depth) -> text: called for what this file
+ *   leaves to Lua (functions, userdata other than null, an object with a key that is not a
+ *   string, nesting deeper than json.lua allows, which raises its error there).
+ * integers(v) -> v: every whole float in v (nested tables too) made an integer. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64 /* json.lua's: deeper is an error, raised by the fallback */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} Buf;
+
+static int buf_gc(lua_State *L) {
+    Buf *b = lua_touserdata(L, 1);
+    free(b->p);
+    b->p = NULL;
+    return 0;
+}
+
+static void put(lua_State *L, Buf *b, const char *s, size_t len) {
+    if (b->cap - b->n < len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->n < len) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) luaL_error(L, "json: out of memory");
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+}
+
+static void put_lit(lua_State *L, Buf *b, const char *s) { put(L, b, s, strlen(s)); }
+
+/* "\n" and two spaces per depth. */
+static void newline(lua_State *L, Buf *b, int depth) {
+    static const char spaces[] = "                                                                ";
+    put(L, b, "\n", 1);
+    for (int want = 2 * depth; want > 0; want -= (int)sizeof spaces - 1)
+        put(L, b, spaces, (size_t)(want < (int)sizeof spaces - 1 ? want : (int)sizeof spaces - 1));
+}
+
+/* Indices of the arguments of encode(). */
+enum { ARG_V = 1, ARG_PRETTY, ARG_DEPTH, ARG_QUOTE, ARG_FALLBACK, ARG_BUF };
+
+/* A string json.lua quotes as it is: printable ASCII without '"' or '\\'. */
+static int plain(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 32 || c == '"' || c == '\\' || c >= 127) return 0;
+    }
+    return 1;
+}
+
+/* The string at idx, quoted. */
+static void put_string(lua_State *L, Buf *b, int idx) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (plain(s, len)) {
+        put(L, b, "\"", 1);
+        put(L, b, s, len);
+        put(L, b, "\"", 1);
+        return;
+    }
+    lua_pushvalue(L, ARG_QUOTE);
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+    size_t qlen;
+    const char *q = lua_tolstring(L, -1, &qlen);
+    put(L, b, q, qlen);
+    lua_pop(L, 1);
+}
+
+static void put_fallback(lua_State *L, Buf *b, int idx, int pretty, int depth) {
+    lua_pushvalue(L, ARG_FALLBACK);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, pretty);
+    lua_pushinteger(L, depth);
+    lua_call(L, 3, 1);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    put(L, b, s, len);
+    lua_pop(L, 1);
+}
+
+static void put_number(lua_State *L, Buf *b, int idx) {
+    char text[64];
+    if (lua_isinteger(L, idx)) {
+        snprintf(text, sizeof text, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, idx));
+    } else {
+        lua_Number v = lua_tonumber(L, idx);
+        if (v != v || isinf(v)) snprintf(text, sizeof text, "null");
+        else if (v == floor(v) && fabs(v) < 9007199254740992.0) snprintf(text, sizeof text, "%lld", (long long)v);
+        else snprintf(text, sizeof text, "%.14g", (double)v);
+    }
+    put_lit(L, b, text);
+}
+
+static void encode_value(lua_State *L, Buf *b, int idx, int pretty, int depth);
+
+/* The item before a value: a comma unless first, then the newline and indentation. */
+static void lead(lua_State *L, Buf *b, int first, int pretty, int depth) {
+    if (!first) put(L, b, ",", 1);
+    if (pretty) newline(L, b, depth + 1);
+}
+
+static void put_key(lua_State *L, Buf *b, int kidx, int pretty) {
+    put_string(L, b, kidx);
+    if (pretty) put(L, b, ": ", 2);
+    else put(L, b, ":", 1);
+}
+
+/* metatable field `name` of the table at idx pushed (nil without a metatable). */
+static int mt_field(lua_State *L, int idx, const char *name) {
+    if (!lua_getmetatable(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
+    lua_pushstring(L, name);
+    int t = lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return t;
+}
+
+static int is_array(lua_State *L, int idx) {
+    if (mt_field(L, idx, "__name") == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.array") == 0) {
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (mt_field(L, idx, "order") != LUA_TNIL) { lua_pop(L, 1); return 0; }
+    lua_pop(L, 1);
+    lua_Unsigned n = lua_rawlen(L, idx);
+    if (n == 0) return 0;
+    lua_Unsigned count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { count++; lua_pop(L, 1); }
+    return count == n;
+}
+
+typedef struct {
+    const char *s;
+    size_t len;
+    int ref; /* index of the key in the keys table */
+} Key;
+
+static int key_cmp(const void *a, const void *b) {
+    const Key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c) return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static void close_with(lua_State *L, Buf *b, const char *bracket, int pretty, int depth) {
+    if (pretty) newline(L, b, depth);
+    put_lit(L, b, bracket);
+}
+
+/* Writes the members of the object at idx in the order of the list `keys` (a table at kidx,
+ * 1..n); exact: a key whose value is nil is written as null, else skipped. */
+static void put_members(lua_State *L, Buf *b, int idx, int kidx, lua_Unsigned n, int exact, int pretty, int depth) {
+    int first = 1;
+    put(L, b, "{", 1);
+    for (lua_Unsigned i = 1; i <= n; i++) {
+        lua_rawgeti(L, kidx, (lua_Integer)i);
+        int k = lua_gettop(L);
+        lua_pushvalue(L, k);
+        int t = lua_rawget(L, idx);
+        if (t == LUA_TNIL && !exact) { lua_pop(L, 2); continue; }
+        lead(L, b, first, pretty, depth);
+        first = 0;
+        if (lua_type(L, k) == LUA_TSTRING) put_key(L, b, k, pretty);
+        else {
+            /* json.lua writes tostring(key) */
+            luaL_tolstring(L, k, NULL);
+            put_key(L, b, lua_gettop(L), pretty);
+            lua_pop(L, 1);
+        }
+        encode_value(L, b, k + 1, pretty, depth + 1);
+        lua_pop(L, 2);
+    }
+    if (first) { b->n -= 1; put(L, b, "{}", 2); return; } /* nothing written: as json.lua, {} */
+    close_with(L, b, "}", pretty, depth);
+}
+
+static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) {
+    int exact = mt_field(L, idx, "exact") != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    mt_field(L, idx, "order");
+    int order = lua_gettop(L);
+    int has_order = lua_type(L, order) == LUA_TTABLE;
+    if (exact) {
+        lua_Unsigned n = lua_rawlen(L, order);
+        if (n == 0) put(L, b, "{}", 2);
+        else put_members(L, b, idx, order, n, 1, pretty, depth);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) { put(L, b, "{}", 2); lua_pop(L, 1); return; }
+    lua_pop(L, 2);
+    /* The order's keys as a set. */
+    lua_Unsigned on = has_order ? lua_rawlen(L, order) : 0;
+    lua_createtable(L, 0, (int)on);
+    int set = lua_gettop(L);
+    for (lua_Unsigned i = 1; i <= on; i++) {
+        lua_rawgeti(L, order, (lua_Integer)i);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, set);
+    }
+    /* The keys not in the order (all of them without one): strings only, else json.lua does it. */
+    size_t rest_n = 0, rest_cap = 0;
+    Key *rest = NULL;
+    lua_newtable(L);
+    int rest_keys = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (has_order) {
+            lua_pushvalue(L, -1);
+            int in_order = lua_rawget(L, set) != LUA_TNIL;
+            lua_pop(L, 1);
+            if (in_order) continue;
+        }
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            free(rest);
+            lua_pop(L, 4); /* key, rest_keys, set, order */
+            put_fallback(L, b, idx, pretty, depth);
+            return;
+        }
+        if (rest_n == rest_cap) {
+            rest_cap = rest_cap ? rest_cap * 2 : 16;
+            Key *grown = realloc(rest, rest_cap * sizeof *rest);
+            if (!grown) { free(rest); luaL_error(L, "json: out of memory"); }
+            rest = grown;
+        }
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, rest_keys, (lua_Integer)(rest_n + 1));
+        rest[rest_n].s = lua_tolstring(L, -1, &rest[rest_n].len);
+        rest_n++;
+    }
+    /* The keys in order: the order's (those with a value; twice if named twice, as json.lua),
+     * then the rest sorted. */
+    lua_createtable(L, (int)(on + rest_n), 0);
+    int keys = lua_gettop(L);
+    lua_Unsigned n = 0;
+    for (lua_Unsigned i = 1; i <= on; i++) {
+        lua_rawgeti(L, order, (lua_Integer)i);
+        lua_pushvalue(L, -1);
+        int t = lua_rawget(L, idx);
+        lua_pop(L, 1);
+        if (t != LUA_TNIL) lua_rawseti(L, keys, (lua_Integer)++n);
+        else lua_pop(L, 1);
+    }
+    /* (json.lua's two paths, an order that names every key once or not, give this same list) */
+    if (rest_n > 1) qsort(rest, rest_n, sizeof *rest, key_cmp);
+    for (size_t i = 0; i < rest_n; i++) {
+        lua_pushlstring(L, rest[i].s, rest[i].len);
+        lua_rawseti(L, keys, (lua_Integer)++n);
+    }
+    free(rest);
+    if (n == 0) put(L, b, "{}", 2);
+    else put_members(L, b, idx, keys, n, 0, pretty, depth);
+    lua_pop(L, 4); /* keys, rest_keys, set, order */
+}
+
+static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth) {
+    if (depth > MAX_DEPTH) { put_fallback(L, b, idx, pretty, depth); return; }
+    luaL_checkstack(L, 16, "json: nesting");
+    if (is_array(L, idx)) {
+        lua_Unsigned len = lua_rawlen(L, idx);
+        if (len == 0) { put(L, b, "[]", 2); return; }
+        put(L, b, "[", 1);
+        for (lua_Unsigned i = 1; i <= len; i++) {
+            lead(L, b, i == 1, pretty, depth);
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            encode_value(L, b, lua_gettop(L), pretty, depth + 1);
+            lua_pop(L, 1);
+        }
+        close_with(L, b, "]", pretty, depth);
+        return;
+    }
+    encode_object(L, b, idx, pretty, depth);
+}
+
+static void encode_value(lua_State *L, Buf *b, int idx, int pretty, int depth) {
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: put_string(L, b, idx); break;
+    case LUA_TNUMBER: put_number(L, b, idx); break;
+    case LUA_TBOOLEAN: put_lit(L, b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNIL: put(L, b, "null", 4); break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { put(L, b, "null", 4); break; } /* cjson.null */
+        put_fallback(L, b, idx, pretty, depth);
+        break;
+    case LUA_TTABLE: encode_table(L, b, lua_absindex(L, idx), pretty, depth); break;
+    default: put_fallback(L, b, idx, pretty, depth); break;
+    }
+}
+
+static int json_encode(lua_State *L) {
+    luaL_checkany(L, ARG_V);
+    int pretty = lua_toboolean(L, ARG_PRETTY);
+    int depth = (int)luaL_optinteger(L, ARG_DEPTH, 0);
+    luaL_checktype(L, ARG_QUOTE, LUA_TFUNCTION);
+    luaL_checktype(L, ARG_FALLBACK, LUA_TFUNCTION);
+    lua_settop(L, ARG_FALLBACK);
+    Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* ARG_BUF: freed by __gc, even on an error */
+    memset(b, 0, sizeof *b);
+    luaL_setmetatable(L, "jobrun.json.buffer");
+    encode_value(L, b, ARG_V, pretty, depth);
+    lua_pushlstring(L, b->p ? b->p : "", b->n);
+    free(b->p);
+    b->p = NULL;
+    return 1;
+}
+
+static void integers(lua_State *L, int idx, int depth) {
+    if (depth > 1000) return; /* lua-cjson decodes no deeper */
+    luaL_checkstack(L, 4, "json: nesting");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int t = lua_type(L, -1);
+        if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+            lua_Integer i;
+            if (lua_numbertointeger(lua_tonumber(L, -1), &i) && (lua_Number)i == lua_tonumber(L, -1)) {
+                lua_pushvalue(L, -2);
+                lua_pushinteger(L, i);
+                lua_rawset(L, idx);
+            }
+        } else if (t == LUA_TTABLE) {
+            integers(L, lua_gettop(L), depth + 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static int json_integers(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTABLE) integers(L, 1, 0);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static const luaL_Reg json_functions[] = {
+    {"encode", json_encode},
+    {"integers", json_integers},
+    {NULL, NULL},
+};
+
+int luaopen_jobrun_json(lua_State *L) {
+    luaL_newmetatable(L, "jobrun.json.buffer");
+    lua_pushcfunction(L, buf_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newlib(L, json_functions);
+    return 1;
+}
