@@ -105,4 +105,28 @@ function helpers.eventually(fn, seconds)
   return fn() and true or false
 end
 
+-- fake_skypilot(dir, args, port) -> { url, port, proc }: the fake SkyPilot API server
+-- (tests/skypilot/fake_server.py) on a free port (or `port`), ready; its output in dir.
+function helpers.fake_skypilot(dir, args, port)
+  local argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/skypilot/fake_server.py", "--port", tostring(port or 0),
+                 "--tick", "0.1" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local out = dir .. "/fake." .. tostring(math.random(1e9)) .. ".log"
+  local proc = assert(process.spawn({ argv = argv, stdout = out, stderr = "stdout" }))
+  local got
+  helpers.eventually(function()
+    got = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
+    return got
+  end, 30)
+  assert(got, "the fake server did not start: " .. (fs.read(out) or ""))
+  return { url = "http://127.0.0.1:" .. got, port = tonumber(got), proc = proc }
+end
+
+-- stop_fake(f): the fake server ended (TERM), and reaped.
+function helpers.stop_fake(f)
+  f.proc:kill("TERM")
+  f.proc:wait(true)
+  f.proc:close()
+end
+
 return helpers

@@ -6,29 +6,9 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
-local process = require "jobrun.c.process"
 
-local top = os.getenv("JOBRUN_TOP")
-
--- fake(dir) -> { url, proc }: a fake server on a free port, ready.
-local function fake(dir)
-  local out = dir .. "/fake.log"
-  local proc = assert(process.spawn({ argv = { "python3", top .. "/tests/skypilot/fake_server.py", "--port", "0",
-                                               "--tick", "0.1" }, stdout = out, stderr = "stdout" }))
-  local port
-  h.eventually(function()
-    port = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    return port
-  end, 30)
-  assert(port, "the fake server did not start: " .. (fs.read(out) or ""))
-  return { url = "http://127.0.0.1:" .. port, proc = proc }
-end
-
-local function stop(f)
-  f.proc:kill("TERM")
-  f.proc:wait(true)
-  f.proc:close()
-end
+local function fake(dir) return h.fake_skypilot(dir) end
+local stop = h.stop_fake
 
 local function get(f, path)
   local http = require("jobrun.c.http").client()

@@ -6,9 +6,6 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
-local process = require "jobrun.c.process"
-
-local top = os.getenv("JOBRUN_TOP")
 
 -- Every process's command line that contains `needle` (none of them may).
 local function cmdlines_with(needle)
@@ -79,20 +76,7 @@ suite "pl" {
   cleanup(dir)
 end)
 
--- fake(dir, args) -> { url, proc }: the fake SkyPilot API server on a free port, ready.
-local function fake(dir, args)
-  local argv = { "python3", top .. "/tests/skypilot/fake_server.py", "--port", "0", "--tick", "0.1" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local out = dir .. "/fake.log"
-  local proc = assert(process.spawn({ argv = argv, stdout = out, stderr = "stdout" }))
-  local port
-  h.eventually(function()
-    port = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    return port
-  end, 10)
-  assert(port, "the fake server did not start: " .. (fs.read(out) or ""))
-  return { url = "http://127.0.0.1:" .. port, proc = proc }
-end
+local function fake(dir, args) return h.fake_skypilot(dir, args) end
 
 tap.test("skypilot: user:password in the suite's endpoint authenticates, and is never stored or shown", function()
   local dir = h.scratch()

@@ -4,30 +4,11 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
-local process = require "jobrun.c.process"
 
 local top = os.getenv("JOBRUN_TOP")
 
--- fake(dir, args) -> { url, proc, port }: a fake server on a free port, ready.
-local function fake(dir, args, port)
-  local argv = { "python3", top .. "/tests/skypilot/fake_server.py", "--port", tostring(port or 0), "--tick", "0.1" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local out = dir .. "/fake." .. tostring(math.random(1e9)) .. ".log"
-  local proc = assert(process.spawn({ argv = argv, stdout = out, stderr = "stdout" }))
-  local got
-  h.eventually(function()
-    got = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    return got
-  end, 10)
-  assert(got, "the fake server did not start: " .. (fs.read(out) or ""))
-  return { url = "http://127.0.0.1:" .. got, port = tonumber(got), proc = proc }
-end
-
-local function stop(f)
-  f.proc:kill("TERM")
-  f.proc:wait(true)
-  f.proc:close()
-end
+local function fake(dir, args, port) return h.fake_skypilot(dir, args, port) end
+local stop = h.stop_fake
 
 local function stats(f)
   local http = require("jobrun.c.http").client()
