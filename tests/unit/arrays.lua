@@ -36,6 +36,10 @@ for _, t in ipairs({ 7, 8, 9, 10, 11, 20, 21, 22, 24 }) do listed[#listed + 1] =
 tap.is(listed, { true, false, true, true, false, true, false, true, true }, "lists and stepped ranges")
 tap.is(known["1434"] and known["1434"].JobState, "COMPLETED", "a plain job under its id")
 tap.is(known["1435"], nil, "an array's own id is no job of ours")
+local only = slurm.parse(text .. "\nJobId=9000 ArrayJobId=9000 ArrayTaskId=0-999999 JobState=PENDING",
+  { ["1435"] = true })
+tap.is({ only["1435_4"] ~= nil, only["1500_7"], only["9000_5"], only["1434"] ~= nil }, { true, nil, nil, true },
+  "with the run's arrays named, another array's pending tasks are not read; plain jobs still are")
 
 -- groups: one array per shape, in order, split at the limit; a group of one goes alone.
 local jobs = {

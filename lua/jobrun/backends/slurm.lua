@@ -377,10 +377,12 @@ local function task_ids(text, into)
   return into
 end
 
--- parse(text) -> { [id] = { field = value } } from `scontrol -o show job` (one job a line). An
--- array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a record of
--- pending tasks ("123_[4-199]") stands for each of them.
-function backend.parse(text)
+-- parse(text [, arrays]) -> { [id] = { field = value } } from `scontrol -o show job` (one job a
+-- line). An array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
+-- record of pending tasks ("123_[4-199]") stands for each of them. With `arrays` (a set of array
+-- ids), only those arrays' records are read: the controller lists every user's jobs, and another
+-- user's pending array of a million tasks is no reason to make a million entries each cycle.
+function backend.parse(text, arrays)
   local jobs = {}
   for line in text:gmatch("[^\n]+") do
     local rec = {}
@@ -388,7 +390,9 @@ function backend.parse(text)
       if rec[key] == nil then rec[key] = value end
     end
     if rec.ArrayJobId and rec.ArrayTaskId then
-      for _, t in ipairs(task_ids(rec.ArrayTaskId, {})) do jobs[rec.ArrayJobId .. "_" .. t] = rec end
+      if not arrays or arrays[rec.ArrayJobId] then
+        for _, t in ipairs(task_ids(rec.ArrayTaskId, {})) do jobs[rec.ArrayJobId .. "_" .. t] = rec end
+      end
     elseif rec.JobId then
       jobs[rec.JobId] = rec
     end
@@ -587,7 +591,12 @@ function backend.poll(ctx, jobs)
     return
   end
   ctx.backend_error = nil
-  local known = backend.parse(r.stdout)
+  local arrays = {}
+  for _, job in ipairs(jobs) do
+    local array = tostring(job.native_id):match("^(%d+)_%d+$")
+    if array then arrays[array] = true end
+  end
+  local known = backend.parse(r.stdout, arrays)
   local forgotten = {}
   for _, job in ipairs(jobs) do
     local rec = job.native_id and known[job.native_id]
