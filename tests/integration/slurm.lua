@@ -469,6 +469,40 @@ suite "arr" {
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+tap.test("a group larger than the controller's MaxArraySize is split into arrays", function()
+  local dir = h.scratch()
+  local path = shims(dir)
+  local p = io.popen(env .. "scontrol show config")
+  local max = tonumber((p:read("a") or ""):match("MaxArraySize%s*=%s*(%d+)"))
+  p:close()
+  tap.is(max, 201, "the test cluster's MaxArraySize (tests/slurm/cluster.sh)")
+  max = max or 201
+  h.write(dir .. "/s.lua", string.format([[
+local ids = {}
+for i = 1, %d do ids[i] = i end
+suite "big" { backend = "slurm", matrix = { i = ids }, run = "echo {i}", timeout = "5m" }
+]], max + 2))
+  local code, out, err = h.sh(dir, env .. path .. "jobrun run s.lua --run-id BIG --json")
+  tap.is(code, 0, "all passed")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  local n = calls(dir)
+  tap.is({ n.sbatch, n.scontrol >= 1 }, { 2, true }, "two sbatch (MaxArraySize read with scontrol)")
+  local jobs = (json.decode(out) or { jobs = {} }).jobs
+  local first, second = array_of(jobs[1]), array_of(jobs[max + 1])
+  local in_first, in_second = 0, 0
+  for k, j in ipairs(jobs) do
+    local a, t = array_of(j)
+    if k <= max and a == first and t == k - 1 then in_first = in_first + 1 end
+    if k > max and a == second and t == k - max - 1 then in_second = in_second + 1 end
+  end
+  tap.ok(first and second and first ~= second, "two arrays")
+  tap.is({ in_first, in_second }, { max, 2 },
+    "the first holds MaxArraySize tasks (0 … MaxArraySize - 1), the second the rest")
+  local last = jobs[#jobs] or {}
+  tap.is(fs.read(dir .. "/" .. (last.log_path or "none")), string.format("0: %d\n", max + 2), "each log its own")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
 tap.test("a mixed-shape suite: one array per shape, a unique shape alone", function()
   local dir = h.scratch()
   h.write(dir .. "/job.sh", JOB)

@@ -21,9 +21,10 @@ db=$dir/mariadb
 host=$(hostname -s)
 # Loopback ports: slurmctld 16817, slurmdbd 16819, mariadbd 16306, slurmd 17001-17004.
 
+# write_conf [PATH]: the configs; with PATH, slurm.conf alone, there (to compare with the one in use).
 write_conf() {
   mkdir -p "$dir/state" "$dir/spool/node1" "$dir/spool/node2" "$dir/spool/node3" "$dir/spool/node4"
-  cat > "$conf" <<CONF
+  cat > "${1:-$conf}" <<CONF
 ClusterName=jobrun
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=16817
@@ -56,6 +57,9 @@ ReturnToService=2
 # Slurm's recommended minimum: finished jobs leave the controller within seconds (the purge
 # runs every MinJobAge seconds too), and the tests see what jobrun does then.
 MinJobAge=2
+# Smaller than Slurm's 1001, so that the tests can see jobrun split a larger group of jobs into
+# arrays (it reads this from the controller): 201 tasks, 0-200, in one array at most.
+MaxArraySize=201
 KillWait=2
 InactiveLimit=0
 SlurmctldTimeout=20
@@ -67,6 +71,7 @@ NodeName=node3 NodeHostname=$host NodeAddr=127.0.0.1 Port=17003 CPUs=8 RealMemor
 NodeName=node4 NodeHostname=$host NodeAddr=127.0.0.1 Port=17004 CPUs=8 RealMemory=2000 State=UNKNOWN
 PartitionName=debug Nodes=node[1-4] Default=YES MaxTime=INFINITE State=UP
 CONF
+  [ -z "${1:-}" ] || return 0
   # slurmdbd refuses a config that others can read (it may hold the database password).
   umask 077
   cat > "$dbdconf" <<CONF
@@ -146,8 +151,13 @@ up() {
   alive "$db.pid" && alive "$dir/slurmdbd.pid" && alive "$dir/slurmctld.pid" && [ "$(idle_nodes)" = 4 ]
 }
 
+# current: the running cluster's slurm.conf is the one this script writes now (not an older one).
+current() {
+  write_conf "$conf.want" && cmp -s "$conf" "$conf.want"
+}
+
 start() {
-  if up; then echo "slurm: already up ($conf)"; return; fi
+  if up && current; then echo "slurm: already up ($conf)"; return; fi
   # Half up (or up with an older config): start everything afresh.
   stop > /dev/null
   write_conf
