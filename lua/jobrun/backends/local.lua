@@ -226,6 +226,11 @@ end
 -- wrong with the claim, or with the slot's journal). The record is a line of the slot's
 -- journal, or the result file, or written in place over the claim when neither could be.
 local function read_end(ctx, p, key)
+  -- The common case, with no file read: the job's end is a line of its slot's journal, which
+  -- the wait has just read on (an end line is final for the attempt that the key names).
+  local known = ctx.journal_of and ctx.journal_of[key]
+  local line = known and ctx.journals[known].by_key[key]
+  if line and line.state == "EXITED" then return line end
   local result, why = read_json(p.result)
   if result then return result end
   if result == false then return false, why end
@@ -236,7 +241,10 @@ local function read_end(ctx, p, key)
     if claim.journal:find("/", 1, true) or claim.journal:sub(1, 1) == "." then
       return false, p.status .. ": journal is not a file name beside it"
     end
-    local j = journal(ctx, p.status:match("^(.*)/") .. "/" .. claim.journal)
+    local path = p.status:match("^(.*)/") .. "/" .. claim.journal
+    local j = journal(ctx, path)
+    ctx.journal_of = ctx.journal_of or {}
+    ctx.journal_of[key] = path
     local rec = j.by_key[key]
     if rec == false then return false, j.why[key] end
     if rec and rec.state == "EXITED" then return rec end
