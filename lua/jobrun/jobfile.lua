@@ -8,26 +8,39 @@ local json = require "jobrun.json"
 
 local jobfile = {}
 
-local INTEGER = { attempt = true, restart_count = true, exit_code = true, failed_rank = true,
-                  supervisor_pid = true }
-local NUMBER = { started_at = true, ended_at = true, supervisor_start = true }
-local STRING = { state = true, signal = true, log_error = true, result_error = true, result_cause = true,
-                 key = true, journal = true }
-local BOOLEAN = { timed_out = true, cancelled = true, setup_failed = true }
+local INTEGER = { "attempt", "restart_count", "exit_code", "failed_rank", "supervisor_pid" }
+local NUMBER = { "started_at", "ended_at", "supervisor_start" }
+local STRING = { "state", "signal", "log_error", "result_error", "result_cause", "key", "journal" }
+local BOOLEAN = { "timed_out", "cancelled", "setup_failed" }
 local REQUIRED = { "state", "supervisor_pid", "supervisor_start" }
 
--- check(value) -> value when it is a record of the right shape, else nil, what is wrong.
+-- check(value) -> value when it is a record of the right shape, else nil, what is wrong. The
+-- known fields are looked up by name (a runner checks two journal lines a job): other fields
+-- are let be.
 function jobfile.check(value)
-  if type(value) ~= "table" then return nil, "not a JSON object" end
-  for _, k in ipairs(REQUIRED) do
-    if value[k] == nil then return nil, "no " .. k end
+  if type(value) ~= "table" or value[1] ~= nil then return nil, "not a JSON object" end
+  for i = 1, #REQUIRED do
+    if value[REQUIRED[i]] == nil then return nil, "no " .. REQUIRED[i] end
   end
-  for k, v in pairs(value) do
-    if type(k) ~= "string" then return nil, "not a JSON object" end
-    if INTEGER[k] and math.type(v) ~= "integer" then return nil, k .. " is not a whole number" end
-    if NUMBER[k] and (type(v) ~= "number" or v ~= v or math.abs(v) > 1e15) then return nil, k .. " is not a number" end
-    if STRING[k] and type(v) ~= "string" then return nil, k .. " is not a string" end
-    if BOOLEAN[k] and type(v) ~= "boolean" then return nil, k .. " is not true or false" end
+  for i = 1, #INTEGER do
+    local k = INTEGER[i]
+    local v = value[k]
+    if v ~= nil and math.type(v) ~= "integer" then return nil, k .. " is not a whole number" end
+  end
+  for i = 1, #NUMBER do
+    local k = NUMBER[i]
+    local v = value[k]
+    if v ~= nil and (type(v) ~= "number" or v ~= v or math.abs(v) > 1e15) then return nil, k .. " is not a number" end
+  end
+  for i = 1, #STRING do
+    local k = STRING[i]
+    local v = value[k]
+    if v ~= nil and type(v) ~= "string" then return nil, k .. " is not a string" end
+  end
+  for i = 1, #BOOLEAN do
+    local k = BOOLEAN[i]
+    local v = value[k]
+    if v ~= nil and type(v) ~= "boolean" then return nil, k .. " is not true or false" end
   end
   local pid = value.supervisor_pid
   if pid < 1 or pid > 0x7fffffff then return nil, "supervisor_pid is out of range" end
