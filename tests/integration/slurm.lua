@@ -503,6 +503,35 @@ suite "big" { backend = "slurm", matrix = { i = ids }, run = "echo {i}", timeout
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+tap.test("jobs whose variables would not fit in one sbatch's environment go out as two arrays", function()
+  local dir = h.scratch()
+  local path = shims(dir)
+  -- Six values of 90 KB each, one per task: 540 KB, over the 512 KB an array's stash may take.
+  h.write(dir .. "/s.lua", [=[
+suite "env" {
+  backend = "slurm", matrix = { i = { 1, 2, 3, 4, 5, 6 } }, timeout = "5m",
+  env = { BIG = string.rep("x", 90000) .. "{i}" },
+  run = [[echo "length ${#BIG}, ends in ${BIG#"${BIG%?}"}"]],
+}
+]=])
+  local code, out, err = h.sh(dir, env .. path .. "jobrun run s.lua --run-id ENV --json")
+  tap.is(code, 0, "all passed")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  tap.is(calls(dir).sbatch, 2, "two sbatch")
+  local jobs = (json.decode(out) or { jobs = {} }).jobs
+  local ids = {}
+  for k, j in ipairs(jobs) do ids[k] = (array_of(j)) end
+  tap.ok(ids[1] and ids[1] == ids[3] and ids[4] == ids[6] and ids[1] ~= ids[4], "three tasks in each of two arrays")
+  local right = 0
+  for k, j in ipairs(jobs) do
+    if fs.read(dir .. "/" .. (j.log_path or "none")) == string.format("0: length 90001, ends in %d\n", k) then
+      right = right + 1
+    end
+  end
+  tap.is(right, 6, "every task got its own 90 KB value")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
 tap.test("a mixed-shape suite: one array per shape, a unique shape alone", function()
   local dir = h.scratch()
   h.write(dir .. "/job.sh", JOB)

@@ -298,7 +298,7 @@ local function stash(jobs, envs)
       else common_values[k] = false end
     end
   end
-  local extra, stashed = {}, {}
+  local extra, stashed, bytes = {}, {}, 0
   for k, v in pairs(common_values) do
     if v and count[k] == #jobs then extra[k] = v end
   end
@@ -307,38 +307,57 @@ local function stash(jobs, envs)
     for k, v in pairs(envs[job] or {}) do
       if extra[k] == nil then
         names[#names + 1] = k
-        extra[STASH .. (i - 1) .. "_" .. k] = tostring(v)
+        local name = STASH .. (i - 1) .. "_" .. k
+        extra[name] = tostring(v)
+        bytes = bytes + #name + #extra[name] + 2
       end
     end
     table.sort(names)
     stashed[i - 1] = names
   end
-  return exec.environ(extra), stashed
+  return exec.environ(extra), stashed, bytes
 end
 
--- submit_array(ctx, jobs, envs) -> true | nil, why: one sbatch --array for jobs of one shape.
--- Slurm names each task's output by its index (%a); that name is a symlink to the job's own log,
--- so that each log holds its task's output (and Slurm's own words about it) alone.
+-- What one array may take, below the limits it would otherwise meet whole: the kernel's for
+-- sbatch's environment (ARG_MAX, 2 MiB with the arguments, shared with the user's own
+-- environment) and Slurm's for a batch script (max_script_size, 4 MiB by default). A group
+-- over either goes out as two arrays, halved again as needed.
+backend.ARRAY_ENV_BUDGET = 512 * 1024
+backend.ARRAY_SCRIPT_BUDGET = 1024 * 1024
+
+-- submit_array(ctx, jobs, envs): one sbatch --array for jobs of one shape (two, or more, when
+-- they are too many for one: see the budgets above); a job that could not be submitted has its
+-- launch_error. Slurm names each task's output by its index (%a); that name is a symlink to the
+-- job's own log, so that each log holds its task's output (and Slurm's own words about it) alone.
 local function submit_array(ctx, jobs, envs)
   local dir = ctx.run_dir .. "/slurm"
   local stem = state.job_key(jobs[1]) .. ".array"
+  local env, stashed, bytes = stash(jobs, envs)
+  local output = backend.output_pattern(dir .. "/" .. stem) .. ".%a.log"
+  local script = backend.array_script(ctx, jobs, output, stashed)
+  if #jobs > 1 and (bytes > backend.ARRAY_ENV_BUDGET or #script > backend.ARRAY_SCRIPT_BUDGET) then
+    local half = #jobs // 2
+    submit_array(ctx, table.move(jobs, 1, half, 1, {}), envs)
+    submit_array(ctx, table.move(jobs, half + 1, #jobs, 1, {}), envs)
+    return
+  end
+  local function fail(err)
+    for _, job in ipairs(jobs) do job.launch_error = tostring(err) end
+  end
   for i, job in ipairs(jobs) do
     local ok, err = fs.symlink("../" .. job.log_path_rel, string.format("%s/%s.%d.log", dir, stem, i - 1))
-    if not ok then return nil, err end
+    if not ok then return fail(err) end
   end
-  local env, stashed = stash(jobs, envs)
-  local output = backend.output_pattern(dir .. "/" .. stem) .. ".%a.log"
   local path = dir .. "/" .. stem .. ".sbatch"
-  local ok, err = fs.write_atomic(path, backend.array_script(ctx, jobs, output, stashed), false)
-  if not ok then return nil, err end
+  local ok, err = fs.write_atomic(path, script, false)
+  if not ok then return fail(err) end
   local id
   id, err = sbatch(ctx, path, env, { "--array=0-" .. (#jobs - 1) })
-  if not id then return nil, err end
+  if not id then return fail(err) end
   for i, job in ipairs(jobs) do
     job.native_id, job.slurm_cancelled = id .. "_" .. (i - 1), nil
     job.status, job.native_status = "PENDING", "PENDING"
   end
-  return true
 end
 
 -- submit_many(ctx, jobs): jobs of one resource shape go out as one sbatch --array (split at the
@@ -350,12 +369,7 @@ function backend.submit_many(ctx, jobs)
   -- A run directory whose path holds a backslash turns off Slurm's %a in --output.
   local limit = ctx.run_dir:find("\\", 1, true) and 0 or (#jobs > 1 and backend.max_array_size(ctx) or 0)
   local arrays, alone = backend.groups(jobs, envs, limit)
-  for _, group in ipairs(arrays) do
-    local ok, err = submit_array(ctx, group, envs)
-    if not ok then
-      for _, job in ipairs(group) do job.launch_error = tostring(err) end
-    end
-  end
+  for _, group in ipairs(arrays) do submit_array(ctx, group, envs) end
   for _, job in ipairs(alone) do
     local ok, err = backend.submit(ctx, job)
     if not ok then job.launch_error = tostring(err) end
