@@ -366,6 +366,10 @@ tap.test("the slot pool: jobs keep starting with no jobrun attached", function()
   local c2, o2 = h.sh(dir, "jobrun check ND")
   tap.is(c2, 0, "and check finds them passed")
   tap.like(o2, "Verdict: 3 passed", "all three")
+  -- First seen when already ended: the end line names the slot, which becomes the native id.
+  local slots = {}
+  for _, job in ipairs(h.state(dir).jobs) do slots[#slots + 1] = tostring(job.native_id):match("^%d+$") ~= nil end
+  tap.is(slots, { true, true, true }, "each job's native id is the pid of the slot that ran it")
 end)
 
 tap.test("the slot pool: a slot that dies loses only the job it was running", function()

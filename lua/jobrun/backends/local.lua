@@ -299,6 +299,8 @@ function backend.poll(ctx, jobs)
     local key = state.job_key(job)
     local result, claim = read_end(ctx, p, key)
     if result then
+      -- Claimed and ended between two looks: the end names the slot that ran it.
+      if job.native_id == "pool" or not job.native_id then take_claim(job, result) end
       apply(job, result)
     elseif result == false then
       damaged(job, claim)
@@ -311,6 +313,7 @@ function backend.poll(ctx, jobs)
       elseif not pool_alive(ctx, job.pool) then
         result, claim = read_end(ctx, p, key) -- it may have been claimed as the pool ended
         if result then
+          take_claim(job, result)
           apply(job, result)
         elseif not claim then
           local cause = slots_unwritable(ctx)
