@@ -46,18 +46,21 @@ suite "sig" { matrix = { sig = { "FPE", "USR1", "KILL" } }, run = "kill -{sig} $
 end)
 
 -- A job whose ranks fill the disk that holds the whole state directory: rank 0 writes until
--- ENOSPC, then rank 1 prints a line (which the log can no longer take), and both exit 0. The
--- slot's journal has room left in the block it has: the end is recorded there, with the log's
--- fault.
-scratch("a full disk: the slot's journal still takes the job's end, with the log's fault", function(dir, mounts)
-  if not root() then return skip("needs root to mount a tmpfs") end
-  if not mount_tmpfs(dir .. "/state", "1m") then return skip("mount -t tmpfs failed") end
+-- ENOSPC (first running `before`), then rank 1 prints a line (which the log can no longer take),
+-- and both exit 0. fill_disk(dir, mounts, before) -> the runner's exit code and stderr, then
+-- check's exit code, its --json job and state.json's job once there is room again; nil where
+-- the tmpfs cannot be had (the test is skipped).
+local function fill_disk(dir, mounts, before)
+  if not root() then skip("needs root to mount a tmpfs"); return nil end
+  if not mount_tmpfs(dir .. "/state", "1m") then skip("mount -t tmpfs failed"); return nil end
   mounts[#mounts + 1] = dir .. "/state"
   h.write(dir .. "/s.lua", [[
 suite "full" {
   nodes = 2,
   run = [=[
     if [ $JOBRUN_NODE_RANK = 0 ]; then
+      ]] .. before .. [[
+
       head -c 4M /dev/zero > state/filler 2>/dev/null; touch filled
     else
       while [ ! -e filled ]; do sleep 0.05; done
@@ -67,14 +70,21 @@ suite "full" {
 }
 ]])
   local code, _, err = h.sh(dir, "jobrun run s.lua --state-dir state --run-id F")
-  tap.is(code, 3, "the runner cannot write state.json: exit 3")
-  tap.like(err, "No space left on device", "and says why")
   os.remove(dir .. "/state/filler")
   local c2, js = h.sh(dir, "jobrun check F --state-dir state --json")
   local job = (json.decode(js) or { jobs = {} }).jobs[1] or {}
-  tap.is({ c2, job.status, job.exit_code }, { 0, "SUCCEEDED", 0 }, "check finds the job's real outcome")
   local saved = json.decode(fs.read(dir .. "/state/runs/F/state.json") or "") or { jobs = {} }
-  local rec = saved.jobs[1] or {}
+  return code, err, c2, job, saved.jobs[1] or {}
+end
+
+-- The slot's journal has room left in the block it has: the end is recorded there, with the
+-- log's fault.
+scratch("a full disk: the slot's journal still takes the job's end, with the log's fault", function(dir, mounts)
+  local code, err, c2, job, rec = fill_disk(dir, mounts, ":")
+  if not code then return end
+  tap.is(code, 3, "the runner cannot write state.json: exit 3")
+  tap.like(err, "No space left on device", "and says why")
+  tap.is({ c2, job.status, job.exit_code }, { 0, "SUCCEEDED", 0 }, "check finds the job's real outcome")
   tap.like(rec.log_error, "^log write failed: .*No space left on device$", "state.json: log_error")
   tap.is(rec.result_error, nil, "no result_error: the journal took it")
 end)
@@ -83,34 +93,13 @@ end)
 -- end can be written neither as a journal line nor as a result file, and goes over the slot's
 -- record in place.
 scratch("a full disk: the job's record says so, with the cause, and keeps its exit code", function(dir, mounts)
-  if not root() then return skip("needs root to mount a tmpfs") end
-  if not mount_tmpfs(dir .. "/state", "1m") then return skip("mount -t tmpfs failed") end
-  mounts[#mounts + 1] = dir .. "/state"
-  h.write(dir .. "/s.lua", [[
-suite "full" {
-  nodes = 2,
-  run = [=[
-    if [ $JOBRUN_NODE_RANK = 0 ]; then
-      rm -f state/runs/F/jobs/*.journal
-      head -c 4M /dev/zero > state/filler 2>/dev/null; touch filled
-    else
-      while [ ! -e filled ]; do sleep 0.05; done
-      echo written after the disk filled up
-    fi
-  ]=],
-}
-]])
-  local code, _, err = h.sh(dir, "jobrun run s.lua --state-dir state --run-id F")
+  local code, err, c2, job, rec = fill_disk(dir, mounts, "rm -f state/runs/F/jobs/*.journal")
+  if not code then return end
   tap.is(code, 3, "the runner cannot write state.json either: exit 3")
   tap.like(err, "No space left on device", "and says why")
-  os.remove(dir .. "/state/filler")
-  local c2, js = h.sh(dir, "jobrun check F --state-dir state --json")
-  local job = (json.decode(js) or { jobs = {} }).jobs[1] or {}
   tap.is({ c2, job.status, job.exit_code }, { 0, "SUCCEEDED", 0 },
     "once there is room again, check finds the job's real outcome")
   tap.is(job.termination_reason, "result_unwritable: No space left on device", "--json: the cause, as its termination")
-  local saved = json.decode(fs.read(dir .. "/state/runs/F/state.json") or "") or { jobs = {} }
-  local rec = saved.jobs[1] or {}
   tap.like(rec.result_error, "^cannot write .*full%.result%.json: No space left on device", "state.json: result_error")
   tap.like(rec.log_error, "^log write failed: .*No space left on device$", "state.json: log_error")
   tap.is(rec.native_status, "EXITED", "native status of an exit")
