@@ -54,11 +54,13 @@ static void cleanup(void) {
     if (system(command) != 0) fprintf(stderr, "json_fuzz: could not remove %s\n", dir);
 }
 
+/* What mkdtemp(3) requires at the end of its template, and replaces with a unique suffix. */
+#define MKDTEMP_SUFFIX "XXXXXX"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     const char *tmp = getenv("TMPDIR"); /* tests/fuzz.sh points it at a directory it removes */
-    /* mkdtemp's template: it replaces the six X with a unique suffix. */
-    snprintf(dir, sizeof dir, "%s/jobrun-json-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(dir, sizeof dir, "%s/jobrun-json-fuzz-%s", tmp && *tmp ? tmp : "/tmp", MKDTEMP_SUFFIX);
     if (!mkdtemp(dir)) abort();
     atexit(cleanup);
     L = jobrun_newstate();
