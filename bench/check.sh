@@ -4,19 +4,9 @@
 # `true`, max_parallel 8) is made with `jobrun run` in a temporary directory, removed after.
 # The statuses of the run's jobs are printed (all SUCCEEDED: the pool's work list is a file).
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-bin=${JOBRUN_BIN:-$top/jobrun}
+. "$(dirname "$0")/common.sh"
 n=${N:-10000}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-cat > many.lua <<LUA
-local ids = {}
-for i = 1, $n do ids[i] = i end
-suite "many" { matrix = { i = ids }, run = { "true" }, max_parallel = 8 }
-LUA
-
-now() { date +%s.%N; }
+many_suite "$n" 8
 t0=$(now)
 "$bin" run many.lua --run-id bench > /dev/null || true   # exit 1 when jobs failed
 t1=$(now)

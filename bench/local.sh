@@ -4,19 +4,9 @@
 #   2. `jobrun check --json` of that finished 1,000-job run (target < 100 ms), beside
 #      `jq` reading the same state.json.
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-bin=${JOBRUN_BIN:-$top/jobrun}
+. "$(dirname "$0")/common.sh"
 n=${N:-1000}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-cat > many.lua <<LUA
-local ids = {}
-for i = 1, $n do ids[i] = i end
-suite "many" { matrix = { i = ids }, run = { "true" }, max_parallel = 2 }
-LUA
-
-now() { date +%s.%N; }
+many_suite "$n" 2
 t0=$(now)
 seq "$n" | xargs -P 2 -n 1 sh -c 'true' >/dev/null
 t1=$(now)
