@@ -173,12 +173,12 @@ local function bash_script()
       out[#out + 1] = string.format("    \"%s %d\")", c.name, n)
       for _, key in ipairs({ "words", "file", "run", "job", "job_of_first" }) do
         local p = kinds[key]
-        if p then
-          if key == "words" then out[#out + 1] = "      _jobrun_words " .. string.format("%q", shell_words(p.words))
-          elseif key == "file" then out[#out + 1] = "      _jobrun_files"
-          elseif key == "run" then out[#out + 1] = "      _jobrun_call runs"
-          elseif key == "job" then out[#out + 1] = "      _jobrun_call jobs"
-          else out[#out + 1] = "      _jobrun_call jobs \"$first\"" end
+        if p and key == "job_of_first" then
+          out[#out + 1] = "      _jobrun_call jobs \"$first\""
+        elseif p then
+          for _, l in ipairs(bash_value_lines(key == "words" and p or { [key] = true }, "      ")) do
+            out[#out + 1] = l
+          end
         end
       end
       out[#out + 1] = "      ;;"
