@@ -121,6 +121,19 @@ function grid.cell_text(cell, fancy)
   return string.format("%d/%d %s", cell.passed, cell.total, fancy and MARK[cell.verdict] or ASCII_MULTI[cell.verdict])
 end
 
+-- title(model, esc, times) -> "rows × cols (folded: a, b)": the grid's axes, each name through
+-- esc (the escaping of the format it goes into: text, HTML, Markdown).
+function grid.title(model, esc, times)
+  local title = model.cols_axis and (esc(model.rows_axis) .. " " .. (times or "×") .. " " .. esc(model.cols_axis))
+    or esc(model.rows_axis)
+  if #model.folded > 0 then
+    local names = {}
+    for i, n in ipairs(model.folded) do names[i] = esc(n) end
+    title = title .. " (folded: " .. table.concat(names, ", ") .. ")"
+  end
+  return title
+end
+
 -- legend(model, fancy) -> one line (plain ASCII unless fancy).
 function grid.legend(model, fancy)
   local text
@@ -153,11 +166,7 @@ function grid.text(jobs, want, paint, fancy)
     end
     rows[#rows + 1] = row
   end
-  local title = model.cols_axis
-    and string.format("Grid: %s %s %s", model.rows_axis, fancy and "×" or "x", model.cols_axis)
-    or string.format("Grid: %s", model.rows_axis)
-  if #model.folded > 0 then title = title .. " (folded: " .. table.concat(model.folded, ", ") .. ")" end
-  title = sanitize.text(title)
+  local title = sanitize.text("Grid: " .. grid.title(model, tostring, fancy and "×" or "x"))
   local max = {}
   for i = 1, #headers do max[i] = 40 end
   local body = textable.render(headers, rows, { paint = paint, max = max }):gsub("\n$", "")

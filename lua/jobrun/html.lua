@@ -144,13 +144,7 @@ local function grid_html(data, want, ids)
   local model = grid.build(data.jobs, want)
   if not model then return '<p class="meta">The run has no matrix axes.</p>' end
   local out = {}
-  local title = model.cols_axis and (esc(model.rows_axis) .. " × " .. esc(model.cols_axis)) or esc(model.rows_axis)
-  if #model.folded > 0 then
-    local f = {}
-    for i, n in ipairs(model.folded) do f[i] = esc(n) end
-    title = title .. " (folded: " .. table.concat(f, ", ") .. ")"
-  end
-  out[#out + 1] = '<p class="meta">' .. title .. "</p>"
+  out[#out + 1] = '<p class="meta">' .. grid.title(model, esc) .. "</p>"
   out[#out + 1] = '<table class="grid"><thead><tr><th>' .. (model.cols_axis and (esc(model.rows_axis) .. " \\ "
     .. esc(model.cols_axis)) or esc(model.rows_axis)) .. "</th>"
   for _, c in ipairs(model.cols) do out[#out + 1] = "<th>" .. (model.cols_axis and esc(c) or "verdict") .. "</th>" end

@@ -48,13 +48,7 @@ local function grid_md(data, want)
   local model = grid.build(data.jobs, want)
   if not model then return nil end
   local out = {}
-  local title = model.cols_axis and (md(model.rows_axis) .. " × " .. md(model.cols_axis)) or md(model.rows_axis)
-  if #model.folded > 0 then
-    local f = {}
-    for i, n in ipairs(model.folded) do f[i] = md(n) end
-    title = title .. " (folded: " .. table.concat(f, ", ") .. ")"
-  end
-  out[#out + 1] = "**Grid: " .. title .. "**"
+  out[#out + 1] = "**Grid: " .. grid.title(model, md) .. "**"
   out[#out + 1] = ""
   local head = { model.cols_axis and (md(model.rows_axis) .. " \\\\ " .. md(model.cols_axis)) or md(model.rows_axis) }
   local rule = { "---" }
