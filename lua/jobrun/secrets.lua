@@ -46,6 +46,13 @@ function secrets.reveal(text)
   return originals[text] or text
 end
 
+-- is_secret(name, value) -> true when the variable must not be written anywhere: a secret's
+-- name, or a value with URL credentials (as given, or as strip_urls left it in a plan).
+function secrets.is_secret(name, value)
+  value = tostring(value)
+  return secrets.is_secret_name(name) or select(2, secrets.strip_urls(value)) or secrets.reveal(value) ~= value
+end
+
 -- redact_env(env) -> a copy fit to show and store: secret names' values "<redacted>", the
 -- others without URL credentials.
 function secrets.redact_env(env)

@@ -57,8 +57,7 @@ local function work_item(ctx, job, secret_sets, secret_index)
   local p = paths(ctx, job)
   local env, hidden = {}, {}
   for k, v in pairs(ctx.secret_env[job.name] or spec.env or {}) do
-    local _, has_url_credentials = secrets.strip_urls(tostring(v))
-    if secrets.is_secret_name(k) or has_url_credentials or secrets.reveal(tostring(v)) ~= tostring(v) then
+    if secrets.is_secret(k, v) then
       hidden[k] = secrets.reveal(tostring(v))
     else
       env[k] = v
@@ -265,6 +264,7 @@ end
 -- adopt(ctx, jobs): pending jobs that a runner launched but died before saving: their
 -- supervisor's claim says who runs them, so they are never launched twice.
 function backend.adopt(ctx, jobs)
+  local pool_of -- job key -> the live pool it was handed to (made at the first job that needs it)
   for _, job in ipairs(jobs) do
     if not job.native_id then
       local claim = read_json(paths(ctx, job).status)
@@ -273,15 +273,17 @@ function backend.adopt(ctx, jobs)
         job.status = "RUNNING"
       else
         -- Handed to a pool that is still at work: queued, not to be launched again.
-        local key = state.job_key(job)
-        for _, f in ipairs(fs.list(ctx.run_dir .. "/jobs") or {}) do
-          local name = f:match("^(pool%-[%d%-]+)%.json$")
-          if name and pool_alive(ctx, name) then
-            for _, k in ipairs(ctx.pools[name].jobs or {}) do
-              if k == key then job.native_id, job.pool, job.native_status = "pool", name, "QUEUED" end
+        if not pool_of then
+          pool_of = {}
+          for _, f in ipairs(fs.list(ctx.run_dir .. "/jobs") or {}) do
+            local name = f:match("^(pool%-[%d%-]+)%.json$")
+            if name and pool_alive(ctx, name) then
+              for _, k in ipairs(ctx.pools[name].jobs or {}) do pool_of[k] = name end
             end
           end
         end
+        local name = pool_of[state.job_key(job)]
+        if name then job.native_id, job.pool, job.native_status = "pool", name, "QUEUED" end
       end
     end
   end
@@ -335,6 +337,7 @@ function backend.poll(ctx, jobs)
         local again, claim_why, journal_why
         result, again, claim_why, journal_why = read_end(ctx, p, key)
         claim = claim or again
+        local cause = not result and slots_unwritable(ctx, job.native_id)
         if result then
           apply(job, result)
         elseif result == false then
@@ -342,8 +345,7 @@ function backend.poll(ctx, jobs)
         elseif claim_why or journal_why then
           -- (a journal line that names no job: this one's end, likely, as its slot is gone)
           damaged(job, claim_why or journal_why)
-        elseif slots_unwritable(ctx, job.native_id) then
-          local cause = slots_unwritable(ctx, job.native_id)
+        elseif cause then
           job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
           job.backend_termination = "result_unwritable: " .. cause
           job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
