@@ -35,14 +35,20 @@ local EIO, EMLINK = 5, 31
 -- This slot's own record and journal (made at its first claim): see the top of the file.
 local slot = { seq = 0 }
 
+-- A record padded with blanks to RECORD_SIZE (JSON allows them), so that a later record fits
+-- in the blocks this one already has.
+local function padded(text)
+  if #text >= supervisor.RECORD_SIZE then return text end
+  return text:sub(1, -2) .. string.rep(" ", supervisor.RECORD_SIZE - #text) .. "\n"
+end
+
 -- slot_record() -> path of the slot's record, made if need be; nil when it cannot be written.
 local function slot_record(me)
   if slot.record then return slot.record end
   slot.seq = slot.seq + 1
   local path = string.format("%s/%s.slot-%d-%d.json", slot.dir, slot.prefix, me.supervisor_pid, slot.seq)
-  local text = json.encode({ state = "RUNNING", supervisor_pid = me.supervisor_pid,
-                             supervisor_start = me.supervisor_start, journal = slot.journal_name })
-  text = text .. string.rep(" ", math.max(0, supervisor.RECORD_SIZE - #text - 1)) .. "\n"
+  local text = padded(json.encode({ state = "RUNNING", supervisor_pid = me.supervisor_pid,
+                                    supervisor_start = me.supervisor_start, journal = slot.journal_name }) .. "\n")
   if not fs.write_atomic(path, text, false) then return nil end
   slot.record = path
   return path
@@ -56,13 +62,6 @@ end
 local function note(ctx, log, text)
   local ok, err = fs.append(log, string.format("[jobrun] %s\n", text))
   if not ok then log_failed(ctx, err) end
-end
-
--- A record padded with blanks to RECORD_SIZE (JSON allows them), so that a later record fits
--- in the blocks this one already has.
-local function padded(text)
-  if #text >= supervisor.RECORD_SIZE then return text end
-  return text:sub(1, -2) .. string.rep(" ", supervisor.RECORD_SIZE - #text) .. "\n"
 end
 
 local function rank_env(spec, base_env, rank, attempt, restart_count)
