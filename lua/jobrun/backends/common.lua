@@ -5,8 +5,7 @@ local process = require "jobrun.c.process"
 
 local common = {}
 
-local TERMINAL = { SUCCEEDED = true, FAILED = true, TIMEOUT = true, CANCELLED = true, LAUNCH_FAILED = true,
-                   LOST = true }
+local TERMINAL = require("jobrun.verdict").TERMINAL
 
 -- backoff(try, base, cap) -> seconds to wait after the try-th failure: base·2^(try-1), at most
 -- cap, with jitter (half to all of it) so that many clients do not retry in step.

@@ -479,16 +479,6 @@ local function lose(jobs, why)
   end
 end
 
--- epoch("2026-11-28T12:00:03Z") -> seconds since 1970 (days from the civil date, UTC).
-local function epoch(text)
-  local y, mo, d, h, mi, s = tostring(text):match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)Z$")
-  if not y then return nil end
-  y, mo = tonumber(y), tonumber(mo)
-  if mo <= 2 then y, mo = y - 1, mo + 12 end
-  local days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * (mo - 3) + 2) // 5 + tonumber(d) - 719469
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
-end
-
 -- JobID, not JobIDRaw: an array task is "<array>_<task>" there, as in its native id.
 local SACCT_FIELDS = "JobID,State,ExitCode,Submit,Start,End,ElapsedRaw"
 
@@ -547,7 +537,7 @@ local function from_accounting(ctx, jobs)
   local unknown = {}
   for _, job in ipairs(jobs) do
     -- A job id the controller reused after losing its state names an older job: not ours.
-    local since = (epoch(job.submitted_at) or 0) - 300
+    local since = (state.epoch(job.submitted_at) or 0) - 300
     local mine = {}
     for _, row in ipairs(rows[job.native_id] or never_started(job) and { never_started(job) } or {}) do
       if row.submit == 0 or row.submit >= since then mine[#mine + 1] = row end
