@@ -99,12 +99,14 @@ function plan.glob_to_pattern(glob)
   return table.concat(out)
 end
 
-local function matches_any(name, globs)
+-- matches_any(name, globs) -> true when one of the shell globs (--only) matches the name.
+function plan.matches_any(name, globs)
   for _, g in ipairs(globs) do
     if name:find(plan.glob_to_pattern(g)) then return true end
   end
   return false
 end
+local matches_any = plan.matches_any
 
 -- param(params, key): an axis or include value, its key matched without regard to case.
 local function param(params, key)

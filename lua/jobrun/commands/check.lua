@@ -52,10 +52,7 @@ local function filter(opts)
     shown.jobs = {}
     for _, job in ipairs(data.jobs) do
       local keep = (not opts.failed or job.verdict == "fail") and (not statuses or statuses[job.status])
-      if keep and globs then
-        keep = false
-        for _, g in ipairs(globs) do if job.name:find(plan.glob_to_pattern(g)) then keep = true end end
-      end
+      if keep and globs then keep = plan.matches_any(job.name, globs) end
       if keep then shown.jobs[#shown.jobs + 1] = job end
     end
     return shown

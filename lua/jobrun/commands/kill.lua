@@ -21,11 +21,7 @@ Failed. Jobs that had not started yet are cancelled before they start. Exits 1 i
 }
 
 local function selected(job, globs)
-  if not globs or #globs == 0 then return true end
-  for _, g in ipairs(globs) do
-    if job.name:find(plan.glob_to_pattern(g)) then return true end
-  end
-  return false
+  return not globs or #globs == 0 or plan.matches_any(job.name, globs)
 end
 
 function command.run(opts, args)

@@ -27,20 +27,13 @@ included. Each chosen job keeps its earlier attempts (jobrun logs --attempt N sh
 The git guard applies as it does for run. Exits as run does.]],
 }
 
-local function matches(name, globs)
-  for _, g in ipairs(globs) do
-    if name:find(plan.glob_to_pattern(g)) then return true end
-  end
-  return false
-end
-
 -- choose(run, opts) -> the jobs to run again.
 local function choose(run, opts)
   local chosen = {}
   for _, job in ipairs(run.data.jobs) do
     local pick
     if opts.all then pick = true
-    elseif opts.only and #opts.only > 0 then pick = matches(job.name, opts.only)
+    elseif opts.only and #opts.only > 0 then pick = plan.matches_any(job.name, opts.only)
     else pick = job.verdict == "fail" end
     if pick then chosen[#chosen + 1] = job end
   end
