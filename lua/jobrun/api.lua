@@ -86,9 +86,9 @@ function api.new(S)
   local function stream_out(final)
     local n = #S.streams
     for _, s in ipairs(S.streams) do
-      local text = S.run and fs.read(S.run.dir .. "/" .. s.job.log_path_rel) or nil
-      if text and #text > s.offset then
-        local chunk = text:sub(s.offset + 1)
+      -- What the log gained since the last look, not the whole log again.
+      local chunk = S.run and fs.read(S.run.dir .. "/" .. s.job.log_path_rel, s.offset) or nil
+      if chunk and #chunk > 0 then
         local upto = final and #chunk or (chunk:match("^.*\n()") or 1) - 1
         if upto > 0 then
           local part = chunk:sub(1, upto)
