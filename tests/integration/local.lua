@@ -196,6 +196,14 @@ suite "c" { matrix = { who = { "../../x", "a/b" } }, name = "{who}", run = "echo
   tap.is(select(1, h.sh(dir, "jobrun run s.lua --run-id C")), 0, "run with hostile names")
   tap.ok(not fs.stat(dir .. "/x") and not fs.stat(dir .. "/.jobrun/x") and not fs.stat(dir .. "/.jobrun/runs/x"),
     "nothing written outside the run directory")
+  -- Where an unsanitised "../../x" would have led the files a run makes from a job name:
+  -- logs/../../x.log and jobs/../../x.status.json are runs/x.*.
+  tap.is(fs.list(dir .. "/.jobrun/runs"), { "C" }, "the runs directory holds the run alone")
+  local around = {}
+  for _, d in ipairs({ dir, dir .. "/.jobrun" }) do
+    for _, f in ipairs(fs.list(d) or {}) do if f:find("x", 1, true) then around[#around + 1] = d .. "/" .. f end end
+  end
+  tap.is(around, {}, "no file named after the job beside the run or the state directory")
   local logs = fs.list(dir .. "/.jobrun/runs/C/logs")
   table.sort(logs)
   tap.is(logs, { "______x.log", "a_b.log" }, "log names sanitised")
