@@ -420,8 +420,10 @@ function api.new(S)
     local jobs = {}
     for i, pjob in ipairs(p.jobs) do jobs[i] = new_job(pjob, self.where) end
     ensure_run(p.backend, self.where, p.jobs[1] and p.jobs[1].options)
-    -- The suite's parsers (its packs') read every job's log of the run from now on.
-    S.run.ctx.parsers = analysis.parsers(p.decls)
+    -- The suite's parsers (its packs') read its own jobs' logs; another suite's jobs keep theirs.
+    local parsers = analysis.parsers(p.decls)
+    S.run.ctx.job_parsers = rawget(S.run.ctx, "job_parsers") or {}
+    for _, pjob in ipairs(p.jobs) do S.run.ctx.job_parsers[pjob.name] = parsers end
     self.jobs = jobs
     launch(jobs, p.max_parallel, p.fail_fast)
     return self

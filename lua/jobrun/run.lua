@@ -240,10 +240,17 @@ function Run:expect_of(job)
   return job.spec and job.spec.expect
 end
 
+-- parsers_of(job) -> the parsers that read the job's log: its suite's where the run has jobs of
+-- several suites (a script's, ctx.job_parsers), else the run's.
+function Run:parsers_of(job)
+  local by_job = rawget(self.ctx, "job_parsers")
+  return by_job and by_job[job.name] or self.ctx.parsers
+end
+
 -- settle(job): a terminal job's log analysed and its verdict given.
 function Run:settle(job)
   self:changed(job)
-  results.settle(job, self:expect_of(job), self.dir, self.ctx.parsers)
+  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job))
 end
 
 -- finish(job, status, native, why): a job that will never run (cancelled before it started,

@@ -308,6 +308,34 @@ for _, r in ipairs(s:results()) do print(r.name, r.status, r.termination_reason)
     "ff_2 and ff_3 never went to the backend")
 end)
 
+scratch("each suite's parsers read its own jobs' logs, a job's the built-in ones", function(dir)
+  -- All three logs hold both words; each suite declares a parser for one of them.
+  h.write(dir .. "/a.lua", [[
+parser "apples" { contains = "apple", pattern = "apple (%d+)", field = "apples", number = true }
+suite "a" { run = "echo apple 1; echo pear 2" }
+]])
+  h.write(dir .. "/p.lua", [[
+parser "pears" { contains = "pear", pattern = "pear (%d+)", field = "pears", number = true }
+suite "p" { run = "echo apple 3; echo pear 4" }
+]])
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local a, p = jobrun.suite "a.lua", jobrun.suite "p.lua"
+local j = jobrun.job { name = "plain", run = "echo apple 5; echo pear 6" }
+a:launch(); p:launch(); j:submit()
+a:wait(); p:wait(); j:wait()
+for _, r in ipairs({ a:results()[1], p:results()[1], j:result() }) do
+  print(r.name, tostring(r.fields.apples), tostring(r.fields.pears))
+end
+]])
+  local code, out, err = h.sh(dir, "jobrun script s.lua")
+  tap.is(code, 0, "passes")
+  if code ~= 0 then tap.ok(false, "output", out .. err) end
+  tap.like(out, "^a\t1\tnil\n", "a's job: a's parser alone")
+  tap.like(out, "\np\tnil\t4\n", "p's job: p's parser alone, though p was launched after a")
+  tap.like(out, "\nplain\tnil\tnil\n", "a job of the script's own: the built-in parsers")
+end)
+
 scratch("--help", function(dir)
   local code, out = h.sh(dir, "jobrun script --help")
   tap.is(code, 0, "exit 0")
