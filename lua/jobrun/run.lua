@@ -371,9 +371,7 @@ end
 
 -- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
 function Run:cancelled_before_start(job)
-  local marker = fs.read(state.cancel_marker(self.dir, job))
-  if marker and marker:find("^withdrawn") then marker = nil end -- taken back from a pool: pending
-  if not marker and not fs.stat(self.dir .. "/cancel") then return false end
+  if not state.cancel_reason(self.dir, job) then return false end
   self:finish(job, "CANCELLED", "NOT_STARTED", "cancelled")
   return true
 end

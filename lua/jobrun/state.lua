@@ -235,6 +235,15 @@ function state.cancel_marker(run_dir, job)
   return run_dir .. "/jobs/" .. state.job_key(job) .. ".cancel"
 end
 
+-- cancel_reason(run_dir, job) -> why the job must not start: its own cancel marker's text, else
+-- the run's (`jobrun kill` of the whole run), else nil. A "withdrawn" marker (taken back from
+-- a pool, pending again) is no reason.
+function state.cancel_reason(run_dir, job)
+  local text = fs.read(state.cancel_marker(run_dir, job))
+  if text and not text:find("^withdrawn") then return text end
+  return fs.read(run_dir .. "/cancel")
+end
+
 function state.set_latest(state_dir, run_id)
   fs.write_atomic(state_dir .. "/latest", run_id .. "\n")
 end

@@ -289,11 +289,6 @@ function backend.adopt(ctx, jobs)
   end
 end
 
--- marker(ctx, job) -> the text of the job's cancel marker (or the run's), or nil.
-local function marker(ctx, job)
-  return fs.read(state.cancel_marker(ctx.run_dir, job)) or fs.read(ctx.run_dir .. "/cancel")
-end
-
 -- poll(ctx, jobs): refresh every given job from its files — one pass, no process spawned.
 function backend.poll(ctx, jobs)
   for _, job in ipairs(jobs) do
@@ -308,8 +303,8 @@ function backend.poll(ctx, jobs)
       damaged(job, claim)
     elseif not claim and job.native_id == "pool" then
       -- Queued: a slot has not claimed it (yet).
-      local why = marker(ctx, job)
-      if why and not why:find("^withdrawn") then
+      local why = state.cancel_reason(ctx.run_dir, job)
+      if why then
         job.status, job.native_status = "CANCELLED", "NOT_STARTED"
         job.backend_termination = why:match("^(%S+)") or "cancelled"
       elseif not pool_alive(ctx, job.pool) then
