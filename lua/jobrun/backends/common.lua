@@ -25,10 +25,11 @@ function common.retry(tries, fn, base, cap)
   return nil, err
 end
 
--- follow_cancel(poll, jobs, results, timeout, interval): after a cancel request, poll(jobs)
--- until each job has ended: CANCELLED is "killed", another end "already completed"; one still
--- going when the timeout passes is "failed: still <native status>".
-function common.follow_cancel(poll, jobs, results, timeout, interval)
+-- follow_cancel(poll, jobs, results, timeout, interval, wait): after a cancel request,
+-- poll(jobs) until each job has ended: CANCELLED is "killed", another end "already completed";
+-- one still going when the timeout passes is "failed: still <native status>". Between polls,
+-- wait(interval) (a backend's event, at most that long) or a sleep.
+function common.follow_cancel(poll, jobs, results, timeout, interval, wait)
   local deadline = process.now() + (timeout or 60)
   local waiting = jobs
   while #waiting > 0 and process.now() < deadline do
@@ -40,7 +41,7 @@ function common.follow_cancel(poll, jobs, results, timeout, interval)
       else still[#still + 1] = job end
     end
     waiting = still
-    if #waiting > 0 then process.sleep(interval or 0.5) end
+    if #waiting > 0 then (wait or process.sleep)(interval or 0.5) end
   end
   for _, job in ipairs(waiting) do results[job.name] = "failed: still " .. tostring(job.native_status) end
   return results

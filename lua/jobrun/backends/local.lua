@@ -479,8 +479,16 @@ function backend.cancel(ctx, jobs)
     local g = job.spec and job.spec.options and tonumber(job.spec.options.grace) or DEFAULT_GRACE
     grace = math.max(grace, g)
   end
+  -- Woken by the jobs/ directory (a slot records the end there), not by a clock; the interval
+  -- only bounds a wait that no event ends.
   local follow = {}
-  common.follow_cancel(function(list) backend.poll(ctx, list) end, waiting, follow, grace + 5, 0.05)
+  local watch = #waiting > 0 and fs.watch(ctx.run_dir .. "/jobs") or nil
+  local function wait(seconds)
+    if not watch then return process.sleep(0.05) end
+    if #process.poll({ watch:fd() }, seconds) > 0 then watch:read() end
+  end
+  common.follow_cancel(function(list) backend.poll(ctx, list) end, waiting, follow, grace + 5, 0.5, wait)
+  if watch then watch:close() end
   for name, r in pairs(follow) do
     if r:find("^failed") then results[name] = "failed: the supervisor did not stop in time"
     elseif r == "already completed" then results[name] = "already completed" end
