@@ -188,6 +188,42 @@ suite "kk" {
   tap.like(again, "kk_1: ✓ Already completed", "a second kill finds them completed")
 end)
 
+tap.test("a reused PID is never taken for a live job's supervisor", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[suite "r" { run = "sleep 31.5" }]])
+  tap.is(select(1, h.sh(dir, "jobrun launch s.lua --run-id R")), 0, "launched")
+  local jobs_dir = dir .. "/.jobrun/runs/R/jobs"
+  local line
+  tap.ok(h.eventually(function()
+    for _, f in ipairs(fs.list(jobs_dir) or {}) do
+      if f:find("%.journal$") then
+        line = json.decode((fs.read(jobs_dir .. "/" .. f) or ""):match("^([^\n]*)\n") or "")
+        if line then line.file = jobs_dir .. "/" .. f; return true end
+      end
+    end
+  end, 10), "a slot claimed the job")
+  line = line or {}
+  -- The slot's pid now names another live process (as after the slot died and the pid was
+  -- reused): the job's latest record says so, with the start time of the slot that ran it.
+  -- (Start times count clock ticks: the other process starts a few ticks later, as a reuse would.)
+  process.sleep(0.05)
+  local other = assert(process.spawn({ argv = { "sleep", "30" } }))
+  tap.ok(process.start_time(other:pid()) ~= line.supervisor_start, "the other process started at another time")
+  fs.append(line.file, json.encode({ key = "r", state = "RUNNING", attempt = 1, restart_count = 0,
+    supervisor_pid = other:pid(), supervisor_start = line.supervisor_start }) .. "\n")
+  local _, out = h.sh(dir, "jobrun check R --json")
+  local job = (json.decode(out) or { jobs = {} }).jobs[1] or {}
+  tap.is({ job.native_id, job.status, job.native_status }, { tostring(other:pid()), "LOST", "SUPERVISOR_GONE" },
+    "a live process with that pid but another start time is not the job's supervisor")
+  -- The real slot, told to stop (a cancel marker, then TERM, as kill does), ends its job.
+  fs.write_atomic(jobs_dir .. "/r.cancel", "cancelled\n", false)
+  os.execute("kill -TERM " .. tostring(line.supervisor_pid))
+  tap.ok(h.eventually(function() return h.gone(line.supervisor_pid) end, 15), "the real slot stopped")
+  other:kill("KILL")
+  other:wait(true)
+  other:close()
+end)
+
 tap.test("two concurrent checks, a damaged state, a hostile job name", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[
