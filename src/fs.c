@@ -53,6 +53,124 @@ static int fs_read(lua_State *L) {
     return 1;
 }
 
+/* The most a record of a run directory (a claim, a result, a journal's new lines, state.json)
+ * is read at once: a file linked to /dev/zero, or grown without end, cannot exhaust memory. */
+#define RECORD_MAX (16 * 1024 * 1024)
+
+/* record_refused(L, fd, path) -> 0 when the open file is a regular file owned by this process's
+ * user; else fd is closed, nil, "path: why", errno are pushed and 3 is returned. Files of a run
+ * directory are the runner's own: a link, a device, a FIFO or another user's file is damage. */
+static int record_refused(lua_State *L, int fd, const char *path) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return luaL_fileresult(L, 0, path);
+    }
+    const char *kind = NULL;
+    if (S_ISDIR(st.st_mode)) kind = "a directory";
+    else if (S_ISCHR(st.st_mode)) kind = "a character device";
+    else if (S_ISBLK(st.st_mode)) kind = "a block device";
+    else if (S_ISFIFO(st.st_mode)) kind = "a FIFO";
+    else if (S_ISSOCK(st.st_mode)) kind = "a socket";
+    else if (!S_ISREG(st.st_mode)) kind = "not a regular file";
+    if (kind) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s, not a regular file (refused)", path, kind);
+        lua_pushinteger(L, EINVAL);
+        return 3;
+    }
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: owned by uid %d, not by the runner (uid %d) (refused)", path,
+                        (int)st.st_uid, (int)geteuid());
+        lua_pushinteger(L, EPERM);
+        return 3;
+    }
+    return 0;
+}
+
+/* open_record(L, path, flags) -> fd, or -1 with the failure pushed (see record_refused). Never
+ * follows a symbolic link (O_NOFOLLOW) nor blocks on a FIFO (O_NONBLOCK). */
+static int open_record(lua_State *L, const char *path, int flags, int *pushed) {
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s: a symbolic link, not a regular file (refused)", path);
+            lua_pushinteger(L, ELOOP);
+            *pushed = 3;
+        } else {
+            *pushed = luaL_fileresult(L, 0, path);
+        }
+        return -1;
+    }
+    *pushed = record_refused(L, fd, path);
+    return *pushed ? -1 : fd;
+}
+
+/* read_record(path [, offset [, max]]) -> text, more | nil, "path: why", errno: at most max
+ * (default RECORD_MAX) bytes of a record from byte offset on; more is true when the file holds
+ * more than that. A missing file is nil with ENOENT; a link, a device, a FIFO or a file of
+ * another user is refused, naming it. */
+static int fs_read_record(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer offset = luaL_optinteger(L, 2, 0);
+    lua_Integer max = luaL_optinteger(L, 3, RECORD_MAX);
+    luaL_argcheck(L, offset >= 0, 2, "negative offset");
+    luaL_argcheck(L, max >= 0, 3, "negative size");
+    int pushed;
+    int fd = open_record(L, path, O_RDONLY, &pushed);
+    if (fd < 0) return pushed;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t want = (size_t)max, got = 0;
+    char extra;
+    int more = 0;
+    for (;;) {
+        size_t chunk = want - got < 65536 ? want - got : 65536;
+        /* once max is read, one more byte tells whether the file goes on */
+        char *p = chunk ? luaL_prepbuffsize(&b, chunk) : &extra;
+        ssize_t n = pread(fd, p, chunk ? chunk : 1, (off_t)offset + (off_t)got);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            close(fd);
+            errno = err;
+            return luaL_fileresult(L, 0, path);
+        }
+        if (n == 0) break;
+        if (!chunk) { more = 1; break; }
+        luaL_addsize(&b, (size_t)n);
+        got += (size_t)n;
+    }
+    close(fd);
+    luaL_pushresult(&b);
+    lua_pushboolean(L, more);
+    return 2;
+}
+
+/* append_record(path, data) -> true | nil, "path: why", errno: one O_APPEND write to a journal,
+ * made if missing, refused (naming it) unless a regular file of the runner's: a journal replaced
+ * by a link is never followed to another file. */
+static int fs_append_record(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int pushed;
+    int fd = open_record(L, path, O_WRONLY | O_CREAT | O_APPEND, &pushed);
+    if (fd < 0) return pushed;
+    int rc = jobrun_write_all(fd, data, len);
+    int err = errno;
+    close(fd);
+    if (rc != 0) { errno = err; return luaL_fileresult(L, 0, path); }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* Reads at most the last `max` bytes: logs can be far larger than what a reader needs. */
 static int fs_read_tail(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
@@ -97,7 +215,7 @@ static int fs_write_atomic(lua_State *L) {
         errno = ENAMETOOLONG;
         return luaL_fileresult(L, 0, path);
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return luaL_fileresult(L, 0, tmp);
     if (jobrun_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
         int err = errno;
@@ -129,7 +247,7 @@ static int fs_write_exclusive(lua_State *L) {
         errno = ENAMETOOLONG;
         return luaL_fileresult(L, 0, path);
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return luaL_fileresult(L, 0, tmp);
     int rc = jobrun_write_all(fd, data, len);
     int err = errno;
@@ -177,8 +295,9 @@ static int fs_write_in_place(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
+    int pushed;
+    int fd = open_record(L, path, O_WRONLY, &pushed); /* a record: never through a link */
+    if (fd < 0) return pushed;
     size_t done = 0;
     while (done < len) {
         ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
@@ -460,6 +579,8 @@ static const luaL_Reg fs_functions[] = {
     {"watch", fs_watch},
     {"read", fs_read},
     {"read_tail", fs_read_tail},
+    {"read_record", fs_read_record},
+    {"append_record", fs_append_record},
     {"write_atomic", fs_write_atomic},
     {"append", fs_append},
     {"write_exclusive", fs_write_exclusive},
@@ -491,5 +612,7 @@ int luaopen_jobrun_fs(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, fs_functions);
+    lua_pushinteger(L, RECORD_MAX);
+    lua_setfield(L, -2, "RECORD_MAX");
     return 1;
 }

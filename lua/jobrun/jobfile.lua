@@ -5,10 +5,13 @@
 -- and what is wrong) instead of staying RUNNING or breaking the command that reads it
 -- (tests/fuzz/json_fuzz.c feeds arbitrary bytes through this).
 local json = require "jobrun.json"
+local fs = require "jobrun.c.fs"
 
 local jobfile = {}
 
-local INTEGER = { "attempt", "restart_count", "exit_code", "failed_rank", "supervisor_pid" }
+local ENOENT = 2
+
+local INTEGER = { "attempt", "restart_count", "exit_code", "failed_rank", "supervisor_pid", "pid" }
 local NUMBER = { "started_at", "ended_at", "supervisor_start" }
 local STRING = { "state", "signal", "log_error", "result_error", "result_cause", "key", "journal" }
 local BOOLEAN = { "timed_out", "cancelled", "setup_failed" }
@@ -44,6 +47,7 @@ function jobfile.check(value)
   end
   local pid = value.supervisor_pid
   if pid < 1 or pid > 0x7fffffff then return nil, "supervisor_pid is out of range" end
+  if value.pid and (value.pid < 1 or value.pid > 0x7fffffff) then return nil, "pid is out of range" end
   if value.state ~= "RUNNING" and value.state ~= "EXITED" then
     return nil, string.format("unknown state %q", value.state)
   end
@@ -58,6 +62,28 @@ function jobfile.decode(text)
   if value == nil then return false, "not JSON (" .. tostring(err) .. ")" end
   local rec, why = jobfile.check(value)
   if not rec then return false, why end
+  return rec
+end
+
+-- text(path [, offset]) -> the file's text (at most fs.RECORD_MAX bytes from offset), more
+-- | nil (no such file) | false, "path: what is wrong": a record of a run directory, never read
+-- through a link, from a device or a FIFO, or from a file the runner does not own (src/fs.c).
+function jobfile.text(path, offset)
+  local text, err, errno = fs.read_record(path, offset)
+  if text then return text, err end
+  if errno == ENOENT then return nil end
+  return false, err
+end
+
+-- read(path) -> the record | nil (no such file) | false, "path: what is wrong".
+function jobfile.read(path)
+  local text, more = jobfile.text(path)
+  if text == false then return false, more end
+  if text and more then
+    return false, string.format("%s: larger than %d bytes, the most a record may be", path, fs.RECORD_MAX)
+  end
+  local rec, why = jobfile.decode(text)
+  if rec == false then return false, path .. ": " .. why end
   return rec
 end
 

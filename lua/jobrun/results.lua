@@ -55,7 +55,7 @@ results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "ex
 local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id" }
+  "launch_request_id", "slot", "pool_returns" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every

@@ -577,6 +577,8 @@ function Run:drive(opts)
         local last = running[#running]
         running[i], at[last] = last, i
         running[#running], at[job] = nil, nil
+        -- Handed back by a pool that ended before starting it: pending again, launched anew.
+        if job.status == "PENDING" and not job.native_id then cursor = 1 end
       end
     end
   end

@@ -64,6 +64,8 @@ local function note(ctx, log, text)
   if not ok then log_failed(ctx, err) end
 end
 
+-- Slurm's variables are never set: Lightning and submitit take SLURM_NTASKS for "running under
+-- Slurm", and a local job is not.
 local function rank_env(spec, base_env, rank, attempt, restart_count)
   local env = {}
   for k, v in pairs(base_env) do env[k] = v end
@@ -71,8 +73,9 @@ local function rank_env(spec, base_env, rank, attempt, restart_count)
   local n = tostring(spec.nodes)
   local r = tostring(rank)
   env.JOBRUN_NODE_RANK, env.JOBRUN_NUM_NODES = r, n
+  -- SkyPilot's, so that a SkyPilot run script works unchanged here: every node is this host.
   env.SKYPILOT_NODE_RANK, env.SKYPILOT_NUM_NODES = r, n
-  env.SLURM_PROCID, env.SLURM_NODEID, env.SLURM_NNODES, env.SLURM_NTASKS = r, r, n, n
+  env.SKYPILOT_NODE_IPS = string.rep("127.0.0.1\n", spec.nodes):sub(1, -2)
   env.JOBRUN_RESTART_COUNT = tostring(restart_count)
   env.JOBRUN_ATTEMPT = tostring(attempt)
   env.JOBRUN_JOB_NAME = spec.name
@@ -85,9 +88,28 @@ local function argv_of(command)
   return { "/bin/sh", "-c", command }
 end
 
--- One attempt: every rank started, waited for, and its group cleaned up.
--- Returns { exit_code, signal, timed_out, cancelled }.
-local function run_attempt(spec, ctx, attempt, restart_count)
+-- exec_start(pid) -> when the scheduler last ran the process, in ms of its own clock, or nil
+-- (no /proc/PID/sched: a kernel without CONFIG_SCHED_DEBUG).
+local function exec_start(pid)
+  local text = fs.read_record("/proc/" .. pid .. "/sched", 0, 4096)
+  return tonumber(text and text:match("se%.exec_start%s*:%s*([%d.]+)"))
+end
+
+-- exited_ago(pid) -> seconds since an ended (not yet reaped) child last ran, which is when it
+-- exited. A slot that was stopped (SIGSTOP, a frozen cgroup, a loaded machine) sees a rank's end
+-- late; the kernel's record of the rank's last run gives its real end, so that neither its
+-- duration nor its timeout depends on when the slot got round to it. 0 when it cannot be told.
+local function exited_ago(pid)
+  local them = exec_start(pid)
+  local me = them and exec_start("self")
+  if not (them and me) or me < them then return 0 end
+  return (me - them) / 1000
+end
+
+-- One attempt: every rank started, waited for, and its group cleaned up. on_start(pid), if
+-- given, is told the first rank's process id once every rank has started.
+-- Returns { exit_code, signal, timed_out, cancelled, pid, ended_at }.
+local function run_attempt(spec, ctx, attempt, restart_count, on_start)
   local command = spec.commands[math.min(attempt, #spec.commands)]
   local ranks, items = {}, {}
   local piped = spec.nodes > 1
@@ -102,17 +124,20 @@ local function run_attempt(spec, ctx, attempt, restart_count)
     })
     if not proc then
       note(ctx, spec.log, string.format("rank %d could not start: %s", rank, err))
-      ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now() }
+      ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now(), ended_at = process.time() }
     else
       local r = { rank = rank, proc = proc, pgid = proc:pid() }
       if piped then r.stream = proc:stdout() end
       ranks[#ranks + 1] = r
     end
   end
+  local first_pid
   for _, r in ipairs(ranks) do
     if r.proc then items[#items + 1] = { kind = "rank", rank = r, handle = r.proc } end
     if r.stream then items[#items + 1] = { kind = "stream", rank = r, handle = r.stream } end
+    first_pid = first_pid or r.pgid
   end
+  if on_start and first_pid then on_start(first_pid) end
   items[#items + 1] = { kind = "signals", handle = ctx.signals }
 
   local outcome = { timed_out = false, cancelled = false }
@@ -131,9 +156,35 @@ local function run_attempt(spec, ctx, attempt, restart_count)
     kill_stage, kill_at = "KILL", process.now() + spec.grace
   end
 
+  local function rank_ended(item)
+    -- When it ended, read before it is reaped (then its /proc entry is gone).
+    local ago = exited_ago(item.rank.pgid)
+    local result = item.handle:wait(true)
+    item.done = true
+    item.rank.result = result
+    item.rank.ended, item.rank.ended_at = process.now() - ago, process.time() - ago
+    local failed = result.exit_code ~= 0
+    if failed and not first_failure then
+      first_failure = item.rank
+      if spec.nodes > 1 and not kill_stage then
+        -- One failed rank ends the others, after the grace period.
+        kill_stage, kill_at = "TERM", process.now() + spec.grace
+      end
+    end
+    -- A rank's leftovers (background children) do not outlive it.
+    if kill_stage ~= "DONE" then process.killpg(item.rank.pgid, "KILL") end
+  end
+
   local function running()
     for _, item in ipairs(items) do
       if item.kind ~= "signals" and not item.done then return true end
+    end
+    return false
+  end
+  -- A rank still running (not merely its output still draining).
+  local function rank_running()
+    for _, r in ipairs(ranks) do
+      if r.proc and not r.result then return true end
     end
     return false
   end
@@ -162,20 +213,7 @@ local function run_attempt(spec, ctx, attempt, restart_count)
           item.done = true
         end
       elseif item.kind == "rank" then
-        local result = item.handle:wait(true)
-        item.done = true
-        item.rank.result = result
-        item.rank.ended = process.now()
-        local failed = result.exit_code ~= 0
-        if failed and not first_failure then
-          first_failure = item.rank
-          if spec.nodes > 1 and not kill_stage then
-            -- One failed rank ends the others, after the grace period.
-            kill_stage, kill_at = "TERM", process.now() + spec.grace
-          end
-        end
-        -- A rank's leftovers (background children) do not outlive it.
-        if kill_stage ~= "DONE" then process.killpg(item.rank.pgid, "KILL") end
+        rank_ended(item)
       elseif item.kind == "signals" then
         for _, sig in ipairs(item.handle:read()) do
           -- A slot serves many jobs: a TERM is for this job only if it is marked cancelled
@@ -188,7 +226,17 @@ local function run_attempt(spec, ctx, attempt, restart_count)
       end
     end
     now = process.now()
-    if ctx.deadline and not outcome.timed_out and now >= ctx.deadline then
+    -- A timeout needs a rank still running at the deadline: ranks that all ended before it
+    -- (seen late by a slot that was stopped) are not timed out.
+    if ctx.deadline and not outcome.timed_out and now >= ctx.deadline and rank_running() then
+      -- Ranks that ended while nobody looked are taken first (their end may be before it).
+      local left, handles_left = {}, {}
+      for _, item in ipairs(items) do
+        if item.kind == "rank" and not item.done then left[#left + 1] = item; handles_left[#handles_left + 1] = item.handle end
+      end
+      for _, index in ipairs(process.poll(handles_left, 0)) do rank_ended(left[index]) end
+    end
+    if ctx.deadline and not outcome.timed_out and now >= ctx.deadline and rank_running() then
       outcome.timed_out = true
       stop_all(string.format("timeout after %gs: sending TERM to every rank", spec.timeout))
     end
@@ -203,6 +251,21 @@ local function run_attempt(spec, ctx, attempt, restart_count)
     end
   end
   signal_groups("KILL") -- nothing of the attempt survives it
+  -- A rank that ended after the deadline, seen late: it was running at the deadline.
+  if ctx.deadline and not outcome.timed_out then
+    for _, r in ipairs(ranks) do
+      if r.proc and r.ended and r.ended > ctx.deadline then
+        outcome.timed_out = true
+        note(ctx, spec.log, string.format("timeout after %gs: the job was still running then", spec.timeout))
+        break
+      end
+    end
+  end
+  -- The attempt ended when its last rank did.
+  for _, r in ipairs(ranks) do
+    if r.ended_at and (not outcome.ended_at or r.ended_at > outcome.ended_at) then outcome.ended_at = r.ended_at end
+  end
+  outcome.pid = first_pid
 
   local decisive = first_failure
   if not decisive then
@@ -262,8 +325,8 @@ local function run_job(spec, paths, signals, base_env)
     return supervisor.UNWRITABLE_BASE + (claim_errno or EIO)
   end
   -- A journal line saying so (not written on a full disk: the claim says RUNNING all the same).
-  local function journal(fields) return fs.append(paths.journal, status(fields)) end
-  if paths.journal then journal({ attempt = 1, restart_count = 0 }) end
+  -- Never through a link, nor to a file that is not the slot's own (fs.append_record).
+  local function journal(fields) return fs.append_record(paths.journal, status(fields)) end
   local ctx = {
     base_env = base_env,
     signals = signals,
@@ -278,17 +341,27 @@ local function run_job(spec, paths, signals, base_env)
   end
   local restart_count, attempt = 0, 1
   local outcome
+  -- Each attempt's line says the job's own process id (its first rank's) once it has started;
+  -- the first attempt's is the claim's line. Not written (full disk): the claim keeps saying
+  -- attempt 1 until the result is written.
+  local function announce(pid)
+    if paths.journal then
+      journal({ attempt = attempt, restart_count = restart_count, pid = pid })
+    elseif attempt > 1 then
+      fs.write_atomic(status_path, padded(status({ attempt = attempt, restart_count = restart_count, pid = pid })), false)
+    end
+  end
   -- setup runs once, on one rank, before the first attempt; if it fails, so does the job.
   if spec.setup then
     local setup_spec = setmetatable({ commands = { spec.setup }, nodes = 1 }, { __index = spec })
-    outcome = run_attempt(setup_spec, ctx, 1, 0)
+    outcome = run_attempt(setup_spec, ctx, 1, 0, announce)
     if outcome.exit_code ~= 0 or outcome.timed_out or outcome.cancelled then
       note(ctx, spec.log, string.format("setup failed with exit code %d", outcome.exit_code))
       outcome.setup_failed = true
     end
   end
   while not (outcome and outcome.setup_failed) do
-    outcome = run_attempt(spec, ctx, attempt, restart_count)
+    outcome = run_attempt(spec, ctx, attempt, restart_count, announce)
     if outcome.timed_out or outcome.cancelled or outcome.exit_code == 0
         or restart_count >= (spec.max_restarts or 0) then
       break
@@ -297,15 +370,11 @@ local function run_job(spec, paths, signals, base_env)
     attempt = attempt + 1
     note(ctx, spec.log, string.format("attempt %d exited with code %d; restarting (restart %d of %d)",
       attempt - 1, outcome.exit_code, restart_count, spec.max_restarts))
-    -- Not written (full disk): the claim keeps saying attempt 1 until the result is written.
-    if paths.journal then
-      journal({ attempt = attempt, restart_count = restart_count })
-    else
-      fs.write_atomic(status_path, padded(status({ attempt = attempt, restart_count = restart_count })), false)
-    end
   end
+  -- The job ended when its last rank did, not when this slot got round to recording it.
   local record = {
-    state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = process.time(),
+    state = "EXITED", attempt = attempt, restart_count = restart_count, ended_at = outcome.ended_at or process.time(),
+    pid = outcome.pid,
     exit_code = outcome.exit_code, signal = outcome.signal, timed_out = outcome.timed_out,
     cancelled = outcome.cancelled, failed_rank = outcome.failed_rank, setup_failed = outcome.setup_failed,
     log_error = ctx.log_error,
@@ -324,12 +393,16 @@ end
 function supervisor.main()
   local doc = json.decode(io.stdin:read("a") or "")
   -- The work list is a file (no secrets in it); the secrets came through the pipe.
+  local why = ""
   if type(doc) == "table" and type(doc.work) == "string" then
-    local work = json.decode(fs.read(doc.work) or "")
+    -- (a big run's list is large: read as a record, refused through a link, bounded at 1 GiB)
+    local text, err = fs.read_record(doc.work, 0, 1 << 30)
+    local work = json.decode(text or "")
     doc.jobs = type(work) == "table" and work.jobs or nil
+    if not text then why = ": " .. tostring(err) end
   end
   if type(doc) ~= "table" or type(doc.jobs) ~= "table" then
-    io.stderr:write("jobrun supervisor: bad work list\n")
+    io.stderr:write("jobrun supervisor: bad work list", why, "\n")
     return 3
   end
   for _, item in ipairs(doc.jobs) do
@@ -381,7 +454,7 @@ function supervisor.record(paths, record, status)
   local ok, err, errno
   for try = 0, #RETRY_DELAYS do
     if try > 0 then process.sleep(RETRY_DELAYS[try]) end
-    if paths.journal and fs.append(paths.journal, status(record)) then return 0 end
+    if paths.journal and fs.append_record(paths.journal, status(record)) then return 0 end
     ok, err, errno = fs.write_atomic(paths.result, status(record), false)
     if ok then return 0 end
   end

@@ -92,7 +92,8 @@ suite "ranks" {
   nodes = 3,
   run = [=[
     echo "rank $JOBRUN_NODE_RANK/$JOBRUN_NUM_NODES" \
-      "sky $SKYPILOT_NODE_RANK/$SKYPILOT_NUM_NODES slurm $SLURM_PROCID/$SLURM_NNODES"
+      "sky $SKYPILOT_NODE_RANK/$SKYPILOT_NUM_NODES ips $(printf '%s\n' "$SKYPILOT_NODE_IPS" | grep -c '^127.0.0.1$')" \
+      "slurm ${SLURM_PROCID-none}/${SLURM_NNODES-none}/${SLURM_NTASKS-none}/${SLURM_NODEID-none}"
     if [ {mode} = one_fails ]; then
       if [ $JOBRUN_NODE_RANK = 1 ]; then exit 5; fi
       sleep 300
@@ -108,8 +109,9 @@ suite "ranks" {
   local jobs = h.jobs_by_name(h.state(dir))
   local log = fs.read(dir .. "/" .. jobs.ranks_all_ok.log_path) or ""
   for rank = 0, 2 do
-    tap.like(log, string.format("%%(rank=%d%%) rank %d/3 sky %d/3 slurm %d/3\n", rank, rank, rank, rank),
-      "rank " .. rank .. " line, prefixed, with every rank variable")
+    -- SkyPilot's variables (a SkyPilot run script works unchanged), never Slurm's (issue 24).
+    tap.like(log, string.format("%%(rank=%d%%) rank %d/3 sky %d/3 ips 3 slurm none/none/none/none\n", rank, rank, rank),
+      "rank " .. rank .. " line, prefixed, with every rank variable and no SLURM_*")
   end
   tap.is({ jobs.ranks_all_ok.status, jobs.ranks_one_fails.status, jobs.ranks_one_fails.exit_code },
     { "SUCCEEDED", "FAILED", 5 }, "the job's exit code is the failed rank's")
@@ -391,7 +393,7 @@ end)
 
 tap.test("the slot pool: jobs keep starting with no jobrun attached", function()
   local dir = h.scratch()
-  h.write(dir .. "/s.lua", [[suite "nd" { matrix = { i = { 1, 2, 3 } }, run = "sleep 0.3", max_parallel = 1 }]])
+  h.write(dir .. "/s.lua", [[suite "nd" { matrix = { i = { 1, 2, 3 } }, run = "echo $$ > pid.{i}; sleep 0.3", max_parallel = 1 }]])
   local code, out = h.sh(dir, "jobrun launch s.lua --run-id ND")
   tap.is(code, 0, "launched")
   tap.like(out, "1 job started, 2 waiting for a slot", "one slot")
@@ -410,10 +412,20 @@ tap.test("the slot pool: jobs keep starting with no jobrun attached", function()
   local c2, o2 = h.sh(dir, "jobrun check ND")
   tap.is(c2, 0, "and check finds them passed")
   tap.like(o2, "Verdict: 3 passed", "all three")
-  -- First seen when already ended: the end line names the slot, which becomes the native id.
-  local slots = {}
-  for _, job in ipairs(h.state(dir).jobs) do slots[#slots + 1] = tostring(job.native_id):match("^%d+$") ~= nil end
-  tap.is(slots, { true, true, true }, "each job's native id is the pid of the slot that ran it")
+  -- First seen when already ended: the end line names the slot and the job's own process
+  -- (issue 24: the native id was the slot's pid, the same for every job of a slot).
+  local pool
+  for _, f in ipairs(fs.list(dir .. "/.jobrun/runs/ND/jobs") or {}) do
+    if f:match("^pool%-[%d%-]+%.json$") then pool = json.decode(fs.read(dir .. "/.jobrun/runs/ND/jobs/" .. f)) end
+  end
+  local slot = pool and tostring(pool.slots[1].pid)
+  local ids, want, slots = {}, {}, {}
+  for i, job in ipairs(h.state(dir).jobs) do
+    ids[i], slots[i] = job.native_id, job.slot
+    want[i] = (fs.read(dir .. "/pid." .. i) or ""):gsub("%s", "")
+  end
+  tap.is(ids, want, "each job's native id is its own process id")
+  tap.is(slots, { slot, slot, slot }, "and the slot that ran it is kept in the record")
 end)
 
 tap.test("the slot pool: a slot that dies loses only the job it was running", function()

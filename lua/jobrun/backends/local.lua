@@ -25,11 +25,18 @@ local function paths(ctx, job)
   return supervisor.paths(ctx.run_dir .. "/jobs", state.job_key(job))
 end
 
--- read_json(path) -> record | nil (no file) | false, why (a file that is not a valid record).
+-- read_json(path) -> record | nil (no file) | false, why (a file that is not a valid record:
+-- damaged, too big, or not a regular file of the runner's — a link, a device, a FIFO).
 local function read_json(path)
-  local rec, why = jobfile.decode(fs.read(path))
-  if rec == false then return false, path .. ": " .. why end
-  return rec
+  return jobfile.read(path)
+end
+
+-- marker_text(path) -> a cancel marker's text, nil when there is none (read bounded, never
+-- through a link: one that cannot be read is a marker all the same).
+local function marker_text(path)
+  local text, more = jobfile.text(path)
+  if text == false then return "cancelled (" .. tostring(more) .. ")" end
+  return text
 end
 
 -- damaged(job, why): the job's own file cannot be read: it ends LOST, saying which and why.
@@ -39,9 +46,13 @@ local function damaged(job, why)
   job.record_error = why
 end
 
+-- The slot that runs a job: job.slot (its pid; the native id is the job's own process id), or
+-- the native id of a record written before there was a slot field.
+local function slot_of(job) return job.slot or job.native_id end
+
 -- alive(job): the supervisor recorded for the job is still that same process.
 local function supervisor_alive(job)
-  local pid = tonumber(job.native_id)
+  local pid = tonumber(slot_of(job))
   if not pid or not job.local_start_time then return false end
   return process.start_time(pid) == job.local_start_time
 end
@@ -95,7 +106,7 @@ function backend.submit_many(ctx, jobs)
   for i, job in ipairs(jobs) do
     -- A job withdrawn from an earlier pool (Ctrl-C, then `jobrun wait`) is free to run again.
     local marker = state.cancel_marker(ctx.run_dir, job)
-    if (fs.read(marker) or ""):find("^withdrawn") then fs.remove(marker) end
+    if (marker_text(marker) or ""):find("^withdrawn") then fs.remove(marker) end
     list[i] = work_item(ctx, job, secret_sets, secret_index)
   end
   local slots = math.min(#jobs, ctx.max_parallel or #jobs)
@@ -141,7 +152,8 @@ local function pool_alive(ctx, name)
   ctx.pools = ctx.pools or {}
   local record = ctx.pools[name]
   if not record then
-    record = json.decode(fs.read(ctx.run_dir .. "/jobs/" .. tostring(name) .. ".json") or "") or { slots = {} }
+    record = json.decode(jobfile.text(ctx.run_dir .. "/jobs/" .. tostring(name) .. ".json") or "")
+    if type(record) ~= "table" then record = { slots = {} } end
     ctx.pools[name] = record
   end
   for _, slot in ipairs(type(record.slots) == "table" and record.slots or {}) do
@@ -201,7 +213,16 @@ local function journal(ctx, path)
     ctx.journals[path] = j
   end
   local fresh = {}
-  local text = fs.read(path, j.offset)
+  local text, more = jobfile.text(path, j.offset)
+  if text == false then
+    -- Not the slot's own regular file (a link, a device…): nothing in it is taken.
+    j.bad = j.bad or more
+    return j, fresh
+  end
+  if text and more and not text:find("\n", 1, true) then
+    j.bad = j.bad or string.format("%s: a line longer than %d bytes", path, fs.RECORD_MAX)
+    return j, fresh
+  end
   if text and text ~= "" then
     local consumed = 0
     for line, stop in text:gmatch("([^\n]*)\n()") do
@@ -221,10 +242,29 @@ local function journal(ctx, path)
   return j, fresh
 end
 
--- read_end(ctx, p, key) -> the record of the job's end, or nil and the claim (and what is
--- wrong with the claim, or with the slot's journal). The record is a line of the slot's
--- journal, or the result file, or written in place over the claim when neither could be.
-local function read_end(ctx, p, key)
+-- journal_line(ctx, key, pool) -> the job's latest line in a slot's journal (of its pool, when
+-- known), or false, why (a damaged line), and that journal's path: for a claim that cannot be
+-- read, whose job's own lines may still say how it ended.
+local function journal_line(ctx, key, pool)
+  local dir = ctx.run_dir .. "/jobs"
+  for _, f in ipairs(fs.list(dir) or {}) do
+    local prefix = f:match("^(.-)%.slot%-%d+%.journal$")
+    if prefix and (not pool or pool == prefix) then
+      local path = dir .. "/" .. f
+      local j = journal(ctx, path)
+      local rec = j.by_key[key]
+      if rec ~= nil then return rec, rec == false and j.why[key] or path end
+    end
+  end
+  return nil
+end
+
+-- read_end(ctx, p, key [, pool]) -> the record of the job's end, or nil and the claim (and what
+-- is wrong with the claim, or with the slot's journal). The record is a line of the slot's
+-- journal, or the result file, or written in place over the claim when neither could be. A claim
+-- that cannot be read (written over through its link, replaced by a link…) gives way to the
+-- job's lines in its slot's journal; with none, it is false and what is wrong with it.
+local function read_end(ctx, p, key, pool)
   -- The common case, with no file read: the job's end is a line of its slot's journal, which
   -- the wait has just read on (an end line is final for the attempt that the key names).
   local known = ctx.journal_of and ctx.journal_of[key]
@@ -252,13 +292,45 @@ local function read_end(ctx, p, key)
       supervisor_pid = claim.supervisor_pid, supervisor_start = claim.supervisor_start }, nil, j.bad
   end
   if claim and claim.state == "EXITED" then return claim end
+  if claim == false then
+    local line, where = journal_line(ctx, key, pool ~= "pool" and pool or nil)
+    if line == false then return false, where end
+    if line then
+      ctx.journal_of = ctx.journal_of or {}
+      ctx.journal_of[key] = where
+      if line.state == "EXITED" then return line end
+      return nil, line, cwhy
+    end
+  end
   return nil, claim, cwhy
 end
 
--- The supervisor that claimed the job is the job's, whoever launched it.
+-- The supervisor that claimed the job is the job's slot, whoever launched it; the native id is
+-- the job's own process id once a record says it (until then, its slot's).
 local function take_claim(job, claim)
-  job.native_id, job.local_start_time = tostring(claim.supervisor_pid), claim.supervisor_start
+  local slot = tostring(claim.supervisor_pid)
+  if slot_of(job) ~= slot or job.native_id == "pool" then job.native_id = slot end
+  job.slot, job.local_start_time = slot, claim.supervisor_start
+  if claim.pid then job.native_id = tostring(claim.pid) end
   job.submitted_at = job.submitted_at or state.iso(claim.started_at)
+end
+
+-- How many times a job may be handed back by a pool that ended before starting it, before it is
+-- taken for lost (slots that die at once, every time, must not be started without end).
+local MAX_POOL_RETURNS = 3
+
+-- requeue(ctx, job): a job that no slot of its pool ever claimed, the pool gone (its slots killed):
+-- it never started, so it is pending again, and the next driver (`wait`, or the one `check`
+-- starts) hands it to a new pool.
+local function requeue(ctx, job)
+  job.pool_returns = (job.pool_returns or 0) + 1
+  if job.pool_returns > MAX_POOL_RETURNS then
+    job.status, job.native_status = "LOST", "POOL_GONE"
+    job.record_error = string.format("its pool of slots ended %d times before starting it", job.pool_returns)
+    return
+  end
+  job.native_id, job.pool, job.status, job.native_status = nil, nil, "PENDING", nil
+  ctx.pool_returned = (ctx.pool_returned or 0) + 1
 end
 
 -- adopt(ctx, jobs): pending jobs that a runner launched but died before saving: their
@@ -294,13 +366,20 @@ function backend.poll(ctx, jobs)
   for _, job in ipairs(jobs) do
     local p = paths(ctx, job)
     local key = state.job_key(job)
-    local result, claim = read_end(ctx, p, key)
+    local result, claim, cwhy = read_end(ctx, p, key, job.pool)
     if result then
-      -- Claimed and ended between two looks: the end names the slot that ran it.
-      if job.native_id == "pool" or not job.native_id then take_claim(job, result) end
+      -- Claimed and ended between two looks: the end names the slot that ran it and the job's pid.
+      take_claim(job, result)
       apply(job, result)
     elseif result == false then
       damaged(job, claim)
+    elseif claim == false and job.native_id == "pool" then
+      -- Claimed (its claim is there) but the claim cannot be read, and no journal of its pool
+      -- has a line of it: damaged, once no slot of the pool can still write its end.
+      if not pool_alive(ctx, job.pool) then
+        local again, _, why = read_end(ctx, p, key, job.pool)
+        if again then take_claim(job, again); apply(job, again) else damaged(job, why or cwhy) end
+      end
     elseif not claim and job.native_id == "pool" then
       -- Queued: a slot has not claimed it (yet).
       local why = state.cancel_reason(ctx.run_dir, job)
@@ -308,10 +387,14 @@ function backend.poll(ctx, jobs)
         job.status, job.native_status = "CANCELLED", "NOT_STARTED"
         job.backend_termination = why:match("^(%S+)") or "cancelled"
       elseif not pool_alive(ctx, job.pool) then
-        result, claim = read_end(ctx, p, key) -- it may have been claimed as the pool ended
+        local why
+        result, claim, why = read_end(ctx, p, key, job.pool) -- it may have been claimed as the pool ended
         if result then
           take_claim(job, result)
           apply(job, result)
+        elseif claim == false then
+          damaged(job, why)
+          claim = nil
         elseif not claim then
           local cause = slots_unwritable(ctx)
           if cause then
@@ -319,21 +402,21 @@ function backend.poll(ctx, jobs)
             job.backend_termination = "result_unwritable: " .. cause
             job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
           else
-            job.status, job.native_status = "LOST", "POOL_GONE"
+            requeue(ctx, job)
           end
         end
       end
       if claim then take_claim(job, claim); apply(job, claim) end
     else
-      if claim and tostring(claim.supervisor_pid) ~= job.native_id then take_claim(job, claim) end
-      if claim then apply(job, claim) end
+      if claim then take_claim(job, claim); apply(job, claim) end
       if not supervisor_alive(job) then
         -- The slot writes the result before it moves on; gone without one, the job is lost.
         local again, claim_why, journal_why
-        result, again, claim_why, journal_why = read_end(ctx, p, key)
+        result, again, claim_why, journal_why = read_end(ctx, p, key, job.pool)
         claim = claim or again
-        local cause = not result and slots_unwritable(ctx, job.native_id)
+        local cause = not result and slots_unwritable(ctx, slot_of(job))
         if result then
+          take_claim(job, result)
           apply(job, result)
         elseif result == false then
           damaged(job, again)
@@ -344,7 +427,7 @@ function backend.poll(ctx, jobs)
           job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
           job.backend_termination = "result_unwritable: " .. cause
           job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
-        elseif not claim or tostring(claim.supervisor_pid) == job.native_id then
+        elseif not claim or tostring(claim.supervisor_pid) == slot_of(job) then
           job.status, job.native_status = "LOST", "SUPERVISOR_GONE"
         end
       end
@@ -434,7 +517,7 @@ function backend.withdraw(ctx, jobs, why)
       if claim then
         take_claim(job, claim)
         job.status = "RUNNING"
-      elseif not why then
+      elseif claim == nil and not why then -- (a claim that cannot be read: claimed all the same)
         job.native_id, job.pool, job.status, job.native_status = nil, nil, "PENDING", nil
       end
     end
@@ -459,7 +542,7 @@ function backend.cancel(ctx, jobs)
       elseif not supervisor_alive(job) then
         results[job.name] = "already completed"
       else
-        local handle, err = process.open(tonumber(job.native_id))
+        local handle, err = process.open(tonumber(slot_of(job)))
         if handle and supervisor_alive(job) then
           local sent, why = handle:kill("TERM")
           if sent then results[job.name] = "killed"

@@ -69,12 +69,24 @@ local function exit_code(data)
   return code
 end
 
--- refresh(run) -> backend_error: one round of asking the backend, saved.
+-- refresh(run) -> backend_error: one round of asking the backend, saved. Jobs handed back by a
+-- pool whose slots all died before starting them are pending again: a detached driver (as
+-- launch's) hands them to a new pool, unless a driver is at work already.
 local function refresh(run)
   run:update(function(r)
     local asked = r:recover() + r:refresh()
     return asked > 0 -- a finished run's state needs no rewrite
   end)
+  if (run.ctx.pool_returned or 0) > 0 then
+    run.ctx.pool_returned = 0
+    local lock = run:try_driver()
+    if lock then
+      lock:release()
+      local driver = require("jobrun.c.process").spawn({ argv = { "/proc/self/exe", "__drive", run.dir },
+        stdout = run.dir .. "/driver.log", stderr = "stdout", setsid = true })
+      if driver then driver:close() end
+    end
+  end
   return run.ctx.backend_error
 end
 
