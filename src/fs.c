@@ -98,10 +98,12 @@ static int record_refused(lua_State *L, int fd, const char *path) {
 static int open_record(lua_State *L, const char *path, int flags, int *pushed) {
     int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
     if (fd < 0) {
-        if (errno == ELOOP) {
+        int err = errno;
+        if (err == ELOOP || err == ENXIO) { /* ENXIO: a FIFO with no reader, opened to write */
             lua_pushnil(L);
-            lua_pushfstring(L, "%s: a symbolic link, not a regular file (refused)", path);
-            lua_pushinteger(L, ELOOP);
+            lua_pushfstring(L, "%s: %s, not a regular file (refused)", path,
+                            err == ELOOP ? "a symbolic link" : "a FIFO or a device");
+            lua_pushinteger(L, err);
             *pushed = 3;
         } else {
             *pushed = luaL_fileresult(L, 0, path);

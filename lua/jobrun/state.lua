@@ -194,10 +194,15 @@ end
 
 -- read(run_dir) -> data. A file that cannot be read, is not JSON or has the wrong shape stops
 -- the command (exit 3), saying what is wrong; it is never rewritten.
+-- The file is read as a record (src/fs.c): a link, a device, a FIFO or another user's file is
+-- refused, and at most STATE_MAX bytes are read (far more than a 100,000-job run's).
+local STATE_MAX = 512 * 1024 * 1024
+
 function state.read(run_dir)
   local path = run_dir .. "/state.json"
-  local text, err = fs.read(path)
+  local text, err = fs.read_record(path, 0, STATE_MAX)
   if not text then errors.infra("cannot read the run's state: %s", err) end
+  if err then errors.infra("cannot read the run's state: %s: larger than %d bytes", path, STATE_MAX) end
   local data, why = json.decode(text)
   why = data == nil and why or problem(data)
   if why then
@@ -238,10 +243,18 @@ end
 -- cancel_reason(run_dir, job) -> why the job must not start: its own cancel marker's text, else
 -- the run's (`jobrun kill` of the whole run), else nil. A "withdrawn" marker (taken back from
 -- a pool, pending again) is no reason.
+-- (Read bounded, never through a link: a marker that is there but cannot be read is one.)
+local function marker(path)
+  local text, err, errno = fs.read_record(path, 0, 4096)
+  if text then return text end
+  if errno ~= 2 then return "cancelled (" .. tostring(err) .. ")\n" end
+  return nil
+end
+
 function state.cancel_reason(run_dir, job)
-  local text = fs.read(state.cancel_marker(run_dir, job))
+  local text = marker(state.cancel_marker(run_dir, job))
   if text and not text:find("^withdrawn") then return text end
-  return fs.read(run_dir .. "/cancel")
+  return marker(run_dir .. "/cancel")
 end
 
 function state.set_latest(state_dir, run_id)

@@ -124,7 +124,8 @@ local function run_attempt(spec, ctx, attempt, restart_count, on_start)
     })
     if not proc then
       note(ctx, spec.log, string.format("rank %d could not start: %s", rank, err))
-      ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now(), ended_at = process.time() }
+      ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now(),
+                            ended_at = process.time() }
     else
       local r = { rank = rank, proc = proc, pgid = proc:pid() }
       if piped then r.stream = proc:stdout() end
@@ -232,7 +233,10 @@ local function run_attempt(spec, ctx, attempt, restart_count, on_start)
       -- Ranks that ended while nobody looked are taken first (their end may be before it).
       local left, handles_left = {}, {}
       for _, item in ipairs(items) do
-        if item.kind == "rank" and not item.done then left[#left + 1] = item; handles_left[#handles_left + 1] = item.handle end
+        if item.kind == "rank" and not item.done then
+          left[#left + 1] = item
+          handles_left[#handles_left + 1] = item.handle
+        end
       end
       for _, index in ipairs(process.poll(handles_left, 0)) do rank_ended(left[index]) end
     end
@@ -348,7 +352,8 @@ local function run_job(spec, paths, signals, base_env)
     if paths.journal then
       journal({ attempt = attempt, restart_count = restart_count, pid = pid })
     elseif attempt > 1 then
-      fs.write_atomic(status_path, padded(status({ attempt = attempt, restart_count = restart_count, pid = pid })), false)
+      local text = status({ attempt = attempt, restart_count = restart_count, pid = pid })
+      fs.write_atomic(status_path, padded(text), false)
     end
   end
   -- setup runs once, on one rank, before the first attempt; if it fails, so does the job.

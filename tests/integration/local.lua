@@ -393,7 +393,8 @@ end)
 
 tap.test("the slot pool: jobs keep starting with no jobrun attached", function()
   local dir = h.scratch()
-  h.write(dir .. "/s.lua", [[suite "nd" { matrix = { i = { 1, 2, 3 } }, run = "echo $$ > pid.{i}; sleep 0.3", max_parallel = 1 }]])
+  h.write(dir .. "/s.lua", [[
+suite "nd" { matrix = { i = { 1, 2, 3 } }, run = "echo $$ > pid.{i}; sleep 0.3", max_parallel = 1 }]])
   local code, out = h.sh(dir, "jobrun launch s.lua --run-id ND")
   tap.is(code, 0, "launched")
   tap.like(out, "1 job started, 2 waiting for a slot", "one slot")

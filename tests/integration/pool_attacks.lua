@@ -29,7 +29,8 @@ end
 
 -- launch_and_kill_pool(dir, id): 10 jobs on two slots, both SIGKILLed while their first jobs run.
 local function launch_and_kill_pool(dir, id)
-  h.write(dir .. "/s.lua", [[suite "g" { matrix = { i = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 } }, run = "sleep 1", max_parallel = 2 }]])
+  h.write(dir .. "/s.lua", [[
+suite "g" { matrix = { i = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 } }, run = "sleep 1", max_parallel = 2 }]])
   tap.is(h.sh(dir, "jobrun launch s.lua --run-id " .. id), 0, "launched on two slots")
   local jobs_dir = dir .. "/.jobrun/runs/" .. id .. "/jobs"
   local pool = pool_of(jobs_dir)
@@ -75,7 +76,8 @@ end)
 
 tap.test("a paused slot: the job's end and verdict are its own, not when the slot saw it", function()
   local dir = h.scratch()
-  h.write(dir .. "/s.lua", [[suite "k" { matrix = { i = { 1, 2, 3, 4 } }, run = "sleep 1", timeout = 3, max_parallel = 2 }]])
+  h.write(dir .. "/s.lua", [[
+suite "k" { matrix = { i = { 1, 2, 3, 4 } }, run = "sleep 1", timeout = 3, max_parallel = 2 }]])
   tap.is(h.sh(dir, "jobrun launch s.lua --run-id PS"), 0, "launched")
   local jobs_dir = dir .. "/.jobrun/runs/PS/jobs"
   local pool = pool_of(jobs_dir)
@@ -178,10 +180,11 @@ tap.test("a journal replaced by a link while the run is live: never followed", f
   end
 end)
 
--- stuck_jobs(dir, id, names): a run of the named jobs (`exec sleep 30`), each claimed, then its
+-- stuck_jobs(dir, id, n): a run of n jobs (`exec sleep 30`), each claimed, then its
 -- slots and jobs killed, so that what their files say is final. Returns the jobs dir.
 local function stuck_jobs(dir, id, n)
-  h.write(dir .. "/s.lua", string.format([[suite "z" { matrix = { i = { %s } }, run = "echo $$ > pid.{i}; exec sleep 30" }]],
+  h.write(dir .. "/s.lua", string.format(
+    [[suite "z" { matrix = { i = { %s } }, run = "echo $$ > pid.{i}; exec sleep 30" }]],
     n == 2 and "1, 2" or "1, 2, 3"))
   tap.is(h.sh(dir, "jobrun launch s.lua --run-id " .. id), 0, "launched")
   local jobs_dir = dir .. "/.jobrun/runs/" .. id .. "/jobs"
@@ -232,6 +235,21 @@ tap.test("a job file linked to /dev/zero or a FIFO: check returns at once, namin
   local jobs = h.jobs_by_name(h.state(dir))
   tap.like(jobs.z_2.record_error or "", "z_2%.status%.json: a symbolic link, not a regular file", "the link named")
   tap.like(jobs.z_3.record_error or "", "z_3%.status%.json: a FIFO, not a regular file", "the FIFO named")
+end)
+
+tap.test("state.json linked to /dev/zero: every command that reads it stops at once, naming it", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[suite "sz" { run = "true" }]])
+  tap.is(h.sh(dir, "jobrun run s.lua --run-id SZ"), 0, "ran")
+  local path = dir .. "/.jobrun/runs/SZ/state.json"
+  fs.remove(path)
+  assert(fs.symlink("/dev/zero", path))
+  local limit = os.getenv("JOBRUN_BUILD") == "asan" and "" or "ulimit -v 4000000; "
+  local t0 = process.now()
+  local code, _, err = h.sh(dir, limit .. "timeout 20 " .. h.q(h.bin) .. " check SZ")
+  tap.ok(process.now() - t0 < 5, "check returns promptly", string.format("%.1fs", process.now() - t0))
+  tap.is(code, 3, "exit 3: the state cannot be read")
+  tap.like(err, "state%.json: a symbolic link, not a regular file", "naming the file", err)
 end)
 
 return tap.done()

@@ -89,5 +89,66 @@ local made, symlink_err = fs.symlink("t", dir .. "/absent/l")
 tap.is(made, nil, "a missing directory fails")
 tap.like(symlink_err, "absent/l: No such file", "naming the path")
 
+
+-- Records of a run directory (issue 21): never through a link, never from a device, a FIFO or
+-- another user's file, never more than a bounded size; each refusal names the file.
+do
+  local rdir = dir .. "/records"
+  fs.mkdir_p(rdir)
+  local rec = rdir .. "/r.json"
+  fs.write_atomic(rec, "0123456789")
+  tap.is({ fs.read_record(rec) }, { "0123456789", false }, "read_record: the whole record, nothing more")
+  tap.is({ fs.read_record(rec, 4, 3) }, { "456", true }, "from an offset, at most max bytes, and says there is more")
+  tap.is({ fs.read_record(rec, 7, 3) }, { "789", false }, "exactly to the end: nothing more")
+  tap.is(fs.RECORD_MAX, 16 * 1024 * 1024, "the documented cap: 16 MiB")
+  local absent_rec, merr, mno = fs.read_record(rdir .. "/none")
+  tap.is({ absent_rec, mno }, { nil, 2 }, "a missing record: nil, ENOENT")
+  tap.like(merr, "none: No such file", "naming it")
+
+  local target = rdir .. "/target"
+  fs.write_atomic(target, "mine\n")
+  assert(fs.symlink(target, rdir .. "/link"))
+  local got, link_why, link_errno = fs.read_record(rdir .. "/link")
+  tap.is({ got, link_errno }, { nil, 40 }, "a link is not followed (ELOOP)")
+  tap.like(link_why, "/link: a symbolic link, not a regular file %(refused%)", "and is named")
+  tap.is({ fs.append_record(rdir .. "/link", "appended\n") },
+    { nil, rdir .. "/link: a symbolic link, not a regular file (refused)", 40 }, "append_record refuses a link")
+  tap.is({ fs.write_in_place(rdir .. "/link", "over") },
+    { nil, rdir .. "/link: a symbolic link, not a regular file (refused)", 40 }, "so does write_in_place")
+  tap.is(fs.read(target), "mine\n", "the link's target is untouched")
+
+  assert(fs.symlink("/dev/zero", rdir .. "/zero"))
+  tap.like(select(2, fs.read_record(rdir .. "/zero")), "zero: a symbolic link", "a link to /dev/zero: refused")
+  tap.like(select(2, fs.read_record("/dev/zero")), "/dev/zero: a character device, not a regular file",
+    "/dev/zero itself: a character device, refused at once")
+  os.execute("mkfifo '" .. rdir .. "/fifo'")
+  tap.like(select(2, fs.read_record(rdir .. "/fifo")), "fifo: a FIFO, not a regular file",
+    "a FIFO with no writer: refused, not waited on")
+  tap.like(select(2, fs.append_record(rdir .. "/fifo", "x")), "fifo: a FIFO or a device, not a regular file",
+    "append_record too")
+  tap.like(select(2, fs.read_record(rdir)), "records: a directory, not a regular file", "a directory")
+
+  tap.ok(fs.append_record(rdir .. "/journal", "one\n"), "append_record makes a missing journal")
+  tap.ok(fs.append_record(rdir .. "/journal", "two\n"), "and appends")
+  tap.is(fs.read(rdir .. "/journal"), "one\ntwo\n", "both lines")
+
+  -- a planted link at an atomic write's temporary name is not written through
+  local victim = rdir .. "/victim"
+  fs.write_atomic(victim, "intact\n")
+  assert(fs.symlink(victim, rdir .. "/w.json.tmp." .. require("jobrun.c.process").getpid()))
+  tap.is(fs.write_atomic(rdir .. "/w.json", "new", false), nil, "write_atomic will not write through a planted link")
+  tap.is(fs.read(victim), "intact\n", "its target untouched")
+
+  if os.execute("test $(id -u) = 0") then
+    local theirs = rdir .. "/theirs"
+    fs.write_atomic(theirs, "{}")
+    os.execute("chown 12345 '" .. theirs .. "'")
+    tap.like(select(2, fs.read_record(theirs)), "theirs: owned by uid 12345, not by the runner %(uid 0%)",
+      "another user's file: refused")
+  else
+    tap.ok(true, "# skip chown needs root")
+  end
+end
+
 os.execute("rm -rf '" .. dir .. "'")
 return tap.done()

@@ -293,13 +293,13 @@ local function read_end(ctx, p, key, pool)
   end
   if claim and claim.state == "EXITED" then return claim end
   if claim == false then
-    local line, where = journal_line(ctx, key, pool ~= "pool" and pool or nil)
-    if line == false then return false, where end
-    if line then
+    local own, where = journal_line(ctx, key, pool ~= "pool" and pool or nil)
+    if own == false then return false, where end
+    if own then
       ctx.journal_of = ctx.journal_of or {}
       ctx.journal_of[key] = where
-      if line.state == "EXITED" then return line end
-      return nil, line, cwhy
+      if own.state == "EXITED" then return own end
+      return nil, own, cwhy
     end
   end
   return nil, claim, cwhy
@@ -387,13 +387,13 @@ function backend.poll(ctx, jobs)
         job.status, job.native_status = "CANCELLED", "NOT_STARTED"
         job.backend_termination = why:match("^(%S+)") or "cancelled"
       elseif not pool_alive(ctx, job.pool) then
-        local why
-        result, claim, why = read_end(ctx, p, key, job.pool) -- it may have been claimed as the pool ended
+        local bad
+        result, claim, bad = read_end(ctx, p, key, job.pool) -- it may have been claimed as the pool ended
         if result then
           take_claim(job, result)
           apply(job, result)
         elseif claim == false then
-          damaged(job, why)
+          damaged(job, bad)
           claim = nil
         elseif not claim then
           local cause = slots_unwritable(ctx)
