@@ -74,6 +74,25 @@ tap.test("a dead pool: check says the unstarted jobs are pending and starts a ne
     "each job succeeded, but those whose slot died under them")
 end)
 
+tap.test("a dead pool under a running `jobrun run`: the rest start in a new pool", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "g" { matrix = { i = { 1, 2, 3, 4, 5, 6, 7, 8 } }, run = "sleep 1", max_parallel = 2 }]])
+  local runner = h.spawn(dir, { "run", "s.lua", "--run-id", "DR" })
+  local jobs_dir = dir .. "/.jobrun/runs/DR/jobs"
+  local pool
+  tap.ok(h.eventually(function()
+    pool = pool_of(jobs_dir)
+    return pool and claims(jobs_dir) >= 2
+  end, 10), "two jobs running on the pool's two slots")
+  for _, slot in ipairs(pool.slots) do os.execute("kill -KILL " .. slot.pid) end
+  local ended = runner:wait(true)
+  tap.is(ended.exit_code, 1, "run ends (the two jobs under the slots are lost)")
+  local jobs = h.state(dir).jobs
+  tap.ok(count(jobs, "status", "LOST") <= 2, "at most the two running jobs LOST", fs.read(dir .. "/.bg.log"))
+  tap.is(count(jobs, "status", "SUCCEEDED") + count(jobs, "status", "LOST"), 8, "every other job succeeded")
+end)
+
 tap.test("a paused slot: the job's end and verdict are its own, not when the slot saw it", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[

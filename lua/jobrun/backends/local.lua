@@ -364,6 +364,8 @@ end
 -- poll(ctx, jobs): refresh every given job from its files — one pass, no process spawned.
 function backend.poll(ctx, jobs)
   for _, job in ipairs(jobs) do
+    -- Not launched (or handed back by a dead pool earlier in this very list): nothing to read.
+    if not job.native_id then goto next_job end
     local p = paths(ctx, job)
     local key = state.job_key(job)
     local result, claim, cwhy = read_end(ctx, p, key, job.pool)
@@ -432,6 +434,7 @@ function backend.poll(ctx, jobs)
         end
       end
     end
+    ::next_job::
   end
   for _, proc in ipairs(ctx.slot_procs or {}) do proc:wait(false) end -- reap our slots that ended
 end
