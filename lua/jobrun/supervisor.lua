@@ -331,6 +331,11 @@ local function run_job(spec, paths, signals, base_env)
   -- A journal line saying so (not written on a full disk: the claim says RUNNING all the same).
   -- Never through a link, nor to a file that is not the slot's own (fs.append_record).
   local function journal(fields) return fs.append_record(paths.journal, status(fields)) end
+  -- The slot's first line is written before its first job starts, so that the journal has its
+  -- first block before a job can fill the disk (its end line then still fits).
+  if paths.journal and not slot.journal_made then
+    slot.journal_made = journal({ attempt = 1, restart_count = 0 })
+  end
   local ctx = {
     base_env = base_env,
     signals = signals,

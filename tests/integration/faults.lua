@@ -93,7 +93,10 @@ end)
 -- end can be written neither as a journal line nor as a result file, and goes over the slot's
 -- record in place.
 scratch("a full disk: the job's record says so, with the cause, and keeps its exit code", function(dir, mounts)
-  local code, err, c2, job, rec = fill_disk(dir, mounts, "rm -f state/runs/F/jobs/*.journal")
+  -- (once the slot has written the line that says the job started, with its pid: after it, the
+  -- slot writes nothing to the journal until the job's end)
+  local code, err, c2, job, rec = fill_disk(dir, mounts, "until grep -qs '\"pid\"' state/runs/F/jobs/*.journal; "
+    .. "do sleep 0.05; done; rm -f state/runs/F/jobs/*.journal")
   if not code then return end
   tap.is(code, 3, "the runner cannot write state.json either: exit 3")
   tap.like(err, "No space left on device", "and says why")
