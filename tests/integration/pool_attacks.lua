@@ -116,8 +116,12 @@ suite "k" { matrix = { i = { 1, 2, 3, 4 } }, run = "sleep 1", timeout = 3, max_p
   tap.is(code, 0, "every job passed", out)
   local job = h.jobs_by_name(h.state(dir))[key]
   tap.is({ job.status, job.exit_code }, { "SUCCEEDED", 0 }, "the paused slot's job: SUCCEEDED, not TIMEOUT")
-  tap.ok(job.duration_s and job.duration_s < 2.5, "its duration is the job's own (~1 s), not the pause's",
-    tostring(job.duration_s))
+  if fs.stat("/proc/self/sched") then
+    tap.ok(job.duration_s and job.duration_s < 2.5, "its duration is the job's own (~1 s), not the pause's",
+      tostring(job.duration_s))
+  else
+    tap.ok(true, "# skip no /proc/PID/sched (a kernel without CONFIG_SCHED_DEBUG): the end is when the slot saw it")
+  end
 end)
 
 tap.test("a slot paused past a job's deadline while the job still ran: TIMEOUT all the same", function()

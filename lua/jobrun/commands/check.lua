@@ -21,7 +21,8 @@ RUN is a run id, a path to a run's state.json, or omitted for the latest run. As
 once for all the run's unfinished jobs. --failed, --status and --only choose the rows shown (and
 the logs --logs prints); the exit code is always the whole run's: 0 when every job has passed,
 1 when any failed, 4 when none has failed but some have not finished, 3 when the backend could
-not be asked.]],
+not be asked. Local jobs that a pool whose slots all died never started are pending again:
+check starts a detached driver that runs them in a new pool.]],
 }
 
 local STATUSES = { PENDING = true, RUNNING = true, SUCCEEDED = true, FAILED = true, TIMEOUT = true,
