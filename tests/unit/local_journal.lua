@@ -95,4 +95,24 @@ tap.test("the end written over the slot's record (no room for a line) is the nam
   tap.is({ b.status, b.native_status }, { "LOST", "SUPERVISOR_GONE" }, "b: not taken for ended by a's end")
 end)
 
+tap.test("a claim written over through its link: the job's end is taken from its slot's journal", function()
+  local dir, record, journal, line, pid = setup(false)
+  assert(fs.link(record, dir .. "/jobs/j.status.json"))
+  fs.append(journal, line({ pid = 4242 }) .. line({ state = "EXITED", ended_at = 102, exit_code = 0, pid = 4242 }))
+  assert(fs.write_in_place(dir .. "/jobs/j.status.json", "garbage{"))
+  -- as a runner that never saw it claimed: queued to the pool
+  local job = { name = "j", key = "j", native_id = "pool", pool = "pool-1-1", status = "PENDING",
+                native_status = "QUEUED", log_path_rel = "logs/j.log", fields = {} }
+  backend.poll({ run_dir = dir }, { job })
+  tap.is({ job.status, job.backend_exit_code, job.record_error }, { "SUCCEEDED", 0, nil }, "its end, from the journal")
+  tap.is({ job.native_id, job.slot }, { "4242", tostring(pid) }, "the native id is the job's pid; its slot is kept")
+  -- no line of it anywhere: LOST, naming the damaged claim
+  local other = { name = "k", key = "k", native_id = "pool", pool = "pool-1-1", status = "PENDING",
+                  native_status = "QUEUED", log_path_rel = "logs/k.log", fields = {} }
+  assert(fs.link(record, dir .. "/jobs/k.status.json"))
+  backend.poll({ run_dir = dir }, { other })
+  tap.is({ other.status, other.native_status }, { "LOST", "DAMAGED_RECORD" }, "k: LOST, a damaged record")
+  tap.like(other.record_error, "k%.status%.json: not JSON", "naming the file")
+end)
+
 return tap.done()
