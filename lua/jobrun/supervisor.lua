@@ -350,9 +350,9 @@ local function run_job(spec, paths, signals, base_env)
   end
   local restart_count, attempt = 0, 1
   local outcome
-  -- Each attempt's line says the job's own process id (its first rank's) once it has started;
-  -- the first attempt's is the claim's line. Not written (full disk): the claim keeps saying
-  -- attempt 1 until the result is written.
+  -- Each attempt, once started, has a line that says the job's own process id (its first
+  -- rank's): the job's native id. Not written (full disk): the claim keeps saying attempt 1
+  -- until the result is written.
   local function announce(pid)
     if paths.journal then
       journal({ attempt = attempt, restart_count = restart_count, pid = pid })
