@@ -371,6 +371,9 @@ function plan.build(decls, opts)
   local suite = decls.suite
   local f = suite.fields
   local where = suite.where
+  -- Names the suite says are credentials, beside the rule's (jobrun.secrets): before any env is
+  -- shown or stored.
+  secrets.declare(f.secrets)
 
   local axes = axis_order(decls)
   local values = {}
