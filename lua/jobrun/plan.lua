@@ -363,6 +363,10 @@ function plan.termination_warnings(decls)
   return out
 end
 
+-- The longest job name, in bytes: a job's files are named after it, and file systems allow
+-- 255 bytes a name (README "Job names").
+plan.MAX_NAME = 255
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
 --       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
@@ -500,6 +504,10 @@ function plan.build(decls, opts)
       end
     end
     if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
+    if #name > plan.MAX_NAME then
+      errors.at(where, "suite \"%s\": the job name of row %d is %d bytes long (%s…); job names are at most %d "
+        .. "bytes, as file names are", suite.name, index, #name, name:sub(1, 40), plan.MAX_NAME)
+    end
     if by_name[name] then
       errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
         .. "make the name template include what differs", suite.name, name, by_name[name], index)

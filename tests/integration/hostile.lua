@@ -50,4 +50,23 @@ suite "h" {
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+-- Issue 21 (10): a job name longer than a file name may be is refused at its file:line, at once
+-- (a 100,000-byte name kept `plan` busy for 30 s); a long cell keeps `plan`'s table linear.
+tap.test("a job name over 255 bytes: exit 2 at file:line, fast", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'suite "long" {\n  name = string.rep("n", 100000),\n  run = "true",\n}\n')
+  local code, out, err = h.sh(dir, "timeout 10 \"$JOBRUN_BIN\" plan s.lua")
+  tap.is(code, 2, "exit 2, within 10 s")
+  tap.like(err, "^jobrun: s%.lua:1: .*100000 bytes long.*at most 255 bytes", "says where, how long and the limit")
+  tap.is(out, "", "no plan printed")
+  h.write(dir .. "/ok.lua", 'suite "ok" { name = string.rep("n", 255), run = "true" }\n')
+  tap.is(select(1, h.sh(dir, "jobrun plan ok.lua")), 0, "255 bytes is allowed")
+  h.write(dir .. "/wide.lua", 'suite "wide" { matrix = { x = { string.rep("v", 100000) } }, name = "j", '
+    .. 'run = "echo {x}" }\n')
+  local wc, wide = h.sh(dir, "timeout 10 \"$JOBRUN_BIN\" plan wide.lua")
+  tap.is(wc, 0, "a 100,000-byte parameter: plan's table within 10 s")
+  tap.ok(not wide:find(" \n", 1, true), "no line ends in blanks")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
 return tap.done()
