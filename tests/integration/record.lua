@@ -268,8 +268,10 @@ scratch("wrongly shaped attempts: exit 3, naming the file and the field, left as
     for _, cmd in ipairs({ "check A --json", "check A --html r.html", "logs A a --attempt 1", "rerun A --all" }) do
       local code, _, err = h.sh(dir, "jobrun " .. cmd)
       tap.is(code, 3, case[1] .. ": " .. cmd .. ": exit 3")
-      tap.like(err, "state%.json is damaged %(job \"a\" has a [%w -]*" .. case[2], cmd .. ": names the file and the field")
-      tap.ok(not err:find("traceback", 1, true) and not err:find("internal error", 1, true), cmd .. ": no traceback", err)
+      tap.like(err, "state%.json is damaged %(job \"a\" has a [%w -]*" .. case[2],
+        cmd .. ": names the file and the field")
+      tap.ok(not err:find("traceback", 1, true) and not err:find("internal error", 1, true),
+        cmd .. ": no traceback", err)
     end
     tap.is(fs.read(path), bad, "state.json left as it is")
   end
