@@ -50,6 +50,42 @@ suite "h" {
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+-- Issue 21 (11): strings share one metatable; a suite that broke it broke jobrun's own code
+-- ("jobrun: error in error handling", no location), and one that rewrote the string library
+-- behind it rewrote jobrun's summary.
+tap.test("a suite cannot change the string metatable jobrun's own code uses", function()
+  local dir = h.scratch()
+  h.write(dir .. "/broken.lua", [[
+getmetatable("").__index = nil
+suite "b" { run = "true" }
+]])
+  local code, out, err = h.sh(dir, "jobrun run broken.lua")
+  tap.is(code, 0, "a suite that removed __index: the run passes")
+  tap.like(out, "Verdict: 1 passed, 0 failed, 0 pending, of 1", "with its summary")
+  tap.ok(not err:find("error in error handling", 1, true), "no error in error handling", err)
+  h.write(dir .. "/rewrite.lua", [[
+local lib = getmetatable("").__index
+lib.format = function() return "PWNED" end
+lib.rep = function() return "PWNED" end
+lib.gsub = function() return "PWNED", 0 end
+getmetatable("").__index = function() return function() return "PWNED" end end
+-- A failing job too: its verdict goes through jobrun's error path.
+suite "r" { matrix = { x = { "true", "false" } }, run = "{x}" }
+]])
+  code, out, err = h.sh(dir, "jobrun run rewrite.lua")
+  tap.is(code, 1, "the run's exit code is its own")
+  tap.like(out, "Verdict: 1 passed, 1 failed, 0 pending, of 2", "the summary is jobrun's")
+  tap.ok(not (out .. err):find("PWNED", 1, true), "nothing of the suite's in jobrun's output", out .. err)
+  h.write(dir .. "/own.lua", [[
+local mt = getmetatable("")
+mt.__index.shout = function(s) return s:upper() .. "!" end
+suite "o" { run = "echo " .. mt.__index.shout("hi"), expect = { log = "HI!" } }
+]])
+  code, out = h.sh(dir, "jobrun run own.lua")
+  tap.is(code, 0, "the suite's own copy of the string library works for the suite", out)
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
 -- Issue 21 (10): a job name longer than a file name may be is refused at its file:line, at once
 -- (a 100,000-byte name kept `plan` busy for 30 s); a long cell keeps `plan`'s table linear.
 tap.test("a job name over 255 bytes: exit 2 at file:line, fast", function()
