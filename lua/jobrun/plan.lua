@@ -665,7 +665,9 @@ function plan.from_options(path, opts)
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
     timeout = opts.timeout, max_parallel = max_parallel, git = git_info, max_jobs = max_jobs,
   })
-  for _, w in ipairs(plan.termination_warnings(decls)) do io.stderr:write("jobrun: warning: ", w, "\n") end
+  for _, w in ipairs(plan.termination_warnings(decls)) do
+    io.stderr:write("jobrun: warning: ", require("jobrun.sanitize").message(w), "\n")
+  end
   p.decls = decls
   p.git_info = git_info
   p.git = require("jobrun.git").record(git_info)

@@ -183,7 +183,8 @@ function results.settle(job, expect, run_dir, parsers)
   for _, e in ipairs(found.parser_errors or {}) do
     if job.verdict ~= "pending" then job.verdict = "fail" end
     job.mismatches[#job.mismatches + 1] = string.format("parser '%s' failed: %s", e.parser, e.error)
-    io.stderr:write(string.format("jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
+    io.stderr:write(require("jobrun.sanitize").format(
+      "jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
   end
 end
 

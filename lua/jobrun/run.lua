@@ -358,7 +358,8 @@ function Run:poll(jobs)
     -- Backends count attempts within one launch; {attempt} counts across reruns too.
     if job.attempt_base then job.attempt = job.attempt_base + (job.restart_count or 0) + 1 end
     if not record.check(job, before[i]) then
-      io.stderr:write(string.format("jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
+      io.stderr:write(require("jobrun.sanitize").format(
+        "jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
         ctx.backend.name or "?", tostring(before[i].status), tostring(job.status), tostring(job.status)))
     end
   end

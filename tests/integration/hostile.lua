@@ -50,6 +50,37 @@ suite "h" {
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+-- Issue 21 (12): kill printed job names raw (check and list escape them); so did error messages
+-- that quote the user's own arguments.
+tap.test("kill and error messages escape what they quote", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "k" {
+  matrix = { x = { "n_t\27]0;PWNED\7x", "c1\194\155y" } },
+  name = "{x}",
+  run = "sleep 30",
+}
+]])
+  tap.is(select(1, h.sh(dir, "jobrun launch s.lua --run-id K")), 0, "launched")
+  local code, out, err = h.sh(dir, "jobrun kill K --color always")
+  tap.is(code, 0, "killed")
+  tap.is(raw(out .. err), {}, "kill: no raw control character or stray byte")
+  tap.like(out, "n_t\\x1b%]0;PWNED\\x07x: ", "the name shown escaped")
+  tap.like(out, "\27%[32m✓ Killed\27%[0m", "kill's own colours still painted")
+  _, out, err = h.sh(dir, "jobrun kill K --json")
+  tap.is(raw(err), {}, "kill --json: the table on stderr escaped too")
+  local hostile = "'x\27]0;PWNED\7\27[2J\194\155y'"
+  for _, cmd in ipairs({ "logs K " .. hostile, "check " .. hostile, "bogus" .. hostile, "logs K k --tail " .. hostile,
+                         "plan " .. hostile, "kill K --only " .. hostile .. " --color never --bad" .. hostile }) do
+    local c, o, e = h.sh(dir, "jobrun " .. cmd)
+    tap.ok(c ~= 0, cmd:gsub("%c", "?") .. ": refused")
+    tap.is(raw(o .. e), {}, cmd:gsub("%c", "?") .. ": the message escapes the argument it quotes")
+  end
+  _, _, err = h.sh(dir, "jobrun logs K " .. hostile)
+  tap.like(err, "x\\x1b%]0;PWNED\\x07\\x1b%[2J\\xc2\\x9by", "shown as visible escapes")
+  os.execute("rm -rf " .. h.q(dir))
+end)
+
 -- Issue 21 (11): strings share one metatable; a suite that broke it broke jobrun's own code
 -- ("jobrun: error in error handling", no location), and one that rewrote the string library
 -- behind it rewrote jobrun's summary.
