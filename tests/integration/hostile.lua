@@ -67,8 +67,8 @@ suite "k" {
   tap.is(raw(out .. err), {}, "kill: no raw control character or stray byte")
   tap.like(out, "n_t\\x1b%]0;PWNED\\x07x: ", "the name shown escaped")
   tap.like(out, "\27%[32m✓ Killed\27%[0m", "kill's own colours still painted")
-  _, out, err = h.sh(dir, "jobrun kill K --json")
-  tap.is(raw(err), {}, "kill --json: the table on stderr escaped too")
+  local _, _, kerr = h.sh(dir, "jobrun kill K --json")
+  tap.is(raw(kerr), {}, "kill --json: the table on stderr escaped too")
   local hostile = "'x\27]0;PWNED\7\27[2J\194\155y'"
   for _, cmd in ipairs({ "logs K " .. hostile, "check " .. hostile, "bogus" .. hostile, "logs K k --tail " .. hostile,
                          "plan " .. hostile, "kill K --only " .. hostile .. " --color never --bad" .. hostile }) do
@@ -76,8 +76,8 @@ suite "k" {
     tap.ok(c ~= 0, cmd:gsub("%c", "?") .. ": refused")
     tap.is(raw(o .. e), {}, cmd:gsub("%c", "?") .. ": the message escapes the argument it quotes")
   end
-  _, _, err = h.sh(dir, "jobrun logs K " .. hostile)
-  tap.like(err, "x\\x1b%]0;PWNED\\x07\\x1b%[2J\\xc2\\x9by", "shown as visible escapes")
+  local _, _, lerr = h.sh(dir, "jobrun logs K " .. hostile)
+  tap.like(lerr, "x\\x1b%]0;PWNED\\x07\\x1b%[2J\\xc2\\x9by", "shown as visible escapes")
   os.execute("rm -rf " .. h.q(dir))
 end)
 
