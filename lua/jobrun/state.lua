@@ -77,6 +77,25 @@ function state.discover()
   return ".jobrun"
 end
 
+-- check_dir(state_dir): refuse (exit 2) a state directory that is the root of a file system
+-- ("/", a mount point: runs/ and latest would land among its top directories) or that another
+-- user owns (whoever owns it decides what its files and links point to). One that does not
+-- exist yet passes: jobrun makes it, as its own.
+function state.check_dir(state_dir)
+  local real = fs.realpath(state_dir)
+  local st = real and fs.stat(real)
+  if not st or st.uid == nil then return end
+  local up = fs.stat(real == "/" and "/" or real .. "/..")
+  if real == "/" or (up and (up.dev ~= st.dev or up.ino == st.ino)) then
+    errors.raise("the state directory %s is the root of a file system (%s); give jobrun a directory of its own "
+      .. "(--state-dir, JOBRUN_STATE_DIR)", state_dir, real)
+  end
+  if st.uid ~= fs.geteuid() then
+    errors.raise("the state directory %s belongs to another user (uid %d, not %d); use one of your own "
+      .. "(--state-dir, JOBRUN_STATE_DIR)", state_dir, st.uid, fs.geteuid())
+  end
+end
+
 -- create(state_dir, run_id) -> run_dir; refuses an existing run. A state directory made here
 -- gets a .gitignore holding `*`, so that git never sees jobrun's records.
 function state.create(state_dir, run_id)
