@@ -77,17 +77,17 @@ function state.discover()
   return ".jobrun"
 end
 
--- check_dir(state_dir): refuse (exit 2) a state directory that is the root of a file system
--- ("/", a mount point: runs/ and latest would land among its top directories) or that another
--- user owns (whoever owns it decides what its files and links point to). One that does not
--- exist yet passes: jobrun makes it, as its own.
+-- check_dir(state_dir): refuse (exit 2) a state directory that is the file system's root ("/",
+-- or a chroot's: runs/ and latest would land among the system's top directories) or that
+-- another user owns (whoever owns it decides what its files and links point to). A volume
+-- mounted for jobrun's state is fine. One that does not exist yet passes: jobrun makes it.
 function state.check_dir(state_dir)
   local real = fs.realpath(state_dir)
   local st = real and fs.stat(real)
   if not st or st.uid == nil then return end
   local up = fs.stat(real == "/" and "/" or real .. "/..")
-  if real == "/" or (up and (up.dev ~= st.dev or up.ino == st.ino)) then
-    errors.raise("the state directory %s is the root of a file system (%s); give jobrun a directory of its own "
+  if real == "/" or (up and up.dev == st.dev and up.ino == st.ino) then
+    errors.raise("the state directory %s is the root of the file system (%s); give jobrun a directory of its own "
       .. "(--state-dir, JOBRUN_STATE_DIR)", state_dir, real)
   end
   if st.uid ~= fs.geteuid() then

@@ -1,11 +1,12 @@
 -- The state directory must be jobrun's own (issue 21): `JOBRUN_STATE_DIR=/` made /runs and
--- /latest; a file system's root, or a directory another user owns, is refused (exit 2) before
--- anything is written there.
+-- /latest; the file system's root, or a directory another user owns, is refused (exit 2) before
+-- anything is written there. (A volume mounted for the state is fine: tests/integration/faults.lua
+-- mounts one.)
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 
-h.test_in(tap, "a file system's root is refused, nothing made there", function(dir)
+h.test_in(tap, "the file system's root is refused, nothing made there", function(dir)
   h.write(dir .. "/s.lua", 'suite "sd" { run = "true" }\n')
   local before = { runs = fs.stat("/runs") ~= nil, latest = fs.stat("/latest") ~= nil }
   assert(fs.symlink("/", dir .. "/to-root"))
@@ -14,7 +15,7 @@ h.test_in(tap, "a file system's root is refused, nothing made there", function(d
                          "JOBRUN_STATE_DIR=/ jobrun list" }) do
     local code, _, err = h.sh(dir, how)
     tap.is(code, 2, how .. ": exit 2")
-    tap.like(err, "^jobrun: the state directory [^ ]+ is the root of a file system", how .. ": says why")
+    tap.like(err, "^jobrun: the state directory [^ ]+ is the root of the file system", how .. ": says why")
   end
   tap.is({ runs = fs.stat("/runs") ~= nil, latest = fs.stat("/latest") ~= nil }, before, "no /runs, no /latest")
   -- (what a jobrun that let it through made there, the test takes away)
