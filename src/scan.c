@@ -306,9 +306,10 @@ static off_t tail_start(int fd, off_t size, lua_Integer n, char *buf, off_t wind
             if (buf[len - 1] == '\n') {
                 len--;
                 next = '\n';
-                if (len > 0 && buf[len - 1] == '\r') len--;
+                if (len > 0 && buf[len - 1] == '\r') { len--; next = '\r'; }
             } else if (buf[len - 1] == '\r') {
                 len--;
+                next = '\r';
             }
         }
         first = 0;
