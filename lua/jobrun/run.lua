@@ -65,13 +65,15 @@ local function launch_envs(run, planned)
       for _, job in ipairs(run.data.jobs) do by_name[job.name] = job end
     end
     local job = by_name[name]
-    local recorded = job and type(job.spec) == "table" and job.spec.env or nil
-    local env, missing = secrets.restore_env(recorded, planned[name], os.getenv)
+    local spec = job and type(job.spec) == "table" and job.spec or {}
+    local recorded = type(spec.env) == "table" and spec.env or nil
+    local env, missing = secrets.restore_env(recorded, planned[name], os.getenv, spec.env_stripped)
     if not env then
       local suite = run.data.suite_path or "the run's suite"
       errors.raise("job %s needs %s, a secret of %s (state.json keeps it as %s), and it cannot be had: %s, "
         .. "and %s is not set in jobrun's environment; restore the suite or set %s",
-        name, missing, suite, secrets.REDACTED,
+        name, missing, suite, recorded and recorded[missing] == secrets.REDACTED and secrets.REDACTED
+          or "a URL without its user:password",
         run.plan_error and ("the suite cannot be read again (" .. run.plan_error .. ")")
           or "the suite as it is now does not give it",
         missing, missing)

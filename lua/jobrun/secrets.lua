@@ -87,12 +87,14 @@ function secrets.redact_env(env)
   return out
 end
 
--- restore_env(recorded, planned, getenv) -> env, or nil and the name of a variable with no
--- value: the environment to launch a recorded job with. `recorded` is its env as state.json
--- keeps it, `planned` the env the suite gives now (nil: the suite is gone or broken). Each
--- "<redacted>" value is taken from the suite, else from getenv (jobrun's own environment);
--- never is the placeholder itself a value.
-function secrets.restore_env(recorded, planned, getenv)
+-- restore_env(recorded, planned, getenv [, stripped]) -> env, or nil and the name of a variable
+-- with no value: the environment to launch a recorded job with. `recorded` is its env as
+-- state.json keeps it, `planned` the env the suite gives now (nil: the suite is gone or broken),
+-- `stripped` the names whose URLs lost their credentials in the record. Each "<redacted>" value
+-- is taken from the suite, else from getenv (jobrun's own environment), and so is each stripped
+-- URL (from getenv only when it is that URL): never is the placeholder, or a URL without its
+-- credentials, launched in place of the real value.
+function secrets.restore_env(recorded, planned, getenv, stripped)
   local env = {}
   for k, v in pairs(planned or recorded or {}) do env[k] = v end
   for k, v in pairs(recorded or {}) do
@@ -100,6 +102,13 @@ function secrets.restore_env(recorded, planned, getenv)
       local value = planned and planned[k]
       if value == nil or value == secrets.REDACTED then value = getenv(k) end
       if value == nil then return nil, k end
+      env[k] = value
+    end
+  end
+  for _, k in ipairs(type(stripped) == "table" and stripped or {}) do
+    if recorded and type(recorded[k]) == "string" and not (planned and planned[k] ~= nil) then
+      local value = getenv(k)
+      if value == nil or secrets.strip_urls(value) ~= recorded[k] then return nil, k end
       env[k] = value
     end
   end

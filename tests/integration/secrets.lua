@@ -149,6 +149,33 @@ suite "gh" {
   cleanup(dir)
 end)
 
+tap.test("issue 21: nor a URL without its user:password", function()
+  local dir = h.scratch()
+  h.write(dir .. "/w/s.lua", [[
+suite "db" {
+  run = "printf '%s\\n' \"$DB_URL\" >> ../seen",
+  env = { DB_URL = "postgres://app:db-pa55@db.example/x" },
+}
+]])
+  local rc0, _, re0 = h.sh(dir .. "/w", "jobrun run s.lua --run-id r")
+  tap.ok(rc0 == 0, "the first run passes", re0)
+  local spec = h.jobs_by_name(h.state(dir .. "/w")).db.spec
+  tap.is({ spec.env.DB_URL, spec.env_stripped }, { "postgres://db.example/x", { "DB_URL" } },
+    "state.json: the URL without its password, and that it lost it")
+  os.rename(dir .. "/w/s.lua", dir .. "/moved.lua")
+  local code, _, err = h.sh(dir .. "/w", "unset DB_URL; jobrun rerun --all")
+  tap.ok(code == 2 and err:find("DB_URL", 1, true) ~= nil, "without the suite: exit 2, naming DB_URL", err)
+  code, _, err = h.sh(dir .. "/w", "DB_URL=postgres://other:x@elsewhere/y jobrun rerun --all")
+  tap.ok(code == 2, "another URL in the environment is not taken for it", err)
+  tap.is(fs.read(dir .. "/seen"), "postgres://app:db-pa55@db.example/x\n", "no job launched without the password")
+  code, _, err = h.sh(dir .. "/w", "DB_URL=postgres://app:db-pa55@db.example/x jobrun rerun --all")
+  tap.ok(code == 0, "the same URL with its password: the rerun runs", err)
+  tap.is(fs.read(dir .. "/seen"), "postgres://app:db-pa55@db.example/x\npostgres://app:db-pa55@db.example/x\n",
+    "with the password")
+  tap.is(files_with(dir .. "/w/.jobrun", { "db-pa55" }), "", "stored nowhere")
+  cleanup(dir)
+end)
+
 local function fake(dir, args) return h.fake_skypilot(dir, args) end
 
 tap.test("skypilot: user:password in the suite's endpoint authenticates, and is never stored or shown", function()

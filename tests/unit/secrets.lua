@@ -40,6 +40,14 @@ tap.test("issue 21: restore_env never gives the placeholder as a value", functio
     "from the suite")
   tap.is(secrets.restore_env(rec, nil, function(k) return k == "GH_TOKEN" and "from-env" or nil end),
     { GH_TOKEN = "from-env", N = "1" }, "from jobrun's environment")
+  local url = { DB = "pg://h/x" }
+  tap.is({ secrets.restore_env(url, nil, getenv_none, { "DB" }) }, { nil, "DB" }, "a stripped URL, gone: missing")
+  tap.is(secrets.restore_env(url, nil, function() return "pg://u:p@h/x" end, { "DB" }), { DB = "pg://u:p@h/x" },
+    "from the environment when it is that URL")
+  tap.is({ secrets.restore_env(url, nil, function() return "pg://u:p@other/x" end, { "DB" }) }, { nil, "DB" },
+    "not another one")
+  tap.is(secrets.restore_env(url, { DB = "pg://u:p@h/x" }, getenv_none, { "DB" }), { DB = "pg://u:p@h/x" },
+    "from the suite")
 end)
 
 tap.test("user:password dropped from URLs, the original kept in memory", function()
