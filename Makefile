@@ -77,7 +77,7 @@ asan: build/asan/jobrun build/asan/luarun
 FUZZ_CC    ?= clang
 FUZZ_FLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer
-FUZZ_SIZES  = -DCHUNK=64u -DMAX_LINE=16 -DBACK_BLOCK=16u -DBACK_BLOCK_MAX=64u
+FUZZ_SIZES  = -DCHUNK=64u -DMAX_LINE=16 -DBACK_BLOCK=16u -DBACK_BLOCK_MAX=64u -DBACK_WINDOW=256u
 FUZZ_CFLAGS = $(filter-out -O2,$(CFLAGS)) $(FUZZ_FLAGS) $(PKG_CFLAGS)
 
 build/fuzz/scan_fuzz: tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(HEADERS)

@@ -22,6 +22,7 @@
 ---@field name? string job name template (default: suite and axis values joined by _)
 ---@field nodes? integer ranks per job (default 1, or the nodes axis)
 ---@field run? string|string[]|(fun(job: table): string|string[]) shell string, argv list, or function(job) returning one
+---@field secrets? string[] more variable names whose values are credentials (shown and stored as <redacted>)
 ---@field setup? string|string[]|(fun(job: table): string|string[]) run once before the job on its machine
 ---@field skypilot? table<string, any> options of the skypilot backend
 ---@field slurm? table<string, any> options of the slurm backend

@@ -347,7 +347,7 @@ static int fs_stat(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
     if (lstat(path, &st) != 0) return luaL_fileresult(L, 0, path);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 7);
     const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
                      : S_ISLNK(st.st_mode) ? "link" : "other";
     lua_pushstring(L, type);
@@ -358,6 +358,19 @@ static int fs_stat(lua_State *L) {
     lua_setfield(L, -2, "mtime");
     lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
     lua_setfield(L, -2, "mode");
+    /* Who owns it, and where it is: enough to tell another user's file, or a mount point. */
+    lua_pushinteger(L, (lua_Integer)st.st_uid);
+    lua_setfield(L, -2, "uid");
+    lua_pushinteger(L, (lua_Integer)st.st_dev);
+    lua_setfield(L, -2, "dev");
+    lua_pushinteger(L, (lua_Integer)st.st_ino);
+    lua_setfield(L, -2, "ino");
+    return 1;
+}
+
+/* geteuid() -> the user jobrun runs as. */
+static int fs_geteuid(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)geteuid());
     return 1;
 }
 
@@ -591,6 +604,7 @@ static const luaL_Reg fs_functions[] = {
     {"strerror", fs_strerror},
     {"mkdir_p", fs_mkdir_p},
     {"stat", fs_stat},
+    {"geteuid", fs_geteuid},
     {"list", fs_list},
     {"realpath", fs_realpath},
     {"getcwd", fs_getcwd},

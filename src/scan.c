@@ -9,7 +9,8 @@
  *     info = { size = file size, start = offset scanned from }
  *   scan.tail(path, max_bytes) -> text: the last max_bytes, cut to whole lines, ANSI stripped.
  *   scan.last_lines(path, n [, max_line_bytes]) -> text, info: `tail -n`, read backwards from
- *     the end in bounded blocks, over-long lines cut with a marker (see scan_last_lines). */
+ *     the end in bounded blocks and a bounded window, over-long lines cut with a marker, a
+ *     lone "\r" a line break (see scan_last_lines). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -272,33 +273,56 @@ static int scan_tail(lua_State *L) {
 #define BACK_BLOCK_MAX (1u << 20)
 #endif
 
+#ifndef BACK_WINDOW
+#define BACK_WINDOW (16u << 20)
+#endif
+
+/* Line breaks, for display: "\n", and a "\r" that no "\n" follows (a progress bar such as
+ * tqdm's redraws its line with "\r" alone and may write no "\n" at all); "\r\n" is one. */
+static int is_break(char c, int next) { return c == '\n' || (c == '\r' && next != '\n'); }
+
 /* The offset where the last n lines of [0, size) begin: the byte after the n-th line break
  * counted backwards (a break that ends the file ends its last line, it starts none), or 0.
  * Reads only what lies between that offset and the end, backwards, in blocks that grow from
- * 64 KiB to 1 MiB (a long line costs few reads). Returns -1 with errno on a read error. */
-static off_t tail_start(int fd, off_t size, lua_Integer n, char *buf) {
+ * 64 KiB to 1 MiB (a long line costs few reads), and at most `window` bytes: past that, the
+ * offset where the window begins, with *cut set (a log with no line break at all, such as a
+ * 2 GB sparse file, costs the window, not the file). Returns -1 with errno on a read error. */
+static off_t tail_start(int fd, off_t size, lua_Integer n, char *buf, off_t window, int *cut) {
     off_t pos = size;
+    off_t floor = size > window ? size - window : 0;
     size_t block = BACK_BLOCK;
+    int next = -1;  /* the byte after the one looked at; -1: the end of the file */
     int first = 1;
-    while (pos > 0) {
-        size_t want = (off_t)block < pos ? block : (size_t)pos;
+    *cut = 0;
+    while (pos > floor) {
+        size_t want = (off_t)block < pos - floor ? block : (size_t)(pos - floor);
         off_t at = pos - (off_t)want;
         if (jobrun_pread_all(fd, buf, want, at) != want) {
             if (errno == 0) errno = EIO; /* the file shrank under us */
             return -1;
         }
         size_t len = want;
-        if (first && buf[len - 1] == '\n') len--; /* the break that ends the file */
+        if (first) { /* the break that ends the file ("\n", "\r\n" or "\r") */
+            if (buf[len - 1] == '\n') {
+                len--;
+                next = '\n';
+                if (len > 0 && buf[len - 1] == '\r') { len--; next = '\r'; }
+            } else if (buf[len - 1] == '\r') {
+                len--;
+                next = '\r';
+            }
+        }
         first = 0;
-        const char *nl;
-        while (len > 0 && (nl = memrchr(buf, '\n', len)) != NULL) {
-            if (--n == 0) return at + (off_t)(nl - buf) + 1;
-            len = (size_t)(nl - buf);
+        while (len > 0) {
+            char c = buf[--len];
+            if (is_break(c, next) && --n == 0) return at + (off_t)len + 1;
+            next = (unsigned char)c;
         }
         pos = at;
         if (block < BACK_BLOCK_MAX) block *= 2;
     }
-    return 0;
+    if (floor > 0) *cut = 1;
+    return floor;
 }
 
 /* "98,304": a byte count as people read it. */
@@ -322,8 +346,8 @@ static void add_cut(luaL_Buffer *b, unsigned long long cut) {
 
 /* Emits [start, size) line by line: each line's first max bytes, and for a longer one a marker
  * saying how much was left out, the cut never inside a UTF-8 sequence (the first byte left out
- * is not a continuation byte); line breaks as in the file. Reads forward in blocks; memory
- * stays one block. */
+ * is not a continuation byte); line breaks as in the file, but that a lone "\r" is shown as
+ * "\n" (is_break). Reads forward in blocks; memory stays one block. */
 static int emit_lines(int fd, off_t start, off_t size, size_t max, char *buf, luaL_Buffer *b) {
     size_t shown = 0;            /* bytes of the current line in b */
     unsigned long long cut = 0;  /* bytes of the current line left out; once > 0, the rest too */
@@ -334,9 +358,20 @@ static int emit_lines(int fd, off_t start, off_t size, size_t max, char *buf, lu
         if (got == 0) { if (errno == 0) errno = EIO; return -1; }
         pos += (off_t)got;
         const char *p = buf, *end = buf + got;
+        const char *nl = NULL, *cr = NULL;  /* the next "\n" and "\r" from p, once looked for */
         while (p < end) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t len = (size_t)((nl ? nl : end) - p);
+            if (!nl || nl < p) nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl) nl = end;
+            if (!cr || cr < p) cr = memchr(p, '\r', (size_t)(end - p));
+            if (!cr) cr = end;
+            /* A "\r" right before the "\n" is part of that break. */
+            const char *brk = cr < nl && !(nl < end && cr + 1 == nl) ? cr : nl;
+            int lone_cr = brk == cr && brk < end;
+            if (lone_cr && brk + 1 == end && pos < size) {
+                char peek; /* the block ends on "\r": is a "\n" next? */
+                if (jobrun_pread_all(fd, &peek, 1, pos) == 1 && peek == '\n') { brk = end; lone_cr = 0; }
+            }
+            size_t len = (size_t)(brk - p);
             size_t take = cut > 0 ? 0 : (len < max - shown ? len : max - shown);
             if (take < len && cut == 0) { /* the line is cut here */
                 while (take > 0 && utf8_continuation(p[take])) take--;
@@ -352,12 +387,12 @@ static int emit_lines(int fd, off_t start, off_t size, size_t max, char *buf, lu
             luaL_addlstring(b, p, take);
             shown += take;
             cut += len - take;
-            if (!nl) break;
+            if (brk == end) break;
             if (cut > 0) add_cut(b, cut);
             luaL_addchar(b, '\n');
             shown = 0;
             cut = 0;
-            p = nl + 1;
+            p = brk + 1;
         }
     }
     if (cut > 0) add_cut(b, cut); /* a last line without its break */
@@ -385,19 +420,34 @@ static int scan_last_lines(lua_State *L) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     errno = 0;
+    int cut = 0;
     if (buf) {
-        start = tail_start(fd, size, n, buf);
+        /* The window: 16 MiB, or what n lines of max bytes take if that is more. */
+        off_t window = (off_t)BACK_WINDOW;
+        if (n <= (lua_Integer)(((off_t)1 << 40) / max) && (off_t)(n * max) > window) window = (off_t)(n * max);
+        start = tail_start(fd, size, n, buf, window, &cut);
+        if (start >= 0 && cut) { /* said first, in the text: what comes next begins mid-line */
+            luaL_addstring(&b, "\xe2\x80\xa6 [cut: ");
+            add_count(&b, (unsigned long long)start);
+            luaL_addstring(&b, " earlier bytes not read: too few line breaks in the last ");
+            add_count(&b, (unsigned long long)(size - start));
+            luaL_addstring(&b, "]\n");
+        }
         rc = start < 0 ? -1 : emit_lines(fd, start, size, (size_t)max, buf, &b);
     }
     int err = errno;
     close(fd);
     if (rc != 0) { errno = err; return luaL_fileresult(L, 0, path); }
     luaL_pushresult(&b);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)size);
     lua_setfield(L, -2, "size");
     lua_pushinteger(L, (lua_Integer)(start < 0 ? 0 : start));
     lua_setfield(L, -2, "start");
+    if (cut) { /* only when the window was reached */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "cut");
+    }
     return 2;
 }
 

@@ -305,7 +305,8 @@ function api.new(S)
     local fresh = results.record(job.pjob, dir_shown(), existing.key)
     if existing.verdict == "pass" and same_spec(existing.spec, fresh.spec) then
       job.record, job.reused = existing, true
-      io.stderr:write(string.format("jobrun: %s passed in run %s (attempt %s): not run again\n", job.name,
+      io.stderr:write(require("jobrun.sanitize").format(
+        "jobrun: %s passed in run %s (attempt %s): not run again\n", job.name,
         run.data.run_id, tostring(existing.attempt or 1)))
       return false
     end

@@ -201,6 +201,7 @@ function cli.dispatch(argv)
   local state_dir = opts["state-dir"] or os.getenv("JOBRUN_STATE_DIR")
   if state_dir == nil or state_dir == "" then state_dir = require("jobrun.state").discover() end
   opts["state-dir"] = state_dir
+  require("jobrun.state").check_dir(state_dir)
   -- The git guard never counts the state directory as a change, wherever it is.
   local fs = require "jobrun.c.fs"
   require("jobrun.git").state_dir = (fs.realpath(state_dir) or (state_dir:sub(1, 1) == "/" and state_dir

@@ -9,7 +9,10 @@ UserError.__tostring = function(e) return e.message end
 errors.USAGE = 2
 errors.INFRA = 3
 
+-- new(message, code): the message cleaned of control characters (jobrun.sanitize): it often
+-- quotes what the user gave (arguments, names, a suite's own error), and it goes to a terminal.
 function errors.new(message, code)
+  message = require("jobrun.sanitize").message(message)
   return setmetatable({ jobrun_user_error = true, message = message, code = code or errors.USAGE }, UserError)
 end
 

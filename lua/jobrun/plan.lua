@@ -363,6 +363,10 @@ function plan.termination_warnings(decls)
   return out
 end
 
+-- The longest job name, in bytes: a job's files are named after it, and file systems allow
+-- 255 bytes a name (README "Job names").
+plan.MAX_NAME = 255
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
 --       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
@@ -371,6 +375,9 @@ function plan.build(decls, opts)
   local suite = decls.suite
   local f = suite.fields
   local where = suite.where
+  -- Names the suite says are credentials, beside the rule's (jobrun.secrets): before any env is
+  -- shown or stored.
+  secrets.declare(f.secrets)
 
   local axes = axis_order(decls)
   local values = {}
@@ -497,6 +504,10 @@ function plan.build(decls, opts)
       end
     end
     if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
+    if #name > plan.MAX_NAME then
+      errors.at(where, "suite \"%s\": the job name of row %d is %d bytes long (%s…); job names are at most %d "
+        .. "bytes, as file names are", suite.name, index, #name, name:sub(1, 40), plan.MAX_NAME)
+    end
     if by_name[name] then
       errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
         .. "make the name template include what differs", suite.name, name, by_name[name], index)
@@ -654,7 +665,9 @@ function plan.from_options(path, opts)
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
     timeout = opts.timeout, max_parallel = max_parallel, git = git_info, max_jobs = max_jobs,
   })
-  for _, w in ipairs(plan.termination_warnings(decls)) do io.stderr:write("jobrun: warning: ", w, "\n") end
+  for _, w in ipairs(plan.termination_warnings(decls)) do
+    io.stderr:write("jobrun: warning: ", require("jobrun.sanitize").message(w), "\n")
+  end
   p.decls = decls
   p.git_info = git_info
   p.git = require("jobrun.git").record(git_info)

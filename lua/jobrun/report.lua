@@ -160,14 +160,14 @@ function report.emit(data, opts, run_dir)
   -- --json is machine output only: no human table anywhere (SPEC §2).
   if not opts.json then
     local text, warning = report.text(data, opts)
-    if warning then io.stderr:write("jobrun: ", warning, "\n") end
+    if warning then io.stderr:write("jobrun: ", require("jobrun.sanitize").message(warning), "\n") end
     io.stdout:write(text)
     local paint = color.painter(color.enabled(opts.color, 1))
     io.stdout:write(require("jobrun.failures").text(data, run_dir, paint))
     -- Where to look next, as the old tool's check ended; only for a person at a terminal.
     local sum = results.summary(data.jobs)
     if not opts.logs and sum.failed > 0 and term.isatty(1) then
-      io.stdout:write(string.format("\nMore: jobrun check %s --logs   (each job's last lines)\n"
+      io.stdout:write(require("jobrun.sanitize").format("\nMore: jobrun check %s --logs   (each job's last lines)\n"
         .. "      jobrun rerun %s          (run the failed jobs again)\n", data.run_id, data.run_id))
     end
   end
@@ -199,7 +199,8 @@ function report.emit_extras(data, opts, run_dir)
     local ok, err = require("jobrun.markdown").write(path, data, run_dir, { append = append, grid = opts.grid })
     if not ok then
       if implicit then
-        io.stderr:write(string.format("jobrun: the step summary was not written to $GITHUB_STEP_SUMMARY (%s): %s\n",
+        io.stderr:write(require("jobrun.sanitize").format(
+          "jobrun: the step summary was not written to $GITHUB_STEP_SUMMARY (%s): %s\n",
           clean(path), clean(err)))
       else
         require("jobrun.errors").infra("cannot write the summary: %s", err)

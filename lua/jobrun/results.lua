@@ -5,6 +5,7 @@ local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local fs = require "jobrun.c.fs"
 local analysis = require "jobrun.analysis"
+local secrets = require "jobrun.secrets"
 
 local results = {}
 
@@ -25,6 +26,14 @@ function results.record(pjob, run_dir_shown, key)
   if pjob.max_restarts > 0 then
     for attempt = 2, pjob.max_restarts + 1 do commands[attempt] = pjob.run_for_attempt(attempt) end
   end
+  local env = state.redact_env(pjob.env)
+  -- The variables whose URLs lost their user:password: a rerun must find those values again
+  -- (jobrun.secrets.restore_env), as it must the "<redacted>" ones.
+  local stripped
+  for k, v in pairs(pjob.env or {}) do
+    if env[k] ~= v and env[k] ~= secrets.REDACTED then stripped = stripped or {}; stripped[#stripped + 1] = k end
+  end
+  if stripped then table.sort(stripped) end
   return {
     name = pjob.name,
     key = safe,
@@ -38,7 +47,7 @@ function results.record(pjob, run_dir_shown, key)
     log_path_rel = "logs/" .. safe .. ".log",
     spec = {
       index = pjob.index, param_order = pjob.param_order, nodes = pjob.nodes, commands = commands,
-      setup = pjob.setup, env = state.redact_env(pjob.env), timeout = pjob.timeout,
+      setup = pjob.setup, env = env, env_stripped = stripped, timeout = pjob.timeout,
       max_restarts = pjob.max_restarts, expect = serializable_expect(pjob.expect),
       expect_fn = type(pjob.expect) == "function" or nil, tags = pjob.tags,
       condition = pjob.condition, description = pjob.description, options = pjob.options,
@@ -183,7 +192,8 @@ function results.settle(job, expect, run_dir, parsers)
   for _, e in ipairs(found.parser_errors or {}) do
     if job.verdict ~= "pending" then job.verdict = "fail" end
     job.mismatches[#job.mismatches + 1] = string.format("parser '%s' failed: %s", e.parser, e.error)
-    io.stderr:write(string.format("jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
+    io.stderr:write(require("jobrun.sanitize").format(
+      "jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
   end
 end
 

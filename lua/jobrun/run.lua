@@ -15,6 +15,7 @@ local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
 local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
+local secrets = require "jobrun.secrets"
 
 local M = {}
 local Run = {}
@@ -48,7 +49,44 @@ local function replan(data)
     rebuilt.decls = decls
     return rebuilt
   end)
-  return ok and p or nil
+  if ok then return p end
+  return nil, errors.is_user(p) and p.message or tostring(p)
+end
+
+-- launch_envs(run, planned) -> a table job name -> the environment to launch that job with:
+-- the suite's (planned: name -> env), its secrets restored (jobrun.secrets.restore_env). A
+-- secret with no value to be had stops the command (exit 2) before anything is launched with
+-- the placeholder, naming the variable and where it came from.
+local function launch_envs(run, planned)
+  local by_name
+  return setmetatable({}, { __index = function(t, name)
+    if not by_name then
+      by_name = {}
+      for _, job in ipairs(run.data.jobs) do by_name[job.name] = job end
+    end
+    local job = by_name[name]
+    local spec = job and type(job.spec) == "table" and job.spec or {}
+    local recorded = type(spec.env) == "table" and spec.env or nil
+    local env, missing = secrets.restore_env(recorded, planned[name], os.getenv, spec.env_stripped)
+    if not env then
+      local suite = run.data.suite_path or "the run's suite"
+      errors.raise("job %s needs %s, a secret of %s (state.json keeps it as %s), and it cannot be had: %s, "
+        .. "and %s is not set in jobrun's environment; restore the suite or set %s",
+        name, missing, suite, recorded and recorded[missing] == secrets.REDACTED and secrets.REDACTED
+          or "a URL without its user:password",
+        run.plan_error and ("the suite cannot be read again (" .. run.plan_error .. ")")
+          or "the suite as it is now does not give it",
+        missing, missing)
+    end
+    if recorded == nil and planned[name] == nil then env = nil end
+    -- What was kept secret stays so (a name from a suite's `secrets` list that this process did
+    -- not read): the backends hide these values too.
+    local hidden = {}
+    for k, v in pairs(recorded or {}) do if v == secrets.REDACTED then hidden[#hidden + 1] = k end end
+    if #hidden > 0 then secrets.declare(hidden) end
+    rawset(t, name, env)
+    return env
+  end })
 end
 
 -- context(run) -> ctx: what the backend sees (run_dir, run_id, cwd, handles, backend) and, read
@@ -61,13 +99,20 @@ local function context(run)
                 backend = backends.get(data.backend) }
   local function from_plan(key)
     local p = run.plan
-    if p == nil and data.suite_path then p = replan(data) or false; run.plan = p end
+    if p == nil and data.suite_path then
+      local why
+      p, why = replan(data)
+      p = p or false
+      run.plan, run.plan_error = p, why
+    end
     ctx.parsers = analysis.parsers(p and p.decls)
-    ctx.secret_env, ctx.expects = {}, {}
+    local planned = {}
+    ctx.expects = {}
     for _, pjob in ipairs(p and p.jobs or {}) do
-      ctx.secret_env[pjob.name] = pjob.env
+      planned[pjob.name] = pjob.env
       ctx.expects[pjob.name] = pjob.expect
     end
+    ctx.secret_env = launch_envs(run, planned)
     setmetatable(ctx, nil)
     return ctx[key]
   end
@@ -315,7 +360,8 @@ function Run:poll(jobs)
     -- Backends count attempts within one launch; {attempt} counts across reruns too.
     if job.attempt_base then job.attempt = job.attempt_base + (job.restart_count or 0) + 1 end
     if not record.check(job, before[i]) then
-      io.stderr:write(string.format("jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
+      io.stderr:write(require("jobrun.sanitize").format(
+        "jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
         ctx.backend.name or "?", tostring(before[i].status), tostring(job.status), tostring(job.status)))
     end
   end
@@ -470,8 +516,16 @@ function Run:rerun(jobs)
   fs.remove(self.dir .. "/cancel")
   local plan_jobs = {}
   local p = self.plan
-  if p == nil and self.data.suite_path then p = replan(self.data) or false; self.plan = p end
+  if p == nil and self.data.suite_path then
+    local why
+    p, why = replan(self.data)
+    p = p or false
+    self.plan, self.plan_error = p, why
+  end
   for _, pjob in ipairs(p and p.jobs or {}) do plan_jobs[pjob.name] = pjob end
+  -- Every job's environment, its secrets restored, before any job changes: a secret with no
+  -- value stops the rerun here (exit 2), never launching the placeholder.
+  for _, job in ipairs(jobs) do local _ = self.ctx.secret_env[job.name] end
   for _, job in ipairs(jobs) do
     -- The run directory as the run's paths show it (relative to where it was started, or not).
     local dir_shown = (job.log_path and job.log_path:match("^(.*)/logs/[^/]*$")) or self.dir

@@ -145,6 +145,15 @@ function sandbox.env()
     env[name] = _G[name]
   end
   for _, lib in ipairs(STD) do env[lib] = copy_lib(_G[lib]) end
+  -- Strings share one metatable, jobrun's own code's included: a suite that changed it (its
+  -- __index, or the string library behind it) would change jobrun's output, or break its error
+  -- handler. The suite gets a metatable of its own for strings, whose __index is its own copy
+  -- of the library; methods on strings still reach the real, unchanged one.
+  local string_mt = { __index = env.string }
+  env.getmetatable = function(v)
+    if type(v) == "string" then return string_mt end
+    return getmetatable(v)
+  end
   env.debug = copy_lib(debug, { traceback = true, getinfo = true })
   env.os = copy_lib(os)
   env.os.exit = function()

@@ -57,6 +57,24 @@ function sanitize.text(s, keep_tab)
   return table.concat(out)
 end
 
+-- message(s): text of several lines (an error, a notice): each line cleaned as text() does it,
+-- tabs kept; the line breaks themselves are jobrun's.
+function sanitize.message(s)
+  s = tostring(s)
+  if not s:find("[%z\1-\8\11-\31\127-\255]") then return s end
+  return (s:gsub("[^\n]+", function(line) return sanitize.text(line, true) end))
+end
+
+-- format(fmt, ...) -> string.format(fmt, ...) with each string argument cleaned (text()): a
+-- line jobrun prints that quotes a name, a run id, a path or an argument. fmt is jobrun's.
+function sanitize.format(fmt, ...)
+  local args = table.pack(...)
+  for i = 1, args.n do
+    if type(args[i]) == "string" then args[i] = sanitize.text(args[i]) end
+  end
+  return string.format(fmt, table.unpack(args, 1, args.n))
+end
+
 -- cell(s): a table cell. A cell that jobrun painted (one colour code, the text, a reset) keeps
 -- its colour; everything inside is cleaned.
 function sanitize.cell(s)

@@ -126,6 +126,8 @@ schema.fields = {
     run = { kind = "command", doc = "shell string, argv list, or function(job) returning one" },
     setup = { kind = "command", doc = "run once before the job on its machine" },
     env = { kind = "env", doc = "environment variables; values are templates" },
+    secrets = { kind = "list_of_strings", doc = "more variable names whose values are credentials "
+      .. "(shown and stored as <redacted>)" },
     nodes = { kind = "positive_integer", doc = "ranks per job (default 1, or the nodes axis)" },
     timeout = { kind = "duration", doc = "per job: 90, \"30m\", \"2h\"" },
     max_parallel = { kind = "positive_integer", doc = "jobs running at once" },

@@ -6,22 +6,45 @@ local secrets = {}
 
 secrets.REDACTED = "<redacted>"
 
-local WORDS = { "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "CREDENTIAL", "PRIVATE" }
+-- The rule (README "Secrets"), on the name in upper case: it contains one of CONTAINS, or ends
+-- with one of ENDS. Wide on purpose: a value hidden for nothing costs a look at the suite; a
+-- credential shown costs the credential.
+local CONTAINS = { "TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL", "PASSPHRASE", "PRIVATE",
+                   "COOKIE" }
+local ENDS = { "PASS", "KEY", "KEY_ID" }
 
--- is_secret_name(name): a variable whose value must not be shown (API_TOKEN, db_password, …).
--- The answer for each name asked, once: a plan asks it of the same few names for every job.
+-- Names a suite declared secret (its `secrets = { … }`), upper case: the rule misses them.
+local declared = {}
+
+-- is_secret_name(name): a variable whose value must not be shown (API_TOKEN, db_password,
+-- SSH_KEY, …). The answer for each name asked, once: a plan asks it of the same few names for
+-- every job.
 local secret_names = {}
 
 function secrets.is_secret_name(name)
   local known = secret_names[name]
   if known ~= nil then return known end
   local upper = tostring(name):upper()
-  local found = false
-  for _, word in ipairs(WORDS) do
-    if upper:find(word, 1, true) then found = true; break end
+  local found = declared[upper] or false
+  for _, word in ipairs(CONTAINS) do
+    if found then break end
+    if upper:find(word, 1, true) then found = true end
+  end
+  for _, word in ipairs(ENDS) do
+    if found then break end
+    if upper:sub(-#word) == word then found = true end
   end
   if type(name) == "string" then secret_names[name] = found end
   return found
+end
+
+-- declare(names): more secret names (a suite's `secrets` field), for the rest of this process.
+-- Kept for the whole process: a name hidden once stays hidden in every later record.
+function secrets.declare(names)
+  for _, name in ipairs(names or {}) do
+    declared[tostring(name):upper()] = true
+  end
+  secret_names = {}
 end
 
 -- The user:password@ (or token@) part of a URL: after "scheme://", up to the first '@' before
@@ -62,6 +85,34 @@ function secrets.redact_env(env)
     else out[k] = (secrets.strip_urls(v)) end
   end
   return out
+end
+
+-- restore_env(recorded, planned, getenv [, stripped]) -> env, or nil and the name of a variable
+-- with no value: the environment to launch a recorded job with. `recorded` is its env as
+-- state.json keeps it, `planned` the env the suite gives now (nil: the suite is gone or broken),
+-- `stripped` the names whose URLs lost their credentials in the record. Each "<redacted>" value
+-- is taken from the suite, else from getenv (jobrun's own environment), and so is each stripped
+-- URL (from getenv only when it is that URL): never is the placeholder, or a URL without its
+-- credentials, launched in place of the real value.
+function secrets.restore_env(recorded, planned, getenv, stripped)
+  local env = {}
+  for k, v in pairs(planned or recorded or {}) do env[k] = v end
+  for k, v in pairs(recorded or {}) do
+    if v == secrets.REDACTED then
+      local value = planned and planned[k]
+      if value == nil or value == secrets.REDACTED then value = getenv(k) end
+      if value == nil then return nil, k end
+      env[k] = value
+    end
+  end
+  for _, k in ipairs(type(stripped) == "table" and stripped or {}) do
+    if recorded and type(recorded[k]) == "string" and not (planned and planned[k] ~= nil) then
+      local value = getenv(k)
+      if value == nil or secrets.strip_urls(value) ~= recorded[k] then return nil, k end
+      env[k] = value
+    end
+  end
+  return env
 end
 
 -- options(t) -> t, or a copy of it (nested tables too) without URL credentials when it has

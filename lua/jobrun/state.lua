@@ -77,6 +77,25 @@ function state.discover()
   return ".jobrun"
 end
 
+-- check_dir(state_dir): refuse (exit 2) a state directory that is the file system's root ("/",
+-- or a chroot's: runs/ and latest would land among the system's top directories) or that
+-- another user owns (whoever owns it decides what its files and links point to). A volume
+-- mounted for jobrun's state is fine. One that does not exist yet passes: jobrun makes it.
+function state.check_dir(state_dir)
+  local real = fs.realpath(state_dir)
+  local st = real and fs.stat(real)
+  if not st or st.uid == nil then return end
+  local up = fs.stat(real == "/" and "/" or real .. "/..")
+  if real == "/" or (up and up.dev == st.dev and up.ino == st.ino) then
+    errors.raise("the state directory %s is the root of the file system (%s); give jobrun a directory of its own "
+      .. "(--state-dir, JOBRUN_STATE_DIR)", state_dir, real)
+  end
+  if st.uid ~= fs.geteuid() then
+    errors.raise("the state directory %s belongs to another user (uid %d, not %d); use one of your own "
+      .. "(--state-dir, JOBRUN_STATE_DIR)", state_dir, st.uid, fs.geteuid())
+  end
+end
+
 -- create(state_dir, run_id) -> run_dir; refuses an existing run. A state directory made here
 -- gets a .gitignore holding `*`, so that git never sees jobrun's records.
 function state.create(state_dir, run_id)
@@ -141,6 +160,36 @@ local function safe_key(key)
   return key == state.safe_name(key)
 end
 
+local function bad_rel(rel)
+  return rel ~= nil and (type(rel) ~= "string" or rel:find("..", 1, true) or rel:byte(1) == 47)
+end
+
+-- attempts_problem(attempts) -> what is wrong with a job's earlier attempts (a list of objects
+-- shaped as results.new_attempt makes them), or nil: check, html, logs and rerun read them.
+local function attempts_problem(attempts)
+  if type(attempts) ~= "table" then return ' has a bad "attempts" (not a list)' end
+  local n = #attempts
+  for k in pairs(attempts) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return ' has a bad "attempts" (not a list)' end
+  end
+  for i, a in ipairs(attempts) do
+    local at = string.format('"attempts[%d]', i)
+    if type(a) ~= "table" then return " has a bad " .. at .. '" (not an object)' end
+    local k = field_problem(a)
+    if k then
+      local what = NUMERIC_SET[k] and "non-numeric" or STRINGS_SET[k] and "non-string" or "non-object"
+      return string.format(" has a %s %s.%s\"", what, at, k)
+    end
+    if a.attempt_base ~= nil and type(a.attempt_base) ~= "number" then
+      return " has a non-numeric " .. at .. '.attempt_base"'
+    end
+    if a.status ~= nil and not STATUSES[a.status] then return " has an unknown " .. at .. '.status"' end
+    if a.verdict ~= nil and not VERDICTS[a.verdict] then return " has an unknown " .. at .. '.verdict"' end
+    if bad_rel(a.log_path_rel) then return " has a bad " .. at .. '.log_path_rel"' end
+    if a.mismatches ~= nil and type(a.mismatches) ~= "table" then return " has a bad " .. at .. '.mismatches"' end
+  end
+end
+
 -- job_problem(job, seen) -> what is wrong with one job (after its "job NAME"), or nil.
 local function job_problem(job, seen)
   if not STATUSES[job.status] then return " has an unknown status " .. tostring(job.status) end
@@ -151,16 +200,17 @@ local function job_problem(job, seen)
   local id = job.key or job.name
   if seen[id] then return " appears twice" end
   seen[id] = true
-  local rel = job.log_path_rel
-  if rel ~= nil and (type(rel) ~= "string" or rel:find("..", 1, true) or rel:byte(1) == 47) then
-    return ' has a bad "log_path_rel"'
-  end
+  if bad_rel(job.log_path_rel) then return ' has a bad "log_path_rel"' end
   local k = field_problem(job)
   if k then
     local what = NUMERIC_SET[k] and "non-numeric" or STRINGS_SET[k] and "non-string" or "non-object"
     return string.format(' has a %s "%s"', what, k)
   end
   if job.mismatches ~= nil and type(job.mismatches) ~= "table" then return ' has a bad "mismatches"' end
+  if job.attempts ~= nil then
+    local why = attempts_problem(job.attempts)
+    if why then return why end
+  end
   if type(job.spec) == "table" then
     local spec = job.spec
     if spec.commands ~= nil and type(spec.commands) ~= "table" then return ' has bad "spec.commands"' end

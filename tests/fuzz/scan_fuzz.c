@@ -18,6 +18,10 @@
 
 #include "host.h"
 
+#ifndef BACK_WINDOW
+#define BACK_WINDOW (16u << 20)
+#endif
+
 static lua_State *L;
 static int log_fd = -1;
 static char log_path[64];
@@ -44,7 +48,9 @@ static void call(int nargs, int nresults) {
 }
 
 /* The reference: the last n lines of data, each cut after max bytes (not inside a UTF-8
- * sequence) with "… [cut: N more bytes]", line breaks as they were. */
+ * sequence) with "… [cut: N more bytes]", line breaks as they were but that a lone "\r" breaks
+ * a line too and shows as "\n"; no break found in the window's last bytes: the window, after
+ * a line saying how much was not read. */
 static void add_count(luaL_Buffer *b, unsigned long long v) {
     char digits[32];
     int n = snprintf(digits, sizeof digits, "%llu", v);
@@ -54,20 +60,43 @@ static void add_count(luaL_Buffer *b, unsigned long long v) {
     }
 }
 
+static int is_break_at(const char *data, size_t size, size_t i) {
+    return data[i] == '\n' || (data[i] == '\r' && !(i + 1 < size && data[i + 1] == '\n'));
+}
+
 static void reference(const char *data, size_t size, long n, size_t max) {
     size_t start = size;
-    if (n > 0) {
-        size_t end = size > 0 && data[size - 1] == '\n' ? size - 1 : size;
-        start = 0;
-        for (size_t i = end; i > 0; i--) {
-            if (data[i - 1] == '\n' && --n == 0) { start = i; break; }
-        }
-    }
+    int cut = 0;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
+    if (n > 0) {
+        size_t end = size;
+        if (end > 0 && data[end - 1] == '\n') {
+            end--;
+            if (end > 0 && data[end - 1] == '\r') end--;
+        } else if (end > 0 && data[end - 1] == '\r') {
+            end--;
+        }
+        size_t window = BACK_WINDOW;
+        if ((size_t)n * max > window) window = (size_t)n * max;
+        size_t floor = size > window ? size - window : 0;
+        start = floor;
+        cut = floor > 0;
+        for (size_t i = end; i > floor; i--) {
+            if (is_break_at(data, size, i - 1) && --n == 0) { start = i; cut = 0; break; }
+        }
+        if (cut) {
+            luaL_addstring(&b, "\xe2\x80\xa6 [cut: ");
+            add_count(&b, start);
+            luaL_addstring(&b, " earlier bytes not read: too few line breaks in the last ");
+            add_count(&b, size - start);
+            luaL_addstring(&b, "]\n");
+        }
+    }
     for (size_t p = start; p < size;) {
-        const char *nl = memchr(data + p, '\n', size - p);
-        size_t len = (nl ? (size_t)(nl - data) : size) - p;
+        size_t e = p;
+        while (e < size && !is_break_at(data, size, e)) e++;
+        size_t len = e - p;
         size_t take = len;
         if (len > max) {
             take = max;
@@ -79,9 +108,9 @@ static void reference(const char *data, size_t size, long n, size_t max) {
             add_count(&b, len - take);
             luaL_addstring(&b, " more bytes]");
         }
-        if (!nl) break;
+        if (e == size) break;
         luaL_addchar(&b, '\n');
-        p += len + 1;
+        p = e + 1;
     }
     luaL_pushresult(&b);
 }

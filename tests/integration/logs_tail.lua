@@ -44,5 +44,34 @@ tap.test("--tail of a 200 MB log reads its end only; a 100 KB line is cut", func
   tap.is({ c1, out1 }, { 0, "line 10\n" }, "--tail 1")
 end)
 
+-- Issue 21 (also): a log with no line break at all (a 2 GB sparse file reads as NUL bytes) was
+-- scanned whole, backwards (4.9 s); the scan is bounded, and says where it cut.
+tap.test("--tail of a 2 GB log with no line break: a bounded window, the cut said", function()
+  assert(fs.write_atomic(log, ""))
+  assert(os.execute("truncate -s 2G " .. h.q(log)))
+  local c, out = h.sh(dir, "/usr/bin/time -f '%U %S' -o .cpu \"$JOBRUN_BIN\" logs r lt --tail 5")
+  local user, sys = (fs.read(dir .. "/.cpu") or ""):match("([%d.]+) ([%d.]+)%s*$")
+  local cpu = (tonumber(user) or 99) + (tonumber(sys) or 99)
+  tap.is(c, 0, "exit 0")
+  tap.ok(cpu < 1.0, string.format("%.2f s of CPU (the whole file took seconds)", cpu))
+  tap.is(out:match("^[^\n]*"), "… [cut: 2,130,706,432 earlier bytes not read: too few line breaks in the last "
+    .. "16,777,216]", "first, what was not read")
+  tap.ok(#out < 8192 and out:find("… [cut: 16,773,120 more bytes]", 1, true),
+    "then the window's one line, itself cut (" .. #out .. " bytes shown)")
+  assert(fs.write_atomic(log, ""))
+end)
+
+-- tqdm redraws its bar with "\r" and may write no "\n" at all: "\r" breaks lines for display.
+tap.test("--tail: a lone \\r is a line break", function()
+  local states = {}
+  for i = 1, 100 do states[i] = string.format("progress %3d%%", i) end
+  assert(fs.write_atomic(log, "start\n" .. table.concat(states, "\r")))
+  local c, out = logs(3)
+  tap.is({ c, out }, { 0, "progress  98%\nprogress  99%\nprogress 100%" }, "the last three states, a line each")
+  assert(fs.write_atomic(log, "a\r\nb\rc\r"))
+  tap.is(select(2, logs(2)), "b\nc\n", "\\r\\n is one break; a final \\r ends the last line")
+  tap.is(select(2, logs(3)), "a\r\nb\nc\n", "\\r\\n kept as the file has it")
+end)
+
 os.execute("rm -rf " .. h.q(dir))
 return tap.done()

@@ -243,6 +243,40 @@ scratch("a wrongly shaped state.json: exit 3, what is wrong, left as it is", fun
   end
 end)
 
+-- Issue 21 (9): earlier attempts of the wrong shape were read as if they were right: a Lua
+-- traceback ("internal error") from check --json, check --html, logs --attempt and rerun.
+scratch("wrongly shaped attempts: exit 3, naming the file and the field, left as it is", function(dir)
+  h.write(dir .. "/s.lua", [[suite "a" { run = "false" }]])
+  tap.is(h.sh(dir, "jobrun run s.lua --run-id A"), 1, "a run that fails")
+  tap.is(h.sh(dir, "jobrun rerun A"), 1, "and its rerun: one earlier attempt")
+  local path = dir .. "/.jobrun/runs/A/state.json"
+  local good = fs.read(path)
+  tap.like(good, '"attempts":%[{', "state.json has the attempt")
+  local cases = {
+    { "[1, 2]", '"attempts%[1%]" %(not an object%)' },
+    { '{"x": 1}', '"attempts" %(not a list%)' },
+    { '"x"', '"attempts" %(not a list%)' },
+    { '[{"attempt": "one"}]', 'non%-numeric "attempts%[1%]%.attempt"' },
+    { '[{"log_path_rel": "../../../etc/passwd"}]', '"attempts%[1%]%.log_path_rel"' },
+    { '[{"mismatches": 3}]', '"attempts%[1%]%.mismatches"' },
+    { '[{"fields": "x"}]', 'non%-object "attempts%[1%]%.fields"' },
+  }
+  for _, case in ipairs(cases) do
+    local bad, n = good:gsub('"attempts":%b[]', function() return '"attempts":' .. case[1] end)
+    assert(n == 1)
+    fs.write_atomic(path, bad)
+    for _, cmd in ipairs({ "check A --json", "check A --html r.html", "logs A a --attempt 1", "rerun A --all" }) do
+      local code, _, err = h.sh(dir, "jobrun " .. cmd)
+      tap.is(code, 3, case[1] .. ": " .. cmd .. ": exit 3")
+      tap.like(err, "state%.json is damaged %(job \"a\" has a [%w -]*" .. case[2],
+        cmd .. ": names the file and the field")
+      tap.ok(not err:find("traceback", 1, true) and not err:find("internal error", 1, true),
+        cmd .. ": no traceback", err)
+    end
+    tap.is(fs.read(path), bad, "state.json left as it is")
+  end
+end)
+
 scratch("kill judges jobs by the suite's expectation functions", function(dir)
   h.write(dir .. "/s.lua", [[
 suite "kf" {

@@ -52,6 +52,16 @@ tap.test("very long lines are cut with a marker", function()
     "a line longer than the read blocks, and the line before it")
 end)
 
+-- Issue 21: a lone "\r" (a progress bar's redraw) breaks lines for display, shown as "\n".
+tap.test("a lone \\r is a line break", function()
+  tap.is(last("a\rb\rc", 2), "b\nc", "two redraws of a bar with no \\n")
+  tap.is(last("a\r\r\n", 1), "\r\n", "\\r then \\r\\n: the first breaks, the second ends the file")
+  tap.is(last("a\r\r\n", 2), "a\n\r\n", "and both lines")
+  tap.is(last("a\rb\r", 1), "b\n", "a final \\r ends the last line")
+  local long = string.rep("x", 65535) .. "\r\nb"
+  tap.is(last(long, 2), string.rep("x", 65535) .. "\r\nb", "\\r\\n across a block boundary stays one break")
+end)
+
 tap.test("the same as tail -n on random logs, across block boundaries", function()
   math.randomseed(11)
   local lengths = { 0, 1, 2, 100, 4095, 65535, 65536, 65537, 200000 }

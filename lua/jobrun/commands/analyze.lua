@@ -47,8 +47,9 @@ function command.run(opts, args)
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))
+  local clean = require("jobrun.sanitize").text
   local function line(label, v)
-    io.stdout:write(string.format("%-20s %s\n", paint(label, "bold"), v == nil and "-" or tostring(v)))
+    io.stdout:write(string.format("%-20s %s\n", paint(clean(label), "bold"), v == nil and "-" or clean(v)))
   end
   line("exit code", found.exit_code)
   line("termination reason", found.termination_reason)
@@ -57,7 +58,7 @@ function command.run(opts, args)
   for k in pairs(found.fields) do keys[#keys + 1] = k end
   table.sort(keys)
   for _, k in ipairs(keys) do line(k, found.fields[k]) end
-  io.stdout:write(string.format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
+  io.stdout:write(require("jobrun.sanitize").format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
   return 0
 end
 

@@ -89,7 +89,7 @@ function command.run(opts, args)
   end
   local paint = color.painter(color.enabled(opts.color, 1))
   local out = io.stdout
-  out:write(paint(string.format("Diff %s → %s", a.run_id, b.run_id), "bold"), "\n\n")
+  out:write(paint(require("jobrun.sanitize").format("Diff %s → %s", a.run_id, b.run_id), "bold"), "\n\n")
   if #rows == 0 then
     out:write(string.format("No differences in %d jobs.\n", #a.jobs))
     return 0

@@ -8,6 +8,7 @@ local color = require "jobrun.color"
 local json = require "jobrun.json"
 local fs = require "jobrun.c.fs"
 local errors = require "jobrun.errors"
+local sanitize = require "jobrun.sanitize"
 
 local command = {
   name = "kill",
@@ -66,7 +67,7 @@ function command.run(opts, args)
   local out = opts.json and io.stderr or io.stdout
   local counts = { killed = 0, completed = 0, notfound = 0, failed = 0 }
   local rows = json.array()
-  out:write(paint(string.format("=== Kill %s ===", data.run_id), "bold"), "\n")
+  out:write(paint(sanitize.format("=== Kill %s ===", data.run_id), "bold"), "\n")
   for _, job in ipairs(data.jobs) do
     local r = outcome[job.name]
     if r then
@@ -78,9 +79,9 @@ function command.run(opts, args)
       elseif r == "not found" then
         counts.notfound = counts.notfound + 1; line = paint("✓ Not found", "green")
       else
-        counts.failed = counts.failed + 1; line = paint("✗ " .. r:gsub("^failed", "Failed"), "red")
+        counts.failed = counts.failed + 1; line = paint("✗ " .. sanitize.text((r:gsub("^failed", "Failed"))), "red")
       end
-      out:write(string.format("  %s: %s\n", job.name, line))
+      out:write("  ", sanitize.text(job.name), ": ", line, "\n")
       rows[#rows + 1] = json.object({ name = job.name, result = r, status = job.status },
         { "name", "result", "status" })
     end

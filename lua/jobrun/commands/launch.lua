@@ -50,8 +50,9 @@ function command.run(opts, args)
   if pending > 0 then parts[#parts + 1] = string.format("%d waiting for a slot (max_parallel %s)", pending,
     tostring(p.max_parallel)) end
   if failed > 0 then parts[#parts + 1] = string.format("%d failed to launch", failed) end
-  out:write(string.format("Launched run %s: %s.\n", data.run_id, table.concat(parts, ", ")))
-  out:write(string.format("  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n"
+  out:write(require("jobrun.sanitize").format("Launched run %s: %s.\n", data.run_id, table.concat(parts, ", ")))
+  out:write(require("jobrun.sanitize").format(
+    "  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n"
     .. "  jobrun kill %s     # cancel\n", data.run_id, data.run_id, data.run_id))
   return failed > 0 and 1 or 0
 end

@@ -62,7 +62,7 @@ function command.run(opts)
     return 0
   end
   if #rows == 0 then
-    io.stdout:write(string.format("No runs in %s yet.\n", state_dir))
+    io.stdout:write(require("jobrun.sanitize").format("No runs in %s yet.\n", state_dir))
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))

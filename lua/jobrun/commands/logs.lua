@@ -7,6 +7,7 @@ local suggest = require "jobrun.suggest"
 local fs = require "jobrun.c.fs"
 local scan = require "jobrun.c.scan"
 local errors = require "jobrun.errors"
+local sanitize = require "jobrun.sanitize"
 
 local command = {
   name = "logs",
@@ -65,12 +66,12 @@ function command.run(opts, args)
     local why = (job.fields and job.fields.launch_error) or job.launch_error
     if job.status == "LAUNCH_FAILED" or job.status == "CANCELLED" then
       why = why or job.termination_reason
-      io.stderr:write(string.format("jobrun: job %s was never launched (%s)%s\n", name, job.status,
+      io.stderr:write(sanitize.format("jobrun: job %s was never launched (%s)%s\n", name, job.status,
         why and (": " .. tostring(why)) or ""))
       return 1
     end
     if job.status == "PENDING" and not opts.follow then
-      io.stderr:write(string.format("jobrun: job %s has not started yet (no log)\n", name))
+      io.stderr:write(sanitize.format("jobrun: job %s has not started yet (no log)\n", name))
       return 0
     end
   end

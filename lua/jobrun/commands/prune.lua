@@ -68,7 +68,7 @@ function command.run(opts, args)
   end
   io.stdout:write(string.format("%s %d run%s%s.\n", opts["dry-run"] and "Would delete" or "Deleted", #removed,
     #removed == 1 and "" or "s", live > 0 and string.format("; kept %d with live jobs", live) or ""))
-  for _, id in ipairs(removed) do io.stdout:write("  ", id, "\n") end
+  for _, id in ipairs(removed) do io.stdout:write("  ", require("jobrun.sanitize").text(id), "\n") end
   return 0
 end
 

@@ -77,12 +77,13 @@ function command.run(opts, args)
   if #chosen == 0 then
     lock:release()
     local out = opts.json and io.stderr or io.stdout
-    out:write(string.format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
+    out:write(require("jobrun.sanitize").format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
       (opts.only and #opts.only > 0) and "no job matches" or "no job has failed"))
     if opts.json then io.stdout:write(require("jobrun.json").encode(report.json(run.data), true), "\n") end
     return report.exit_code(run.data)
   end
-  io.stderr:write(string.format("jobrun: rerun of %d job%s of run %s\n", #chosen, #chosen == 1 and "" or "s",
+  io.stderr:write(require("jobrun.sanitize").format(
+    "jobrun: rerun of %d job%s of run %s\n", #chosen, #chosen == 1 and "" or "s",
     run.data.run_id))
   if opts.detach then
     run:launch_pending(run.data.max_parallel)
@@ -97,7 +98,8 @@ function command.run(opts, args)
         stdout = run.dir .. "/driver.log", stderr = "stdout", setsid = true })
       if driver then driver:close() end
     end
-    io.stderr:write(string.format("  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n",
+    io.stderr:write(require("jobrun.sanitize").format(
+      "  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n",
       run.data.run_id, run.data.run_id))
     return 0
   end

@@ -42,7 +42,8 @@ function command.run(opts, args)
   local run, lock, p = command.start(opts, args, command)
   local data = run.data
   if not opts.json then
-    io.stderr:write(string.format("jobrun: run %s: %d jobs of suite %s on %s\n", data.run_id, #data.jobs,
+    io.stderr:write(require("jobrun.sanitize").format(
+      "jobrun: run %s: %d jobs of suite %s on %s\n", data.run_id, #data.jobs,
       data.suite, data.backend))
   end
   local outcome = run:drive({ max_parallel = p.max_parallel })

@@ -75,7 +75,7 @@ function command.run(opts, args)
     S.resume:sync()
     S.run_id = S.resume.data.run_id
     S.resume.plan = { jobs = {} }
-    io.stderr:write(string.format("jobrun: resuming run %s\n", S.run_id))
+    io.stderr:write(require("jobrun.sanitize").format("jobrun: resuming run %s\n", S.run_id))
   else
     S.run_id = plan.new_run_id(S.name, state_dir)
   end
@@ -92,7 +92,8 @@ function command.run(opts, args)
   local ok, finish_err = pcall(S.finish)
   if not res[1] then
     if S.run and #S.run:open_jobs() > 0 then
-      io.stderr:write(string.format("jobrun: the script stopped; run %s's jobs keep running (jobrun kill %s)\n",
+      io.stderr:write(require("jobrun.sanitize").format(
+        "jobrun: the script stopped; run %s's jobs keep running (jobrun kill %s)\n",
         S.run_id, S.run_id))
     end
     error(res[2], 0)
@@ -102,10 +103,12 @@ function command.run(opts, args)
   if math.type(res[2]) == "integer" then return res[2] end
   if not S.run then return 0 end
   local sum = results.summary(S.run.data.jobs)
-  io.stderr:write(string.format("jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
+  io.stderr:write(require("jobrun.sanitize").format(
+    "jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
     sum.total, sum.passed, sum.failed, sum.pending))
   if #S.run:open_jobs() > 0 then
-    io.stderr:write(string.format("jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
+    io.stderr:write(require("jobrun.sanitize").format(
+      "jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
       .. "jobrun kill %s stops them)\n", S.run_id, S.run_id))
   end
   return (sum.failed > 0 or sum.pending > 0) and 1 or 0
