@@ -23,7 +23,7 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
-             src/guard.c src/yaml.c src/json.c
+             src/guard.c src/yaml.c src/json.c src/metrics.c
 HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.

@@ -363,6 +363,29 @@ function plan.termination_warnings(decls)
   return out
 end
 
+-- check_metrics(decls, axes): what expect.metrics and scaling name must be axes of the matrix
+-- (nodes always is one), said at the declaration's file:line before anything runs.
+function plan.check_metrics(decls, axes)
+  local metrics = require "jobrun.metrics"
+  local suite = decls.suite
+  local function check(expect, where, what)
+    if type(expect) ~= "table" then return end
+    local why = metrics.check_axes(expect.metrics, axes)
+    if why then errors.at(where, "%s: %s", what, why) end
+  end
+  check(suite.fields.expect, suite.where, string.format("suite \"%s\"", suite.name))
+  for _, name in ipairs(decls.condition_order or {}) do
+    local c = decls.conditions[name]
+    check(c.fields.expect, c.where, string.format("condition \"%s\"", name))
+  end
+  if suite.fields.scaling then
+    local all = { "nodes" }
+    for _, a in ipairs(axes) do if a ~= "nodes" then all[#all + 1] = a end end
+    local why = metrics.check_scaling(suite.fields.scaling, all)
+    if why then errors.at(suite.where, "suite \"%s\": scaling: %s", suite.name, why) end
+  end
+end
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
 --       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
@@ -539,6 +562,7 @@ function plan.build(decls, opts)
   end
 
   if not f.run then errors.at(where, "suite \"%s\" has no run command", suite.name) end
+  plan.check_metrics(decls, axes)
 
   local selected = {}
   for _, job in ipairs(jobs) do
@@ -584,6 +608,8 @@ function plan.build(decls, opts)
     git_where = where,
     jobs = selected,
     total_jobs = #jobs,
+    scaling = f.scaling,
+    report_metrics = f.report and f.report.metrics,
   }
 end
 
