@@ -91,7 +91,8 @@ local function metrics_md(data)
   if #names == 0 then return nil end
   local head, rule = { "job" }, { "---" }
   for _, n in ipairs(names) do head[#head + 1] = md(n); rule[#rule + 1] = "---:" end
-  local out = { "**Metrics**", "", "| " .. table.concat(head, " | ") .. " |", "| " .. table.concat(rule, " | ") .. " |" }
+  local out = { "**Metrics**", "", "| " .. table.concat(head, " | ") .. " |",
+                "| " .. table.concat(rule, " | ") .. " |" }
   local rows = 0
   for _, job in ipairs(data.jobs) do
     if type(job.metrics) == "table" and next(job.metrics) then

@@ -67,6 +67,7 @@ function meta.generate()
 ---@field termination_reason string? why it ended (jobrun help expect lists the names)
 ---@field restart_count integer how often it was restarted
 ---@field fields table<string, any> what parsers found
+---@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max, series }
 ---@field log_path string? its log file
 
 ---What a parser `fn` fills in.

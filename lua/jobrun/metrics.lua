@@ -2,7 +2,6 @@
 -- from the JSON lines it appends to $JOBRUN_METRICS, their aggregates, and the rules that judge
 -- them. The log is read once per job for all its metrics, in C (jobrun.c.metrics).
 local cmetrics = require "jobrun.c.metrics"
-local errors = require "jobrun.errors"
 local suggest = require "jobrun.suggest"
 local json = require "jobrun.json"
 
@@ -163,7 +162,8 @@ function metrics.check_scaling(v, axes)
   if type(v) ~= "table" then return "must be a table { axis = \"nodes\", metric = \"tps\", min_efficiency = 0.9 }" end
   for k in pairs(v) do
     if k ~= "axis" and k ~= "metric" and k ~= "min_efficiency" then
-      return string.format("unknown key '%s'%s", tostring(k), suggest.hint(tostring(k), { "axis", "metric", "min_efficiency" }))
+      return string.format("unknown key '%s'%s", tostring(k),
+        suggest.hint(tostring(k), { "axis", "metric", "min_efficiency" }))
     end
   end
   if type(v.axis) ~= "string" then return "needs axis = \"AXIS\"" end
@@ -491,7 +491,8 @@ function metrics.judge(found, mexpect, job)
       out[#out + 1] = string.format("%s: metric missing%s", name, skipped)
     else
       local v = rec.value
-      local of = string.format("%s of %s point%s", rec.agg or e.agg_text, metrics.count(rec.n), rec.n == 1 and "" or "s")
+      local of = string.format("%s of %s point%s", rec.agg or e.agg_text, metrics.count(rec.n),
+        rec.n == 1 and "" or "s")
       if e.rule and not compare(v, e.rule.op, e.rule.num) then
         out[#out + 1] = string.format("%s: expected %s %s, saw %s (%s)", name, e.rule.op, metrics.format(e.rule.num),
           metrics.format(v), of)
@@ -563,7 +564,8 @@ function metrics.scaling(jobs, spec, terminal)
           step.ok and "" or " ✗")
       else
         step.ok = false
-        parts[#parts + 1] = string.format("%s→%s: %s missing ✗", metrics.format(base.n), metrics.format(m.n), spec.metric)
+        parts[#parts + 1] = string.format("%s→%s: %s missing ✗", metrics.format(base.n), metrics.format(m.n),
+          spec.metric)
       end
       if not step.ok then ok = false end
       g.steps[#g.steps + 1] = step

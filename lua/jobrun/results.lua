@@ -176,10 +176,10 @@ function results.settle(job, expect, run_dir, parsers)
   -- Metrics: the log's and the job's own $JOBRUN_METRICS lines, all in one pass per job.
   if job.log_path_rel then
     local log = run_dir .. "/" .. job.log_path_rel
-    local ok, got = pcall(metrics.collect, fs.stat(log) and log or nil, parsers and parsers.metrics,
+    local done, got = pcall(metrics.collect, fs.stat(log) and log or nil, parsers and parsers.metrics,
       type(expect) == "table" and expect.metrics or nil, metrics.file_of(log))
-    if not ok and type(got) == "table" and got.signal then error(got, 0) end
-    job.metrics = ok and got or nil
+    if not done and type(got) == "table" and got.signal then error(got, 0) end
+    job.metrics = done and got or nil
   end
   -- What the backend noted about the job's own files (a damaged record, a result or log that
   -- could not be written, a launch error) is part of the answer, where --json shows it.

@@ -138,7 +138,8 @@ schema.fields = {
     ["local"] = { kind = "table", doc = "options of the local backend" },
     slurm = { kind = "table", doc = "options of the slurm backend" },
     skypilot = { kind = "table", doc = "options of the skypilot backend" },
-    scaling = { kind = "scaling", doc = "{ axis = \"nodes\", metric = \"tps\", min_efficiency = 0.9 }: a suite-level check" },
+    scaling = { kind = "scaling",
+      doc = "{ axis = \"nodes\", metric = \"tps\", min_efficiency = 0.9 }: a suite-level check" },
     report = { kind = "report", doc = "{ metrics = { \"NAME\", … } }: the metric columns the reports show" },
   },
   metric = {
@@ -176,7 +177,8 @@ schema.fields = {
     termination = { kind = "termination", doc = "the termination reason, or a list of accepted ones" },
     restarts = { kind = "restarts", doc = "restarts: a number, or { min = N, max = N }" },
     log = { kind = "string", doc = "a Lua pattern that must occur in the log" },
-    metrics = { kind = "metrics", doc = "NAME = \">= 40000\" | { \"<= 2.5\", agg = \"last\" } | { ref = { AXIS = { [v] = N } }, tol = \"-5%\" }" },
+    metrics = { kind = "metrics", doc = "NAME = \">= 40000\" | { \"<= 2.5\", agg = \"last\" } "
+      .. "| { ref = { AXIS = { [v] = N } }, tol = \"-5%\" }" },
   },
   git = {
     require_clean = { kind = "boolean", doc = "run and launch refuse a tree with changes" },
@@ -195,7 +197,8 @@ schema.LUA_TYPES = {
   env = "table<string, string|number|boolean>", matrix = "table<string, any[]>", axes = "string[]",
   scope = '"tail"|"all"', expect = "jobrun.Expect|(fun(result: jobrun.Result): boolean, string?)",
   git = "jobrun.GitPolicy", status = "jobrun.Status", exit_code = 'integer|"nonzero"',
-  termination = "string|string[]", metrics = "table<string, string|table>", scaling = "{ axis: string, metric: string, min_efficiency: number }",
+  termination = "string|string[]", metrics = "table<string, string|table>",
+  scaling = "{ axis: string, metric: string, min_efficiency: number }",
   report = "{ metrics: string[] }", restarts = "integer|{ min: integer?, max: integer? }",
 }
 
