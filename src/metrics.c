@@ -11,7 +11,7 @@
  *     specs[i] = { key = NAME, acc = acc }: NAME found as a whole key followed by `=` or `:`
  *     (bare, or quoted as in Python dicts and JSON), the number after it pushed, one point
  *     per line; or { needle = TEXT }: on_line(i, line) is called for each line holding TEXT.
- *     Lines end at '\n' or '\r' (every progress-bar redraw is a line); ANSI codes are removed.
+ *     Lines end at '\n' or '\r' (every progress-bar redraw is a line); ANSI colour codes are stepped over.
  *   metrics.number(s) -> the value a string holds, or nil. */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +29,9 @@
 
 #include "host.h"
 
+/* Reads small enough that a chunk stays in the L2 cache while every key is searched in it. */
 #ifndef CHUNK
-#define CHUNK (4u << 20)
+#define CHUNK (256u << 10)
 #endif
 #ifndef MAX_LINE
 #define MAX_LINE 65536u
@@ -38,6 +39,7 @@
 #define MAX_SPECS 64
 #define SERIES 200 /* points kept for charts */
 #define ACC_META "jobrun.metrics.acc"
+#define BLOCK 8192u /* points per block of the tail (a power of two) */
 
 /* ---- values ---- */
 
@@ -46,75 +48,75 @@ static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static const double POW10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
 
+/* slow_value(s, len): strtod over the number's text without its thousands separators. */
+static double slow_value(const char *s, size_t len) {
+    char local[64];
+    char *copy = len < sizeof local ? local : malloc(len + 1);
+    if (!copy) return NAN;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) if (s[i] != ',') copy[n++] = s[i];
+    copy[n] = '\0';
+    double v = strtod(copy, NULL);
+    if (copy != local) free(copy);
+    return v;
+}
+
 /* parse_value(s, len, out) -> 1: a number (in *out); 0: a token that is not a number (nan,
  * None, "inf", a word); -1: nothing there. Accepts a sign, digits with thousands separators
  * ("5,123,456": groups of exactly three), a fraction, an exponent, a trailing '%' or unit. */
-static int parse_value(const char *s, size_t len, double *out) {
-    size_t i = 0;
-    if (i < len && (s[i] == '"' || s[i] == '\'')) i++; /* "2.5" in JSON, '2.5' in a dict */
-    if (i >= len || s[i] == '\n' || s[i] == '\r' || s[i] == ',' || s[i] == '}' || s[i] == ']') return -1;
-    char digits[40];
-    size_t nd = 0;
-    int neg = 0, sig = 0, exp10 = 0, any = 0, exact = 1;
+static inline int parse_value(const char *s, size_t len, double *out) {
+    const char *p = s, *end = s + len;
+    if (p < end && (*p == '"' || *p == '\'')) p++; /* "2.5" in JSON, '2.5' in a dict */
+    if (p >= end || *p == '\n' || *p == '\r' || *p == ',' || *p == '}' || *p == ']') return -1;
+    int neg = 0;
+    if (*p == '-' || *p == '+') { neg = *p == '-'; p++; }
+    const char *num = p;
     unsigned long long mant = 0;
-    if (s[i] == '-' || s[i] == '+') { neg = s[i] == '-'; i++; }
-#define ADD_DIGIT(c)                                                            \
-    do {                                                                        \
-        any = 1;                                                                \
-        if (nd < sizeof digits - 1) digits[nd++] = (c);                         \
-        if (mant == 0 && (c) == '0') break;                                     \
-        if (sig < 19) { mant = mant * 10 + (unsigned)((c) - '0'); sig++; }      \
-        else { exact = 0; exp10++; }                                            \
+    int sig = 0, exp10 = 0, lossy = 0;
+#define DIGIT(c)                                                               \
+    do {                                                                       \
+        if (sig < 19) { mant = mant * 10 + (unsigned)((c) - '0'); sig += mant != 0; } \
+        else { lossy = 1; exp10++; }                                           \
     } while (0)
-    size_t start = i;
-    while (i < len && is_digit(s[i])) { ADD_DIGIT(s[i]); i++; }
+    while (p < end && is_digit(*p)) { DIGIT(*p); p++; }
+    int any = p > num;
     /* Thousands separators: only after 1–3 leading digits, each group exactly three digits. */
-    if (i - start >= 1 && i - start <= 3) {
-        while (i + 3 < len && s[i] == ',' && is_digit(s[i + 1]) && is_digit(s[i + 2]) && is_digit(s[i + 3])
-               && (i + 4 >= len || !is_digit(s[i + 4]))) {
-            for (int k = 1; k <= 3; k++) ADD_DIGIT(s[i + k]);
-            i += 4;
+    if (p - num >= 1 && p - num <= 3) {
+        while (p + 3 < end && p[0] == ',' && is_digit(p[1]) && is_digit(p[2]) && is_digit(p[3])
+               && (p + 4 >= end || !is_digit(p[4]))) {
+            DIGIT(p[1]); DIGIT(p[2]); DIGIT(p[3]);
+            p += 4;
         }
     }
-    if (i < len && s[i] == '.') {
-        i++;
-        if (nd < sizeof digits - 1) digits[nd++] = '.';
-        while (i < len && is_digit(s[i])) {
-            char c = s[i++];
-            any = 1;
-            if (nd < sizeof digits - 1) digits[nd++] = c;
-            if (mant == 0 && c == '0') { exp10--; continue; }
-            if (sig < 19) { mant = mant * 10 + (unsigned)(c - '0'); sig++; exp10--; }
-            else exact = 0;
+#undef DIGIT
+    if (p < end && *p == '.') {
+        const char *f = ++p;
+        while (p < end && is_digit(*p)) {
+            if (sig < 19) { mant = mant * 10 + (unsigned)(*p - '0'); sig += mant != 0; exp10--; }
+            else lossy = 1;
+            p++;
         }
+        any |= p > f;
     }
-#undef ADD_DIGIT
     if (!any) return 0;
     int e = 0;
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        size_t j = i + 1;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        const char *q = p + 1;
         int eneg = 0;
-        if (j < len && (s[j] == '-' || s[j] == '+')) { eneg = s[j] == '-'; j++; }
-        if (j < len && is_digit(s[j])) {
-            if (nd < sizeof digits - 1) digits[nd++] = 'e';
-            if (eneg && nd < sizeof digits - 1) digits[nd++] = '-';
-            while (j < len && is_digit(s[j])) {
-                if (e < 100000) e = e * 10 + (s[j] - '0');
-                if (nd < sizeof digits - 1) digits[nd++] = s[j];
-                j++;
-            }
+        if (q < end && (*q == '-' || *q == '+')) { eneg = *q == '-'; q++; }
+        if (q < end && is_digit(*q)) {
+            while (q < end && is_digit(*q)) { if (e < 100000) e = e * 10 + (*q - '0'); q++; }
             if (eneg) e = -e;
-            i = j;
+            p = q;
         }
     }
     int total = exp10 + e;
     double v;
     /* Clinger's fast path: exact when the digits fit in 2^53 and the power of ten is exact. */
-    if (exact && mant < (1ull << 53) && total >= -22 && total <= 22 && nd < sizeof digits - 1) {
+    if (!lossy && mant < (1ull << 53) && total >= -22 && total <= 22) {
         v = total < 0 ? (double)mant / POW10[-total] : (double)mant * POW10[total];
     } else {
-        digits[nd] = '\0';
-        v = strtod(digits, NULL);
+        v = slow_value(num, (size_t)(p - num));
     }
     *out = neg ? -v : v;
     return isfinite(*out) ? 1 : 0;
@@ -126,8 +128,8 @@ typedef struct {
     lua_Integer n, skipped;
     double first, last, min, max, sum;
     double frac;         /* tail_mean's fraction */
-    double *ring;        /* the last ceil(frac * n) points: all tail_mean needs */
-    size_t cap, head, len;
+    double **blocks;     /* the last ceil(frac * n) points, all tail_mean needs, in blocks of */
+    size_t nblocks, cap_blocks, head, len; /* BLOCK: blocks[0][head] is the oldest */
     int keep_all;
     double *all;         /* every point, for median and p95 */
     size_t all_len, all_cap;
@@ -135,6 +137,8 @@ typedef struct {
     lua_Integer bcount[2 * SERIES];
     int nb;
     lua_Integer width;
+    size_t want;         /* ceil(frac * n): the tail's size */
+    lua_Integer next_n;  /* the count at which want is worked out again */
 } Acc;
 
 static int acc_new(lua_State *L) {
@@ -154,27 +158,45 @@ static Acc *check_acc(lua_State *L, int i) { return luaL_checkudata(L, i, ACC_ME
 
 static int acc_gc(lua_State *L) {
     Acc *a = check_acc(L, 1);
-    free(a->ring);
+    for (size_t k = 0; k < a->nblocks; k++) free(a->blocks[k]);
+    free(a->blocks);
     free(a->all);
-    a->ring = a->all = NULL;
-    a->cap = a->len = a->all_cap = a->all_len = 0;
+    a->blocks = NULL;
+    a->all = NULL;
+    a->nblocks = a->cap_blocks = a->head = a->len = a->all_cap = a->all_len = 0;
     return 0;
 }
 
+/* tail_size(frac, n): ceil(frac * n), at least 1, without a libm call (this runs per point). */
+static size_t tail_size(double frac, lua_Integer n) {
+    double x = frac * (double)n;
+    size_t w = (size_t)x;
+    if ((double)w < x - 1e-9) w++;
+    return w < 1 ? 1 : w;
+}
+
 /* push: -1 when memory ran out (the point is then not counted). */
-static int push(Acc *a, double v) {
+static inline int push(Acc *a, double v) {
     lua_Integer n = a->n + 1;
-    size_t want = (size_t)ceil(a->frac * (double)n - 1e-9);
-    if (want < 1) want = 1;
-    if (a->len == a->cap) {
-        size_t cap = a->cap ? a->cap + a->cap / 2 : 64;
-        double *ring = malloc(cap * sizeof *ring);
-        if (!ring) return -1;
-        for (size_t k = 0; k < a->len; k++) ring[k] = a->ring[(a->head + k) % a->cap];
-        free(a->ring);
-        a->ring = ring;
-        a->cap = cap;
-        a->head = 0;
+    if (n >= a->next_n) { /* the tail grows by one point every 1/frac points: say when next */
+        a->want = tail_size(a->frac, n);
+        lua_Integer next = (lua_Integer)((double)a->want / a->frac);
+        while (next > n && tail_size(a->frac, next) > a->want) next--;
+        while (tail_size(a->frac, next + 1) == a->want) next++;
+        a->next_n = next + 1;
+    }
+    size_t want = a->want;
+    size_t at = a->head + a->len;
+    if (at == a->nblocks * BLOCK) { /* a new block; points are never copied */
+        if (a->nblocks == a->cap_blocks) {
+            size_t cap = a->cap_blocks ? a->cap_blocks * 2 : 8;
+            double **blocks = realloc(a->blocks, cap * sizeof *blocks);
+            if (!blocks) return -1;
+            a->blocks = blocks;
+            a->cap_blocks = cap;
+        }
+        if (!(a->blocks[a->nblocks] = malloc(BLOCK * sizeof **a->blocks))) return -1;
+        a->nblocks++;
     }
     if (a->keep_all) {
         if (a->all_len == a->all_cap) {
@@ -186,10 +208,18 @@ static int push(Acc *a, double v) {
         }
         a->all[a->all_len++] = v;
     }
-    a->ring[(a->head + a->len) % a->cap] = v;
+    a->blocks[at / BLOCK][at % BLOCK] = v;
     a->len++;
     /* The tail's start only moves forward as n grows: what falls out is never needed again. */
-    while (a->len > want) { a->head = (a->head + 1) % a->cap; a->len--; }
+    while (a->len > want) {
+        a->len--;
+        if (++a->head == BLOCK) { /* the oldest block is spent */
+            free(a->blocks[0]);
+            memmove(a->blocks, a->blocks + 1, (a->nblocks - 1) * sizeof *a->blocks);
+            a->nblocks--;
+            a->head = 0;
+        }
+    }
     if (a->n == 0) a->first = a->min = a->max = v;
     if (v < a->min) a->min = v;
     if (v > a->max) a->max = v;
@@ -267,7 +297,7 @@ static int acc_stats(lua_State *L) {
     set_number(L, "max", a->max);
     set_number(L, "mean", a->sum / (double)a->n);
     double tail = 0;
-    for (size_t k = 0; k < a->len; k++) tail += a->ring[(a->head + k) % a->cap];
+    for (size_t k = a->head; k < a->head + a->len; k++) tail += a->blocks[k / BLOCK][k % BLOCK];
     set_number(L, "tail_mean", tail / (double)a->len);
     lua_pushinteger(L, (lua_Integer)a->len);
     lua_setfield(L, -2, "tail_n");
@@ -311,11 +341,42 @@ static int metrics_number(lua_State *L) {
 
 /* ---- the scan ---- */
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* find_avx2: find's loop, 32 positions at a time, on CPUs that have AVX2. */
+__attribute__((target("avx2"))) static const char *find_avx2(const char *h, size_t n, const char *k, size_t m) {
+    const __m256i first = _mm256_set1_epi8(k[0]), last = _mm256_set1_epi8(k[m - 1]);
+    size_t i = 0;
+    for (; i + m - 1 + 32 <= n; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(h + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(h + i + m - 1));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(a, first),
+                                                                         _mm256_cmpeq_epi8(b, last)));
+        while (mask) {
+            const char *c = h + i + __builtin_ctz(mask);
+            size_t j = 1;
+            while (j < m - 1 && c[j] == k[j]) j++;
+            if (j >= m - 1) return c;
+            mask &= mask - 1;
+        }
+    }
+    for (; i + m <= n; i++) {
+        if (h[i] == k[0] && memcmp(h + i + 1, k + 1, m - 1) == 0) return h + i;
+    }
+    return NULL;
+}
+static int have_avx2 = -1;
+#endif
+
 /* find(h, n, k, m): the first occurrence of k in h. With SSE2, 16 positions at a time are
  * tested for the key's first and last bytes; only those candidates are compared whole. */
 static const char *find(const char *h, size_t n, const char *k, size_t m) {
     if (n < m) return NULL;
     if (m == 1) return memchr(h, k[0], n);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2");
+    if (have_avx2) return find_avx2(h, n, k, m);
+#endif
 #ifdef __SSE2__
     const __m128i first = _mm_set1_epi8(k[0]), last = _mm_set1_epi8(k[m - 1]);
     size_t i = 0;
@@ -325,7 +386,10 @@ static const char *find(const char *h, size_t n, const char *k, size_t m) {
         unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
         while (mask) {
             int bit = __builtin_ctz(mask);
-            if (memcmp(h + i + bit + 1, k + 1, m - 2) == 0) return h + i + bit;
+            const char *c = h + i + bit;
+            size_t j = 1;
+            while (j < m - 1 && c[j] == k[j]) j++; /* keys are short: no memcmp call */
+            if (j >= m - 1) return c;
             mask &= mask - 1;
         }
     }
@@ -338,11 +402,11 @@ static const char *find(const char *h, size_t n, const char *k, size_t m) {
 #endif
 }
 
-/* The end of the line holding p: the next '\n' or '\r', or end. */
-static const char *line_end(const char *p, const char *end) {
+/* The end of the line holding p: the next '\n' or '\r' (when the text has any), or end. */
+static const char *line_end(const char *p, const char *end, int has_cr) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) nl = end;
-    const char *cr = memchr(p, '\r', (size_t)(nl - p));
+    const char *cr = has_cr ? memchr(p, '\r', (size_t)(nl - p)) : NULL;
     return cr ? cr : nl;
 }
 
@@ -365,6 +429,57 @@ typedef struct {
     Acc *acc;
 } Spec;
 
+/* Removes ANSI escape sequences in place (CSI "ESC [ … final", and two-byte "ESC x"): the text
+ * between them is moved in blocks, found with memchr. Returns the new length. */
+static size_t strip_ansi(char *buf, size_t len) {
+    size_t out = 0, i = 0;
+    while (i < len) {
+        char *esc = memchr(buf + i, '\033', len - i);
+        size_t stop = esc ? (size_t)(esc - buf) : len;
+        if (out != i) memmove(buf + out, buf + i, stop - i);
+        out += stop - i;
+        if (!esc) break;
+        i = stop;
+        if (i + 1 < len && buf[i + 1] == '[') {
+            size_t j = i + 2;
+            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x3f) j++;
+            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x2f) j++;
+            i = j < len ? j + 1 : len; /* the final byte too */
+        } else {
+            i = i + 2 <= len ? i + 2 : len;
+        }
+    }
+    return out;
+}
+
+/* skip_ansi(q, end): past any ANSI CSI sequences ("ESC [ … final") that start at q. Colour
+ * codes are stepped over where they touch a key or its value, not removed from the text. */
+static const char *skip_ansi(const char *q, const char *end) {
+    while (q + 1 < end && q[0] == '\033' && q[1] == '[') {
+        q += 2;
+        while (q < end && (unsigned char)*q >= 0x20 && (unsigned char)*q <= 0x3f) q++;
+        if (q < end) q++; /* the final byte */
+    }
+    return q;
+}
+
+/* after_ansi(lo, p): whether a CSI sequence ends right before p ("\033[32mloss"). */
+static int after_ansi(const char *lo, const char *p) {
+    const char *c = p - 1;
+    if (c < lo || (unsigned char)*c < 0x40 || (unsigned char)*c > 0x7e) return 0;
+    c--;
+    for (int k = 0; k < 16 && c >= lo && (unsigned char)*c >= 0x20 && (unsigned char)*c <= 0x3f; k++) c--;
+    return c > lo && *c == '[' && c[-1] == '\033';
+}
+
+static const char *skip_blank(const char *q, const char *end) {
+    for (;;) {
+        while (q < end && (*q == ' ' || *q == '\t')) q++;
+        if (q < end && *q == '\033') { const char *r = skip_ansi(q, end); if (r != q) { q = r; continue; } }
+        return q;
+    }
+}
+
 /* value_at(p, q, end): after a key that ends at q (p: its first byte), where its value starts,
  * or NULL when this is not a key followed by `=` or `:`. */
 static const char *value_at(const char *lo, const char *p, const char *q, const char *end) {
@@ -372,17 +487,15 @@ static const char *value_at(const char *lo, const char *p, const char *q, const 
     if (before == '"' || before == '\'') {
         if (q >= end || *q != (char)before) return NULL;
         q++;
-    } else if (key_char(before) || (q < end && key_char((unsigned char)*q))) {
+    } else if ((key_char(before) && !after_ansi(lo, p)) || (q < end && key_char((unsigned char)*q))) {
         return NULL;
     }
-    while (q < end && (*q == ' ' || *q == '\t')) q++;
+    q = skip_blank(q, end);
     if (q >= end || (*q != '=' && *q != ':')) return NULL;
-    q++;
-    while (q < end && (*q == ' ' || *q == '\t')) q++;
-    return q;
+    return skip_blank(q + 1, end);
 }
 
-static int scan_keys(Spec *s, const char *buf, size_t len) {
+static int scan_keys(Spec *s, const char *buf, size_t len, int has_cr) {
     const char *end = buf + len, *p = buf;
     while (p < end && (p = find(p, (size_t)(end - p), s->key, s->len)) != NULL) {
         const char *v = value_at(buf, p, p + s->len, end);
@@ -392,40 +505,32 @@ static int scan_keys(Spec *s, const char *buf, size_t len) {
         if (r < 0) { p++; continue; }
         if (r == 0) s->acc->skipped++;
         else if (push(s->acc, x) != 0) return -1;
-        p = line_end(v, end); /* one point per line */
+        p = line_end(v, end, has_cr); /* one point per line */
     }
     return 0;
 }
 
 /* Lines holding the needle go to Lua: on_line(index, line), protected, so that an error there
  * still lets the caller free its buffer. */
-static int scan_needle(lua_State *L, int index, Spec *s, const char *buf, size_t len) {
+static int scan_needle(lua_State *L, int index, Spec *s, const char *buf, size_t len, int has_cr) {
     const char *end = buf + len, *p = buf;
     while (p < end && (p = find(p, (size_t)(end - p), s->needle, s->len)) != NULL) {
-        const char *a = line_start(buf, p), *b = line_end(p, end);
+        const char *a = line_start(buf, p), *b = line_end(p, end, has_cr);
         lua_pushvalue(L, 3);
         lua_pushinteger(L, index);
-        lua_pushlstring(L, a, (size_t)(b - a));
+        size_t len_line = (size_t)(b - a);
+        if (memchr(a, '\033', len_line)) {
+            char *copy = lua_newuserdatauv(L, len_line ? len_line : 1, 0);
+            memcpy(copy, a, len_line);
+            lua_pushlstring(L, copy, strip_ansi(copy, len_line));
+            lua_remove(L, -2);
+        } else {
+            lua_pushlstring(L, a, len_line);
+        }
         if (lua_pcall(L, 2, 0, 0) != LUA_OK) return -2;
         p = b;
     }
     return 0;
-}
-
-static size_t strip_ansi(char *buf, size_t len) {
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != '\033') { buf[out++] = buf[i]; continue; }
-        if (i + 1 < len && buf[i + 1] == '[') {
-            size_t j = i + 2;
-            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x3f) j++;
-            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x2f) j++;
-            i = j < len ? j : len - 1;
-        } else if (i + 1 < len) {
-            i++;
-        }
-    }
-    return out;
 }
 
 static int metrics_scan(lua_State *L) {
@@ -480,18 +585,14 @@ static int metrics_scan(lua_State *L) {
             if (len - whole > MAX_LINE) whole = len;
         }
         size_t carry_len = len - whole;
-        char *tail = NULL;
-        /* ANSI removal shortens the text in place: what is carried is kept aside first. */
         size_t searched = whole;
-        if (memchr(buf, '\033', whole)) {
-            searched = strip_ansi(buf, whole);
-            if (searched < whole) memmove(buf + searched, buf + whole, carry_len), tail = buf + searched;
-        }
+        int has_cr = memchr(buf, '\r', searched) != NULL;
         for (int k = 0; k < count && rc == 0; k++) {
-            rc = specs[k].key ? scan_keys(&specs[k], buf, searched) : scan_needle(L, k + 1, &specs[k], buf, searched);
+            rc = specs[k].key ? scan_keys(&specs[k], buf, searched, has_cr)
+                              : scan_needle(L, k + 1, &specs[k], buf, searched, has_cr);
         }
         if (rc != 0) break;
-        memmove(buf, tail ? tail : buf + whole, carry_len);
+        memmove(buf, buf + whole, carry_len);
         carry = carry_len;
         if (eof) break;
     }

@@ -157,6 +157,27 @@ tap.test("aggregates", function()
     { "loss" }, { loss = { ">= 0", agg = "p95" } }).loss.value, 19, "p95: nearest rank")
 end)
 
+tap.test("tail_mean against a plain count, for many sizes and fractions", function()
+  local bad = {}
+  for _, frac in ipairs({ 0.1, 0.25, 1 / 3, 0.5, 0.9, 1 }) do
+    local acc = cm.acc(frac)
+    local values = {}
+    for k = 1, 20000 do
+      local v = (k * 7919) % 1000
+      values[k] = v
+      acc:push(v)
+      if k <= 300 or k % 997 == 0 then
+        local take = math.max(1, math.ceil(frac * k - 1e-9))
+        local sum = 0
+        for i = k - take + 1, k do sum = sum + values[i] end
+        local got = acc:stats().tail_mean
+        if math.abs(got - sum / take) > 1e-9 then bad[#bad + 1] = string.format("%g of %d", frac, k) end
+      end
+    end
+  end
+  tap.is(bad, {}, "the mean of the last ceil(fraction × n) points, every time")
+end)
+
 tap.test("series: at most 200 points, downsampled in order", function()
   local lines = {}
   for i = 1, 1000 do lines[i] = "step " .. i .. " loss: " .. i end
