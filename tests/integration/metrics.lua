@@ -63,7 +63,8 @@ tap.test("a run that scales badly: references, the scaling check and every repor
   tap.is(check.text, "1→2: 0.97, 1→4: 0.86 ✗", "each step's efficiency")
 
   local _, table_out = h.sh(dir, "jobrun check M")
-  tap.like(table_out, "Job%s+Status.-Verdict%s+loss%s+overview/sps%s+tps%s+nodes", "metrics with expectations are columns")
+  tap.like(table_out, "Job%s+Status.-Verdict%s+loss%s+overview/sps%s+tps%s+nodes",
+    "metrics with expectations are columns")
   tap.like(table_out, "scale_4 .- 3440 ", "the 4-node job's tps")
   tap.like(table_out, "Check: scaling of tps over nodes %(min efficiency 0.9%): 1→2: 0.97, 1→4: 0.86 ✗ — fail",
     "the suite-level check")
@@ -105,7 +106,8 @@ end)
 
 tap.test("the release example: Metta's acceptance rules pass good numbers and fail a low sps in words", function()
   local dir = h.scratch()
-  local cmd = "DATA_DIR=" .. h.q(dir .. "/data") .. " jobrun script " .. h.q(os.getenv("JOBRUN_TOP") .. "/examples/release.lua")
+  local cmd = "DATA_DIR=" .. h.q(dir .. "/data") .. " jobrun script "
+    .. h.q(os.getenv("JOBRUN_TOP") .. "/examples/release.lua")
   local code, out, err = h.sh(dir, cmd)
   tap.is(code, 0, "good numbers: the release passes", err)
   tap.like(out, "arena_single_gpu%s+SUCCEEDED%s+sps 45000%s+heart.gained 0.54%s+pass", "1 GPU: sps and heart.gained")
@@ -113,7 +115,8 @@ tap.test("the release example: Metta's acceptance rules pass good numbers and fa
   local dir2 = h.scratch()
   code, out = h.sh(dir2, "FAKE_SPS=30000 " .. cmd:gsub("/data", "/data2"))
   tap.is(code, 1, "sps too low: the release fails")
-  tap.like(out, "arena_single_gpu[^\n]*fail\n    overview/sps: expected >= 40000, saw 30000 %(tail_mean of 20 points%)\n",
+  tap.like(out,
+    "arena_single_gpu[^\n]*fail\n    overview/sps: expected >= 40000, saw 30000 %(tail_mean of 20 points%)\n",
     "Metta's message")
   tap.like(out, "arena_multi_gpu_4x4[^\n]*pass", "4×4 at 30000 per node still makes 120000")
   tap.like(out, "1/2 training runs accepted", "the summary")
