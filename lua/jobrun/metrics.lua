@@ -78,6 +78,11 @@ function metrics.compile(entry)
   if type(entry) ~= "table" then
     return nil, "must be a rule (\">= 40000\") or a table ({ \"<= 2.5\", agg = \"last\" }, { ref = …, tol = … })"
   end
+  if entry["1"] ~= nil and entry[1] == nil then -- as state.json gives it back ({ "<= 2.5", agg = … })
+    local copy = { entry["1"] }
+    for k, v in pairs(entry) do if k ~= "1" then copy[k] = v end end
+    entry = copy
+  end
   local out = {}
   for k in pairs(entry) do
     if k ~= 1 and not (type(k) == "string" and (k == "agg" or k == "ref" or k == "tol")) then

@@ -246,6 +246,13 @@ tap.test("expectations: rules, aggregates, refs by axis, missing metrics, messag
   tap.is(metrics.judge({ t = { value = 111, n = 1, agg = "last" } }, both, { params = { gpu = "a100" } }),
     { "t: expected between 95 and 110 (ref 100 -5%,+10% for gpu=a100), saw 111 (last of 1 point)" }, "both sides")
   tap.is(metrics.parse_tol("±5%"), { lo = 0.05, hi = 0.05 }, "±")
+  -- As a run's state.json gives an expectation back to a later process (JSON keys are strings).
+  local json = require "jobrun.json"
+  local back = json.decode(json.encode({ loss = { "<= 2.5", agg = "last" }, tps = tps.tps }))
+  local seen = { loss = { value = 2.6, n = 1, agg = "last" }, tps = { value = 18000, n = 10, agg = "tail_mean" } }
+  tap.is(metrics.judge(seen, back, job4), { "loss: expected <= 2.5, saw 2.6 (last of 1 point)",
+    "tps: expected >= 18050 (ref 19000 -5% for nodes=4), saw 18000 (tail_mean of 10 points)" },
+    "expectations read back from JSON judge the same")
 end)
 
 tap.test("scaling: efficiency per step within groups that differ only in the axis", function()
