@@ -383,6 +383,14 @@ function plan.check_metrics(decls, axes)
     for _, a in ipairs(axes) do if a ~= "nodes" then all[#all + 1] = a end end
     local why = metrics.check_scaling(suite.fields.scaling, all)
     if why then errors.at(suite.where, "suite \"%s\": scaling: %s", suite.name, why) end
+    -- Efficiency divides by the axis's values: they must be numbers.
+    local axis = suite.fields.scaling.axis
+    for _, v in ipairs(type(suite.fields.matrix) == "table" and suite.fields.matrix[axis] or {}) do
+      if not tonumber(v) then
+        errors.at(suite.where, "suite \"%s\": scaling: axis '%s' has the value %s, which is not a number",
+          suite.name, axis, require("jobrun.template").text(v))
+      end
+    end
   end
 end
 

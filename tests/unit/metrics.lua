@@ -304,6 +304,9 @@ tap.test("bad expectations and declarations are errors at file:line", function()
     "suite%d+%.lua:3: .*scaling: axis 'node' is no axis of the matrix %(did you mean 'nodes'%?%)", "scaling axis")
   tap.raises(function() build(head .. "scaling = { axis = \"nodes\", metric = \"tps\", min_efficency = 0.9 } }") end,
     ":3: .*unknown key 'min_efficency' %(did you mean 'min_efficiency'%?%)", "scaling key")
+  tap.raises(function() build("\n\nsuite \"s\" { run = \"true\", matrix = { size = { \"s\", \"m\" } }, "
+    .. "scaling = { axis = \"size\", metric = \"tps\", min_efficiency = 0.9 } }") end,
+    ":3: .*scaling: axis 'size' has the value s, which is not a number", "scaling over words")
   tap.raises(function() build("metric \"x\" { fn = function() end }\n" .. head .. "}") end,
     "suite%d+%.lua:1: metric \"x\": fn needs contains", "fn without contains")
   tap.raises(function() build("\nmetric \"x\" { pattern = \"loss %d+\" }\n" .. head .. "}") end,
