@@ -84,11 +84,15 @@ build/fuzz/scan_fuzz: tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(HEADERS)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(PKG_LIBS) -lm
 
+build/fuzz/metrics_fuzz: tests/fuzz/metrics_fuzz.c src/metrics.c $(HEADERS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/metrics_fuzz.c src/metrics.c $(PKG_LIBS) -lm
+
 build/fuzz/json_fuzz: tests/fuzz/json_fuzz.c $(HOST_SRC) build/embedded.c $(HEADERS)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(HOST_SRC) tests/fuzz/json_fuzz.c build/embedded.c $(LIBS)
 
-fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz
+fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz build/fuzz/metrics_fuzz
 
 # The quickstart, with its HTML report in the state directory (jobrun prints the page's path).
 run: deps jobrun
