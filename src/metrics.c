@@ -528,7 +528,7 @@ static int scan_needle(lua_State *L, int index, Spec *s, const char *buf, size_t
             lua_pushlstring(L, a, len_line);
         }
         if (lua_pcall(L, 2, 0, 0) != LUA_OK) return -2;
-        p = b;
+        p = b > p ? b : p + 1; /* a needle that starts with a line break is on no line */
     }
     return 0;
 }

@@ -207,6 +207,13 @@ tap.test("a log bigger than one read, with a line longer than any kept", functio
   tap.is(m.tps.max, 1999, "thousands")
 end)
 
+tap.test("a needle that starts with a line break ends (found by tests/fuzz/metrics_fuzz.c)", function()
+  local path = log("a\n\n\nb\rc\n")
+  local calls = 0
+  tap.ok(cm.scan(path, { { needle = "\n" }, { needle = "\r" } }, function() calls = calls + 1 end), "the scan ends")
+  tap.is(calls, 5, "once per break, each on an empty line")
+end)
+
 tap.test("$JOBRUN_METRICS: every key of its JSON lines is a metric", function()
   local path = log("loss: 9\n")
   local file = dir .. "/m.jsonl"
