@@ -23,7 +23,7 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
-             src/guard.c src/yaml.c src/json.c
+             src/guard.c src/yaml.c src/json.c src/metrics.c
 HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
@@ -84,11 +84,15 @@ build/fuzz/scan_fuzz: tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(HEADERS)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(PKG_LIBS) -lm
 
+build/fuzz/metrics_fuzz: tests/fuzz/metrics_fuzz.c src/metrics.c $(HEADERS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/metrics_fuzz.c src/metrics.c $(PKG_LIBS) -lm
+
 build/fuzz/json_fuzz: tests/fuzz/json_fuzz.c $(HOST_SRC) build/embedded.c $(HEADERS)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(HOST_SRC) tests/fuzz/json_fuzz.c build/embedded.c $(LIBS)
 
-fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz
+fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz build/fuzz/metrics_fuzz
 
 # The quickstart, with its HTML report in the state directory (jobrun prints the page's path).
 run: deps jobrun

@@ -12,11 +12,15 @@
 #   MAX_RUNTIME_HOURS   runtime limit over all attempts, in hours (unset: none)
 #   TEST_JOB_RESTART    true: force one restart half-way through the runtime (needs MAX_RUNTIME_HOURS)
 #   TEST_NCCL           true: run the (pretend) NCCL test on the first attempt
+#   FAKE_SPS            steps per second per node that the trainer reports (default 45000)
+#   FAKE_HEART          env_agent/heart.gained at the last step; it grows from 0 (default 0.6)
 # Its arguments are the tool's overrides, as METTA_ARGS holds them:
 #   trainer.sh [trainer.total_timesteps=N] [trainer.step_time=S] [key=value …]
 # trainer.total_timesteps must be a whole number; any --flag is unknown to the tool. Either
 # mistake makes the command fail at once, like a tool rejecting its parameters. The trainer
-# touches its heartbeat every 2 seconds of training.
+# touches its heartbeat every 2 seconds of training. Each step, the master rank logs its metrics
+# as a dict line, the way trainers print them: overview/sps (FAKE_SPS × the node count) and
+# env_agent/heart.gained, the two Metta's release validation judged (metta-origins.md §5).
 set -u
 
 steps=20 step_time=0.05 bad=""
@@ -78,6 +82,12 @@ else
     if [ "$step" -ge "$steps" ]; then cmd_exit=0 reason=job_completed; break; fi
     step=$((step + 1))
     printf '\033[32mstep %d/%d\033[0m loss %s\n' "$step" "$steps" "0.$((1000 - step % 1000))"
+    if [ "$rank" = 0 ]; then
+      awk -v s="$step" -v n="$steps" -v sps="${FAKE_SPS:-45000}" -v nodes="${JOBRUN_NUM_NODES:-1}" \
+          -v heart="${FAKE_HEART:-0.6}" 'BEGIN {
+        printf "{\047overview/sps\047: %.1f, \047env_agent/heart.gained\047: %.4f, \047overview/steps\047: %d}\n",
+          sps * nodes, heart * s / n, s }'
+    fi
     [ $((step % beat_every)) = 0 ] && now_ms > "$heartbeat"
     sleep "$step_time"
   done

@@ -21,7 +21,9 @@
 ---@field max_restarts? integer restarts after a non-zero exit
 ---@field name? string job name template (default: suite and axis values joined by _)
 ---@field nodes? integer ranks per job (default 1, or the nodes axis)
+---@field report? { metrics: string[] } { metrics = { "NAME", … } }: the metric columns the reports show
 ---@field run? string|string[]|(fun(job: table): string|string[]) shell string, argv list, or function(job) returning one
+---@field scaling? { axis: string, metric: string, min_efficiency: number } { axis = "nodes", metric = "tps", min_efficiency = 0.9 }: a suite-level check
 ---@field secrets? string[] more variable names whose values are credentials (shown and stored as <redacted>)
 ---@field setup? string|string[]|(fun(job: table): string|string[]) run once before the job on its machine
 ---@field skypilot? table<string, any> options of the skypilot backend
@@ -52,10 +54,19 @@
 ---@field scope? "tail"|"all" "tail" (default) or "all" of the log
 ---@field value? any value to set when the line is found (instead of a capture)
 
+---The fields of `metric "name" { … }`: a number series read from each job's log.
+---@class jobrun.Metric
+---@field budget? number seconds of CPU an fn may use per job (default 1)
+---@field contains? string plain text a line must contain (fast prefilter in C)
+---@field description? string what the metric measures
+---@field fn? (fun(log: string, result: jobrun.ParserResult)) function(line, emit) for anything else; emit(value) adds a point
+---@field pattern? string Lua pattern; the first capture is the value (default: found by name)
+
 ---How a job should end: each field checks only what it names (jobrun help expect).
 ---@class jobrun.Expect
 ---@field exit_code? integer|"nonzero" the exit code, or "nonzero" for any but 0
 ---@field log? string a Lua pattern that must occur in the log
+---@field metrics? table<string, string|table> NAME = ">= 40000" | { "<= 2.5", agg = "last" } | { ref = { AXIS = { [v] = N } }, tol = "-5%" }
 ---@field restarts? integer|{ min: integer?, max: integer? } restarts: a number, or { min = N, max = N }
 ---@field status? jobrun.Status the job's normalised status, e.g. "FAILED" (CANCELLED, LAUNCH_FAILED and LOST pass only when named here)
 ---@field termination? string|string[] the termination reason, or a list of accepted ones
@@ -90,6 +101,7 @@
 ---@field termination_reason string? why it ended (jobrun help expect lists the names)
 ---@field restart_count integer how often it was restarted
 ---@field fields table<string, any> what parsers found
+---@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max, series }
 ---@field log_path string? its log file
 
 ---What a parser `fn` fills in.
@@ -113,6 +125,11 @@ function condition(name) end
 ---@param name string
 ---@return fun(fields: jobrun.Parser)
 function parser(name) end
+
+---Declares a metric read from each job's log: `metric "name" { … }` (no fields: found by name).
+---@param name string
+---@return fun(fields: jobrun.Metric)
+function metric(name) end
 
 ---Loads a pack (x.lua beside the suite or on package.path, else a built-in pack such as "metta")
 ---and returns what it returns.

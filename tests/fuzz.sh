@@ -5,7 +5,7 @@
 # fuzzer writes (new inputs, artifacts, its scratch files) goes to a temporary directory that is
 # removed after.
 cd "$JOBRUN_TOP" || exit 1
-targets="scan_fuzz json_fuzz"
+targets="scan_fuzz json_fuzz metrics_fuzz"
 seconds=${FUZZ_SECONDS:-20}
 echo "1..$(echo $targets | wc -w)"
 n=0

@@ -31,6 +31,7 @@ function analysis.parsers(decls)
     list[#list + 1] = p
   end
   for i, p in ipairs(list) do p.order = i end
+  list.metrics = require("jobrun.metrics").declared(decls) -- read from the same log (jobrun.metrics)
   return list
 end
 

@@ -48,7 +48,7 @@ local function general_help()
   out[#out + 1] = "3 infrastructure error · 4 (check) none failed, some still running ·"
   out[#out + 1] = "130 interrupted · 143 terminated."
   out[#out + 1] = "Run 'jobrun help COMMAND' for a command's options, 'jobrun help suite' (or condition,"
-  out[#out + 1] = "parser) for the fields of a suite file, 'jobrun help expect' for expectations."
+  out[#out + 1] = "parser, metric) for the fields of a suite file, 'jobrun help expect' for expectations."
   out[#out + 1] = "jobrun --version prints the version."
   return table.concat(out, "\n") .. "\n"
 end
@@ -60,8 +60,8 @@ local function unknown_command(name)
     name, suggest.hint(name, names))
 end
 
--- help suite | condition | parser: the DSL's fields, from the same table validation reads.
-local DSL_TOPICS = { suite = true, condition = true, parser = true }
+-- help suite | condition | parser | metric: the DSL's fields, from the same table validation reads.
+local DSL_TOPICS = { suite = true, condition = true, parser = true, metric = true }
 
 local function dsl_help(topic)
   local schema = require "jobrun.schema"
@@ -103,6 +103,12 @@ code 0. CANCELLED, LAUNCH_FAILED and LOST never pass unless status names them.
                  expect = { restarts = { min = 1, max = 3 } }
   log          a Lua pattern that must occur in the job's log
                  expect = { log = "loss: %d+%.%d+" }
+  metrics      rules on the job's metrics (jobrun help metric): a rule on the tail_mean (the
+               mean of the last 25 % of points), another aggregate, or a reference per axis
+               value with a tolerance; a metric not found is a mismatch
+                 expect = { metrics = { ["overview/sps"] = ">= 40000" } }
+                 expect = { metrics = { loss = { "<= 2.5", agg = "last" } } }
+                 expect = { metrics = { tps = { ref = { nodes = { [1] = 5000, [4] = 19000 } }, tol = "-5%" } } }
   function     function(result) returning ok, why; why is the mismatch shown when ok is
                false. result is the job's result: status, exit_code, termination_reason,
                restart_count, fields (what parsers found), params, name, log_path

@@ -1,5 +1,5 @@
 -- Suite files: plain Lua evaluated in a fresh environment (jobrun.sandbox) whose globals are the
--- declarations (suite, condition, parser, use, env, git) and the standard libraries without os.exit.
+-- declarations (suite, condition, parser, metric, use, env, git) and the standard libraries without os.exit.
 -- Every declaration remembers the file:line it was written at; errors about it name that place.
 local errors = require "jobrun.errors"
 local schema = require "jobrun.schema"
@@ -30,6 +30,7 @@ local function new_decls(path)
     suite = nil,
     conditions = {}, condition_order = {},
     parsers = {}, parser_order = {},
+    metrics = {}, metric_order = {},
     packs = {}, pack_values = {},
     open = {}, -- declarations whose body table never came: suite "x" without { … }
   }
@@ -84,6 +85,19 @@ local function declare_named(env, decls)
   env.parser = declarer("parser", decls, function(name, body, where)
     add_named(decls, "parsers", "parser_order", name, body, where, "parser")
   end)
+  env.metric = declarer("metric", decls, function(name, body, where)
+    add_named(decls, "metrics", "metric_order", name, body, where, "metric")
+  end)
+end
+
+-- validate_metrics(decls): each metric's pattern and prefilter (jobrun.metrics.validate).
+local function validate_metrics(decls)
+  local metrics = require "jobrun.metrics"
+  for _, name in ipairs(decls.metric_order) do
+    local m = decls.metrics[name]
+    local why = metrics.validate(m.fields)
+    if why then errors.at(m.where, "metric \"%s\": %s", name, why) end
+  end
 end
 
 local function find_pack(name, suite_dir)
@@ -173,6 +187,7 @@ function dsl.load(path, git_info)
     errors.raise("%s: no suite declared (write suite \"name\" { … })", path)
   end
   for _, name in ipairs(decls.parser_order) do validate_parser(decls.parsers[name]) end
+  validate_metrics(decls)
   return decls
 end
 
@@ -190,6 +205,7 @@ function dsl.load_packs(names)
     run_chunk(path, source, env)
   end
   for _, name in ipairs(decls.parser_order) do validate_parser(decls.parsers[name]) end
+  validate_metrics(decls)
   return decls
 end
 

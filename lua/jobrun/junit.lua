@@ -54,6 +54,21 @@ local function properties(job)
   add("exit_code", job.exit_code)
   add("backend_exit_code", job.backend_exit_code)
   add("log_path", job.log_path)
+  -- Metrics: metric.NAME = the value, metric.NAME.agg / .n how it was taken.
+  if type(job.metrics) == "table" then
+    local names = {}
+    for name in pairs(job.metrics) do names[#names + 1] = name end
+    table.sort(names)
+    local metrics = require "jobrun.metrics"
+    for _, name in ipairs(names) do
+      local rec = job.metrics[name]
+      if type(rec) == "table" and known(rec.value) then
+        out[#out + 1] = { "metric." .. name, metrics.format(rec.value) }
+        add("metric." .. name .. ".agg", rec.agg)
+        add("metric." .. name .. ".n", rec.n)
+      end
+    end
+  end
   return out
 end
 

@@ -74,6 +74,49 @@ local function grid_md(data, want)
   return table.concat(out, "\n")
 end
 
+-- metrics_md(data) -> a table of the metrics the reports show (report.metrics, else those with
+-- expectations, else every metric found), one row per job that has any; nil when none.
+local function metrics_md(data)
+  local report = require "jobrun.report"
+  local names = report.metric_columns(data)
+  if #names == 0 then
+    local seen = {}
+    for _, job in ipairs(data.jobs) do
+      for name in pairs(type(job.metrics) == "table" and job.metrics or {}) do
+        if not seen[name] then seen[name] = true; names[#names + 1] = name end
+      end
+    end
+    table.sort(names)
+  end
+  if #names == 0 then return nil end
+  local head, rule = { "job" }, { "---" }
+  for _, n in ipairs(names) do head[#head + 1] = md(n); rule[#rule + 1] = "---:" end
+  local out = { "**Metrics**", "", "| " .. table.concat(head, " | ") .. " |",
+                "| " .. table.concat(rule, " | ") .. " |" }
+  local rows = 0
+  for _, job in ipairs(data.jobs) do
+    if type(job.metrics) == "table" and next(job.metrics) then
+      local row = { "`" .. cut(sanitize.text(job.name), 200):gsub("[`|]", "'") .. "`" }
+      for _, n in ipairs(names) do
+        local v, bad = report.metric_cell(job, n)
+        local rec = job.metrics[n]
+        if v ~= "-" and type(rec) == "table" then
+          v = string.format("%s (%s of %s)", v, md(rec.agg or "?"), require("jobrun.metrics").count(rec.n))
+        end
+        row[#row + 1] = (bad and "❌ " or "") .. v
+      end
+      out[#out + 1] = "| " .. table.concat(row, " | ") .. " |"
+      rows = rows + 1
+    end
+  end
+  if rows == 0 then return nil end
+  for _, c in ipairs(report.checks(data)) do
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("%s %s: %s", c.ok == nil and "⏳" or c.ok and "✅" or "❌", md(c.name), md(c.text))
+  end
+  return table.concat(out, "\n")
+end
+
 -- fence(lines) -> a fence of backticks longer than any run of them in the lines.
 local function fence(lines)
   local longest = 2
@@ -150,9 +193,11 @@ function markdown.document(data, run_dir, opts)
     tails[i] = lines
   end
   local grid_text = grid_md(data, opts.grid)
+  local metrics_text = metrics_md(data)
   local function render(n_tail, n_failed, with_grid)
     local out = { header }
     if with_grid and grid_text then out[#out + 1] = grid_text .. "\n" end
+    if with_grid and metrics_text then out[#out + 1] = metrics_text .. "\n" end
     if #failed > 0 then
       out[#out + 1] = string.format("### Failures (%d of %d jobs)\n", #failed, #data.jobs)
       for i = 1, math.min(n_failed, #failed) do

@@ -10,6 +10,7 @@ local CLASSES = {
   { "condition", "jobrun.Condition", "The fields of `condition \"name\" { … }`: what a matrix value of the "
     .. "`condition` axis merges into its job." },
   { "parser", "jobrun.Parser", "The fields of `parser \"name\" { … }`: a rule that reads a job's log." },
+  { "metric", "jobrun.Metric", "The fields of `metric \"name\" { … }`: a number series read from each job's log." },
   { "expect", "jobrun.Expect", "How a job should end: each field checks only what it names (jobrun help expect)." },
   { "git", "jobrun.GitPolicy", "What run and launch require of the git work tree." },
 }
@@ -66,6 +67,7 @@ function meta.generate()
 ---@field termination_reason string? why it ended (jobrun help expect lists the names)
 ---@field restart_count integer how often it was restarted
 ---@field fields table<string, any> what parsers found
+---@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max, series }
 ---@field log_path string? its log file
 
 ---What a parser `fn` fills in.
@@ -89,6 +91,11 @@ function condition(name) end
 ---@param name string
 ---@return fun(fields: jobrun.Parser)
 function parser(name) end
+
+---Declares a metric read from each job's log: `metric "name" { … }` (no fields: found by name).
+---@param name string
+---@return fun(fields: jobrun.Metric)
+function metric(name) end
 
 ---Loads a pack (x.lua beside the suite or on package.path, else a built-in pack such as "metta")
 ---and returns what it returns.

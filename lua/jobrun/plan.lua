@@ -366,6 +366,36 @@ end
 -- The longest job name, in bytes: a job's files are named after it, and file systems allow
 -- 255 bytes a name (README "Job names").
 plan.MAX_NAME = 255
+-- check_metrics(decls, axes): what expect.metrics and scaling name must be axes of the matrix
+-- (nodes always is one), said at the declaration's file:line before anything runs.
+function plan.check_metrics(decls, axes)
+  local metrics = require "jobrun.metrics"
+  local suite = decls.suite
+  local function check(expect, where, what)
+    if type(expect) ~= "table" then return end
+    local why = metrics.check_axes(expect.metrics, axes)
+    if why then errors.at(where, "%s: %s", what, why) end
+  end
+  check(suite.fields.expect, suite.where, string.format("suite \"%s\"", suite.name))
+  for _, name in ipairs(decls.condition_order or {}) do
+    local c = decls.conditions[name]
+    check(c.fields.expect, c.where, string.format("condition \"%s\"", name))
+  end
+  if suite.fields.scaling then
+    local all = { "nodes" }
+    for _, a in ipairs(axes) do if a ~= "nodes" then all[#all + 1] = a end end
+    local why = metrics.check_scaling(suite.fields.scaling, all)
+    if why then errors.at(suite.where, "suite \"%s\": scaling: %s", suite.name, why) end
+    -- Efficiency divides by the axis's values: they must be numbers.
+    local axis = suite.fields.scaling.axis
+    for _, v in ipairs(type(suite.fields.matrix) == "table" and suite.fields.matrix[axis] or {}) do
+      if not tonumber(v) then
+        errors.at(suite.where, "suite \"%s\": scaling: axis '%s' has the value %s, which is not a number",
+          suite.name, axis, require("jobrun.template").text(v))
+      end
+    end
+  end
+end
 
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
@@ -550,6 +580,7 @@ function plan.build(decls, opts)
   end
 
   if not f.run then errors.at(where, "suite \"%s\" has no run command", suite.name) end
+  plan.check_metrics(decls, axes)
 
   local selected = {}
   for _, job in ipairs(jobs) do
@@ -595,6 +626,8 @@ function plan.build(decls, opts)
     git_where = where,
     jobs = selected,
     total_jobs = #jobs,
+    scaling = f.scaling,
+    report_metrics = f.report and f.report.metrics,
   }
 end
 

@@ -56,6 +56,46 @@ function report.cells(job, paint)
   return { clean(job.name), status, restarts, termination, exit, dur, v }
 end
 
+-- metric_columns(data) -> the metric names the reports show: report.metrics where the suite
+-- names them, else those that have expectations (SPEC §7), in first-seen order.
+function report.metric_columns(data)
+  local names, seen = {}, {}
+  local function add(n) if type(n) == "string" and not seen[n] then seen[n] = true; names[#names + 1] = n end end
+  if type(data.report_metrics) == "table" then
+    for _, n in ipairs(data.report_metrics) do add(n) end
+    return names
+  end
+  for _, job in ipairs(data.jobs) do
+    local e = job.spec and job.spec.expect
+    if type(e) == "table" and type(e.metrics) == "table" then
+      local keys = {}
+      for k in pairs(e.metrics) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do add(k) end
+    end
+  end
+  return names
+end
+
+-- metric_cell(job, name) -> the value shown, and whether an expectation on it failed.
+function report.metric_cell(job, name)
+  local rec = type(job.metrics) == "table" and job.metrics[name]
+  local bad = false
+  for _, m in ipairs(job.mismatches or {}) do
+    if m:sub(1, #name + 1) == name .. ":" then bad = true end
+  end
+  if type(rec) ~= "table" or rec.value == nil or rec.value == json.null then return "-", bad end
+  return require("jobrun.metrics").format(rec.value), bad
+end
+
+-- checks(data) -> the run's suite-level checks (the scaling check of SPEC §3): { name, ok
+-- (nil while jobs run), text }.
+function report.checks(data)
+  if type(data.scaling) ~= "table" then return {} end
+  local c = require("jobrun.metrics").scaling(data.jobs, data.scaling, require("jobrun.verdict").TERMINAL)
+  return c and { c } or {}
+end
+
 -- text(data, opts) -> the report as text, and a warning about --grid's axes (or nil).
 function report.text(data, opts)
   local on = color.enabled(opts.color, opts.json and 2 or 1)
@@ -68,10 +108,16 @@ function report.text(data, opts)
     end
   end
   local headers = { "Job", "Status", "Restarts", "Termination", "Exit", "Duration", "Verdict" }
+  local mcols = report.metric_columns(data)
+  for _, m in ipairs(mcols) do headers[#headers + 1] = clean(m) end
   for _, k in ipairs(params) do headers[#headers + 1] = k end
   local rows = {}
   for _, job in ipairs(data.jobs) do
     local row = report.cells(job, paint)
+    for _, m in ipairs(mcols) do
+      local v, bad = report.metric_cell(job, m)
+      row[#row + 1] = paint(v, bad and "red" or nil)
+    end
     for _, k in ipairs(params) do
       local v = job.params[k]
       row[#row + 1] = v == nil and "-" or template.text(v)
@@ -101,6 +147,11 @@ function report.text(data, opts)
   out[#out + 1] = string.format("Verdict: %s passed, %s failed, %d pending, of %d",
     paint(tostring(sum.passed), sum.passed > 0 and "green" or nil),
     paint(tostring(sum.failed), sum.failed > 0 and "red" or nil), sum.pending, sum.total)
+  for _, c in ipairs(report.checks(data)) do
+    local word = c.ok == nil and paint("pending", "cyan") or c.ok and paint("pass", "green") or paint("fail", "red")
+    out[#out + 1] = string.format("Check: %s (min efficiency %s): %s — %s", clean(c.name),
+      tostring(c.min_efficiency), clean(c.text), word)
+  end
   local warning
   if opts.grid then
     -- Marks (✓ ✗) with colour; plain ASCII words without it (--color never, a pipe, a log).
@@ -115,11 +166,17 @@ end
 function report.json(data)
   local jobs = json.array()
   for i, job in ipairs(data.jobs) do jobs[i] = results.public(job) end
+  local checks
+  for _, c in ipairs(report.checks(data)) do
+    checks = checks or json.array()
+    checks[#checks + 1] = json.object({ name = c.name, ok = c.ok == nil and json.null or c.ok, text = c.text },
+      { "name", "ok", "text" })
+  end
   return json.object({
     run_id = data.run_id, suite = data.suite, backend = data.backend,
     git = data.git or json.null, started_at = data.started_at, jobs = jobs,
-    summary = results.summary(data.jobs),
-  }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary" })
+    summary = results.summary(data.jobs), checks = checks,
+  }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary", "checks" })
 end
 
 -- logs_text(data, run_dir, opts): each job's last lines, framed as the old tool's -l did.
@@ -214,6 +271,7 @@ end
 function report.exit_code(data)
   local sum = results.summary(data.jobs)
   if sum.failed > 0 then return 1 end
+  for _, c in ipairs(report.checks(data)) do if c.ok == false then return 1 end end
   if sum.pending > 0 then return 1 end
   return 0
 end

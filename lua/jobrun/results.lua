@@ -6,12 +6,13 @@ local verdict = require "jobrun.verdict"
 local fs = require "jobrun.c.fs"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
+local metrics = require "jobrun.metrics"
 
 local results = {}
 
 results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
-  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches" }
+  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -96,6 +97,7 @@ function results.for_state(job)
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.mismatches = json.array(job.mismatches or {})
   out.fields = json.object(job.fields or {})
+  if job.metrics then out.metrics = metrics.for_json(job.metrics) end
   if job.spec then
     local spec = {}
     for k, v in pairs(job.spec) do spec[k] = v end
@@ -132,8 +134,9 @@ function results.public(job)
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
-    mismatches = nil,
+    mismatches = nil, metrics = nil,
   }
+  if job.metrics then out.metrics = metrics.for_json(job.metrics) end
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.fields = json.object(job.fields or {})
   out.mismatches = json.array(job.mismatches or {})
@@ -179,6 +182,14 @@ function results.settle(job, expect, run_dir, parsers)
   if job.termination_reason == nil then job.termination_reason = require("jobrun.parsers.builtin").fact(job) end
   if found.restart_count then job.restart_count = found.restart_count end
   job.fields = found.fields or job.fields or {}
+  -- Metrics: the log's and the job's own $JOBRUN_METRICS lines, all in one pass per job.
+  if job.log_path_rel then
+    local log = run_dir .. "/" .. job.log_path_rel
+    local done, got = pcall(metrics.collect, fs.stat(log) and log or nil, parsers and parsers.metrics,
+      type(expect) == "table" and expect.metrics or nil, metrics.file_of(log))
+    if not done and type(got) == "table" and got.signal then error(got, 0) end
+    job.metrics = done and got or nil
+  end
   -- What the backend noted about the job's own files (a damaged record, a result or log that
   -- could not be written, a launch error) is part of the answer, where --json shows it.
   for _, k in ipairs({ "record_error", "result_error", "log_error", "launch_error" }) do

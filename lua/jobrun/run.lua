@@ -136,6 +136,7 @@ function M.create(p, opts)
     backend = p.backend, git = p.git, started_at = state.iso(process.time()),
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
     plan_options = p.plan_options, jobs = {},
+    scaling = p.scaling, report_metrics = p.report_metrics,
   }
   local names = {}
   for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end

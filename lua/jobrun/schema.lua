@@ -140,6 +140,16 @@ schema.fields = {
     ["local"] = { kind = "table", doc = "options of the local backend" },
     slurm = { kind = "table", doc = "options of the slurm backend" },
     skypilot = { kind = "table", doc = "options of the skypilot backend" },
+    scaling = { kind = "scaling",
+      doc = "{ axis = \"nodes\", metric = \"tps\", min_efficiency = 0.9 }: a suite-level check" },
+    report = { kind = "report", doc = "{ metrics = { \"NAME\", … } }: the metric columns the reports show" },
+  },
+  metric = {
+    pattern = { kind = "string", doc = "Lua pattern; the first capture is the value (default: found by name)" },
+    contains = { kind = "string", doc = "plain text a line must contain (fast prefilter in C)" },
+    fn = { kind = "func", doc = "function(line, emit) for anything else; emit(value) adds a point" },
+    budget = { kind = "number", doc = "seconds of CPU an fn may use per job (default 1)" },
+    description = { kind = "string", doc = "what the metric measures" },
   },
   condition = {
     description = { kind = "string", doc = "what the condition makes happen" },
@@ -169,6 +179,8 @@ schema.fields = {
     termination = { kind = "termination", doc = "the termination reason, or a list of accepted ones" },
     restarts = { kind = "restarts", doc = "restarts: a number, or { min = N, max = N }" },
     log = { kind = "string", doc = "a Lua pattern that must occur in the log" },
+    metrics = { kind = "metrics", doc = "NAME = \">= 40000\" | { \"<= 2.5\", agg = \"last\" } "
+      .. "| { ref = { AXIS = { [v] = N } }, tol = \"-5%\" }" },
   },
   git = {
     require_clean = { kind = "boolean", doc = "run and launch refuse a tree with changes" },
@@ -187,7 +199,9 @@ schema.LUA_TYPES = {
   env = "table<string, string|number|boolean>", matrix = "table<string, any[]>", axes = "string[]",
   scope = '"tail"|"all"', expect = "jobrun.Expect|(fun(result: jobrun.Result): boolean, string?)",
   git = "jobrun.GitPolicy", status = "jobrun.Status", exit_code = 'integer|"nonzero"',
-  termination = "string|string[]", restarts = "integer|{ min: integer?, max: integer? }",
+  termination = "string|string[]", metrics = "table<string, string|table>",
+  scaling = "{ axis: string, metric: string, min_efficiency: number }",
+  report = "{ metrics: string[] }", restarts = "integer|{ min: integer?, max: integer? }",
 }
 
 -- The read-only `git` global's fields (jobrun.git), for the annotations and the docs.
@@ -264,6 +278,23 @@ function kinds.expect(v, where, what)
   if type(v) == "function" then return end
   if type(v) ~= "table" then return "must be a table or a function(result)" end
   check_table("expect", v, where, what)
+end
+
+function kinds.metrics(v)
+  return require("jobrun.metrics").check(v)
+end
+
+function kinds.scaling(v)
+  return require("jobrun.metrics").check_scaling(v)
+end
+
+function kinds.report(v)
+  if type(v) ~= "table" then return "must be a table { metrics = { \"NAME\", … } }" end
+  for k, x in pairs(v) do
+    if k ~= "metrics" then return string.format("has no key '%s' (only metrics)", tostring(k)) end
+    local why = kinds.list_of_strings(x)
+    if why then return "metrics " .. why end
+  end
 end
 
 function kinds.git(v, where, what)

@@ -89,6 +89,10 @@ function verdict.judge(job, expect, read_log)
     if not text:find(expect.log) then miss("the log has no match for %q", expect.log) end
   end
 
+  if expect.metrics then
+    for _, m in ipairs(require("jobrun.metrics").judge(job.metrics, expect.metrics, job)) do miss("%s", m) end
+  end
+
   return #mismatches == 0 and "pass" or "fail", mismatches
 end
 

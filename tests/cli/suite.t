@@ -121,9 +121,10 @@ $ jobrun help expect | grep -E '^  [a-z_]+  +[a-z]'
 >   termination  the termination reason, a plain name (letters, digits, _, - and .), or a
 >   restarts     how often the job was restarted: a number, or { min = N, max = N }
 >   log          a Lua pattern that must occur in the job's log
+>   metrics      rules on the job's metrics (jobrun help metric): a rule on the tail_mean (the
 >   function     function(result) returning ok, why; why is the mismatch shown when ok is
 $ jobrun help expect | grep -c 'expect = '
-> 10
+> 13
 $ jobrun help suite | grep -E '^  (axes|expect) '
 >   axes          the axes' order, needed when matrix is not a table written here: { "b", "a" }
 >   expect        default expectation of every job (see jobrun help expect)

@@ -74,6 +74,8 @@ local function work_item(ctx, job, secret_sets, secret_index)
       env[k] = v
     end
   end
+  -- The job's own metrics, as JSON lines (SPEC §3); every rank appends to the same file.
+  env.JOBRUN_METRICS = require("jobrun.metrics").file_of(ctx.run_dir .. "/" .. job.log_path_rel)
   local ref
   if next(hidden) then
     local sig = json.encode(json.object(hidden))

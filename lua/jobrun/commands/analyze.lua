@@ -37,13 +37,18 @@ function command.run(opts, args)
   local parsers = analysis.parsers(decls)
   local found, err = analysis.analyze(path, parsers, nil)
   if not found then errors.infra("analyze: %s", err) end
+  local metrics = require "jobrun.metrics"
+  local suite_expect = decls and decls.suite and decls.suite.fields.expect
+  local found_metrics = metrics.collect(path, parsers.metrics,
+    type(suite_expect) == "table" and suite_expect.metrics or nil, nil)
   if opts.json then
     io.stdout:write(json.encode(json.object({
       exit_code = found.exit_code == nil and json.null or found.exit_code,
       termination_reason = found.termination_reason == nil and json.null or found.termination_reason,
       restart_count = found.restart_count == nil and json.null or found.restart_count,
       fields = json.object(found.fields),
-    }, { "exit_code", "termination_reason", "restart_count", "fields" }), true), "\n")
+      metrics = found_metrics and metrics.for_json(found_metrics) or json.null,
+    }, { "exit_code", "termination_reason", "restart_count", "fields", "metrics" }), true), "\n")
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))
@@ -58,6 +63,15 @@ function command.run(opts, args)
   for k in pairs(found.fields) do keys[#keys + 1] = k end
   table.sort(keys)
   for _, k in ipairs(keys) do line(k, found.fields[k]) end
+  local names = {}
+  for k in pairs(found_metrics or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local rec = found_metrics[k]
+    line("metric " .. k, rec.value == nil and string.format("missing (%d not numbers)", rec.n_skipped)
+      or string.format("%s (%s of %s points; last %s, min %s, max %s)", metrics.format(rec.value), rec.agg,
+        metrics.count(rec.n), metrics.format(rec.last), metrics.format(rec.min), metrics.format(rec.max)))
+  end
   io.stdout:write(require("jobrun.sanitize").format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
   return 0
 end

@@ -1,0 +1,125 @@
+-- Metrics end to end on the local backend: multi-node jobs whose throughput the job fakes,
+-- judged by rules, references per axis and the suite's scaling check, and shown in the table,
+-- --json, JUnit and the Markdown summary; $JOBRUN_METRICS written by every job.
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local json = require "jobrun.json"
+
+-- A trainer that logs from its master rank only, as trainers do: tps per step for the job's
+-- node count ($TPS_<N>), a progress line with loss, and its own JSON lines.
+local SUITE = [[
+metric "tps" {}
+metric "loss" {}
+suite "scale" {
+  matrix = { nodes = { 1, 2, 4 } },
+  env = { TPS_1 = "%s", TPS_2 = "%s", TPS_4 = "%s" },
+  run = [=[
+    if [ "$JOBRUN_NODE_RANK" = 0 ]; then
+      eval tps=\$TPS_$JOBRUN_NUM_NODES
+      for i in 1 2 3 4 5 6 7 8; do
+        printf 'step %%d | loss: %%d.5 | tps: %%s\n' "$i" "$((9 - i))" "$tps"
+        printf '{"overview/sps": %%d}\n' "$((tps * 10))" >> "$JOBRUN_METRICS"
+      done
+    fi
+  ]=],
+  expect = { metrics = {
+    tps = { ref = { nodes = { [1] = 1000, [4] = 3800 } }, tol = "-5%%" },
+    ["overview/sps"] = ">= 9000",
+    loss = { "<= 1.5", agg = "last" },
+  } },
+  scaling = { axis = "nodes", metric = "tps", min_efficiency = 0.9 },
+}
+]]
+
+local function by_name(doc)
+  local out = {}
+  for _, j in ipairs(doc and doc.jobs or {}) do out[j.name] = j end
+  return out
+end
+
+tap.test("a run that scales badly: references, the scaling check and every report", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", SUITE:format("1000", "1940", "3440"))
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id M --json --junit j.xml --summary sum.md")
+  tap.is(code, 1, "the run fails")
+  local doc = json.decode(out) or {}
+  local jobs = by_name(doc)
+  local one, four = jobs.scale_1 or {}, jobs.scale_4 or {}
+  tap.is(one.verdict, "pass", "1 node: within its reference")
+  tap.is(four.verdict, "fail", "4 nodes: below its reference")
+  tap.is(four.mismatches, { "tps: expected >= 3610 (ref 3800 -5% for nodes=4), saw 3440 (tail_mean of 8 points)" },
+    "the mismatch in words")
+  local m = one.metrics and one.metrics.tps or {}
+  tap.is({ m.value, m.agg, m.n, m.n_skipped, m.first, m.last, m.min, m.max },
+    { 1000, "tail_mean", 8, 0, 1000, 1000, 1000, 1000 }, "the result's metric record")
+  tap.is(#(m.series or {}), 8, "its series")
+  local sps = one.metrics and one.metrics["overview/sps"] or {}
+  tap.is({ sps.value, sps.n }, { 10000, 8 }, "$JOBRUN_METRICS: a key with no declaration")
+  tap.is(one.metrics and one.metrics.loss and one.metrics.loss.value, 1.5, "loss, last")
+  tap.ok(fs.stat(dir .. "/.jobrun/runs/M/logs/scale_1.metrics.jsonl"), "the job's metrics file is in the run")
+  local check = doc.checks and doc.checks[1] or {}
+  tap.is(check.ok, false, "the scaling check fails")
+  tap.is(check.text, "1→2: 0.97, 1→4: 0.86 ✗", "each step's efficiency")
+
+  local _, table_out = h.sh(dir, "jobrun check M")
+  tap.like(table_out, "Job%s+Status.-Verdict%s+loss%s+overview/sps%s+tps%s+nodes",
+    "metrics with expectations are columns")
+  tap.like(table_out, "scale_4 .- 3440 ", "the 4-node job's tps")
+  tap.like(table_out, "Check: scaling of tps over nodes %(min efficiency 0.9%): 1→2: 0.97, 1→4: 0.86 ✗ — fail",
+    "the suite-level check")
+  local xml = fs.read(dir .. "/j.xml") or ""
+  tap.like(xml, '<property name="metric.tps" value="3440"/>', "JUnit: the metric as a property")
+  tap.like(xml, '<property name="metric.tps.agg" value="tail_mean"/>', "and how it was taken")
+  local md = fs.read(dir .. "/sum.md") or ""
+  tap.like(md, "%*%*Metrics%*%*", "the summary's metrics table")
+  tap.like(md, "| `scale_4` |[^\n]-| ❌ 3440 %(tail%\\_mean of 8%) |", "a row with the failing value marked")
+  tap.like(md, "❌ scaling of tps over nodes: 1→2: 0%.97, 1→4: 0%.86 ✗", "and the check")
+end)
+
+tap.test("a run that scales well passes, and a missing metric is a mismatch in words", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", SUITE:format("1000", "1980", "3900"))
+  local code, out = h.sh(dir, "jobrun run s.lua --json")
+  tap.is(code, 0, "every job and the check pass")
+  local doc = json.decode(out) or {}
+  tap.is(doc.checks and doc.checks[1] and doc.checks[1].text, "1→2: 0.99, 1→4: 0.97", "efficiencies")
+  h.write(dir .. "/t.lua", [[
+suite "quiet" { run = "echo nothing to see", expect = { metrics = { sps = ">= 40000" } } }
+]])
+  code, out = h.sh(dir, "jobrun run t.lua --json")
+  tap.is(code, 1, "fails")
+  local job = (json.decode(out) or { jobs = { {} } }).jobs[1] or {}
+  tap.is(job.mismatches, { "sps: metric missing" }, "sps: metric missing")
+end)
+
+tap.test("analyze --json shows a log's metrics", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'metric "loss" {}\nsuite "a" { run = "true" }\n')
+  h.write(dir .. "/x.log", "{'loss': 2.5, 'epoch': 0.1}\n{'loss': 1.5, 'epoch': 0.2}\n")
+  local code, out = h.sh(dir, "jobrun analyze x.log --suite s.lua --json")
+  tap.is(code, 0, "analyze")
+  local doc = json.decode(out) or {}
+  tap.is(doc.metrics and doc.metrics.loss and { doc.metrics.loss.value, doc.metrics.loss.n }, { 1.5, 2 },
+    "tail_mean of 2 points: the last one")
+end)
+
+tap.test("the release example: Metta's acceptance rules pass good numbers and fail a low sps in words", function()
+  local dir = h.scratch()
+  local cmd = "DATA_DIR=" .. h.q(dir .. "/data") .. " jobrun script "
+    .. h.q(os.getenv("JOBRUN_TOP") .. "/examples/release.lua")
+  local code, out, err = h.sh(dir, cmd)
+  tap.is(code, 0, "good numbers: the release passes", err)
+  tap.like(out, "arena_single_gpu%s+SUCCEEDED%s+sps 45000%s+heart.gained 0.54%s+pass", "1 GPU: sps and heart.gained")
+  tap.like(out, "arena_multi_gpu_4x4%s+SUCCEEDED%s+sps 180000%s+heart.gained 1.8%s+pass", "4×4")
+  local dir2 = h.scratch()
+  code, out = h.sh(dir2, "FAKE_SPS=30000 " .. cmd:gsub("/data", "/data2"))
+  tap.is(code, 1, "sps too low: the release fails")
+  tap.like(out,
+    "arena_single_gpu[^\n]*fail\n    overview/sps: expected >= 40000, saw 30000 %(tail_mean of 20 points%)\n",
+    "Metta's message")
+  tap.like(out, "arena_multi_gpu_4x4[^\n]*pass", "4×4 at 30000 per node still makes 120000")
+  tap.like(out, "1/2 training runs accepted", "the summary")
+end)
+
+return tap.done()
