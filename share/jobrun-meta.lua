@@ -21,6 +21,7 @@
 ---@field max_restarts? integer restarts after a non-zero exit
 ---@field name? string job name template (default: suite and axis values joined by _)
 ---@field nodes? integer ranks per job (default 1, or the nodes axis)
+---@field notify? jobrun.Notify { on, webhook, format, github = { repo, token, context }, url }: tell people when the run ends
 ---@field run? string|string[]|(fun(job: table): string|string[]) shell string, argv list, or function(job) returning one
 ---@field setup? string|string[]|(fun(job: table): string|string[]) run once before the job on its machine
 ---@field skypilot? table<string, any> options of the skypilot backend
@@ -64,6 +65,14 @@
 ---@field allow_untracked? boolean untracked files do not make the tree dirty
 ---@field require_clean? boolean run and launch refuse a tree with changes
 ---@field require_pushed? boolean run and launch refuse a commit that no remote branch has
+
+---Who is told when the run ends, and how (jobrun help suite).
+---@class jobrun.Notify
+---@field format "slack"|"discord"|"json" the webhook's message format (default json)
+---@field github { repo: string, token: string?, context: string? } a commit status on OWNER/NAME: pending at launch, success or failure at the end
+---@field on "always"|"failure"|"change" when to notify: always, on a failed run (default), or when the verdict differs from the previous run of the suite
+---@field url string where jobrun serve runs, for links to the run
+---@field webhook string a webhook URL (a secret: env("JOBRUN_WEBHOOK"))
 
 ---The read-only `git` global: the repository jobrun runs in (nil outside one).
 ---@class jobrun.Git
