@@ -32,7 +32,7 @@ BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-d
               libmicrohttpd-dev
 # clang for the fuzz targets; its libFuzzer runtime is a Recommends, which deps.sh does not follow.
 TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev slurmdbd \
-              mariadb-server
+              mariadb-server curl chromium
 
 .PHONY: all run test deps test-deps install clean asan fuzz bench
 
@@ -96,7 +96,13 @@ fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz
 run: deps jobrun
 	./jobrun run examples/quickstart.lua --grid --html "$${JOBRUN_STATE_DIR:-.jobrun}/quickstart.html"
 
-test: test-deps jobrun build/luarun asan
+# The browser tests' driver, puppeteer-core, pinned by tests/browser/package-lock.json (from npm;
+# Debian's npm when there is none). Without it those tests are skipped, saying so.
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	@command -v npm >/dev/null 2>&1 || sh scripts/deps.sh npm
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error || echo "jobrun: npm ci failed: the browser tests will be skipped" >&2
+
+test: test-deps jobrun build/luarun asan tests/browser/node_modules/.package-lock.json
 	sh tests/slurm/cluster.sh start
 	SLURM_CONF=$$(sh tests/slurm/cluster.sh env | sed 's/^export SLURM_CONF=//') \
 	  prove -j2 --exec tests/exec tests/integration/*slurm*.lua tests/unit/*.lua \

@@ -193,11 +193,12 @@ end
 -- run_json(id) -> the run's `check --json` text, from the record as it is (a run being
 -- refreshed by this server is read after its refresh), cached per state.json version.
 function Server:run_json(id)
+  local dir = serve.run_dir(self.state_dir, id)
+  local c = self.cache[id]
+  if dir and c and c.stamp == state.stamp(dir) then return c.text end
   local run, status, why = open_run(self, id)
   if not run then return nil, status, why end
   local stamp = state.stamp(run.dir)
-  local c = self.cache[id]
-  if c and c.stamp == stamp then return c.text end
   local report = require "jobrun.report"
   local text = json.encode(report.json(run.data))
   self.cache = { [id] = { stamp = stamp, text = text } } -- one run's text at a time

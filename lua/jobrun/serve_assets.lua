@@ -153,19 +153,28 @@ assets.js = [==[
     for (const j of jobs) for (const k of Object.keys(j.params || {})) if (!axes.includes(k)) axes.push(k);
     return axes;
   }
+  // grid(jobs): the verdicts over the two largest axes, each job put in its cell in one pass.
+  const GRID_MAX_CELLS = 2500;
   function grid(jobs) {
     const axes = axesOf(jobs);
     if (axes.length < 1) return null;
-    const values = (a) => [...new Set(jobs.map((j) => JSON.stringify((j.params || {})[a])))];
-    const sizes = axes.map((a) => values(a).length);
-    const order = axes.map((a, i) => i).sort((x, y) => sizes[y] - sizes[x]);
-    const rowAxis = axes[order[0]], colAxis = axes.length > 1 ? axes[order[1]] : null;
-    const rows = values(rowAxis), cols = colAxis ? values(colAxis) : ['""'];
+    const key = (j, a) => JSON.stringify((j.params || {})[a]);
+    const valueSets = axes.map((a) => { const seen = new Map(); for (const j of jobs) { const k = key(j, a); if (!seen.has(k)) seen.set(k, seen.size); } return seen; });
+    const order = axes.map((a, i) => i).sort((x, y) => valueSets[y].size - valueSets[x].size);
+    const ri = order[0], ci = axes.length > 1 ? order[1] : -1;
+    const rows = [...valueSets[ri].keys()], cols = ci >= 0 ? [...valueSets[ci].keys()] : ['""'];
+    if (rows.length * cols.length > GRID_MAX_CELLS) return el("p", { class: "muted" }, "The grid would have " + rows.length * cols.length + " cells: see the table.");
+    const rowAxis = axes[ri], colAxis = ci >= 0 ? axes[ci] : null;
+    const cells = new Map();
+    for (const j of jobs) {
+      const k = key(j, rowAxis) + "\u0000" + (colAxis ? key(j, colAxis) : '""');
+      if (!cells.has(k)) cells.set(k, []);
+      cells.get(k).push(j);
+    }
     const label = (v) => { const x = JSON.parse(v); return x && typeof x === "object" ? (x.name || JSON.stringify(x)) : show(x); };
     const head = el("tr", {}, el("th", {}, rowAxis + (colAxis ? " \\ " + colAxis : "")), cols.map((c) => el("th", {}, colAxis ? label(c) : "")));
     const body = rows.map((r) => el("tr", {}, el("th", {}, label(r)), cols.map((c) => {
-      const cell = jobs.filter((j) => JSON.stringify((j.params || {})[rowAxis]) === r
-        && (!colAxis || JSON.stringify((j.params || {})[colAxis]) === c));
+      const cell = cells.get(r + "\u0000" + c) || [];
       if (cell.length === 0) return el("td", {}, "-");
       const passed = cell.filter((j) => j.verdict === "pass").length;
       const failed = cell.filter((j) => j.verdict === "fail").length;
