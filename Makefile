@@ -13,7 +13,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBDIR     = $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
 SONAME     = $(shell objdump -p $(LIBDIR)/$(1) 2>/dev/null | sed -n 's/^ *SONAME *//p')
 CFLAGS    += -DJOBRUN_CURL_SONAME='"$(or $(call SONAME,libcurl.so),libcurl.so.4)"' \
-             -DJOBRUN_GIT2_SONAME='"$(or $(call SONAME,libgit2.so),libgit2.so)"'
+             -DJOBRUN_GIT2_SONAME='"$(or $(call SONAME,libgit2.so),libgit2.so)"' \
+             -DJOBRUN_MHD_SONAME='"$(or $(call SONAME,libmicrohttpd.so),libmicrohttpd.so.12)"'
 PKG_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null)
 CJSON_LIB  = $(LIBDIR)/liblua5.4-cjson.a
 # libyaml (src/yaml.c) is linked in whole, as lua-cjson is: nothing to load at run time.
@@ -23,14 +24,15 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
-             src/guard.c src/yaml.c src/json.c src/metrics.c
+             src/guard.c src/yaml.c src/json.c src/metrics.c src/serve.c
 HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
-BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev libyaml-dev
+BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev libyaml-dev \
+              libmicrohttpd-dev
 # clang for the fuzz targets; its libFuzzer runtime is a Recommends, which deps.sh does not follow.
 TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev slurmdbd \
-              mariadb-server
+              mariadb-server curl chromium
 
 .PHONY: all run test deps test-deps install clean asan fuzz bench
 
@@ -98,7 +100,13 @@ fuzz: build/fuzz/scan_fuzz build/fuzz/json_fuzz build/fuzz/metrics_fuzz
 run: deps jobrun
 	./jobrun run examples/quickstart.lua --grid --html "$${JOBRUN_STATE_DIR:-.jobrun}/quickstart.html"
 
-test: test-deps jobrun build/luarun asan
+# The browser tests' driver, puppeteer-core, pinned by tests/browser/package-lock.json (from npm;
+# Debian's npm when there is none). Without it those tests are skipped, saying so.
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	@command -v npm >/dev/null 2>&1 || sh scripts/deps.sh npm
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error || echo "jobrun: npm ci failed: the browser tests will be skipped" >&2
+
+test: test-deps jobrun build/luarun asan tests/browser/node_modules/.package-lock.json
 	sh tests/slurm/cluster.sh start
 	SLURM_CONF=$$(sh tests/slurm/cluster.sh env | sed 's/^export SLURM_CONF=//') \
 	  prove -j2 --exec tests/exec tests/integration/*slurm*.lua tests/unit/*.lua \

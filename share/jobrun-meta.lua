@@ -21,6 +21,7 @@
 ---@field max_restarts? integer restarts after a non-zero exit
 ---@field name? string job name template (default: suite and axis values joined by _)
 ---@field nodes? integer ranks per job (default 1, or the nodes axis)
+---@field notify? jobrun.Notify { on, webhook, format, github = { repo, token, context }, url }: tell people when the run ends
 ---@field report? { metrics: string[] } { metrics = { "NAME", … } }: the metric columns the reports show
 ---@field run? string|string[]|(fun(job: table): string|string[]) shell string, argv list, or function(job) returning one
 ---@field scaling? { axis: string, metric: string, min_efficiency: number } { axis = "nodes", metric = "tps", min_efficiency = 0.9 }: a suite-level check
@@ -76,6 +77,14 @@
 ---@field allow_untracked? boolean untracked files do not make the tree dirty
 ---@field require_clean? boolean run and launch refuse a tree with changes
 ---@field require_pushed? boolean run and launch refuse a commit that no remote branch has
+
+---Who is told when the run ends, and how (jobrun help suite).
+---@class jobrun.Notify
+---@field format "slack"|"discord"|"json" the webhook's message format (default json)
+---@field github { repo: string, token: string?, context: string? } a commit status on OWNER/NAME: pending at launch, success or failure at the end
+---@field on "always"|"failure"|"change" when to notify: always, on a failed run (default), or when the verdict differs from the previous run of the suite
+---@field url string where jobrun serve runs, for links to the run
+---@field webhook string a webhook URL (a secret: env("JOBRUN_WEBHOOK"))
 
 ---The read-only `git` global: the repository jobrun runs in (nil outside one).
 ---@class jobrun.Git

@@ -506,7 +506,7 @@ static WatchHandle *check_watch(lua_State *L) {
     return (WatchHandle *)luaL_checkudata(L, 1, WATCH_HANDLE);
 }
 
-/* watch(dir) -> handle | nil, err */
+/* watch(dir [, modify]) -> handle | nil, err */
 static int fs_watch(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     WatchHandle *w = (WatchHandle *)lua_newuserdatauv(L, sizeof *w, 0);
@@ -515,7 +515,9 @@ static int fs_watch(lua_State *L) {
     luaL_setmetatable(L, WATCH_HANDLE);
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return luaL_fileresult(L, 0, "inotify");
-    if (inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0) {
+    /* watch(dir, true): appends too (a log followed as it grows). */
+    uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | (lua_toboolean(L, 2) ? IN_MODIFY : 0);
+    if (inotify_add_watch(fd, path, mask) < 0) {
         int err = errno;
         close(fd);
         errno = err;

@@ -8,7 +8,7 @@ local cli = {}
 
 -- The commands this build has, in the order help lists them.
 cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
-                 "analyze", "completion", "script" }
+                 "analyze", "completion", "script", "notify", "serve" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do

@@ -13,6 +13,7 @@ local CLASSES = {
   { "metric", "jobrun.Metric", "The fields of `metric \"name\" { … }`: a number series read from each job's log." },
   { "expect", "jobrun.Expect", "How a job should end: each field checks only what it names (jobrun help expect)." },
   { "git", "jobrun.GitPolicy", "What run and launch require of the git work tree." },
+  { "notify", "jobrun.Notify", "Who is told when the run ends, and how (jobrun help suite)." },
 }
 
 local KEYWORDS = {}

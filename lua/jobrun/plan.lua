@@ -624,6 +624,7 @@ function plan.build(decls, opts)
     fail_fast = f.fail_fast or false,
     git_policy = f.git,
     git_where = where,
+    notify = f.notify,
     jobs = selected,
     total_jobs = #jobs,
     scaling = f.scaling,

@@ -137,6 +137,7 @@ function M.create(p, opts)
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
     plan_options = p.plan_options, jobs = {},
     scaling = p.scaling, report_metrics = p.report_metrics,
+    notify = require("jobrun.notify").public(p.notify, p.suite),
   }
   local names = {}
   for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end
@@ -166,6 +167,17 @@ function M.current(run_dir)
   return run
 end
 
+-- replan() -> the plan rebuilt from the suite as it is now (its secrets included), or nil when
+-- the suite cannot be loaded any more; kept as the run's plan.
+function Run:replan()
+  if type(self.plan) ~= "table" or not self.plan.decls then
+    local p = self.data.suite_path and replan(self.data)
+    if p then self.plan = p end
+    return p
+  end
+  return self.plan
+end
+
 -- changed(job): the job's record differs from what was last encoded.
 function Run:changed(job) self.encoded[job] = nil; self.dirty = true end
 
@@ -187,6 +199,15 @@ function Run:merge(disk)
     end
   end
   self:take_added(disk, mine)
+  -- Notifications (jobrun.notify) are appended under the lock after a sync, so the longer list
+  -- is the newer; the claimed end only grows.
+  local data = self.data
+  if type(disk.notifications) == "table" and #disk.notifications >= #(data.notifications or {}) then
+    data.notifications = disk.notifications
+  end
+  if math.type(disk.notified_end) == "integer" and disk.notified_end > (data.notified_end or 0) then
+    data.notified_end = disk.notified_end
+  end
   return taken
 end
 

@@ -110,6 +110,8 @@ function kinds.axes(v)
   end
 end
 
+function kinds.notify(v) return require("jobrun.notify").check(v) end
+
 function kinds.scope(v)
   if v ~= "tail" and v ~= "all" then return "must be \"tail\" or \"all\"" end
 end
@@ -137,6 +139,8 @@ schema.fields = {
     tags = { kind = "list_of_strings", doc = "tags of every job, for --tag" },
     git = { kind = "git", doc = "{ require_clean, require_pushed, allow_untracked }" },
     description = { kind = "string", doc = "what the suite tests" },
+    notify = { kind = "notify", doc = "{ on, webhook, format, github = { repo, token, context }, url }: "
+      .. "tell people when the run ends" },
     ["local"] = { kind = "table", doc = "options of the local backend" },
     slurm = { kind = "table", doc = "options of the slurm backend" },
     skypilot = { kind = "table", doc = "options of the skypilot backend" },
@@ -182,6 +186,15 @@ schema.fields = {
     metrics = { kind = "metrics", doc = "NAME = \">= 40000\" | { \"<= 2.5\", agg = \"last\" } "
       .. "| { ref = { AXIS = { [v] = N } }, tol = \"-5%\" }" },
   },
+  notify = {
+    on = { type = '"always"|"failure"|"change"', doc = "when to notify: always, on a failed run (default), "
+      .. "or when the verdict differs from the previous run of the suite" },
+    webhook = { type = "string", doc = "a webhook URL (a secret: env(\"JOBRUN_WEBHOOK\"))" },
+    format = { type = '"slack"|"discord"|"json"', doc = "the webhook's message format (default json)" },
+    github = { type = "{ repo: string, token: string?, context: string? }",
+               doc = "a commit status on OWNER/NAME: pending at launch, success or failure at the end" },
+    url = { type = "string", doc = "where jobrun serve runs, for links to the run" },
+  },
   git = {
     require_clean = { kind = "boolean", doc = "run and launch refuse a tree with changes" },
     require_pushed = { kind = "boolean", doc = "run and launch refuse a commit that no remote branch has" },
@@ -199,7 +212,7 @@ schema.LUA_TYPES = {
   env = "table<string, string|number|boolean>", matrix = "table<string, any[]>", axes = "string[]",
   scope = '"tail"|"all"', expect = "jobrun.Expect|(fun(result: jobrun.Result): boolean, string?)",
   git = "jobrun.GitPolicy", status = "jobrun.Status", exit_code = 'integer|"nonzero"',
-  termination = "string|string[]", metrics = "table<string, string|table>",
+  termination = "string|string[]", notify = "jobrun.Notify", metrics = "table<string, string|table>",
   scaling = "{ axis: string, metric: string, min_efficiency: number }",
   report = "{ metrics: string[] }", restarts = "integer|{ min: integer?, max: integer? }",
 }

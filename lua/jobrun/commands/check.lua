@@ -130,6 +130,7 @@ function command.run(opts, args)
     backend_error = refresh(run)
     report.emit(view(data), opts, run_dir)
   end
+  require("jobrun.notify").on_end(run)
   if backend_error then
     errors.infra("the %s backend could not be asked (%s); every job keeps its last known status",
       data.backend, backend_error)

@@ -85,6 +85,7 @@ function command.run(opts, args)
   io.stderr:write(require("jobrun.sanitize").format(
     "jobrun: rerun of %d job%s of run %s\n", #chosen, #chosen == 1 and "" or "s",
     run.data.run_id))
+  require("jobrun.notify").on_launch(run)
   if opts.detach then
     run:launch_pending(run.data.max_parallel)
     run:save()

@@ -35,6 +35,7 @@ function command.start(opts, args, usage)
   -- answers, and is new enough) says so now: exit 3, no run left behind.
   if backend.check then backend.check(p.jobs[1] and p.jobs[1].options or {}) end
   local run = Run.create(p, opts)
+  require("jobrun.notify").on_launch(run)
   return run, run:try_driver(), p
 end
 
@@ -56,6 +57,7 @@ end
 function command.finish(run, outcome, opts)
   if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
   report.emit(run.data, opts, run.dir)
+  require("jobrun.notify").on_end(run)
   if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
   return report.exit_code(run.data)
 end

@@ -1,0 +1,170 @@
+-- jobrun serve in a real browser (issue 29): headless Chromium (Debian's chromium) driven by
+-- puppeteer-core (pinned in tests/browser/package.json; `make test` installs it) through
+-- tests/browser/dashboard.mjs. Without Chromium or puppeteer-core the tests are skipped, saying
+-- so. A scenario that fails leaves a screenshot of its page in the test's scratch directory
+-- (its path in the diagnostics; JOBRUN_KEEP_SHOTS=DIR copies it there).
+local tap = require "tap"
+local h = require "helpers"
+local fs = require "jobrun.c.fs"
+local process = require "jobrun.c.process"
+local json = require "jobrun.json"
+
+local top = os.getenv("JOBRUN_TOP")
+local chromium = os.getenv("CHROMIUM") or "/usr/bin/chromium"
+local driver = top .. "/tests/browser/dashboard.mjs"
+
+local function skip(why) tap.ok(true, "# skip " .. why) end
+
+local missing
+if not fs.stat(chromium) then missing = "no Chromium at " .. chromium .. " (apt-get install chromium)"
+elseif not fs.stat(top .. "/tests/browser/node_modules/puppeteer-core") then
+  missing = "puppeteer-core is not installed (make test installs it: npm ci --prefix tests/browser)"
+elseif os.execute("command -v node >/dev/null 2>&1") ~= true then missing = "no node"
+end
+if missing then
+  skip(missing)
+  tap.done()
+  return
+end
+
+local function start(dir, args)
+  local log = dir .. "/serve." .. tostring(math.random(1e9)) .. ".log"
+  local argv = { h.bin, "serve", "--port", "0" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local proc = assert(process.spawn({ argv = argv, cwd = dir, stdout = log, stderr = "stdout" }))
+  local port
+  h.eventually(function() port = (fs.read(log) or ""):match("http://[%d.]+:(%d+)/"); return port end, 20)
+  assert(port, "serve did not start: " .. (fs.read(log) or ""))
+  return { proc = proc, url = "http://127.0.0.1:" .. port }
+end
+
+local function stop(s)
+  s.proc:kill("TERM")
+  s.proc:wait(true)
+  s.proc:close()
+end
+
+-- browse(dir, scenario, url, ...) -> the scenario's observations (a screenshot on its error).
+local shots = 0
+local function browse(dir, scenario, url, ...)
+  shots = shots + 1
+  local shot = string.format("%s/%s-%d.png", dir, scenario, shots)
+  local args = { ... }
+  for i, a in ipairs(args) do args[i] = h.q(a) end
+  local _, out, err = h.sh(dir, "SHOT=" .. h.q(shot) .. " node " .. h.q(driver) .. " " .. scenario .. " " .. h.q(url)
+    .. " " .. table.concat(args, " "))
+  local r = json.decode(out:match("[^\n]*\n?$") or "") or { error = "no result: " .. out .. err }
+  if r.error then
+    local where = fs.stat(shot) and ("\nscreenshot: " .. shot) or ""
+    tap.ok(false, scenario .. ": the browser scenario ran", r.error .. where)
+  end
+  return r, shot
+end
+
+-- keep(shot): on a failed check, the screenshot is kept where JOBRUN_KEEP_SHOTS says.
+local function check(ok, name, shot)
+  if not tap.ok(ok, name) and shot then
+    local keep = os.getenv("JOBRUN_KEEP_SHOTS")
+    if keep and fs.stat(shot) then os.execute("cp " .. h.q(shot) .. " " .. h.q(keep)) end
+  end
+end
+
+tap.test("a RUNNING row turns to pass in the page, without a reload", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "lv" {
+  matrix = { n = { 1, 2 } },
+  run = "while [ ! -e {suite_dir}/go-{n} ]; do sleep 0.05; done; echo done",
+}
+]])
+  local s = start(dir)
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id live"), 0, "launched")
+  local r, shot = browse(dir, "live", s.url, "lv_1", dir .. "/go-1")
+  check(r.running_after_ms and r.running_after_ms >= 0, "the row shows RUNNING", shot)
+  check(r.pass_after_ms and r.pass_after_ms >= 0, "then pass, pushed to the page", shot)
+  tap.ok(true, "# pass " .. tostring(r.measured_from_go_ms)
+    .. " ms after the job was let end (bench/serve.sh measures it)")
+  tap.is(r.reloads, 1, "no reload: one navigation")
+  tap.is(r.page_errors, {}, "no script error")
+  fs.write_atomic(dir .. "/go-2", "go\n")
+  h.sh(dir, "jobrun wait live")
+  stop(s)
+end)
+
+local FAILING = [[
+suite "fl" {
+  matrix = { n = { 1, 2, 3 } },
+  run = "echo 'step 1'; if [ {n} = 2 ]; then "
+    .. "echo 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB'; exit 1; fi",
+}
+]]
+
+tap.test("a failed job: its failure, tail and page; the table filtered to failures", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", FAILING)
+  h.sh(dir, "jobrun run s.lua --run-id f1")
+  local s = start(dir)
+  local r, shot = browse(dir, "failed", s.url, "f1", "fl_2")
+  local f = r.failure or {}
+  check(type(f.tail) == "string" and f.tail:find("CUDA out of memory", 1, true) ~= nil,
+    "the failure shows the log's tail", shot)
+  check(f.mismatches and #f.mismatches > 0, "and its mismatches in words", shot)
+  local jp = r.job_page or {}
+  tap.is(jp.title, "jobrun: fl_2", "the job's page opens from the failure")
+  check((jp.log or ""):find("CUDA out of memory", 1, true) ~= nil, "with its log", shot)
+  r = browse(dir, "filter", s.url, "f1")
+  tap.is(r.before, 3, "three rows")
+  tap.is(r.after, { "fail" }, "filtered to failures: one row")
+  tap.is(r.text_filtered, { "fl_2" }, "and by text")
+  tap.is(r.page_errors, {}, "no script error")
+  stop(s)
+end)
+
+tap.test("kill: no button without --allow-actions; with it, a kill shows CANCELLED", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'suite "kl" {\n  matrix = { n = { 1, 2 } },\n  run = "sleep 60",\n}\n')
+  tap.is(h.sh(dir, "jobrun launch s.lua --run-id k1"), 0, "launched")
+  local s = start(dir)
+  local r = browse(dir, "kill", s.url, "k1")
+  tap.is(r.button, false, "no kill button without --allow-actions")
+  stop(s)
+  s = start(dir, { "--allow-actions" })
+  local shot
+  r, shot = browse(dir, "kill", s.url, "k1")
+  tap.is(r.button, true, "a kill button with --allow-actions")
+  check(r.cancelled_after_ms and r.cancelled_after_ms >= 0, "every row turns CANCELLED", shot)
+  tap.is(r.statuses, { "CANCELLED", "CANCELLED" }, "both jobs")
+  stop(s)
+end)
+
+tap.test("hostile names, log lines, descriptions and params render as text", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [==[
+local img = [[<img src=x onerror="document.title='PWNED';window.__pwned=1">]]
+suite "xs" {
+  description = [[<script>window.__pwned=2</script>]] .. img,
+  matrix = { p = { img, [["><svg onload="window.__pwned=3">]] } },
+  name = "x{p}",
+  run = { "sh", "-c",
+          [[echo '<script>window.__pwned=4</script>'; echo '<img src=x onerror=window.__pwned=5>'; exit 1]] },
+}
+]==])
+  h.sh(dir, "jobrun run s.lua --run-id x1")
+  local data = h.state(dir)
+  local s = start(dir)
+  local r, shot = browse(dir, "xss", s.url, "x1", data.jobs[1].name)
+  for _, url in ipairs({ "/", "/runs/x1", "/runs/x1/jobs/" }) do
+    local key
+    for k in pairs(r) do if k:sub(1, #url) == url and (url ~= "/" or k == "/") then key = k end end
+    local seen = r[key] or {}
+    check(seen.pwned == nil or seen.pwned == json.null, url .. ": no payload ran (window.__pwned unset)", shot)
+    check(type(seen.title) == "string" and seen.title:find("^jobrun") ~= nil, url .. ": the title is jobrun's", shot)
+    tap.is({ seen.scripts, seen.imgs, seen.iframes, seen.svgs_outside_timeline }, { 1, 0, 0, 0 },
+      url .. ": no injected script, image, frame or svg")
+  end
+  tap.ok((r["/runs/x1"] or {}).text_has_payload, "the payload is shown as text")
+  tap.is(r.page_errors, {}, "no script error")
+  stop(s)
+end)
+
+tap.done()
