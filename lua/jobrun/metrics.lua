@@ -374,7 +374,7 @@ function metrics.collect(log_path, declared, mexpect, file)
   end
 
   local specs, by_index, accs = {}, {}, {}
-  local errs = {}
+  local errs, missing = {}, {}
   for _, m in ipairs(list) do
     local acc = new_acc(m.name)
     accs[m.name] = acc
@@ -399,7 +399,10 @@ function metrics.collect(log_path, declared, mexpect, file)
     -- User code: bounded (its calls share one CPU budget per job) and interruptible.
     local budget = (m.budget or metrics.FN_BUDGET) - (spent[m.name] or 0)
     local t0 = os.clock()
-    local ok, err = guard.call(math.max(budget, 1e-6), m.fn, line, function(v) acc:push(v) end)
+    -- fn(line, emit, missing): missing(why) says why the metric cannot be had (a source that
+    -- does not answer), shown as "metric missing (why)".
+    local ok, err = guard.call(math.max(budget, 1e-6), m.fn, line, function(v) acc:push(v) end,
+      function(why) missing[m.name] = tostring(why) end)
     spent[m.name] = (spent[m.name] or 0) + (os.clock() - t0)
     if not ok then
       if type(err) == "table" and err.signal then error(err, 0) end
@@ -420,6 +423,7 @@ function metrics.collect(log_path, declared, mexpect, file)
     local agg, _, agg_text = how(m.name)
     out[m.name] = record_of(acc:stats(), agg, agg_text)
     out[m.name].error = errs[m.name]
+    out[m.name].missing = missing[m.name]
   end
   for _, name in ipairs(file_order) do
     if not out[name] then
@@ -493,7 +497,8 @@ function metrics.judge(found, mexpect, job)
     elseif not rec or not rec.n or rec.n == 0 or rec.value == nil then
       local skipped = rec and rec.n_skipped and rec.n_skipped > 0
         and string.format(" (%s values were not numbers)", metrics.count(rec.n_skipped)) or ""
-      out[#out + 1] = string.format("%s: metric missing%s", name, skipped)
+      local because = rec and rec.missing and string.format(" (%s)", rec.missing) or ""
+      out[#out + 1] = string.format("%s: metric missing%s%s", name, because, skipped)
     else
       local v = rec.value
       local of = string.format("%s of %s point%s", rec.agg or e.agg_text, metrics.count(rec.n),
