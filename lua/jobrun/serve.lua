@@ -213,16 +213,17 @@ end
 -- state.json keeps it) and its log's place.
 local function job_json(run, job)
   local results = require "jobrun.results"
-  local out = json.decode(json.encode(results.public(job)))
   local spec = job.spec or {}
-  out.spec = json.object({
+  local extra = json.object({
     nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
     commands = spec.commands, setup = spec.setup, env = json.object(spec.env or {}),
     expect = spec.expect, tags = spec.tags, description = spec.description, condition = spec.condition,
   }, { "nodes", "timeout", "max_restarts", "commands", "setup", "env", "expect", "tags", "description",
        "condition" })
-  out.git = run.data.git
-  return out
+  -- The public result as --json writes it, with the spec and the run's git after it.
+  local text = json.encode(results.public(job))
+  return text:sub(1, -2) .. ',"spec":' .. json.encode(extra)
+    .. ',"run_git":' .. json.encode(run.data.git or json.null) .. "}"
 end
 
 -- log_file(run, job, attempt) -> the path of the job's (or an earlier attempt's) log, within the
@@ -454,7 +455,7 @@ function Server:route(req)
     if not run then return reply_error(status, why) end
     local job = find_job(run.data, name)
     if not job then return reply_error(404, "no job " .. name .. " in run " .. id) end
-    if not sub then return reply_json(200, job_json(run, job)) end
+    if not sub then return 200, headers("application/json"), job_json(run, job) end
     local file, size = log_file(run, job, req.query.attempt)
     if sub == "/log" then
       if not file then return reply_error(404, "the job has no log yet") end

@@ -120,6 +120,23 @@ tap.test("a failed job: its failure, tail and page; the table filtered to failur
   stop(s)
 end)
 
+tap.test("metrics: a chart of each job's series on the run page and the job page", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+metric "loss" {}
+suite "mt" {
+  matrix = { n = { 1, 2 } },
+  run = "for i in 1 2 3 4 5 6; do echo \"step $i loss=$((60 - i * {n}))\"; done",
+}
+]])
+  h.sh(dir, "jobrun run s.lua --run-id m1")
+  local s = start(dir)
+  local r = browse(dir, "metrics", s.url, "m1", "mt_2")
+  tap.is(r.run_charts, { { "loss", { { "mt_1", 6 }, { "mt_2", 6 } } } }, "the run page: one chart per job, six points each")
+  tap.is(r.job_charts, { { "loss", "loss: 49 (tail_mean of 6; min 48, max 58)" } }, "the job page: the chart and its figures")
+  stop(s)
+end)
+
 tap.test("kill: no button without --allow-actions; with it, a kill shows CANCELLED", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", 'suite "kl" {\n  matrix = { n = { 1, 2 } },\n  run = "sleep 60",\n}\n')
