@@ -132,8 +132,10 @@ suite "mt" {
   h.sh(dir, "jobrun run s.lua --run-id m1")
   local s = start(dir)
   local r = browse(dir, "metrics", s.url, "m1", "mt_2")
-  tap.is(r.run_charts, { { "loss", { { "mt_1", 6 }, { "mt_2", 6 } } } }, "the run page: one chart per job, six points each")
-  tap.is(r.job_charts, { { "loss", "loss: 49 (tail_mean of 6; min 48, max 58)" } }, "the job page: the chart and its figures")
+  tap.is(r.run_charts, { { "loss", { { "mt_1", 6 }, { "mt_2", 6 } } } },
+    "the run page: one chart per job, six points each")
+  tap.is(r.job_charts, { { "loss", "loss: 49 (tail_mean of 6; min 48, max 58)" } },
+    "the job page: the chart and its figures")
   stop(s)
 end)
 
