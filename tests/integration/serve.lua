@@ -10,12 +10,13 @@ local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
 -- start(dir, args) -> { port, proc, log }: jobrun serve on a free port, ready.
-local function start(dir, args)
+local function start(dir, args, extra_env)
   local log = dir .. "/serve." .. tostring(math.random(1e9)) .. ".log"
   local argv = { h.bin, "serve", "--port", "0" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   local env = process.environ()
   env.NO_COLOR = "1"
+  for k, v in pairs(extra_env or {}) do env[k] = v end
   local proc = assert(process.spawn({ argv = argv, cwd = dir, env = env, stdout = log, stderr = "stdout" }))
   local port
   h.eventually(function()
@@ -160,6 +161,35 @@ tap.test("a run page's events: a change within 2 s of the record's; a launched r
   tap.is({ data.summary.passed, data.summary.failed, data.summary.pending }, { 2, 2, 0 },
     "serve refreshed the launched run to its end (no check, no wait)")
   stop(s)
+end)
+
+tap.test("serve is an observer: it sends a launched run's notification when its refresher sees the end", function()
+  local dir = h.scratch()
+  local log = dir .. "/requests.jsonl"
+  local recv = assert(process.spawn({ argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/notify/receiver.py",
+    "--log", log }, stdout = dir .. "/recv.out", stderr = "stdout" }))
+  local port
+  h.eventually(function() port = (fs.read(dir .. "/recv.out") or ""):match("127%.0%.0%.1:(%d+)"); return port end, 20)
+  h.write(dir .. "/s.lua", [[
+suite "nt" {
+  run = "sleep 1",
+  notify = { on = "always", webhook = env("JOBRUN_WEBHOOK"), format = "json" },
+}
+]])
+  local hook = "http://127.0.0.1:" .. tostring(port) .. "/hook"
+  tap.is(h.sh(dir, "JOBRUN_WEBHOOK=" .. hook .. " jobrun launch s.lua --run-id n1"), 0, "launched")
+  local s = start(dir, {}, { JOBRUN_WEBHOOK = hook })
+  h.sh(dir, "curl -s -N --max-time 5 " .. h.q(s.url .. "/api/runs/n1/events") .. " > /dev/null")
+  local function count()
+    local n = 0
+    for _ in (fs.read(log) or ""):gmatch("[^\n]+") do n = n + 1 end
+    return n
+  end
+  tap.is(count(), 1, "one message, sent by serve's refresher (no wait, no check)")
+  h.sh(dir, "JOBRUN_WEBHOOK=" .. hook .. " jobrun check n1")
+  tap.is(count(), 1, "a later check sends nothing more")
+  stop(s)
+  recv:kill("TERM"); recv:wait(true); recv:close()
 end)
 
 tap.test("actions: off by default; with --allow-actions a POST needs the page's CSRF token", function()
