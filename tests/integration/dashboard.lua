@@ -6,7 +6,6 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
 local top = os.getenv("JOBRUN_TOP")
@@ -27,22 +26,7 @@ if missing then
   return
 end
 
-local function start(dir, args)
-  local log = dir .. "/serve." .. tostring(math.random(1e9)) .. ".log"
-  local argv = { h.bin, "serve", "--port", "0" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local proc = assert(process.spawn({ argv = argv, cwd = dir, stdout = log, stderr = "stdout" }))
-  local port
-  h.eventually(function() port = (fs.read(log) or ""):match("http://[%d.]+:(%d+)/"); return port end, 20)
-  assert(port, "serve did not start: " .. (fs.read(log) or ""))
-  return { proc = proc, url = "http://127.0.0.1:" .. port }
-end
-
-local function stop(s)
-  s.proc:kill("TERM")
-  s.proc:wait(true)
-  s.proc:close()
-end
+local start, stop = h.serve, h.stop_server
 
 -- browse(dir, scenario, url, ...) -> the scenario's observations (a screenshot on its error).
 local shots = 0

@@ -9,30 +9,7 @@ local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
--- start(dir, args) -> { port, proc, log }: jobrun serve on a free port, ready.
-local function start(dir, args, extra_env)
-  local log = dir .. "/serve." .. tostring(math.random(1e9)) .. ".log"
-  local argv = { h.bin, "serve", "--port", "0" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local env = process.environ()
-  env.NO_COLOR = "1"
-  for k, v in pairs(extra_env or {}) do env[k] = v end
-  local proc = assert(process.spawn({ argv = argv, cwd = dir, env = env, stdout = log, stderr = "stdout" }))
-  local port
-  h.eventually(function()
-    port = (fs.read(log) or ""):match("http://[%d.]+:(%d+)/")
-    return port or h.gone(proc:pid())
-  end, 20)
-  assert(port, "serve did not start: " .. (fs.read(log) or ""))
-  return { port = port, proc = proc, log = log, url = "http://127.0.0.1:" .. port }
-end
-
-local function stop(s)
-  s.proc:kill("TERM")
-  local r = s.proc:wait(true)
-  s.proc:close()
-  return r
-end
+local start, stop = h.serve, h.stop_server
 
 -- get(dir, url, curl_args) -> status, body, headers (lower-case names).
 local function get(dir, url, args)
@@ -132,7 +109,7 @@ tap.test("the Host rule on loopback, and tokens: header, one-time login, cookie"
   tap.is(status, 401, "a wrong token: 401")
   status = get(dir, s.url .. "/api/runs", "-H 'Authorization: Bearer tok-123'")
   tap.is(status, 200, "the token in the header: 200")
-  local login = (fs.read(s.log) or ""):match("log in once: http://[^/]+(/login%?code=%x+)")
+  local login = (fs.read(s.out) or ""):match("log in once: http://[^/]+(/login%?code=%x+)")
   tap.ok(login ~= nil, "a one-time login URL is printed")
   local hdrs
   status, _, hdrs = get(dir, s.url .. (login or "/login"))
@@ -143,7 +120,7 @@ tap.test("the Host rule on loopback, and tokens: header, one-time login, cookie"
   tap.is(status, 200, "the cookie lets the browser in")
   status = get(dir, s.url .. (login or "/login"))
   tap.is(status, 403, "the login URL works once")
-  tap.ok(not (fs.read(s.log) or ""):find("tok-123", 1, true), "the token itself is not printed")
+  tap.ok(not (fs.read(s.out) or ""):find("tok-123", 1, true), "the token itself is not printed")
   stop(s)
 end)
 
@@ -166,10 +143,8 @@ end)
 tap.test("serve is an observer: it sends a launched run's notification when its refresher sees the end", function()
   local dir = h.scratch()
   local log = dir .. "/requests.jsonl"
-  local recv = assert(process.spawn({ argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/notify/receiver.py",
-    "--log", log }, stdout = dir .. "/recv.out", stderr = "stdout" }))
-  local port
-  h.eventually(function() port = (fs.read(dir .. "/recv.out") or ""):match("127%.0%.0%.1:(%d+)"); return port end, 20)
+  local recv = h.listening(dir, { "python3", os.getenv("JOBRUN_TOP") .. "/tests/notify/receiver.py", "--log", log })
+  local port = recv.port
   h.write(dir .. "/s.lua", [[
 suite "nt" {
   run = "sleep 1",
@@ -189,7 +164,7 @@ suite "nt" {
   h.sh(dir, "JOBRUN_WEBHOOK=" .. hook .. " jobrun check n1")
   tap.is(count(), 1, "a later check sends nothing more")
   stop(s)
-  recv:kill("TERM"); recv:wait(true); recv:close()
+  stop(recv)
 end)
 
 tap.test("actions: off by default; with --allow-actions a POST needs the page's CSRF token", function()

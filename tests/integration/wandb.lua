@@ -9,20 +9,15 @@ local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
 local function fake(dir, args)
-  local log = dir .. "/wandb." .. tostring(math.random(1e9))
-  local argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/wandb/fake_server.py", "--log", log .. ".jsonl" }
+  local log = dir .. "/wandb." .. tostring(math.random(1e9)) .. ".jsonl"
+  local argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/wandb/fake_server.py", "--log", log }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local proc = assert(process.spawn({ argv = argv, stdout = log .. ".out", stderr = "stdout" }))
-  local port
-  h.eventually(function()
-    port = (fs.read(log .. ".out") or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    return port
-  end, 20)
-  assert(port, "the fake W&B server did not start")
-  return { url = "http://127.0.0.1:" .. port, proc = proc, log = log .. ".jsonl" }
+  local f = h.listening(dir, argv)
+  f.log = log
+  return f
 end
 
-local function stop(f) f.proc:kill("TERM"); f.proc:wait(true); f.proc:close() end
+local stop = h.stop_server
 
 local SUITE = [[
 local wandb = use "wandb"
