@@ -2,7 +2,9 @@
  * dirty paths, upstream) and whether a commit has been pushed. No git subprocess. Policy —
  * what "clean" or "pushed" means for a suite — lives in lua/jobrun/git.lua.
  *
- *   git.open(path) -> Repo | nil, err          (searches upward, like git itself)
+ *   git.open([path]) -> Repo | nil, err        (searches upward from path, or from the current
+ *                                                directory or $GIT_DIR when path is nil, and
+ *                                                honours GIT_CEILING_DIRECTORIES, as git does)
  *   repo:head() -> { commit, branch, detached, unborn }
  *   repo:status() -> { {path, untracked = bool}, … }    (ignored files left out)
  *   repo:upstream() -> { name, remote, commit } | nil   (of the current branch)
@@ -95,7 +97,7 @@ static int check_oid(lua_State *L, int arg, git_oid *oid) {
 }
 
 static int git_open(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = luaL_optstring(L, 1, NULL);
     const char *why = jobrun_dl_load(&libgit2);
     if (why) return luaL_error(L, "libgit2 is not available (%s)", why);
     static int initialised;
@@ -103,7 +105,10 @@ static int git_open(lua_State *L) {
     Repo *r = (Repo *)lua_newuserdatauv(L, sizeof *r, 0);
     r->repo = NULL;
     luaL_setmetatable(L, REPO_HANDLE);
-    if (p_git_repository_open_ext(&r->repo, path, 0, NULL) != 0) return git_failure(L, path);
+    /* FROM_ENV: the repository git itself would use (GIT_DIR, ceilings, a `.git` file), so that
+     * the state directory and the guard find the same root (README "State directory"). */
+    if (p_git_repository_open_ext(&r->repo, path, GIT_REPOSITORY_OPEN_FROM_ENV, NULL) != 0)
+        return git_failure(L, path ? path : ".");
     return 1;
 }
 
