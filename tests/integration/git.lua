@@ -137,7 +137,8 @@ local PLAIN = 'suite "c" { run = "echo hi", name = git and "in_git" or "no_git" 
 tap.test("GIT_DIR from outside the work tree: the state directory and the guard use its root", function()
   local dir = repo()
   local other = h.scratch()
-  local code, out, err = h.sh(other, "GIT_DIR=" .. h.q(dir .. "/.git") .. " jobrun run " .. h.q(dir .. "/s.lua") .. " --json")
+  local code, out, err = h.sh(other, "GIT_DIR=" .. h.q(dir .. "/.git") .. " jobrun run "
+    .. h.q(dir .. "/s.lua") .. " --json")
   tap.is(code, 0, "the guard sees the clean, pushed tree GIT_DIR names: " .. err)
   local doc = json.decode(out) or {}
   tap.is(doc.git and doc.git.commit, commit_of(dir), "the commit of GIT_DIR's repository")
