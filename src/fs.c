@@ -357,7 +357,6 @@ static const luaL_Reg lock_meta[] = {
     {"__gc", lock_release},
     {"__close", lock_release},
     {"__tostring", lock_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -452,7 +451,6 @@ static const luaL_Reg watch_meta[] = {
     {"__gc", watch_close},
     {"__close", watch_close},
     {"__tostring", watch_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -478,18 +476,8 @@ static const luaL_Reg fs_functions[] = {
 };
 
 int luaopen_jobrun_fs(lua_State *L) {
-    luaL_newmetatable(L, LOCK_HANDLE);
-    luaL_setfuncs(L, lock_meta, 0);
-    luaL_newlibtable(L, lock_methods);
-    luaL_setfuncs(L, lock_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, WATCH_HANDLE);
-    luaL_setfuncs(L, watch_meta, 0);
-    luaL_newlibtable(L, watch_methods);
-    luaL_setfuncs(L, watch_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, LOCK_HANDLE, lock_meta, lock_methods);
+    jobrun_class(L, WATCH_HANDLE, watch_meta, watch_methods);
     luaL_newlib(L, fs_functions);
     return 1;
 }

@@ -311,7 +311,6 @@ static const luaL_Reg repo_meta[] = {
     {"__gc", repo_close},
     {"__close", repo_close},
     {"__tostring", repo_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -321,12 +320,7 @@ static const luaL_Reg git_functions[] = {
 };
 
 int luaopen_jobrun_git(lua_State *L) {
-    luaL_newmetatable(L, REPO_HANDLE);
-    luaL_setfuncs(L, repo_meta, 0);
-    luaL_newlibtable(L, repo_methods);
-    luaL_setfuncs(L, repo_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, REPO_HANDLE, repo_meta, repo_methods);
     luaL_newlib(L, git_functions);
     return 1;
 }

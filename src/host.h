@@ -2,6 +2,7 @@
 #ifndef JOBRUN_HOST_H
 #define JOBRUN_HOST_H
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -25,6 +26,10 @@ int jobrun_run_module(const char *module, char **args);
  * (fewer only at end of file or on an error), returning how many were read. */
 int jobrun_write_all(int fd, const char *data, size_t len);
 size_t jobrun_pread_all(int fd, char *buf, size_t want, off_t at);
+
+/* The metatable `name` of a C handle (a userdata): its metamethods (__gc, __close, __tostring…)
+ * and, when methods is not NULL, an __index table of them. Made once per state. */
+void jobrun_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
 /* Primitive families, one luaL_Reg table each. */
 int luaopen_jobrun_fs(lua_State *L);

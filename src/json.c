@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
+
 #define MAX_DEPTH 64 /* deeper is an error: a cycle, most likely */
 
 typedef struct {
@@ -363,10 +365,8 @@ static const luaL_Reg json_functions[] = {
 };
 
 int luaopen_jobrun_json(lua_State *L) {
-    luaL_newmetatable(L, "jobrun.json.buffer");
-    lua_pushcfunction(L, buf_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg buffer_meta[] = {{"__gc", buf_gc}, {NULL, NULL}};
+    jobrun_class(L, "jobrun.json.buffer", buffer_meta, NULL);
     luaL_newlib(L, json_functions);
     return 1;
 }
