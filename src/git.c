@@ -106,7 +106,7 @@ static int git_open(lua_State *L) {
     r->repo = NULL;
     luaL_setmetatable(L, REPO_HANDLE);
     /* FROM_ENV: the repository git itself would use (GIT_DIR, ceilings, a `.git` file), so that
-     * the state directory and the guard find the same root (README "State directory"). */
+     * the state directory and the guard find the same root (README "State on disk"). */
     if (p_git_repository_open_ext(&r->repo, path, GIT_REPOSITORY_OPEN_FROM_ENV, NULL) != 0)
         return git_failure(L, path ? path : ".");
     return 1;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Exit codes of SPEC §2 that the host itself produces. */
+/* Exit codes (README "Using it") that the host itself produces. */
 #define JOBRUN_EXIT_USAGE 2
 #define JOBRUN_EXIT_INTERNAL 3
 

@@ -1,4 +1,4 @@
--- The HTML report (SPEC §7 --html): one self-contained page — no network, no external script,
+-- The HTML report (--html; README "Reports"): one self-contained page — no network, no external script,
 -- style or font — with the run's header and counts, the grid, the full table (sortable by
 -- clicking a column, in a little inline JS), a timeline of the jobs (inline SVG) and each failed
 -- job's mismatches, termination and last log lines (ANSI colours rendered as HTML). Every piece of

@@ -1,4 +1,4 @@
--- JUnit XML (SPEC §7): one <testcase> per job; a failed verdict is a <failure> whose message is
+-- JUnit XML (README "Reports"): one <testcase> per job; a failed verdict is a <failure> whose message is
 -- the mismatches in words, a pending one is <skipped/>; <properties> carry the job's params,
 -- native id, restarts and termination (Jenkins' JUnit plugin reads a testcase's properties), and
 -- <system-out> the log's last lines. Read by CI systems (Jenkins, GitLab, GitHub).

@@ -1,4 +1,4 @@
--- The Markdown summary (SPEC §7 --summary, $GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown
+-- The Markdown summary (--summary, $GITHUB_STEP_SUMMARY; README "Reports"): GitHub-flavoured Markdown
 -- with the counts, the grid as a table, and each failure with its mismatches and a short log tail
 -- in a <details> block. GitHub refuses a step summary over 1 MiB, so the summary is kept under a
 -- byte budget: log tails are cut first, then failures beyond the first ones, then the grid.

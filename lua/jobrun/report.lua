@@ -1,6 +1,6 @@
--- The human report of a run (SPEC §7): a header, one row per job with the old tool's colours,
+-- The human report of a run (README "Reports"): a header, one row per job with the old tool's colours,
 -- a status summary, with --grid the verdicts as a grid over two axes; the --json document
--- (SPEC §4); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
+-- (README "Jobs, statuses and results"); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
 local color = require "jobrun.color"
 local textable = require "jobrun.textable"
 local template = require "jobrun.template"
@@ -161,7 +161,7 @@ function report.emit(data, opts, run_dir)
   if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
     require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
   end
-  -- --json is machine output only: no human table anywhere (SPEC §2).
+  -- --json is machine output only: no human table anywhere (README "Using it").
   if not opts.json then
     local text, warning = report.text(data, opts)
     if warning then io.stderr:write("jobrun: ", warning, "\n") end

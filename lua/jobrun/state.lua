@@ -1,4 +1,4 @@
--- Runs on disk (SPEC §5): <state-dir>/runs/<run-id>/state.json, logs/, jobs/; <state-dir>/latest.
+-- Runs on disk (README "State on disk"): <state-dir>/runs/<run-id>/state.json, logs/, jobs/; <state-dir>/latest.
 -- Writes are atomic (temp file, fsync, rename) and serialised by a lock file; a damaged
 -- state.json is reported and never overwritten.
 local fs = require "jobrun.c.fs"
@@ -25,7 +25,7 @@ function state.job_key(job)
   return job.key or state.safe_name(job.name)
 end
 
--- assign_keys(names) -> keys: a sanitised, distinct file stem per name (SPEC §5: no two jobs of
+-- assign_keys(names) -> keys: a sanitised, distinct file stem per name (README "State on disk": no two jobs of
 -- a run share a file). The sanitised name when it is free, else it with "~N".
 function state.assign_keys(names)
   local keys, taken = {}, {}
@@ -67,7 +67,7 @@ end
 
 -- discover() -> the state directory: the `.jobrun` of the nearest ancestor directory that has
 -- one, else `.jobrun` at the root of the git work tree as libgit2 finds it (jobrun.git.root, the
--- root the git guard uses), else `./.jobrun` (README "State directory"). Relative when it is the
+-- root the git guard uses), else `./.jobrun` (README "State on disk"). Relative when it is the
 -- current directory's, absolute otherwise.
 function state.discover()
   local cwd = fs.getcwd()
