@@ -55,21 +55,13 @@ static int fs_read(lua_State *L) {
 
 /* Reads at most the last `max` bytes: logs can be far larger than what a reader needs. */
 static int fs_read_tail(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    lua_Integer max = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, max >= 0, 2, "negative size");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) { close(fd); return luaL_fileresult(L, 0, path); }
-    off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
-    size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, want);
-    size_t got = jobrun_pread_all(fd, p, want, start);
-    close(fd);
-    luaL_pushresultsize(&b, got);
-    lua_pushinteger(L, (lua_Integer)start);
+    JobrunTail t;
+    int failed = jobrun_read_tail(L, &b, &t);
+    if (failed) return failed;
+    close(t.fd);
+    luaL_pushresultsize(&b, t.got);
+    lua_pushinteger(L, (lua_Integer)t.start);
     return 2;
 }
 

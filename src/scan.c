@@ -269,19 +269,14 @@ static int scan_find(lua_State *L) {
 
 /* tail(path, max_bytes) -> the end of the log as whole lines, ANSI stripped. */
 static int scan_tail(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    lua_Integer max = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, max >= 0, 2, "negative size");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
-    off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
-    size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, want);
-    size_t got = jobrun_pread_all(fd, p, want, start);
-    size_t skip = 0;
+    JobrunTail t;
+    int failed = jobrun_read_tail(L, &b, &t);
+    if (failed) return failed;
+    char *p = t.p;
+    size_t got = t.got, skip = 0;
+    int fd = t.fd;
+    off_t start = t.start;
     if (starts_mid_line(fd, start)) {
         char *nl = memchr(p, '\n', got);
         skip = nl ? (size_t)(nl - p) + 1 : got;
