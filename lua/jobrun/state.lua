@@ -1,4 +1,5 @@
--- Runs on disk (README "State on disk"): <state-dir>/runs/<run-id>/state.json, logs/, jobs/; <state-dir>/latest.
+-- Runs on disk (README "State on disk"): <state-dir>/runs/<run-id>/state.json, logs/, jobs/;
+-- <state-dir>/latest.
 -- Writes are atomic (temp file, fsync, rename) and serialised by a lock file; a damaged
 -- state.json is reported and never overwritten.
 local fs = require "jobrun.c.fs"
@@ -25,8 +26,8 @@ function state.job_key(job)
   return job.key or state.safe_name(job.name)
 end
 
--- assign_keys(names) -> keys: a sanitised, distinct file stem per name (README "State on disk": no two jobs of
--- a run share a file). The sanitised name when it is free, else it with "~N".
+-- assign_keys(names) -> keys: a sanitised, distinct file stem per name (README "State on disk":
+-- no two jobs of a run share a file). The sanitised name when it is free, else it with "~N".
 function state.assign_keys(names)
   local keys, taken = {}, {}
   for i, name in ipairs(names) do

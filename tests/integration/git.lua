@@ -144,6 +144,11 @@ tap.test("GIT_DIR from outside the work tree: the state directory and the guard 
   tap.is(doc.git and doc.git.commit, commit_of(dir), "the commit of GIT_DIR's repository")
   tap.ok(require("jobrun.c.fs").stat(dir .. "/.jobrun/latest"), "the run lands at that work tree's root")
   tap.ok(not require("jobrun.c.fs").stat(other .. "/.jobrun"), "not in the current directory")
+  -- GIT_WORK_TREE as well (which libgit2's own reading of the environment refuses).
+  local c2, out2, e2 = h.sh(other, "GIT_DIR=" .. h.q(dir .. "/.git") .. " GIT_WORK_TREE=" .. h.q(dir)
+    .. " jobrun run " .. h.q(dir .. "/s.lua") .. " --json")
+  tap.is(c2, 0, "GIT_DIR with GIT_WORK_TREE: " .. e2)
+  tap.is((json.decode(out2) or {}).git, (json.decode(out) or {}).git, "the same repository")
 end)
 
 tap.test("GIT_CEILING_DIRECTORIES: no repository above the ceiling, for the state directory and the suite", function()
