@@ -21,9 +21,10 @@ local function known(v) return v ~= nil and v ~= json.null end
 -- Tails read, per job table: read again only for more lines or a log that changed.
 local cache = setmetatable({}, { __mode = "k" })
 
--- tail(job, run_dir, n) -> lines, cut: the log's last n lines as a terminal shows them (a line is
--- what follows its last \r; blank lines left out; escape sequences but SGR colours removed; see
--- scan.tail_lines), oldest first; cut when the window ended inside the first line.
+-- tail(job, run_dir, n) -> lines, cut, err: the log's last n lines as a terminal shows them (a
+-- line is what follows its last \r; blank lines left out; escape sequences but SGR colours
+-- removed; see scan.tail_lines), oldest first; cut when the window ended inside the first line;
+-- err when a log that is there cannot be read (a FIFO, a device: never read).
 function facts.tail(job, run_dir, n)
   if not (job.log_path_rel and run_dir) or n <= 0 then return {}, false end
   local path = run_dir .. "/" .. job.log_path_rel
@@ -31,14 +32,14 @@ function facts.tail(job, run_dir, n)
   local c = cache[job]
   if not (c and c.path == path and st and c.size == st.size and c.mtime == st.mtime and (c.all or c.n >= n)) then
     local lines, info = scan.tail_lines(path, n, { width = facts.LINE_WIDTH, window = facts.WINDOW, sgr = true })
-    lines = lines or {}
-    c = { path = path, size = st and st.size, mtime = st and st.mtime, n = n, lines = lines,
-          all = #lines < n, cut = info and info.cut or false }
+    c = { path = path, size = st and st.size, mtime = st and st.mtime, n = n, lines = lines or {},
+          all = not lines or #lines < n, cut = lines and info.cut or false }
+    if not lines and st then c.err = info end
     cache[job] = c
   end
   local out = {}
   for i = math.max(1, #c.lines - n + 1), #c.lines do out[#out + 1] = c.lines[i] end
-  return out, c.cut and #out == #c.lines
+  return out, c.cut and #out == #c.lines, c.err
 end
 
 -- plain(lines) -> the lines without their colours.
@@ -52,7 +53,8 @@ end
 --   name, status, mismatches = { text… },
 --   facts = { {key, label, value}… }     status, then exit_code, restart_count, termination_reason
 --                                          and native_status (when it says more than status), if known
---   errors = { {key, label, text}… }      launch_error, record_error, result_error, log_error, exception
+--   errors = { {key, label, text}… }      launch_error, record_error, result_error, log_error,
+--                                          exception, and "log" when the log cannot be read
 --   log_path, tail = { line… }            the last n log lines, SGR colours kept
 --   plain = { line… }                     the same lines without colours; tail_cut (see facts.tail)
 function facts.of(job, run_dir, n)
@@ -71,7 +73,9 @@ function facts.of(job, run_dir, n)
     local v = fields[k] or job[k]
     if type(v) == "string" then r.errors[#r.errors + 1] = { key = k, label = (k:gsub("_", " ")), text = v } end
   end
-  r.tail, r.tail_cut = facts.tail(job, run_dir, n or 0)
+  local err
+  r.tail, r.tail_cut, err = facts.tail(job, run_dir, n or 0)
+  if err then r.errors[#r.errors + 1] = { key = "log_read", label = "log", text = err } end
   r.plain = facts.plain(r.tail)
   return r
 end

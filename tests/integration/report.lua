@@ -182,6 +182,20 @@ tap.test("the terminal, HTML and Markdown show the same tail lines for the same 
   tap.like(logs, "=\n" .. table.concat(want, "\n"):gsub("%p", "%%%0") .. "\n%-%-%-", "--logs: the same lines")
 end)
 
+tap.test("a log that is a FIFO is named, never read, in every report", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'suite "p" { run = "echo hi; exit 1", name = "p_job" }\n')
+  h.sh(dir, "jobrun run s.lua --run-id P")
+  local log = dir .. "/.jobrun/runs/P/logs/p_job.log"
+  assert(os.execute("rm " .. h.q(log) .. " && mkfifo " .. h.q(log)))
+  local code, out = h.sh(dir, "timeout 20 " .. h.q(h.bin) .. " check P --html p.html --summary p.md --junit p.xml")
+  tap.is(code, 1, "check answers (a FIFO with no writer is not opened for a blocking read)")
+  tap.like(out, "    log: [^\n]*p_job%.log: not a regular file", "the summary names the file and why")
+  tap.like(fs.read(dir .. "/p.html") or "", "log: [^<]*p_job%.log: not a regular file", "so does the page")
+  local _, logs = h.sh(dir, "timeout 20 " .. h.q(h.bin) .. " check P --logs")
+  tap.like(logs, "Log: [^\n]*not a regular file\n=+\nNo log content available", "and --logs")
+end)
+
 tap.test("check --failed --logs shows each failure once", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[
