@@ -1,8 +1,8 @@
 -- The failure record (README "Failures"): what every report says about one job — its
 -- mismatches, its facts (status, exit code, restarts, termination, the backend's status), its
--- errors (launch, record, result, log, a parsed exception) and its log's last lines — made here,
--- once; the text summary, --logs, HTML, Markdown and JUnit only render it, so that they cannot
--- disagree about a job.
+-- errors (launch, record, result, log, a parsed exception) and its log's last lines — made here
+-- and only here; the text summary, --logs, HTML, Markdown and JUnit only render it, so that they
+-- cannot disagree about a job.
 local scan = require "jobrun.c.scan"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
@@ -15,31 +15,26 @@ facts.LINE_WIDTH = 1000
 facts.WINDOW = 1 << 20
 
 local ERRORS = { "launch_error", "record_error", "result_error", "log_error", "exception" }
+-- The facts after status, in order: their key in a job record and their label.
+local FACTS = { { "exit_code", "exit code" }, { "restart_count", "restarts" },
+                { "termination_reason", "termination" }, { "native_status", "backend" } }
 
 local function known(v) return v ~= nil and v ~= json.null end
 
--- Tails read, per job table: read again only for more lines or a log that changed.
-local cache = setmetatable({}, { __mode = "k" })
+local TAIL = { width = facts.LINE_WIDTH, window = facts.WINDOW, sgr = true }
 
 -- tail(job, run_dir, n) -> lines, cut, err: the log's last n lines as a terminal shows them (a
 -- line is what follows its last \r; blank lines left out; escape sequences but SGR colours
 -- removed; see scan.tail_lines), oldest first; cut when the window ended inside the first line;
--- err when a log that is there cannot be read (a FIFO, a device: never read).
+-- err when a log that is there cannot be read (a FIFO, a device: never read). Each report asks
+-- for the lines it shows: the last k of n lines are the same as the k lines asked for alone.
 function facts.tail(job, run_dir, n)
   if not (job.log_path_rel and run_dir) or n <= 0 then return {}, false end
   local path = run_dir .. "/" .. job.log_path_rel
-  local st = fs.stat(path)
-  local c = cache[job]
-  if not (c and c.path == path and st and c.size == st.size and c.mtime == st.mtime and (c.all or c.n >= n)) then
-    local lines, info = scan.tail_lines(path, n, { width = facts.LINE_WIDTH, window = facts.WINDOW, sgr = true })
-    c = { path = path, size = st and st.size, mtime = st and st.mtime, n = n, lines = lines or {},
-          all = not lines or #lines < n, cut = lines and info.cut or false }
-    if not lines and st then c.err = info end
-    cache[job] = c
-  end
-  local out = {}
-  for i = math.max(1, #c.lines - n + 1), #c.lines do out[#out + 1] = c.lines[i] end
-  return out, c.cut and #out == #c.lines, c.err
+  local lines, info = scan.tail_lines(path, n, TAIL)
+  if lines then return lines, info.cut end
+  if fs.stat(path) then return {}, false, info end -- there, but not to be read
+  return {}, false
 end
 
 -- plain(lines) -> the lines without their colours.
@@ -59,14 +54,15 @@ end
 --   plain = { line… }                     the same lines without colours; tail_cut (see facts.tail)
 function facts.of(job, run_dir, n)
   local r = { name = job.name, status = job.status, mismatches = job.mismatches or {}, log_path = job.log_path }
-  r.facts = { { key = "status", label = "status", value = job.status } }
-  local function add(key, label, v)
-    if known(v) then r.facts[#r.facts + 1] = { key = key, label = label, value = v } end
+  local list = { { key = "status", label = "status", value = job.status } }
+  for i = 1, #FACTS do
+    local key = FACTS[i][1]
+    local v = job[key]
+    if known(v) and (key ~= "native_status" or v ~= job.status) then
+      list[#list + 1] = { key = key, label = FACTS[i][2], value = v }
+    end
   end
-  add("exit_code", "exit code", job.exit_code)
-  add("restart_count", "restarts", job.restart_count)
-  add("termination_reason", "termination", job.termination_reason)
-  if job.native_status ~= job.status then add("native_status", "backend", job.native_status) end
+  r.facts = list
   r.errors = {}
   local fields = type(job.fields) == "table" and job.fields or {}
   for _, k in ipairs(ERRORS) do
@@ -78,12 +74,6 @@ function facts.of(job, run_dir, n)
   if err then r.errors[#r.errors + 1] = { key = "log_read", label = "log", text = err } end
   r.plain = facts.plain(r.tail)
   return r
-end
-
--- fact(record, key) -> that fact's value, or nil.
-function facts.fact(record, key)
-  for _, f in ipairs(record.facts) do if f.key == key then return f.value end end
-  return nil
 end
 
 return facts

@@ -89,7 +89,9 @@ function junit.document(data, run_dir)
       end
       out[#out + 1] = "      </properties>"
     end
-    local r = record.of(job, run_dir, junit.LOG_LINES)
+    -- A failure's whole record; of the other jobs, only the log's tail is shown.
+    local r = job.verdict == "fail" and record.of(job, run_dir, junit.LOG_LINES)
+      or { plain = record.plain((record.tail(job, run_dir, junit.LOG_LINES))) }
     if job.verdict == "fail" then
       local body = { facts(r) }
       for _, e in ipairs(r.errors) do body[#body + 1] = e.label .. ": " .. e.text end
