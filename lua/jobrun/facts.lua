@@ -14,12 +14,15 @@ local facts = {}
 facts.LINE_WIDTH = 1000
 facts.WINDOW = 1 << 20
 
-local ERRORS = { "launch_error", "record_error", "result_error", "log_error", "exception" }
+-- The errors, in order: their key in a job record (or its fields) and their label.
+local ERRORS = { { "launch_error", "launch error" }, { "record_error", "record error" },
+                 { "result_error", "result error" }, { "log_error", "log error" }, { "exception", "exception" } }
 -- The facts after status, in order: their key in a job record and their label.
 local FACTS = { { "exit_code", "exit code" }, { "restart_count", "restarts" },
                 { "termination_reason", "termination" }, { "native_status", "backend" } }
 
-local function known(v) return v ~= nil and v ~= json.null end
+local NULL = json.null
+local function known(v) return v ~= nil and v ~= NULL end
 
 local TAIL = { width = facts.LINE_WIDTH, window = facts.WINDOW, sgr = true }
 
@@ -63,12 +66,14 @@ function facts.of(job, run_dir, n)
     end
   end
   r.facts = list
-  r.errors = {}
+  local errors = {}
   local fields = type(job.fields) == "table" and job.fields or {}
-  for _, k in ipairs(ERRORS) do
-    local v = fields[k] or job[k]
-    if type(v) == "string" then r.errors[#r.errors + 1] = { key = k, label = (k:gsub("_", " ")), text = v } end
+  for i = 1, #ERRORS do
+    local key = ERRORS[i][1]
+    local v = fields[key] or job[key]
+    if type(v) == "string" then errors[#errors + 1] = { key = key, label = ERRORS[i][2], text = v } end
   end
+  r.errors = errors
   local err
   r.tail, r.tail_cut, err = facts.tail(job, run_dir, n or 0)
   if err then r.errors[#r.errors + 1] = { key = "log_read", label = "log", text = err } end
