@@ -101,7 +101,7 @@
 ---@field untracked string[] the untracked paths
 ---@field upstream string? the branch's upstream, e.g. origin/main
 
----A job's result, as expectation functions see it (SPEC §4).
+---A job's result, as expectation functions see it (README "Jobs, statuses and results").
 ---@class jobrun.Result
 ---@field name string the job's name
 ---@field params table<string, any> its matrix values

@@ -9,7 +9,7 @@
 ---@class jobrun.JobSpec: jobrun.Suite
 ---@field name string the job's name, unique in the script's run
 
----A job's result (SPEC §4), as `job:result()`, `job:wait()` and `jobrun.all` return it.
+---A job's result (README "Jobs, statuses and results"), as `job:result()`, `job:wait()` and `jobrun.all` return it.
 ---@class jobrun.JobResult: jobrun.Result
 ---@field backend string the backend that ran it
 ---@field native_id string? its id there (a Slurm job id, a managed job id, a pid)

@@ -1,5 +1,5 @@
 /* guard: user Lua (suite files, parser fns) run under a count hook, so that no user code can
- * keep jobrun from answering a signal or run past its CPU budget (SPEC §2, §3).
+ * keep jobrun from answering a signal or run past its CPU budget (README "Using it", "Suite files").
  *
  *   guard.call(budget, fn, ...) -> true, results... | false, err
  *

@@ -1066,19 +1066,10 @@ static const luaL_Reg process_functions[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 int luaopen_jobrun_process(lua_State *L) {
-    new_class(L, PROCESS_HANDLE, process_meta, process_methods);
-    new_class(L, STREAM_HANDLE, stream_meta, stream_methods);
-    new_class(L, SIGNALS_HANDLE, signals_meta, signals_methods);
+    jobrun_class(L, PROCESS_HANDLE, process_meta, process_methods);
+    jobrun_class(L, STREAM_HANDLE, stream_meta, stream_methods);
+    jobrun_class(L, SIGNALS_HANDLE, signals_meta, signals_methods);
     luaL_newlib(L, process_functions);
     return 1;
 }

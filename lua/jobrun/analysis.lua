@@ -1,4 +1,4 @@
--- Log analysis (SPEC §3 parser): the parsers of a suite, its packs and the built-ins, run over
+-- Log analysis (parsers; README "Suite files"): the parsers of a suite, its packs and the built-ins, run over
 -- a job's log. `contains` needles are found in C (jobrun.c.scan) in one pass over the tail (or
 -- the whole log with scope = "all"); patterns and fn parsers see only what they need.
 local scan = require "jobrun.c.scan"
@@ -12,7 +12,7 @@ local analysis = {}
 -- multi-GB log costs the same as a small one.
 analysis.TAIL_BYTES = 1024 * 1024
 
--- Seconds of CPU a parser fn may use on one job unless it sets `budget` (SPEC §3).
+-- Seconds of CPU a parser fn may use on one job unless it sets `budget` (README "Suite files").
 analysis.FN_BUDGET = 1
 
 local TOP_LEVEL = { exit_code = true, termination_reason = true, restart_count = true }

@@ -1,5 +1,6 @@
--- What `require "jobrun"` gives a script (SPEC §8), and only a script: jobs and suites that a
--- Lua program starts and waits for itself, all in one run (the script's), on one event loop.
+-- What `require "jobrun"` gives a script (README "Scripts: jobs driven from Lua"), and only a
+-- script: jobs and suites that a Lua program starts and waits for itself, all in one run (the
+-- script's), on one event loop.
 -- Blocking calls (wait, sleep, all) run that loop: one backend wait over every running job of
 -- the run (pidfds for local jobs), one refresh (for a backend without pidfds, at most one per
 -- its poll interval, however often the script asks), the streamed logs printed (fetched first,

@@ -210,8 +210,7 @@ function cli.dispatch(argv)
   require("jobrun.state").check_dir(state_dir)
   -- The git guard never counts the state directory as a change, wherever it is.
   local fs = require "jobrun.c.fs"
-  require("jobrun.git").state_dir = (fs.realpath(state_dir) or (state_dir:sub(1, 1) == "/" and state_dir
-    or (fs.getcwd() .. "/" .. state_dir)))
+  require("jobrun.git").state_dir = state_dir:sub(1, 1) == "/" and state_dir or (fs.getcwd() .. "/" .. state_dir)
   opts.color = opts.color or "auto"
   return cmd.run(opts, args)
 end

@@ -11,24 +11,46 @@ local git = {}
 git.state_dir = nil
 
 -- own(workdir, path): path (relative to the work tree, a directory with a trailing "/") is the
--- state directory or inside it.
-local function own(workdir, path)
-  local dir = git.state_dir
-  if not dir or not workdir then return false end
+-- state directory or inside it, as found or with its symlinks resolved (a `.jobrun` that links
+-- elsewhere shows in the status as the link itself).
+-- dirs: { git.state_dir, its realpath }.
+local function own(dirs, workdir, path)
+  if not workdir then return false end
   local full = (workdir:gsub("/$", "")) .. "/" .. path:gsub("/$", "")
-  return full == dir or full:sub(1, #dir + 1) == dir .. "/"
+  for _, dir in ipairs(dirs) do
+    if full == dir or full:sub(1, #dir + 1) == dir .. "/" then return true end
+  end
+  return false
+end
+
+-- open(dir): the repository containing dir; nil or "." means where git itself would look from
+-- here (the current directory, or $GIT_DIR).
+local function open(dir)
+  if dir == "." then dir = nil end
+  return cgit.open(dir)
+end
+
+-- root([dir]) -> the work tree's root (absolute, no trailing "/"), or nil outside a work tree.
+-- The one root finder: the state directory (jobrun.state.discover) and the guard (git.info)
+-- both take libgit2's answer, so GIT_DIR, GIT_CEILING_DIRECTORIES and `.git` files move both.
+function git.root(dir)
+  local repo = open(dir)
+  local workdir = repo and repo:workdir()
+  if repo then repo:close() end
+  return workdir and (workdir:gsub("(.)/$", "%1")) or nil
 end
 
 -- info(dir) -> read-only table for suites, or nil when dir is in no repository.
 function git.info(dir)
-  local repo = cgit.open(dir or ".")
+  local repo = open(dir)
   if not repo then return nil end
   local head = assert(repo:head())
   local status = repo:status() or {}
   local workdir = repo:workdir()
   local changed, untracked = {}, {}
+  local dirs = { git.state_dir, git.state_dir and require("jobrun.c.fs").realpath(git.state_dir) }
   for _, entry in ipairs(status) do
-    if own(workdir, entry.path) then -- luacheck: ignore 542
+    if own(dirs, workdir, entry.path) then -- luacheck: ignore 542
     elseif entry.untracked then untracked[#untracked + 1] = entry.path
     else changed[#changed + 1] = entry.path end
   end

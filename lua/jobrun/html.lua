@@ -1,4 +1,4 @@
--- The HTML report (SPEC §7 --html): one self-contained page — no network, no external script,
+-- The HTML report (--html; README "Reports"): one self-contained page — no network, no external script,
 -- style or font — with the run's header and counts, the grid, the full table (sortable by
 -- clicking a column, in a little inline JS), a timeline of the jobs (inline SVG) and each failed
 -- job's mismatches, termination and last log lines (ANSI colours rendered as HTML). Every piece of
@@ -12,13 +12,13 @@ local duration = require "jobrun.duration"
 local results = require "jobrun.results"
 local state = require "jobrun.state"
 local grid = require "jobrun.grid"
-local logtail = require "jobrun.logtail"
+local facts = require "jobrun.facts"
+local scan = require "jobrun.c.scan"
 
 local html = {}
 
--- How many log lines a failed job shows, and how wide a line may be.
+-- How many log lines a failed job shows (their width: jobrun.facts).
 html.LOG_LINES = 40
-html.LINE_WIDTH = 2000
 
 local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 
@@ -41,7 +41,7 @@ function html.ansi_line(s)
   local fg, bold = nil, false
   local function text(t)
     if t == "" then return end
-    t = esc(logtail.strip(t), true)
+    t = esc(scan.strip(t), true)
     if t == "" then return end
     local classes = {}
     if fg then classes[#classes + 1] = "a" .. fg end
@@ -352,33 +352,23 @@ local function failures_html(data, run_dir, ids)
       n = n + 1
       out[#out + 1] = string.format('<div class="fail-job" id="%s"><h3>✗ <span class="mono">%s</span></h3>', ids[job],
         esc(job.name))
-      if job.mismatches and #job.mismatches > 0 then
+      local r = facts.of(job, run_dir, html.LOG_LINES)
+      if #r.mismatches > 0 then
         out[#out + 1] = "<ul>"
-        for _, m in ipairs(job.mismatches) do out[#out + 1] = "<li>" .. esc(m) .. "</li>" end
+        for _, m in ipairs(r.mismatches) do out[#out + 1] = "<li>" .. esc(m) .. "</li>" end
         out[#out + 1] = "</ul>"
       end
-      local facts = { "status " .. esc(job.status) }
-      if known(job.termination_reason) then facts[#facts + 1] = "termination " .. esc(job.termination_reason) end
-      if known(job.exit_code) then facts[#facts + 1] = "exit code " .. esc(job.exit_code) end
-      if known(job.restart_count) then facts[#facts + 1] = "restarts " .. esc(job.restart_count) end
-      if known(job.native_status) and job.native_status ~= job.status then
-        facts[#facts + 1] = "backend " .. esc(job.native_status)
+      local shown = {}
+      for k, f in ipairs(r.facts) do shown[k] = esc(f.label) .. " " .. esc(f.value) end
+      out[#out + 1] = '<p class="facts">' .. table.concat(shown, " · ") .. "</p>"
+      for _, e in ipairs(r.errors) do
+        out[#out + 1] = '<p class="facts">' .. esc(e.label) .. ": " .. esc(e.text) .. "</p>"
       end
-      out[#out + 1] = '<p class="facts">' .. table.concat(facts, " · ") .. "</p>"
-      local fields = job.fields or {}
-      for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
-        local v = fields[k] or job[k]
-        if type(v) == "string" then
-          out[#out + 1] = '<p class="facts">' .. esc((k:gsub("_", " "))) .. ": " .. esc(v) .. "</p>"
-        end
-      end
-      local lines = job.log_path_rel and run_dir
-        and logtail.lines(run_dir .. "/" .. job.log_path_rel, html.LOG_LINES, { width = html.LINE_WIDTH }) or {}
-      if #lines > 0 then
+      if #r.tail > 0 then
         local rendered = {}
-        for i, l in ipairs(lines) do rendered[i] = html.ansi_line(l) end
+        for i, l in ipairs(r.tail) do rendered[i] = html.ansi_line(l) end
         out[#out + 1] = string.format('<p class="facts">last %d log lines of <span class="mono">%s</span></p>',
-          #lines, esc(job.log_path))
+          #r.tail, esc(r.log_path))
         out[#out + 1] = '<pre class="log">' .. table.concat(rendered, "\n") .. "</pre>"
       else
         out[#out + 1] = '<p class="facts">No log content.</p>'

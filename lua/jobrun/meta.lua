@@ -59,7 +59,7 @@ function meta.generate()
   field_lines(out, schema.git_info)
   out[#out + 1] = ""
   out[#out + 1] = [[
----A job's result, as expectation functions see it (SPEC §4).
+---A job's result, as expectation functions see it (README "Jobs, statuses and results").
 ---@class jobrun.Result
 ---@field name string the job's name
 ---@field params table<string, any> its matrix values

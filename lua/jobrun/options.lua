@@ -5,7 +5,7 @@ local suggest = require "jobrun.suggest"
 
 local options = {}
 
--- Option groups shared by several commands (SPEC §2). kind: flag | value | list | optional (a
+-- Option groups shared by several commands (README "Using it"). kind: flag | value | list | optional (a
 -- flag that may carry a value: --name=VALUE, or --name VALUE when the next argument is one that
 -- the option's `takes(arg, following)` accepts (following: the argument after it, if any), so
 -- that `check --grid RUN` still reads RUN as the run).

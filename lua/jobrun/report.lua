@@ -1,13 +1,13 @@
--- The human report of a run (SPEC §7): a header, one row per job with the old tool's colours,
+-- The human report of a run (README "Reports"): a header, one row per job with the old tool's colours,
 -- a status summary, with --grid the verdicts as a grid over two axes; the --json document
--- (SPEC §4); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
+-- (README "Jobs, statuses and results"); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
 local color = require "jobrun.color"
 local textable = require "jobrun.textable"
 local template = require "jobrun.template"
 local duration = require "jobrun.duration"
 local results = require "jobrun.results"
 local json = require "jobrun.json"
-local scan = require "jobrun.c.scan"
+local facts = require "jobrun.facts"
 local term = require "jobrun.c.term"
 local sanitize = require "jobrun.sanitize"
 local state = require "jobrun.state"
@@ -179,30 +179,34 @@ function report.json(data)
   }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary", "checks" })
 end
 
--- logs_text(data, run_dir, opts): each job's last lines, framed as the old tool's -l did.
+-- The --logs block's labels, as the old tool's -l printed them.
+local LOGS_LABEL = { exit_code = "Exit Code", restart_count = "Restart Count", termination_reason = "Termination",
+                     native_status = "Backend Status" }
+
+-- logs_text(data, run_dir, opts): each job's failure record (jobrun.facts) and last lines, framed
+-- as the old tool's -l did.
 function report.logs_text(data, run_dir, opts)
   local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
   local n = math.tointeger(tonumber(opts.tail or 20)) or 20
   local out = {}
   for _, job in ipairs(data.jobs) do
+    local r = facts.of(job, run_dir, n)
     out[#out + 1] = string.rep("=", 80)
-    out[#out + 1] = string.format("Job: %s (%s)", paint(clean(job.name), "cyan"),
-      paint(clean(job.status), STATUS_COLOR[job.status]))
-    if job.exit_code ~= nil then out[#out + 1] = "Exit Code: " .. tostring(job.exit_code) end
-    if job.restart_count ~= nil then out[#out + 1] = "Restart Count: " .. tostring(job.restart_count) end
-    if job.termination_reason ~= nil then out[#out + 1] = "Termination: " .. clean(job.termination_reason) end
-    for _, m in ipairs(job.mismatches or {}) do out[#out + 1] = paint("Mismatch: " .. clean(m), "red") end
+    out[#out + 1] = string.format("Job: %s (%s)", paint(clean(r.name), "cyan"),
+      paint(clean(r.status), STATUS_COLOR[r.status]))
+    local later = {}
+    for _, f in ipairs(r.facts) do
+      local line = LOGS_LABEL[f.key] and (LOGS_LABEL[f.key] .. ": " .. clean(f.value))
+      if f.key == "native_status" then later[#later + 1] = line elseif line then out[#out + 1] = line end
+    end
+    for _, m in ipairs(r.mismatches) do out[#out + 1] = paint("Mismatch: " .. clean(m), "red") end
+    for _, line in ipairs(later) do out[#out + 1] = line end
+    for _, e in ipairs(r.errors) do
+      out[#out + 1] = (e.label:gsub("^%l", string.upper)) .. ": " .. clean(e.text)
+    end
     out[#out + 1] = string.rep("=", 80)
-    local text = job.log_path_rel and scan.tail(run_dir .. "/" .. job.log_path_rel, math.max(65536, n * 512))
-    local lines = {}
-    for line in (text or ""):gmatch("[^\n]*\n?") do
-      if line ~= "" then lines[#lines + 1] = line:gsub("\n$", "") end
-    end
-    if #lines == 0 then out[#out + 1] = "No log content available" end
-    -- A carriage return redraws a line (progress bars): show what a terminal would have left.
-    for i = math.max(1, #lines - n + 1), #lines do
-      out[#out + 1] = clean(lines[i]:gsub("\r+$", ""):match("[^\r]*$"), true)
-    end
+    if #r.plain == 0 then out[#out + 1] = "No log content available" end
+    for _, line in ipairs(r.plain) do out[#out + 1] = clean(line, true) end
     out[#out + 1] = string.rep("-", 80)
   end
   return table.concat(out, "\n") .. "\n"
@@ -214,13 +218,15 @@ function report.emit(data, opts, run_dir)
   if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
     require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
   end
-  -- --json is machine output only: no human table anywhere (SPEC §2).
+  -- --json is machine output only: no human table anywhere (README "Using it").
   if not opts.json then
     local text, warning = report.text(data, opts)
     if warning then io.stderr:write("jobrun: ", require("jobrun.sanitize").message(warning), "\n") end
     io.stdout:write(text)
     local paint = color.painter(color.enabled(opts.color, 1))
-    io.stdout:write(require("jobrun.failures").text(data, run_dir, paint))
+    -- With --logs, each job's block below holds its whole failure record: no summary, so that
+    -- each failure is shown once.
+    if not (opts.logs and run_dir) then io.stdout:write(require("jobrun.failures").text(data, run_dir, paint)) end
     -- Where to look next, as the old tool's check ended; only for a person at a terminal.
     local sum = results.summary(data.jobs)
     if not opts.logs and sum.failed > 0 and term.isatty(1) then

@@ -1,4 +1,4 @@
--- Job records: what state.json keeps per job and what --json prints (SPEC §4), made from a
+-- Job records: what state.json keeps per job and what --json prints (README "Jobs, statuses and results"), made from a
 -- planned job, and settled (exit code, termination, verdict) once the backend has spoken.
 local json = require "jobrun.json"
 local state = require "jobrun.state"
@@ -56,7 +56,7 @@ function results.record(pjob, run_dir_shown, key)
   }
 end
 
--- What an earlier attempt keeps (SPEC §4 `attempts`), oldest first.
+-- What an earlier attempt keeps (`attempts`, README "Jobs, statuses and results"), oldest first.
 results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
   "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
   "verdict", "mismatches", "fields" }
@@ -124,7 +124,7 @@ function results.for_state(job)
   return json.object(out, results.ORDER)
 end
 
--- The public result (SPEC §4): no spec, no backend internals.
+-- The public result (README "Jobs, statuses and results"): no spec, no backend internals.
 function results.public(job)
   -- results.ORDER's fields, named in one constructor: the table is made at its size at once
   -- (a --json of 10,000 jobs makes 10,000 of them). tests/unit/results_public.lua checks the list.
@@ -199,7 +199,7 @@ function results.settle(job, expect, run_dir, parsers)
     return fs.read(run_dir .. "/" .. job.log_path_rel) or ""
   end
   job.verdict, job.mismatches = verdict.judge(job, expect, read_log)
-  -- A parser that failed leaves the job's facts unknown: never a pass (SPEC §3).
+  -- A parser that failed leaves the job's facts unknown: never a pass (README "Suite files").
   for _, e in ipairs(found.parser_errors or {}) do
     if job.verdict ~= "pending" then job.verdict = "fail" end
     job.mismatches[#job.mismatches + 1] = string.format("parser '%s' failed: %s", e.parser, e.error)

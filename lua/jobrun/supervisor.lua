@@ -15,7 +15,7 @@
 -- write. Where links cannot be made, a job's claim and result are files of their own, as before:
 -- jobs/<job>.status.json (written in full, then linked) and jobs/<job>.result.json.
 --
--- A full disk must not pass for a lost job (SPEC §5). A log write that fails is kept as the
+-- A full disk must not pass for a lost job (README "How a job's record moves"). A log write that fails is kept as the
 -- result's log_error. A result that cannot be written is tried again (journal, then a result
 -- file), then written in place over the slot's record, or the job's own claim (both are padded
 -- to RECORD_SIZE for this: rewriting them needs no new block), with result_error saying why; if

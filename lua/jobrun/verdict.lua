@@ -1,5 +1,5 @@
--- Expectations (SPEC §3) and verdicts (SPEC §4): pass, fail or pending, with every unmet
--- expectation in words.
+-- Expectations (README "Suite files") and verdicts (README "Jobs, statuses and results"): pass,
+-- fail or pending, with every unmet expectation in words.
 local guard = require "jobrun.c.guard"
 
 local verdict = {}

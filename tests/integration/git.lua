@@ -131,4 +131,92 @@ tap.test("a repository without commits, and no repository at all", function()
   tap.like(e5, "not in a git repository", "explained")
 end)
 
+-- The one root finder (state.discover and the guard both ask libgit2, as git itself would look).
+local PLAIN = 'suite "c" { run = "echo hi", name = git and "in_git" or "no_git" }\n'
+
+tap.test("GIT_DIR from outside the work tree: the state directory and the guard use its root", function()
+  local dir = repo()
+  local other = h.scratch()
+  local code, out, err = h.sh(other, "GIT_DIR=" .. h.q(dir .. "/.git") .. " jobrun run "
+    .. h.q(dir .. "/s.lua") .. " --json")
+  tap.is(code, 0, "the guard sees the clean, pushed tree GIT_DIR names: " .. err)
+  local doc = json.decode(out) or {}
+  tap.is(doc.git and doc.git.commit, commit_of(dir), "the commit of GIT_DIR's repository")
+  tap.ok(require("jobrun.c.fs").stat(dir .. "/.jobrun/latest"), "the run lands at that work tree's root")
+  tap.ok(not require("jobrun.c.fs").stat(other .. "/.jobrun"), "not in the current directory")
+  -- GIT_WORK_TREE as well (which libgit2's own reading of the environment refuses).
+  local c2, out2, e2 = h.sh(other, "GIT_DIR=" .. h.q(dir .. "/.git") .. " GIT_WORK_TREE=" .. h.q(dir)
+    .. " jobrun run " .. h.q(dir .. "/s.lua") .. " --json")
+  tap.is(c2, 0, "GIT_DIR with GIT_WORK_TREE: " .. e2)
+  tap.is((json.decode(out2) or {}).git, (json.decode(out) or {}).git, "the same repository")
+end)
+
+tap.test("GIT_CEILING_DIRECTORIES: no repository above the ceiling, for the state directory and the suite", function()
+  local dir = repo()
+  h.write(dir .. "/sub/c.lua", PLAIN)
+  local code, out = h.sh(dir .. "/sub", "GIT_CEILING_DIRECTORIES=" .. h.q(dir) .. " jobrun run c.lua --json")
+  tap.is(code, 0, "runs")
+  local doc = json.decode(out) or {}
+  tap.is(doc.jobs and doc.jobs[1].name, "no_git", "the suite sees no repository, as git would not")
+  local fs = require "jobrun.c.fs"
+  tap.ok(fs.stat(dir .. "/sub/.jobrun/latest"), "the state directory is the current directory's")
+  tap.ok(not fs.stat(dir .. "/.jobrun"), "not the work tree's the ceiling hides")
+  local c2, out2 = h.sh(dir .. "/sub", "rm -rf .jobrun && jobrun run c.lua --json")
+  tap.is(c2, 0, "without the ceiling")
+  local d2 = json.decode(out2) or {}
+  tap.is(d2.jobs and d2.jobs[1].name, "in_git", "the suite sees the repository")
+  tap.ok(fs.stat(dir .. "/.jobrun/latest"), "and the run lands at the work tree's root")
+end)
+
+tap.test("a .git file: from inside a linked worktree and a submodule, the root is theirs", function()
+  local fs = require "jobrun.c.fs"
+  local dir = repo()
+  h.sh(dir, GIT .. " worktree add -q -b side ../wt2")
+  local wt = fs.realpath(dir .. "/../wt2")
+  assert(fs.mkdir_p(wt .. "/deep/er"))
+  local code, out, err = h.sh(wt .. "/deep/er", "jobrun run ../../s.lua --json")
+  tap.is(code, 0, "runs from inside the worktree: " .. err)
+  local doc = json.decode(out) or {}
+  tap.is(doc.git and doc.git.branch, "side", "the worktree's branch")
+  tap.ok(fs.stat(wt .. "/.jobrun/latest"), "the run lands at the worktree's root")
+  tap.ok(not fs.stat(dir .. "/.jobrun"), "not the main work tree's")
+
+  -- A submodule: its `.git` is a file pointing into the superproject's .git/modules.
+  local lib = repo() -- a second repository, pushed, as the submodule's origin
+  local sup = h.scratch()
+  local c1 = h.sh(sup, GIT .. " init -q top && cd top && " .. GIT .. " -c protocol.file.allow=always submodule add -q "
+    .. h.q(lib) .. " mod && " .. GIT .. " commit -qm sub")
+  assert(c1 == 0, "submodule setup failed")
+  local mod = sup .. "/top/mod"
+  tap.is(fs.stat(mod .. "/.git").type, "file", "the submodule's .git is a file")
+  assert(fs.mkdir_p(mod .. "/deeper"))
+  local c2, out2, e2 = h.sh(mod .. "/deeper", "jobrun run ../s.lua --json")
+  tap.is(c2, 0, "runs from inside the submodule: " .. e2)
+  local d2 = json.decode(out2) or {}
+  tap.is(d2.git and d2.git.commit, commit_of(lib), "the submodule's commit")
+  tap.ok(fs.stat(mod .. "/.jobrun/latest"), "the run lands at the submodule's root")
+  tap.ok(not fs.stat(sup .. "/top/.jobrun"), "not the superproject's")
+end)
+
+tap.test("a symlinked .jobrun is followed (issue 21 #13), and the guard does not count the link", function()
+  local fs = require "jobrun.c.fs"
+  local proj, elsewhere = h.scratch(), h.scratch()
+  h.sh(proj, "ln -s " .. h.q(elsewhere) .. " .jobrun")
+  h.write(proj .. "/sub/c.lua", PLAIN)
+  local code = h.sh(proj .. "/sub", "jobrun run c.lua")
+  tap.is(code, 0, "runs")
+  tap.ok(fs.stat(elsewhere .. "/latest"), "from proj/sub, the run lands where proj/.jobrun points")
+  tap.ok(not fs.stat(proj .. "/sub/.jobrun"), "not in proj/sub/.jobrun")
+  tap.is(select(1, h.sh(proj .. "/sub", "jobrun check >/dev/null")), 0, "check finds it there too")
+
+  local dir = repo()
+  local away = h.scratch()
+  -- A .gitignore that does not name .jobrun: only the guard's own rule keeps the link out.
+  h.sh(dir, "printf '.stdout\\n.stderr\\n' > .gitignore && " .. GIT .. " commit -qam ign && git push -q")
+  h.sh(dir, "ln -s " .. h.q(away) .. " .jobrun")
+  local c2, _, e2 = h.sh(dir, "jobrun run s.lua")
+  tap.is(c2, 0, "the .jobrun link is no uncommitted change: " .. e2)
+  tap.ok(fs.stat(away .. "/latest"), "the run lands behind the link")
+end)
+
 return tap.done()

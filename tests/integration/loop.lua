@@ -1,4 +1,4 @@
--- The failure loop (SPEC §2, §4, §5): run in a real git repository, read what failed, fix it,
+-- The failure loop (README "The failure loop"): run in a real git repository, read what failed, fix it,
 -- rerun the failures, compare the runs; the state directory found from anywhere in the tree.
 local tap = require "tap"
 local h = require "helpers"

@@ -1,4 +1,4 @@
--- A run's record is the truth (SPEC §5): every job of a valid suite runs under its own files,
+-- A run's record is the truth (README "How a job's record moves"): every job of a valid suite runs under its own files,
 -- a stale writer never moves a job backwards, signals are answered, user code cannot hang the
 -- runner, and damaged files are reported instead of hanging or raising tracebacks.
 local tap = require "tap"

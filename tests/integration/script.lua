@@ -1,5 +1,6 @@
--- jobrun script (SPEC §8): a Lua program that drives jobs itself through require "jobrun", in
--- one run that list, check, logs and kill know; resume reuses the jobs that passed.
+-- jobrun script (README "Scripts: jobs driven from Lua"): a Lua program that drives jobs itself
+-- through require "jobrun", in one run that list, check, logs and kill know; resume reuses the
+-- jobs that passed.
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"

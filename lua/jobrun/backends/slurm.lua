@@ -18,7 +18,8 @@ local fs = require "jobrun.c.fs"
 
 local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10 }
 
--- Slurm's job states, as SPEC §4 statuses and (for the ends that say why) a termination.
+-- Slurm's job states, as jobrun's statuses (README "Jobs, statuses and results") and (for the
+-- ends that say why) a termination.
 local STATES = {
   PENDING = { "PENDING" }, CONFIGURING = { "PENDING" }, REQUEUED = { "PENDING" },
   REQUEUE_HOLD = { "PENDING" }, REQUEUE_FED = { "PENDING" }, RESV_DEL_HOLD = { "PENDING" },

@@ -1,4 +1,4 @@
--- jobrun script FILE.lua [ARGS…]: a Lua program that drives jobs itself (SPEC §8). Its
+-- jobrun script FILE.lua [ARGS…]: a Lua program that drives jobs itself (README "Scripts: jobs driven from Lua"). Its
 -- `require "jobrun"` (jobrun.api) gives jobs and suites; everything it starts is one run.
 local options = require "jobrun.options"
 local errors = require "jobrun.errors"

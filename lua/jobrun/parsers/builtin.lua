@@ -1,7 +1,7 @@
 -- Built-in parsers: what any job's log can tell, whatever ran in it. A suite or pack replaces
 -- one by declaring a parser of the same name.
 --
--- When several termination reasons appear in one log, the most specific cause wins (SPEC §3):
+-- When several termination reasons appear in one log, the most specific cause wins (README "Suite files"):
 -- a rank that ran out of GPU memory makes the other ranks' collectives time out, and the job is
 -- then killed; the log shows all three, and the cause is the first. Priorities, highest first:
 --   9 cuda_oom   8 oom   7 disk_full, shm_exhausted   6 cuda_error   (resources, CUDA)
