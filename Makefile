@@ -23,7 +23,7 @@ LIBS       = $(CJSON_LIB) $(YAML_LIB) $(PKG_LIBS) -ldl -lm
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
-HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
+HOST_SRC  := src/host.c src/handle.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
              src/guard.c src/yaml.c src/json.c src/metrics.c src/serve.c
 HEADERS   := $(wildcard src/*.h)
 
@@ -86,9 +86,9 @@ build/fuzz/scan_fuzz: tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(HEADERS)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(PKG_LIBS) -lm
 
-build/fuzz/metrics_fuzz: tests/fuzz/metrics_fuzz.c src/metrics.c $(HEADERS)
+build/fuzz/metrics_fuzz: tests/fuzz/metrics_fuzz.c src/metrics.c src/scan.c src/io.c src/handle.c $(HEADERS)
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/metrics_fuzz.c src/metrics.c $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/metrics_fuzz.c src/metrics.c src/scan.c src/io.c src/handle.c $(PKG_LIBS) -lm
 
 build/fuzz/json_fuzz: tests/fuzz/json_fuzz.c $(HOST_SRC) build/embedded.c $(HEADERS)
 	@mkdir -p build/fuzz

@@ -33,18 +33,6 @@ static int msghandler(lua_State *L) {
     return 1;
 }
 
-void jobrun_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-    if (luaL_newmetatable(L, name)) {
-        luaL_setfuncs(L, meta, 0);
-        if (methods) {
-            lua_newtable(L);
-            luaL_setfuncs(L, methods, 0);
-            lua_setfield(L, -2, "__index");
-        }
-    }
-    lua_pop(L, 1);
-}
-
 int jobrun_call(lua_State *L, int nargs) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, msghandler);

@@ -43,6 +43,10 @@ int jobrun_read_tail(lua_State *L, luaL_Buffer *b, JobrunTail *t);
  * and, when methods is not NULL, an __index table of them. Made once per state. */
 void jobrun_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
+/* src/scan.c: the one terminal-escape stripper (CSI, OSC, DCS/APC strings, nF and two-byte
+ * forms), in place; keep_sgr keeps colour (SGR) sequences. Returns the new length. */
+size_t jobrun_strip_escapes(char *buf, size_t len, int keep_sgr);
+
 /* Primitive families, one luaL_Reg table each. */
 int luaopen_jobrun_fs(lua_State *L);
 int luaopen_jobrun_term(lua_State *L);

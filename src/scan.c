@@ -67,7 +67,7 @@ static void free_needles(Needle *needles, int count) {
  *   nF   ESC intermediates… final                (ESC ( B)
  *   the two-byte forms ESC 0x30-0x7E              (ESC 7, ESC =, ESC c …)
  * A sequence the text ends in the middle of goes to the end; a lone ESC goes. */
-static size_t strip_escapes(char *buf, size_t len, int keep_sgr) {
+size_t jobrun_strip_escapes(char *buf, size_t len, int keep_sgr) {
     size_t out = 0, i = 0;
     while (i < len) {
         if (buf[i] != '\033') { buf[out++] = buf[i++]; continue; }
@@ -246,7 +246,7 @@ static int scan_find(lua_State *L) {
             if (len - whole > MAX_LINE) whole = len;
         }
         size_t carry_len = len - whole;
-        size_t searched = memchr(data, '\033', whole) ? strip_escapes(data, whole, 0) : whole;
+        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
         if (search(needles, count, data, searched) != 0) {
             free(buf);
             close(fd);
@@ -284,7 +284,7 @@ static int scan_tail(lua_State *L) {
     }
     close(fd);
     memmove(p, p + skip, got - skip);
-    size_t len = strip_escapes(p, got - skip, 0);
+    size_t len = jobrun_strip_escapes(p, got - skip, 0);
     luaL_pushresultsize(&b, len);
     return 1;
 }
@@ -496,7 +496,7 @@ static size_t display_line(char *line, size_t len, int keep_sgr, size_t *from) {
     *from = cr ? (size_t)(cr - line) + 1 : 0;
     char *text = line + *from;
     len -= *from;
-    return memchr(text, '\033', len) ? strip_escapes(text, len, keep_sgr) : len;
+    return memchr(text, '\033', len) ? jobrun_strip_escapes(text, len, keep_sgr) : len;
 }
 
 /* Only white space and (kept) SGR sequences. */
@@ -625,7 +625,7 @@ static int scan_strip(lua_State *L) {
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, len);
     memcpy(p, s, len);
-    luaL_pushresultsize(&b, strip_escapes(p, len, keep_sgr));
+    luaL_pushresultsize(&b, jobrun_strip_escapes(p, len, keep_sgr));
     return 1;
 }
 

@@ -1,4 +1,4 @@
--- Metrics (SPEC §3 metric, expect.metrics, scaling): number series read from a job's log and
+-- Metrics (README "Metrics": metric, expect.metrics, scaling): number series read from a job's log and
 -- from the JSON lines it appends to $JOBRUN_METRICS, their aggregates, and the rules that judge
 -- them. The log is read once per job for all its metrics, in C (jobrun.c.metrics).
 local cmetrics = require "jobrun.c.metrics"
@@ -15,7 +15,7 @@ metrics.TAIL = 0.25
 -- Seconds of CPU a metric fn may use on one job unless it sets `budget`.
 metrics.FN_BUDGET = 1
 
--- What each result's metrics entry holds, in order (SPEC §3).
+-- What each result's metrics entry holds, in order (README "Metrics").
 metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "series", "series_step", "error" }
 
 -- parse_agg(text) -> name, fraction | nil, why. "tail_mean:0.1" sets tail_mean's fraction.
@@ -532,7 +532,7 @@ function metrics.judge(found, mexpect, job)
   return out
 end
 
--- scaling(jobs, spec) -> check | nil: the suite-level scaling check (SPEC §3 scaling) over
+-- scaling(jobs, spec) -> check | nil: the suite-level scaling check (README "Metrics") over
 -- the jobs of one suite. check = { name, ok (true/false, nil while jobs are unfinished),
 -- text, groups = { { label, steps = { { from, to, efficiency, ok } } } } }.
 function metrics.scaling(jobs, spec, terminal)

@@ -57,7 +57,7 @@ function report.cells(job, paint)
 end
 
 -- metric_columns(data) -> the metric names the reports show: report.metrics where the suite
--- names them, else those that have expectations (SPEC §7), in first-seen order.
+-- names them, else those that have expectations (README "Metrics"), in first-seen order.
 function report.metric_columns(data)
   local names, seen = {}, {}
   local function add(n) if type(n) == "string" and not seen[n] then seen[n] = true; names[#names + 1] = n end end
@@ -88,7 +88,7 @@ function report.metric_cell(job, name)
   return require("jobrun.metrics").format(rec.value), bad
 end
 
--- checks(data) -> the run's suite-level checks (the scaling check of SPEC §3): { name, ok
+-- checks(data) -> the run's suite-level checks (README "Metrics": scaling): { name, ok
 -- (nil while jobs run), text }.
 function report.checks(data)
   if type(data.scaling) ~= "table" then return {} end

@@ -1,4 +1,4 @@
--- Metrics (SPEC §3): each format trainers print, on excerpts written from what those tools
+-- Metrics (README "Metrics"): each format trainers print, on excerpts written from what those tools
 -- print (Hugging Face's Trainer, tqdm, Lightning, torchtitan, JSON lines, key=value), the
 -- aggregates, expectations and their messages, scaling, and bad input at file:line.
 local tap = require "tap"

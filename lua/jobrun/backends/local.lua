@@ -74,7 +74,7 @@ local function work_item(ctx, job, secret_sets, secret_index)
       env[k] = v
     end
   end
-  -- The job's own metrics, as JSON lines (SPEC §3); every rank appends to the same file.
+  -- The job's own metrics, as JSON lines (README "Metrics"); every rank appends to the same file.
   env.JOBRUN_METRICS = require("jobrun.metrics").file_of(ctx.run_dir .. "/" .. job.log_path_rel)
   local ref
   if next(hidden) then
