@@ -232,13 +232,13 @@ function api.new(S)
 
   -- guard(policy, where): a job's or suite's git = { require_clean, require_pushed }, as run
   -- and launch check it (--skip-git-check skips it).
-  local function guard(policy, where)
+  local function guard(policy, where, backend)
     if not policy or not (policy.require_clean or policy.require_pushed) then return end
     if S.opts["skip-git-check"] then
       io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
       return
     end
-    require("jobrun.git").guard(S.git_info, policy, where)
+    require("jobrun.git").guard(S.git_info, policy, where, backend)
   end
 
   local function finished(job)
@@ -262,7 +262,7 @@ function api.new(S)
     local decls = { file = S.script, source = "", suite = { name = name, where = where, fields = fields },
                     conditions = {}, condition_order = {}, parsers = {}, parser_order = {} }
     local p = plan.build(decls, { run_id = S.run_id, git = S.git })
-    guard(p.git_policy, where)
+    guard(p.git_policy, where, p.backend)
     if #p.jobs ~= 1 then errors.at(where, "%s: jobrun.job declares one job (no matrix); use a suite", label) end
     return p.jobs[1]
   end
@@ -416,7 +416,7 @@ function api.new(S)
       opts.set = { opts.set }
     end
     local p = plan.from_options(self.path, opts)
-    guard(p.git_policy, p.git_where)
+    guard(p.git_policy, p.git_where, p.backend)
     local jobs = {}
     for i, pjob in ipairs(p.jobs) do jobs[i] = new_job(pjob, self.where) end
     ensure_run(p.backend, self.where, p.jobs[1] and p.jobs[1].options)
