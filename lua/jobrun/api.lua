@@ -177,12 +177,24 @@ function api.new(S)
     S.held = keep
   end
 
+  -- stop_on_signal(): Ctrl-C (or TERM, HUP) seen by the loop stops the script. The signal is
+  -- left pending, so that the guard around the script (jobrun.c.guard) raises it again at every
+  -- instruction: a script's own pcall cannot swallow it. The script command says what keeps
+  -- running.
+  local function stop_on_signal()
+    local sig = require("jobrun.c.guard").pending()
+    if sig then error({ signal = sig }, 0) end
+  end
+
   -- tick(timeout): one turn of the loop.
   local function tick(timeout)
     local run = S.run
+    local extra = S.signals and { S.signals } or nil
     if run and #run:active() > 0 then
-      run:await(timeout)
+      if #run:await(timeout, extra) > 0 then stop_on_signal() end
       if poll_due(run) then refresh(run) end
+    elseif extra then
+      if #process.poll(extra, timeout) > 0 then stop_on_signal() end
     elseif timeout > 0 then
       process.sleep(timeout)
     end
@@ -281,18 +293,21 @@ function api.new(S)
     return setmetatable({ name = pjob.name, pjob = pjob, where = where }, Job)
   end
 
-  -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
-  -- on --resume, an earlier one started again as a new attempt.
-  -- refuse_unended(job): a job of that name still running in the run cannot start again.
+  -- refuse_unended(job): a job of that name that has not ended in the run is adopted (waited
+  -- for) when its spec is the same; with another spec it cannot start again.
   local function refuse_unended(job)
     local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
     for _, r in ipairs(run.data.jobs) do
-      if r.name == job.name and not verdict.TERMINAL[r.status] then
-        errors.at(job.where, "job '%s' of run %s has not ended (%s): wait for it or kill it before resuming",
-          job.name, run.data.run_id, r.status)
+      if r.name == job.name and not verdict.TERMINAL[r.status]
+        and not same_spec(r.spec, results.record(job.pjob, dir_shown(), r.key).spec) then
+        errors.at(job.where, "job '%s' of run %s has not ended (%s) and its spec has changed: wait for it "
+          .. "or kill it before resuming", job.name, run.data.run_id, r.status)
       end
     end
   end
+
+  -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
+  -- on --resume, one still running adopted, an earlier one started again as a new attempt.
 
   local function prepare(job)
     local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
@@ -310,6 +325,17 @@ function api.new(S)
       return false
     end
     refuse_unended(job)
+    if not verdict.TERMINAL[existing.status] then
+      -- The same job, not ended (refuse_unended saw its spec): waited for, not started again.
+      run:plan_job(job.pjob)
+      job.record = existing
+      if existing.native_id then
+        io.stderr:write(string.format("jobrun: %s is still running in run %s (attempt %s): waiting for it\n",
+          job.name, run.data.run_id, tostring(existing.attempt or 1)))
+        return false
+      end
+      return true -- held back by a script that stopped before submitting it: submitted now
+    end
     run:rerun({ existing })
     existing.spec = fresh.spec
     existing.params = fresh.params
