@@ -15,6 +15,7 @@ local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local analysis = require "jobrun.analysis"
 local Run = require "jobrun.run"
+local cguard = require "jobrun.c.guard"
 
 local api = {}
 
@@ -213,6 +214,7 @@ function api.new(S)
     if me then
       me.cond, me.deadline = cond, deadline
       coroutine.yield()
+      cguard.hold(true) -- back in jobrun's code (see shielded)
       return
     end
     while true do
@@ -223,7 +225,9 @@ function api.new(S)
           if runnable(task) then
             ran = true
             S.current = task
+            local held = cguard.hold(false) -- the task's own code may be stopped by a signal
             local ok, err = coroutine.resume(task.co)
+            cguard.hold(held)
             S.current = nil
             if not ok then error(err, 0) end
             if coroutine.status(task.co) == "dead" then task.done = true; task.result = err end
@@ -495,7 +499,7 @@ function api.new(S)
   -- all { a, b, f… } [, { stream = bool }] -> their results, in order: jobs and suites are
   -- started and waited for together; functions run as coroutines on the same loop.
   function M.all(list, o)
-    local where = dsl.location(2)
+    local where = dsl.location(3) -- (the script's line: past the shielded wrapper)
     if type(list) ~= "table" then errors.at(where, "jobrun.all needs a list: jobrun.all { a, b }") end
     -- The jobs not started yet go to the backend together (one batch: one request for all where
     -- the backend can).
@@ -554,7 +558,7 @@ function api.new(S)
 
   function M.sleep(seconds)
     if type(seconds) ~= "number" or seconds < 0 then
-      errors.at(dsl.location(2), "jobrun.sleep needs a number of seconds")
+      errors.at(dsl.location(3), "jobrun.sleep needs a number of seconds")
     end
     local deadline = process.now() + seconds
     block(function() return process.now() >= deadline end, deadline)
@@ -578,6 +582,22 @@ function api.new(S)
     stream_out(true)
     if S.run then S.run:save() end
   end
+
+  -- shielded(fn): fn as jobrun's own code called by the script. A signal waits while it runs
+  -- (jobrun.c.guard.hold), so that nothing is cut off halfway (a job submitted but not
+  -- recorded): the loop stops at its own safe point (tick), or the script's code once it runs
+  -- again.
+  local function shielded(fn)
+    return function(...)
+      local prev = cguard.hold(true)
+      local _ <close> = setmetatable({}, { __close = function() cguard.hold(prev) end })
+      return fn(...)
+    end
+  end
+  for _, name in ipairs({ "all", "sleep" }) do M[name] = shielded(M[name]) end
+  for _, name in ipairs({ "submit", "done", "logs", "wait", "cancel" }) do Job[name] = shielded(Job[name]) end
+  for _, name in ipairs({ "launch", "wait" }) do Suite[name] = shielded(Suite[name]) end
+  S.finish = shielded(S.finish)
   return M
 end
 
