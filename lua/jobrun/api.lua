@@ -297,6 +297,24 @@ function api.new(S)
     return setmetatable({ name = pjob.name, pjob = pjob, where = where }, Job)
   end
 
+  -- settle(job): on --resume, the run's record of that name, if it has not ended by the record,
+  -- asked of the backend now: it may have ended while no script watched (then it is judged with
+  -- this declaration's expectations when its spec is the same, and reused or run again as any
+  -- ended job; one still running is adopted).
+  local function settle(job)
+    if not S.resume then return end
+    local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
+    for _, r in ipairs(run.data.jobs) do
+      if r.name == job.name and r.native_id and not verdict.TERMINAL[r.status] then
+        if same_spec(r.spec, results.record(job.pjob, dir_shown(), r.key).spec) and not job.planned then
+          run:plan_job(job.pjob)
+          job.planned = true
+        end
+        run:refresh({ r })
+      end
+    end
+  end
+
   -- refuse_unended(job): a job of that name that has not ended in the run is adopted (waited
   -- for) when its spec is the same; with another spec it cannot start again.
   local function refuse_unended(job)
@@ -329,9 +347,9 @@ function api.new(S)
       return false
     end
     refuse_unended(job)
+    if not job.planned then run:plan_job(job.pjob); job.planned = true end
     if not verdict.TERMINAL[existing.status] then
       -- The same job, not ended (refuse_unended saw its spec): waited for, not started again.
-      run:plan_job(job.pjob)
       job.record = existing
       if existing.native_id then
         io.stderr:write(string.format("jobrun: %s is still running in run %s (attempt %s): waiting for it\n",
@@ -343,13 +361,13 @@ function api.new(S)
     run:rerun({ existing })
     existing.spec = fresh.spec
     existing.params = fresh.params
-    run:plan_job(job.pjob)
     job.record = existing
     return true
   end
 
   local function launch(jobs, max_parallel, fail_fast)
     -- Refused before any of the batch is added: none is left added but not started.
+    for _, job in ipairs(jobs) do settle(job) end
     for _, job in ipairs(jobs) do refuse_unended(job) end
     local batch = {}
     for _, job in ipairs(jobs) do

@@ -328,6 +328,31 @@ print("result", r.name, r.verdict, r.attempt)
   tap.like(run_log(dir, "slow"), "^started\nfinished\n$", "one log, from one process")
 end)
 
+scratch("--resume after Ctrl-C: a job that ended meanwhile is judged, and run again if it failed", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local j = jobrun.job { name = "flaky", run = "echo started; sleep 0.5; test -e fixed" }
+local r = j:wait()
+print("result", r.verdict, r.attempt)
+]])
+  local script = h.spawn(dir, { "script", "s.lua" })
+  tap.ok(h.eventually(function() return run_log(dir, "flaky"):find("started") end), "the job started")
+  script:kill("INT")
+  tap.is(script:wait(true).exit_code, 130, "stopped")
+  script:close()
+  local _, id = run_log(dir, "flaky")
+  tap.ok(h.eventually(function() return h.ended_record(dir .. "/.jobrun/runs/" .. id .. "/jobs", "flaky") end),
+    "the job failed with no script watching")
+  tap.is((h.jobs_by_name(h.state(dir)).flaky or {}).status, "RUNNING", "the record still says RUNNING")
+  h.write(dir .. "/fixed", "")
+  local code, out, err = h.sh(dir, "jobrun script --resume s.lua")
+  tap.is(code, 0, "the resume passes", err)
+  tap.ok(not err:find("still running", 1, true), "not taken for a running job", err)
+  tap.like(out, "result\tpass\t2", "run again, as attempt 2")
+  local job = h.jobs_by_name(h.state(dir)).flaky or {}
+  tap.is(job.attempts and job.attempts[1].verdict, "fail", "attempt 1 kept, judged a failure")
+end)
+
 scratch("Ctrl-C reaches a script busy in its own Lua, whose pcall cannot swallow it; TERM too", function(dir)
   h.write(dir .. "/s.lua", [[
 local jobrun = require "jobrun"
