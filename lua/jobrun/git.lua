@@ -45,12 +45,15 @@ function git.note_report(path, run_id)
   local full = file and fs.realpath(path)
   local st = full and fs.stat(full)
   if not st then return end
-  local lock = fs.lock(git.state_dir .. "/reports.lock")
-  if not lock then return end -- a state directory that cannot be written: the guard counts it
+  local function unrecorded(why)
+    io.stderr:write("jobrun: ", require("jobrun.sanitize").text(string.format(
+      "%s was not recorded as jobrun's own report (%s); the git guard will count it", full, why)), "\n")
+  end
+  local lock, lerr = fs.lock(git.state_dir .. "/reports.lock")
+  if not lock then return unrecorded(lerr) end
   local map, why = read_reports()
   if why then
-    -- Never overwrite a damaged record; the guard will count the file, and says why.
-    io.stderr:write("jobrun: ", why, "; ", full, " was not recorded as jobrun's own report\n")
+    unrecorded(why) -- a damaged record is never overwritten
   else
     local kept = {}
     for p, e in pairs(map or {}) do
@@ -58,7 +61,8 @@ function git.note_report(path, run_id)
       if now and e.stamp == stamp(now) then kept[p] = e end -- forget what is gone or changed
     end
     kept[full] = { stamp = stamp(st), run_id = run_id }
-    fs.write_atomic(file, json.encode(kept, true) .. "\n")
+    local ok, err = fs.write_atomic(file, json.encode(kept, true) .. "\n")
+    if not ok then unrecorded(err) end
   end
   lock:release()
 end

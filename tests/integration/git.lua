@@ -118,6 +118,9 @@ tap.test("reports jobrun wrote in the tree are its own; the refusal says what di
   local c5, _, e5 = h.sh(dir, "jobrun run s.lua --html report.html")
   tap.is(c5, 2, "with the record damaged, the reports count")
   tap.like(e5, "reports%.json is damaged: reports jobrun wrote count too", "and the refusal says why")
+  local _, _, e6 = h.sh(dir, "jobrun check --html r2.html")
+  tap.like(e6, "r2%.html was not recorded as jobrun's own report %(.*reports%.json is damaged%); the git guard will "
+    .. "count it", "a report written then says it was not recorded")
   tap.is(require("jobrun.c.fs").read(dir .. "/.jobrun/reports.json"), "{broken\n", "the damaged file is left as it was")
 end)
 
