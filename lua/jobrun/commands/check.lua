@@ -16,13 +16,12 @@ local duration = require "jobrun.duration"
 
 local command = {
   name = "check",
-  usage = "jobrun check [RUN] [--failed] [--status S,…] [--only GLOB] [--logs] [--tail N] [--watch] [options]",
+  usage = "jobrun check [RUN] [--failed] [--status S,…] [--only GLOB] [--logs] [--tail N] "
+    .. "[--watch [--interval D]] [options]",
   summary = "refresh every job's status, save it, print the table",
   options = options.concat(options.OUTPUT, options.REPORT,
-    { { "watch", "flag", nil, "refresh until every job has ended (redrawn in place on a TTY), with each running "
-        .. "job's last log line and the ETA" },
-      { "interval", "value", "DURATION", "with --watch: redraw at least this often (default 2s; a job's end "
-        .. "redraws at once)" },
+    { { "watch", "flag", nil, "redraw until every job has ended: running jobs' last lines, the ETA" },
+      { "interval", "value", "DURATION", "--watch redraws this often, and when a job ends (default 2s)" },
       { "failed", "flag", nil, "show only the jobs whose verdict is fail" },
       { "status", "list", "S,…", "show only jobs with these statuses, e.g. RUNNING,LOST" },
       { "only", "list", "GLOB", "show only jobs whose name matches (repeatable)" } }),
