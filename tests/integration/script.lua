@@ -331,19 +331,21 @@ end)
 scratch("--resume after Ctrl-C: a job that ended meanwhile is judged, and run again if it failed", function(dir)
   h.write(dir .. "/s.lua", [[
 local jobrun = require "jobrun"
-local j = jobrun.job { name = "flaky", run = "echo started; sleep 0.5; test -e fixed" }
+local j = jobrun.job { name = "flaky", run = "echo started; test -e fixed || read x < gate; test -e fixed" }
 local r = j:wait()
 print("result", r.verdict, r.attempt)
 ]])
+  assert(os.execute("mkfifo " .. h.q(dir .. "/gate")))
   local script = h.spawn(dir, { "script", "s.lua" })
   tap.ok(h.eventually(function() return run_log(dir, "flaky"):find("started") end), "the job started")
   script:kill("INT")
   tap.is(script:wait(true).exit_code, 130, "stopped")
   script:close()
+  tap.is((h.jobs_by_name(h.state(dir)).flaky or {}).status, "RUNNING", "the record says RUNNING")
+  h.sh(dir, "echo > gate")
   local _, id = run_log(dir, "flaky")
   tap.ok(h.eventually(function() return h.ended_record(dir .. "/.jobrun/runs/" .. id .. "/jobs", "flaky") end),
     "the job failed with no script watching")
-  tap.is((h.jobs_by_name(h.state(dir)).flaky or {}).status, "RUNNING", "the record still says RUNNING")
   h.write(dir .. "/fixed", "")
   local code, out, err = h.sh(dir, "jobrun script --resume s.lua")
   tap.is(code, 0, "the resume passes", err)
