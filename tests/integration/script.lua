@@ -299,10 +299,12 @@ end
 scratch("Ctrl-C says what keeps running; --resume waits for the job still running and uses its result", function(dir)
   h.write(dir .. "/s.lua", [[
 local jobrun = require "jobrun"
-local j = jobrun.job { name = "slow", run = "echo started; sleep 2; echo finished" }
+local j = jobrun.job { name = "slow", run = "echo started; read x < gate; echo finished" }
 local r = j:wait()
 print("result", r.name, r.verdict, r.attempt)
 ]])
+  -- The job holds on a FIFO until the test opens it: running for as long as the test needs.
+  assert(os.execute("mkfifo " .. h.q(dir .. "/gate")))
   local script = h.spawn(dir, { "script", "s.lua" })
   tap.ok(h.eventually(function() return run_log(dir, "slow"):find("started") end), "the job started")
   local _, id = run_log(dir, "slow")
@@ -319,9 +321,15 @@ print("result", r.name, r.verdict, r.attempt)
   tap.like(said, "jobrun script %-%-resume " .. pid .. " s%.lua", "and how to resume the script")
   local before = h.jobs_by_name(h.state(dir)).slow or {}
   tap.is(before.status, "RUNNING", "the job was left running")
-  local code, out, err = h.sh(dir, "jobrun script --resume s.lua")
-  tap.is(code, 0, "the resume passes", err)
-  tap.like(err, "slow is still running in run " .. pid .. " %(attempt 1%): waiting for it", "adopts it, and says so")
+  local resume = h.spawn(dir, { "script", "--resume", "s.lua" })
+  tap.ok(h.eventually(function() return (fs.read(dir .. "/.bg.log") or ""):find("waiting for it", 1, true) end),
+    "the resume waits")
+  h.sh(dir, "echo > gate")
+  local rr = resume:wait(true)
+  resume:close()
+  local out = fs.read(dir .. "/.bg.log") or ""
+  tap.is(rr.exit_code, 0, "the resume passes", out)
+  tap.like(out, "slow is still running in run " .. pid .. " %(attempt 1%): waiting for it", "adopts it, and says so")
   tap.like(out, "result\tslow\tpass\t1", "its result is the running job's, attempt 1")
   local after = h.jobs_by_name(h.state(dir)).slow or {}
   tap.is({ after.native_id, after.attempts }, { before.native_id, nil }, "not started again")
