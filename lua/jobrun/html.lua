@@ -105,6 +105,20 @@ white-space:pre-wrap;word-break:break-all}
 .fail-job{border-left:4px solid var(--fail);padding-left:.8em;margin:1em 0}
 .fail-job ul{margin:.2em 0}.facts{color:var(--mute)}
 svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--line)}
+.jobs-box{position:relative}
+#jobs{font-size:13px}#jobs th{white-space:nowrap}#jobs td.name{min-width:10em}
+#jobs th:after{content:none}#jobs th[data-dir=asc]:after{content:" \2191"}
+#jobs th[data-dir=desc]:after{content:" \2193"}
+#jobs details.fields summary{white-space:normal}
+#jobs td.wrap{min-width:12em;max-width:20em;overflow-wrap:break-word}
+#jobs details summary{cursor:pointer;color:var(--mute);white-space:nowrap}
+#jobs details.fields>div{width:26em;overflow-wrap:anywhere;white-space:normal}
+#jobs details.tail[open]>pre{position:absolute;left:0;right:0;max-height:24em;overflow:auto;z-index:1;
+box-shadow:0 4px 12px rgba(0,0,0,.3)}
+.jc{position:absolute;opacity:0;pointer-events:none}
+.chooser{margin:.3em 0}.chooser summary{cursor:pointer;color:var(--mute)}
+.chooser label{display:inline-block;margin:.2em .9em .2em 0;cursor:pointer;user-select:none}
+.chooser label:before{content:"\2610  "}
 ]]
 
 -- The column sort: numbers (data-v) as numbers, the rest as text; a second click reverses.
@@ -197,16 +211,78 @@ local function fields_html(fields)
   return table.concat(parts, "<br>")
 end
 
-local function table_html(data, ids)
+-- The jobs table fits a screen: the columns of the terminal's table (and the params, the
+-- mismatches, the details and the log) are shown; the rest are behind a column chooser, in CSS
+-- alone (a checkbox per column before the table; each unchecked one hides its column). Fields
+-- and exception text are collapsed in <details>; the log is a link (relative to the page) and,
+-- for a job that did not fail (a failed one has its tail under Failures), its last lines, within
+-- a budget for the whole page.
+html.TAIL_LINES = 20          -- lines of a passed job's tail
+html.TAIL_WIDTH = 500         -- bytes a line of it may take
+html.TAIL_BUDGET = 1024 * 1024 -- bytes of such tails in one page, over all its jobs
+
+-- href(path, base) -> path (absolute) as a URL relative to the directory base (absolute), each
+-- byte outside the unreserved set percent-encoded.
+local function href(path, base)
+  local function parts(p)
+    local t = {}
+    for seg in p:gmatch("[^/]+") do
+      if seg == ".." and #t > 0 then t[#t] = nil elseif seg ~= "." then t[#t + 1] = seg end
+    end
+    return t
+  end
+  local a, b = parts(path), parts(base)
+  local i = 1
+  while i <= #a and i <= #b and a[i] == b[i] do i = i + 1 end
+  local out = {}
+  for _ = i, #b do out[#out + 1] = ".." end
+  for k = i, #a do out[#out + 1] = a[k] end
+  local rel = table.concat(out, "/")
+  return (rel:gsub("[^%w%-._~/]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+html.href = href
+
+local function fields_details(job)
+  local fields = job.fields or {}
+  local n = 0
+  for _ in pairs(fields) do n = n + 1 end
+  if n == 0 then return "" end
+  local exc = type(fields.exception) == "string"
+  local label = string.format("%d field%s%s", n, n == 1 and "" or "s", exc and ", exception" or "")
+  return '<details class="fields"><summary>' .. esc(label) .. "</summary><div>" .. fields_html(fields)
+    .. "</div></details>"
+end
+
+local function table_html(data, ids, run_dir, opts)
   local params = param_names(data)
-  local heads = { "Job", "Status", "Native status", "Restarts", "Termination", "Exit", "Backend exit", "Duration",
-    "Verdict" }
-  for _, p in ipairs(params) do heads[#heads + 1] = p end
-  for _, h in ipairs({ "Attempt", "Backend", "Native id", "Submitted", "Started", "Ended", "Mismatches", "Fields",
-    "Log" }) do heads[#heads + 1] = h end
-  local out = { '<table class="sortable" id="jobs"><thead><tr>' }
-  for _, h in ipairs(heads) do out[#out + 1] = "<th>" .. esc(h) .. "</th>" end
+  -- { heading, shown by default }
+  local cols = { { "Job", true }, { "Status", true }, { "Native status" }, { "Restarts", true },
+    { "Termination", true }, { "Exit", true }, { "Backend exit" }, { "Duration", true }, { "Verdict", true } }
+  for _, p in ipairs(params) do cols[#cols + 1] = { p, true } end
+  for _, c in ipairs({ { "Attempt" }, { "Backend" }, { "Native id" }, { "Submitted" }, { "Started" }, { "Ended" },
+    { "Mismatches", true }, { "Fields", true }, { "Log", true } }) do cols[#cols + 1] = c end
+  local out = { '<div class="jobs-box">' }
+  -- The chooser: one checkbox per column (the Job column always shows), before the table so
+  -- that CSS can hide an unchecked one's cells.
+  local css, labels, checked = {}, {}, {}
+  for i = 2, #cols do
+    local id = "jc-" .. i
+    out[#out + 1] = string.format('<input type="checkbox" class="jc" id="%s"%s>', id, cols[i][2] and " checked" or "")
+    css[#css + 1] = string.format("#%s:not(:checked)~.jobs-wrap #jobs tr>:nth-child(%d)", id, i)
+    checked[#checked + 1] = string.format("#%s:checked~.chooser label[for=%s]:before", id, id)
+    labels[#labels + 1] = string.format('<label for="%s">%s</label>', id, esc(cols[i][1]))
+  end
+  local hidden = 0
+  for _, c in ipairs(cols) do if not c[2] then hidden = hidden + 1 end end
+  out[#out + 1] = "<style>" .. table.concat(css, ",\n") .. "{display:none}\n" .. table.concat(checked, ",\n")
+    .. '{content:"\\2611  "}</style>'
+  out[#out + 1] = string.format('<details class="chooser"><summary>Columns (%d more hidden: choose)</summary>%s'
+    .. "</details>", hidden, table.concat(labels, ""))
+  out[#out + 1] = '<div class="jobs-wrap"><table class="sortable" id="jobs"><thead><tr>'
+  for _, c in ipairs(cols) do out[#out + 1] = "<th>" .. esc(c[1]) .. "</th>" end
   out[#out + 1] = "</tr></thead><tbody>"
+  local base = opts.page_dir
+  local budget, left_out = html.TAIL_BUDGET, 0
   for _, job in ipairs(data.jobs) do
     local function td(v, class, sort)
       local attrs = class and (' class="' .. class .. '"') or ""
@@ -215,8 +291,10 @@ local function table_html(data, ids)
     end
     local row = { '<tr id="row-' .. ids[job] .. '">' }
     local v = verdict_of(job)
-    row[#row + 1] = '<td class="mono">' .. (job.verdict == "fail" and ('<a href="#' .. ids[job] .. '">' .. esc(job.name)
-      .. "</a>") or esc(job.name)) .. "</td>"
+    -- A long name may wrap after its separators, and only there, when the screen is narrow.
+    local name = esc(job.name):gsub("[_%-./]", "%0<wbr>")
+    row[#row + 1] = '<td class="mono name">' .. (job.verdict == "fail" and ('<a href="#' .. ids[job] .. '">'
+      .. name .. "</a>") or name) .. "</td>"
     row[#row + 1] = td(job.status, "v-" .. (job.status == "SUCCEEDED" and "pass" or (job.status == "PENDING"
       or job.status == "RUNNING") and "pending" or "fail"))
     row[#row + 1] = td(job.native_status)
@@ -238,13 +316,43 @@ local function table_html(data, ids)
     row[#row + 1] = td(job.ended_at)
     local ms = {}
     for i, m in ipairs(job.mismatches or {}) do ms[i] = esc(m) end
-    row[#row + 1] = "<td>" .. table.concat(ms, "<br>") .. "</td>"
-    row[#row + 1] = '<td class="mono">' .. fields_html(job.fields) .. "</td>"
-    row[#row + 1] = td(job.log_path, "mono")
+    row[#row + 1] = '<td class="wrap">' .. table.concat(ms, "<br>") .. "</td>"
+    row[#row + 1] = '<td class="mono">' .. fields_details(job) .. "</td>"
+    -- The log: a link to the file (relative to the page), its tail for a job that did not fail.
+    local log = {}
+    local file = job.log_path_rel and run_dir and (run_dir .. "/" .. job.log_path_rel)
+    if file and base and fs.stat(file) then
+      log[#log + 1] = string.format('<a href="%s" title="%s">log</a>', esc(href(state.absolute(file), base)),
+        esc(job.log_path or job.log_path_rel))
+    elseif known(job.log_path) then
+      log[#log + 1] = '<span class="mono">' .. esc(job.log_path) .. "</span>"
+    end
+    if job.verdict == "fail" then
+      log[#log + 1] = '<a href="#' .. ids[job] .. '">failure</a>'
+    elseif file then
+      local lines = budget > 0 and logtail.lines(file, html.TAIL_LINES, { width = html.TAIL_WIDTH }) or {}
+      if budget <= 0 then
+        left_out = left_out + 1
+      elseif #lines > 0 then
+        local rendered = {}
+        for i, l in ipairs(lines) do rendered[i] = html.ansi_line(l) end
+        local body = table.concat(rendered, "\n")
+        budget = budget - #body
+        log[#log + 1] = string.format('<details class="tail"><summary>last %d line%s</summary><pre class="log">%s'
+          .. "</pre></details>", #lines, #lines == 1 and "" or "s", body)
+      end
+    end
+    row[#row + 1] = "<td>" .. table.concat(log, " ") .. "</td>"
     row[#row + 1] = "</tr>"
     out[#out + 1] = table.concat(row)
   end
-  out[#out + 1] = "</tbody></table>"
+  out[#out + 1] = "</tbody></table></div>"
+  if left_out > 0 then
+    out[#out + 1] = string.format('<p class="meta">The log tails of %d more job%s are left out (the page keeps '
+      .. "%d KiB of them): follow their log links.</p>", left_out, left_out == 1 and "" or "s",
+      html.TAIL_BUDGET // 1024)
+  end
+  out[#out + 1] = "</div>"
   return table.concat(out, "\n")
 end
 
@@ -412,7 +520,7 @@ function html.document(data, run_dir, opts)
     '<h2 id="grid">Grid</h2>', grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),
-    '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids),
+    '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids, run_dir, opts),
     "<script>" .. JS .. "</script>",
     "</body></html>",
   }
@@ -420,7 +528,12 @@ function html.document(data, run_dir, opts)
 end
 
 function html.write(path, data, run_dir, opts)
-  local ok, err = fs.write_atomic(path, html.document(data, run_dir, opts))
+  -- Log links are relative to the page's directory.
+  local page = {}
+  for k, v in pairs(opts or {}) do page[k] = v end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  page.page_dir = fs.realpath(dir == "" and "/" or dir)
+  local ok, err = fs.write_atomic(path, html.document(data, run_dir, page))
   if not ok then require("jobrun.errors").infra("cannot write the HTML report: %s", err) end
 end
 

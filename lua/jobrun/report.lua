@@ -252,14 +252,21 @@ end
 -- --summary, --json).
 function report.emit_extras(data, opts, run_dir)
   if opts.logs and run_dir and not opts.json then io.stdout:write("\n", report.logs_text(data, run_dir, opts)) end
-  if opts.junit then require("jobrun.junit").write(opts.junit, data, run_dir) end
+  -- Each report written is recorded as jobrun's own, so that the git guard does not count it.
+  local own = require("jobrun.git").note_report
+  if opts.junit then
+    require("jobrun.junit").write(opts.junit, data, run_dir)
+    own(opts.junit, data.run_id)
+  end
   if opts.html then
     require("jobrun.html").write(opts.html, data, run_dir, opts)
+    own(opts.html, data.run_id)
     if not opts.json then io.stdout:write("HTML report: ", clean(opts.html), "\n") end
   end
   local path, append, implicit = report.summary_target(opts, data)
   if path then
     local ok, err = require("jobrun.markdown").write(path, data, run_dir, { append = append, grid = opts.grid })
+    if ok and not append then own(path, data.run_id) end
     if not ok then
       if implicit then
         io.stderr:write(require("jobrun.sanitize").format(

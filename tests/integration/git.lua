@@ -60,8 +60,10 @@ tap.test("dirty, untracked, unpushed: refused, with what and how", function()
   h.sh(dir, "echo '-- a change' >> s.lua && echo new > notes.txt")
   local code, _, err = h.sh(dir, "jobrun run s.lua")
   tap.is(code, 2, "a dirty tree is refused with exit 2")
-  tap.like(err, "s.lua:1: you have uncommitted changes that the jobs would not see %(2 paths%):\n    s.lua\n"
-    .. "    notes.txt %(untracked%)\n  Commit: git add %-A", "lists the paths and how to fix it")
+  tap.like(err, "s.lua:1: you have uncommitted changes %(2 paths%):\n    s.lua\n"
+    .. "    notes.txt %(untracked%)\n  The jobs run in this work tree and would use them, but the run would record "
+    .. "commit " .. commit_of(dir):sub(1, 8) .. ", which does not hold them%.\n  Commit: git add %-A",
+    "lists the paths, says what they mean for local jobs, and how to fix it")
   tap.like(err, "%-%-skip%-git%-check", "mentions the escape hatch")
   local c2, _, e2 = h.sh(dir, "jobrun run s.lua --skip-git-check")
   tap.is(c2, 0, "--skip-git-check launches anyway")
@@ -83,6 +85,43 @@ tap.test("dirty, untracked, unpushed: refused, with what and how", function()
   local _, _, e4 = h.sh(dir, "jobrun run s.lua")
   tap.like(e4, "%(12 paths%)", "counts every path")
   tap.like(e4, "… and 2 more", "shows the first ten")
+end)
+
+tap.test("reports jobrun wrote in the tree are its own; the refusal says what dirt means per backend", function()
+  local dir = repo()
+  local code, _, err = h.sh(dir, "jobrun run s.lua --html report.html --summary s.md --junit j.xml")
+  tap.is(code, 0, "the first run writes three reports into the work tree", err)
+  local _, st = h.sh(dir, "git status --porcelain")
+  tap.is(st, "?? j.xml\n?? report.html\n?? s.md\n", "git sees them as untracked")
+  local c2, _, e2 = h.sh(dir, "jobrun run s.lua --html report.html --summary s.md --junit j.xml")
+  tap.is(c2, 0, "a second run is not refused for them", e2)
+  tap.is(select(1, h.sh(dir, "jobrun run s.lua")), 0, "nor a run that writes no report")
+  local rec = json.decode(require("jobrun.c.fs").read(dir .. "/.jobrun/reports.json") or "") or {}
+  tap.ok(rec[dir .. "/report.html"] and rec[dir .. "/s.md"] and rec[dir .. "/j.xml"], "recorded in the state directory")
+  -- check writes reports too, into a new directory: still jobrun's own.
+  tap.is(select(1, h.sh(dir, "mkdir out && jobrun check --html out/r.html >/dev/null")), 0, "check --html")
+  tap.is(select(1, h.sh(dir, "jobrun run s.lua")), 0, "a report check wrote is not a change either")
+  -- Only exactly those files: another untracked file, and a report since edited, are counted.
+  h.sh(dir, "echo mine > notes.html && echo '<!-- edited -->' >> report.html")
+  local c3, _, e3 = h.sh(dir, "jobrun run s.lua")
+  tap.is(c3, 2, "refused")
+  tap.like(e3, "%(2 paths%):\n    notes%.html %(untracked%)\n    report%.html %(untracked%)\n",
+    "the user's file and the edited report, not the others")
+  -- The same tree, a backend whose jobs get the commit (refused before any server is asked).
+  local c4, _, e4 = h.sh(dir, "jobrun run s.lua --backend skypilot")
+  tap.is(c4, 2, "skypilot: refused too")
+  tap.like(e4, "you have uncommitted changes that the jobs would not see: they get commit "
+    .. commit_of(dir):sub(1, 8) .. " %(2 paths%)", "remote jobs get the commit")
+  tap.ok(not e4:find("work tree", 1, true), "no word of the work tree for them")
+  -- A damaged record is said, never overwritten, and the reports count again.
+  h.sh(dir, "rm notes.html && git checkout -q . && echo '{broken' > .jobrun/reports.json")
+  local c5, _, e5 = h.sh(dir, "jobrun run s.lua --html report.html")
+  tap.is(c5, 2, "with the record damaged, the reports count")
+  tap.like(e5, "reports%.json is damaged: reports jobrun wrote count too", "and the refusal says why")
+  local _, _, e6 = h.sh(dir, "jobrun check --html r2.html")
+  tap.like(e6, "r2%.html was not recorded as jobrun's own report %(.*reports%.json is damaged%); the git guard will "
+    .. "count it", "a report written then says it was not recorded")
+  tap.is(require("jobrun.c.fs").read(dir .. "/.jobrun/reports.json"), "{broken\n", "the damaged file is left as it was")
 end)
 
 tap.test("worktree, detached HEAD, no upstream", function()

@@ -18,6 +18,8 @@ local jobfile = require "jobrun.jobfile"
 local verdict = require "jobrun.verdict"
 
 local backend = { name = "local" }
+-- Jobs run in the launching work tree (the git guard says what a dirty tree means then).
+backend.work_tree = true
 
 local DEFAULT_GRACE = 10
 

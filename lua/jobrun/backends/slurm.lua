@@ -17,6 +17,8 @@ local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 
 local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10 }
+-- Jobs run in the launching directory on the shared file system, not from the commit.
+backend.work_tree = true
 
 -- Slurm's job states, as jobrun's statuses (README "Jobs, statuses and results") and (for the
 -- ends that say why) a termination.

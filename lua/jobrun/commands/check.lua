@@ -6,13 +6,22 @@ local report = require "jobrun.report"
 local state = require "jobrun.state"
 local errors = require "jobrun.errors"
 local term = require "jobrun.c.term"
+local fs = require "jobrun.c.fs"
+local process = require "jobrun.c.process"
+local color = require "jobrun.color"
+local sanitize = require "jobrun.sanitize"
+local textable = require "jobrun.textable"
+local progress = require "jobrun.progress"
+local duration = require "jobrun.duration"
 
 local command = {
   name = "check",
-  usage = "jobrun check [RUN] [--failed] [--status S,…] [--only GLOB] [--logs] [--tail N] [--watch] [options]",
+  usage = "jobrun check [RUN] [--failed] [--status S,…] [--only GLOB] [--logs] [--tail N] "
+    .. "[--watch [--interval D]] [options]",
   summary = "refresh every job's status, save it, print the table",
   options = options.concat(options.OUTPUT, options.REPORT,
-    { { "watch", "flag", nil, "refresh until every job has ended (redrawn in place on a TTY)" },
+    { { "watch", "flag", nil, "redraw until every job has ended: running jobs' last lines, the ETA" },
+      { "interval", "value", "DURATION", "--watch redraws this often, and when a job ends (default 2s)" },
       { "failed", "flag", nil, "show only the jobs whose verdict is fail" },
       { "status", "list", "S,…", "show only jobs with these statuses, e.g. RUNNING,LOST" },
       { "only", "list", "GLOB", "show only jobs whose name matches (repeatable)" } }),
@@ -91,14 +100,74 @@ local function refresh(run)
   return run.ctx.backend_error
 end
 
--- watch: wake when a local job ends (its supervisor's pidfd), else every poll interval.
+-- How often --watch redraws when no job has ended (the last log lines move on).
+command.INTERVAL = 2
+
+-- LOG_TAIL: how much of a running job's log --watch reads for its last line.
+local LOG_TAIL = 16384
+
+-- last_line(path) -> the log's last non-empty line as a terminal would show it now (after its
+-- last carriage return: a progress bar's latest state), ANSI colours out; nil when none.
+local function last_line(path)
+  local text = path and fs.read_tail(path, LOG_TAIL)
+  if not text then return nil end
+  local line
+  for l in text:gmatch("[^\n]+") do
+    l = color.strip(l):gsub("\r+$", ""):match("[^\r]*$")
+    if l:find("%S") then line = l end
+  end
+  return line
+end
+
+-- watch_text(data, run_dir, opts, width, now) -> what --watch shows: the table, then each
+-- running job's last log line (escaped, cut to width) and the ETA of the run.
+function command.watch_text(data, run_dir, opts, width, now)
+  local out = { report.text(data, opts) }
+  local running, names = {}, 0
+  for _, job in ipairs(data.jobs) do
+    if job.status == "RUNNING" then
+      running[#running + 1] = job
+      names = math.max(names, math.min(30, textable.width(sanitize.text(job.name))))
+    end
+  end
+  if #running > 0 then
+    out[#out + 1] = "\nRunning:\n"
+    for _, job in ipairs(running) do
+      local name = textable.cut(sanitize.text(job.name), names)
+      local line = job.log_path_rel and run_dir and last_line(run_dir .. "/" .. job.log_path_rel)
+      local row = "  " .. name .. string.rep(" ", names - textable.width(name)) .. "  "
+        .. (line and sanitize.text(line) or "(no output yet)")
+      out[#out + 1] = textable.cut(row, width) .. "\n"
+    end
+  end
+  local open = 0
+  for _, job in ipairs(data.jobs) do
+    if not require("jobrun.verdict").TERMINAL[job.status] then open = open + 1 end
+  end
+  if open > 0 then
+    local eta = progress.eta(data, math.tointeger(tonumber(data.max_parallel)), now)
+    out[#out + 1] = textable.cut(eta and ("ETA: " .. progress.clock(eta + 0.999) .. " (from the mean duration of "
+      .. "the jobs that have ended)") or "ETA: once a job has ended", width) .. "\n"
+  end
+  return table.concat(out)
+end
+
+-- watch: wake when a local job ends (its supervisor's pidfd), else every --interval.
 local function watch(run, opts)
-  local tty = term.isatty(opts.json and 2 or 1)
+  local fd = opts.json and 2 or 1
+  local tty = term.isatty(fd)
   local view = filter(opts)
   local backend_error = refresh(run)
+  local interval = command.INTERVAL
+  if opts.interval then
+    local why
+    interval, why = duration.parse(opts.interval)
+    if not interval then errors.raise("--interval: %s", why) end
+  end
   local last
   while true do
-    local text = report.text(view(run.data), opts)
+    local width = (tty and term.size(fd)) or tonumber(os.getenv("COLUMNS") or "") or 80
+    local text = command.watch_text(view(run.data), run.dir, opts, width, process.time())
     if text ~= last then
       local out = opts.json and io.stderr or io.stdout
       if tty then out:write("\27[H\27[2J") end
@@ -109,7 +178,7 @@ local function watch(run, opts)
     local open = run:open_jobs()
     if #open == 0 then return backend_error end
     -- Jobs not launched yet (a driver starts them) show up in state.json: look again now and then.
-    run:await(5)
+    run:await(interval)
     backend_error = refresh(run)
   end
 end
@@ -119,6 +188,7 @@ function command.run(opts, args)
   local view = filter(opts)
   local run = Run.open(state.resolve(opts["state-dir"], args[1]))
   local run_dir, data = run.dir, run.data
+  if opts.interval and not opts.watch then errors.raise("check: --interval goes with --watch") end
   local backend_error
   if opts.watch then
     backend_error = watch(run, opts)

@@ -70,7 +70,7 @@ function command.run(opts, args)
     end
     if p and not opts["skip-git-check"] then
       local git = require "jobrun.git"
-      git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where)
+      git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where, r.data.backend)
     end
     r:rerun(chosen)
   end)

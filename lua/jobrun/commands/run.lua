@@ -27,7 +27,7 @@ function command.start(opts, args, usage)
       io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
     end
   else
-    git.guard(p.git_info, p.git_policy, p.git_where)
+    git.guard(p.git_info, p.git_policy, p.git_where, p.backend)
   end
   p.plan_options = { set = p.set_options, only = opts.only, tags = opts.tag, backend = opts.backend,
                      timeout = opts.timeout }
