@@ -330,7 +330,7 @@ local function table_html(data, ids, run_dir, opts)
     if job.verdict == "fail" then
       log[#log + 1] = '<a href="#' .. ids[job] .. '">failure</a>'
     elseif file then
-      local lines = budget > 0 and logtail.lines(file, html.TAIL_LINES, { width = html.TAIL_WIDTH }) or {}
+      local lines = budget > 0 and scan.tail_lines(file, html.TAIL_LINES, { width = html.TAIL_WIDTH, sgr = true }) or {}
       if budget <= 0 then
         left_out = left_out + 1
       elseif #lines > 0 then
