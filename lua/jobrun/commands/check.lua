@@ -6,10 +6,9 @@ local report = require "jobrun.report"
 local state = require "jobrun.state"
 local errors = require "jobrun.errors"
 local term = require "jobrun.c.term"
-local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local color = require "jobrun.color"
 local sanitize = require "jobrun.sanitize"
+local scan = require "jobrun.c.scan"
 local textable = require "jobrun.textable"
 local progress = require "jobrun.progress"
 local duration = require "jobrun.duration"
@@ -103,20 +102,12 @@ end
 -- How often --watch redraws when no job has ended (the last log lines move on).
 command.INTERVAL = 2
 
--- LOG_TAIL: how much of a running job's log --watch reads for its last line.
-local LOG_TAIL = 16384
-
 -- last_line(path) -> the log's last non-empty line as a terminal would show it now (after its
--- last carriage return: a progress bar's latest state), ANSI colours out; nil when none.
+-- last carriage return: a progress bar's latest state), escape sequences out; nil when none.
+-- Read by the one tail reader (scan.tail_lines), as the reports read theirs.
 local function last_line(path)
-  local text = path and fs.read_tail(path, LOG_TAIL)
-  if not text then return nil end
-  local line
-  for l in text:gmatch("[^\n]+") do
-    l = color.strip(l):gsub("\r+$", ""):match("[^\r]*$")
-    if l:find("%S") then line = l end
-  end
-  return line
+  local lines = path and scan.tail_lines(path, 1, { width = 4096 })
+  return lines and lines[#lines] or nil
 end
 
 -- watch_text(data, run_dir, opts, width, now) -> what --watch shows: the table, then each
