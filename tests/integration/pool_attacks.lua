@@ -283,7 +283,9 @@ tap.test("an end taken from the kernel's record never comes before the job's sta
   tap.is(code, 0, "40 jobs of true passed")
   local neg = {}
   for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do
-    if type(j.duration_s) ~= "number" or j.duration_s < 0 then neg[#neg + 1] = j.name .. "=" .. tostring(j.duration_s) end
+    if type(j.duration_s) ~= "number" or j.duration_s < 0 then
+      neg[#neg + 1] = j.name .. "=" .. tostring(j.duration_s)
+    end
   end
   tap.is(neg, {}, "no negative (or missing) duration (the scheduler's per-CPU clocks drift)")
 end)
