@@ -93,6 +93,7 @@ lua_State *jobrun_newstate(void) {
     preload(L, "jobrun.c.guard", luaopen_jobrun_guard);
     preload(L, "jobrun.c.yaml", luaopen_jobrun_yaml);
     preload(L, "jobrun.c.json", luaopen_jobrun_json);
+    preload(L, "jobrun.c.sqlite", luaopen_jobrun_sqlite);
     preload(L, "jobrun.c.embed", luaopen_jobrun_embed);
     lua_pushstring(L, JOBRUN_VERSION);
     lua_setglobal(L, "JOBRUN_VERSION");

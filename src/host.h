@@ -37,5 +37,6 @@ int luaopen_jobrun_http(lua_State *L);
 int luaopen_jobrun_guard(lua_State *L);
 int luaopen_jobrun_yaml(lua_State *L);
 int luaopen_jobrun_json(lua_State *L);
+int luaopen_jobrun_sqlite(lua_State *L);
 
 #endif
