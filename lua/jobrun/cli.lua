@@ -141,6 +141,7 @@ local function help(args)
 end
 
 function cli.main(argv)
+  require("jobrun.provenance").argv = argv -- each attempt records the command line that started it
   local profile_path = os.getenv("JOBRUN_PROFILE")
   if profile_path and profile_path ~= "" then
     local stop = require("jobrun.profile").start(profile_path)

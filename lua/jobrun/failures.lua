@@ -47,6 +47,8 @@ function failures.text(data, run_dir, paint)
     if job.native_status and job.native_status ~= job.status then
       facts[#facts + 1] = "backend: " .. sanitize.text(job.native_status)
     end
+    local trail = require("jobrun.provenance").trail(job)
+    if #trail > 1 then facts[#facts + 1] = "commits: " .. table.concat(trail, "→") end
     if #facts > 0 then add("    %s", table.concat(facts, " · ")) end
     for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
       local v = fields[k] or job[k]

@@ -100,6 +100,8 @@ local function failure_md(job, tail)
   add("exit code", job.exit_code)
   add("restarts", job.restart_count)
   if job.native_status and job.native_status ~= job.status then add("backend", job.native_status) end
+  local trail = require("jobrun.provenance").trail(job)
+  if #trail > 1 then facts[#facts + 1] = "attempts at commits " .. md(table.concat(trail, " → ")) end
   out[#out + 1] = "- " .. table.concat(facts, " · ")
   local fields = job.fields or {}
   for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
@@ -138,6 +140,8 @@ function markdown.document(data, run_dir, opts)
     meta[#meta + 1] = "commit `" .. cut(sanitize.text(git.commit), 40):gsub("`", "'") .. "`"
       .. (git.dirty and " (dirty)" or "")
   end
+  local commits = require("jobrun.provenance").commits(data)
+  if #commits > 1 then meta[#meta + 1] = "attempts at commits " .. md(table.concat(commits, ", ")) end
   if data.started_at then meta[#meta + 1] = "started " .. md(data.started_at) end
   head[#head + 1] = table.concat(meta, " · ")
   local header = table.concat(head, "\n") .. "\n"

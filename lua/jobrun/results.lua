@@ -10,7 +10,7 @@ local results = {}
 
 results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
-  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches" }
+  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "git", "nodes", "command_line" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -49,13 +49,13 @@ end
 -- What an earlier attempt keeps (SPEC §4 `attempts`), oldest first.
 results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
   "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
-  "verdict", "mismatches", "fields" }
+  "verdict", "mismatches", "fields", "git", "nodes", "command_line" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
 local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id" }
+  "launch_request_id", "git", "nodes", "command_line" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -123,7 +123,7 @@ function results.public(job)
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
-    mismatches = nil,
+    mismatches = nil, git = job.git, nodes = job.nodes, command_line = job.command_line,
   }
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.fields = json.object(job.fields or {})

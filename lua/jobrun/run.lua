@@ -15,6 +15,7 @@ local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
 local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
+local provenance = require "jobrun.provenance"
 
 local M = {}
 local Run = {}
@@ -95,7 +96,10 @@ function M.create(p, opts)
   local names = {}
   for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end
   local keys = state.assign_keys(names)
-  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown, keys[i]) end
+  for i, pjob in ipairs(p.jobs) do
+    data.jobs[i] = results.record(pjob, shown, keys[i])
+    provenance.stamp(data.jobs[i], p.git)
+  end
   local run = new(run_dir, data, p)
   run:save(true)
   state.set_latest(state_dir, p.run_id)
@@ -169,6 +173,7 @@ function Run:add_job(pjob, dir_shown)
   local key, n = base, 1
   while keys[key] do n = n + 1; key = base .. "-" .. n end
   local job = results.record(pjob, dir_shown or self.dir, key)
+  provenance.stamp(job, self.data.git)
   self.data.jobs[#self.data.jobs + 1] = job
   self:changed(job)
   self:plan_job(pjob)
@@ -358,7 +363,10 @@ function Run:submit_batch(jobs)
       if not ok then job.launch_error = tostring(err) end
     end
   end
+  -- A local job runs on this machine; other backends set job.nodes from their own answers.
+  local here = ctx.backend.name == "local" and provenance.hostname() or nil
   for _, job in ipairs(jobs) do
+    if here and job.native_id and job.nodes == nil then job.nodes = { here } end
     if not job.native_id then
       job.status, job.native_status = "LAUNCH_FAILED", nil
       self:settle(job)
@@ -472,6 +480,9 @@ function Run:rerun(jobs)
   local p = self.plan
   if p == nil and self.data.suite_path then p = replan(self.data) or false; self.plan = p end
   for _, pjob in ipairs(p and p.jobs or {}) do plan_jobs[pjob.name] = pjob end
+  -- The new attempts run the tree as it is now: their own commit, not the run's first one.
+  local ok, info = pcall(function() return require("jobrun.git").info(self.data.cwd or ".") end)
+  local now_git = ok and info and require("jobrun.git").record(info) or nil
   for _, job in ipairs(jobs) do
     -- The run directory as the run's paths show it (relative to where it was started, or not).
     local dir_shown = (job.log_path and job.log_path:match("^(.*)/logs/[^/]*$")) or self.dir
@@ -483,6 +494,7 @@ function Run:rerun(jobs)
       for i = 1, (job.spec.max_restarts or 0) + 1 do commands[i] = pjob.run_for_attempt(base + i) end
     end
     results.new_attempt(job, dir_shown, commands)
+    provenance.stamp(job, now_git)
     self:changed(job)
   end
 end

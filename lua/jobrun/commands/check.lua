@@ -69,12 +69,15 @@ local function exit_code(data)
   return code
 end
 
--- refresh(run) -> backend_error: one round of asking the backend, saved.
+-- refresh(run) -> backend_error: one round of asking the backend, saved; a run whose end this
+-- check saw goes into the history index.
 local function refresh(run)
+  local asked = 0
   run:update(function(r)
-    local asked = r:recover() + r:refresh()
+    asked = r:recover() + r:refresh()
     return asked > 0 -- a finished run's state needs no rewrite
   end)
+  if asked > 0 and run:all_terminal() then require("jobrun.history").record(run.dir, run.data) end
   return run.ctx.backend_error
 end
 
