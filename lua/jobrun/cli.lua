@@ -7,7 +7,8 @@ local suggest = require "jobrun.suggest"
 local cli = {}
 
 -- The commands this build has, in the order help lists them.
-cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
+cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "history", "flaky",
+                 "show", "list", "prune",
                  "analyze", "completion", "script" }
 
 local function load_command(name)
