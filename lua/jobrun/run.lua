@@ -52,6 +52,12 @@ local function replan(data)
   return ok and p or nil
 end
 
+-- exclude(ctx, nodes): the nodes a rerun keeps its jobs off (rerun --exclude-nodes), as the
+-- Slurm backend's extra sbatch arguments; other backends cannot choose nodes.
+function M.exclude(ctx, nodes)
+  ctx.sbatch_extra = (type(nodes) == "table" and #nodes > 0) and { "--exclude=" .. table.concat(nodes, ",") } or nil
+end
+
 -- context(run) -> ctx: what the backend sees (run_dir, run_id, cwd, handles, backend) and, read
 -- lazily, what only the suite knows: parsers, expectation functions, the real environment with
 -- its secrets — from the plan when this process made the run, else from the suite file as it
@@ -60,6 +66,7 @@ local function context(run)
   local data = run.data
   local ctx = { run_dir = run.dir, run_id = data.run_id, cwd = data.cwd, handles = {},
                 backend = backends.get(data.backend) }
+  M.exclude(ctx, data.exclude_nodes)
   local function from_plan(key)
     local p = run.plan
     if p == nil and data.suite_path then p = replan(data) or false; run.plan = p end
