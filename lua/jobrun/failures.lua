@@ -31,13 +31,15 @@ function failures.text(data, run_dir, paint)
   end
   if #failed == 0 then return "" end
   local out = { "", paint(string.format("=== Failures: %d of %d jobs ===", #failed, #data.jobs), "bold") }
+  local flaky = require("jobrun.history").flaky_notes(run_dir, data)
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
   for i, job in ipairs(failed) do
     if i > failures.MAX_JOBS then
       add("… and %d more: jobrun check %s --failed", #failed - failures.MAX_JOBS, data.run_id)
       break
     end
-    add("%s %s", paint("✗", "red"), paint(sanitize.text(job.name), "bold"))
+    add("%s %s%s", paint("✗", "red"), paint(sanitize.text(job.name), "bold"),
+      flaky[job.name] and paint(" — failed; " .. flaky[job.name], "yellow") or "")
     for _, m in ipairs(job.mismatches or {}) do add("    - %s", sanitize.text(m)) end
     local fields = job.fields or {}
     local facts = {}

@@ -439,7 +439,11 @@ function history.flaky(rows, flips)
     for _, r in ipairs(j.rows) do
       if (r.verdict == "pass" or r.verdict == "fail") and r.commit_id then
         local c = per[r.commit_id]
-        if not c then c = { commit = r.commit_id, passed = {}, failed = {} }; per[r.commit_id] = c; order[#order + 1] = c end
+        if not c then
+          c = { commit = r.commit_id, passed = {}, failed = {} }
+          per[r.commit_id] = c
+          order[#order + 1] = c
+        end
         local list = r.verdict == "pass" and c.passed or c.failed
         list[#list + 1] = r.run_id .. "@" .. r.try
       end
@@ -464,6 +468,28 @@ function history.at_commit(db, job, commit, n)
   local passed = 0
   for _, r in ipairs(rows) do if r[1] == "pass" then passed = passed + 1 end end
   return passed, #rows
+end
+
+-- flaky_notes(run_dir, data, n) -> { [job name] = "flaky: passed 7 of the last 10 runs at this
+-- commit" } for the failed jobs that also passed at their commit, from an index that exists.
+function history.flaky_notes(run_dir, data, n)
+  n = n or 10
+  local failed = {}
+  for _, job in ipairs(data.jobs or {}) do
+    if job.verdict == "fail" and provenance.commit_of(job) then failed[#failed + 1] = job end
+  end
+  local state_dir = run_dir and history.state_dir_of(run_dir)
+  if #failed == 0 or not state_dir then return {} end
+  return history.peek(state_dir, function(db)
+    local notes = {}
+    for _, job in ipairs(failed) do
+      local passed, total = history.at_commit(db, job.name, provenance.commit_of(job), n)
+      if passed > 0 and passed < total then
+        notes[job.name] = string.format("flaky: passed %d of the last %d runs at this commit", passed, total)
+      end
+    end
+    return notes
+  end) or {}
 end
 
 -- A node is suspect when at least SUSPECT_MIN of its attempts (and 2 of them failed) are in the

@@ -83,10 +83,11 @@ local function fence(lines)
   return string.rep("`", longest + 1)
 end
 
-local function failure_md(job, tail)
+local function failure_md(job, tail, flaky)
   local out = {}
   local ms = job.mismatches or {}
   local why = #ms > 0 and ms[1] or ("status " .. tostring(job.status))
+  if flaky then why = "failed; " .. flaky .. " — " .. why end
   out[#out + 1] = string.format("<details><summary>❌ <code>%s</code>: %s%s</summary>", html(job.name), html(why),
     #ms > 1 and string.format(" (+%d more)", #ms - 1) or "")
   out[#out + 1] = ""
@@ -154,6 +155,7 @@ function markdown.document(data, run_dir, opts)
     tails[i] = lines
   end
   local grid_text = grid_md(data, opts.grid)
+  local flaky = require("jobrun.history").flaky_notes(run_dir, data)
   local function render(n_tail, n_failed, with_grid)
     local out = { header }
     if with_grid and grid_text then out[#out + 1] = grid_text .. "\n" end
@@ -163,7 +165,7 @@ function markdown.document(data, run_dir, opts)
         local tail = {}
         local lines = tails[i]
         for k = math.max(1, #lines - n_tail + 1), #lines do if n_tail > 0 then tail[#tail + 1] = lines[k] end end
-        out[#out + 1] = failure_md(failed[i], tail) .. "\n"
+        out[#out + 1] = failure_md(failed[i], tail, flaky[failed[i].name]) .. "\n"
       end
       if n_failed < #failed then
         out[#out + 1] = string.format("… and %d more failures (cut to keep this summary under %d KiB): "

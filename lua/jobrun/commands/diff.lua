@@ -119,7 +119,9 @@ local function side_of(state_dir, arg)
     most = math.max(most, #t)
     jobs[#jobs + 1] = t[math.min(n, #t)]
   end
-  if n > most then errors.raise("diff: run %s has %d attempt%s, not %d", data.run_id, most, most == 1 and "" or "s", n) end
+  if n > most then
+    errors.raise("diff: run %s has %d attempt%s, not %d", data.run_id, most, most == 1 and "" or "s", n)
+  end
   return { run_id = data.run_id .. "@" .. n, jobs = jobs, suite = data.suite }, data.run_id .. "@" .. n
 end
 

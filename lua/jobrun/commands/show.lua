@@ -53,7 +53,8 @@ local function attempt_lines(a, n, paint)
     paint(clean(a.verdict or "pending"), tint[a.verdict]))
   local g = type(a.git) == "table" and a.git or nil
   if g and g.commit then
-    out[#out + 1] = string.format("      commit   %s%s%s", clean(g.commit), g.branch and (" (" .. clean(g.branch) .. ")") or "",
+    out[#out + 1] = string.format("      commit   %s%s%s", clean(g.commit),
+      g.branch and (" (" .. clean(g.branch) .. ")") or "",
       g.dirty and " dirty" or "")
   end
   if type(a.nodes) == "table" and #a.nodes > 0 then
@@ -130,7 +131,9 @@ function command.run(opts, args)
   out[#out + 1] = "expect   " .. clean(expect)
   local extras = {}
   if spec.nodes then extras[#extras + 1] = "nodes " .. tostring(spec.nodes) end
-  if spec.timeout and spec.timeout ~= json.null then extras[#extras + 1] = "timeout " .. duration.format(spec.timeout) end
+  if spec.timeout and spec.timeout ~= json.null then
+    extras[#extras + 1] = "timeout " .. duration.format(spec.timeout)
+  end
   if spec.max_restarts and spec.max_restarts > 0 then extras[#extras + 1] = "max_restarts " .. spec.max_restarts end
   if #extras > 0 then out[#out + 1] = "limits   " .. table.concat(extras, " · ") end
   out[#out + 1] = ""
