@@ -17,8 +17,9 @@ history.FILE = "history.sqlite"
 -- The index's layout (PRAGMA user_version). An index of a higher version was made by a newer
 -- jobrun: refused, never misread. A lower one is rebuilt.
 history.VERSION = 1
--- How long a writer waits for another's transaction before giving up (seconds).
-history.TIMEOUT = 10
+-- How long a writer waits for another's transaction before giving up (seconds; the environment's
+-- JOBRUN_HISTORY_TIMEOUT, for tests of a locked index).
+history.TIMEOUT = tonumber(os.getenv("JOBRUN_HISTORY_TIMEOUT") or "") or 10
 
 local SCHEMA = [[
 CREATE TABLE runs (
@@ -464,7 +465,7 @@ end
 -- from an index that exists (nil otherwise). For the reports' "flaky: passed 7 of the last 10".
 function history.at_commit(db, job, commit, n)
   local rows = check(db:query("SELECT verdict FROM attempts WHERE job = ? AND commit_id = ? AND verdict IN "
-    .. "('pass', 'fail') ORDER BY run_started DESC, try DESC LIMIT ?", { job, commit, n or 10 }))
+    .. "('pass', 'fail') ORDER BY run_started DESC, run_id DESC, try DESC LIMIT ?", { job, commit, n or 10 }))
   local passed = 0
   for _, r in ipairs(rows) do if r[1] == "pass" then passed = passed + 1 end end
   return passed, #rows
@@ -516,7 +517,8 @@ function history.nodes(rows)
     n.rate = n.failed / n.total
     local others_total, others_failed = all_total - n.total, all_failed - n.failed
     local others = others_total > 0 and others_failed / others_total or 0
-    n.suspect = n.total >= history.SUSPECT_MIN and n.failed >= 2 and n.rate >= 0.5 and n.rate >= 2 * others
+    n.suspect = others_total > 0 and n.total >= history.SUSPECT_MIN and n.failed >= 2 and n.rate >= 0.5
+      and n.rate >= 2 * others
   end
   table.sort(order, function(a, b)
     if a.rate ~= b.rate then return a.rate > b.rate end
@@ -531,7 +533,7 @@ function history.last_outcomes(db, names, n)
   local out = {}
   for _, name in ipairs(names) do
     local rows = check(db:query("SELECT verdict, run_id, try FROM attempts WHERE job = ? "
-      .. "ORDER BY run_started DESC, try DESC LIMIT ?", { name, n }))
+      .. "ORDER BY run_started DESC, run_id DESC, try DESC LIMIT ?", { name, n }))
     local list = {}
     for i = #rows, 1, -1 do list[#list + 1] = { verdict = rows[i][1], run_id = rows[i][2], try = rows[i][3] } end
     out[name] = list

@@ -42,6 +42,9 @@ end
 -- open(state_dir) -> db: the index, brought up to date; damaged runs named on stderr; a problem
 -- that stops it is exit 3.
 function command.open(state_dir)
+  if not require("jobrun.c.fs").stat(state_dir) then
+    errors.raise("no runs in %s yet (start one with jobrun run or jobrun launch)", state_dir)
+  end
   local ok, db, note = pcall(history.open, state_dir)
   if not ok then
     if history.is_failure(db) then errors.infra("history: %s", db.message) end
