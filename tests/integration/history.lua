@@ -101,7 +101,8 @@ tap.test("a rerun after a fix: each attempt keeps its commit; diff RUN reads fix
   tap.is(n, 5, "the index holds every finished attempt (R1: 2 + 1 rerun, R2: 2)")
   local c1 = rows(dir, "SELECT try, commit_id, verdict, nodes FROM attempts WHERE run_id = 'R1' AND job = 'fx_2' "
     .. "ORDER BY try")
-  tap.is(c1, { { 1, a, "fail", hostname() }, { 2, b, "pass", hostname() } }, "each attempt's row: commit, verdict, node")
+  tap.is(c1, { { 1, a, "fail", hostname() }, { 2, b, "pass", hostname() } },
+    "each attempt's row: commit, verdict, node")
   tap.is(count(dir, "PRAGMA journal_mode"), "wal", "the index is in WAL mode")
 end)
 
