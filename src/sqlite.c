@@ -7,7 +7,7 @@
  *   db:query(sql, [values]) -> rows, names | nil, message, code
  *       rows: { {col1, col2, …}, … } (NULL is nil); values bind ?1, ?2, … (values[i], nil for NULL)
  *   db:insert(sql, rows) -> count | nil, message, code       (the statement once per row of values)
- *   db:changes() -> rows changed by the last statement
+ *   db:changes() -> rows changed by the last INSERT, UPDATE or DELETE
  *   db:close(); __gc, __close, __tostring
  * code names the failure where a caller decides on it: "busy", "locked", "corrupt", "notadb",
  * "readonly", "cantopen", "full", "ioerr", else "error". Values: nil, booleans (0/1), integers,

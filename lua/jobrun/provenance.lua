@@ -19,12 +19,12 @@ function provenance.redact_argv(argv)
       out[i], hide_next = secrets.REDACTED, false
     else
       local name, eq = a:match("^%-*([^=]+)(=)")
-      if eq and secrets.is_secret_name(name) then
+      if eq and secrets.is_secret_name((name:gsub("-", "_"))) then
         out[i] = a:sub(1, #a:match("^[^=]*=")) .. secrets.REDACTED
       else
         out[i] = (secrets.strip_urls(a))
         local opt = a:match("^%-%-([%w_-]+)$")
-        if opt and secrets.is_secret_name(opt) then hide_next = true end
+        if opt and secrets.is_secret_name((opt:gsub("-", "_"))) then hide_next = true end
       end
     end
   end
