@@ -92,14 +92,21 @@ end
 
 local DAMAGED = { corrupt = true, notadb = true }
 
+local cjson = require "cjson"
+local function encode_params(p)
+  local ok, text = pcall(cjson.encode, p)
+  if ok then return text end
+  return json.encode(p)
+end
+
 -- rows_of(data) -> the attempt rows of a run: every ended attempt of every job.
 function history.rows_of(data)
   local rows = {}
   local git = type(data.git) == "table" and data.git or {}
   local suite, started = str(data.suite), str(data.started_at)
   for _, job in ipairs(data.jobs or {}) do
-    local params = job.params ~= nil and value(job.params) ~= nil
-      and json.encode(json.object(job.params, job.spec and job.spec.param_order)) or nil
+    -- lua-cjson's encoder (C; keys in no set order), as params are only read back as a whole.
+    local params = type(job.params) == "table" and encode_params(job.params) or nil
     local tries = {}
     for _, a in ipairs(job.attempts or {}) do tries[#tries + 1] = a end
     if verdict.TERMINAL[job.status] and job.verdict ~= "pending" then tries[#tries + 1] = job end

@@ -72,6 +72,7 @@ function provenance.expand_nodes(v)
     return out
   end
   if type(v) ~= "string" or v == "" or v == "(null)" or v == "None assigned" then return {} end
+  if not v:find("[%[,]") then return { v } end -- one plain name (every local job's)
   local out = {}
   -- Split at commas outside brackets.
   local depth, start = 0, 1
