@@ -2,7 +2,9 @@
  * in C, and one statement run over many rows in one call (the history index inserts a run's
  * attempts that way). What the tables mean lives in lua/jobrun/history.lua.
  *
- *   sqlite.open(path, [{ readonly = bool, timeout = s }]) -> Db | nil, message, code
+ *   sqlite.open(path, [{ readonly = bool, timeout = s, checkpoint_on_close = bool }]) -> Db | nil, message, code
+ *       (checkpoint_on_close false: closing the last connection leaves the WAL to the next
+ *       automatic checkpoint instead of copying it into the database and syncing there and then)
  *   db:exec(sql) -> true | nil, message, code               (any number of statements, no values)
  *   db:query(sql, [values]) -> rows, names | nil, message, code
  *       rows: { {col1, col2, …}, … } (NULL is nil); values bind ?1, ?2, … (values[i], nil for NULL)
@@ -39,6 +41,7 @@
     X(sqlite3_column_name) \
     X(sqlite3_column_text) \
     X(sqlite3_column_type) \
+    X(sqlite3_db_config) \
     X(sqlite3_errmsg) \
     X(sqlite3_exec) \
     X(sqlite3_extended_errcode) \
@@ -89,14 +92,16 @@ static int sqlite_open(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     const char *why = jobrun_dl_load(&libsqlite);
     if (why) return luaL_error(L, "libsqlite3 is not available (%s)", why);
-    int readonly = 0;
+    int readonly = 0, checkpoint_on_close = 1;
     double timeout = 5;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "readonly");
         readonly = lua_toboolean(L, -1);
         lua_getfield(L, 2, "timeout");
         if (lua_isnumber(L, -1)) timeout = lua_tonumber(L, -1);
-        lua_pop(L, 2);
+        lua_getfield(L, 2, "checkpoint_on_close");
+        if (lua_isboolean(L, -1)) checkpoint_on_close = lua_toboolean(L, -1);
+        lua_pop(L, 3);
     }
     Db *d = (Db *)lua_newuserdatauv(L, sizeof *d, 0);
     d->db = NULL;
@@ -110,6 +115,7 @@ static int sqlite_open(lua_State *L) {
     }
     /* Writers take turns: a locked database is waited for (sqlite sleeps on its own), not failed. */
     p_sqlite3_busy_timeout(d->db, (int)(timeout * 1000));
+    if (!checkpoint_on_close) p_sqlite3_db_config(d->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     return 1;
 }
 

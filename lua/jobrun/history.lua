@@ -92,6 +92,11 @@ end
 
 local DAMAGED = { corrupt = true, notadb = true }
 
+-- Each command opens the index for a moment: closing it must not copy the WAL into the file and
+-- sync it each time (the cost of most of a run's indexing); the commits' automatic checkpoints
+-- do that every thousand pages or so.
+local function options() return { timeout = history.TIMEOUT, checkpoint_on_close = false } end
+
 local cjson = require "cjson"
 local function encode_params(p)
   local ok, text = pcall(cjson.encode, p)
@@ -242,7 +247,7 @@ local function connect(state_dir, opts)
   local path = history.path(state_dir)
   if opts.create == false and not fs.stat(path) then return nil end
   if not fs.stat(state_dir) then fail("no state directory at " .. state_dir, "cantopen") end
-  local db = check(sqlite.open(path, { timeout = history.TIMEOUT }))
+  local db = check(sqlite.open(path, options()))
   -- The index is derived: a commit need not reach the disk before the run goes on (in WAL mode
   -- NORMAL still never leaves the file damaged).
   db:exec("PRAGMA synchronous = NORMAL")
@@ -264,12 +269,12 @@ local function connect(state_dir, opts)
     -- that find it damaged do not remove each other's new one.
     db:close()
     local _lock <close> = fs.lock(path .. ".lock")
-    db = check(sqlite.open(path, { timeout = history.TIMEOUT }))
+    db = check(sqlite.open(path, options()))
     local again, _, code2 = db:query("PRAGMA user_version")
     if not again and DAMAGED[code2] then
       db:close()
       remove_files(path)
-      db = check(sqlite.open(path, { timeout = history.TIMEOUT }))
+      db = check(sqlite.open(path, options()))
     end
   elseif rows[1][1] == history.VERSION then
     return db, false -- nothing to make: an index that is only read may be read-only

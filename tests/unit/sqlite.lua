@@ -85,7 +85,9 @@ tap.test("Slurm node lists", function()
   tap.is(provenance.expand_nodes("None assigned"), {}, "none")
 end)
 
-local function row(run, nodes, v, commit) return { run_id = run, try = 1, nodes = nodes, verdict = v, commit_id = commit } end
+local function row(run, nodes, v, commit)
+  return { run_id = run, try = 1, nodes = nodes, verdict = v, commit_id = commit }
+end
 
 tap.test("suspect nodes: the stated rule", function()
   local rows = {}
