@@ -165,11 +165,11 @@ local function transaction(db, fn)
 end
 history.transaction = transaction
 
--- run_dirs(state_dir) -> { run_id = run_dir } of the runs on disk.
-local function run_dirs(state_dir)
+-- run_ids(state_dir) -> { [run_id] = true } of the runs on disk.
+local function run_ids(state_dir)
   local out = {}
   for _, name in ipairs(fs.list(state_dir .. "/runs") or {}) do
-    if name:sub(1, 1) ~= "." then out[name] = state.run_dir(state_dir, name) end
+    if name:byte(1) ~= 46 then out[name] = true end -- not a dot file
   end
   return out
 end
@@ -185,14 +185,14 @@ end
 -- or those the index lacks); skipped = { {run_id, why} } for damaged state files; rows of runs no
 -- longer on disk removed.
 local function fill(db, state_dir, only_missing)
-  local on_disk = run_dirs(state_dir)
+  local on_disk = run_ids(state_dir)
   local known = {}
   if only_missing then
     for _, r in ipairs(check(db:query("SELECT run_id FROM runs"))) do known[r[1]] = true end
   end
   local todo = {}
-  for id, dir in pairs(on_disk) do
-    if not known[id] then todo[#todo + 1] = { id = id, dir = dir } end
+  for id in pairs(on_disk) do
+    if not known[id] then todo[#todo + 1] = { id = id, dir = state.run_dir(state_dir, id) } end
   end
   table.sort(todo, function(a, b) return a.id < b.id end)
   local gone = {}
