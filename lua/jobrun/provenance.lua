@@ -31,12 +31,17 @@ function provenance.redact_argv(argv)
   return out
 end
 
--- command_line() -> { "jobrun", args… } redacted, or nil when no CLI started this process.
+-- command_line() -> { "jobrun", args… } redacted, or nil when no CLI started this process. Made
+-- once (the jobs of one launch share it: nothing changes it).
+local made_for, made
 function provenance.command_line()
   if not provenance.argv then return nil end
-  local argv = { "jobrun" }
-  for _, a in ipairs(provenance.argv) do argv[#argv + 1] = a end
-  return provenance.redact_argv(argv)
+  if made_for ~= provenance.argv then
+    local argv = { "jobrun" }
+    for _, a in ipairs(provenance.argv) do argv[#argv + 1] = a end
+    made_for, made = provenance.argv, provenance.redact_argv(argv)
+  end
+  return made
 end
 
 -- git_of(record) -> { commit, branch, dirty } (no remote URL: it may carry credentials).
@@ -45,9 +50,12 @@ function provenance.git_of(rec)
   return { commit = rec.commit, branch = rec.branch, dirty = rec.dirty and true or false }
 end
 
--- stamp(job, git_record): a new attempt's provenance.
+-- stamp(job, git_record): a new attempt's provenance (the jobs stamped from one record share
+-- its table: records are replaced, never changed in place).
+local git_for, git_made
 function provenance.stamp(job, git_record)
-  job.git = provenance.git_of(git_record)
+  if git_for ~= git_record then git_for, git_made = git_record, provenance.git_of(git_record) end
+  job.git = git_made
   job.command_line = provenance.command_line()
 end
 
