@@ -93,9 +93,9 @@ tap.test("a rerun after a fix: each attempt keeps its commit; diff RUN reads fix
   code, out = h.sh(dir, "jobrun diff")
   tap.is(code, 1, "diff with no argument: a regression, exit 1")
   tap.like(out, "Diff R1 → R2", "the latest run against the previous run of its suite")
-  tap.like(out, "fx_1%s+regressed%s+@1 SUCCEEDED · exit 0 · pass · " .. a:sub(1, 8) .. "%s+@1 FAILED · exit 1 · fail · "
+  tap.like(out, "fx_1%s+regressed%s+SUCCEEDED · exit 0 · pass · " .. a:sub(1, 8) .. "%s+FAILED · exit 1 · fail · "
     .. c:sub(1, 8), "fx_1 regressed, with both commits")
-  tap.like(out, "fx_2%s+regressed%s+@2 SUCCEEDED .-" .. b:sub(1, 8), "fx_2 against its latest attempt, at B")
+  tap.like(out, "fx_2%s+regressed%s+SUCCEEDED .-" .. b:sub(1, 8), "fx_2 against its latest attempt, at B")
 
   local n = count(dir, "SELECT count(*) FROM attempts")
   tap.is(n, 5, "the index holds every finished attempt (R1: 2 + 1 rerun, R2: 2)")

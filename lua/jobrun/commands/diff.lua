@@ -59,7 +59,8 @@ function command.compare(data_a, data_b)
   return rows
 end
 
-local function side(job)
+-- side(job, by_attempt) -> one side's cell; its attempt shown where sides are attempts.
+local function side(job, by_attempt)
   if not job then return "-" end
   local parts = { job.status or "?" }
   local commit = type(job.git) == "table" and type(job.git.commit) == "string" and job.git.commit or nil
@@ -67,7 +68,7 @@ local function side(job)
   if value(job.termination_reason) ~= nil then parts[#parts + 1] = tostring(job.termination_reason) end
   parts[#parts + 1] = job.verdict or "pending"
   local text = table.concat(parts, " · ")
-  if job.try then text = "@" .. job.try .. " " .. text end
+  if by_attempt and job.try then text = "@" .. job.try .. " " .. text end
   if commit then text = text .. " · " .. commit:sub(1, 8) end
   return text
 end
@@ -122,7 +123,8 @@ local function side_of(state_dir, arg)
   if n > most then
     errors.raise("diff: run %s has %d attempt%s, not %d", data.run_id, most, most == 1 and "" or "s", n)
   end
-  return { run_id = data.run_id .. "@" .. n, jobs = jobs, suite = data.suite }, data.run_id .. "@" .. n
+  return { run_id = data.run_id .. "@" .. n, jobs = jobs, suite = data.suite, by_attempt = true },
+    data.run_id .. "@" .. n
 end
 
 -- previous_run(state_dir, data) -> the run of the same suite started before this one, or nil.
@@ -153,6 +155,7 @@ local function attempts_of(data)
     end
   end
   a.run_id, b.run_id = data.run_id .. " (previous attempt)", data.run_id .. " (latest attempt)"
+  a.by_attempt, b.by_attempt = true, true
   return a, b
 end
 
@@ -209,7 +212,7 @@ function command.run(opts, args)
   local tint = { regressed = "red", fixed = "green", ["only in A"] = "yellow", ["only in B"] = "yellow" }
   local cells = {}
   for i, r in ipairs(rows) do
-    cells[i] = { r.name, paint(r.change, tint[r.change] or "yellow"), side(r.a), side(r.b) }
+    cells[i] = { r.name, paint(r.change, tint[r.change] or "yellow"), side(r.a, a.by_attempt), side(r.b, b.by_attempt) }
   end
   out:write(textable.render({ "Job", "Change", "A: " .. a.run_id, "B: " .. b.run_id }, cells, { paint = paint }))
   out:write(string.format("\n%d job%s differ%s; %d regression%s.\n", #rows, #rows == 1 and "" or "s",
