@@ -293,11 +293,17 @@ end
 
 -- open(state_dir, opts) -> db, note: the index ready to read, every finished run on disk in it
 -- (a new, older or damaged index is filled from all of them; else only the runs it lacks), the
--- pruned ones out. note = { rebuilt = why|nil, skipped = { {run_id, why} } }. Raises a Failure.
+-- pruned ones out. note = { rebuilt = why|nil, skipped = { {run_id, why} }, stale = why|nil }:
+-- an index that cannot be written (read-only, locked) is read as it is, and stale says why.
+-- Raises a Failure.
 function history.open(state_dir, opts)
   local db, made = connect(state_dir, opts)
   if not db then return nil end
-  local _, skipped = fill(db, state_dir, not made)
+  local ok, n, skipped = pcall(fill, db, state_dir, not made)
+  if not ok then
+    if not is_failure(n) then error(n, 0) end
+    return db, { rebuilt = made, skipped = {}, stale = n.message }
+  end
   return db, { rebuilt = made, skipped = skipped }
 end
 

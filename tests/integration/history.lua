@@ -239,6 +239,11 @@ tap.test("a damaged index is rebuilt; a locked one never fails a run; a newer on
   local _, n = err:gsub("history index", "")
   tap.is(n, 1, "once")
   tap.ok(fs.stat(dir .. "/.jobrun/runs/D4/state.json"), "the run's own record is written")
+  local out
+  code, out, err = h.sh(dir, "JOBRUN_HISTORY_TIMEOUT=0.3 jobrun history --json")
+  tap.is(code, 0, "history over a locked index: what it holds")
+  tap.like(err, "could not be brought up to date %(database is locked%)", "saying why it may be stale")
+  tap.is((json.decode(out) or {}).runs, { "D3", "D2", "D1" }, "the runs it holds")
   db:exec("ROLLBACK")
   db:close()
   tap.is(count(dir, "SELECT count(*) FROM runs WHERE run_id = 'D4'"), 0, "D4 is not in the index yet")

@@ -54,6 +54,10 @@ function command.open(state_dir)
   if note.rebuilt == "damaged" then
     io.stderr:write("jobrun: the history index was damaged; rebuilt from the runs' records\n")
   end
+  if note.stale then
+    io.stderr:write(string.format("jobrun: history: the index could not be brought up to date (%s); "
+      .. "showing what it holds\n", clean(note.stale)))
+  end
   for _, s in ipairs(note.skipped) do
     io.stderr:write(string.format("jobrun: history: skipped run %s: %s\n", clean(s.run_id), clean(s.why)))
   end
