@@ -252,6 +252,11 @@ local function connect(state_dir, opts)
   -- NORMAL still never leaves the file damaged).
   db:exec("PRAGMA synchronous = NORMAL")
   local rows, msg, code = db:query("PRAGMA user_version")
+  if opts.peek then -- a report only reads an index as it is: nothing made, nothing repaired
+    if rows and rows[1][1] == history.VERSION then return db, false end
+    db:close()
+    return nil
+  end
   local damaged
   if not rows and DAMAGED[code] then
     damaged = msg
@@ -369,11 +374,11 @@ function history.forget(state_dir, ids)
   end)
 end
 
--- query(state_dir, fn) -> fn(db)'s result from an index that exists, or nil (never raises, says
--- nothing): for reports, which only add what the index knows.
+-- peek(state_dir, fn) -> fn(db)'s result from an index that exists and is whole, or nil (never
+-- raises, says nothing, changes nothing): for reports, which only add what the index knows.
 function history.peek(state_dir, fn)
   local ok, result = pcall(function()
-    local db = connect(state_dir, { create = false })
+    local db = connect(state_dir, { create = false, peek = true })
     if not db then return nil end
     local r = fn(db)
     db:close()
@@ -492,12 +497,16 @@ function history.at_commit(db, job, commit, n)
   return passed, #rows
 end
 
+history.NOTES_MAX = 100
+
 -- flaky_notes(run_dir, data, n) -> { [job name] = "flaky: passed 7 of the last 10 runs at this
 -- commit" } for the failed jobs that also passed at their commit, from an index that exists.
 function history.flaky_notes(run_dir, data, n)
   n = n or 10
   local failed = {}
   for _, job in ipairs(data.jobs or {}) do
+    -- The reports show the first failures in full; a query each for more would cost a big run's.
+    if #failed >= history.NOTES_MAX then break end
     if job.verdict == "fail" and provenance.commit_of(job) then failed[#failed + 1] = job end
   end
   local state_dir = run_dir and history.state_dir_of(run_dir)
