@@ -425,6 +425,8 @@ function html.document(data, run_dir, opts)
   local git = data.git ~= json.null and data.git or {}
   local commit = known(git.commit) and (tostring(git.commit):sub(1, 12) .. (git.dirty and " (dirty)" or "")
     .. (known(git.branch) and (" on " .. tostring(git.branch)) or "")) or "-"
+  local commits = require("jobrun.provenance").commits(data)
+  if #commits > 1 then commit = table.concat(commits, ", ") .. " (the jobs' attempts ran several)" end
   local status = sum.failed > 0 and "failed" or sum.pending > 0 and "not finished" or "passed"
   local title = string.format("jobrun %s — %s: %s", sanitize.text(data.suite or "?"), sanitize.text(data.run_id),
     status)

@@ -59,7 +59,11 @@ tap.test("a rerun after a fix: each attempt keeps its commit; diff RUN reads fix
   tap.is(code, 0, "the rerun at commit B passes")
   tap.like(out, "commits " .. a:sub(1, 8) .. ", " .. b:sub(1, 8), "the header names both commits")
   tap.like(out, "fx_2%s.-" .. a:sub(1, 8) .. "→" .. b:sub(1, 8), "fx_2's row shows its attempts' commits")
-  local _, js = h.sh(dir, "jobrun check R1 --json")
+  local _, js = h.sh(dir, "jobrun check R1 --json --html page.html --summary summary.md")
+  tap.like(fs.read(dir .. "/page.html") or "", "commit <b>" .. a:sub(1, 8) .. ", " .. b:sub(1, 8),
+    "the HTML page names both commits")
+  tap.like(fs.read(dir .. "/summary.md") or "", "attempts at commits " .. a:sub(1, 8) .. ", " .. b:sub(1, 8),
+    "so does the Markdown summary")
   local doc = json.decode(js) or { jobs = {} }
   local jobs = {}
   for _, j in ipairs(doc.jobs) do jobs[j.name] = j end
