@@ -275,6 +275,17 @@ tap.test("a damaged index is rebuilt; a locked one never fails a run; a newer on
   tap.is(count(dir, "PRAGMA user_version"), 99, "the newer index is untouched")
 end)
 
+tap.test("the end of a launched run is indexed by whoever sees it: check, wait", function()
+  local dir = h.scratch()
+  h.write(dir .. "/q.lua", [[suite "q" { run = "sleep 0.3" }]])
+  h.sh(dir, "jobrun launch q.lua --run-id L1 && jobrun launch q.lua --run-id L2")
+  tap.ok(not fs.stat(dir .. "/.jobrun/history.sqlite"), "no index while nothing has been seen to end")
+  tap.ok(h.eventually(function() return h.sh(dir, "jobrun check L1") == 0 end, 20), "check sees L1 end")
+  tap.is(rows(dir, "SELECT run_id, job, verdict FROM attempts"), { { "L1", "q", "pass" } }, "check indexed L1")
+  tap.is(h.sh(dir, "jobrun wait L2"), 0, "wait sees L2 end")
+  tap.is(count(dir, "SELECT count(*) FROM attempts WHERE run_id = 'L2'"), 1, "wait indexed L2")
+end)
+
 tap.test("prune removes the pruned runs' rows", function()
   local dir = h.scratch()
   h.write(dir .. "/q.lua", QUICK)
