@@ -43,6 +43,10 @@ history.COLUMNS = { "run_id", "job", "try", "attempt", "suite", "run_started", "
 local INSERT = "INSERT OR REPLACE INTO attempts (" .. table.concat(history.COLUMNS, ", ") .. ") VALUES ("
   .. ("?, "):rep(#history.COLUMNS - 1) .. "?)"
 
+-- The runs whose end could not be written to the index (it was locked, read-only, damaged), one
+-- id a line: the next reader indexes them again (a run already in the index would not be).
+history.PENDING = "history.pending"
+
 function history.path(state_dir) return state_dir .. "/" .. history.FILE end
 
 -- state_dir_of(run_dir) -> the state directory a run directory is in.
@@ -132,10 +136,11 @@ function history.rows_of(data)
   return rows
 end
 
--- finished(data): every job of the run has ended.
+-- finished(data): every job of the run has ended and been judged (a run indexed once is not
+-- looked at again until it ends anew, after a rerun).
 local function finished(data)
   for _, job in ipairs(data.jobs or {}) do
-    if not verdict.TERMINAL[job.status] then return false end
+    if not verdict.TERMINAL[job.status] or job.verdict == "pending" then return false end
   end
   return true
 end
@@ -187,8 +192,14 @@ end
 local function fill(db, state_dir, only_missing)
   local on_disk = run_ids(state_dir)
   local known = {}
+  -- Runs whose end could not be indexed (history.PENDING): looked at again, indexed or not.
+  local pending_file = state_dir .. "/" .. history.PENDING
+  local taken = pending_file .. "." .. require("jobrun.c.process").getpid()
+  local again = os.rename(pending_file, taken) and (fs.read(taken) or "") or ""
+  os.remove(taken)
   if only_missing then
     for _, r in ipairs(check(db:query("SELECT run_id FROM runs"))) do known[r[1]] = true end
+    for id in again:gmatch("[^\n]+") do known[id] = nil end
   end
   local todo = {}
   for id in pairs(on_disk) do
@@ -204,13 +215,17 @@ local function fill(db, state_dir, only_missing)
     elseif finished(data) then datas[#datas + 1] = data end
   end
   if #datas > 0 or #gone > 0 then
-    transaction(db, function()
+    local ok, err = pcall(transaction, db, function()
       for _, data in ipairs(datas) do write_run(db, data) end
       for _, id in ipairs(gone) do
         check(db:query("DELETE FROM attempts WHERE run_id = ?", { id }))
         check(db:query("DELETE FROM runs WHERE run_id = ?", { id }))
       end
     end)
+    if not ok then
+      if again ~= "" then fs.append(pending_file, again) end -- for the next reader
+      error(err, 0)
+    end
   end
   return #datas, skipped
 end
@@ -340,11 +355,12 @@ local function guarded(what, fn)
   return nil
 end
 
--- record(run_dir, data): a run that has ended, (re)indexed whole. Never raises.
+-- record(run_dir, data): a run that has ended, (re)indexed whole. Never raises; when it cannot,
+-- the run is noted in history.PENDING for the next reader.
 function history.record(run_dir, data)
   local state_dir = history.state_dir_of(run_dir)
   if not state_dir or not finished(data) then return end
-  guarded("updated", function()
+  local done = guarded("updated", function()
     local db, made = connect(state_dir)
     if made == "damaged" then
       say("the history index was damaged; rebuilt from the runs' records")
@@ -355,7 +371,9 @@ function history.record(run_dir, data)
       transaction(db, function() write_run(db, data) end)
     end
     db:close()
+    return true
   end)
+  if not done then fs.append(state_dir .. "/" .. history.PENDING, tostring(data.run_id) .. "\n") end
 end
 
 -- forget(state_dir, run_ids): the rows of removed runs. Never raises.
