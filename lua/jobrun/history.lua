@@ -5,6 +5,7 @@
 -- index is rebuilt from the runs. Writers take turns (busy timeout, one immediate transaction
 -- per run). A problem with the index never fails a run: it is said once on stderr.
 local sqlite = require "jobrun.c.sqlite"
+local cjson = require "cjson"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 local state = require "jobrun.state"
@@ -101,7 +102,6 @@ local DAMAGED = { corrupt = true, notadb = true }
 -- do that every thousand pages or so.
 local function options() return { timeout = history.TIMEOUT, checkpoint_on_close = false } end
 
-local cjson = require "cjson"
 local function encode_params(p)
   local ok, text = pcall(cjson.encode, p)
   if ok then return text end
@@ -126,7 +126,7 @@ function history.rows_of(data)
       local metrics = value(a.metrics)
       rows[#rows + 1] = {
         str(data.run_id), job.name, i, num(a.attempt), suite, started, params, str(g.commit), str(g.branch),
-        g.dirty and 1 or 0, str(a.status), num(a.exit_code), str(a.termination_reason), str(a.cause_class),
+        g.dirty == true and 1 or 0, str(a.status), num(a.exit_code), str(a.termination_reason), str(a.cause_class),
         num(a.restart_count), num(a.duration_s), str(a.started_at), str(a.ended_at),
         #nodes > 0 and table.concat(nodes, ",") or nil, num(a.gpu_hours), str(a.verdict),
         type(metrics) == "table" and json.encode(metrics) or nil,
