@@ -31,7 +31,6 @@ The git guard applies as it does for run. Exits as run does.
 last 20 runs (jobrun history --nodes). Other backends cannot choose nodes: it is said, and ignored.]],
 }
 
--- choose(run, opts) -> the jobs to run again.
 -- excluded(run, opts) -> the nodes to keep the jobs off, or nil.
 local function excluded(run, opts)
   local want = opts["exclude-nodes"]
@@ -43,7 +42,7 @@ local function excluded(run, opts)
     return nodes
   end
   local history = require "jobrun.history"
-  local db = require("jobrun.commands.history").open(require("jobrun.history").state_dir_of(run.dir))
+  local db = require("jobrun.commands.history").open(history.state_dir_of(run.dir))
   local rows = history.attempts(db, { last = 20, suite = run.data.suite })
   db:close()
   local nodes = {}
@@ -53,6 +52,7 @@ local function excluded(run, opts)
   return nodes
 end
 
+-- choose(run, opts) -> the jobs to run again.
 local function choose(run, opts)
   local chosen = {}
   for _, job in ipairs(run.data.jobs) do
