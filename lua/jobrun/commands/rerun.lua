@@ -1,4 +1,4 @@
--- jobrun rerun [RUN] [--failed | --all | --only GLOB] [--detach]: new attempts of the chosen
+-- jobrun rerun [RUN] [--failed | --all | --only GLOB] [--exclude-nodes …] [--detach]: new attempts of the chosen
 -- jobs in the same run, on the same backend and spec; then wait and report as run does.
 local options = require "jobrun.options"
 local Run = require "jobrun.run"
@@ -11,7 +11,7 @@ local errors = require "jobrun.errors"
 
 local command = {
   name = "rerun",
-  usage = "jobrun rerun [RUN] [--failed | --all | --only GLOB] [--detach] [options]",
+  usage = "jobrun rerun [RUN] [--failed | --all | --only GLOB] [--exclude-nodes suspect|LIST] [--detach] [options]",
   summary = "run the failed (or chosen) jobs of a run again, as new attempts",
   options = options.concat({
     { "failed", "flag", nil, "every job whose verdict is fail (the default)" },
