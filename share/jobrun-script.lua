@@ -23,6 +23,9 @@
 ---@field verdict "pass"|"fail"|"pending" whether it ended as expected
 ---@field mismatches string[] what was not as expected
 ---@field attempts table[]? the earlier attempts, when there were any
+---@field git {commit: string, branch: string?, dirty: boolean}? the commit this attempt ran
+---@field nodes string[]? the nodes it ran on (local: the host name)
+---@field command_line string[]? the jobrun command line that started it (secrets redacted)
 
 ---A job a script declared: started by submit (or wait, or jobrun.all), in the script's run.
 ---@class jobrun.Job

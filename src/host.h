@@ -60,5 +60,6 @@ int luaopen_jobrun_yaml(lua_State *L);
 int luaopen_jobrun_json(lua_State *L);
 int luaopen_jobrun_metrics(lua_State *L);
 int luaopen_jobrun_serve(lua_State *L);
+int luaopen_jobrun_sqlite(lua_State *L);
 
 #endif

@@ -7,8 +7,8 @@ local suggest = require "jobrun.suggest"
 local cli = {}
 
 -- The commands this build has, in the order help lists them.
-cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
-                 "analyze", "completion", "script", "notify", "serve" }
+cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "history", "flaky",
+                 "show", "list", "prune", "analyze", "completion", "script", "notify", "serve" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do
@@ -147,6 +147,7 @@ local function help(args)
 end
 
 function cli.main(argv)
+  require("jobrun.provenance").argv = argv -- each attempt records the command line that started it
   local profile_path = os.getenv("JOBRUN_PROFILE")
   if profile_path and profile_path ~= "" then
     local stop = require("jobrun.profile").start(profile_path)

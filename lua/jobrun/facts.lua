@@ -65,6 +65,9 @@ function facts.of(job, run_dir, n)
       list[#list + 1] = { key = key, label = FACTS[i][2], value = v }
     end
   end
+  -- Attempts at several commits (a rerun after a fix): the commits, oldest first.
+  local trail = require("jobrun.provenance").trail(job)
+  if #trail > 1 then list[#list + 1] = { key = "commits", label = "commits", value = table.concat(trail, "→") } end
   r.facts = list
   local errors = {}
   local fields = type(job.fields) == "table" and job.fields or {}

@@ -18,6 +18,7 @@ function failures.text(data, run_dir, paint)
   end
   if #failed == 0 then return "" end
   local out = { "", paint(string.format("=== Failures: %d of %d jobs ===", #failed, #data.jobs), "bold") }
+  local flaky = require("jobrun.history").flaky_notes(run_dir, data)
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
   for i, job in ipairs(failed) do
     if i > failures.MAX_JOBS then
@@ -25,7 +26,8 @@ function failures.text(data, run_dir, paint)
       break
     end
     local r = facts.of(job, run_dir, failures.LOG_LINES)
-    add("%s %s", paint("✗", "red"), paint(sanitize.text(r.name), "bold"))
+    add("%s %s%s", paint("✗", "red"), paint(sanitize.text(r.name), "bold"),
+      flaky[job.name] and paint(" — failed; " .. flaky[job.name], "yellow") or "")
     for _, m in ipairs(r.mismatches) do add("    - %s", sanitize.text(m)) end
     local shown = {}
     for k, f in ipairs(r.facts) do shown[k] = f.label .. " " .. sanitize.text(f.value) end

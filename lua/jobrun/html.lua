@@ -489,6 +489,32 @@ local function failures_html(data, run_dir, ids)
 end
 
 -- document(data, run_dir, opts) -> the page.
+-- recent_html(data, run_dir) -> each job's last outcomes across runs as a row of small marks,
+-- from the history index (nothing without one).
+local function recent_html(data, run_dir)
+  local history = require "jobrun.history"
+  local state_dir = run_dir and history.state_dir_of(run_dir)
+  local names = {}
+  for i, job in ipairs(data.jobs) do names[i] = job.name end
+  local outcomes = state_dir and #names > 0 and history.peek(state_dir, function(db)
+    return history.last_outcomes(db, names, 20)
+  end)
+  if not outcomes then return "" end
+  local out = { '<h2 id="recent">Recent outcomes</h2><p class="meta">Each job\'s last 20 attempts across runs, '
+    .. "oldest first (from the history index).</p><table><tbody>" }
+  for _, job in ipairs(data.jobs) do
+    local marks = {}
+    for _, o in ipairs(outcomes[job.name] or {}) do
+      local v = (o.verdict == "pass" or o.verdict == "fail") and o.verdict or "none"
+      marks[#marks + 1] = string.format('<span class="sw s-%s" title="%s@%s: %s"></span>', v, esc(o.run_id),
+        esc(o.try), esc(o.verdict or "-"))
+    end
+    out[#out + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", esc(job.name), table.concat(marks))
+  end
+  out[#out + 1] = "</tbody></table>"
+  return table.concat(out, "\n")
+end
+
 function html.document(data, run_dir, opts)
   opts = opts or {}
   local ids = {}
@@ -497,6 +523,8 @@ function html.document(data, run_dir, opts)
   local git = data.git ~= json.null and data.git or {}
   local commit = known(git.commit) and (tostring(git.commit):sub(1, 12) .. (git.dirty and " (dirty)" or "")
     .. (known(git.branch) and (" on " .. tostring(git.branch)) or "")) or "-"
+  local commits = require("jobrun.provenance").commits(data)
+  if #commits > 1 then commit = table.concat(commits, ", ") .. " (the jobs' attempts ran several)" end
   local status = sum.failed > 0 and "failed" or sum.pending > 0 and "not finished" or "passed"
   local title = string.format("jobrun %s — %s: %s", sanitize.text(data.suite or "?"), sanitize.text(data.run_id),
     status)
@@ -521,6 +549,7 @@ function html.document(data, run_dir, opts)
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),
     '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids, run_dir, opts),
+    recent_html(data, run_dir),
     "<script>" .. JS .. "</script>",
     "</body></html>",
   }

@@ -125,10 +125,11 @@ local function fence(lines)
   return string.rep("`", longest + 1)
 end
 
-local function failure_md(r, tail)
+local function failure_md(r, tail, flaky)
   local out = {}
   local ms = r.mismatches
   local why = #ms > 0 and ms[1] or ("status " .. tostring(r.status))
+  if flaky then why = "failed; " .. flaky .. " — " .. why end
   out[#out + 1] = string.format("<details><summary>❌ <code>%s</code>: %s%s</summary>", html(r.name), html(why),
     #ms > 1 and string.format(" (+%d more)", #ms - 1) or "")
   out[#out + 1] = ""
@@ -172,6 +173,8 @@ function markdown.document(data, run_dir, opts)
     meta[#meta + 1] = "commit `" .. cut(sanitize.text(git.commit), 40):gsub("`", "'") .. "`"
       .. (git.dirty and " (dirty)" or "")
   end
+  local commits = require("jobrun.provenance").commits(data)
+  if #commits > 1 then meta[#meta + 1] = "attempts at commits " .. md(table.concat(commits, ", ")) end
   if data.started_at then meta[#meta + 1] = "started " .. md(data.started_at) end
   head[#head + 1] = table.concat(meta, " · ")
   local header = table.concat(head, "\n") .. "\n"
@@ -185,6 +188,7 @@ function markdown.document(data, run_dir, opts)
   end
   local grid_text = grid_md(data, opts.grid)
   local metrics_text = metrics_md(data)
+  local flaky = require("jobrun.history").flaky_notes(run_dir, data)
   local function render(n_tail, n_failed, with_grid)
     local out = { header }
     if with_grid and grid_text then out[#out + 1] = grid_text .. "\n" end
@@ -195,7 +199,7 @@ function markdown.document(data, run_dir, opts)
         local tail = {}
         local lines = tails[i]
         for k = math.max(1, #lines - n_tail + 1), #lines do if n_tail > 0 then tail[#tail + 1] = lines[k] end end
-        out[#out + 1] = failure_md(records[i], tail) .. "\n"
+        out[#out + 1] = failure_md(records[i], tail, flaky[records[i].name]) .. "\n"
       end
       if n_failed < #failed then
         out[#out + 1] = string.format("… and %d more failures (cut to keep this summary under %d KiB): "

@@ -110,6 +110,10 @@ function report.text(data, opts)
   local headers = { "Job", "Status", "Restarts", "Termination", "Exit", "Duration", "Verdict" }
   local mcols = report.metric_columns(data)
   for _, m in ipairs(mcols) do headers[#headers + 1] = clean(m) end
+  -- Attempts at several commits (a rerun after a fix): each job's commits, oldest first.
+  local provenance = require "jobrun.provenance"
+  local commits = provenance.commits(data)
+  if #commits > 1 then headers[#headers + 1] = "Commit" end
   for _, k in ipairs(params) do headers[#headers + 1] = k end
   local rows = {}
   for _, job in ipairs(data.jobs) do
@@ -117,6 +121,10 @@ function report.text(data, opts)
     for _, m in ipairs(mcols) do
       local v, bad = report.metric_cell(job, m)
       row[#row + 1] = paint(v, bad and "red" or nil)
+    end
+    if #commits > 1 then
+      local trail = provenance.trail(job)
+      row[#row + 1] = #trail > 0 and table.concat(trail, "→") or "-"
     end
     for _, k in ipairs(params) do
       local v = job.params[k]
@@ -127,6 +135,7 @@ function report.text(data, opts)
   local out = {}
   local git = data.git and data.git ~= json.null and data.git.commit and
     string.format(" · commit %s%s", tostring(data.git.commit):sub(1, 8), data.git.dirty and " (dirty)" or "") or ""
+  if #commits > 1 then git = " · commits " .. table.concat(commits, ", ") end
   out[#out + 1] = paint(string.format("Run %s", data.run_id), "bold")
     .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite), dash(data.backend),
       dash(data.started_at), git))

@@ -12,7 +12,8 @@ local results = {}
 
 results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
-  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics" }
+  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics", "git", "nodes",
+  "command_line" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -59,13 +60,13 @@ end
 -- What an earlier attempt keeps (`attempts`, README "Jobs, statuses and results"), oldest first.
 results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
   "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
-  "verdict", "mismatches", "fields" }
+  "verdict", "mismatches", "fields", "git", "nodes", "command_line" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
 local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns" }
+  "launch_request_id", "slot", "pool_returns", "git", "nodes", "command_line" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -134,7 +135,7 @@ function results.public(job)
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
-    mismatches = nil, metrics = nil,
+    mismatches = nil, metrics = nil, git = job.git, nodes = job.nodes, command_line = job.command_line,
   }
   if job.metrics then out.metrics = metrics.for_json(job.metrics) end
   out.params = json.object(job.params, job.spec and job.spec.param_order)

@@ -16,6 +16,7 @@ local errors = require "jobrun.errors"
 local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
+local provenance = require "jobrun.provenance"
 
 local M = {}
 local Run = {}
@@ -89,6 +90,12 @@ local function launch_envs(run, planned)
   end })
 end
 
+-- exclude(ctx, nodes): the nodes a rerun keeps its jobs off (rerun --exclude-nodes), as the
+-- Slurm backend's extra sbatch arguments; other backends cannot choose nodes.
+function M.exclude(ctx, nodes)
+  ctx.sbatch_extra = (type(nodes) == "table" and #nodes > 0) and { "--exclude=" .. table.concat(nodes, ",") } or nil
+end
+
 -- context(run) -> ctx: what the backend sees (run_dir, run_id, cwd, handles, backend) and, read
 -- lazily, what only the suite knows: parsers, expectation functions, the real environment with
 -- its secrets — from the plan when this process made the run, else from the suite file as it
@@ -97,6 +104,7 @@ local function context(run)
   local data = run.data
   local ctx = { run_dir = run.dir, run_id = data.run_id, cwd = data.cwd, handles = {},
                 backend = backends.get(data.backend) }
+  M.exclude(ctx, data.exclude_nodes)
   local function from_plan(key)
     local p = run.plan
     if p == nil and data.suite_path then
@@ -142,7 +150,10 @@ function M.create(p, opts)
   local names = {}
   for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end
   local keys = state.assign_keys(names)
-  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown, keys[i]) end
+  for i, pjob in ipairs(p.jobs) do
+    data.jobs[i] = results.record(pjob, shown, keys[i])
+    provenance.stamp(data.jobs[i], p.git)
+  end
   local run = new(run_dir, data, p)
   run:save(true)
   state.set_latest(state_dir, p.run_id)
@@ -236,6 +247,7 @@ function Run:add_job(pjob, dir_shown)
   local key, n = base, 1
   while keys[key] do n = n + 1; key = base .. "-" .. n end
   local job = results.record(pjob, dir_shown or self.dir, key)
+  provenance.stamp(job, self.data.git)
   self.data.jobs[#self.data.jobs + 1] = job
   self:changed(job)
   self:plan_job(pjob)
@@ -426,7 +438,10 @@ function Run:submit_batch(jobs)
       if not ok then job.launch_error = tostring(err) end
     end
   end
+  -- A local job runs on this machine; other backends set job.nodes from their own answers.
+  local here = ctx.backend.name == "local" and provenance.hostname() or nil
   for _, job in ipairs(jobs) do
+    if here and job.native_id and job.nodes == nil then job.nodes = { here } end
     if not job.native_id then
       job.status, job.native_status = "LAUNCH_FAILED", nil
       self:settle(job)
@@ -548,6 +563,9 @@ function Run:rerun(jobs)
   -- Every job's environment, its secrets restored, before any job changes: a secret with no
   -- value stops the rerun here (exit 2), never launching the placeholder.
   for _, job in ipairs(jobs) do local _ = self.ctx.secret_env[job.name] end
+  -- The new attempts run the tree as it is now: their own commit, not the run's first one.
+  local ok, info = pcall(function() return require("jobrun.git").info(self.data.cwd or ".") end)
+  local now_git = ok and info and require("jobrun.git").record(info) or nil
   for _, job in ipairs(jobs) do
     -- The run directory as the run's paths show it (relative to where it was started, or not).
     local dir_shown = (job.log_path and job.log_path:match("^(.*)/logs/[^/]*$")) or self.dir
@@ -559,6 +577,7 @@ function Run:rerun(jobs)
       for i = 1, (job.spec.max_restarts or 0) + 1 do commands[i] = pjob.run_for_attempt(base + i) end
     end
     results.new_attempt(job, dir_shown, commands)
+    provenance.stamp(job, now_git)
     self:changed(job)
   end
 end

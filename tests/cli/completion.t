@@ -17,7 +17,7 @@ $ jobrun run s.lua --run-id r1 >/dev/null 2>&1 && touch -d '1 hour ago' "$JOBRUN
 
 # Commands, then each command's options and their values.
 $ bash comp.sh jobrun "" | tr '\n' ' '
-> run launch plan check wait rerun kill logs diff list prune analyze completion script notify serve help --help --version  (no eol)
+> run launch plan check wait rerun kill logs diff history flaky show list prune analyze completion script notify serve help --help --version  (no eol)
 $ bash comp.sh jobrun ch
 > check
 $ bash comp.sh jobrun plan --co

@@ -210,6 +210,7 @@ end
 local function sbatch(ctx, path, env, extra)
   local argv = { "sbatch", "--parsable" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
+  for _, a in ipairs(ctx.sbatch_extra or {}) do argv[#argv + 1] = a end -- rerun --exclude-nodes
   argv[#argv + 1] = path
   local id, err = common.retry(3, function()
     local r, why = exec.run(argv, { env = env, cwd = ctx.cwd, timeout = 60 })

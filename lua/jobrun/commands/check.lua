@@ -78,14 +78,17 @@ local function exit_code(data)
   return code
 end
 
--- refresh(run) -> backend_error: one round of asking the backend, saved. Jobs handed back by a
--- pool whose slots all died before starting them are pending again: a detached driver (as
--- launch's) hands them to a new pool, unless a driver is at work already.
+-- refresh(run) -> backend_error: one round of asking the backend, saved; a run whose end this
+-- check saw goes into the history index. Jobs handed back by a pool whose slots all died before
+-- starting them are pending again: a detached driver (as launch's) hands them to a new pool,
+-- unless a driver is at work already.
 local function refresh(run)
+  local asked = 0
   run:update(function(r)
-    local asked = r:recover() + r:refresh()
+    asked = r:recover() + r:refresh()
     return asked > 0 -- a finished run's state needs no rewrite
   end)
+  if asked > 0 and run:all_terminal() then require("jobrun.history").record(run.dir, run.data) end
   if (run.ctx.pool_returned or 0) > 0 then
     run.ctx.pool_returned = 0
     local lock = run:try_driver()

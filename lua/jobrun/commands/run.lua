@@ -56,6 +56,8 @@ end
 -- a SIGTERM/SIGHUP ended it (143 at once) or Ctrl-C (130 after the report).
 function command.finish(run, outcome, opts)
   if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
+  -- The run has ended: into the history index (before the report, which reads it).
+  require("jobrun.history").record(run.dir, run.data)
   report.emit(run.data, opts, run.dir)
   require("jobrun.notify").on_end(run)
   if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
