@@ -287,12 +287,7 @@ static const luaL_Reg sqlite_functions[] = {
 };
 
 int luaopen_jobrun_sqlite(lua_State *L) {
-    luaL_newmetatable(L, DB_HANDLE);
-    luaL_setfuncs(L, db_meta, 0);
-    luaL_newlibtable(L, db_methods);
-    luaL_setfuncs(L, db_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, DB_HANDLE, db_meta, db_methods);
     luaL_newlib(L, sqlite_functions);
     return 1;
 }
