@@ -384,12 +384,21 @@ assets.js = [==[
     const rows = (d.jobs || []).map((r) => el("tr", {}, Object.values(r).map((v) => el("td", {}, typeof v === "object" ? JSON.stringify(v) : show(v)))));
     put(el("h1", {}, "Diff " + a + " → " + b), rows.length ? el("table", {}, el("tbody", {}, rows)) : el("p", {}, "No differences."));
   }
+  // history and flaky: the CLI's --json (jobrun history / jobrun flaky), one row per job.
   async function listPage(kind) {
     const d = await getJSON("/api/" + kind);
-    const items = Array.isArray(d) ? d : (d.rows || d.jobs || []);
-    const keys = items.length ? Object.keys(items[0]) : [];
-    put(el("h1", {}, kind), items.length ? el("table", {}, el("thead", {}, el("tr", {}, keys.map((k) => el("th", {}, k)))),
-      el("tbody", {}, items.map((it) => el("tr", {}, keys.map((k) => el("td", {}, typeof it[k] === "object" ? JSON.stringify(it[k]) : show(it[k]))))))) : el("p", {}, "Nothing yet."));
+    const jobs = d.jobs || [];
+    const head = kind === "history" ? ["Job", "Passed", "Failed", "Pass rate", "Flips", "Recent"] : ["Job", "Passed", "Failed", "Flips", "Commits"];
+    const rows = jobs.map((j) => kind === "history"
+      ? el("tr", { "data-job": j.name }, el("td", { class: "name" }, j.name), el("td", {}, show(j.passed)), el("td", {}, show(j.failed)),
+          el("td", {}, j.pass_rate === undefined || j.pass_rate === null ? "-" : Math.round(j.pass_rate * 100) + "%"), el("td", {}, show(j.flips)),
+          el("td", { class: "marks" }, (j.attempts || []).slice(0, 20).reverse().map((a) => el("span", { class: "m-" + (a.verdict || "pending"), title: a.run_id + " " + (a.commit || "") }))))
+      : el("tr", { "data-job": j.name }, el("td", { class: "name" }, j.name), el("td", {}, show(j.passed)), el("td", {}, show(j.failed)), el("td", {}, show(j.flips)),
+          el("td", {}, (j.commits || []).map((c) => short(c.commit) + ": " + (c.passed || []).length + " passed, " + (c.failed || []).length + " failed").join("; "))));
+    put(el("h1", {}, kind === "history" ? "History" : "Flaky jobs"),
+      el("p", { class: "muted" }, "over " + (Array.isArray(d.runs) ? d.runs.length : show(d.runs)) + " runs"),
+      jobs.length ? el("table", { id: kind }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows))
+        : el("p", {}, kind === "flaky" ? "No flaky job." : "Nothing yet."));
   }
 
   const p = app.dataset.page;

@@ -65,14 +65,14 @@ suite "mine" { matrix = { x = { "a", "b" } }, run = "sh check.sh {x}", git = { r
   commit_push(work, "a bug")
   local runs, steps = {}, 0
   -- Each step's expected exit code, in the block's order (the fix between them).
-  local expect = { ["run"] = { 1, 0 }, ["check"] = { 1 }, ["logs"] = { 0, 0 }, ["rerun"] = { 0 }, ["diff"] = { 0 } }
+  local expect = { ["run"] = { 1, 0 }, ["check"] = { 1 }, ["logs"] = { 0, 0 }, ["rerun"] = { 0 }, ["diff"] = { 0, 0 } }
   for line in block:gmatch("[^\n]+") do
     if line:match("^# … fix the code") then
       h.write(work .. "/check.sh", "echo checking $1; true\n")
       git(work, "commit -qam fix")
     elseif line:match("^%./jobrun ") then
       local cmd = line:gsub("%s+#.*$", ""):gsub("^%./jobrun", "jobrun"):gsub("%f[%w]JOB%f[%W]", "mine_b")
-        :gsub("RUN_BEFORE", runs[1] or "?"):gsub("RUN_AFTER", runs[2] or "?")
+        :gsub("RUN_BEFORE", runs[1] or "?"):gsub("RUN_AFTER", runs[2] or "?"):gsub("%f[%w_]RUN%f[^%w_]", runs[1] or "?")
       local verb = cmd:match("^jobrun (%S+)")
       local want = table.remove(expect[verb] or {}, 1)
       local code, out, err = h.sh(work, cmd)
@@ -84,7 +84,7 @@ suite "mine" { matrix = { x = { "a", "b" } }, run = "sh check.sh {x}", git = { r
       if verb == "rerun" then tap.like(out, "mine_b%s+SUCCEEDED", "the fix passes in the rerun") end
     end
   end
-  tap.is(steps, 7, "every step of the block ran")
+  tap.is(steps, 8, "every step of the block ran")
   tap.is(#runs, 2, "two runs")
   tap.ok(fs.stat(work .. "/report.html"), "report.html is in the work tree")
   tap.is(git(work, "status --porcelain"), "?? report.html\n", "untracked, and the second run was accepted all the same")

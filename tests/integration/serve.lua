@@ -69,6 +69,24 @@ tap.test("pages carry a strict CSP; the API's run is check --json's; no secret a
   tap.is(stop(s).exit_code, 143, "SIGTERM ends serve (143)")
 end)
 
+tap.test("diff, history and flaky: the API answers what the CLI's --json says", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", SUITE)
+  h.sh(dir, "jobrun run s.lua --run-id d1")
+  h.sh(dir, "jobrun run s.lua --run-id d2")
+  local s = start(dir)
+  for _, c in ipairs({ { "/api/diff?a=d1&b=d2", "diff d1 d2 --json" }, { "/api/history", "history --json" },
+                       { "/api/flaky", "flaky --json" }, { "/api/history?last=1", "history --last 1 --json" } }) do
+    local status, body = get(dir, s.url .. c[1])
+    local _, out = h.sh(dir, "jobrun " .. c[2])
+    tap.is(status, 200, c[1] .. ": 200")
+    tap.is(json.decode(body), json.decode(out), c[1] .. " = jobrun " .. c[2])
+  end
+  local status = get(dir, s.url .. "/api/diff?a=d1%3Brm&b=d2")
+  tap.is(status, 400, "a run id that is not one: 400")
+  stop(s)
+end)
+
 tap.test("paths never leave the state directory", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", SUITE)
