@@ -405,6 +405,42 @@ function history.peek(state_dir, fn)
   return ok and result or nil
 end
 
+-- Connections kept for baselines: one per state directory for the process, made (and filled
+-- with the runs the index lacks) once.
+local baseline_dbs = {}
+
+-- baseline(run_dir, suite, job, metric, n, exclude_run) -> the metric's values in the job's last
+-- n passing runs other than exclude_run, newest first (one per run), or nil when there is no
+-- index to ask (a baseline is then "not yet": never a failure by itself).
+function history.baseline(run_dir, suite, job, metric, n, exclude_run)
+  local state_dir = history.state_dir_of(run_dir)
+  if not state_dir then return nil end
+  local db = baseline_dbs[state_dir]
+  if db == nil then
+    local ok, opened = pcall(history.open, state_dir)
+    db = ok and opened or false
+    baseline_dbs[state_dir] = db
+  end
+  if not db then return nil end
+  local ok, rows = pcall(function()
+    return check(db:query("SELECT run_id, metrics FROM attempts WHERE job = ? AND (suite = ? OR ? IS NULL) "
+      .. "AND verdict = 'pass' AND run_id != ? AND metrics IS NOT NULL "
+      .. "ORDER BY run_started DESC, run_id DESC, try DESC", { job, suite, suite, exclude_run or "" }))
+  end)
+  if not ok then return nil end
+  local out, seen = {}, {}
+  for _, r in ipairs(rows) do
+    if #out >= n then break end
+    if not seen[r[1]] then
+      local m = json.decode(r[2])
+      local rec = type(m) == "table" and m[metric]
+      local v = type(rec) == "table" and rec.value
+      if type(v) == "number" then seen[r[1]] = true; out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
 -- recent_runs(db, n, suite) -> run ids of the last n runs (of the suite), newest first.
 function history.recent_runs(db, n, suite)
   local rows

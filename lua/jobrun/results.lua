@@ -190,6 +190,10 @@ function results.settle(job, expect, run_dir, parsers)
       type(expect) == "table" and expect.metrics or nil, metrics.file_of(log))
     if not done and type(got) == "table" and got.signal then error(got, 0) end
     job.metrics = done and got or nil
+    if job.metrics and type(expect) == "table" and expect.metrics then
+      -- Baselines: this job's earlier passing runs (by its name; the run directory names the run).
+      metrics.attach_baselines(job, expect.metrics, run_dir, nil, run_dir:match("([^/]+)/?$"))
+    end
   end
   -- What the backend noted about the job's own files (a damaged record, a result or log that
   -- could not be written, a launch error) is part of the answer, where --json shows it.
