@@ -130,8 +130,10 @@ function metrics.compile(entry)
     out.require_baseline = entry.require_baseline
   end
   if entry.tol ~= nil then
-    if entry.ref == nil and entry.baseline == nil then
-      return nil, "tol applies to a ref or a baseline: ref = { axis = { [value] = reference } }, or baseline = N"
+    -- With a rule alone, tol is how far `diff` lets the metric move from one run to the next.
+    if entry.ref == nil and entry.baseline == nil and entry[1] == nil then
+      return nil, "tol applies to a rule, a ref or a baseline: \">= 40000\", ref = { axis = { [value] = reference } }, "
+        .. "or baseline = N"
     end
     local tol, why = metrics.parse_tol(entry.tol)
     if not tol then return nil, why end

@@ -60,13 +60,13 @@ end
 -- What an earlier attempt keeps (`attempts`, README "Jobs, statuses and results"), oldest first.
 results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
   "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
-  "verdict", "mismatches", "fields", "git", "nodes", "command_line" }
+  "verdict", "mismatches", "fields", "git", "nodes", "command_line", "metrics" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
 local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns", "git", "nodes", "command_line" }
+  "launch_request_id", "slot", "pool_returns", "git", "nodes", "command_line", "metrics" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -118,6 +118,7 @@ function results.for_state(job)
       for k, v in pairs(a) do e[k] = v end
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
+      if type(a.metrics) == "table" then e.metrics = metrics.for_json(a.metrics) end
       list[i] = json.object(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -148,6 +149,7 @@ function results.public(job)
       for _, k in ipairs(results.ATTEMPT_ORDER) do e[k] = a[k] end
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
+      if type(a.metrics) == "table" then e.metrics = metrics.for_json(a.metrics) end
       list[i] = json.record(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list

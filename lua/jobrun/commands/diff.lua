@@ -36,7 +36,41 @@ local function differs(a, b)
   return false
 end
 
--- compare(a, b) -> rows: { name, change, a = job|nil, b = job|nil } in A's order, then B's new.
+-- A metric's change shown (README "Metrics"): at least this much, in %, or past its tolerance.
+command.METRIC_SHOWN_PCT = 1
+
+-- metric_changes(a, b) -> { { name, a, b, pct, regressed } … } (sorted by name): each metric both
+-- sides have a value for. regressed: the metric has an expectation with a tolerance, and moved
+-- past it the wrong way ("-5%": a drop of more than 5 %; "+5%": a rise; "±5%": either).
+local function metric_changes(ja, jb)
+  local ma, mb = type(ja.metrics) == "table" and ja.metrics, type(jb.metrics) == "table" and jb.metrics
+  if not (ma and mb) then return {} end
+  local expect = (type(jb.expect) == "table" and jb.expect.metrics)
+    or (type(ja.expect) == "table" and ja.expect.metrics)
+  local metrics = require "jobrun.metrics"
+  local out = {}
+  for name, ra in pairs(ma) do
+    local rb = mb[name]
+    local va, vb = type(ra) == "table" and value(ra.value), type(rb) == "table" and value(rb.value)
+    if type(va) == "number" and type(vb) == "number" then
+      local pct = va ~= 0 and (vb - va) / math.abs(va) * 100 or (vb == 0 and 0 or math.huge)
+      local regressed = false
+      local entry = type(expect) == "table" and expect[name]
+      local tol = type(entry) == "table" and entry.tol and metrics.parse_tol(entry.tol)
+      if tol then
+        if tol.lo and pct < -tol.lo * 100 then regressed = true end
+        if tol.hi and pct > tol.hi * 100 then regressed = true end
+      end
+      out[#out + 1] = { name = name, a = va, b = vb, pct = pct, regressed = regressed }
+    end
+  end
+  table.sort(out, function(x, y) return x.name < y.name end)
+  return out
+end
+
+-- compare(a, b) -> rows: { name, change, a = job|nil, b = job|nil, metrics } in A's order, then
+-- B's new. A job whose only change is a metric's is shown when it moved by METRIC_SHOWN_PCT or
+-- more, and counts as "regressed" when a metric with a tolerance moved past it.
 function command.compare(data_a, data_b)
   local by_b, seen = {}, {}
   for _, job in ipairs(data_b.jobs) do by_b[job.name] = job end
@@ -46,11 +80,20 @@ function command.compare(data_a, data_b)
     local jb = by_b[ja.name]
     if not jb then
       rows[#rows + 1] = { name = ja.name, change = "only in A", a = ja }
-    elseif differs(ja, jb) then
-      local change = "changed"
-      if ja.verdict == "pass" and jb.verdict == "fail" then change = "regressed"
-      elseif ja.verdict == "fail" and jb.verdict == "pass" then change = "fixed" end
-      rows[#rows + 1] = { name = ja.name, change = change, a = ja, b = jb }
+    else
+      local mc = metric_changes(ja, jb)
+      local shown, metric_regressed = false, false
+      for _, m in ipairs(mc) do
+        if m.regressed then metric_regressed = true end
+        if m.regressed or math.abs(m.pct) >= command.METRIC_SHOWN_PCT then shown = true end
+      end
+      if differs(ja, jb) or shown then
+        local change = "changed"
+        if ja.verdict == "pass" and jb.verdict == "fail" then change = "regressed"
+        elseif ja.verdict == "fail" and jb.verdict == "pass" then change = "fixed"
+        elseif metric_regressed then change = "regressed" end
+        rows[#rows + 1] = { name = ja.name, change = change, a = ja, b = jb, metrics = mc }
+      end
     end
   end
   for _, jb in ipairs(data_b.jobs) do
@@ -93,7 +136,8 @@ local function tries(data, job)
   local out = {}
   for i, a in ipairs(list) do
     out[i] = { name = job.name, verdict = a.verdict, status = a.status, termination_reason = a.termination_reason,
-      exit_code = a.exit_code, try = i, git = type(a.git) == "table" and a.git or (i == 1 and data.git or nil) }
+      exit_code = a.exit_code, try = i, git = type(a.git) == "table" and a.git or (i == 1 and data.git or nil),
+      metrics = a.metrics, expect = job.spec and job.spec.expect }
   end
   return out
 end
@@ -195,8 +239,13 @@ function command.run(opts, args)
   if opts.json then
     local list = json.array()
     for i, r in ipairs(rows) do
-      list[i] = json.object({ name = r.name, change = r.change, a = brief(r.a), b = brief(r.b) },
-        { "name", "change", "a", "b" })
+      local ms = json.array()
+      for k, m in ipairs(r.metrics or {}) do
+        ms[k] = json.object({ name = m.name, a = m.a, b = m.b, change_pct = m.pct ~= math.huge and m.pct or json.null,
+          regressed = m.regressed }, { "name", "a", "b", "change_pct", "regressed" })
+      end
+      list[i] = json.object({ name = r.name, change = r.change, a = brief(r.a), b = brief(r.b), metrics = ms },
+        { "name", "change", "a", "b", "metrics" })
     end
     io.stdout:write(json.encode(json.object({ a = a.run_id, b = b.run_id, regressions = regressions, jobs = list },
       { "a", "b", "regressions", "jobs" }), true), "\n")
@@ -210,11 +259,24 @@ function command.run(opts, args)
     return 0
   end
   local tint = { regressed = "red", fixed = "green", ["only in A"] = "yellow", ["only in B"] = "yellow" }
-  local cells = {}
+  local cells, any_metric = {}, false
   for i, r in ipairs(rows) do
-    cells[i] = { r.name, paint(r.change, tint[r.change] or "yellow"), side(r.a, a.by_attempt), side(r.b, b.by_attempt) }
+    local mtext = {}
+    for _, m in ipairs(r.metrics or {}) do
+      if m.regressed or math.abs(m.pct) >= command.METRIC_SHOWN_PCT then
+        local metrics = require "jobrun.metrics"
+        mtext[#mtext + 1] = paint(string.format("%s %s→%s (%s)%s", m.name, metrics.format(m.a), metrics.format(m.b),
+          m.pct == math.huge and "new" or string.format("%+.1f%%", m.pct), m.regressed and " ✗" or ""),
+          m.regressed and "red" or nil)
+      end
+    end
+    any_metric = any_metric or #mtext > 0
+    cells[i] = { r.name, paint(r.change, tint[r.change] or "yellow"), side(r.a, a.by_attempt), side(r.b, b.by_attempt),
+                 table.concat(mtext, ", ") }
   end
-  out:write(textable.render({ "Job", "Change", "A: " .. a.run_id, "B: " .. b.run_id }, cells, { paint = paint }))
+  local head = { "Job", "Change", "A: " .. a.run_id, "B: " .. b.run_id }
+  if any_metric then head[5] = "Metrics" else for _, c in ipairs(cells) do c[5] = nil end end
+  out:write(textable.render(head, cells, { paint = paint }))
   out:write(string.format("\n%d job%s differ%s; %d regression%s.\n", #rows, #rows == 1 and "" or "s",
     #rows == 1 and "s" or "", regressions, regressions == 1 and "" or "s"))
   return regressions > 0 and 1 or 0

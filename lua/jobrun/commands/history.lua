@@ -14,12 +14,13 @@ local clean = sanitize.text
 
 local command = {
   name = "history",
-  usage = "jobrun history [GLOB] [--suite S] [--last N] [--nodes] [--rebuild] [--json] [options]",
+  usage = "jobrun history [GLOB] [--suite S] [--last N] [--metric NAME] [--nodes] [--rebuild] [--json] [options]",
   summary = "jobs across runs: each attempt, pass rate and flips; --nodes: failures per node",
   options = options.concat({
     { "suite", "value", "S", "only runs of this suite" },
     { "last", "value", "N", "the last N runs (default 20)" },
     { "nodes", "flag", nil, "the failure rate per node over those runs, suspects marked" },
+    { "metric", "list", "NAME", "a metric's value per attempt, and its change over the runs (repeatable)" },
     { "rebuild", "flag", nil, "make the index anew from every run's state.json" },
   }, options.JSON, options.COMMON),
   help = [[
@@ -155,6 +156,14 @@ function command.run(opts, args)
     return 0
   end
   local tint = { pass = "green", fail = "red" }
+  local wanted = opts.metric or {}
+  -- metric_of(r, name) -> an attempt's value of the metric, from the index's metrics column.
+  local function metric_of(r, name)
+    local m = r.metrics and json.decode(r.metrics)
+    local rec = type(m) == "table" and m[name]
+    return type(rec) == "table" and type(rec.value) == "number" and rec.value or nil
+  end
+  local metrics = require "jobrun.metrics"
   for i, j in ipairs(jobs) do
     if i > 1 then out:write("\n") end
     local cells = {}
@@ -162,10 +171,29 @@ function command.run(opts, args)
       cells[k] = { clean(r.run_id), tostring(r.try), short(r.commit_id), clean(r.status or "-"),
         clean(r.termination or "-"), r.duration_s and duration.format(r.duration_s) or "-",
         paint(clean(r.verdict or "-"), tint[r.verdict]) }
+      for _, name in ipairs(wanted) do
+        local v = metric_of(r, name)
+        cells[k][#cells[k] + 1] = v and metrics.format(v) or "-"
+      end
     end
     out:write(paint(clean(j.name), "bold"), "\n")
-    out:write(textable.render({ "Run", "Attempt", "Commit", "Status", "Termination", "Duration", "Verdict" }, cells,
-      { paint = paint }))
+    local head = { "Run", "Attempt", "Commit", "Status", "Termination", "Duration", "Verdict" }
+    for _, name in ipairs(wanted) do head[#head + 1] = clean(name) end
+    out:write(textable.render(head, cells, { paint = paint }))
+    for _, name in ipairs(wanted) do
+      local first, latest
+      for _, r in ipairs(j.rows) do
+        local v = metric_of(r, name)
+        if v then first = first or v; latest = v end
+      end
+      if first and latest then
+        local pct = first ~= 0 and string.format(" (%+.1f%%)", (latest - first) / math.abs(first) * 100) or ""
+        out:write(string.format("%s: %s → %s over these runs%s\n", clean(name), metrics.format(first),
+          metrics.format(latest), pct))
+      else
+        out:write(string.format("%s: no value in these runs\n", clean(name)))
+      end
+    end
     local s = history.stats(j.rows)
     out:write(string.format("%s: passed %d of %d (%s), %d flip%s\n", clean(j.name), s.passed, s.total,
       s.rate and string.format("%.0f%%", s.rate * 100) or "-", s.flips, s.flips == 1 and "" or "s"))
