@@ -247,10 +247,10 @@ function Run:parsers_of(job)
   return by_job and by_job[job.name] or self.ctx.parsers
 end
 
--- settle(job): a terminal job's log analysed and its verdict given.
-function Run:settle(job)
+-- settle(job [, found]): a terminal job's log analysed (or found: Run:analyze's) and its verdict given.
+function Run:settle(job, found)
   self:changed(job)
-  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job))
+  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job), found)
 end
 
 -- finish(job, status, native, why): a job that will never run (cancelled before it started,
@@ -335,10 +335,14 @@ function Run:refresh(jobs)
     end
     if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
   end
+  -- The ended jobs' logs analysed together: user parsers run in one sandbox for all of them.
+  local ended = {}
   for _, job in ipairs(jobs) do
     self:changed(job)
-    if verdict.TERMINAL[job.status] and job.verdict == "pending" then self:settle(job) end
+    if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
   end
+  local found = results.analyze(ended, self.dir, function(job) return self:parsers_of(job) end)
+  for i, job in ipairs(ended) do self:settle(job, found[i]) end
   return #jobs
 end
 
@@ -581,6 +585,35 @@ function Run:drive(opts)
     end
   end
 
+  -- on_signals() -> outcome, signal when the signals read end the drive, else nil.
+  local function on_signals()
+    for _, sig in ipairs(signals:read()) do
+      if sig == "TERM" or sig == "HUP" then
+        -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
+        show:clear()
+        io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
+          .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
+        return finish("terminated", sig)
+      end
+      interrupts = interrupts + 1
+      if interrupts == 1 then
+        -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
+        stopping = true
+        self:withdraw(nil)
+        take_in()
+        show:clear()
+        io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
+          .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+          .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
+      else
+        show:clear()
+        io.stderr:write("jobrun: cancelling the running jobs…\n")
+        self:cancel(running)
+        return finish("interrupted", sig)
+      end
+    end
+  end
+
   while true do
     if fs.stat(self.dir .. "/cancel") then
       stop_launching("cancelled")
@@ -614,31 +647,8 @@ function Run:drive(opts)
     local changed = {}
     for _, i in ipairs(ready) do
       if i == 1 then
-        for _, sig in ipairs(signals:read()) do
-          if sig == "TERM" or sig == "HUP" then
-            -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
-            show:clear()
-            io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
-              .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
-            return finish("terminated", sig)
-          end
-          interrupts = interrupts + 1
-          if interrupts == 1 then
-            -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
-            stopping = true
-            self:withdraw(nil)
-            take_in()
-            show:clear()
-            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
-              .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-              .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
-          else
-            show:clear()
-            io.stderr:write("jobrun: cancelling the running jobs…\n")
-            self:cancel(running)
-            return finish("interrupted", sig)
-          end
-        end
+        local outcome, sig = on_signals()
+        if outcome then return outcome, sig end
       elseif items[i].changed then
         for _, job in ipairs(items[i].changed()) do changed[#changed + 1] = job end
       else
@@ -649,7 +659,11 @@ function Run:drive(opts)
     if polled then changed = running end
     local before = {}
     for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
-    guarded(self.refresh, self, changed)
+    if not guarded(self.refresh, self, changed) then
+      -- A signal came while the logs were analysed: answered now, not after the loop has ended.
+      local outcome, sig = on_signals()
+      if outcome then return outcome, sig end
+    end
     if polled then
       local moved = false
       for i, job in ipairs(changed) do
