@@ -5,6 +5,7 @@ local scan = require "jobrun.c.scan"
 local fs = require "jobrun.c.fs"
 local builtin = require "jobrun.parsers.builtin"
 local guard = require "jobrun.c.guard"
+local embed = require "jobrun.c.embed"
 local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
@@ -19,6 +20,15 @@ analysis.FN_BUDGET = 1
 
 local TOP_LEVEL = { exit_code = true, termination_reason = true, restart_count = true }
 
+-- jobruns_own(where) -> true for a declaration in one of jobrun's own packs (lua/jobrun/packs):
+-- its patterns are jobrun's code, run without a sandbox; a user's file of the same name is not.
+local function jobruns_own(where)
+  local name = where and type(where.file) == "string" and where.file:match("^lua/jobrun/packs/([%w_]+)%.lua$")
+  if not name then return false end
+  local _, chunk = embed.source("jobrun.packs." .. name)
+  return chunk == "@" .. where.file
+end
+
 -- parsers(decls) -> ordered list: built-ins, then packs' and the suite's in declaration order;
 -- a declared parser with a built-in's name takes its place.
 function analysis.parsers(decls)
@@ -28,7 +38,7 @@ function analysis.parsers(decls)
     if not declared[p.name] then list[#list + 1] = p end
   end
   for _, name in ipairs(decls and decls.parser_order or {}) do
-    local p = { name = name, user = true }
+    local p = { name = name, user = not jobruns_own(decls.parsers[name].where) }
     for k, v in pairs(decls.parsers[name].fields) do p[k] = v end
     list[#list + 1] = p
   end
@@ -220,7 +230,8 @@ function analysis.wall_limit(budget)
   return math.max(2, 10 * budget)
 end
 
-local function user_code(p) return p.fn or (p.user and p.pattern) end
+-- User code: what a suite or a user's pack declared (jobrun's own built-ins and packs are not).
+local function user_code(p) return p.user and (p.fn or p.pattern) end
 
 local function needs_sandbox(parsers)
   for _, p in ipairs(parsers) do if user_code(p) then return true end end
@@ -241,6 +252,9 @@ local function encode_found(found)
 end
 
 local function child_main(items, from, skip, fd)
+  -- A collection would touch every page of the heap it shares with the parent until written
+  -- (copy on write): most of a fork's cost. What one batch leaves is freed when it exits.
+  collectgarbage("stop")
   local function send(line)
     if not process.write(fd, line) then process.exit_now(3) end
   end
