@@ -116,15 +116,17 @@ function options.parse(command, argv, spec)
 end
 
 -- help_lines(spec) -> aligned "  --name VALUE   text" lines.
-function options.help_lines(spec)
-  local lines, width = {}, 0
-  local left = {}
-  for i, o in ipairs(spec) do
-    left[i] = "--" .. o[1] .. (o[3] and (" " .. o[3]) or "")
-    width = math.max(width, #left[i])
-  end
-  for i, o in ipairs(spec) do
-    lines[#lines + 1] = string.format("  %-" .. width .. "s  %s", left[i], o[4])
+function options.help_lines(spec, extra)
+  -- extra: more rows { left, doc } in the same columns (help's own -h, --help). Widths count
+  -- characters, not bytes: "S,…" is three wide.
+  local rows = {}
+  for _, o in ipairs(spec) do rows[#rows + 1] = { "--" .. o[1] .. (o[3] and (" " .. o[3]) or ""), o[4] } end
+  for _, r in ipairs(extra or {}) do rows[#rows + 1] = r end
+  local width = 0
+  for _, r in ipairs(rows) do width = math.max(width, utf8.len(r[1]) or #r[1]) end
+  local lines = {}
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = "  " .. r[1] .. string.rep(" ", width - (utf8.len(r[1]) or #r[1]) + 2) .. r[2]
   end
   return table.concat(lines, "\n")
 end

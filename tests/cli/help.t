@@ -58,3 +58,9 @@ $ jobrun help suite | grep -E '^  (timeout|max_restarts) '
 >   timeout       per job: 90, "30m", "2h"
 $ jobrun help parser | head -1
 > parser "name" { … } — fields:
+
+# Options line up, however wide their metavariable's characters are (issue 24 item 9).
+$ jobrun help check | grep -E -- '^  (--status|--only|-h, --help) '
+>   --status S,…        show only jobs with these statuses, e.g. RUNNING,LOST
+>   --only GLOB         show only jobs whose name matches (repeatable)
+>   -h, --help          show this help
