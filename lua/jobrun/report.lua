@@ -151,17 +151,44 @@ function report.logs_text(data, run_dir, opts)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- durations_text(data, n) -> the n slowest ended jobs (every one for 0), as pytest's --durations.
+function report.durations_text(data, n)
+  local timed = {}
+  for _, job in ipairs(data.jobs) do
+    if type(job.duration_s) == "number" then timed[#timed + 1] = job end
+  end
+  table.sort(timed, function(a, b)
+    if a.duration_s ~= b.duration_s then return a.duration_s > b.duration_s end
+    return a.name < b.name
+  end)
+  if n > 0 and #timed > n then
+    for i = #timed, n + 1, -1 do timed[i] = nil end
+  end
+  local rows = {}
+  for i, job in ipairs(timed) do rows[i] = { duration.format(job.duration_s), job.name, job.status } end
+  local title = n > 0 and string.format("Slowest %s:", require("jobrun.textable").count(#timed, "job"))
+    or "Durations, slowest first:"
+  if #timed == 0 then return "\n" .. title .. " none has ended\n" end
+  local body = textable.render({ "Duration", "Job", "Status" }, rows, { max = { [2] = 60 } })
+  return "\n" .. title .. "\n" .. body
+end
+
 -- emit(data, opts, run_dir): the table (stdout; stderr with --json), --logs, --junit, and the
 -- JSON (stdout).
 function report.emit(data, opts, run_dir)
   if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
     require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
   end
+  local durations = opts.durations and math.tointeger(tonumber(opts.durations))
+  if opts.durations and (not durations or durations < 0) then
+    require("jobrun.errors").raise("--durations must be a whole number, not '%s'", opts.durations)
+  end
   -- --json is machine output only: no human table anywhere (SPEC §2).
   if not opts.json then
     local text, warning = report.text(data, opts)
     if warning then io.stderr:write("jobrun: ", warning, "\n") end
     io.stdout:write(text)
+    if durations then io.stdout:write(report.durations_text(data, durations)) end
     local paint = color.painter(color.enabled(opts.color, 1))
     io.stdout:write(require("jobrun.failures").text(data, run_dir, paint))
     -- Where to look next, as the old tool's check ended; only for a person at a terminal.
@@ -189,7 +216,10 @@ end
 -- --summary, --json).
 function report.emit_extras(data, opts, run_dir)
   if opts.logs and run_dir and not opts.json then io.stdout:write("\n", report.logs_text(data, run_dir, opts)) end
-  if opts.junit then require("jobrun.junit").write(opts.junit, data, run_dir) end
+  if opts.junit then
+    require("jobrun.junit").write(opts.junit, data, run_dir)
+    if not opts.json then io.stdout:write("JUnit report: ", clean(opts.junit), "\n") end
+  end
   if opts.html then
     require("jobrun.html").write(opts.html, data, run_dir, opts)
     if not opts.json then io.stdout:write("HTML report: ", clean(opts.html), "\n") end
@@ -197,6 +227,9 @@ function report.emit_extras(data, opts, run_dir)
   local path, append, implicit = report.summary_target(opts, data)
   if path then
     local ok, err = require("jobrun.markdown").write(path, data, run_dir, { append = append, grid = opts.grid })
+    if ok and not opts.json then
+      io.stdout:write(implicit and "Summary appended to $GITHUB_STEP_SUMMARY: " or "Summary: ", clean(path), "\n")
+    end
     if not ok then
       if implicit then
         io.stderr:write(string.format("jobrun: the step summary was not written to $GITHUB_STEP_SUMMARY (%s): %s\n",

@@ -491,9 +491,17 @@ function Run:rerun(jobs)
   end
 end
 
-local function any_failed(data)
-  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then return true end end
+-- any_failed(data, before) -> true when a job has failed that had not at the drive's start
+-- (a rerun's other failed jobs do not stop it).
+local function any_failed(data, before)
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" and not before[job.name] then return true end end
   return false
+end
+
+-- running_words(n): "the 2 running jobs keep running", "the running job keeps running".
+local function running_words(n)
+  if n == 1 then return "the running job keeps running" end
+  return string.format("the %d running jobs keep running", n)
 end
 
 -- guarded(fn, ...): run fn; a signal noticed inside user code (jobrun.c.guard) ends it early and
@@ -551,6 +559,8 @@ function Run:drive(opts)
   -- running: the launched jobs not ended; at[job] = its index there, so that a job that ends
   -- leaves it in O(1) (a pool holds every job as running: a pass over all of them at each
   -- event, as the jobs end one by one, was O(n²)).
+  local failed_before = {}
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then failed_before[job.name] = true end end
   local running, at = self:active(), {}
   for i, job in ipairs(running) do at[job] = i end
   local cursor = 1
@@ -591,8 +601,8 @@ function Run:drive(opts)
       if sig == "TERM" or sig == "HUP" then
         -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
         show:clear()
-        io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
-          .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
+        io.stderr:write(string.format("jobrun: SIG%s: stopping; %s.\n"
+          .. "  Resume waiting: jobrun wait %s\n", sig, running_words(#running), data.run_id))
         return finish("terminated", sig)
       end
       interrupts = interrupts + 1
@@ -602,9 +612,9 @@ function Run:drive(opts)
         self:withdraw(nil)
         take_in()
         show:clear()
-        io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
-          .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-          .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
+        io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; %s.\n"
+          .. "  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+          .. "  Press Ctrl-C again to cancel them now.\n", running_words(#running), data.run_id, data.run_id))
       else
         show:clear()
         io.stderr:write("jobrun: cancelling the running jobs…\n")
@@ -672,7 +682,7 @@ function Run:drive(opts)
       poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
     take_in(changed)
-    if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
+    if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"
   return finish(outcome)

@@ -102,8 +102,8 @@ function command.run(opts, args)
   if math.type(res[2]) == "integer" then return res[2] end
   if not S.run then return 0 end
   local sum = results.summary(S.run.data.jobs)
-  io.stderr:write(string.format("jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
-    sum.total, sum.passed, sum.failed, sum.pending))
+  io.stderr:write(string.format("jobrun: run %s: %s, %d passed, %d failed, %d pending\n", S.run_id,
+    require("jobrun.textable").count(sum.total, "job"), sum.passed, sum.failed, sum.pending))
   if #S.run:open_jobs() > 0 then
     io.stderr:write(string.format("jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
       .. "jobrun kill %s stops them)\n", S.run_id, S.run_id))
