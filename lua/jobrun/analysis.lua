@@ -255,6 +255,8 @@ local function child_main(items, from, skip, fd)
   -- A collection would touch every page of the heap it shares with the parent until written
   -- (copy on write): most of a fork's cost. What one batch leaves is freed when it exits.
   collectgarbage("stop")
+  -- ...unless a batch of big logs would pile up: then a collection now and then.
+  local heap_limit = collectgarbage("count") + 256 * 1024
   local function send(line)
     if not process.write(fd, line) then process.exit_now(3) end
   end
@@ -266,9 +268,11 @@ local function child_main(items, from, skip, fd)
       local p = item.parsers[k]
       send(string.format("B %d %d\n", i, k))
       process.limit_cpu(p.budget or analysis.FN_BUDGET)
-      work()
+      -- An error in the parser's own work (a pattern that raises) is its failure, not the log's.
+      local ok, err = pcall(work)
       process.limit_cpu(1e9)
       send("D\n")
+      if not ok then return type(err) == "string" and err or tostring(err) end
     end
     local ok, found, err = pcall(analyze_one, item.path, item.parsers, item.job, step)
     if not ok then
@@ -277,6 +281,10 @@ local function child_main(items, from, skip, fd)
       send(string.format("E %d %s\n", i, json.encode(tostring(err))))
     else
       send(string.format("R %d %s\n", i, encode_found(found)))
+    end
+    if collectgarbage("count") > heap_limit then
+      collectgarbage("collect")
+      heap_limit = collectgarbage("count") + 256 * 1024
     end
   end
   io.stdout:flush()
@@ -313,7 +321,8 @@ local function sandboxed(items)
       break
     end
     local stream = child:stdout()
-    local buf, current, deadline, killed_for, last_done = "", nil, nil, nil, from - 1
+    local buf, current, deadline, last_done = "", nil, nil, from - 1
+    local killed -- the parser that ran past the wall-clock limit, and why: { i, k, why }
     local function take(line)
       local kind, i, rest = line:match("^(%u) ?(%d*) ?(.*)$")
       i = tonumber(i)
@@ -338,7 +347,8 @@ local function sandboxed(items)
     while not eof do
       local ready = process.poll({ sigs, stream }, deadline and deadline - process.now() or nil)
       if #ready == 0 and deadline and process.now() >= deadline then
-        killed_for = string.format("wall-clock limit of %gs exceeded", analysis.wall_limit(current.budget))
+        killed = { i = current.i, k = current.k,
+                   why = string.format("wall-clock limit of %gs exceeded", analysis.wall_limit(current.budget)) }
         deadline = nil
         child:kill("KILL")
       end
@@ -361,10 +371,13 @@ local function sandboxed(items)
     end
     local r = child:wait(true)
     child:close()
-    if current then
-      skip[current.i] = skip[current.i] or {}
-      skip[current.i][current.k] = killed_for or why_ended(r, current.budget)
-      from = current.i
+    -- The parser that ended the child (the one killed, even if the child raced on meanwhile)
+    -- fails for its job; a new child goes on from that job.
+    local blame = killed or current
+    if blame then
+      skip[blame.i] = skip[blame.i] or {}
+      skip[blame.i][blame.k] = killed and killed.why or why_ended(r, current.budget)
+      from = blame.i
     elseif last_done < #items and r.exit_code ~= 0 then
       -- The child ended between two parsers: that log's analysis is lost, and said to be.
       out[last_done + 1] = { false, "the analysis ended: " .. why_ended(r, nil) }
