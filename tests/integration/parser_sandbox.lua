@@ -66,4 +66,42 @@ h.test_in(tap, "SIGTERM during the analysis ends run within a second (143)", fun
   tap.like(fs.read(dir .. "/.bg.log") or "", "SIGTERM: stopping", "run said it stopped")
 end)
 
+-- The same for an expectation function, the other user code that runs once jobs have ended.
+local EXPECT_SUITE = [[
+suite "e" { run = "echo hi",
+  expect = function(job) local s = string.rep("a", 40000); return s:find(string.rep("a*", 30) .. "b") end }
+]]
+
+h.test_in(tap, "an expectation function stuck in one C call: run ends, the job fails, saying why", function(dir)
+  h.write(dir .. "/s.lua", EXPECT_SUITE)
+  local code, out = h.sh(dir, "timeout -s KILL 60 " .. h.q(h.bin) .. " run s.lua --run-id E --json")
+  tap.is(code, 1, "exit 1")
+  local job = (json.decode(out) or { jobs = { {} } }).jobs[1] or {}
+  local text = table.concat(job.mismatches or {}, "\n")
+  tap.ok(text:find("the expectation function failed: CPU budget of 1s exceeded", 1, true)
+    or text:find("the expectation function failed: wall-clock limit of 10s exceeded", 1, true),
+    "the mismatch says the expectation ran past its limit", text)
+end)
+
+h.test_in(tap, "SIGTERM during an expectation function ends run within a second (143)", function(dir)
+  h.write(dir .. "/s.lua", EXPECT_SUITE)
+  local runner = h.spawn(dir, { "run", "s.lua", "--run-id", "F" })
+  local pid = runner:pid()
+  local cmdline = fs.read("/proc/" .. pid .. "/cmdline")
+  tap.ok(h.eventually(function()
+    for _, c in ipairs(children(pid)) do
+      if fs.read("/proc/" .. c .. "/cmdline") == cmdline then return true end
+    end
+  end, 20), "the expectation is being judged")
+  process.sleep(0.5)
+  local t0 = process.now()
+  runner:kill("TERM")
+  local ended = #process.poll({ runner }, 5) == 1
+  local took = process.now() - t0
+  if not ended then runner:kill("KILL") end
+  local r = runner:wait(true)
+  tap.ok(took < 1, string.format("ended within a second (%.2fs)", took))
+  tap.is(r.exit_code, 143, "exit 143")
+end)
+
 return tap.done()
