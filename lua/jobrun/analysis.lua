@@ -321,7 +321,7 @@ local function sandboxed(items)
       break
     end
     local stream = child:stdout()
-    local buf, current, deadline, last_done = "", nil, nil, from - 1
+    local buf, current, deadline, last_done = {}, nil, nil, from - 1
     local killed -- the parser that ran past the wall-clock limit, and why: { i, k, why }
     local function take(line)
       local kind, i, rest = line:match("^(%u) ?(%d*) ?(.*)$")
@@ -361,12 +361,20 @@ local function sandboxed(items)
           sigs:close()
           error({ signal = name }, 0)
         end
+        -- Chunks are joined only once a line is complete: a big result costs one copy.
         repeat
           local data = stream:read()
-          if data == nil then eof = true else buf = buf .. data end
+          if data == nil then
+            eof = true
+          elseif data:find("\n", 1, true) then
+            buf[#buf + 1] = data
+            local text = table.concat(buf)
+            for line in text:gmatch("([^\n]*)\n") do take(line) end
+            buf = { text:match("[^\n]*$") }
+          elseif data ~= "" then
+            buf[#buf + 1] = data
+          end
         until data == nil or data == ""
-        for line in buf:gmatch("([^\n]*)\n") do take(line) end
-        buf = buf:match("[^\n]*$")
       end
     end
     local r = child:wait(true)

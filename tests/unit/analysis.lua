@@ -185,6 +185,7 @@ parser "kinds" { fn = function(text, result)
   result.fields.int, result.fields.float, result.fields.yes = 3, 0.5, true
   result.fields.text = "two\nlines \"quoted\""
   result.fields.list = { 1, "b" }
+  result.fields.big = string.rep("0123456789", 300000)
   result.fields.fn = print
   result.exit_code = 7
 end }
@@ -197,6 +198,7 @@ suite "s" { run = "x" }
   tap.is(found.fields.list, { 1, "b" }, "a list")
   tap.is(found.fields.fn, "<function>", "a function: a placeholder, as in state.json, not a crash")
   tap.is(found.exit_code, 7, "a top-level fact")
+  tap.ok(found.fields.big == string.rep("0123456789", 300000), "3 MB in one field, whole")
 end)
 
 tap.test("Python traceback, signals", function()
