@@ -368,9 +368,10 @@ local function sandboxed(items)
             eof = true
           elseif data:find("\n", 1, true) then
             buf[#buf + 1] = data
-            local text = table.concat(buf)
-            for line in text:gmatch("([^\n]*)\n") do take(line) end
-            buf = { text:match("[^\n]*$") }
+            local text, rest = table.concat(buf), 1
+            -- Linear: "[^\n]*$" unanchored would rescan a long line from every position.
+            for line, after in text:gmatch("([^\n]*)\n()") do take(line); rest = after end
+            buf = { text:sub(rest) }
           elseif data ~= "" then
             buf[#buf + 1] = data
           end
