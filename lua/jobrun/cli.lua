@@ -20,12 +20,9 @@ end
 local function command_help(cmd)
   local out = { "Usage: " .. cmd.usage, "", cmd.summary:sub(1, 1):upper() .. cmd.summary:sub(2) .. "." }
   if cmd.help then out[#out + 1] = ""; out[#out + 1] = cmd.help end
-  if cmd.options and #cmd.options > 0 then
-    out[#out + 1] = ""
-    out[#out + 1] = "Options:"
-    out[#out + 1] = options.help_lines(cmd.options)
-  end
-  out[#out + 1] = "  -h, --help" .. string.rep(" ", 2) .. "show this help"
+  out[#out + 1] = ""
+  out[#out + 1] = "Options:"
+  out[#out + 1] = options.help_lines(cmd.options or {}, { { "-h, --help", "show this help" } })
   return table.concat(out, "\n") .. "\n"
 end
 

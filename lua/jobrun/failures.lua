@@ -17,7 +17,8 @@ function failures.text(data, run_dir, paint)
     if job.verdict == "fail" then failed[#failed + 1] = job end
   end
   if #failed == 0 then return "" end
-  local out = { "", paint(string.format("=== Failures: %d of %d jobs ===", #failed, #data.jobs), "bold") }
+  local out = { "", paint(string.format("=== Failures: %d of %s ===", #failed,
+    require("jobrun.textable").count(#data.jobs, "job")), "bold") }
   local flaky = require("jobrun.history").flaky_notes(run_dir, data)
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
   for i, job in ipairs(failed) do

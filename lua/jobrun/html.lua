@@ -543,8 +543,8 @@ function html.document(data, run_dir, opts)
       esc(data.backend or "-"),
       esc(commit), esc(data.started_at or "-"), esc(state.iso(process.time()))),
     string.format('<p class="counts"><span class="c-pass">%d passed</span><span class="c-fail">%d failed</span>'
-      .. '<span class="c-pending">%d pending</span><span class="c-total">%d jobs</span></p>',
-      sum.passed, sum.failed, sum.pending, sum.total),
+      .. '<span class="c-pending">%d pending</span><span class="c-total">%s</span></p>',
+      sum.passed, sum.failed, sum.pending, require("jobrun.textable").count(sum.total, "job")),
     '<h2 id="grid">Grid</h2>', grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),

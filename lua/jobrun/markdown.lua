@@ -194,7 +194,8 @@ function markdown.document(data, run_dir, opts)
     if with_grid and grid_text then out[#out + 1] = grid_text .. "\n" end
     if with_grid and metrics_text then out[#out + 1] = metrics_text .. "\n" end
     if #failed > 0 then
-      out[#out + 1] = string.format("### Failures (%d of %d jobs)\n", #failed, #data.jobs)
+      out[#out + 1] = string.format("### Failures (%d of %s)\n", #failed,
+        require("jobrun.textable").count(#data.jobs, "job"))
       for i = 1, math.min(n_failed, #failed) do
         local tail = {}
         local lines = tails[i]

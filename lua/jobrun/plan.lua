@@ -99,12 +99,21 @@ function plan.glob_to_pattern(glob)
   return table.concat(out)
 end
 
--- matches_any(name, globs) -> true when one of the shell globs (--only) matches the name.
+-- matches_any(name, globs) -> true when one of the shell globs (--only) matches the name and
+-- none of the negated ones ("!GLOB", as pytest's -k "not …") does; negated ones alone select
+-- every other name.
 function plan.matches_any(name, globs)
+  local wanted, hit = false, false
   for _, g in ipairs(globs) do
-    if name:find(plan.glob_to_pattern(g)) then return true end
+    local negated = g:match("^!(.*)$")
+    if negated then
+      if name:find(plan.glob_to_pattern(negated)) then return false end
+    else
+      wanted = true
+      hit = hit or name:find(plan.glob_to_pattern(g)) ~= nil
+    end
   end
-  return false
+  return hit or not wanted
 end
 local matches_any = plan.matches_any
 
@@ -611,8 +620,8 @@ function plan.build(decls, opts)
         end
       end
     end
-    errors.raise("no job of suite \"%s\" matches %s (%d jobs in all; see jobrun plan %s)%s",
-      suite.name, table.concat(what, " "), #jobs, decls.file, hint)
+    errors.raise("no job of suite \"%s\" matches %s (%s in all; see jobrun plan %s)%s",
+      suite.name, table.concat(what, " "), require("jobrun.textable").count(#jobs, "job"), decls.file, hint)
   end
 
   return {

@@ -221,17 +221,44 @@ function report.logs_text(data, run_dir, opts)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- durations_text(data, n) -> the n slowest ended jobs (every one for 0), as pytest's --durations.
+function report.durations_text(data, n)
+  local timed = {}
+  for _, job in ipairs(data.jobs) do
+    if type(job.duration_s) == "number" then timed[#timed + 1] = job end
+  end
+  table.sort(timed, function(a, b)
+    if a.duration_s ~= b.duration_s then return a.duration_s > b.duration_s end
+    return a.name < b.name
+  end)
+  if n > 0 and #timed > n then
+    for i = #timed, n + 1, -1 do timed[i] = nil end
+  end
+  local rows = {}
+  for i, job in ipairs(timed) do rows[i] = { duration.format(job.duration_s), job.name, job.status } end
+  local title = n > 0 and string.format("Slowest %s:", require("jobrun.textable").count(#timed, "job"))
+    or "Durations, slowest first:"
+  if #timed == 0 then return "\n" .. title .. " none has ended\n" end
+  local body = textable.render({ "Duration", "Job", "Status" }, rows, { max = { [2] = 60 } })
+  return "\n" .. title .. "\n" .. body
+end
+
 -- emit(data, opts, run_dir): the table (stdout; stderr with --json), --logs, --junit, and the
 -- JSON (stdout).
 function report.emit(data, opts, run_dir)
   if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
     require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
   end
+  local durations = opts.durations and math.tointeger(tonumber(opts.durations))
+  if opts.durations and (not durations or durations < 0) then
+    require("jobrun.errors").raise("--durations must be a whole number, not '%s'", opts.durations)
+  end
   -- --json is machine output only: no human table anywhere (README "Using it").
   if not opts.json then
     local text, warning = report.text(data, opts)
     if warning then io.stderr:write("jobrun: ", require("jobrun.sanitize").message(warning), "\n") end
     io.stdout:write(text)
+    if durations then io.stdout:write(report.durations_text(data, durations)) end
     local paint = color.painter(color.enabled(opts.color, 1))
     -- With --logs, each job's block below holds its whole failure record: no summary, so that
     -- each failure is shown once.
@@ -266,6 +293,7 @@ function report.emit_extras(data, opts, run_dir)
   if opts.junit then
     require("jobrun.junit").write(opts.junit, data, run_dir)
     own(opts.junit, data.run_id)
+    if not opts.json then io.stdout:write("JUnit report: ", clean(opts.junit), "\n") end
   end
   if opts.html then
     require("jobrun.html").write(opts.html, data, run_dir, opts)
@@ -276,6 +304,9 @@ function report.emit_extras(data, opts, run_dir)
   if path then
     local ok, err = require("jobrun.markdown").write(path, data, run_dir, { append = append, grid = opts.grid })
     if ok and not append then own(path, data.run_id) end
+    if ok and not opts.json then
+      io.stdout:write(implicit and "Summary appended to $GITHUB_STEP_SUMMARY: " or "Summary: ", clean(path), "\n")
+    end
     if not ok then
       if implicit then
         io.stderr:write(require("jobrun.sanitize").format(

@@ -161,18 +161,35 @@ function results.public(job)
   return json.record(out, results.ORDER)
 end
 
--- settle(job, expect, run_dir, parsers): analyse the log of a job that has ended, then its
--- exit code (the parsers' over the backend's), termination, restarts and verdict.
-function results.settle(job, expect, run_dir, parsers)
+-- analyze(jobs, run_dir, parsers_of) -> per job what its log's parsers found ({} without a
+-- log): all of them at once, so that user parsers run in one sandbox (jobrun.analysis).
+function results.analyze(jobs, run_dir, parsers_of)
+  local items, at = {}, {}
+  for i, job in ipairs(jobs) do
+    local parsers = parsers_of(job)
+    local log = job.log_path_rel and run_dir .. "/" .. job.log_path_rel
+    if parsers and log and fs.stat(log) then
+      items[#items + 1] = { path = log, parsers = parsers, job = job }
+      at[#items] = i
+    end
+  end
+  local out = {}
+  for i = 1, #jobs do out[i] = {} end
+  for n, found in ipairs(#items > 0 and analysis.analyze_many(items) or {}) do
+    if found[1] ~= false then out[at[n]] = found end
+  end
+  return out
+end
+
+-- settle(job, expect, run_dir, parsers [, found]): analyse the log of a job that has ended (or
+-- take `found`, results.analyze's), then its exit code (the parsers' over the backend's),
+-- termination, restarts and verdict.
+function results.settle(job, expect, run_dir, parsers, found)
   if not verdict.TERMINAL[job.status] then
     job.verdict, job.mismatches = "pending", {}
     return
   end
-  local found = {}
-  if parsers and job.log_path_rel then
-    local log = run_dir .. "/" .. job.log_path_rel
-    if fs.stat(log) then found = analysis.analyze(log, parsers, job) or {} end
-  end
+  found = found or results.analyze({ job }, run_dir, function() return parsers end)[1]
   -- A backend whose own exit code is not the program's (SkyPilot's JobExitCode: 0, 100–103)
   -- keeps it as backend_exit_code only: without a parser's value, the exit code is unknown.
   local ok, backend = pcall(require("jobrun.backends").get, job.backend)

@@ -326,10 +326,10 @@ function Run:parsers_of(job)
   return by_job and by_job[job.name] or self.ctx.parsers
 end
 
--- settle(job): a terminal job's log analysed and its verdict given.
-function Run:settle(job)
+-- settle(job [, found]): a terminal job's log analysed (or found: Run:analyze's) and its verdict given.
+function Run:settle(job, found)
   self:changed(job)
-  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job))
+  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job), found)
 end
 
 -- finish(job, status, native, why): a job that will never run (cancelled before it started,
@@ -415,10 +415,14 @@ function Run:refresh(jobs)
     end
     if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
   end
+  -- The ended jobs' logs analysed together: user parsers run in one sandbox for all of them.
+  local ended = {}
   for _, job in ipairs(jobs) do
     self:changed(job)
-    if verdict.TERMINAL[job.status] and job.verdict == "pending" then self:settle(job) end
+    if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
   end
+  local found = results.analyze(ended, self.dir, function(job) return self:parsers_of(job) end)
+  for i, job in ipairs(ended) do self:settle(job, found[i]) end
   return #jobs
 end
 
@@ -582,9 +586,17 @@ function Run:rerun(jobs)
   end
 end
 
-local function any_failed(data)
-  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then return true end end
+-- any_failed(data, before) -> true when a job has failed that had not at the drive's start
+-- (a rerun's other failed jobs do not stop it).
+local function any_failed(data, before)
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" and not before[job.name] then return true end end
   return false
+end
+
+-- running_words(n): "the 2 running jobs keep running", "the running job keeps running".
+local function running_words(n)
+  if n == 1 then return "the running job keeps running" end
+  return string.format("the %d running jobs keep running", n)
 end
 
 -- guarded(fn, ...): run fn; a signal noticed inside user code (jobrun.c.guard) ends it early and
@@ -642,6 +654,8 @@ function Run:drive(opts)
   -- running: the launched jobs not ended; at[job] = its index there, so that a job that ends
   -- leaves it in O(1) (a pool holds every job as running: a pass over all of them at each
   -- event, as the jobs end one by one, was O(n²)).
+  local failed_before = {}
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then failed_before[job.name] = true end end
   local running, at = self:active(), {}
   for i, job in ipairs(running) do at[job] = i end
   local cursor = 1
@@ -674,6 +688,35 @@ function Run:drive(opts)
         running[#running], at[job] = nil, nil
         -- Handed back by a pool that ended before starting it: pending again, launched anew.
         if job.status == "PENDING" and not job.native_id then cursor = 1 end
+      end
+    end
+  end
+
+  -- on_signals() -> outcome, signal when the signals read end the drive, else nil.
+  local function on_signals()
+    for _, sig in ipairs(signals:read()) do
+      if sig == "TERM" or sig == "HUP" then
+        -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
+        show:clear()
+        io.stderr:write(string.format("jobrun: SIG%s: stopping; %s.\n"
+          .. "  Resume waiting: jobrun wait %s\n", sig, running_words(#running), data.run_id))
+        return finish("terminated", sig)
+      end
+      interrupts = interrupts + 1
+      if interrupts == 1 then
+        -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
+        stopping = true
+        self:withdraw(nil)
+        take_in()
+        show:clear()
+        io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; %s.\n"
+          .. "  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+          .. "  Press Ctrl-C again to cancel them now.\n", running_words(#running), data.run_id, data.run_id))
+      else
+        show:clear()
+        io.stderr:write("jobrun: cancelling the running jobs…\n")
+        self:cancel(running)
+        return finish("interrupted", sig)
       end
     end
   end
@@ -711,31 +754,8 @@ function Run:drive(opts)
     local changed = {}
     for _, i in ipairs(ready) do
       if i == 1 then
-        for _, sig in ipairs(signals:read()) do
-          if sig == "TERM" or sig == "HUP" then
-            -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
-            show:clear()
-            io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
-              .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
-            return finish("terminated", sig)
-          end
-          interrupts = interrupts + 1
-          if interrupts == 1 then
-            -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
-            stopping = true
-            self:withdraw(nil)
-            take_in()
-            show:clear()
-            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
-              .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-              .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
-          else
-            show:clear()
-            io.stderr:write("jobrun: cancelling the running jobs…\n")
-            self:cancel(running)
-            return finish("interrupted", sig)
-          end
-        end
+        local outcome, sig = on_signals()
+        if outcome then return outcome, sig end
       elseif items[i].changed then
         for _, job in ipairs(items[i].changed()) do changed[#changed + 1] = job end
       else
@@ -746,7 +766,11 @@ function Run:drive(opts)
     if polled then changed = running end
     local before = {}
     for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
-    guarded(self.refresh, self, changed)
+    if not guarded(self.refresh, self, changed) then
+      -- A signal came while the logs were analysed: answered now, not after the loop has ended.
+      local outcome, sig = on_signals()
+      if outcome then return outcome, sig end
+    end
     if polled then
       local moved = false
       for i, job in ipairs(changed) do
@@ -755,7 +779,7 @@ function Run:drive(opts)
       poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
     take_in(changed)
-    if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
+    if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"
   return finish(outcome)

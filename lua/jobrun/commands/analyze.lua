@@ -13,11 +13,13 @@ local command = {
   usage = "jobrun analyze LOGFILE [--suite SUITE.lua] [--use PACK] [--json]",
   summary = "run the parsers on a log file and print what they found",
   options = options.concat({
-    { "suite", "value", "SUITE.lua", "use this suite's parsers and packs (and the built-ins)" },
-    { "use", "list", "PACK", "also use a pack's parsers, e.g. metta (repeatable)" },
+    { "suite", "value", "SUITE.lua", "use this file's parsers and packs: a suite, or parsers alone" },
+    { "use", "list", "PACK", "also use a pack: a name (metta) or a file (lib/p.lua); repeatable" },
   }, options.JSON, options.COLOR),
   help = [[
-Without --suite, only the built-in parsers run, plus the packs named with --use. The
+Without --suite, only the built-in parsers run, plus the packs named with --use (a name,
+looked up beside the current directory, on package.path, then among the built-in packs; or
+a path: anything with a '/' or ending in .lua). --suite takes a file of parsers too. The
 built-ins name the termination reason, the most specific cause first: cuda_oom, oom,
 disk_full, shm_exhausted, cuda_error, nccl_error, nccl_timeout, then timeout, preempted,
 node_fail (Slurm), segfault, killed; and put the last Python exception in fields.exception.]],
@@ -28,11 +30,18 @@ function command.run(opts, args)
   local path = args[1]
   local st = fs.stat(path)
   if not st or st.type ~= "file" then errors.raise("analyze: no log file '%s'", path) end
+  -- --suite: a suite, or a file of parsers alone; --use: packs by name or path, beside it.
   local decls
-  if opts.suite then
-    decls = dsl.load(opts.suite)
-  elseif opts.use then
-    decls = dsl.load_packs(opts.use)
+  if opts.suite then decls = dsl.load(opts.suite, nil, true) end
+  if opts.use then
+    local packs = dsl.load_packs(opts.use)
+    if decls then
+      for _, name in ipairs(decls.parser_order) do
+        if not packs.parsers[name] then packs.parser_order[#packs.parser_order + 1] = name end
+        packs.parsers[name] = decls.parsers[name]
+      end
+    end
+    decls = packs
   end
   local parsers = analysis.parsers(decls)
   local found, err = analysis.analyze(path, parsers, nil)

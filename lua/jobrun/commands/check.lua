@@ -23,7 +23,7 @@ local command = {
       { "interval", "value", "DURATION", "--watch redraws this often, and when a job ends (default 2s)" },
       { "failed", "flag", nil, "show only the jobs whose verdict is fail" },
       { "status", "list", "S,…", "show only jobs with these statuses, e.g. RUNNING,LOST" },
-      { "only", "list", "GLOB", "show only jobs whose name matches (repeatable)" } }),
+      { "only", "list", "GLOB", "show only jobs whose name matches; !GLOB: all but those (repeatable)" } }),
   help = [[
 RUN is a run id, a path to a run's state.json, or omitted for the latest run. Asks the backend
 once for all the run's unfinished jobs. --failed, --status and --only choose the rows shown (and

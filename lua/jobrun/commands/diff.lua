@@ -255,7 +255,7 @@ function command.run(opts, args)
   local out = io.stdout
   out:write(paint(require("jobrun.sanitize").format("Diff %s → %s", a.run_id, b.run_id), "bold"), "\n\n")
   if #rows == 0 then
-    out:write(string.format("No differences in %d jobs.\n", #a.jobs))
+    out:write(string.format("No differences in %s.\n", require("jobrun.textable").count(#a.jobs, "job")))
     return 0
   end
   local tint = { regressed = "red", fixed = "green", ["only in A"] = "yellow", ["only in B"] = "yellow" }

@@ -164,9 +164,9 @@ function command.run(opts, args)
   if cols then max = { [5] = math.max(20, cols - 60) } end
   io.stdout:write(textable.render({ "Job", "Nodes", "Params", "Timeout", "Command" }, rows,
     { paint = paint, max = max }))
-  local shown = #p.jobs == p.total_jobs and tostring(#p.jobs)
-    or string.format("%d of %d", #p.jobs, p.total_jobs)
-  io.stdout:write(require("jobrun.sanitize").format("\n%s jobs · suite %s · backend %s · run id %s\n",
+  local shown = #p.jobs == p.total_jobs and textable.count(#p.jobs, "job")
+    or string.format("%d of %s", #p.jobs, textable.count(p.total_jobs, "job"))
+  io.stdout:write(require("jobrun.sanitize").format("\n%s · suite %s · backend %s · run id %s\n",
     shown, p.suite, p.backend, p.run_id))
   return 0
 end

@@ -16,12 +16,12 @@ local command = {
   options = options.concat({
     { "failed", "flag", nil, "every job whose verdict is fail (the default)" },
     { "all", "flag", nil, "every job of the run" },
-    { "only", "list", "GLOB", "the jobs whose name matches (repeatable)" },
+    { "only", "list", "GLOB", "the jobs whose name matches; !GLOB: all but those (repeatable)" },
     { "detach", "flag", nil, "start them and return; follow with check or wait" },
     { "exclude-nodes", "value", "suspect|LIST", "keep the jobs off these nodes (Slurm): the suspects of "
       .. "jobrun history --nodes, or a comma-separated list" },
     { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
-  }, options.OUTPUT, options.REPORT),
+  }, options.FAIL_FAST, options.OUTPUT, options.REPORT),
   help = [[
 Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST and LAUNCH_FAILED
 included. Each chosen job keeps its earlier attempts (jobrun logs --attempt N shows their logs,
@@ -103,6 +103,8 @@ function command.run(opts, args)
       local git = require "jobrun.git"
       git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where, r.data.backend)
     end
+    -- -x: from now on the run stops launching at its first failure, whatever its suite says.
+    if opts["fail-fast"] then r.data.fail_fast = true end
     r:rerun(chosen)
     -- Kept in the record, so that a detached driver or a later wait starts them the same way.
     r.data.exclude_nodes = exclude

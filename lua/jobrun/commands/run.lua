@@ -10,7 +10,7 @@ local command = {
   name = "run",
   usage = "jobrun run SUITE.lua [options]",
   summary = "launch every job, wait for all of them, report; exit 0 iff all passed",
-  options = options.concat(options.LAUNCH, options.OUTPUT, options.REPORT),
+  options = options.concat(options.LAUNCH, options.FAIL_FAST, options.OUTPUT, options.REPORT),
   help = [[
 Launches the suite's jobs (at most --max-parallel at once), waits for every one without polling,
 and prints the report. Ctrl-C stops launching and says how to resume (jobrun wait) or cancel
@@ -21,6 +21,7 @@ and prints the report. Ctrl-C stops launching and says how to resume (jobrun wai
 function command.start(opts, args, usage)
   if #args ~= 1 then errors.raise("%s: expected one suite file, got %d\nUsage: %s", usage.name, #args, usage.usage) end
   local p = plan.from_options(args[1], opts)
+  if opts["fail-fast"] then p.fail_fast = true end -- -x: whatever the suite says
   local backend = Run.require_backend(p.backend)
   if opts["skip-git-check"] then
     if p.git_policy and (p.git_policy.require_clean or p.git_policy.require_pushed) then
@@ -44,8 +45,8 @@ function command.run(opts, args)
   local data = run.data
   if not opts.json then
     io.stderr:write(require("jobrun.sanitize").format(
-      "jobrun: run %s: %d jobs of suite %s on %s\n", data.run_id, #data.jobs,
-      data.suite, data.backend))
+      "jobrun: run %s: %s of suite %s on %s\n", data.run_id,
+      require("jobrun.textable").count(#data.jobs, "job"), data.suite, data.backend))
   end
   local outcome = run:drive({ max_parallel = p.max_parallel })
   lock:release()

@@ -125,8 +125,8 @@ function command.run(opts, args)
   if not S.run then return 0 end
   local sum = results.summary(S.run.data.jobs)
   io.stderr:write(require("jobrun.sanitize").format(
-    "jobrun: run %s: %d jobs, %d passed, %d failed, %d pending\n", S.run_id,
-    sum.total, sum.passed, sum.failed, sum.pending))
+    "jobrun: run %s: %s, %d passed, %d failed, %d pending\n", S.run_id,
+    require("jobrun.textable").count(sum.total, "job"), sum.passed, sum.failed, sum.pending))
   if #S.run:open_jobs() > 0 then
     io.stderr:write(require("jobrun.sanitize").format(
       "jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
