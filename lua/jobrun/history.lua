@@ -1,4 +1,5 @@
--- The history index (README "History: attempts, flaky jobs, suspect nodes"): <state-dir>/history.sqlite (SQLite, WAL), one row per finished
+-- The history index (README "History: attempts, flaky jobs, suspect nodes"):
+-- <state-dir>/history.sqlite (SQLite, WAL), one row per finished
 -- attempt of every run. It is derived from the runs' state.json, which stay the truth: a run is
 -- (re)indexed whole when it ends, runs missing from the index (it was locked, or read-only, when
 -- they ended) are indexed when the history is read, pruned runs' rows go, and a damaged or older

@@ -1,4 +1,5 @@
--- Where an attempt came from (README "History: attempts, flaky jobs, suspect nodes"): its own `git` (commit, branch, dirty), the command line
+-- Where an attempt came from (README "History: attempts, flaky jobs, suspect nodes"): its own
+-- `git` (commit, branch, dirty), the command line
 -- that started it (secrets redacted), and the nodes it ran on. A rerun is a new attempt of the
 -- same run, possibly at another commit: each attempt keeps its own.
 local secrets = require "jobrun.secrets"

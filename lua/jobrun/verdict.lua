@@ -1,6 +1,5 @@
 -- Expectations (README "Suite files") and verdicts (README "Jobs, statuses and results"): pass,
 -- fail or pending, with every unmet expectation in words.
-local guard = require "jobrun.c.guard"
 
 local verdict = {}
 

@@ -19,7 +19,8 @@ $ jobrun analyze job.log --use suites/diverge.lua --json
 >   "restart_count": null,
 >   "fields": {
 >     "lr": 0.1
->   }
+>   },
+>   "metrics": null
 > }
 
 $ jobrun analyze job.log --use ./suites/diverge.lua --json | grep termination

@@ -61,6 +61,6 @@ $ jobrun help parser | head -1
 
 # Options line up, however wide their metavariable's characters are (issue 24 item 9).
 $ jobrun help check | grep -E -- '^  (--status|--only|-h, --help) '
->   --status S,…        show only jobs with these statuses, e.g. RUNNING,LOST
->   --only GLOB         show only jobs whose name matches; !GLOB: all but those (repeatable)
->   -h, --help          show this help
+>   --status S,…         show only jobs with these statuses, e.g. RUNNING,LOST
+>   --only GLOB          show only jobs whose name matches; !GLOB: all but those (repeatable)
+>   -h, --help           show this help
