@@ -8,9 +8,9 @@ local analysis = require "jobrun.analysis"
 
 local results = {}
 
-results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
+results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "pending_reason", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
-  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches" }
+  "started_at", "ended_at", "duration_s", "nodes", "log_path", "verdict", "mismatches" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -47,12 +47,13 @@ function results.record(pjob, run_dir_shown, key)
 end
 
 -- What an earlier attempt keeps (SPEC §4 `attempts`), oldest first.
-results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
-  "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
+results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "pending_reason", "exit_code",
+  "backend_exit_code", "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s",
+  "nodes", "log_path",
   "verdict", "mismatches", "fields" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
-local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
+local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_code", "backend_exit_code", "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
   "launch_request_id" }
@@ -119,10 +120,12 @@ function results.public(job)
   -- (a --json of 10,000 jobs makes 10,000 of them). tests/unit/results_public.lua checks the list.
   local out = {
     name = job.name, params = nil, backend = job.backend, native_id = job.native_id, status = job.status,
-    native_status = job.native_status, exit_code = job.exit_code, backend_exit_code = job.backend_exit_code,
+    native_status = job.native_status, pending_reason = job.pending_reason, exit_code = job.exit_code,
+    backend_exit_code = job.backend_exit_code,
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
-    ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
+    ended_at = job.ended_at, duration_s = job.duration_s, nodes = job.nodes, log_path = job.log_path,
+    verdict = job.verdict,
     mismatches = nil,
   }
   out.params = json.object(job.params, job.spec and job.spec.param_order)

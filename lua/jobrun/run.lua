@@ -369,6 +369,18 @@ function Run:submit_batch(jobs)
   end
 end
 
+-- still_going(jobs) -> what becomes of a run's live jobs when the runner stops: those running
+-- keep running, those a scheduler still holds stay pending there.
+local function still_going(jobs)
+  local running, pending = 0, 0
+  for _, job in ipairs(jobs) do
+    if job.status == "PENDING" then pending = pending + 1 else running = running + 1 end
+  end
+  local words = string.format("the %d running jobs keep running", running)
+  if pending > 0 then words = words .. string.format(", the %d pending stay queued", pending) end
+  return words
+end
+
 -- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
 function Run:cancelled_before_start(job)
   if not state.cancel_reason(self.dir, job) then return false end
@@ -618,8 +630,8 @@ function Run:drive(opts)
           if sig == "TERM" or sig == "HUP" then
             -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
             show:clear()
-            io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
-              .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
+            io.stderr:write(string.format("jobrun: SIG%s: stopping; %s.\n"
+              .. "  Resume waiting: jobrun wait %s\n", sig, still_going(running), data.run_id))
             return finish("terminated", sig)
           end
           interrupts = interrupts + 1
@@ -629,9 +641,9 @@ function Run:drive(opts)
             self:withdraw(nil)
             take_in()
             show:clear()
-            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
-              .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-              .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
+            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; %s.\n"
+              .. "  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+              .. "  Press Ctrl-C again to cancel them now.\n", still_going(running), data.run_id, data.run_id))
           else
             show:clear()
             io.stderr:write("jobrun: cancelling the running jobs…\n")

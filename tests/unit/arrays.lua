@@ -69,9 +69,11 @@ tap.ok(slurm.shape(job("r", { max_restarts = 1 })) ~= slurm.shape(job("s")),
 -- The array script: each task's branch exports its own values from the stash, then unsets
 -- the stash; the values themselves are not in the script.
 local ctx = { run_dir = "/runs/R", run_id = "R" }
-local script = slurm.array_script(ctx, { job("one"), job("two") }, "/runs/R/slurm/one.array.%a.log",
-  { [0] = { "SECRET", "V" }, [1] = { "V" } })
-tap.like(script, "#SBATCH %-%-output=/runs/R/slurm/one%.array%.%%a%.log\n", "Slurm names each task's output by %a")
+local script = slurm.array_script(ctx, { job("one"), job("two") }, { [0] = { "SECRET", "V" }, [1] = { "V" } })
+-- sbatch's directive parser splits at spaces and quotes: names and paths go on its command line.
+tap.ok(not script:find("#SBATCH --output", 1, true), "no --output directive")
+tap.ok(not script:find("#SBATCH --job-name", 1, true), "no --job-name directive")
+tap.like(script, "#SBATCH %-%-no%-requeue\n", "never requeued by Slurm itself")
 tap.like(script,
   '\n0%) # one\nexport SECRET="%$JOBRUN_ARRAY_ENV_0_SECRET" V="%$JOBRUN_ARRAY_ENV_0_V"\njobrun_unstash\n',
   "task 0 exports its variables from the stash, then drops the stash")
@@ -80,5 +82,10 @@ tap.like(script, '"%${SLURM_ARRAY_JOB_ID}_%${SLURM_ARRAY_TASK_ID}"', "results re
 tap.like(script, "\n%*%) echo", "an unknown task id fails loudly")
 tap.is(slurm.output_pattern("/a%b/c"), "/a%%b/c", "a % in a path is escaped for --output")
 tap.is(slurm.output_pattern("/a\\%b"), "/a\\%b", "unless a backslash turns Slurm's patterns off")
+
+local hosts = {}
+for h in pairs(slurm.hostlist("node[1-3,05],gpu1,x[7]")) do hosts[#hosts + 1] = h end
+table.sort(hosts)
+tap.is(hosts, { "gpu1", "node05", "node1", "node2", "node3", "x7" }, "Slurm host lists expand")
 
 tap.done()
