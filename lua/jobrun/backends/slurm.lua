@@ -69,6 +69,18 @@ function backend.time_limit(spec)
   return math.ceil((spec.timeout + grace(spec) + backend.LIMIT_MARGIN) / 60) * 60
 end
 
+-- plan_note(jobs) -> how the plan's timeouts map on Slurm (for `jobrun plan`), or nil.
+function backend.plan_note(jobs)
+  local job
+  for _, j in ipairs(jobs) do if j.timeout then job = j; break end end
+  if not job then return nil end
+  local limit = backend.time_limit(job)
+  return string.format("Timeouts on Slurm: the batch script sends TERM at the timeout and KILL %d s later "
+    .. "(slurm.grace), and the job is TIMEOUT; Slurm's own --time is a backstop, the timeout + grace + %d s "
+    .. "rounded up to whole minutes (%s: --time=%s).", grace(job), backend.LIMIT_MARGIN,
+    duration.format(job.timeout), slurm_time(limit))
+end
+
 -- header(spec) -> the #SBATCH lines of a job of this shape (the resources that an array's tasks
 -- share). The job's name and output path go on sbatch's command line instead (sbatch_args):
 -- its directive parser splits a line at spaces and quotes, which names and paths may hold.
@@ -577,12 +589,12 @@ local function task_ids(text, into)
 end
 
 -- parse(text [, arrays]) -> { [id] = { field = value } } from `scontrol -o show job` (one job a
--- line). An array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
+-- line), and the set of array ids it holds records of. An array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
 -- record of pending tasks ("123_[4-199]") stands for each of them. With `arrays` (a set of array
 -- ids), only those arrays' records are read: the controller lists every user's jobs, and another
 -- user's pending array of a million tasks is no reason to make a million entries each cycle.
 function backend.parse(text, arrays)
-  local jobs = {}
+  local jobs, seen = {}, {}
   for line in text:gmatch("[^\n]+") do
     local rec = {}
     for key, value in line:gmatch("(%w+)=(%S*)") do
@@ -590,13 +602,14 @@ function backend.parse(text, arrays)
     end
     if rec.ArrayJobId and rec.ArrayTaskId then
       if not arrays or arrays[rec.ArrayJobId] then
+        seen[rec.ArrayJobId] = true
         for _, t in ipairs(task_ids(rec.ArrayTaskId, {})) do jobs[rec.ArrayJobId .. "_" .. t] = rec end
       end
     elseif rec.JobId then
       jobs[rec.JobId] = rec
     end
   end
-  return jobs
+  return jobs, seen
 end
 
 local function iso(t)
@@ -764,6 +777,7 @@ local function from_accounting(ctx, jobs)
     end
   end
   local function never_started(job)
+    if job.slurm_left_pending then return nil end
     local array, task = job.native_id:match("^(%d+)_(%d+)$")
     local rest = array and remainder[array]
     if not rest then return nil end
@@ -812,6 +826,21 @@ local function from_accounting(ctx, jobs)
     else
       waiting = waiting + 1
     end
+  end
+  -- A task that we last saw pending, and that left its array's pending tasks without a record of
+  -- its own anywhere (a task that started has sacct rows), was cancelled before it started: the
+  -- controller drops such a task at once, and accounting never hears of it.
+  local gone = {}
+  for i = #lost, 1, -1 do
+    local job = lost[i]
+    if job.slurm_left_pending and not job.started_at then
+      table.remove(lost, i)
+      gone[#gone + 1] = job
+    end
+  end
+  for _, job in ipairs(gone) do
+    set_state(job, "CANCELLED")
+    job.slurm_source, job.slurm_unknown_since, job.started_at = "sacct", nil, nil
   end
   lose(lost, "NOT_IN_ACCOUNTING")
   if waiting == 0 then return end
@@ -924,7 +953,7 @@ function backend.poll(ctx, jobs)
     local array = tostring(job.native_id):match("^(%d+)_%d+$")
     if array then arrays[array] = true end
   end
-  local known = backend.parse(r.stdout, arrays)
+  local known, seen = backend.parse(r.stdout, arrays)
   local forgotten = {}
   for _, job in ipairs(jobs) do
     local rec = job.native_id and known[job.native_id]
@@ -940,6 +969,10 @@ function backend.poll(ctx, jobs)
         set_state(job, "CANCELLED")
         job.slurm_source = "scancel"
       else
+        -- An array task gone from a pending set that the controller still holds (sacct's row of
+        -- the array's pending tasks may still count it): it started, or it was cancelled.
+        local array = job.native_id:match("^(%d+)_%d+$")
+        job.slurm_left_pending = array and seen[array] and job.status == "PENDING" or nil
         forgotten[#forgotten + 1] = job
       end
     end
