@@ -52,7 +52,9 @@ function failures.text(data, run_dir, paint)
       facts[#facts + 1] = "slurm job " .. sanitize.text(job.native_id)
     end
     if type(job.nodes) == "string" then facts[#facts + 1] = "nodes: " .. sanitize.text(job.nodes) end
-    if type(job.pending_reason) == "string" then facts[#facts + 1] = "pending: " .. sanitize.text(job.pending_reason) end
+    if type(job.pending_reason) == "string" then
+      facts[#facts + 1] = "pending: " .. sanitize.text(job.pending_reason)
+    end
     if #facts > 0 then add("    %s", table.concat(facts, " · ")) end
     for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
       local v = fields[k] or job[k]

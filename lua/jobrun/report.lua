@@ -46,7 +46,9 @@ end
 function report.cells(job, paint)
   local shown = job.status
   -- Why the scheduler has not started it (Slurm's pending reason).
-  if shown == "PENDING" and type(job.pending_reason) == "string" then shown = shown .. " (" .. job.pending_reason .. ")" end
+  if shown == "PENDING" and type(job.pending_reason) == "string" then
+    shown = shown .. " (" .. job.pending_reason .. ")"
+  end
   local status = paint(clean(shown), STATUS_COLOR[job.status] or "yellow")
   local restarts = job.restart_count == nil and "-"
     or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")

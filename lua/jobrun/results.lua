@@ -53,7 +53,8 @@ results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "pe
   "verdict", "mismatches", "fields" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
-local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_code", "backend_exit_code", "termination_reason",
+local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_code", "backend_exit_code",
+  "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
   "launch_request_id" }

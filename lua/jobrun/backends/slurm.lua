@@ -59,6 +59,11 @@ end
 backend.GRACE = 10
 backend.LIMIT_MARGIN = 30
 
+-- seconds(n) -> n as sleep(1) takes it.
+local function seconds(n)
+  return math.type(n) == "integer" and tostring(n) or string.format("%.3f", n)
+end
+
 local function grace(spec)
   return tonumber((spec.options or {}).grace) or backend.GRACE
 end
@@ -75,8 +80,9 @@ function backend.plan_note(jobs)
   for _, j in ipairs(jobs) do if j.timeout then job = j; break end end
   if not job then return nil end
   local limit = backend.time_limit(job)
-  return string.format("Timeouts on Slurm: the batch script sends TERM at the timeout and KILL %d s later "
-    .. "(slurm.grace), and the job is TIMEOUT; Slurm's own --time is a backstop, the timeout + grace + %d s "
+  return string.format("Timeouts on Slurm: the batch script ends the job's step at the timeout (TERM, then KILL "
+    .. "after Slurm's KillWait; KILL to srun %g s later, slurm.grace), and the job is TIMEOUT; Slurm's own --time "
+    .. "is a backstop, the timeout + grace + %d s "
     .. "rounded up to whole minutes (%s: --time=%s).", grace(job), backend.LIMIT_MARGIN,
     duration.format(job.timeout), slurm_time(limit))
 end
@@ -163,17 +169,19 @@ local function body(ctx, job, lines, id)
     lines[#lines + 1] = srun .. '"$cmd"'
     lines[#lines + 1] = "rc=$?"
   else
-    -- The timeout, as the local supervisor's: a watchdog sends srun (which passes it to every
-    -- rank) TERM at the deadline, KILL after the grace, and exits 3 once it has fired.
-    local t, g = math.ceil(spec.timeout), grace(spec)
+    -- The timeout, as the local supervisor's (and in its words, which the builtin parser
+    -- jobrun_timeout reads): a watchdog sends srun TERM at the deadline (srun ends the step: TERM
+    -- to every rank, KILL after Slurm's KillWait), KILLs srun if it has not ended after the
+    -- grace, and exits 3 once it has fired.
+    local t, g = spec.timeout, grace(spec)
     lines[#lines + 1] = srun .. '"$cmd" &'
     lines[#lines + 1] = "pid=$!"
     lines[#lines + 1] = string.format("( fired=0; trap 'kill \"$s\" 2>/dev/null; exit \"$fired\"' TERM; "
-      .. 'sleep %d & s=$!; wait "$s"; fired=3; '
-      .. 'echo "[jobrun] timeout: the job ran for %d s: sending TERM (KILL in %d s)"; kill -TERM "$pid"; '
-      .. 'sleep %d & s=$!; wait "$s"; '
+      .. 'sleep %s & s=$!; wait "$s"; fired=3; '
+      .. 'echo "[jobrun] timeout after %gs: sending TERM to every rank"; kill -TERM "$pid"; '
+      .. 'sleep %s & s=$!; wait "$s"; '
       .. 'if kill -0 "$pid" 2>/dev/null; then echo "[jobrun] grace period over: sending KILL"; kill -KILL "$pid"; fi; '
-      .. "exit 3 ) &", t, t, g, g)
+      .. "exit 3 ) &", seconds(t), t, seconds(g))
     lines[#lines + 1] = "watchdog=$!"
     lines[#lines + 1] = 'wait "$pid"; rc=$?'
     lines[#lines + 1] = 'kill "$watchdog" 2>/dev/null; wait "$watchdog"; [ "$?" = 3 ] && timed_out=true'
@@ -351,7 +359,8 @@ local function submitted(ctx, names, since)
   end
   for name in pairs(names) do if not found[name] then missing = missing + 1 end end
   if missing == 0 or ctx.slurm_accounting_off then return found end
-  r, err = exec.run({ "sacct", "-n", "-P", "-X", "-S", os.date("!%Y-%m-%dT%H:%M:%S", since - 300), "-o", "JobID,JobName" },
+  local from = os.date("!%Y-%m-%dT%H:%M:%S", since - 300)
+  r, err = exec.run({ "sacct", "-n", "-P", "-X", "-S", from, "-o", "JobID,JobName" },
     { timeout = 30, env = exec.environ({ TZ = "UTC" }) })
   if r and r.code == 0 then
     for line in r.stdout:gmatch("[^\n]+") do
@@ -589,7 +598,8 @@ local function task_ids(text, into)
 end
 
 -- parse(text [, arrays]) -> { [id] = { field = value } } from `scontrol -o show job` (one job a
--- line), and the set of array ids it holds records of. An array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
+-- line), and the set of array ids it holds records of. An array task is under
+-- "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
 -- record of pending tasks ("123_[4-199]") stands for each of them. With `arrays` (a set of array
 -- ids), only those arrays' records are read: the controller lists every user's jobs, and another
 -- user's pending array of a million tasks is no reason to make a million entries each cycle.
@@ -676,10 +686,15 @@ end
 -- script's record of this attempt, where there is one: its exit code, its timeout (the script
 -- enforces the suite's timeout: Slurm says FAILED or COMPLETED then), its times. A job that
 -- never got nodes did not start.
-local function own_end(ctx, job, ran)
+local function own_end(ctx, job, ran, slurm_end)
   if not ran then job.started_at, job.duration_s = nil, nil end
   local rec = recorded(ctx, job)
   if not (rec and rec.final ~= false and rec.attempt == job.attempt) then return end
+  -- Where Slurm ended the job, the script's record is the job's own end only if it came first
+  -- (srun's exit code after Slurm killed the step is not the program's).
+  if NO_EXIT[job.native_status] and not (slurm_end and tonumber(rec.ended) and rec.ended < slurm_end) then
+    return
+  end
   job.backend_exit_code = rec.exit_code
   if not NO_EXIT[job.native_status] and job.native_status ~= "TIMEOUT" then
     if rec.timed_out == true then
@@ -708,7 +723,7 @@ local function apply(ctx, job, rec)
     local h, m, s = (rec.RunTime or ""):match("(%d+):(%d+):(%d+)$")
     local days = tonumber((rec.RunTime or ""):match("^(%d+)%-")) or 0
     if h then job.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s) end
-    own_end(ctx, job, nodes ~= nil)
+    own_end(ctx, job, nodes ~= nil, state.epoch(job.ended_at))
   end
 end
 
@@ -807,7 +822,7 @@ local function from_accounting(ctx, jobs)
       if job.status ~= "PENDING" then job.started_at = state.iso(row.start) or job.started_at end
       if ended(job) then
         job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed
-        own_end(ctx, job, row.nodes ~= nil)
+        own_end(ctx, job, row.nodes ~= nil, row.stop)
       end
     end
   end
