@@ -930,9 +930,9 @@ give_up = function(ctx, jobs, known)
     if rec and job.status == "PENDING" and not job.started_at then
       local why = hopeless(rec)
       local limit = (job.spec.options or {}).max_pending
-      local seconds = limit and duration.parse(limit)
-      if not why and seconds and now - (state.epoch(job.submitted_at) or now) >= seconds then
-        why = string.format("pending for %s: %s", type(limit) == "string" and limit or (seconds .. "s"),
+      local most = limit and duration.parse(limit)
+      if not why and most and now - (state.epoch(job.submitted_at) or now) >= most then
+        why = string.format("pending for %s: %s", type(limit) == "string" and limit or (most .. "s"),
           job.pending_reason or "no reason given")
       end
       if why then out[#out + 1] = job; job.launch_error = why end
