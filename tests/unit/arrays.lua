@@ -41,6 +41,16 @@ local only = slurm.parse(text .. "\nJobId=9000 ArrayJobId=9000 ArrayTaskId=0-999
 tap.is({ only["1435_4"] ~= nil, only["1500_7"], only["9000_5"], only["1434"] ~= nil }, { true, nil, nil, true },
   "with the run's arrays named, another array's pending tasks are not read; plain jobs still are")
 
+-- parse_squeue: the poll's compact format, the same records.
+local q = slurm.parse_squeue(table.concat({
+  "1436_0|1435|0|RUNNING|None|node1||2026-01-01T00:00:00|2026-01-01T00:05:00",
+  "1435_[3-5%3]|1435|3-5%3|PENDING|Resources|||N/A|N/A",
+  "1434|1434|N/A|COMPLETED|None|node2|node2|2026-01-01T00:00:00|2026-01-01T00:00:09",
+}, "\n"))
+tap.is({ q["1435_0"] and q["1435_0"].JobState, q["1435_4"] and q["1435_4"].Reason, q["1435_6"],
+         q["1434"] and q["1434"].NodeList },
+  { "RUNNING", "Resources", nil, "node2" }, "squeue: tasks, a pending range with its reason, a plain job")
+
 -- groups: one array per shape, in order, split at the limit; a group of one goes alone.
 local jobs = {
   job("a1"), job("a2"), job("b1", { nodes = 2 }), job("a3"), job("b2", { nodes = 2 }),

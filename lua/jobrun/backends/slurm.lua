@@ -622,8 +622,35 @@ function backend.parse(text, arrays)
   return jobs, seen
 end
 
+-- What each poll asks squeue for: one short line a job, an array's pending tasks on one line
+-- (`123_[4-199]`); the fields as scontrol names them (an ended job's exit code comes from its
+-- batch script's record, else from sacct).
+backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e"
+
+-- parse_squeue(text [, arrays]) -> as parse, from `squeue -o SQUEUE_FORMAT`.
+function backend.parse_squeue(text, arrays)
+  local jobs, seen = {}, {}
+  for line in text:gmatch("[^\n]+") do
+    local id, array, tasks, st, reason, nodes, req, start, stop =
+      line:match("^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
+    if id then
+      local rec = { JobId = id, JobState = st, Reason = reason, NodeList = nodes, ReqNodeList = req,
+                    StartTime = start, EndTime = stop }
+      if tasks ~= "N/A" and tasks ~= "" then
+        if not arrays or arrays[array] then
+          seen[array] = true
+          for _, t in ipairs(task_ids((tasks:gsub("[%[%]]", "")), {})) do jobs[array .. "_" .. t] = rec end
+        end
+      else
+        jobs[id] = rec
+      end
+    end
+  end
+  return jobs, seen
+end
+
 local function iso(t)
-  if not t or t == "Unknown" or t == "None" or t == "" then return nil end
+  if not t or t == "Unknown" or t == "None" or t == "" or t == "N/A" or t == "NONE" then return nil end
   return t .. "Z"
 end
 
@@ -722,7 +749,11 @@ local function apply(ctx, job, rec)
     job.ended_at = iso(rec.EndTime)
     local h, m, s = (rec.RunTime or ""):match("(%d+):(%d+):(%d+)$")
     local days = tonumber((rec.RunTime or ""):match("^(%d+)%-")) or 0
-    if h then job.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s) end
+    if h then
+      job.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s)
+    elseif state.epoch(job.started_at) and state.epoch(job.ended_at) then
+      job.duration_s = state.epoch(job.ended_at) - state.epoch(job.started_at)
+    end
     own_end(ctx, job, nodes ~= nil, state.epoch(job.ended_at))
   end
 end
@@ -953,13 +984,13 @@ give_up = function(ctx, jobs, known)
   end
 end
 
--- poll(ctx, jobs): one scontrol call for all of them; for the jobs it has forgotten, their
+-- poll(ctx, jobs): one squeue call for all of them; for the jobs it has forgotten, their
 -- exit-code files, then one sacct call for the rest. When the controller cannot be asked,
 -- every job keeps its last known status (an API error is never a job failure).
 function backend.poll(ctx, jobs)
-  local r, err = exec.run({ "scontrol", "-o", "show", "job" }, { timeout = 30 })
+  local r, err = exec.run({ "squeue", "--me", "-h", "-t", "all", "-o", backend.SQUEUE_FORMAT }, { timeout = 30 })
   if not r or r.code ~= 0 then
-    ctx.backend_error = "scontrol: " .. tostring(r and (r.stderr:gsub("%s+$", "")) or err)
+    ctx.backend_error = "squeue: " .. tostring(r and (r.stderr:gsub("%s+$", "")) or err)
     return
   end
   ctx.backend_error = nil
@@ -968,11 +999,17 @@ function backend.poll(ctx, jobs)
     local array = tostring(job.native_id):match("^(%d+)_%d+$")
     if array then arrays[array] = true end
   end
-  local known, seen = backend.parse(r.stdout, arrays)
+  local known, seen = backend.parse_squeue(r.stdout, arrays)
   local forgotten = {}
   for _, job in ipairs(jobs) do
     local rec = job.native_id and known[job.native_id]
-    if rec then
+    local last = rec and (job.spec.max_restarts > 0 or rec.JobState == "FAILED") and recorded(ctx, job)
+    if rec and rec.JobState == "FAILED" and not (last and last.final ~= false) then
+      -- Failed without its script's record: its exit code is sacct's (squeue has none).
+      forgotten[#forgotten + 1] = job
+    elseif rec then
+      -- Restarts: the script's records of its requeued attempts (squeue does not say).
+      if last then rec.Restarts = last.final == false and last.attempt or last.attempt - 1 end
       apply(ctx, job, rec)
     elseif job.native_id then
       -- The controller forgot it (MinJobAge passed, or its state was lost), or it was a pending
