@@ -1,6 +1,6 @@
 -- The Slurm backend: generated batch scripts (kept in the run directory) — one sbatch --array
 -- for the jobs of each resource shape, a plain sbatch for a job of a shape of its own — one
--- `scontrol -o show job` per poll cycle for all of a run's jobs, one scancel for all cancels.
+-- compact `squeue` per poll cycle for all of a run's jobs, one scancel for all cancels.
 -- Ranks run under srun with the same variables as the local backend's; max_restarts is Slurm's
 -- requeue. The run directory must be on a file system that the nodes share, since the
 -- nodes write the logs there, and the batch script its attempts' results: the controller forgets
@@ -597,38 +597,18 @@ local function task_ids(text, into)
   return into
 end
 
--- parse(text [, arrays]) -> { [id] = { field = value } } from `scontrol -o show job` (one job a
--- line), and the set of array ids it holds records of. An array task is under
--- "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
--- record of pending tasks ("123_[4-199]") stands for each of them. With `arrays` (a set of array
--- ids), only those arrays' records are read: the controller lists every user's jobs, and another
--- user's pending array of a million tasks is no reason to make a million entries each cycle.
-function backend.parse(text, arrays)
-  local jobs, seen = {}, {}
-  for line in text:gmatch("[^\n]+") do
-    local rec = {}
-    for key, value in line:gmatch("(%w+)=(%S*)") do
-      if rec[key] == nil then rec[key] = value end
-    end
-    if rec.ArrayJobId and rec.ArrayTaskId then
-      if not arrays or arrays[rec.ArrayJobId] then
-        seen[rec.ArrayJobId] = true
-        for _, t in ipairs(task_ids(rec.ArrayTaskId, {})) do jobs[rec.ArrayJobId .. "_" .. t] = rec end
-      end
-    elseif rec.JobId then
-      jobs[rec.JobId] = rec
-    end
-  end
-  return jobs, seen
-end
-
 -- What each poll asks squeue for: one short line a job, an array's pending tasks on one line
 -- (`123_[4-199]`); the fields as scontrol names them (an ended job's exit code comes from its
 -- batch script's record, else from sacct).
 backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e"
 
--- parse_squeue(text [, arrays]) -> as parse, from `squeue -o SQUEUE_FORMAT`.
-function backend.parse_squeue(text, arrays)
+-- parse(text [, arrays]) -> { [id] = { field = value } } from `squeue -o SQUEUE_FORMAT` (one job
+-- a line), and the set of array ids it holds records of. An array task is under
+-- "<array id>_<task id>", as sbatch's answer made its jobs' ids; a record of pending tasks
+-- ("123_[4-199]") stands for each of them. With `arrays` (a set of array ids), only those
+-- arrays' records are read: another of the user's pending arrays of a million tasks is no reason
+-- to make a million entries each cycle.
+function backend.parse(text, arrays)
   local jobs, seen = {}, {}
   for line in text:gmatch("[^\n]+") do
     local id, array, tasks, st, reason, nodes, req, start, stop =
@@ -999,7 +979,7 @@ function backend.poll(ctx, jobs)
     local array = tostring(job.native_id):match("^(%d+)_%d+$")
     if array then arrays[array] = true end
   end
-  local known, seen = backend.parse_squeue(r.stdout, arrays)
+  local known, seen = backend.parse(r.stdout, arrays)
   local forgotten = {}
   for _, job in ipairs(jobs) do
     local rec = job.native_id and known[job.native_id]
