@@ -15,9 +15,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 mkdir shims out
-real=$(command -v squeue)
-printf '#!/bin/sh\necho squeue >> %s/polls.log\nexec %s "$@"\n' "$work" "$real" > shims/squeue
-chmod +x shims/squeue
+# Each status command jobrun sends is counted (squeue; scontrol for builds that poll with it).
+for cmd in squeue scontrol; do
+  real=$(command -v "$cmd")
+  printf '#!/bin/sh\necho %s >> %s/polls.log\nexec %s "$@"\n' "$cmd" "$work" "$real" > "shims/$cmd"
+  chmod +x "shims/$cmd"
+done
+: > polls.log
 cat > many.lua <<LUA
 local ids = {}
 for i = 1, $n do ids[i] = i end
@@ -25,7 +29,8 @@ suite "many" { backend = "slurm", matrix = { i = ids }, run = "sleep $s" }
 LUA
 
 # jobrun: wall, user and system seconds of the run and its children.
-PATH="$work/shims:$PATH" /usr/bin/time -f "%e %U %S" -o jobrun.time "$bin" run many.lua --run-id w > /dev/null 2>&1 || true
+PATH="$work/shims:$PATH" /usr/bin/time -f "%e %U %S" -o jobrun.time "$bin" run many.lua --run-id w \
+  > /dev/null 2>&1 || true
 polls=$(wc -l < polls.log)
 read -r wall user sys < jobrun.time
 

@@ -351,7 +351,7 @@ end
 -- for names it does not know, one sacct call (those it has forgotten).
 local function submitted(ctx, names, since)
   local found, missing = {}, 0
-  local r, err = exec.run({ "squeue", "-h", "-t", "all", "-o", "%i|%j" }, { timeout = 30 })
+  local r, err = exec.run({ "squeue", "--me", "-h", "-t", "all", "-o", "%i|%j" }, { timeout = 30 })
   if not r or r.code ~= 0 then return nil, "squeue: " .. (r and said(r.stderr, "squeue") or tostring(err)) end
   for line in r.stdout:gmatch("[^\n]+") do
     local id, name = line:match("^(%d+)[^|]*|(.*)$")
