@@ -18,6 +18,7 @@
 ---@field ["local"]? table<string, any> options of the local backend
 ---@field matrix? table<string, any[]> axes: name = { values… }; their product makes the jobs
 ---@field max_parallel? integer jobs running at once
+---@field max_pending? number|string Slurm: a job still pending after this is cancelled, LAUNCH_FAILED (no limit by default)
 ---@field max_restarts? integer restarts after a non-zero exit
 ---@field name? string job name template (default: suite and axis values joined by _)
 ---@field nodes? integer ranks per job (default 1, or the nodes axis)

@@ -14,6 +14,8 @@
 ---@field backend string the backend that ran it
 ---@field native_id string? its id there (a Slurm job id, a managed job id, a pid)
 ---@field native_status string? its status in the backend's words
+---@field pending_reason string? why the scheduler has not started it (Slurm's pending reason)
+---@field nodes string? where it ran (Slurm's NodeList)
 ---@field backend_exit_code integer? the backend's own code for how it ended
 ---@field attempt integer which attempt this is (1, then 2 after a resume or a rerun…)
 ---@field submitted_at string? ISO 8601 UTC

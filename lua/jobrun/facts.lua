@@ -49,8 +49,9 @@ end
 
 -- of(job, run_dir, n) -> the record:
 --   name, status, mismatches = { text… },
---   facts = { {key, label, value}… }     status, then exit_code, restart_count, termination_reason
---                                          and native_status (when it says more than status), if known
+--   facts = { {key, label, value}… }     status, then exit_code, restart_count, termination_reason,
+--                                          native_status (when it says more than status), commits, the
+--                                          Slurm job id, a scheduler's nodes and pending reason, if known
 --   errors = { {key, label, text}… }      launch_error, record_error, result_error, log_error,
 --                                          exception, and "log" when the log cannot be read
 --   log_path, tail = { line… }            the last n log lines, SGR colours kept
@@ -68,6 +69,16 @@ function facts.of(job, run_dir, n)
   -- Attempts at several commits (a rerun after a fix): the commits, oldest first.
   local trail = require("jobrun.provenance").trail(job)
   if #trail > 1 then list[#list + 1] = { key = "commits", label = "commits", value = table.concat(trail, "→") } end
+  -- Slurm's job id, for sacct -j / scontrol show job; where a scheduler ran it, or why it waited.
+  if job.backend == "slurm" and type(job.native_id) == "string" then
+    list[#list + 1] = { key = "native_id", label = "slurm job", value = job.native_id }
+  end
+  if job.backend ~= "local" and type(job.nodes) == "string" then
+    list[#list + 1] = { key = "nodes", label = "nodes", value = job.nodes }
+  end
+  if type(job.pending_reason) == "string" then
+    list[#list + 1] = { key = "pending_reason", label = "pending", value = job.pending_reason }
+  end
   r.facts = list
   local errors = {}
   local fields = type(job.fields) == "table" and job.fields or {}

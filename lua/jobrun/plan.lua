@@ -457,6 +457,13 @@ function plan.build(decls, opts)
   -- What every job of one condition shares is made once and referenced by each job (tags,
   -- args, timeout, the options), not copied into it: a 100,000-job plan holds 100,000 jobs.
   local options = secrets.options(f[backend])
+  -- The suite's max_pending reaches the backend with its options (the backend's own wins).
+  if f.max_pending ~= nil and not (type(options) == "table" and options.max_pending ~= nil) then
+    local copy = {}
+    for k, v in pairs(type(options) == "table" and options or {}) do copy[k] = v end
+    copy.max_pending = f.max_pending
+    options = copy
+  end
   local shared_by = {}
   local function shared(condition)
     local key = condition or shared_by

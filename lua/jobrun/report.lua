@@ -44,7 +44,12 @@ local function elapsed(job)
 end
 
 function report.cells(job, paint)
-  local status = paint(clean(job.status), STATUS_COLOR[job.status] or "yellow")
+  local shown = job.status
+  -- Why the scheduler has not started it (Slurm's pending reason).
+  if shown == "PENDING" and type(job.pending_reason) == "string" then
+    shown = shown .. " (" .. job.pending_reason .. ")"
+  end
+  local status = paint(clean(shown), STATUS_COLOR[job.status] or "yellow")
   local restarts = job.restart_count == nil and "-"
     or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")
   local termination = job.termination_reason == nil and "-"

@@ -10,7 +10,7 @@ local metrics = require "jobrun.metrics"
 
 local results = {}
 
-results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
+results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "pending_reason", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
   "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics", "git", "nodes",
   "command_line" }
@@ -58,15 +58,16 @@ function results.record(pjob, run_dir_shown, key)
 end
 
 -- What an earlier attempt keeps (`attempts`, README "Jobs, statuses and results"), oldest first.
-results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
-  "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
-  "verdict", "mismatches", "fields", "git", "nodes", "command_line", "metrics" }
+results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "pending_reason", "exit_code",
+  "backend_exit_code", "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s",
+  "log_path", "verdict", "mismatches", "fields", "git", "nodes", "command_line", "metrics" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
-local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
+local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_code", "backend_exit_code",
+  "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns", "git", "nodes", "command_line", "metrics" }
+  "launch_request_id", "slot", "pool_returns", "git", "command_line", "metrics" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -132,7 +133,8 @@ function results.public(job)
   -- (a --json of 10,000 jobs makes 10,000 of them). tests/unit/results_public.lua checks the list.
   local out = {
     name = job.name, params = nil, backend = job.backend, native_id = job.native_id, status = job.status,
-    native_status = job.native_status, exit_code = job.exit_code, backend_exit_code = job.backend_exit_code,
+    native_status = job.native_status, pending_reason = job.pending_reason, exit_code = job.exit_code,
+    backend_exit_code = job.backend_exit_code,
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,

@@ -456,6 +456,21 @@ function Run:submit_batch(jobs)
   end
 end
 
+-- still_going(jobs) -> what becomes of a run's live jobs when the runner stops: those running
+-- keep running, those a scheduler still holds stay pending there.
+local function still_going(jobs)
+  local running, pending = 0, 0
+  for _, job in ipairs(jobs) do
+    if job.status == "PENDING" then pending = pending + 1 else running = running + 1 end
+  end
+  local parts = {}
+  if running == 1 then parts[1] = "the running job keeps running"
+  elseif running > 1 or pending == 0 then parts[1] = string.format("the %d running jobs keep running", running) end
+  if pending == 1 then parts[#parts + 1] = "the pending job stays queued"
+  elseif pending > 1 then parts[#parts + 1] = string.format("the %d pending stay queued", pending) end
+  return table.concat(parts, ", ")
+end
+
 -- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
 function Run:cancelled_before_start(job)
   if not state.cancel_reason(self.dir, job) then return false end
@@ -593,9 +608,6 @@ local function any_failed(data, before)
   return false
 end
 
--- running_words(n): "the 2 running jobs keep running", "the running job keeps running".
-local function running_words(n)
-  if n == 1 then return "the running job keeps running" end
   return string.format("the %d running jobs keep running", n)
 end
 
@@ -699,7 +711,7 @@ function Run:drive(opts)
         -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
         show:clear()
         io.stderr:write(string.format("jobrun: SIG%s: stopping; %s.\n"
-          .. "  Resume waiting: jobrun wait %s\n", sig, running_words(#running), data.run_id))
+          .. "  Resume waiting: jobrun wait %s\n", sig, still_going(running), data.run_id))
         return finish("terminated", sig)
       end
       interrupts = interrupts + 1
@@ -711,7 +723,7 @@ function Run:drive(opts)
         show:clear()
         io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; %s.\n"
           .. "  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-          .. "  Press Ctrl-C again to cancel them now.\n", running_words(#running), data.run_id, data.run_id))
+          .. "  Press Ctrl-C again to cancel them now.\n", still_going(running), data.run_id, data.run_id))
       else
         show:clear()
         io.stderr:write("jobrun: cancelling the running jobs…\n")

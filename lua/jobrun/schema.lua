@@ -135,6 +135,8 @@ schema.fields = {
     max_parallel = { kind = "positive_integer", doc = "jobs running at once" },
     fail_fast = { kind = "boolean", doc = "stop launching after the first failed job" },
     max_restarts = { kind = "count", doc = "restarts after a non-zero exit" },
+    max_pending = { kind = "duration", doc = "Slurm: a job still pending after this is cancelled, LAUNCH_FAILED "
+      .. "(no limit by default)" },
     expect = { kind = "expect", doc = "default expectation of every job (see jobrun help expect)" },
     tags = { kind = "list_of_strings", doc = "tags of every job, for --tag" },
     git = { kind = "git", doc = "{ require_clean, require_pushed, allow_untracked }" },

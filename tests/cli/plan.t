@@ -26,6 +26,7 @@ $ jobrun plan s.lua --tag ci --set nodes=2 --run-id r1 --backend slurm
 > demo_2n_fast  2      nodes=2 condition=fast  10m00s   train --steps 10
 >
 > 1 of 2 jobs · suite demo · backend slurm · run id r1
+> Timeouts on Slurm: the batch script ends the job's step at the timeout (TERM, then KILL after Slurm's KillWait; KILL to srun 10 s later, slurm.grace), and the job is TIMEOUT; Slurm's own --time is a backstop, the timeout + grace + 30 s rounded up to whole minutes (10m00s: --time=0-00:11:00).
 
 $ jobrun plan s.lua --only '*slow' --only demo_1n_fast --json --run-id r2 | grep '"name"'
 >       "name": "demo_1n_fast",

@@ -168,6 +168,10 @@ function command.run(opts, args)
     or string.format("%d of %s", #p.jobs, textable.count(p.total_jobs, "job"))
   io.stdout:write(require("jobrun.sanitize").format("\n%s · suite %s · backend %s · run id %s\n",
     shown, p.suite, p.backend, p.run_id))
+  -- What the backend makes of the plan's settings (how Slurm gets the timeout).
+  local ok, backend = pcall(require("jobrun.backends").get, p.backend)
+  local note = ok and backend.plan_note and backend.plan_note(p.jobs)
+  if note then io.stdout:write(note .. "\n") end
   return 0
 end
 

@@ -81,6 +81,9 @@ local builtin = {
   -- The scheduler's facts and signals.
   reason("slurm_time_limit", "timeout", 3, "DUE TO TIME LIMIT",
     "Slurm cancelled the job or step at its time limit", "CANCELLED AT %S+ DUE TO TIME LIMIT"),
+  reason("jobrun_timeout", "timeout", 3, "[jobrun] timeout after ",
+    "jobrun stopping a job at its timeout (the local supervisor, Slurm's batch script)",
+    "%[jobrun%] timeout after %S+: sending TERM"),
   reason("slurm_preempted", "preempted", 3, "DUE TO PREEMPTION",
     "Slurm preempted the job or step", "CANCELLED AT %S+ DUE TO PREEMPTION"),
   reason("slurm_node_fail", "node_fail", 3, "DUE TO NODE FAILURE",
