@@ -608,9 +608,6 @@ local function any_failed(data, before)
   return false
 end
 
-  return string.format("the %d running jobs keep running", n)
-end
-
 -- guarded(fn, ...): run fn; a signal noticed inside user code (jobrun.c.guard) ends it early and
 -- is left pending for the signalfd, which the drive loop reads next.
 local function guarded(fn, ...)
