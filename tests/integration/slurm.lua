@@ -106,6 +106,11 @@ suite "sl" {
   os.execute("rm -rf " .. h.q(dir))
 end)
 
+-- stopped(out) -> how many jobs kill stopped: killed (running) and withdrawn (never started).
+local function stopped(out)
+  return tonumber(out:match("Killed: (%d+)") or 0) + tonumber(out:match("Withdrawn %(never started%): (%d+)") or 0)
+end
+
 tap.test("kill cancels with one scancel", function()
   local dir = h.scratch()
   h.write(dir .. "/job.sh", JOB)
@@ -116,7 +121,7 @@ suite "k" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "sh {suite_di
   tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id K")), 0, "launched")
   local code, out = h.sh(dir, env .. path .. "jobrun kill K")
   tap.is(code, 0, "kill exits 0")
-  tap.like(out, "Killed: 3 ", "all three killed")
+  tap.is(stopped(out), 3, "all three killed or withdrawn")
   tap.is(calls(dir).scancel, 1, "with one scancel")
   local jobs = h.jobs_by_name(h.state(dir))
   local a1, a2, a3 = tostring(jobs.k_1.native_id):match("^(%d+)_"), tostring(jobs.k_2.native_id):match("^(%d+)_"),
@@ -140,7 +145,7 @@ suite "p" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "true",
   tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id P")), 0, "launched")
   local code, out = h.sh(dir, env .. "jobrun kill P --only p_2")
   tap.is(code, 0, "kill --only exits 0")
-  tap.like(out, "Killed: 1 ", "one killed")
+  tap.like(out, "Killed: 0 · Withdrawn %(never started%): 1 ", "one withdrawn (it never started)")
   local jobs = h.jobs_by_name(h.state(dir))
   tap.is({ jobs.p_1.status, jobs.p_2.status, jobs.p_3.status }, { "PENDING", "CANCELLED", "PENDING" },
     "that one CANCELLED, the others still pending")
@@ -149,7 +154,7 @@ suite "p" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "true",
   tap.is({ c2, jobs.p_2.status, jobs.p_2.termination_reason }, { 1, "CANCELLED", "cancelled" },
     "a later check keeps it CANCELLED (it is in no list of the controller's)")
   local _, out2 = h.sh(dir, env .. "jobrun kill P")
-  tap.like(out2, "Killed: 2 · Already completed: 1", "kill: the other two")
+  tap.like(out2, "Killed: 0 · Withdrawn %(never started%): 2 · Already completed: 1", "kill: the other two")
   jobs = h.jobs_by_name(h.state(dir))
   tap.is({ jobs.p_1.status, jobs.p_2.status, jobs.p_3.status }, { "CANCELLED", "CANCELLED", "CANCELLED" },
     "all CANCELLED")

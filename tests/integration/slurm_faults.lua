@@ -243,7 +243,7 @@ suite "mp" { backend = "slurm", name = "{suite}", run = "true", max_pending = "8
   tap.is(slurm("squeue -h -j " .. tostring(j.native_id)), "", "cancelled on Slurm")
   local _, summary = h.sh(dir, env .. "jobrun check M")
   tap.like(summary, "launch error: pending for 8s: BeginTime", "the failure summary says so")
-  tap.like(summary, "pending: BeginTime", "and the pending reason")
+  tap.like(summary, "· pending BeginTime", "and the pending reason")
   os.execute("rm -rf " .. h.q(dir))
 end)
 
