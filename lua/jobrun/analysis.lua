@@ -5,6 +5,7 @@ local scan = require "jobrun.c.scan"
 local fs = require "jobrun.c.fs"
 local builtin = require "jobrun.parsers.builtin"
 local guard = require "jobrun.c.guard"
+local forensics = require "jobrun.forensics"
 
 local analysis = {}
 
@@ -172,7 +173,7 @@ function analysis.analyze(path, parsers, job)
   for field, b in pairs(best) do
     if TOP_LEVEL[field] then result[field] = b.value else result.fields[field] = b.value end
   end
-  return run_fns(parsers, result, hits_of, text)
+  return forensics.attach(run_fns(parsers, result, hits_of, text), path, parsers, job)
 end
 
 -- analyze_empty(parsers, job): analyze's answer for an empty log, without reading it.

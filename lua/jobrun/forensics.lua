@@ -1,0 +1,348 @@
+-- Why a distributed job died (SPEC §4 culprit, cause_chain, cause_class): which rank, on which
+-- node, failed first, and what the other ranks did after it. One rank's CUDA OOM makes every
+-- other rank's NCCL watchdog fire minutes later; the log then holds many timeouts and one OOM,
+-- and the OOM's rank is the culprit.
+--
+-- The whole log is scanned in C (jobrun.c.scan.ranks) for the termination parsers' needles,
+-- keeping the first line of each rank per needle; the prefixes are read here.
+local scan = require "jobrun.c.scan"
+local fs = require "jobrun.c.fs"
+
+local forensics = {}
+
+-- Where tracebacks are looked for: the end of the log, where a dying job writes them.
+forensics.TAIL_BYTES = 1024 * 1024
+
+-- ---- rank prefixes ---------------------------------------------------------------------------
+
+local function host_of(s) return s:match("^[%w%.%-_]+$") end
+
+-- prefix(line) -> { rank, node_rank, node, text } | nil: the rank prefixes at the line's start,
+-- the same grammar as rank_key in src/scan.c:
+--   SkyPilot `(worker1, rank=1, pid=3110) `, `(head, rank=0, …)`; jobrun's local `(rank=3) `;
+--   torchrun `[rank3]:`, `[default3]:`; srun --label `  3: ` (outermost only);
+--   NCCL `host:pid:tid [3] NCCL …` (innermost; its [N] is the device, a rank only without others).
+-- A line whose prefixes disagree (two interleaved writers) or that has none gives nil.
+function forensics.prefix(line)
+  local p = line:match("^ *()") or 1
+  if p > 9 then p = 1 end
+  local outer, inner, dev, node
+  for k = 1, 4 do
+    local c = line:sub(p, p)
+    if c == "(" then
+      local body, after = line:match("^%(([^)]*)%) ?()", p)
+      if not body or #body > 94 then break end
+      local r = body:match("^rank=(%d+)$") or body:match("^rank=(%d+),") or body:match("[ ,]rank=(%d+)$")
+        or body:match("[ ,]rank=(%d+),")
+      if not r or #r > 6 then break end
+      r = tonumber(r)
+      if outer and outer ~= r then return nil end
+      outer = r
+      local who = body:match("^([%w%-_%.]+),")
+      if who and who ~= "" and not who:find("=") then node = who end
+      p = after
+    elseif c == "[" and (line:find("^%[rank%d", p) or line:find("^%[default%d", p)) then
+      local r, after = line:match("^%[%a+(%d+)%]: ?()", p)
+      if not r or #r > 6 then break end
+      r = tonumber(r)
+      if inner and inner ~= r then return nil end
+      inner = r
+      p = after
+    elseif k == 1 and line:find("^%d", p) then
+      local r, after = line:match("^(%d+): ()", p)
+      if not r or #r > 5 then break end
+      outer = tonumber(r)
+      p = after
+    else
+      local host, d, after = line:match("^([%w%.%-_]+):%d+:%d+ %[(%d+)%]() NCCL", p)
+      if host and #d <= 4 then
+        dev = tonumber(d)
+        node = host_of(host)
+        p = after + 1
+      end
+      break
+    end
+  end
+  if not (outer or inner or dev) then return nil end
+  -- The launcher's rank is the process's; an outer prefix with an inner one is the node's rank.
+  local rank, node_rank = inner, nil
+  if inner then node_rank = outer
+  elseif outer then rank, node_rank = outer, outer
+  else rank = dev end
+  return { rank = rank, node_rank = node_rank, node = node, text = line:sub(p) }
+end
+
+-- ---- timestamps ------------------------------------------------------------------------------
+
+local function days_from_civil(y, m, d) -- days since 1970-01-01 (proleptic Gregorian)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+-- stamp(text) -> kind, seconds | nil: a time at the start of a line's text (after its prefixes),
+-- as Python's logging, ISO 8601 and glog (PyTorch's C++ `[E1207 06:55:00.123 …]`) print it.
+-- Times of different kinds are not compared.
+function forensics.stamp(text)
+  local head = text:sub(1, 48)
+  local y, mo, d, h, mi, s, frac = head:match("^%[?(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)[%.,]?(%d*)")
+  if y then
+    local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+      + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+    return "iso", t + (frac ~= "" and tonumber("0." .. frac) or 0)
+  end
+  mo, d, h, mi, s, frac = head:match("^%[?[EWIF](%d%d)(%d%d) (%d%d):(%d%d):(%d%d)%.?(%d*)")
+  if mo then
+    local t = ((tonumber(mo) * 31 + tonumber(d)) * 24 + tonumber(h)) * 3600 + tonumber(mi) * 60 + tonumber(s)
+    return "glog", t + (frac ~= "" and tonumber("0." .. frac) or 0)
+  end
+  return nil
+end
+
+-- ---- what a line says ------------------------------------------------------------------------
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+-- The termination parsers' value for a line (analysis.lua's rule for a line), or nil.
+local function value_of(p, line)
+  local v
+  if p.pattern then
+    v = line:match(p.pattern)
+    if v == nil then return nil end
+    if p.value ~= nil then v = p.value end
+  else
+    v = p.value ~= nil and p.value or trim(line)
+  end
+  if type(v) == "string" then v = trim(v) end
+  return v
+end
+
+-- Reasons that follow another rank's failure rather than start one: a collective that timed
+-- out waiting for a dead peer, NCCL's report of a peer that went away, a rank killed by its
+-- launcher once another had failed, torchrun's own report of a failed child.
+local FOLLOWER = { nccl_timeout = true, killed = true, cancelled = true }
+local FOLLOWER_TEXT = { "ncclRemoteError", "remote process exit", "communicator was aborted",
+  "Connection closed by remote peer", "ChildFailedError", "SignalException", "DistBackendError" }
+-- ... except when the NCCL error is the rank's own system or network error.
+local ORIGIN_TEXT = { "ncclSystemError", "NET/IB", "NET/Socket", "NET/OFI", "ncclInternalError",
+  "ncclUnhandledCudaError" }
+
+local function follows(reason, text)
+  if FOLLOWER[reason] or tostring(reason):find("^signal_") then return true end
+  if reason ~= "nccl_error" and reason ~= "exception" then return false end
+  for _, t in ipairs(ORIGIN_TEXT) do if text:find(t, 1, true) then return false end end
+  for _, t in ipairs(FOLLOWER_TEXT) do if text:find(t, 1, true) then return true end end
+  return reason == "nccl_error" and text:find("NCCL WARN", 1, true) ~= nil
+end
+
+-- A Python exception with no termination reason of its own ranks between NCCL errors and
+-- timeouts: it is the program's own failure, not a collective's.
+local EXCEPTION_PRIORITY = 4.5
+
+-- entry a before entry b as a root cause: an origin before a follower, then the more specific
+-- reason, then the earlier time (when both lines have one of the same kind), then log order.
+local function before(a, b)
+  if a.follower ~= b.follower then return not a.follower end
+  if a.priority ~= b.priority then return a.priority > b.priority end
+  if a.kind and a.kind == b.kind and a.t ~= b.t then return a.t < b.t end
+  return a.at < b.at
+end
+forensics.before = before
+
+-- ---- the scan --------------------------------------------------------------------------------
+
+-- The parsers that name a termination reason from a needle: these mark lines.
+local function reason_parsers(parsers)
+  local needles, index, by_needle = {}, {}, {}
+  for _, p in ipairs(parsers) do
+    if p.contains and p.field == "termination_reason" and not p.fn then
+      local i = index[p.contains]
+      if not i and #needles < 63 then
+        needles[#needles + 1] = p.contains
+        i = #needles
+        index[p.contains] = i
+        by_needle[i] = {}
+      end
+      if i then table.insert(by_needle[i], p) end
+    end
+  end
+  return needles, by_needle
+end
+
+-- Exceptions are not needles (their lines have no fixed text): the lines that end a traceback
+-- on a rank, read from the log's tail, where a dying job writes them.
+-- A traceback's lines carry no time of their own: the rank's last time before them is theirs.
+local function exceptions(tail, add)
+  if not tail:find("Traceback (most recent call last):", 1, true) then return end
+  local open, at, last_time = {}, 0, {}
+  for line in tail:gmatch("[^\n]*") do
+    local pre = forensics.prefix(line)
+    if pre then
+      local text = pre.text
+      local kind, t = forensics.stamp(text)
+      if kind then last_time[pre.rank] = { kind, t } end
+      pre.time = last_time[pre.rank]
+      if text:find("Traceback (most recent call last):", 1, true) then
+        open[pre.rank] = true
+      elseif open[pre.rank] and not text:find("^%s") then
+        local name = text:match("^([%a_][%w_%.]*):") or text:match("^([%a_][%w_%.]*)$")
+        if name and (name:find("Error$") or name:find("Exception$") or name:find("Interrupt$")
+            or name:find("Exit$") or name:find("Failure$")) then
+          add("exception", EXCEPTION_PRIORITY, line, pre, at)
+        end
+        open[pre.rank] = nil
+      end
+    end
+    at = at + #line + 1
+  end
+end
+
+-- ranges({0,1,2,4}) -> "0–2, 4"
+function forensics.ranges(list)
+  local out, i = {}, 1
+  while i <= #list do
+    local j = i
+    while j < #list and list[j + 1] == list[j] + 1 do j = j + 1 end
+    out[#out + 1] = j > i and (list[i] .. "–" .. list[j]) or tostring(list[i])
+    i = j + 1
+  end
+  return table.concat(out, ", ")
+end
+
+-- find(path, parsers, job) -> culprit, cause_chain (both nil when no line of the log that names
+-- a cause carries a rank prefix).
+function forensics.find(path, parsers, job, tail_bytes)
+  local needles, by_needle = reason_parsers(parsers)
+  local best = {} -- per rank: per reason, its first entry
+  local nodes_of = {} -- per rank: a node a prefix named
+  local function add(reason, priority, line, pre, at)
+    local kind, t = forensics.stamp(pre.text)
+    if not kind and pre.time then kind, t = pre.time[1], pre.time[2] end
+    local e = { rank = pre.rank, node_rank = pre.node_rank, node = pre.node, reason = reason,
+                priority = priority, line = line, at = at, kind = kind, t = t }
+    e.follower = follows(reason, line)
+    if pre.node and not nodes_of[pre.rank] then nodes_of[pre.rank] = pre.node end
+    local per = best[pre.rank] or {}
+    best[pre.rank] = per
+    if not per[reason] or before(e, per[reason]) then per[reason] = e end
+  end
+  -- Slurm's word that a node was lost or preempted names the node, not a rank.
+  local event
+  local function node_event(line, at, ps)
+    for _, p in ipairs(ps) do
+      local v = value_of(p, line)
+      if v == "preempted" or v == "node_fail" then
+        local node = line:match(" ON (%S+) CANCELLED AT ") or line:match("Node failure on ([%w%.%-_]+)")
+        if node and (not event or (p.priority or 0) > event.priority) then
+          event = { node = node, reason = v, line = line, at = at, priority = p.priority or 0 }
+        end
+      end
+    end
+  end
+  if #needles > 0 then
+    local hits = scan.ranks(path, needles)
+    if not hits then return nil end
+    for i, h in ipairs(hits) do
+      for _, hit in ipairs(h.lines) do
+        local line, at = hit[1], hit[2]
+        local pre = forensics.prefix(line)
+        if not pre then
+          node_event(line, at, by_needle[i])
+        else
+          local reason, prio
+          for _, p in ipairs(by_needle[i]) do
+            local v = value_of(p, line)
+            local pp = p.priority or 0
+            if v ~= nil and (prio == nil or pp > prio) then reason, prio = v, pp end
+          end
+          if reason ~= nil then add(tostring(reason), prio, line, pre, at) end
+        end
+      end
+    end
+  end
+  local tail = scan.tail(path, tail_bytes or forensics.TAIL_BYTES) or ""
+  -- The tail's offsets, as the scan's: it ends where the file ends.
+  local st = fs.stat(path)
+  local base = math.max(0, (st and st.size or #tail) - #tail)
+  exceptions(tail, function(reason, prio, line, pre, at) add(reason, prio, line, pre, base + at) end)
+
+  -- Each rank's own first cause, then the root among them.
+  local per_rank = {}
+  for rank, reasons in pairs(best) do
+    local top
+    for _, e in pairs(reasons) do if not top or before(e, top) then top = e end end
+    per_rank[#per_rank + 1] = top
+  end
+  table.sort(per_rank, before)
+  local root = per_rank[1]
+  -- A lost or preempted node takes its ranks with it: what they said after is what followed.
+  if event and (not root or root.follower) then
+    local chain = forensics.chain(per_rank, 1)
+    return { node = event.node, reason = event.reason, line = event.line }, chain
+  end
+  if not root then return nil end
+  local node_names = job and type(job.nodes) == "table" and job.nodes or nil
+  local node = root.node or nodes_of[root.rank]
+  if not node and node_names and root.node_rank then node = node_names[root.node_rank + 1] end
+  if not node and node_names and #node_names == 1 then node = node_names[1] end
+  local culprit = { rank = root.rank, node = node, reason = root.reason, line = root.line }
+
+  return culprit, forensics.chain(per_rank, 2)
+end
+
+-- chain(per_rank, from) -> what the ranks per_rank[from…] did, one step per reason, in the
+-- order each reason first appeared.
+function forensics.chain(per_rank, from)
+  local steps, order = {}, {}
+  for i = from, #per_rank do
+    local e = per_rank[i]
+    local s = steps[e.reason]
+    if not s then
+      s = { reason = e.reason, ranks = {}, first = e }
+      steps[e.reason] = s
+      order[#order + 1] = s
+    elseif e.at < s.first.at then
+      s.first = e
+    end
+    s.ranks[#s.ranks + 1] = e.rank
+  end
+  table.sort(order, function(a, b) return before(a.first, b.first) end)
+  local chain = {}
+  for _, s in ipairs(order) do
+    table.sort(s.ranks)
+    chain[#chain + 1] = { reason = s.reason, ranks = s.ranks }
+  end
+  return chain
+end
+
+-- line(culprit, chain, exit_code) -> "rank 3 (node gpu-07): cuda_oom → nccl_timeout on ranks
+-- 0–2, 4–7 → exit 1", or nil without a culprit.
+function forensics.line(culprit, chain, exit_code)
+  if type(culprit) ~= "table" then return nil end
+  local rank, node = math.tointeger(culprit.rank), type(culprit.node) == "string" and culprit.node or nil
+  if not rank and not node then return nil end
+  local parts = {}
+  local head = rank and ("rank " .. rank) or ("node " .. node)
+  if rank and node then head = head .. " (node " .. node .. ")" end
+  parts[1] = head .. ": " .. tostring(culprit.reason)
+  for _, step in ipairs(type(chain) == "table" and chain or {}) do
+    local ranks = step.ranks or {}
+    parts[#parts + 1] = string.format("%s on rank%s %s", tostring(step.reason), #ranks == 1 and "" or "s",
+      forensics.ranges(ranks))
+  end
+  if math.type(exit_code) == "integer" then parts[#parts + 1] = "exit " .. exit_code end
+  return table.concat(parts, " → ")
+end
+
+-- attach(result, path, parsers, job): result.culprit and result.cause_chain from the log
+-- (analysis.analyze's last step); both stay unset when the log cannot tell.
+function forensics.attach(result, path, parsers, job)
+  local culprit, chain = forensics.find(path, parsers, job)
+  if culprit then result.culprit, result.cause_chain = culprit, chain end
+  return result
+end
+
+return forensics
