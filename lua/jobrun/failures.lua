@@ -48,6 +48,9 @@ function failures.text(data, run_dir, paint)
       facts[#facts + 1] = "backend: " .. sanitize.text(job.native_status)
     end
     if #facts > 0 then add("    %s", table.concat(facts, " · ")) end
+    for _, f in ipairs(require("jobrun.forensics").facts(job)) do add("    %s: %s", f[1], sanitize.text(f[2])) end
+    local retried = require("jobrun.retry").text(job)
+    if retried then add("    %s", sanitize.text(retried)) end
     for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
       local v = fields[k] or job[k]
       if type(v) == "string" then add("    %s: %s", k:gsub("_", " "), sanitize.text(v)) end

@@ -212,6 +212,12 @@ function forensics.ranges(list)
   return table.concat(out, ", ")
 end
 
+-- named_node(line) -> the node a Slurm message names ("… ON node3 CANCELLED AT …", "Node
+-- failure on node3"), or nil.
+local function named_node(line)
+  return line:match(" ON ([%w%.%-_]+) CANCELLED AT ") or line:match("Node failure on ([%w%.%-_]+)")
+end
+
 -- find(path, parsers, job) -> culprit, cause_chain (both nil when no line of the log that names
 -- a cause carries a rank prefix).
 function forensics.find(path, parsers, job, tail_bytes)
@@ -221,7 +227,7 @@ function forensics.find(path, parsers, job, tail_bytes)
   local function add(reason, priority, line, pre, at)
     local kind, t = forensics.stamp(pre.text)
     if not kind and pre.time then kind, t = pre.time[1], pre.time[2] end
-    local e = { rank = pre.rank, node_rank = pre.node_rank, node = pre.node, reason = reason,
+    local e = { rank = pre.rank, node_rank = pre.node_rank, node = named_node(line) or pre.node, reason = reason,
                 priority = priority, line = line, at = at, kind = kind, t = t }
     e.follower = follows(reason, line)
     if pre.node and not nodes_of[pre.rank] then nodes_of[pre.rank] = pre.node end
@@ -235,7 +241,7 @@ function forensics.find(path, parsers, job, tail_bytes)
     for _, p in ipairs(ps) do
       local v = value_of(p, line)
       if v == "preempted" or v == "node_fail" then
-        local node = line:match(" ON (%S+) CANCELLED AT ") or line:match("Node failure on ([%w%.%-_]+)")
+        local node = named_node(line)
         if node and (not event or (p.priority or 0) > event.priority) then
           event = { node = node, reason = v, line = line, at = at, priority = p.priority or 0 }
         end
@@ -271,7 +277,7 @@ function forensics.find(path, parsers, job, tail_bytes)
 
   -- Each rank's own first cause, then the root among them.
   local per_rank = {}
-  for rank, reasons in pairs(best) do
+  for _, reasons in pairs(best) do
     local top
     for _, e in pairs(reasons) do if not top or before(e, top) then top = e end end
     per_rank[#per_rank + 1] = top
@@ -343,6 +349,153 @@ function forensics.attach(result, path, parsers, job)
   local culprit, chain = forensics.find(path, parsers, job)
   if culprit then result.culprit, result.cause_chain = culprit, chain end
   return result
+end
+
+-- ---- cause classes (SPEC §3 classes) --------------------------------------------------------
+
+-- Each termination reason's class: the infrastructure failed (retry it elsewhere), the program
+-- did (a bug, or a resource it asked too much of), or jobrun cannot tell. Reasons not listed,
+-- and a failure with no reason and a zero exit, are unknown; a suite's `classes` re-class.
+forensics.CLASSES = {
+  preempted = "infrastructure", node_fail = "infrastructure", boot_fail = "infrastructure",
+  nccl_error = "infrastructure", launch_failed = "infrastructure", lost = "infrastructure",
+  damaged_record = "infrastructure", result_unwritable = "infrastructure",
+  failed_no_resource = "infrastructure", failed_controller = "infrastructure", failed_prechecks = "infrastructure",
+  cuda_oom = "program", oom = "program", cuda_error = "program", segfault = "program", exception = "program",
+  setup_failed = "program", failed_setup = "program", exit = "program",
+}
+
+-- reason_of(job) -> the reason a failed job's class is read from: its culprit's where the log
+-- named an origin (a segfault that NCCL errors on the other ranks followed), else its
+-- termination reason.
+function forensics.reason_of(job)
+  local c = job.culprit
+  if type(c) == "table" and type(c.reason) == "string" and not follows(c.reason, tostring(c.line or "")) then
+    return c.reason
+  end
+  if type(job.termination_reason) == "string" then return job.termination_reason end
+  return nil
+end
+
+-- class(job, classes) -> "infrastructure" | "program" | "unknown", or nil for a job that passed
+-- (or has no verdict yet).
+function forensics.class(job, classes)
+  if job.verdict ~= "fail" then return nil end
+  classes = type(classes) == "table" and classes or {}
+  local reason = forensics.reason_of(job)
+  if job.status == "LAUNCH_FAILED" then reason = reason or "launch_failed"
+  elseif job.status == "LOST" then reason = "lost" end
+  if reason then
+    if classes[reason] then return classes[reason] end
+    local base = reason:match("^([%w_]+):") or reason -- "result_unwritable: …"
+    if job.status == "LAUNCH_FAILED" and not classes[base] then return "infrastructure" end
+    return classes[base] or forensics.CLASSES[base] or "unknown"
+  end
+  local code = math.tointeger(job.exit_code)
+  if code and code ~= 0 then return classes.exit or "program" end
+  return "unknown"
+end
+
+-- ---- GPU-hours ------------------------------------------------------------------------------
+
+-- gpus_of(job) -> GPUs per node the attempt held: what the backend allocated (job.tres, Slurm's
+-- "gres/gpu=N" over all nodes), the SkyPilot task's accelerators, else the suite's `gpus`.
+function forensics.gpus_of(job)
+  local spec = job.spec or {}
+  local nodes = math.max(1, math.tointeger(spec.nodes) or 1)
+  if type(job.tres) == "string" then
+    local total = job.tres:match("gres/gpu=(%d+)") or job.tres:match("gres/gpu:[^=,]+=(%d+)")
+    if total then return tonumber(total) / nodes end
+  end
+  local o = spec.options
+  local res = type(o) == "table" and type(o.resources) == "table" and o.resources or nil
+  if job.backend == "skypilot" and res then
+    if type(res.gpus) == "number" then return res.gpus end
+    local acc = res.accelerators
+    if type(acc) == "string" then return tonumber(acc:match(":(%d+)$")) or 1 end
+    if type(acc) == "table" then
+      for _, count in pairs(acc) do if type(count) == "number" then return count end end
+    end
+  end
+  if type(spec.gpus) == "number" then return spec.gpus end
+  return nil
+end
+
+-- gpu_hours(job) -> GPUs per node × nodes × the attempt's duration, in hours (4 decimals), or nil.
+function forensics.gpu_hours(job)
+  local gpus, d = forensics.gpus_of(job), tonumber(job.duration_s)
+  if not gpus or not d then return nil end
+  local nodes = math.max(1, math.tointeger(job.spec and job.spec.nodes) or 1)
+  return math.floor(gpus * nodes * d / 3600 * 10000 + 0.5) / 10000
+end
+
+-- gpu_total(jobs) -> total, on_retries: the GPU-hours of every attempt of every job, and the
+-- part spent on attempts after the first (retries and reruns).
+function forensics.gpu_total(jobs)
+  local total, retries, any = 0, 0, false
+  for _, job in ipairs(jobs) do
+    local h = tonumber(job.gpu_hours)
+    if h then total, any = total + h, true end
+    local earlier = type(job.attempts) == "table" and job.attempts or {}
+    if h and #earlier > 0 then retries = retries + h end
+    for _, a in ipairs(earlier) do
+      local ah = tonumber(a.gpu_hours)
+      if ah then
+        total, any = total + ah, true
+        if a ~= earlier[1] then retries = retries + ah end
+      end
+    end
+  end
+  if not any then return nil end
+  return total, retries
+end
+
+-- gpu_line(jobs) -> "3.2 GPU-hours, 0.4 of them on retries", or nil when no job said.
+function forensics.gpu_line(jobs)
+  local total, retries = forensics.gpu_total(jobs)
+  if not total then return nil end
+  -- Two significant digits below 10 (0.0042), one decimal up to 100, whole hours above.
+  local function f(x)
+    if x >= 100 then return string.format("%.0f", x) end
+    if x >= 10 then return string.format("%.1f", x) end
+    if x == 0 then return "0" end
+    return (string.format("%.2g", x):gsub("e%-0?(%d+)$", "e-%1"))
+  end
+  if retries > 0 then return string.format("%s GPU-hours, %s of them on retries", f(total), f(retries)) end
+  return f(total) .. " GPU-hours"
+end
+
+-- ---- JSON shapes ----------------------------------------------------------------------------
+
+forensics.CULPRIT_ORDER = { "rank", "node", "reason", "line" }
+forensics.STEP_ORDER = { "reason", "ranks" }
+
+function forensics.json_culprit(c)
+  if type(c) ~= "table" then return c end
+  local json = require "jobrun.json"
+  return json.record({ rank = c.rank, node = c.node, reason = c.reason, line = c.line }, forensics.CULPRIT_ORDER)
+end
+
+function forensics.json_chain(chain)
+  if type(chain) ~= "table" then return chain end
+  local json = require "jobrun.json"
+  local out = json.array()
+  for i, s in ipairs(chain) do
+    local ranks = json.array()
+    for j, r in ipairs(type(s.ranks) == "table" and s.ranks or {}) do ranks[j] = r end
+    out[i] = json.record({ reason = s.reason, ranks = ranks }, forensics.STEP_ORDER)
+  end
+  return out
+end
+
+-- facts(job) -> { {label, text}… }: what the reports show of a failed job's forensics — the
+-- culprit line and the cause class.
+function forensics.facts(job)
+  local out = {}
+  local line = forensics.line(job.culprit, job.cause_chain, math.tointeger(job.exit_code))
+  if line then out[#out + 1] = { "culprit", line } end
+  if type(job.cause_class) == "string" then out[#out + 1] = { "cause class", job.cause_class } end
+  return out
 end
 
 return forensics

@@ -225,7 +225,7 @@ local function table_html(data, ids)
     row[#row + 1] = td(job.exit_code)
     row[#row + 1] = td(job.backend_exit_code)
     row[#row + 1] = td(job.duration_s and duration.format(job.duration_s), nil, job.duration_s or -1)
-    row[#row + 1] = td(job.verdict or "pending", "v-" .. v)
+    row[#row + 1] = td(require("jobrun.retry").text(job) or job.verdict or "pending", "v-" .. v)
     for _, p in ipairs(params) do
       local pv = job.params and job.params[p]
       row[#row + 1] = td(pv ~= nil and template.text(pv) or nil)
@@ -365,6 +365,11 @@ local function failures_html(data, run_dir, ids)
         facts[#facts + 1] = "backend " .. esc(job.native_status)
       end
       out[#out + 1] = '<p class="facts">' .. table.concat(facts, " · ") .. "</p>"
+      for _, f in ipairs(require("jobrun.forensics").facts(job)) do
+        out[#out + 1] = '<p class="facts">' .. esc(f[1]) .. ": " .. esc(f[2]) .. "</p>"
+      end
+      local retried = require("jobrun.retry").text(job)
+      if retried then out[#out + 1] = '<p class="facts">' .. esc(retried) .. "</p>" end
       local fields = job.fields or {}
       for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
         local v = fields[k] or job[k]
@@ -419,6 +424,8 @@ function html.document(data, run_dir, opts)
     string.format('<p class="counts"><span class="c-pass">%d passed</span><span class="c-fail">%d failed</span>'
       .. '<span class="c-pending">%d pending</span><span class="c-total">%d jobs</span></p>',
       sum.passed, sum.failed, sum.pending, sum.total),
+    require("jobrun.forensics").gpu_line(data.jobs)
+      and ('<p class="meta">' .. esc(require("jobrun.forensics").gpu_line(data.jobs)) .. "</p>") or "",
     '<h2 id="grid">Grid</h2>', grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),

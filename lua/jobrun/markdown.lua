@@ -101,6 +101,9 @@ local function failure_md(job, tail)
   add("restarts", job.restart_count)
   if job.native_status and job.native_status ~= job.status then add("backend", job.native_status) end
   out[#out + 1] = "- " .. table.concat(facts, " · ")
+  for _, f in ipairs(require("jobrun.forensics").facts(job)) do out[#out + 1] = "- " .. f[1] .. ": " .. md(f[2]) end
+  local retried = require("jobrun.retry").text(job)
+  if retried then out[#out + 1] = "- " .. md(retried) end
   local fields = job.fields or {}
   for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
     local v = fields[k] or job[k]
@@ -139,7 +142,16 @@ function markdown.document(data, run_dir, opts)
       .. (git.dirty and " (dirty)" or "")
   end
   if data.started_at then meta[#meta + 1] = "started " .. md(data.started_at) end
+  local gpu = require("jobrun.forensics").gpu_line(data.jobs)
+  if gpu then meta[#meta + 1] = md(gpu) end
   head[#head + 1] = table.concat(meta, " · ")
+  -- Jobs that passed only after a retry policy started them again (failures say their own).
+  for _, job in ipairs(data.jobs) do
+    local retried = job.verdict ~= "fail" and require("jobrun.retry").text(job)
+    if retried then
+      head[#head + 1] = "\n- `" .. cut(sanitize.text(job.name), 200):gsub("`", "'") .. "`: " .. md(retried)
+    end
+  end
   local header = table.concat(head, "\n") .. "\n"
   -- Log tails, read once: the most lines any try needs.
   local tails = {}

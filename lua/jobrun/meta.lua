@@ -12,6 +12,7 @@ local CLASSES = {
   { "parser", "jobrun.Parser", "The fields of `parser \"name\" { … }`: a rule that reads a job's log." },
   { "expect", "jobrun.Expect", "How a job should end: each field checks only what it names (jobrun help expect)." },
   { "git", "jobrun.GitPolicy", "What run and launch require of the git work tree." },
+  { "retry", "jobrun.Retry", "When a failed attempt starts a new one (the reasons or cause classes it retries)." },
 }
 
 local KEYWORDS = {}
@@ -67,6 +68,11 @@ function meta.generate()
 ---@field restart_count integer how often it was restarted
 ---@field fields table<string, any> what parsers found
 ---@field log_path string? its log file
+---@field cause_class "infrastructure"|"program"|"unknown"|nil the class of why it failed (nil for a pass)
+---@field culprit { rank: integer?, node: string?, reason: string, line: string }? where the cause appeared
+---@field cause_chain { reason: string, ranks: integer[] }[]? what followed on the other ranks
+---@field gpu_hours number? GPUs × nodes × duration of this attempt
+---@field retries integer? new attempts its retry policy started
 
 ---What a parser `fn` fills in.
 ---@class jobrun.ParserResult

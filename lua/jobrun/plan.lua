@@ -386,6 +386,12 @@ function plan.build(decls, opts)
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
 
+  require("jobrun.retry").check(decls)
+  local retry_policies = {}
+  local function retry_policy(policy)
+    retry_policies[policy] = retry_policies[policy] or require("jobrun.retry").spec(policy)
+    return retry_policies[policy]
+  end
   local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include }
   if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
   local rows, why = matrix.expand(spec)
@@ -523,6 +529,10 @@ function plan.build(decls, opts)
     }
     local description = cf.description or f.description
     if description ~= nil then job.description = description end
+    -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
+    if cf.retry or f.retry then job.retry = retry_policy(cf.retry or f.retry) end
+    if f.classes ~= nil then job.classes = f.classes end
+    if f.gpus ~= nil then job.gpus = f.gpus end
     -- Without URL credentials (stored in state.json); the originals stay in memory.
     if options ~= nil then job.options = options end
     job.run = command(ctx, "run", f.run, job)
@@ -580,6 +590,7 @@ function plan.build(decls, opts)
     backend = backend,
     max_parallel = opts.max_parallel or f.max_parallel,
     fail_fast = f.fail_fast or false,
+    retry_max_total = type(f.retry) == "table" and f.retry.max_total or nil,
     git_policy = f.git,
     git_where = where,
     jobs = selected,

@@ -5,12 +5,14 @@ local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local fs = require "jobrun.c.fs"
 local analysis = require "jobrun.analysis"
+local forensics = require "jobrun.forensics"
 
 local results = {}
 
 results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
-  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches" }
+  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "cause_class", "culprit",
+  "cause_chain", "gpu_hours", "retries" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -42,6 +44,7 @@ function results.record(pjob, run_dir_shown, key)
       max_restarts = pjob.max_restarts, expect = serializable_expect(pjob.expect),
       expect_fn = type(pjob.expect) == "function" or nil, tags = pjob.tags,
       condition = pjob.condition, description = pjob.description, options = pjob.options,
+      retry = pjob.retry, classes = pjob.classes, gpus = pjob.gpus,
     },
   }
 end
@@ -49,13 +52,14 @@ end
 -- What an earlier attempt keeps (SPEC §4 `attempts`), oldest first.
 results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
   "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
-  "verdict", "mismatches", "fields" }
+  "verdict", "mismatches", "fields", "cause_class", "culprit", "cause_chain", "gpu_hours", "retried" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
 local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns" }
+  "launch_request_id", "slot", "pool_returns", "cause_class", "culprit", "cause_chain", "gpu_hours", "retried",
+  "retry_at" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -87,6 +91,7 @@ function results.for_state(job)
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.mismatches = json.array(job.mismatches or {})
   out.fields = json.object(job.fields or {})
+  out.culprit, out.cause_chain = forensics.json_culprit(job.culprit), forensics.json_chain(job.cause_chain)
   if job.spec then
     local spec = {}
     for k, v in pairs(job.spec) do spec[k] = v end
@@ -106,6 +111,7 @@ function results.for_state(job)
       for k, v in pairs(a) do e[k] = v end
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
+      e.culprit, e.cause_chain = forensics.json_culprit(a.culprit), forensics.json_chain(a.cause_chain)
       list[i] = json.object(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -123,7 +129,8 @@ function results.public(job)
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
-    mismatches = nil,
+    mismatches = nil, cause_class = job.cause_class, culprit = forensics.json_culprit(job.culprit),
+    cause_chain = forensics.json_chain(job.cause_chain), gpu_hours = job.gpu_hours, retries = job.retries,
   }
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.fields = json.object(job.fields or {})
@@ -135,6 +142,7 @@ function results.public(job)
       for _, k in ipairs(results.ATTEMPT_ORDER) do e[k] = a[k] end
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
+      e.culprit, e.cause_chain = forensics.json_culprit(a.culprit), forensics.json_chain(a.cause_chain)
       list[i] = json.record(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -170,6 +178,7 @@ function results.settle(job, expect, run_dir, parsers)
   if job.termination_reason == nil then job.termination_reason = require("jobrun.parsers.builtin").fact(job) end
   if found.restart_count then job.restart_count = found.restart_count end
   job.fields = found.fields or job.fields or {}
+  job.culprit, job.cause_chain = found.culprit, found.cause_chain
   -- What the backend noted about the job's own files (a damaged record, a result or log that
   -- could not be written, a launch error) is part of the answer, where --json shows it.
   for _, k in ipairs({ "record_error", "result_error", "log_error", "launch_error" }) do
@@ -185,6 +194,8 @@ function results.settle(job, expect, run_dir, parsers)
     job.mismatches[#job.mismatches + 1] = string.format("parser '%s' failed: %s", e.parser, e.error)
     io.stderr:write(string.format("jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
   end
+  job.cause_class = forensics.class(job, job.spec and job.spec.classes)
+  job.gpu_hours = forensics.gpu_hours(job)
 end
 
 function results.summary(jobs)

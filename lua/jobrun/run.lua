@@ -15,6 +15,7 @@ local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
 local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
+local retry = require "jobrun.retry"
 
 local M = {}
 local Run = {}
@@ -90,6 +91,7 @@ function M.create(p, opts)
     run_id = p.run_id, suite = p.suite, suite_path = state.absolute(p.suite_path),
     backend = p.backend, git = p.git, started_at = state.iso(process.time()),
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
+    retry_max_total = p.retry_max_total,
     plan_options = p.plan_options, jobs = {},
   }
   local names = {}
@@ -466,8 +468,8 @@ end
 -- rerun(jobs): each of these (terminal) jobs starts a new attempt: the latest one is kept in
 -- job.attempts with its log, and the job is PENDING again under fresh files. A whole-run cancel
 -- left by an earlier kill no longer applies.
-function Run:rerun(jobs)
-  fs.remove(self.dir .. "/cancel")
+function Run:rerun(jobs, keep_cancel)
+  if not keep_cancel then fs.remove(self.dir .. "/cancel") end
   local plan_jobs = {}
   local p = self.plan
   if p == nil and self.data.suite_path then p = replan(self.data) or false; self.plan = p end
@@ -555,15 +557,21 @@ function Run:drive(opts)
     if stopping then return end
     local room = (limit and not self:pooled()) and (limit - #running) or math.huge
     local batch = {}
+    local held = false
     while #batch < room and cursor <= #data.jobs do
       local job = data.jobs[cursor]
-      if job.status == "PENDING" and not job.native_id then batch[#batch + 1] = job end
+      if job.status == "PENDING" and not job.native_id then
+        -- A retry waits out its backoff: looked at again on the next pass.
+        if retry.waiting(job) then held = true else batch[#batch + 1] = job end
+      end
       cursor = cursor + 1
     end
+    if held then cursor = 1 end
     if #batch > 0 then
       for _, job in ipairs(self:launch(batch)) do
         if not at[job] then running[#running + 1] = job; at[job] = #running end
       end
+      if retry.after(self, batch) then cursor = 1 end -- a launch failure the policy names
     end
   end
   -- take_in([jobs]): the jobs that have left (ended, or withdrawn from a pool: no native id
@@ -660,6 +668,8 @@ function Run:drive(opts)
       poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
     take_in(changed)
+    -- Failed attempts that a retry policy names start again (before fail_fast sees them).
+    if not stopping and retry.after(self, changed) then cursor = 1 end
     if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"

@@ -23,20 +23,23 @@ end
 tap.test("an OOM on rank 3 of 16, then every other rank's NCCL watchdog (torchrun [rankN]:)", function()
   local lines = {}
   for r = 0, 15 do
-    lines[#lines + 1] = string.format("[rank%d]:[I1207 06:40:%02d.101 %d ProcessGroupNCCL.cpp:2045] step 812 loss 2.31", r, r, 4100 + r)
+    lines[#lines + 1] = string.format("[rank%d]:[I1207 06:40:%02d.101 %d ProcessGroupNCCL.cpp:2045] step 812 loss 2.31",
+      r, r, 4100 + r)
   end
   for _, l in ipairs({
     "[rank3]: Traceback (most recent call last):",
     "[rank3]:   File \"/app/train.py\", line 212, in <module>",
     "[rank3]:     loss.backward()",
     "[rank3]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 4.00 GiB. GPU 3 has a total capacity "
-      .. "of 79.15 GiB of which 1.05 GiB is free. Including non-PyTorch memory, this process has 78.09 GiB memory in use.",
+      .. "of 79.15 GiB of which 1.05 GiB is free. Including non-PyTorch memory, this process has 78.09 GiB "
+      .. "memory in use.",
   }) do lines[#lines + 1] = l end
   for r = 0, 15 do
     if r ~= 3 then
       lines[#lines + 1] = string.format("[rank%d]:[E1207 06:50:41.%03d %d ProcessGroupNCCL.cpp:616] [Rank %d] "
         .. "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=8121, OpType=ALLREDUCE, NumelIn=4194304, "
-        .. "NumelOut=4194304, Timeout(ms)=600000) ran for 600041 milliseconds before timing out.", r, 100 + r, 4100 + r, r)
+        .. "NumelOut=4194304, Timeout(ms)=600000) ran for 600041 milliseconds before timing out.",
+        r, 100 + r, 4100 + r, r)
     end
   end
   local found = analyze(lines, { nodes = { "gpu-07" } })
@@ -45,7 +48,8 @@ tap.test("an OOM on rank 3 of 16, then every other rank's NCCL watchdog (torchru
   tap.is(found.culprit and found.culprit.reason, "cuda_oom", "culprit's reason")
   tap.is(found.culprit and found.culprit.node, "gpu-07", "node: the backend's node list (one node)")
   tap.like(found.culprit and found.culprit.line or "", "^%[rank3%]: torch.OutOfMemoryError", "the culprit's own line")
-  tap.is(found.cause_chain, { { reason = "nccl_timeout", ranks = { 0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 } } },
+  tap.is(found.cause_chain,
+    { { reason = "nccl_timeout", ranks = { 0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 } } },
     "chain: the watchdogs of the 15 others")
   tap.is(forensics.line(found.culprit, found.cause_chain, 1),
     "rank 3 (node gpu-07): cuda_oom → nccl_timeout on ranks 0–2, 4–15 → exit 1", "summary line")
@@ -110,7 +114,8 @@ tap.test("an NCCL network error naming a host (torchrun --tee: [defaultN]: befor
     "[default6]:[rank6]: torch.distributed.DistBackendError: NCCL error in: "
       .. "../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled system error (run with NCCL_DEBUG=INFO "
       .. "for details), NCCL version 2.21.5",
-    "[default6]:[rank6]: ncclSystemError: System call (e.g. socket, malloc) or external library call failed or device error.",
+    "[default6]:[rank6]: ncclSystemError: System call (e.g. socket, malloc) or external library call failed or "
+      .. "device error.",
     "[default0]:[rank0]:[E1207 07:01:00.000 5120 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective "
       .. "operation timeout: WorkNCCL(SeqNum=9, OpType=ALLREDUCE) ran for 600000 milliseconds before timing out.",
     "[default2]:[rank2]:[E1207 07:01:00.000 5122 ProcessGroupNCCL.cpp:616] [Rank 2] Watchdog caught collective "
@@ -161,14 +166,16 @@ tap.test("jobrun's own local prefix (rank=N)", function()
     "(rank=0) [rank0]:[E1207 06:50:41.000 1 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective "
       .. "operation timeout: WorkNCCL(SeqNum=3, OpType=ALLREDUCE) ran for 600000 milliseconds before timing out.",
   })
-  tap.is({ found.culprit and found.culprit.rank, found.culprit and found.culprit.reason }, { 1, "cuda_error" }, "rank 1")
+  tap.is({ found.culprit and found.culprit.rank, found.culprit and found.culprit.reason }, { 1, "cuda_error" },
+    "rank 1")
   tap.is(found.cause_chain, { { reason = "nccl_timeout", ranks = { 0 } } }, "chain")
 end)
 
 tap.test("no rank prefixes: no culprit, never a wrong one", function()
   local found = analyze({
     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
-    "[E1207 06:50:41.000 1 ProcessGroupNCCL.cpp:616] Watchdog caught collective operation timeout: WorkNCCL ran for 600000 ms",
+    "[E1207 06:50:41.000 1 ProcessGroupNCCL.cpp:616] Watchdog caught collective operation timeout: WorkNCCL ran "
+      .. "for 600000 ms",
   })
   tap.is(found.termination_reason, "cuda_oom", "the reason is still found")
   tap.is(found.culprit, nil, "culprit null")
