@@ -386,7 +386,27 @@ function plan.build(decls, opts)
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
 
-  require("jobrun.retry").check(decls)
+  local retry_check = require("jobrun.retry").check(decls)
+  -- An include entry's retry is its cell's policy (SPEC §3 include), not a parameter: taken out
+  -- of the row's params and keys (key lists are shared by rows of one shape: copied once).
+  local no_retry_keys = {}
+  local function include_retry(row, at)
+    local policy = row.params.retry
+    if type(policy) ~= "table" or values.retry ~= nil then return nil end
+    local what = string.format("suite \"%s\": include retry", suite.name)
+    schema.check_table("retry", policy, at, what)
+    if policy.on == nil then errors.at(at, "%s needs on = { reasons or classes… }", what) end
+    retry_check(policy, at, what)
+    row.params.retry = nil
+    local keys = no_retry_keys[row.keys]
+    if not keys then
+      keys = {}
+      for _, k in ipairs(row.keys) do if k ~= "retry" then keys[#keys + 1] = k end end
+      no_retry_keys[row.keys] = keys
+    end
+    row.keys = keys
+    return policy
+  end
   local retry_policies = {}
   local function retry_policy(policy)
     retry_policies[policy] = retry_policies[policy] or require("jobrun.retry").spec(policy)
@@ -470,6 +490,7 @@ function plan.build(decls, opts)
     local row = rows[index]
     rows[index] = false
     local params = row.params
+    local cell_retry = include_retry(row, where)
     local condition
     if params.condition ~= nil then
       condition = decls.conditions[params.condition]
@@ -530,7 +551,8 @@ function plan.build(decls, opts)
     local description = cf.description or f.description
     if description ~= nil then job.description = description end
     -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
-    if cf.retry or f.retry then job.retry = retry_policy(cf.retry or f.retry) end
+    local policy = cell_retry or cf.retry or f.retry
+    if policy then job.retry = retry_policy(policy) end
     if f.classes ~= nil then job.classes = f.classes end
     if f.gpus ~= nil then job.gpus = f.gpus end
     -- Without URL credentials (stored in state.json); the originals stay in memory.

@@ -13,8 +13,9 @@ retry.DEFAULT_MAX = 1
 
 local function list(on) return type(on) == "string" and { on } or on end
 
--- check(decls): every name in the suite's and the conditions' `on` is a termination reason that
--- something can produce, or a cause class; else an error at the declaration's file:line.
+-- check(decls) -> check(policy, where, what): every name in the suite's and the conditions' `on`
+-- is a termination reason that something can produce, or a cause class; else an error at the
+-- declaration's file:line. The function returned checks another policy (an include cell's).
 function retry.check(decls)
   local known, is_known = require("jobrun.plan").known_terminations(decls)
   local extra = { "exception", "lost" }
@@ -37,6 +38,7 @@ function retry.check(decls)
     local c = decls.conditions[name]
     check(c.fields.retry, c.where, string.format("condition \"%s\"", name))
   end
+  return check
 end
 
 -- spec(policy) -> what a job record keeps of a policy (plain data, for state.json).

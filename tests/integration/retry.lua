@@ -88,6 +88,33 @@ h.test_in(tap, "a named reason; max_total caps the run; an exception is not a pr
   tap.is((jobs.r_bug or {}).retries, json.null, "the exception was not retried")
 end)
 
+h.test_in(tap, "an include cell's retry policy is its own, not a parameter", function(dir)
+  h.write(dir .. "/s.lua", [[
+suite "r" {
+  matrix = { kind = { "a", "b" } },
+  include = { { kind = "b", retry = { on = { "program" }, max = 1 } } },
+  run = "echo 'ValueError: no'; exit 1",
+  retry = { on = { "infrastructure" } },
+}
+]])
+  local code, out, err = h.sh(dir, "jobrun run s.lua --json")
+  tap.is(code, 1, "both fail", err)
+  local jobs = by_name(json.decode(out))
+  tap.is({ (jobs.r_a or {}).retries, (jobs.r_b or {}).retries }, { json.null, 1 },
+    "the cell retries a program failure; the suite's policy does not")
+  tap.is((jobs.r_b or {}).params, { kind = "b" }, "retry is no parameter")
+  h.write(dir .. "/t.lua", [[
+suite "r" {
+  matrix = { kind = { "a" } },
+  include = { { kind = "a", retry = { on = { "prempted" } } } },
+  run = "true",
+}
+]])
+  code, _, err = h.sh(dir, "jobrun plan t.lua")
+  tap.is(code, 2, "a cell's unknown reason is an error")
+  tap.like(err, "t%.lua:1: .*include retry.*'prempted'.*did you mean 'preempted'", "at the suite's line")
+end)
+
 h.test_in(tap, "an unknown reason in on is an error at file:line, with did you mean", function(dir)
   suite(dir, '{ on = { "preemted" } }')
   local code, _, err = h.sh(dir, "jobrun plan s.lua")

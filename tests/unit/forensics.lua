@@ -241,4 +241,50 @@ tap.test("scan.ranks keeps one line per rank and needle, across blocks, with off
   tap.is(hits[2].count, 0, "an absent needle")
 end)
 
+tap.test("cause classes", function()
+  local function class(job, classes)
+    job.verdict = job.verdict or "fail"
+    return forensics.class(job, classes)
+  end
+  tap.is(class({ verdict = "pass", termination_reason = "preempted" }), nil, "null for a pass")
+  tap.is(class({ termination_reason = "preempted" }), "infrastructure", "preempted")
+  tap.is(class({ termination_reason = "node_fail" }), "infrastructure", "node_fail")
+  tap.is(class({ termination_reason = "nccl_error" }), "infrastructure", "an NCCL system/network error")
+  tap.is(class({ status = "LAUNCH_FAILED", termination_reason = "launch_failed" }), "infrastructure", "launch")
+  tap.is(class({ status = "LOST" }), "infrastructure", "LOST")
+  tap.is(class({ termination_reason = "result_unwritable: ENOSPC" }), "infrastructure", "jobrun's own files")
+  tap.is(class({ termination_reason = "cuda_oom" }), "program", "cuda_oom")
+  tap.is(class({ termination_reason = "segfault" }), "program", "segfault")
+  tap.is(class({ exit_code = 3 }), "program", "a non-zero exit with no reason")
+  tap.is(class({ exit_code = 0 }), "unknown", "a failed expectation with a clean exit")
+  tap.is(class({ termination_reason = "nccl_timeout" }), "unknown", "a hang")
+  tap.is(class({ termination_reason = "shm_exhausted" }), "unknown", "shm_exhausted")
+  tap.is(class({ termination_reason = "shm_exhausted" }, { shm_exhausted = "infrastructure" }), "infrastructure",
+    "re-classed by the suite")
+  tap.is(class({ termination_reason = "nccl_error", culprit = { rank = 2, reason = "segfault",
+    line = "Segmentation fault" } }), "program", "the culprit's origin decides: NCCL errors after a segfault")
+  tap.is(class({ termination_reason = "preempted", culprit = { rank = 1, reason = "nccl_timeout",
+    line = "Watchdog caught collective operation timeout" } }), "infrastructure",
+    "a culprit that only followed does not hide the backend's reason")
+end)
+
+tap.test("GPU-hours", function()
+  local h = forensics.gpu_hours
+  tap.is(h({ duration_s = 1800, spec = { nodes = 2, gpus = 4 } }), 4.0, "local: gpus × nodes × hours")
+  tap.is(h({ duration_s = 1800, spec = { nodes = 2 } }), nil, "nothing said: none")
+  tap.is(h({ duration_s = 3600, tres = "billing=16,cpu=16,gres/gpu=8,mem=64G,node=2", spec = { nodes = 2, gpus = 1 } }),
+    8.0, "Slurm's allocated TRES wins over the suite's gpus")
+  tap.is(h({ backend = "skypilot", duration_s = 3600, spec = { nodes = 4,
+    options = { resources = { accelerators = "H100:8" } } } }), 32.0, "SkyPilot: accelerators × nodes")
+  tap.is(h({ backend = "skypilot", duration_s = 3600, spec = { nodes = 1, options = { resources = { gpus = 2 } } } }),
+    2.0, "SkyPilot: resources.gpus")
+  local jobs = {
+    { gpu_hours = 2.8, attempts = { { gpu_hours = 0.4 } } },
+    { gpu_hours = 0.0 },
+  }
+  tap.is(forensics.gpu_line(jobs), "3.2 GPU-hours, 2.8 of them on retries", "total, and the attempts after the first")
+  tap.is(forensics.gpu_line({ { gpu_hours = 3.2 } }), "3.2 GPU-hours", "no retries")
+  tap.is(forensics.gpu_line({ {} }), nil, "no GPUs: no line")
+end)
+
 tap.done()
