@@ -669,8 +669,9 @@ static int scan_ranks(lua_State *L) {
     free(buf);
     close(fd);
     if (failed) { free_rank_state(needles, count, &hits); return luaL_error(L, "scan: out of memory"); }
-    qsort(hits.items, hits.n, sizeof *hits.items, hit_order);
-    /* Lua errors (out of memory) from here would leak; the tables are made first, then filled. */
+    if (hits.n > 1) qsort(hits.items, hits.n, sizeof *hits.items, hit_order);
+    /* A Lua error from here (out of memory) would leak the copies: a risk taken for a few
+     * hundred short lines at most, where Lua itself has run out. */
     lua_createtable(L, count, 0);
     for (int k = 0; k < count; k++) {
         lua_createtable(L, 0, 2);

@@ -110,6 +110,7 @@ suite "r" {
   run = "true",
 }
 ]])
+  local _
   code, _, err = h.sh(dir, "jobrun plan t.lua")
   tap.is(code, 2, "a cell's unknown reason is an error")
   tap.like(err, "t%.lua:1: .*include retry.*'prempted'.*did you mean 'preempted'", "at the suite's line")
