@@ -88,6 +88,24 @@ h.test_in(tap, "a named reason; max_total caps the run; an exception is not a pr
   tap.is((jobs.r_bug or {}).retries, json.null, "the exception was not retried")
 end)
 
+h.test_in(tap, "backoff: the new attempt waits", function(dir)
+  h.write(dir .. "/s.lua", string.format([[
+suite "r" {
+  run = "if [ -e ../seen ]; then echo ok; else touch ../seen; echo '%s'; exit 1; fi",
+  retry = { on = { "preempted" }, backoff = "2s" },
+}
+]], PREEMPT))
+  h.write(dir .. "/w/.keep", "")
+  local process = require "jobrun.c.process"
+  local t0 = process.now()
+  local code, out, err = h.sh(dir .. "/w", "jobrun run ../s.lua --json")
+  local took = process.now() - t0
+  tap.is(code, 0, "passes after the retry", err)
+  local job = (json.decode(out) or { jobs = {} }).jobs[1] or {}
+  tap.is({ job.verdict, job.retries }, { "pass", 1 }, "one retry")
+  tap.ok(took >= 2, "the run waited out the 2 s backoff", took)
+end)
+
 h.test_in(tap, "an include cell's retry policy is its own, not a parameter", function(dir)
   h.write(dir .. "/s.lua", [[
 suite "r" {
