@@ -54,6 +54,13 @@ local function properties(job)
   add("exit_code", job.exit_code)
   add("backend_exit_code", job.backend_exit_code)
   add("log_path", job.log_path)
+  -- Why it died and what it cost (issue #28).
+  add("cause_class", job.cause_class)
+  for _, f in ipairs(require("jobrun.forensics").facts(job)) do
+    if f[1] == "culprit" then add("culprit", f[2]) end
+  end
+  add("retries", require("jobrun.retry").text(job))
+  add("gpu_hours", job.gpu_hours)
   return out
 end
 

@@ -38,7 +38,8 @@ end
 h.test_in(tap, "infrastructure is retried, a program failure is not, max is honoured", function(dir)
   h.write(dir .. "/w/.keep", "")
   suite(dir, '{ on = { "infrastructure" }, max = 2 }')
-  local code, out, err = h.sh(dir .. "/w", "jobrun run ../s.lua --run-id A --json --summary sum.md --html out.html")
+  local code, out, err = h.sh(dir .. "/w",
+    "jobrun run ../s.lua --run-id A --json --summary sum.md --html out.html --junit out.xml")
   tap.is(code, 1, "the run fails: one job fails every time, one is a bug", err)
   local jobs = by_name(json.decode(out))
   local once, bug, always = jobs.r_preempt_once or {}, jobs.r_bug or {}, jobs.r_preempt_always or {}
@@ -66,6 +67,9 @@ h.test_in(tap, "infrastructure is retried, a program failure is not, max is hono
   local page = require("jobrun.c.fs").read(dir .. "/w/out.html") or ""
   tap.like(page, "pass after 1 retry %(preempted on node3%)", "HTML says it")
   tap.like(page, "GPU%-hours", "HTML: GPU-hours")
+  local xml = require("jobrun.c.fs").read(dir .. "/w/out.xml") or ""
+  tap.like(xml, '<property name="retries" value="pass after 1 retry %(preempted on node3%)"/>', "JUnit says it")
+  tap.like(xml, '<property name="cause_class" value="program"/>', "JUnit: the cause class")
 
   -- GPU-hours: gpus = 2 per node × 2 nodes × each attempt's duration.
   tap.ok(type(once.gpu_hours) == "number" and once.gpu_hours > 0, "GPU-hours on the latest attempt", once.gpu_hours)
