@@ -200,6 +200,33 @@ local function exceptions(tail, add)
   end
 end
 
+-- torchrun's summary of a failed run ends with its "Root Cause (first observed failure):" block:
+-- the rank, host and exit code of the process that ended first. root_cause(tail) -> { rank,
+-- host, exitcode, line } of the last such block, or nil.
+local SIGNALS = { [6] = "signal_ABRT", [9] = "killed", [11] = "segfault", [15] = "signal_TERM" }
+function forensics.root_cause(tail)
+  local at = nil
+  for pos in tail:gmatch("()Root Cause %(first observed failure%):") do at = pos end
+  if not at then return nil end
+  local out = {}
+  local n = 0
+  for line in tail:sub(at):gmatch("[^\n]+") do
+    n = n + 1
+    if n > 12 then break end
+    local pre = forensics.prefix(line)
+    local text = pre and pre.text or line
+    if n > 2 and text:find("^=====") then break end
+    local host = text:match("^%s*host%s*:%s*([%w%.%-_]+)")
+    local rank = text:match("^%s*rank%s*:%s*(%d+)")
+    local code = text:match("^%s*exitcode%s*:%s*(%-?%d+)")
+    if host then out.host = host end
+    if rank then out.rank, out.line = tonumber(rank), line end
+    if code then out.exitcode = tonumber(code) end
+  end
+  if not out.rank then return nil end
+  return out
+end
+
 -- ranges({0,1,2,4}) -> "0–2, 4"
 function forensics.ranges(list)
   local out, i = {}, 1
@@ -284,16 +311,24 @@ function forensics.find(path, parsers, job, tail_bytes)
   end
   table.sort(per_rank, before)
   local root = per_rank[1]
+  local torchrun = forensics.root_cause(tail)
   -- A lost or preempted node takes its ranks with it: what they said after is what followed.
   if event and (not root or root.follower) then
     local chain = forensics.chain(per_rank, 1)
     return { node = event.node, reason = event.reason, line = event.line }, chain
+  end
+  if not root and torchrun then
+    -- No rank prefixes, but torchrun named the process that ended first.
+    local code = torchrun.exitcode
+    local reason = code and code < 0 and (SIGNALS[-code] or ("signal_" .. -code)) or nil
+    return { rank = torchrun.rank, node = torchrun.host, reason = reason or "exit", line = torchrun.line }, {}
   end
   if not root then return nil end
   local node_names = job and type(job.nodes) == "table" and job.nodes or nil
   local node = root.node or nodes_of[root.rank]
   if not node and node_names and root.node_rank then node = node_names[root.node_rank + 1] end
   if not node and node_names and #node_names == 1 then node = node_names[1] end
+  if not node and torchrun and torchrun.rank == root.rank then node = torchrun.host end
   local culprit = { rank = root.rank, node = node, reason = root.reason, line = root.line }
 
   return culprit, forensics.chain(per_rank, 2)
@@ -347,6 +382,10 @@ end
 -- (analysis.analyze's last step); both stay unset when the log cannot tell.
 function forensics.attach(result, path, parsers, job)
   local culprit, chain = forensics.find(path, parsers, job)
+  -- torchrun's block gives an exit code only: the log's reason, where it has one, says more.
+  if culprit and culprit.reason == "exit" and type(result.termination_reason) == "string" then
+    culprit.reason = result.termination_reason
+  end
   if culprit then result.culprit, result.cause_chain = culprit, chain end
   return result
 end

@@ -171,6 +171,46 @@ tap.test("jobrun's own local prefix (rank=N)", function()
   tap.is(found.cause_chain, { { reason = "nccl_timeout", ranks = { 0 } } }, "chain")
 end)
 
+local ROOT_CAUSE = {
+  "E1207 06:50:41.731000 140 torch/distributed/elastic/multiprocessing/api.py:869] failed (exitcode: 1) "
+    .. "local_rank: 3 (pid: 3110) of binary: /usr/bin/python3",
+  "Traceback (most recent call last):",
+  "  File \"/usr/local/bin/torchrun\", line 8, in <module>",
+  "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ",
+  "============================================================",
+  "train.py FAILED",
+  "------------------------------------------------------------",
+  "Failures:",
+  "[1]:",
+  "  time      : 2026-12-07_06:50:41",
+  "  host      : gpu-07",
+  "  rank      : 5 (local_rank: 5)",
+  "  exitcode  : -6 (pid: 3112)",
+  "------------------------------------------------------------",
+  "Root Cause (first observed failure):",
+  "[0]:",
+  "  time      : 2026-12-07_06:40:12",
+  "  host      : gpu-07",
+  "  rank      : 3 (local_rank: 3)",
+  "  exitcode  : 1 (pid: 3110)",
+  "  error_file: <N/A>",
+  "  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html",
+  "============================================================",
+}
+
+tap.test("torchrun's root-cause block: the rank and host where no line has a prefix", function()
+  local lines = { "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB." }
+  for _, l in ipairs(ROOT_CAUSE) do lines[#lines + 1] = l end
+  local found = analyze(lines)
+  tap.is(found.culprit and { found.culprit.rank, found.culprit.node, found.culprit.reason },
+    { 3, "gpu-07", "cuda_oom" }, "rank 3 on gpu-07; the reason the log names")
+  lines = { "[rank3]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB." }
+  for _, l in ipairs(ROOT_CAUSE) do lines[#lines + 1] = l end
+  found = analyze(lines)
+  tap.is(found.culprit and { found.culprit.rank, found.culprit.node }, { 3, "gpu-07" },
+    "a prefixed culprit gets its node from the block")
+end)
+
 tap.test("no rank prefixes: no culprit, never a wrong one", function()
   local found = analyze({
     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
