@@ -381,6 +381,11 @@ end
 -- attach(result, path, parsers, job): result.culprit and result.cause_chain from the log
 -- (analysis.analyze's last step); both stay unset when the log cannot tell.
 function forensics.attach(result, path, parsers, job)
+  -- A job that succeeded with nothing said against it has no culprit: its log is not read again.
+  if job and job.status == "SUCCEEDED" and result.termination_reason == nil
+      and (result.exit_code == nil or result.exit_code == 0) then
+    return result
+  end
   local culprit, chain = forensics.find(path, parsers, job)
   -- torchrun's block gives an exit code only: the log's reason, where it has one, says more.
   if culprit and culprit.reason == "exit" and type(result.termination_reason) == "string" then

@@ -39,7 +39,7 @@ h.test_in(tap, "infrastructure is retried, a program failure is not, max is hono
   h.write(dir .. "/w/.keep", "")
   suite(dir, '{ on = { "infrastructure" }, max = 2 }')
   local code, out, err = h.sh(dir .. "/w",
-    "jobrun run ../s.lua --run-id A --json --summary sum.md --html out.html --junit out.xml")
+    "timeout 120 " .. h.q(h.bin) .. " run ../s.lua --run-id A --json --summary sum.md --html out.html --junit out.xml")
   tap.is(code, 1, "the run fails: one job fails every time, one is a bug", err)
   local jobs = by_name(json.decode(out))
   local once, bug, always = jobs.r_preempt_once or {}, jobs.r_bug or {}, jobs.r_preempt_always or {}
@@ -83,7 +83,7 @@ end)
 h.test_in(tap, "a named reason; max_total caps the run; an exception is not a preemption", function(dir)
   h.write(dir .. "/w/.keep", "")
   suite(dir, '{ on = { "preempted" }, max = 5, max_total = 1 }')
-  local code, out, err = h.sh(dir .. "/w", "jobrun run ../s.lua --json")
+  local code, out, err = h.sh(dir .. "/w", "timeout 120 " .. h.q(h.bin) .. " run ../s.lua --json")
   tap.is(code, 1, "fails", err)
   local jobs = by_name(json.decode(out))
   local total = 0
@@ -102,7 +102,7 @@ suite "r" {
   h.write(dir .. "/w/.keep", "")
   local process = require "jobrun.c.process"
   local t0 = process.now()
-  local code, out, err = h.sh(dir .. "/w", "jobrun run ../s.lua --json")
+  local code, out, err = h.sh(dir .. "/w", "timeout 120 " .. h.q(h.bin) .. " run ../s.lua --json")
   local took = process.now() - t0
   tap.is(code, 0, "passes after the retry", err)
   local job = (json.decode(out) or { jobs = {} }).jobs[1] or {}
@@ -119,7 +119,7 @@ suite "r" {
   retry = { on = { "infrastructure" } },
 }
 ]])
-  local code, out, err = h.sh(dir, "jobrun run s.lua --json")
+  local code, out, err = h.sh(dir, "timeout 120 " .. h.q(h.bin) .. " run s.lua --json")
   tap.is(code, 1, "both fail", err)
   local jobs = by_name(json.decode(out))
   tap.is({ (jobs.r_a or {}).retries, (jobs.r_b or {}).retries }, { json.null, 1 },
@@ -176,7 +176,7 @@ suite "r" {
   classes = { shm_exhausted = "infrastructure" },
 }
 ]])
-  local code, out = h.sh(dir, "jobrun run s.lua --json")
+  local code, out = h.sh(dir, "timeout 120 " .. h.q(h.bin) .. " run s.lua --json")
   tap.is(code, 1, "fails")
   local job = (json.decode(out) or { jobs = {} }).jobs[1] or {}
   tap.is({ job.termination_reason, job.cause_class, job.retries, job.attempt }, { "shm_exhausted", "infrastructure",
