@@ -629,12 +629,314 @@ static int scan_strip(lua_State *L) {
     return 1;
 }
 
+/* ---- ranks: per needle, the first line of each rank that contains it (the culprit's scan). ----
+ *
+ *   scan.ranks(path, needles [, tail_bytes]) -> hits, info | nil, err
+ *     hits[i] = { count = N, lines = { {text, at}, … } }: for needle i, the first line containing
+ *     it for each distinct rank prefix (up to RANK_KEYS of them), and the first KEEP lines with no
+ *     prefix, each with its byte offset `at`, in log order. What a prefix means (rank, node,
+ *     time) is read in Lua (lua/jobrun/forensics.lua); here it only tells lines apart.
+ *
+ * A whole multi-GB log is read, so each needle is looked for by its rarest byte in the text at
+ * hand (counted on a sample of each block), one memchr pass per distinct byte over blocks small
+ * enough to stay in the CPU's cache: the common letters that start most needles ('o', 'e', 't')
+ * would stop memchr every few bytes. */
+
+#ifndef RANK_BLOCK
+#define RANK_BLOCK (256u << 10)
+#endif
+#define RANK_SAMPLE 16384
+#define RANK_KEYS 4096 /* per needle; more ranks than this share the "unranked" lines' fate */
+
+typedef struct {
+    long long key; /* 0: empty slot */
+} RankSlot;
+
+typedef struct {
+    const char *text;
+    size_t len;
+    long count;
+    size_t rare; /* offset in text of the byte memchr looks for */
+    RankSlot *slots; /* open addressing, RANK_KEYS * 2 slots, made at the first ranked hit */
+    int n_keys;
+    int n_unranked;
+    const char *last_line; /* one hit per line */
+} RankNeedle;
+
+typedef struct {
+    char *text;
+    size_t len;
+    long long at;
+    int needle;
+} RankHit;
+
+typedef struct {
+    RankHit *items;
+    size_t n, cap;
+} RankHits;
+
+static int digits(const char **p, const char *end, long *out, int max) {
+    long v = 0;
+    int n = 0;
+    while (*p < end && **p >= '0' && **p <= '9' && n < max) { v = v * 10 + (**p - '0'); (*p)++; n++; }
+    if (n == 0 || (*p < end && **p >= '0' && **p <= '9')) return 0;
+    *out = v;
+    return 1;
+}
+
+static int starts(const char *p, const char *end, const char *lit) {
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+static int host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
+}
+
+/* The rank prefixes at a line's start, as one key: 0 when the line has none, or when two of
+ * its prefixes disagree (an interleaved or garbled line). Grammar (forensics.lua reads the same):
+ * `(… rank=N …) `, `[rankN]:`, `[defaultN]:`, srun's `  N: ` (first only), and NCCL's
+ * `host:pid:tid [N] NCCL` (last). */
+static long long rank_key(const char *s, size_t len) {
+    const char *p = s, *end = s + len;
+    long outer = -1, inner = -1, dev = -1, v;
+    int k = 0;
+    while (p < end && *p == ' ' && p - s < 8) p++;
+    for (; k < 4 && p < end; k++) {
+        const char *q = p;
+        if (*p == '(') {
+            const char *close = memchr(p, ')', (size_t)(end - p) < 96 ? (size_t)(end - p) : 96);
+            if (!close) break;
+            const char *r = NULL;
+            for (const char *t = p + 1; t + 5 <= close; t++) {
+                if (memcmp(t, "rank=", 5) == 0 && (t == p + 1 || t[-1] == ' ' || t[-1] == ',')) { r = t + 5; break; }
+            }
+            if (!r || !digits(&r, close, &v, 6) || (r != close && *r != ',')) break;
+            if (outer >= 0 && outer != v) return 0;
+            outer = v;
+            p = close + 1;
+            if (p < end && *p == ' ') p++;
+        } else if (*p == '[' && (starts(p, end, "[rank") || starts(p, end, "[default"))) {
+            q = p + (p[1] == 'r' ? 5 : 8);
+            if (!digits(&q, end, &v, 6) || !starts(q, end, "]:")) break;
+            if (inner >= 0 && inner != v) return 0;
+            inner = v;
+            p = q + 2;
+            if (p < end && *p == ' ') p++;
+        } else if (k == 0 && *p >= '0' && *p <= '9' && digits(&q, end, &v, 5) && starts(q, end, ": ")) {
+            outer = v;
+            p = q + 2;
+        } else {
+            /* NCCL's host:pid:tid [dev] NCCL */
+            while (q < end && host_char(*q)) q++;
+            long pid, tid;
+            if (q == p || q >= end || *q != ':') break;
+            q++;
+            if (!digits(&q, end, &pid, 10) || q >= end || *q != ':') break;
+            q++;
+            if (!digits(&q, end, &tid, 10) || !starts(q, end, " [")) break;
+            q += 2;
+            if (!digits(&q, end, &dev, 4) || !starts(q, end, "] NCCL")) { dev = -1; break; }
+            break;
+        }
+    }
+    if (outer < 0 && inner < 0 && dev < 0) return 0;
+    return ((long long)(outer + 1) << 42) | ((long long)(inner + 1) << 21) | (long long)(dev + 1);
+}
+
+/* Whether key is new for the needle (and now remembered); -1 when out of memory. */
+static int first_of_rank(RankNeedle *n, long long key) {
+    if (!n->slots) {
+        n->slots = calloc(2 * RANK_KEYS, sizeof *n->slots);
+        if (!n->slots) return -1;
+    }
+    unsigned long long h = (unsigned long long)key * 0x9E3779B97F4A7C15ull;
+    for (size_t i = (size_t)(h >> 40) % (2 * RANK_KEYS);; i = (i + 1) % (2 * RANK_KEYS)) {
+        if (n->slots[i].key == key) return 0;
+        if (n->slots[i].key == 0) {
+            if (n->n_keys >= RANK_KEYS) return 0;
+            n->slots[i].key = key;
+            n->n_keys++;
+            return 1;
+        }
+    }
+}
+
+static int keep_hit(RankHits *hits, int needle, const char *line, size_t len, long long at) {
+    if (len > MAX_LINE) len = MAX_LINE;
+    if (hits->n == hits->cap) {
+        size_t cap = hits->cap ? hits->cap * 2 : 64;
+        RankHit *items = realloc(hits->items, cap * sizeof *items);
+        if (!items) return -1;
+        hits->items = items;
+        hits->cap = cap;
+    }
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return -1;
+    memcpy(copy, line, len);
+    hits->items[hits->n++] = (RankHit){ copy, len, at, needle };
+    return 0;
+}
+
+/* Each needle's rarest byte in a sample of the block at hand. */
+static void choose_rare(RankNeedle *needles, int count, const char *buf, size_t len) {
+    size_t freq[256] = {0};
+    size_t n = len < RANK_SAMPLE ? len : RANK_SAMPLE;
+    for (size_t i = 0; i < n; i++) freq[(unsigned char)buf[i]]++;
+    for (int k = 0; k < count; k++) {
+        RankNeedle *nd = &needles[k];
+        size_t best = 0;
+        for (size_t i = 1; i < nd->len; i++) {
+            if (freq[(unsigned char)nd->text[i]] < freq[(unsigned char)nd->text[best]]) best = i;
+        }
+        nd->rare = best;
+    }
+}
+
+static int rank_search(RankNeedle *needles, int count, const char *buf, size_t len, long long base,
+                       RankHits *hits) {
+    const char *end = buf + len;
+    unsigned char done[256] = {0};
+    choose_rare(needles, count, buf, len);
+    for (int k = 0; k < count; k++) needles[k].last_line = NULL;
+    for (int k = 0; k < count; k++) {
+        unsigned char c = (unsigned char)needles[k].text[needles[k].rare];
+        if (done[c]) continue;
+        done[c] = 1;
+        const char *p = buf;
+        while ((p = memchr(p, c, (size_t)(end - p))) != NULL) {
+            for (int m = k; m < count; m++) {
+                RankNeedle *n = &needles[m];
+                if ((unsigned char)n->text[n->rare] != c) continue;
+                const char *at = p - n->rare;
+                if (at < buf || (size_t)(end - at) < n->len || memcmp(at, n->text, n->len) != 0) continue;
+                const char *s = line_start(buf, at);
+                if (n->last_line == s) continue;
+                n->last_line = s;
+                n->count++;
+                const char *e = line_end(at, end);
+                long long key = rank_key(s, (size_t)(e - s));
+                int keep;
+                if (key == 0) keep = n->n_unranked < KEEP ? (n->n_unranked++, 1) : 0;
+                else keep = first_of_rank(n, key);
+                if (keep < 0 || (keep && keep_hit(hits, m, s, (size_t)(e - s), base + (s - buf)) != 0)) return -1;
+            }
+            p++;
+        }
+    }
+    return 0;
+}
+
+static int hit_order(const void *a, const void *b) {
+    const RankHit *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at ? 1 : x->needle - y->needle;
+}
+
+static void free_rank_state(RankNeedle *needles, int count, RankHits *hits) {
+    for (int k = 0; k < count; k++) free(needles[k].slots);
+    for (size_t i = 0; i < hits->n; i++) free(hits->items[i].text);
+    free(hits->items);
+}
+
+static int scan_ranks(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer tail = luaL_optinteger(L, 3, -1);
+    int count = (int)luaL_len(L, 2);
+    luaL_argcheck(L, count <= MAX_NEEDLES, 2, "too many needles");
+    RankNeedle needles[MAX_NEEDLES];
+    memset(needles, 0, sizeof needles);
+    for (int k = 0; k < count; k++) {
+        lua_rawgeti(L, 2, k + 1);
+        needles[k].text = luaL_checklstring(L, -1, &needles[k].len); /* kept alive by arg 2 */
+        luaL_argcheck(L, needles[k].len > 0, 2, "empty needle");
+        lua_pop(L, 1);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
+    off_t size = st.st_size;
+    off_t start = (tail >= 0 && size > tail) ? size - (off_t)tail : 0;
+    char *buf = malloc(RANK_BLOCK + MAX_LINE);
+    if (!buf) { close(fd); errno = ENOMEM; return luaL_fileresult(L, 0, path); }
+    RankHits hits = {0};
+    size_t carry = 0;
+    off_t pos = start, data_at = start; /* data_at: the file offset of buf[0] */
+    int failed = 0, first_chunk = starts_mid_line(fd, start);
+    while (pos < size && !failed) {
+        ssize_t n = pread(fd, buf + carry, RANK_BLOCK, pos);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        pos += n;
+        size_t len = carry + (size_t)n;
+        char *data = buf;
+        if (first_chunk) {
+            char *nl = memchr(data, '\n', len);
+            size_t skip = nl ? (size_t)(nl - data) + 1 : len;
+            data += skip;
+            len -= skip;
+            data_at += (off_t)skip;
+            first_chunk = 0;
+        }
+        size_t whole = len;
+        if (pos < size) {
+            while (whole > 0 && data[whole - 1] != '\n') whole--;
+            if (len - whole > MAX_LINE) whole = len;
+        }
+        size_t carry_len = len - whole;
+        /* Offsets are the file's as long as no colour code was taken out of the block; after
+         * one, they stay in order, which is all forensics.lua asks of them. */
+        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
+        if (rank_search(needles, count, data, searched, (long long)data_at, &hits) != 0) failed = 1;
+        data_at += (off_t)whole;
+        memmove(buf, data + whole, carry_len);
+        carry = carry_len;
+    }
+    free(buf);
+    close(fd);
+    if (failed) { free_rank_state(needles, count, &hits); return luaL_error(L, "scan: out of memory"); }
+    if (hits.n > 1) qsort(hits.items, hits.n, sizeof *hits.items, hit_order);
+    /* A Lua error from here (out of memory) would leak the copies: a risk taken for a few
+     * hundred short lines at most, where Lua itself has run out. */
+    lua_createtable(L, count, 0);
+    for (int k = 0; k < count; k++) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, needles[k].count);
+        lua_setfield(L, -2, "count");
+        lua_newtable(L);
+        lua_setfield(L, -2, "lines");
+        lua_rawseti(L, -2, k + 1);
+    }
+    for (size_t i = 0; i < hits.n; i++) {
+        RankHit *h = &hits.items[i];
+        lua_rawgeti(L, -1, h->needle + 1);
+        lua_getfield(L, -1, "lines");
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, h->text, h->len);
+        lua_rawseti(L, -2, 1);
+        lua_pushinteger(L, h->at);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+        lua_pop(L, 2);
+    }
+    free_rank_state(needles, count, &hits);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)start);
+    lua_setfield(L, -2, "start");
+    return 2;
+}
+
 static const luaL_Reg scan_functions[] = {
     {"find", scan_find},
     {"tail", scan_tail},
     {"last_lines", scan_last_lines},
     {"tail_lines", scan_tail_lines},
     {"strip", scan_strip},
+    {"ranks", scan_ranks},
     {NULL, NULL},
 };
 

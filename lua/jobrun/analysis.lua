@@ -8,6 +8,7 @@ local guard = require "jobrun.c.guard"
 local embed = require "jobrun.c.embed"
 local process = require "jobrun.c.process"
 local json = require "jobrun.json"
+local forensics = require "jobrun.forensics"
 
 local analysis = {}
 
@@ -206,7 +207,7 @@ local function analyze_one(path, parsers, job, step)
     if TOP_LEVEL[field] then result[field] = b.value else result.fields[field] = b.value end
   end
   for _, f in ipairs(failed) do parser_failed(result, f[1], f[2]) end
-  return run_fns(parsers, result, hits_of, text, step)
+  return forensics.attach(run_fns(parsers, result, hits_of, text, step), path, parsers, job)
 end
 
 -- analyze_empty(parsers, job): analyze's answer for an empty log, without reading it.

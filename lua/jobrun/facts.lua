@@ -52,6 +52,7 @@ end
 --   facts = { {key, label, value}… }     status, then exit_code, restart_count, termination_reason,
 --                                          native_status (when it says more than status), commits, the
 --                                          Slurm job id, a scheduler's nodes and pending reason, if known
+--   causes = { {key, label, text}… }      the culprit line, the cause class, and the retries (no label)
 --   errors = { {key, label, text}… }      launch_error, record_error, result_error, log_error,
 --                                          exception, and "log" when the log cannot be read
 --   log_path, tail = { line… }            the last n log lines, SGR colours kept
@@ -80,6 +81,14 @@ function facts.of(job, run_dir, n)
     list[#list + 1] = { key = "pending_reason", label = "pending", value = job.pending_reason }
   end
   r.facts = list
+  -- Why it died (the culprit rank and node, the cause class) and what was retried.
+  local causes = {}
+  for _, f in ipairs(require("jobrun.forensics").facts(job)) do
+    causes[#causes + 1] = { key = f[1]:gsub(" ", "_"), label = f[1], text = f[2] }
+  end
+  local retried = require("jobrun.retry").text(job)
+  if retried then causes[#causes + 1] = { key = "retries", text = retried } end
+  r.causes = causes
   local errors = {}
   local fields = type(job.fields) == "table" and job.fields or {}
   for i = 1, #ERRORS do

@@ -33,6 +33,9 @@ function failures.text(data, run_dir, paint)
     local shown = {}
     for k, f in ipairs(r.facts) do shown[k] = f.label .. " " .. sanitize.text(f.value) end
     add("    %s", table.concat(shown, " · "))
+    for _, c in ipairs(r.causes) do
+      add("    %s%s", c.label and c.label .. ": " or "", sanitize.text(c.text))
+    end
     for _, e in ipairs(r.errors) do add("    %s: %s", e.label, sanitize.text(e.text)) end
     for _, line in ipairs(r.plain) do add("    %s %s", paint("│", "dim"), sanitize.text(line, true)) end
   end

@@ -303,7 +303,7 @@ local function table_html(data, ids, run_dir, opts)
     row[#row + 1] = td(job.exit_code)
     row[#row + 1] = td(job.backend_exit_code)
     row[#row + 1] = td(job.duration_s and duration.format(job.duration_s), nil, job.duration_s or -1)
-    row[#row + 1] = td(job.verdict or "pending", "v-" .. v)
+    row[#row + 1] = td(require("jobrun.retry").text(job) or job.verdict or "pending", "v-" .. v)
     for _, p in ipairs(params) do
       local pv = job.params and job.params[p]
       row[#row + 1] = td(pv ~= nil and template.text(pv) or nil)
@@ -469,6 +469,9 @@ local function failures_html(data, run_dir, ids)
       local shown = {}
       for k, f in ipairs(r.facts) do shown[k] = esc(f.label) .. " " .. esc(f.value) end
       out[#out + 1] = '<p class="facts">' .. table.concat(shown, " · ") .. "</p>"
+      for _, c in ipairs(r.causes) do
+        out[#out + 1] = '<p class="facts">' .. (c.label and esc(c.label) .. ": " or "") .. esc(c.text) .. "</p>"
+      end
       for _, e in ipairs(r.errors) do
         out[#out + 1] = '<p class="facts">' .. esc(e.label) .. ": " .. esc(e.text) .. "</p>"
       end
@@ -545,6 +548,8 @@ function html.document(data, run_dir, opts)
     string.format('<p class="counts"><span class="c-pass">%d passed</span><span class="c-fail">%d failed</span>'
       .. '<span class="c-pending">%d pending</span><span class="c-total">%s</span></p>',
       sum.passed, sum.failed, sum.pending, require("jobrun.textable").count(sum.total, "job")),
+    require("jobrun.forensics").gpu_line(data.jobs)
+      and ('<p class="meta">' .. esc(require("jobrun.forensics").gpu_line(data.jobs)) .. "</p>") or "",
     '<h2 id="grid">Grid</h2>', grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),

@@ -63,6 +63,13 @@ local function properties(job)
       end
     end
   end
+  -- Why it died and what it cost (issue #28).
+  add("cause_class", job.cause_class)
+  for _, f in ipairs(require("jobrun.forensics").facts(job)) do
+    if f[1] == "culprit" then add("culprit", f[2]) end
+  end
+  add("retries", require("jobrun.retry").text(job))
+  add("gpu_hours", job.gpu_hours)
   return out
 end
 

@@ -140,6 +140,7 @@ local function failure_md(r, tail, flaky)
   local shown = {}
   for k, f in ipairs(r.facts) do shown[k] = f.label .. " " .. md(f.value) end
   out[#out + 1] = "- " .. table.concat(shown, " · ")
+  for _, c in ipairs(r.causes) do out[#out + 1] = "- " .. (c.label and c.label .. ": " or "") .. md(c.text) end
   for _, e in ipairs(r.errors) do out[#out + 1] = "- " .. e.label .. ": " .. md(e.text) end
   if tail and #tail > 0 then
     local f = fence(tail)
@@ -176,7 +177,16 @@ function markdown.document(data, run_dir, opts)
   local commits = require("jobrun.provenance").commits(data)
   if #commits > 1 then meta[#meta + 1] = "attempts at commits " .. md(table.concat(commits, ", ")) end
   if data.started_at then meta[#meta + 1] = "started " .. md(data.started_at) end
+  local gpu = require("jobrun.forensics").gpu_line(data.jobs)
+  if gpu then meta[#meta + 1] = md(gpu) end
   head[#head + 1] = table.concat(meta, " · ")
+  -- Jobs that passed only after a retry policy started them again (failures say their own).
+  for _, job in ipairs(data.jobs) do
+    local retried = job.verdict ~= "fail" and require("jobrun.retry").text(job)
+    if retried then
+      head[#head + 1] = "\n- `" .. cut(sanitize.text(job.name), 200):gsub("`", "'") .. "`: " .. md(retried)
+    end
+  end
   local header = table.concat(head, "\n") .. "\n"
   -- Failure records, made once, with the most log lines any try needs.
   local records, tails = {}, {}

@@ -432,6 +432,32 @@ function plan.build(decls, opts)
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
 
+  local retry_check = require("jobrun.retry").check(decls)
+  -- An include entry's retry is its cell's policy (README "Suite files", include), not a parameter: taken out
+  -- of the row's params and keys (key lists are shared by rows of one shape: copied once).
+  local no_retry_keys = {}
+  local function include_retry(row, at)
+    local policy = row.params.retry
+    if type(policy) ~= "table" or values.retry ~= nil then return nil end
+    local what = string.format("suite \"%s\": include retry", suite.name)
+    schema.check_table("retry", policy, at, what)
+    if policy.on == nil then errors.at(at, "%s needs on = { reasons or classes… }", what) end
+    retry_check(policy, at, what)
+    row.params.retry = nil
+    local keys = no_retry_keys[row.keys]
+    if not keys then
+      keys = {}
+      for _, k in ipairs(row.keys) do if k ~= "retry" then keys[#keys + 1] = k end end
+      no_retry_keys[row.keys] = keys
+    end
+    row.keys = keys
+    return policy
+  end
+  local retry_policies = {}
+  local function retry_policy(policy)
+    retry_policies[policy] = retry_policies[policy] or require("jobrun.retry").spec(policy)
+    return retry_policies[policy]
+  end
   local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include }
   if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
   local rows, why = matrix.expand(spec)
@@ -517,6 +543,7 @@ function plan.build(decls, opts)
     local row = rows[index]
     rows[index] = false
     local params = row.params
+    local cell_retry = include_retry(row, where)
     local condition
     if params.condition ~= nil then
       condition = decls.conditions[params.condition]
@@ -580,6 +607,11 @@ function plan.build(decls, opts)
     }
     local description = cf.description or f.description
     if description ~= nil then job.description = description end
+    -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
+    local policy = cell_retry or cf.retry or f.retry
+    if policy then job.retry = retry_policy(policy) end
+    if f.classes ~= nil then job.classes = f.classes end
+    if f.gpus ~= nil then job.gpus = f.gpus end
     -- Without URL credentials (stored in state.json); the originals stay in memory.
     if options ~= nil then job.options = options end
     job.run = command(ctx, "run", f.run, job)
@@ -638,6 +670,7 @@ function plan.build(decls, opts)
     backend = backend,
     max_parallel = opts.max_parallel or f.max_parallel,
     fail_fast = f.fail_fast or false,
+    retry_max_total = type(f.retry) == "table" and f.retry.max_total or nil,
     git_policy = f.git,
     git_where = where,
     notify = f.notify,

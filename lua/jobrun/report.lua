@@ -13,6 +13,8 @@ local sanitize = require "jobrun.sanitize"
 local state = require "jobrun.state"
 local process = require "jobrun.c.process"
 local clean = sanitize.text
+local forensics = require "jobrun.forensics"
+local retry = require "jobrun.retry"
 
 local report = {}
 
@@ -57,7 +59,7 @@ function report.cells(job, paint)
   local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), exit_color(job))
   local dur = job.duration_s and duration.format(job.duration_s) or "-"
   if dur == "-" and elapsed(job) then dur = duration.format(elapsed(job)) .. "…" end
-  local v = paint(clean(job.verdict or "pending"), VERDICT_COLOR[job.verdict] or "cyan")
+  local v = paint(clean(retry.text(job) or job.verdict or "pending"), VERDICT_COLOR[job.verdict] or "cyan")
   return { clean(job.name), status, restarts, termination, exit, dur, v }
 end
 
@@ -166,6 +168,8 @@ function report.text(data, opts)
     out[#out + 1] = string.format("Check: %s (min efficiency %s): %s — %s", clean(c.name),
       tostring(c.min_efficiency), clean(c.text), word)
   end
+  local gpu = forensics.gpu_line(data.jobs)
+  if gpu then out[#out + 1] = "GPU: " .. gpu end
   local warning
   if opts.grid then
     -- Marks (✓ ✗) with colour; plain ASCII words without it (--color never, a pipe, a log).

@@ -7,13 +7,14 @@ local fs = require "jobrun.c.fs"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
 local metrics = require "jobrun.metrics"
+local forensics = require "jobrun.forensics"
 
 local results = {}
 
 results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "pending_reason", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
   "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics", "git", "nodes",
-  "command_line" }
+  "command_line", "cause_class", "culprit", "cause_chain", "gpu_hours", "retries" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -53,6 +54,7 @@ function results.record(pjob, run_dir_shown, key)
       max_restarts = pjob.max_restarts, expect = serializable_expect(pjob.expect),
       expect_fn = type(pjob.expect) == "function" or nil, tags = pjob.tags,
       condition = pjob.condition, description = pjob.description, options = pjob.options,
+      retry = pjob.retry, classes = pjob.classes, gpus = pjob.gpus,
     },
   }
 end
@@ -60,14 +62,16 @@ end
 -- What an earlier attempt keeps (`attempts`, README "Jobs, statuses and results"), oldest first.
 results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "pending_reason", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s",
-  "log_path", "verdict", "mismatches", "fields", "git", "nodes", "command_line", "metrics" }
+  "log_path", "verdict", "mismatches", "fields", "git", "nodes", "command_line", "metrics", "cause_class", "culprit",
+  "cause_chain", "gpu_hours", "retried" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
 local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_code", "backend_exit_code",
   "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns", "git", "command_line", "metrics" }
+  "launch_request_id", "slot", "pool_returns", "git", "command_line", "metrics", "cause_class", "culprit",
+  "cause_chain", "gpu_hours", "retried", "retry_at" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -100,6 +104,7 @@ function results.for_state(job)
   out.mismatches = json.array(job.mismatches or {})
   out.fields = json.object(job.fields or {})
   if job.metrics then out.metrics = metrics.for_json(job.metrics) end
+  out.culprit, out.cause_chain = forensics.json_culprit(job.culprit), forensics.json_chain(job.cause_chain)
   if job.spec then
     local spec = {}
     for k, v in pairs(job.spec) do spec[k] = v end
@@ -120,6 +125,7 @@ function results.for_state(job)
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
       if type(a.metrics) == "table" then e.metrics = metrics.for_json(a.metrics) end
+      e.culprit, e.cause_chain = forensics.json_culprit(a.culprit), forensics.json_chain(a.cause_chain)
       list[i] = json.object(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -139,6 +145,8 @@ function results.public(job)
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
     mismatches = nil, metrics = nil, git = job.git, nodes = job.nodes, command_line = job.command_line,
+    cause_class = job.cause_class, culprit = forensics.json_culprit(job.culprit),
+    cause_chain = forensics.json_chain(job.cause_chain), gpu_hours = job.gpu_hours, retries = job.retries,
   }
   if job.metrics then out.metrics = metrics.for_json(job.metrics) end
   out.params = json.object(job.params, job.spec and job.spec.param_order)
@@ -152,6 +160,7 @@ function results.public(job)
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
       if type(a.metrics) == "table" then e.metrics = metrics.for_json(a.metrics) end
+      e.culprit, e.cause_chain = forensics.json_culprit(a.culprit), forensics.json_chain(a.cause_chain)
       list[i] = json.record(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -216,6 +225,7 @@ function results.settle(job, expect, run_dir, parsers, found)
       metrics.attach_baselines(job, expect.metrics, run_dir, nil, run_dir:match("([^/]+)/?$"))
     end
   end
+  job.culprit, job.cause_chain = found.culprit, found.cause_chain
   -- What the backend noted about the job's own files (a damaged record, a result or log that
   -- could not be written, a launch error) is part of the answer, where --json shows it.
   for _, k in ipairs({ "record_error", "result_error", "log_error", "launch_error" }) do
@@ -232,6 +242,8 @@ function results.settle(job, expect, run_dir, parsers, found)
     io.stderr:write(require("jobrun.sanitize").format(
       "jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
   end
+  job.cause_class = forensics.class(job, job.spec and job.spec.classes)
+  job.gpu_hours = forensics.gpu_hours(job)
 end
 
 function results.summary(jobs)

@@ -17,6 +17,7 @@ local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
 local provenance = require "jobrun.provenance"
+local retry = require "jobrun.retry"
 
 local M = {}
 local Run = {}
@@ -143,6 +144,7 @@ function M.create(p, opts)
     run_id = p.run_id, suite = p.suite, suite_path = state.absolute(p.suite_path),
     backend = p.backend, git = p.git, started_at = state.iso(process.time()),
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
+    retry_max_total = p.retry_max_total,
     plan_options = p.plan_options, jobs = {},
     scaling = p.scaling, report_metrics = p.report_metrics,
     notify = require("jobrun.notify").public(p.notify, p.suite),
@@ -568,8 +570,8 @@ end
 -- rerun(jobs): each of these (terminal) jobs starts a new attempt: the latest one is kept in
 -- job.attempts with its log, and the job is PENDING again under fresh files. A whole-run cancel
 -- left by an earlier kill no longer applies.
-function Run:rerun(jobs)
-  fs.remove(self.dir .. "/cancel")
+function Run:rerun(jobs, keep_cancel)
+  if not keep_cancel then fs.remove(self.dir .. "/cancel") end
   local plan_jobs = {}
   local p = self.plan
   if p == nil and self.data.suite_path then
@@ -673,15 +675,21 @@ function Run:drive(opts)
     if stopping then return end
     local room = (limit and not self:pooled()) and (limit - #running) or math.huge
     local batch = {}
+    local held = false
     while #batch < room and cursor <= #data.jobs do
       local job = data.jobs[cursor]
-      if job.status == "PENDING" and not job.native_id then batch[#batch + 1] = job end
+      if job.status == "PENDING" and not job.native_id then
+        -- A retry waits out its backoff: looked at again on the next pass.
+        if retry.waiting(job) then held = true else batch[#batch + 1] = job end
+      end
       cursor = cursor + 1
     end
+    if held then cursor = 1 end
     if #batch > 0 then
       for _, job in ipairs(self:launch(batch)) do
         if not at[job] then running[#running + 1] = job; at[job] = #running end
       end
+      if retry.after(self, batch) then cursor = 1 end -- a launch failure the policy names
     end
   end
   -- take_in([jobs]): the jobs that have left (ended, or withdrawn from a pool: no native id
@@ -788,6 +796,8 @@ function Run:drive(opts)
       poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
     take_in(changed)
+    -- Failed attempts that a retry policy names start again (before fail_fast sees them).
+    if not stopping and retry.after(self, changed) then cursor = 1 end
     if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"

@@ -20,7 +20,10 @@ $ jobrun analyze job.log --use suites/diverge.lua --json
 >   "fields": {
 >     "lr": 0.1
 >   },
->   "metrics": null
+>   "metrics": null,
+>   "culprit": null,
+>   "cause_chain": null,
+>   "cause_class": "unknown"
 > }
 
 $ jobrun analyze job.log --use ./suites/diverge.lua --json | grep termination

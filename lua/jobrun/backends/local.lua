@@ -498,7 +498,10 @@ function backend.waitables(ctx, jobs)
         end
       end
       for _, key in ipairs(keys) do
-        if key and not ctx.watch_keys[key] and (ctx.watch_list ~= jobs or ctx.watch_n ~= #jobs) then
+        -- A new attempt ("job@2", a retry started by this driver) is a new key of a job the
+        -- list may already hold: looked up afresh too.
+        if key and not ctx.watch_keys[key] and (ctx.watch_list ~= jobs or ctx.watch_n ~= #jobs
+            or key:find("@%d+$")) then
           ctx.watch_keys, ctx.watch_list, ctx.watch_n = {}, jobs, #jobs
           for _, job in ipairs(jobs) do ctx.watch_keys[state.job_key(job)] = job end
         end

@@ -1,6 +1,7 @@
 -- jobrun analyze LOGFILE [--suite SUITE.lua]: run the parsers over one log and say what they
 -- found, so that a parser can be developed against a saved log.
 local analysis = require "jobrun.analysis"
+local forensics = require "jobrun.forensics"
 local options = require "jobrun.options"
 local dsl = require "jobrun.dsl"
 local json = require "jobrun.json"
@@ -50,14 +51,25 @@ function command.run(opts, args)
   local suite_expect = decls and decls.suite and decls.suite.fields.expect
   local found_metrics = metrics.collect(path, parsers.metrics,
     type(suite_expect) == "table" and suite_expect.metrics or nil, nil)
+  -- The class of what the log says (a log that says nothing, or a clean exit, has none).
+  local cause_class
+  if found.termination_reason ~= nil or found.culprit or (found.exit_code ~= nil and found.exit_code ~= 0) then
+    cause_class = forensics.class({ verdict = "fail", termination_reason = found.termination_reason,
+      culprit = found.culprit, exit_code = found.exit_code }, decls and decls.suite and decls.suite.fields.classes)
+  end
   if opts.json then
+    local function null(v) if v == nil then return json.null end return v end
     io.stdout:write(json.encode(json.object({
-      exit_code = found.exit_code == nil and json.null or found.exit_code,
-      termination_reason = found.termination_reason == nil and json.null or found.termination_reason,
-      restart_count = found.restart_count == nil and json.null or found.restart_count,
+      exit_code = null(found.exit_code),
+      termination_reason = null(found.termination_reason),
+      restart_count = null(found.restart_count),
       fields = json.object(found.fields),
       metrics = found_metrics and metrics.for_json(found_metrics) or json.null,
-    }, { "exit_code", "termination_reason", "restart_count", "fields", "metrics" }), true), "\n")
+      culprit = null(forensics.json_culprit(found.culprit)),
+      cause_chain = null(forensics.json_chain(found.cause_chain)),
+      cause_class = null(cause_class),
+    }, { "exit_code", "termination_reason", "restart_count", "fields", "metrics", "culprit", "cause_chain",
+         "cause_class" }), true), "\n")
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))
@@ -81,6 +93,8 @@ function command.run(opts, args)
       or string.format("%s (%s of %s points; last %s, min %s, max %s)", metrics.format(rec.value), rec.agg,
         metrics.count(rec.n), metrics.format(rec.last), metrics.format(rec.min), metrics.format(rec.max)))
   end
+  line("culprit", forensics.line(found.culprit, found.cause_chain, found.exit_code))
+  line("cause class", cause_class)
   io.stdout:write(require("jobrun.sanitize").format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
   return 0
 end
