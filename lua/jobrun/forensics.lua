@@ -324,7 +324,8 @@ function forensics.find(path, parsers, job, tail_bytes)
     return { rank = torchrun.rank, node = torchrun.host, reason = reason or "exit", line = torchrun.line }, {}
   end
   if not root then return nil end
-  local node_names = job and type(job.nodes) == "table" and job.nodes or nil
+  local node_names = job and job.nodes and require("jobrun.provenance").expand_nodes(job.nodes) or nil
+  if node_names and #node_names == 0 then node_names = nil end
   local node = root.node or nodes_of[root.rank]
   if not node and node_names and root.node_rank then node = node_names[root.node_rank + 1] end
   if not node and node_names and #node_names == 1 then node = node_names[1] end

@@ -72,18 +72,22 @@ function retry.due(job, used, max_total)
 end
 
 -- nodes(job) -> the nodes the job's latest attempt ran on, as far as anything said.
+-- (A list, or Slurm's NodeList, expanded.)
 function retry.nodes(job)
-  if type(job.nodes) == "table" and #job.nodes > 0 then return job.nodes end
+  local nodes = require("jobrun.provenance").expand_nodes(job.nodes)
+  if #nodes > 0 then return nodes end
   local c = job.culprit
   if type(c) == "table" and type(c.node) == "string" then return { c.node } end
   return {}
 end
 
--- why(job) -> "preempted on node3": what made the job's latest attempt fail, in words.
+-- why(job) -> "preempted on node3": what made the job's latest attempt fail, in words; the node
+-- is the culprit's where the log named it (a message of the scheduler's, a rank's prefix).
 function retry.why(job)
   local reason = type(job.culprit) == "table" and job.culprit.reason or job.termination_reason
   if type(reason) ~= "string" then reason = job.cause_class or "failed" end
-  local nodes = retry.nodes(job)
+  local c = job.culprit
+  local nodes = type(c) == "table" and type(c.node) == "string" and { c.node } or retry.nodes(job)
   if #nodes > 0 then return reason .. " on " .. table.concat(nodes, ",") end
   return reason
 end
