@@ -65,7 +65,7 @@
 ---@field budget? number seconds of CPU an fn may use per job (default 1)
 ---@field contains? string plain text a line must contain (fast prefilter in C)
 ---@field description? string what the metric measures
----@field fn? (fun(log: string, result: jobrun.ParserResult)) function(line, emit) for anything else; emit(value) adds a point
+---@field fn? (fun(log: string, result: jobrun.ParserResult)) function(line, emit, missing, seen) for anything else; emit(value) adds a point, missing(why) says why there is none, seen is the fn's own table for this log
 ---@field pattern? string Lua pattern; the first capture is the value (default: found by name)
 
 ---How a job should end: each field checks only what it names (jobrun help expect).

@@ -402,6 +402,9 @@ function metrics.collect(log_path, declared, mexpect, file)
   end
   local guard = require "jobrun.c.guard"
   local spent = {}
+  -- Each fn's scratch table for this log: what it has already seen in it (one job's log may be
+  -- read more than once by one process, so state kept in the fn's own upvalues would leak).
+  local scratch = {}
   local function on_line(i, line)
     local m = by_index[i]
     local acc = accs[m.name]
@@ -414,10 +417,12 @@ function metrics.collect(log_path, declared, mexpect, file)
     -- User code: bounded (its calls share one CPU budget per job) and interruptible.
     local budget = (m.budget or metrics.FN_BUDGET) - (spent[m.name] or 0)
     local t0 = os.clock()
-    -- fn(line, emit, missing): missing(why) says why the metric cannot be had (a source that
-    -- does not answer), shown as "metric missing (why)".
+    -- fn(line, emit, missing, seen): missing(why) says why the metric cannot be had (a source
+    -- that does not answer), shown as "metric missing (why)"; seen is a table of the fn's own for
+    -- this log.
+    scratch[m.name] = scratch[m.name] or {}
     local ok, err = guard.call(math.max(budget, 1e-6), m.fn, line, function(v) acc:push(v) end,
-      function(why) missing[m.name] = tostring(why) end)
+      function(why) missing[m.name] = tostring(why) end, scratch[m.name])
     spent[m.name] = (spent[m.name] or 0) + (os.clock() - t0)
     if not ok then
       if type(err) == "table" and err.signal then error(err, 0) end

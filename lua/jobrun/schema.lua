@@ -157,7 +157,8 @@ schema.fields = {
   metric = {
     pattern = { kind = "string", doc = "Lua pattern; the first capture is the value (default: found by name)" },
     contains = { kind = "string", doc = "plain text a line must contain (fast prefilter in C)" },
-    fn = { kind = "func", doc = "function(line, emit) for anything else; emit(value) adds a point" },
+    fn = { kind = "func", doc = "function(line, emit, missing, seen) for anything else; emit(value) adds a "
+      .. "point, missing(why) says why there is none, seen is the fn's own table for this log" },
     budget = { kind = "number", doc = "seconds of CPU an fn may use per job (default 1)" },
     description = { kind = "string", doc = "what the metric measures" },
   },

@@ -131,6 +131,12 @@ tap.test("pattern and fn metrics", function()
     { name = "boom", contains = "iter", fn = function() error("no number here") end },
     { name = "slow", contains = "iter", budget = 0.05, fn = function() while true do end end },
   }))
+  -- seen: the fn's own table for one log — a second read of the same log starts afresh.
+  local decl = { { name = "once", contains = "tok/s", fn = function(_, emit, _, seen)
+    if not seen.done then seen.done = true; emit(1) end
+  end } }
+  tap.is({ series(assert(metrics.collect(path, decl)).once), series(assert(metrics.collect(path, decl)).once) },
+    { { 1 }, { 1 } }, "seen is per log read: the second read counts as the first did")
   tap.like(bad.boom.error, "no number here", "an fn error is kept on the metric")
   tap.like(bad.slow.error, "CPU budget", "an fn past its budget is stopped")
   tap.is(metrics.judge(bad, { boom = ">= 1" }, {})[1]:match("^boom: metric fn failed"), "boom: metric fn failed",

@@ -13,17 +13,24 @@ local pack = {}
 
 function pack.metric(name, opts)
   opts = opts or {}
-  local seen = {}
+  -- What W&B answered per run, for this process: a job's log read again (its record settled
+  -- twice) asks W&B once.
+  local answers = {}
   metric(name) {
     description = "from the job's W&B run (its sampled history)",
     contains = opts.url or "wandb.ai/",
-    fn = function(line, emit, missing)
+    fn = function(line, emit, missing, seen)
       local entity, project, run = client.run_of(line)
       if not entity then return end
       local id = entity .. "/" .. project .. "/" .. run
-      if seen[id] then return end
+      if seen[id] then return end -- the URL printed again in the same log
       seen[id] = true
-      local points, why = client.history(entity, project, run, name)
+      local a = answers[id]
+      if not a then
+        a = table.pack(client.history(entity, project, run, name))
+        answers[id] = a
+      end
+      local points, why = a[1], a[2]
       if not points then missing(why); return end
       for _, v in ipairs(points) do emit(v) end
     end,
