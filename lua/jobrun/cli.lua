@@ -73,6 +73,7 @@ local function dsl_help(topic)
   for _, n in ipairs(names) do
     out[#out + 1] = string.format("  %-" .. width .. "s  %s", n, fields[n].doc or "")
   end
+  if topic == "suite" then out[#out + 1] = "\n" .. require("jobrun.plan").SUITE_HELP end
   return table.concat(out, "\n") .. "\n"
 end
 

@@ -397,6 +397,50 @@ function plan.check_metrics(decls, axes)
   end
 end
 
+-- The keys of an include entry that set that cell's job field instead of being a parameter
+-- (SPEC §3, as GitHub's include does with its own job keys).
+plan.CELL_FIELDS = { "expect", "timeout", "env", "nodes", "max_restarts", "retry", "local", "slurm", "skypilot" }
+local CELL_SET = {}
+for _, k in ipairs(plan.CELL_FIELDS) do CELL_SET[k] = true end
+
+plan.SUITE_HELP = [[
+Per-cell settings: in an include entry, the keys that are job fields (expect, timeout, env, nodes,
+max_restarts, retry, and the backend tables local, slurm, skypilot) set that cell's field; every
+other key is a parameter, as in GitHub Actions. A key close to a job field (expct) is warned of.
+  include = { { model = "big", expect = { status = "FAILED", termination = "cuda_oom" }, timeout = "5m" } }
+
+Several suites in one file make one run (--suite NAME picks some, with what they need). needs =
+{ "train", "train/JOB*" } makes a suite's jobs wait for those jobs; a needed job that does not pass
+makes them SKIPPED. {needs.SUITE.JOB.fields.NAME} (or {needs.SUITE.fields.NAME} for a one-job
+suite) in run, env and args is the field the needed job's parsers set.]]
+
+-- check_cells(suite, axes) -> the set of cell keys: each include entry's job fields checked as
+-- the suite's are (file:line), and a parameter that looks like a misspelt job field warned of.
+function plan.check_cells(suite, axes)
+  local is_axis = {}
+  for _, a in ipairs(axes) do is_axis[tostring(a):lower()] = true end
+  for i, inc in ipairs(suite.fields.include or {}) do
+    local cell = {}
+    for k, v in pairs(inc) do
+      local lower = type(k) == "string" and k:lower()
+      if lower and not is_axis[lower] then
+        if CELL_SET[lower] then
+          if schema.fields.suite[lower] then cell[lower] = v end
+        else
+          local close = suggest.closest(lower, plan.CELL_FIELDS)
+          if close and #lower > 2 then
+            io.stderr:write(require("jobrun.sanitize").format(
+              "jobrun: warning: %s:%d: suite \"%s\": include entry %d: '%s' is taken as a parameter; "
+              .. "did you mean the job field '%s'?\n", suite.where.file, suite.where.line, suite.name, i, k, close))
+          end
+        end
+      end
+    end
+    schema.check_table("suite", cell, suite.where, string.format("suite \"%s\" include entry %d", suite.name, i))
+  end
+  return CELL_SET
+end
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
 --       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
@@ -423,7 +467,8 @@ function plan.build(decls, opts)
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
 
-  local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include }
+  local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include,
+                 cell_keys = plan.check_cells(suite, axes) }
   if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
   local rows, why = matrix.expand(spec)
   if not rows then errors.at(where, "suite \"%s\": %s", suite.name, why) end
@@ -510,7 +555,8 @@ function plan.build(decls, opts)
       end
     end
     local cf = condition and condition.fields or {}
-    local nodes = params.nodes or f.nodes or 1
+    local cell = row.cell or {}
+    local nodes = params.nodes or cell.nodes or f.nodes or 1
     if math.type(nodes) ~= "integer" then nodes = math.tointeger(tonumber(nodes)) end
     if not nodes or nodes < 1 then
       errors.at(where, "suite \"%s\": nodes must be a whole number of at least 1, got '%s'",
@@ -555,9 +601,9 @@ function plan.build(decls, opts)
       backend = backend,
       nodes = nodes,
       condition = condition and condition.name,
-      timeout = common.timeout,
-      max_restarts = f.max_restarts or 0,
-      expect = cf.expect or f.expect,
+      timeout = (cell.timeout and not timeout_override) and duration.parse(cell.timeout) or common.timeout,
+      max_restarts = cell.max_restarts or f.max_restarts or 0,
+      expect = cell.expect or cf.expect or f.expect,
       tags = common.tags,
       args = common.args,
       run = nil, env = nil, run_for_attempt = nil,
@@ -566,6 +612,8 @@ function plan.build(decls, opts)
     if description ~= nil then job.description = description end
     -- Without URL credentials (stored in state.json); the originals stay in memory.
     if options ~= nil then job.options = options end
+    if cell[backend] then job.options = merge(options, secrets.options(cell[backend])) end
+    if cell.retry ~= nil then job.retry = cell.retry end
     job.run = command(ctx, "run", f.run, job)
     local setup = command(ctx, "setup", f.setup, job)
     if setup ~= nil then job.setup = setup end
@@ -574,6 +622,7 @@ function plan.build(decls, opts)
     for _, k in ipairs(common.env_keys) do
       env[k] = expand_or_fail(ctx, common.env_what[k], tostring(env_spec[k]))
     end
+    for k, v in pairs(cell.env or {}) do env[k] = expand_or_fail(ctx, "env " .. k, tostring(v)) end
     job.env = env
     job.run_for_attempt = attempt_runner(job)
     jobs[#jobs + 1] = job
