@@ -138,6 +138,12 @@ end
 local function lookup_for(ctx)
   return function(key)
     if key == "args" then return ctx.args end
+    -- {needs.SUITE.JOB.fields.NAME}: filled at launch (jobrun.needs).
+    if key:sub(1, 6) == "needs." then
+      if ctx.needs_lookup then return ctx.needs_lookup(key, ctx) end
+      errors.at(ctx.where, "placeholder {%s} in job '%s': its suite needs no job (add needs = { \"SUITE\" })",
+        key, ctx.fixed.name or "?")
+    end
     if key == "git.commit" then return ctx.git and ctx.git.commit end
     local v = ctx.fixed[key]
     if v ~= nil then return v end
@@ -528,7 +534,7 @@ function plan.build(decls, opts)
   local function context(params, condition, nodes, attempt)
     return {
       where = where, params = params, condition = condition, args = shared(condition).args, git = opts.git,
-      keys = all_keys,
+      keys = all_keys, needs_lookup = opts.needs_lookup or nil,
       fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = attempt, suite_dir = suite_dir },
     }
   end
@@ -682,6 +688,23 @@ function plan.build(decls, opts)
 end
 
 
+-- build_file(decls, opts) -> the plan of every suite the file declares (opts.suites: the
+-- chosen ones, with what they need): one suite that needs nothing is plan.build's plan, as
+-- before; several make one run (jobrun.needs).
+function plan.build_file(decls, opts)
+  opts = opts or {}
+  local suites = decls.suites or { decls.suite }
+  if #suites == 1 and not suites[1].fields.needs then
+    for _, name in ipairs(opts.suites or {}) do
+      if name ~= suites[1].name then
+        errors.raise("--suite %s: %s declares no suite '%s' (its suite: %s)", name, decls.file, name, suites[1].name)
+      end
+    end
+    return plan.build(decls, opts)
+  end
+  return require("jobrun.needs").build(decls, opts)
+end
+
 -- Run ids name directories: letters, digits, '.', '_', '-', starting with a letter or digit.
 function plan.check_run_id(id)
   if type(id) ~= "string" or not id:match("^[%w][%w._-]*$") or #id > 128 then
@@ -743,13 +766,17 @@ function plan.from_options(path, opts)
   local git_info = require("jobrun.git").info(".")
   local decls = dsl.load(path, git_info)
   local run_id = opts["run-id"] and plan.check_run_id(opts["run-id"])
-    or plan.new_run_id(decls.suite.name, opts["state-dir"])
-  local p = plan.build(decls, {
+    or plan.new_run_id(#decls.suites > 1 and decls.file:match("([^/]*)$"):gsub("%.lua$", "") or decls.suite.name,
+      opts["state-dir"])
+  local p = plan.build_file(decls, {
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
     timeout = opts.timeout, max_parallel = max_parallel, git = git_info, max_jobs = max_jobs,
+    suites = opts.suite,
   })
-  for _, w in ipairs(plan.termination_warnings(decls)) do
-    io.stderr:write("jobrun: warning: ", require("jobrun.sanitize").message(w), "\n")
+  for _, s in ipairs(decls.suites) do
+    for _, w in ipairs(plan.termination_warnings(setmetatable({ suite = s }, { __index = decls }))) do
+      io.stderr:write("jobrun: warning: ", require("jobrun.sanitize").message(w), "\n")
+    end
   end
   p.decls = decls
   p.git_info = git_info

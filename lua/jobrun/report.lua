@@ -18,7 +18,7 @@ local report = {}
 
 -- Colours of the old StatusFormatter, with our normalised statuses.
 local STATUS_COLOR = { RUNNING = "cyan", PENDING = "cyan", SUCCEEDED = "green", FAILED = "red",
-                       CANCELLED = "red", LAUNCH_FAILED = "red", LOST = "red", TIMEOUT = "yellow" }
+                       CANCELLED = "red", LAUNCH_FAILED = "red", LOST = "red", SKIPPED = "red", TIMEOUT = "yellow" }
 local TERMINATION_COLOR = { job_completed = "green", heartbeat_timeout = "yellow",
                             max_runtime_reached = "yellow", timeout = "yellow" }
 local VERDICT_COLOR = { pass = "green", fail = "red", pending = "cyan" }
@@ -128,7 +128,8 @@ function report.text(data, opts)
   local git = data.git and data.git ~= json.null and data.git.commit and
     string.format(" · commit %s%s", tostring(data.git.commit):sub(1, 8), data.git.dirty and " (dirty)" or "") or ""
   out[#out + 1] = paint(string.format("Run %s", data.run_id), "bold")
-    .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite), dash(data.backend),
+    .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite),
+      dash(type(data.backends) == "table" and table.concat(data.backends, ",") or data.backend),
       dash(data.started_at), git))
   out[#out + 1] = ""
   out[#out + 1] = textable.render(headers, rows, { paint = paint, max = { [1] = 60 } })

@@ -49,4 +49,149 @@ suite "cells" {
   tap.is(code, 2, "exit 2")
   tap.like(err, "s%.lua:2: .*include entry 1.*timeout", "names file:line, the entry and the key")
 end)
+
+-- The trainer stand-in writes a checkpoint line; FAIL_BIG makes the big training fail with a
+-- CUDA OOM until the "fix" (removing the file) is made.
+local PIPELINE = [[
+parser "ckpt" { contains = "checkpoint:", pattern = "checkpoint: (.*)", field = "checkpoint_uri" }
+
+suite "train" {
+  matrix = { size = { "small", "big" } },
+  run = "echo training {size}; if [ {size} = big ] && [ -e fail_big ]; then "
+     .. "echo 'RuntimeError: CUDA out of memory. Tried to allocate 2 GiB'; exit 1; fi; "
+     .. "echo checkpoint: \"file://$PWD/ckpt/{size} v1\"",
+}
+
+suite "evaluate" {
+  needs = { "train/train_small" },
+  env = { CKPT = "{needs.train.train_small.fields.checkpoint_uri}" },
+  run = "echo \"env=$CKPT\"; echo arg={needs.train.train_small.fields.checkpoint_uri}; "
+     .. "printf '%s\\n' {needs.train.train_small.fields.checkpoint_uri} > seen_arg",
+}
+
+suite "publish" {
+  needs = { "train" },
+  run = "echo publishing {needs.train.train_big.fields.checkpoint_uri}",
+}
+]]
+
+tap.test("three suites: a passing need, a failing need (SKIPPED), outputs, rerun of the failed and its dependents",
+function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", PIPELINE)
+  h.write(dir .. "/fail_big", "")
+  local code, out, err = h.sh(dir, "jobrun run p.lua --run-id r1")
+  tap.is(code, 1, "a failed job fails the run")
+  tap.like(err, "4 jobs of suites train, evaluate, publish on local", "one run of all three suites: " .. err)
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.train_small.status, "SUCCEEDED", "the needed training ran")
+  tap.is(jobs.train_big.termination_reason, "cuda_oom", "the big training failed (cuda_oom)")
+  tap.is(jobs.evaluate.status, "SUCCEEDED", "the evaluation ran after the job it needs")
+  local ckpt = "file://" .. dir .. "/ckpt/small v1"
+  tap.is(h.sh(dir, "cat seen_arg") and require("jobrun.c.fs").read(dir .. "/seen_arg"), ckpt .. "\n",
+    "the field reached the command as one word, spaces and all")
+  local log = require("jobrun.c.fs").read(dir .. "/" .. jobs.evaluate.log_path)
+  tap.like(log, "env=" .. ckpt:gsub("%p", "%%%0"), "and the environment")
+  tap.is(jobs.publish.status, "SKIPPED", "the job needing the failed training is SKIPPED")
+  tap.is(jobs.publish.verdict, "fail", "SKIPPED fails unless expected")
+  tap.is(jobs.publish.mismatches, { "needs train/train_big, which failed (cuda_oom)" }, "the reason in words")
+  tap.is(jobs.publish.native_id, nil, "it never started")
+  tap.like(out, "publish%s+SKIPPED", "the table shows SKIPPED")
+  tap.like(out, "needs train/train_big, which failed %(cuda_oom%)", "the failures say why")
+  local _, lout, lerr = h.sh(dir, "jobrun logs r1 publish")
+  tap.like(lout .. lerr, "never launched %(SKIPPED%): needs train/train_big", "logs says why there is no log")
+
+  -- The fix; rerun runs the failed job and what needs it, nothing else.
+  os.remove(dir .. "/fail_big")
+  local before_small = jobs.train_small.ended_at
+  local rc, rout = h.sh(dir, "jobrun rerun r1")
+  tap.is(rc, 0, "after the fix, the rerun passes: " .. rout)
+  local after = h.jobs_by_name(h.state(dir))
+  tap.is(after.train_big.attempt, 2, "the failed training ran again")
+  tap.is(after.publish.attempt, 2, "and its dependent")
+  tap.is(after.publish.status, "SUCCEEDED", "which passed")
+  tap.like(require("jobrun.c.fs").read(dir .. "/" .. after.publish.log_path), "publishing file://.*/ckpt/big v1",
+    "with the new attempt's output")
+  tap.is(after.train_small.ended_at, before_small, "the passed training was not run again")
+  tap.is(after.train_small.attempts, nil, "(no second attempt)")
+  tap.is(after.evaluate.attempts, nil, "nor the evaluation that needs only it")
+end)
+
+tap.test("--suite picks a suite with what it needs; an expected SKIPPED passes", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", PIPELINE .. [[
+suite "announce" {
+  needs = { "publish" },
+  expect = { status = "SKIPPED" },
+  run = "echo never",
+}
+]])
+  h.write(dir .. "/fail_big", "")
+  local _, out = h.sh(dir, "jobrun plan p.lua --suite publish")
+  tap.like(out, "train_small", "the needed suite comes along")
+  tap.ok(not out:find("evaluate", 1, true), "what it does not need stays out")
+  local code = h.sh(dir, "jobrun run p.lua --suite announce --run-id r2")
+  tap.is(code, 1, "exit 1 (the training failed)")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.announce.status, "SKIPPED", "skipped in turn")
+  tap.is(jobs.announce.verdict, "pass", "expect = { status = \"SKIPPED\" } passes")
+  tap.is(jobs.announce.fields.skipped, "needs publish/publish, which was skipped", "the reason names the skipped need")
+  tap.is(jobs.evaluate, nil, "evaluate was not chosen")
+end)
+
+tap.test("a missing output fails the dependent before launch, naming the field and the job", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", [[
+suite "a" { run = "echo nothing to say" }
+suite "b" { needs = { "a" }, run = "touch ran; echo {needs.a.fields.checkpoint_uri}" }
+]])
+  local code = h.sh(dir, "jobrun run p.lua --run-id r3")
+  tap.is(code, 1, "exit 1")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.b.status, "LAUNCH_FAILED", "the dependent did not launch")
+  tap.is(jobs.b.mismatches, { "{needs.a.fields.checkpoint_uri}: job a/a set no field 'checkpoint_uri'" },
+    "the reason names the field and the job")
+  tap.ok(not require("jobrun.c.fs").stat(dir .. "/ran"), "no command ran with an empty value")
+end)
+
+tap.test("cycles, needs that name nothing and needs on another file are refused at file:line", function()
+  local dir = h.scratch()
+  local function refused(text, pattern, what)
+    h.write(dir .. "/bad.lua", text)
+    local code, _, err = h.sh(dir, "jobrun plan bad.lua")
+    tap.is(code, 2, what .. ": exit 2")
+    tap.like(err, pattern, what .. ": " .. err)
+  end
+  refused('suite "a" { needs = { "c" }, run = "x" }\nsuite "b" { needs = { "a" }, run = "x" }\n'
+    .. 'suite "c" { needs = { "b" }, run = "x" }\n',
+    "^jobrun: bad%.lua:%d: suite \"%a\": needs make a cycle: (%a) → %a → %a → %1", "a cycle")
+  refused('suite "a" { needs = { "a" }, run = "x" }\n', "bad%.lua:1: suite \"a\": needs make a cycle: a → a", "self")
+  refused('suite "a" { run = "x" }\n\nsuite "b" { needs = { "a/nope*" }, run = "x" }\n',
+    "bad%.lua:3: suite \"b\": needs 'a/nope%*', which names no job of suite \"a\"", "a glob that matches nothing")
+  refused('suite "a" { run = "x" }\nsuite "b" { needs = { "trian" }, run = "x" }\n',
+    "bad%.lua:2: suite \"b\": needs 'trian', but this file declares no suite 'trian'", "an unknown suite")
+  refused('suite "a" { run = "x" }\nsuite "b" { needs = { "other.lua/a" }, run = "x" }\n',
+    "bad%.lua:2: suite \"b\": needs 'other.lua/a', but this file declares no suite 'other.lua'", "another file")
+  refused('suite "a" { run = "x" }\nsuite "b" { needs = { "a" }, run = "echo {needs.a.fields.x}" }\n'
+    .. 'suite "c" { run = "echo {needs.a.fields.x}" }\n',
+    "bad%.lua:3: placeholder {needs.a.fields.x} in job 'c': job 'a' is not among what suite \"c\" needs",
+    "an output of a job not needed")
+end)
+
+tap.test("killing the run while dependents wait cancels them (CANCELLED, not SKIPPED)", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", [[
+suite "slow" { run = "touch started; sleep 30" }
+suite "after" { needs = { "slow" }, run = "echo never" }
+]])
+  local p = h.spawn(dir, { "run", "p.lua", "--run-id", "k1" })
+  h.eventually(function() return require("jobrun.c.fs").stat(dir .. "/started") end, 10)
+  local code = h.sh(dir, "jobrun kill k1")
+  tap.is(code, 0, "kill exits 0")
+  p:wait()
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(jobs.slow.status, "CANCELLED", "the running job was cancelled")
+  tap.is(jobs.after.status, "CANCELLED", "the waiting dependent is CANCELLED, not SKIPPED")
+end)
+
 return tap.done()

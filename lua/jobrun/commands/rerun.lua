@@ -21,7 +21,7 @@ local command = {
     { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
   }, options.OUTPUT, options.REPORT),
   help = [[
-Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST and LAUNCH_FAILED
+Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST, SKIPPED and LAUNCH_FAILED
 included. Each chosen job keeps its earlier attempts (jobrun logs --attempt N shows their logs,
 --json lists them under "attempts"); the run's verdict comes from each job's latest attempt.
 The git guard applies as it does for run. Exits as run does.]],
@@ -37,6 +37,8 @@ local function choose(run, opts)
     else pick = job.verdict == "fail" end
     if pick then chosen[#chosen + 1] = job end
   end
+  -- In a pipeline, what needs a job run again runs again after it (with its new outputs).
+  if run.data.suites and not opts.all then chosen = require("jobrun.needs").dependents(run.data.jobs, chosen) end
   return chosen
 end
 
