@@ -40,7 +40,8 @@ tap.test("local and SkyPilot jobs in one run; a need across backends", function(
   tap.like(err, "5 jobs of suites remote, evaluate, report, lint on skypilot, local", "the run says both backends: " .. err)
   local data = h.state(dir)
   local jobs = h.jobs_by_name(data)
-  tap.is({ jobs.remote_succeed.backend, jobs.evaluate.backend }, { "skypilot", "local" }, "each job on its backend")
+  tap.is({ jobs.remote_succeed.backend, jobs.evaluate.backend }, { "skypilot", "local" },
+    "each job on its backend")
   tap.is(jobs.remote_succeed.status, "SUCCEEDED", "the remote job ran on the fake SkyPilot")
   tap.is(jobs.remote_fail.status, "FAILED", "and the failing one failed")
   tap.like(fs.read(dir .. "/" .. jobs.evaluate.log_path) or "", "evaluating remote%-succeed%-r%x+",
