@@ -37,7 +37,8 @@ tap.test("local and SkyPilot jobs in one run; a need across backends", function(
   local code, out, err = h.sh(dir, "export JOBRUN_TRACE=" .. h.q(trace) .. " && "
     .. with_endpoint(f.url, "jobrun run p.lua --run-id m1"))
   tap.is(code, 1, "exit 1: one remote job failed")
-  tap.like(err, "5 jobs of suites remote, evaluate, report, lint on skypilot, local", "the run says both backends: " .. err)
+  tap.like(err, "5 jobs of suites remote, evaluate, report, lint on skypilot, local",
+    "the run says both backends: " .. err)
   local data = h.state(dir)
   local jobs = h.jobs_by_name(data)
   tap.is({ jobs.remote_succeed.backend, jobs.evaluate.backend }, { "skypilot", "local" },
