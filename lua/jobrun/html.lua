@@ -419,6 +419,9 @@ function html.document(data, run_dir, opts)
     string.format('<p class="counts"><span class="c-pass">%d passed</span><span class="c-fail">%d failed</span>'
       .. '<span class="c-pending">%d pending</span><span class="c-total">%d jobs</span></p>',
       sum.passed, sum.failed, sum.pending, sum.total),
+    -- A run of several suites: what needs what (jobrun.needs).
+    type(data.suites) == "table" and #data.suites > 1
+      and ('<h2 id="suites">Suites</h2>' .. require("jobrun.needs").graph_svg(data, esc)) or "",
     '<h2 id="grid">Grid</h2>', grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),

@@ -405,6 +405,75 @@ function needs.dependents(jobs, chosen)
   return out
 end
 
+-- graph_svg(data, esc) -> the run's suites as boxes (name, backend, counts), arrows for needs,
+-- in inline SVG ("" for a run of one suite): layers left to right by what each needs.
+function needs.graph_svg(data, esc)
+  local suites = type(data.suites) == "table" and data.suites or {}
+  if #suites < 2 then return "" end
+  local by, layer = {}, {}
+  for _, s in ipairs(suites) do by[s.name] = s end
+  local function layer_of(s, depth)
+    if layer[s] then return layer[s] end
+    local l = 0
+    for _, entry in ipairs(type(s.needs) == "table" and s.needs or {}) do
+      local need = by[(parse(entry))]
+      if need and need ~= s and depth < #suites then l = math.max(l, layer_of(need, depth + 1) + 1) end
+    end
+    layer[s] = l
+    return l
+  end
+  local rows, pos = {}, {}
+  local W, H, GX, GY, PAD = 250, 58, 70, 22, 10
+  for _, s in ipairs(suites) do
+    local l = layer_of(s, 0)
+    rows[l] = (rows[l] or 0) + 1
+    pos[s] = { x = PAD + l * (W + GX), y = PAD + (rows[l] - 1) * (H + GY) }
+  end
+  local width, height = 0, 0
+  for _, p in pairs(pos) do width = math.max(width, p.x + W + PAD); height = math.max(height, p.y + H + PAD) end
+  local counts = {}
+  for _, s in ipairs(suites) do counts[s.name] = { pass = 0, fail = 0, pending = 0, skipped = 0, total = 0 } end
+  for _, job in ipairs(data.jobs) do
+    local c = counts[job.spec and job.spec.suite or ""]
+    if c then
+      c.total = c.total + 1
+      if job.status == "SKIPPED" then c.skipped = c.skipped + 1 end
+      if job.verdict == "pass" then c.pass = c.pass + 1
+      elseif job.verdict == "fail" then c.fail = c.fail + 1
+      else c.pending = c.pending + 1 end
+    end
+  end
+  local out = { string.format('<svg class="needs" role="img" aria-label="suites and what they need" '
+    .. 'xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" '
+    .. 'font-size="12"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+    .. 'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+    width, height, width, height) }
+  for _, s in ipairs(suites) do
+    for _, entry in ipairs(type(s.needs) == "table" and s.needs or {}) do
+      local need = by[(parse(entry))]
+      if need and pos[need] then
+        local a, b = pos[need], pos[s]
+        out[#out + 1] = string.format('<path class="edge" d="M%d,%d C%d,%d %d,%d %d,%d" fill="none" stroke="#555" '
+          .. 'marker-end="url(#arrow)"><title>%s needs %s</title></path>', a.x + W, a.y + H // 2,
+          a.x + W + GX // 2, a.y + H // 2, b.x - GX // 2, b.y + H // 2, b.x, b.y + H // 2, esc(s.name), esc(entry))
+      end
+    end
+  end
+  for _, s in ipairs(suites) do
+    local p, c = pos[s], counts[s.name]
+    local stroke = c.fail > 0 and "#c62828" or c.pending > 0 and "#888" or "#2e7d32"
+    out[#out + 1] = string.format('<g class="suite" data-suite="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="6" '
+      .. 'fill="#fff" stroke="%s" stroke-width="2"/><text x="%d" y="%d" font-weight="bold">%s</text>'
+      .. '<text x="%d" y="%d">%s · %d/%d passed%s%s%s</text></g>', esc(s.name), p.x, p.y, W, H, stroke,
+      p.x + 10, p.y + 22, esc(s.name), p.x + 10, p.y + 42, esc(s.backend or "?"), c.pass, c.total,
+      c.fail > c.skipped and string.format(" · %d failed", c.fail - c.skipped) or "",
+      c.skipped > 0 and string.format(" · %d skipped", c.skipped) or "",
+      c.pending > 0 and string.format(" · %d pending", c.pending) or "")
+  end
+  out[#out + 1] = "</svg>"
+  return table.concat(out, "\n")
+end
+
 -- suite_names(data) -> the names of a run's suites.
 function needs.suite_names(data)
   return names_of(data.suites or {}, "name")

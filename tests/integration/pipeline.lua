@@ -194,4 +194,29 @@ suite "after" { needs = { "slow" }, run = "echo never" }
   tap.is(jobs.after.status, "CANCELLED", "the waiting dependent is CANCELLED, not SKIPPED")
 end)
 
+tap.test("reports of a run of several suites: a table per suite, --grid per suite, the needs graph", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", PIPELINE)
+  h.write(dir .. "/fail_big", "")
+  h.sh(dir, "jobrun run p.lua --run-id g1")
+  local _, out = h.sh(dir, "jobrun check g1 --grid --html report.html --summary summary.md")
+  tap.like(out, "Suite train · backend local · 1 of 2 passed\nJob +Status.-size\ntrain_small.-\ntrain_big",
+    "the train suite's table, its axis as a column")
+  tap.like(out, "Suite publish · backend local · needs train · 0 of 1 passed\nJob +Status[^\n]*\npublish +SKIPPED",
+    "the publish suite's table, saying what it needs")
+  tap.like(out, "Suite train\nGrid: size", "a grid for the suite with a matrix")
+  tap.like(out, "✗ publish\n +%- needs train/train_big, which failed %(cuda_oom%)",
+    "the failures say why it was skipped")
+  local page = require("jobrun.c.fs").read(dir .. "/report.html") or ""
+  local boxes = {}
+  for name in page:gmatch('<g class="suite" data%-suite="([^"]+)"') do boxes[#boxes + 1] = name end
+  tap.is(boxes, { "train", "evaluate", "publish" }, "the HTML page draws a box per suite")
+  tap.like(page, "local · 0/1 passed · 1 skipped", "with its counts")
+  local arrows = {}
+  for t in page:gmatch('<path class="edge"[^>]*><title>([^<]+)</title>') do arrows[#arrows + 1] = t end
+  tap.is(arrows, { "evaluate needs train/train_small", "publish needs train" }, "and an arrow per need")
+  tap.like(require("jobrun.c.fs").read(dir .. "/summary.md") or "", "needs train/train_big, which failed",
+    "the Markdown summary says why too")
+end)
+
 return tap.done()
