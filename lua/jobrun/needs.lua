@@ -297,7 +297,9 @@ function needs.state(job, by_name)
       if not verdict.TERMINAL[nj.status] or nj.verdict == "pending" then
         waiting = true
       elseif nj.verdict ~= "pass" then
-        local why = nj.status ~= "SKIPPED" and (nj.termination_reason
+        -- (a job that ended well but failed its expectations: the first unmet one)
+        local why = nj.status == "SUCCEEDED" and (nj.mismatches or {})[1]
+          or nj.status ~= "SKIPPED" and (nj.termination_reason
           or (math.type(nj.exit_code) == "integer" and nj.exit_code ~= 0 and ("exit code " .. nj.exit_code))
           or (nj.mismatches or {})[1]) or nil
         return "skip", string.format("needs %s, which %s%s", shown_name(nj), WHICH[nj.status] or "did not pass",

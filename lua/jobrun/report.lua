@@ -122,7 +122,8 @@ local function table_of(jobs, data, paint)
     end
   end
   local headers = { "Job", "Status", "Restarts", "Termination", "Exit", "Duration", "Verdict" }
-  local mcols = report.metric_columns(data)
+  local mcols = report.metric_columns(jobs == data.jobs and data
+    or { jobs = jobs, report_metrics = data.report_metrics })
   for _, m in ipairs(mcols) do headers[#headers + 1] = clean(m) end
   for _, k in ipairs(params) do headers[#headers + 1] = k end
   local rows = {}

@@ -219,4 +219,25 @@ tap.test("reports of a run of several suites: a table per suite, --grid per suit
     "the Markdown summary says why too")
 end)
 
+tap.test("examples/pipeline.lua: needs, outputs, a skipped dependent, a rerun", function()
+  local dir = h.scratch()
+  local example = os.getenv("JOBRUN_TOP") .. "/examples/pipeline.lua"
+  local env = "export TMPDIR=" .. h.q(dir) .. " && "
+  local code, out = h.sh(dir, env .. "jobrun run " .. h.q(example) .. " --run-id ex")
+  tap.is(code, 1, "the first run fails")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.train_flaky.termination_reason, jobs.report.status, jobs.evaluate.status },
+    { "cuda_oom", "SKIPPED", "SUCCEEDED" }, "flaky runs out of memory; report is skipped; evaluate runs")
+  tap.like(out, "needs train/train_flaky, which failed %(cuda_oom%)", "the report says why")
+  local log = require("jobrun.c.fs").read(dir .. "/" .. jobs.evaluate.log_path) or ""
+  tap.like(log, "evaluating file://.-/train_arena%.ex/model%.pt\npolicy_uri=file://.-/model%.pt",
+    "the arena checkpoint reached the evaluation")
+  local rc, _, rerr = h.sh(dir, env .. "jobrun rerun ex")
+  tap.is(rc, 0, "the rerun passes")
+  tap.like(rerr, "rerun of 2 jobs", "two jobs ran again")
+  local after = h.jobs_by_name(h.state(dir))
+  tap.is({ after.train_flaky.attempt, after.report.attempt, after.train_arena.attempts, after.ci_lint.attempts },
+    { 2, 2, nil, nil }, "the failed training and its dependent, nothing else")
+end)
+
 return tap.done()

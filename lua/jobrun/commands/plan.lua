@@ -167,7 +167,7 @@ function command.run(opts, args)
   local shown = #p.jobs == p.total_jobs and tostring(#p.jobs)
     or string.format("%d of %d", #p.jobs, p.total_jobs)
   io.stdout:write(require("jobrun.sanitize").format("\n%s jobs · suite %s · backend %s · run id %s\n",
-    shown, p.suite, p.backend, p.run_id))
+    shown, p.suite, p.backends and table.concat(p.backends, ", ") or p.backend, p.run_id))
   return 0
 end
 
