@@ -163,7 +163,7 @@ end
 -- local run's finished jobs are read from their own files), in memory only: nothing is saved.
 function M.current(run_dir)
   local run = M.open(run_dir)
-  if run.data.backend == "local" and #run:open_jobs() > 0 then
+  if run.data.backend == "local" and not run.data.backends and #run:open_jobs() > 0 then
     pcall(function() run:recover(); run:refresh() end)
   end
   return run
