@@ -137,7 +137,20 @@ end
 -- {axis.field} reaches a field of a table value.
 local function lookup_for(ctx)
   return function(key)
-    if key == "args" then return ctx.args end
+    if key == "args" then
+      -- A condition's args may name needed jobs' fields ({needs…}): those become markers too.
+      if ctx.needs_lookup then
+        local out
+        for i, a in ipairs(ctx.args) do
+          if type(a) == "string" and a:find("{needs.", 1, true) then
+            out = out or table.move(ctx.args, 1, #ctx.args, 1, {})
+            out[i] = a:gsub("{(needs%.[^{}]+)}", function(k) return ctx.needs_lookup(k, ctx) end)
+          end
+        end
+        if out then return out end
+      end
+      return ctx.args
+    end
     -- {needs.SUITE.JOB.fields.NAME}: filled at launch (jobrun.needs).
     if key:sub(1, 6) == "needs." then
       if ctx.needs_lookup then return ctx.needs_lookup(key, ctx) end

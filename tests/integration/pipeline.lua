@@ -139,6 +139,29 @@ suite "announce" {
   tap.is(jobs.evaluate, nil, "evaluate was not chosen")
 end)
 
+tap.test("outputs in a condition's args, in an argv command", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", [[
+parser "uri" { contains = "uri=", pattern = "uri=(%S+)", field = "uri" }
+condition "with_uri" { args = { "--policy={needs.a.fields.uri}", "--plain" } }
+suite "a" { run = "echo uri=s3://bucket/it" }
+suite "b" {
+  needs = { "a" },
+  matrix = { condition = { "with_uri" } },
+  run = { "printf", "[%s]\\n", "{args}", "{needs.a.fields.uri}" },
+}
+suite "c" { needs = { "a" }, matrix = { condition = { "with_uri" } }, run = "printf '[%s]\\n' {args}" }
+]])
+  local code, out = h.sh(dir, "jobrun run p.lua --run-id o1")
+  tap.is(code, 0, "passes: " .. out)
+  local jobs = h.jobs_by_name(h.state(dir))
+  local fs = require "jobrun.c.fs"
+  tap.is(fs.read(dir .. "/" .. jobs.b_with_uri.log_path), "[--policy=s3://bucket/it]\n[--plain]\n[s3://bucket/it]\n",
+    "argv: each element filled, as one word")
+  tap.is(fs.read(dir .. "/" .. jobs.c_with_uri.log_path), "[--policy=s3://bucket/it]\n[--plain]\n",
+    "a shell string: the args filled")
+end)
+
 tap.test("a missing output fails the dependent before launch, naming the field and the job", function()
   local dir = h.scratch()
   h.write(dir .. "/p.lua", [[
@@ -192,6 +215,12 @@ suite "after" { needs = { "slow" }, run = "echo never" }
   local jobs = h.jobs_by_name(h.state(dir))
   tap.is(jobs.slow.status, "CANCELLED", "the running job was cancelled")
   tap.is(jobs.after.status, "CANCELLED", "the waiting dependent is CANCELLED, not SKIPPED")
+end)
+
+tap.test("help suite documents per-cell settings and needs", function()
+  local _, out = h.sh(h.scratch(), "jobrun help suite")
+  tap.like(out, "in an include entry, the keys that are job fields %(expect, timeout, env, nodes,", "per-cell settings")
+  tap.like(out, "needs =", "needs")
 end)
 
 tap.test("reports of a run of several suites: a table per suite, --grid per suite, the needs graph", function()
