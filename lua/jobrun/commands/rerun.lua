@@ -38,7 +38,16 @@ local function choose(run, opts)
     if pick then chosen[#chosen + 1] = job end
   end
   -- In a pipeline, what needs a job run again runs again after it (with its new outputs).
-  if run.data.suites and not opts.all then chosen = require("jobrun.needs").dependents(run.data.jobs, chosen) end
+  -- (one still waiting to start, after an interrupted run, just waits for them)
+  if run.data.suites and not opts.all then
+    local picked = {}
+    for _, job in ipairs(chosen) do picked[job] = true end
+    local all = {}
+    for _, job in ipairs(require("jobrun.needs").dependents(run.data.jobs, chosen)) do
+      if picked[job] or verdict.TERMINAL[job.status] then all[#all + 1] = job end
+    end
+    chosen = all
+  end
   return chosen
 end
 
