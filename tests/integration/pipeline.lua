@@ -117,6 +117,40 @@ function()
   tap.is(after.evaluate.attempts, nil, "nor the evaluation that needs only it")
 end)
 
+tap.test("independent suites run at once, each within its own max_parallel and fail_fast", function()
+  local dir = h.scratch()
+  -- Each job notes when it starts and ends (ms); "serial" allows one at a time.
+  h.write(dir .. "/p.lua", [[
+local note = "echo {name} $(date +%s%3N) >> starts; sleep 0.6; echo {name} $(date +%s%3N) >> ends"
+suite "serial" { matrix = { n = { 1, 2, 3 } }, max_parallel = 1, run = note }
+suite "wide" { matrix = { n = { 1, 2, 3 } }, run = note }
+suite "ff" { matrix = { n = { 1, 2, 3 } }, max_parallel = 1, fail_fast = true, run = "exit 1" }
+]])
+  local code = h.sh(dir, "jobrun run p.lua --run-id mp")
+  tap.is(code, 1, "exit 1 (ff fails)")
+  local fs = require "jobrun.c.fs"
+  local function times(file)
+    local t = {}
+    for name, ms in (fs.read(dir .. "/" .. file) or ""):gmatch("(%S+) (%d+)") do t[name] = tonumber(ms) end
+    return t
+  end
+  local starts, ends = times("starts"), times("ends")
+  local overlap = false
+  for a = 1, 3 do
+    for b = 1, 3 do
+      local x, y = "serial_" .. a, "serial_" .. b
+      if a ~= b and starts[x] and starts[y] and starts[x] < starts[y] and starts[y] < ends[x] then overlap = true end
+    end
+  end
+  tap.ok(starts.serial_3 and not overlap, "serial ran one job at a time")
+  tap.ok(starts.wide_3 and starts.wide_3 < ends.wide_1 and starts.wide_1 < ends.serial_1,
+    "wide ran its jobs together, alongside serial")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.ff_1.status, jobs.ff_2.status, jobs.ff_3.status }, { "FAILED", "CANCELLED", "CANCELLED" },
+    "ff's fail_fast stopped ff only")
+  tap.is(jobs.ff_2.termination_reason, "fail_fast", "saying why")
+end)
+
 tap.test("--suite picks a suite with what it needs; an expected SKIPPED passes", function()
   local dir = h.scratch()
   h.write(dir .. "/p.lua", PIPELINE .. [[
