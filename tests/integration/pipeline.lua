@@ -171,6 +171,9 @@ suite "announce" {
   tap.is(jobs.announce.verdict, "pass", "expect = { status = \"SKIPPED\" } passes")
   tap.is(jobs.announce.fields.skipped, "needs publish/publish, which was skipped", "the reason names the skipped need")
   tap.is(jobs.evaluate, nil, "evaluate was not chosen")
+  local c2, _, e2 = h.sh(dir, "jobrun plan p.lua --suite pubish")
+  tap.is(c2, 2, "an unknown --suite: exit 2")
+  tap.like(e2, "%-%-suite pubish: p%.lua declares no suite 'pubish' %(did you mean 'publish'%?%)", "with a hint")
 end)
 
 tap.test("outputs in a condition's args, in an argv command", function()
@@ -229,6 +232,8 @@ tap.test("cycles, needs that name nothing and needs on another file are refused 
     "bad%.lua:2: suite \"b\": needs 'trian', but this file declares no suite 'trian'", "an unknown suite")
   refused('suite "a" { run = "x" }\nsuite "b" { needs = { "other.lua/a" }, run = "x" }\n',
     "bad%.lua:2: suite \"b\": needs 'other.lua/a', but this file declares no suite 'other.lua'", "another file")
+  refused('suite "a" { name = "same", run = "x" }\nsuite "b" { name = "same", run = "x" }\n',
+    "bad%.lua:2: suite \"b\": job name 'same' is also a job of suite \"a\"", "a job name in two suites")
   refused('suite "a" { run = "x" }\nsuite "b" { needs = { "a" }, run = "echo {needs.a.fields.x}" }\n'
     .. 'suite "c" { run = "echo {needs.a.fields.x}" }\n',
     "bad%.lua:3: placeholder {needs.a.fields.x} in job 'c': job 'a' is not among what suite \"c\" needs",
