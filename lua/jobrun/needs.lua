@@ -206,7 +206,9 @@ function needs.build(decls, opts)
     if p then
       for _, job in ipairs(p.jobs) do all_jobs[#all_jobs + 1] = job end
       run_suites[#run_suites + 1] = { name = s.name, backend = p.backend, max_parallel = p.max_parallel,
-        fail_fast = p.fail_fast or nil, needs = s.fields.needs, line = s.where.line }
+        fail_fast = p.fail_fast or nil, needs = s.fields.needs, line = s.where.line,
+        -- The jobs its needs name, once for all its jobs (a job's suite says which list is its).
+        jobs_needed = p.jobs[1] and p.jobs[1].needs or nil }
       if not backends_seen[p.backend] then
         backends_seen[p.backend] = true
         backends_list[#backends_list + 1] = p.backend
@@ -286,9 +288,16 @@ local function shown_name(job)
 end
 needs.shown_name = shown_name
 
--- state(job, by_name) -> nil (free to start) | "wait" | "skip", why
-function needs.state(job, by_name)
-  local list = job.spec and job.spec.needs
+-- lists(data) -> suite name -> the names of the jobs its jobs need.
+function needs.lists(data)
+  local out = {}
+  for _, s in ipairs(type(data.suites) == "table" and data.suites or {}) do out[s.name] = s.jobs_needed end
+  return out
+end
+
+-- state(job, by_name, lists) -> nil (free to start) | "wait" | "skip", why
+function needs.state(job, by_name, lists)
+  local list = lists[job.spec and job.spec.suite or ""]
   if not list then return nil end
   local waiting = false
   for _, name in ipairs(list) do
@@ -386,19 +395,24 @@ function needs.unfill(job)
   spec.commands, spec.setup, spec.env, spec.unfilled = src.commands, src.setup, src.env, nil
 end
 
--- dependents(jobs, chosen) -> chosen and every job that needs one of them, transitively, in
+-- dependents(data, chosen) -> chosen and every job that needs one of them, transitively, in
 -- the run's order.
-function needs.dependents(jobs, chosen)
+function needs.dependents(data, chosen)
+  local jobs, lists = data.jobs, needs.lists(data)
   local pick = {}
   for _, job in ipairs(chosen) do pick[job.name] = true end
   local changed = true
   while changed do
     changed = false
+    -- Which suites need a picked job (each suite's list looked at once per round).
+    local hit = {}
+    for sname, list in pairs(lists) do
+      for _, n in ipairs(list) do if pick[n] then hit[sname] = true; break end end
+    end
     for _, job in ipairs(jobs) do
-      if not pick[job.name] then
-        for _, n in ipairs(job.spec and job.spec.needs or {}) do
-          if pick[n] then pick[job.name] = true; changed = true; break end
-        end
+      if not pick[job.name] and hit[job.spec and job.spec.suite or ""] then
+        pick[job.name] = true
+        changed = true
       end
     end
   end

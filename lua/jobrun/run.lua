@@ -898,6 +898,7 @@ function Run:launch_ready(running, limit)
   local info = {}
   for _, s in ipairs(data.suites) do info[s.name] = s end
   local by_name = self:by_name()
+  local lists = needs.lists(data)
   local cancel_all = fs.stat(self.dir .. "/cancel")
   local busy = {}
   for _, job in ipairs(running) do
@@ -908,15 +909,19 @@ function Run:launch_ready(running, limit)
   local skipped
   repeat
     skipped = false
+    -- Every job of a suite needs the same jobs: their state is read once per suite and pass.
+    local known = {}
     for _, job in ipairs(data.jobs) do
       if job.status == "PENDING" and not job.native_id and not batches[job] then
-        local st, why = needs.state(job, by_name)
+        local sname = job.spec and job.spec.suite or ""
+        local k = known[sname]
+        if not k then k = { needs.state(job, by_name, lists) }; known[sname] = k end
+        local st, why = k[1], k[2]
         -- (while a kill is at work its jobs end CANCELLED, not SKIPPED)
         if st == "skip" and not cancel_all then
           if not self:cancelled_before_start(job) then self:skip(job, why) end
           skipped = true
         elseif st == nil then
-          local sname = job.spec and job.spec.suite or ""
           local s = info[sname] or {}
           local ctx = self:ctx_of(job.backend)
           local max = limit or s.max_parallel

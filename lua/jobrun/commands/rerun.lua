@@ -43,7 +43,7 @@ local function choose(run, opts)
     local picked = {}
     for _, job in ipairs(chosen) do picked[job] = true end
     local all = {}
-    for _, job in ipairs(require("jobrun.needs").dependents(run.data.jobs, chosen)) do
+    for _, job in ipairs(require("jobrun.needs").dependents(run.data, chosen)) do
       if picked[job] or verdict.TERMINAL[job.status] then all[#all + 1] = job end
     end
     chosen = all
