@@ -151,6 +151,23 @@ suite "ff" { matrix = { n = { 1, 2, 3 } }, max_parallel = 1, fail_fast = true, r
   tap.is(jobs.ff_2.termination_reason, "fail_fast", "saying why")
 end)
 
+tap.test("launch, wait and diff on a run of several suites", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", PIPELINE)
+  h.write(dir .. "/fail_big", "")
+  local lc, lout = h.sh(dir, "jobrun launch p.lua --run-id w1")
+  tap.is(lc, 0, "launch returns")
+  tap.like(lout, "waiting for the jobs they need", "launch says some jobs wait for their needs")
+  local wc, wout = h.sh(dir, "jobrun wait w1")
+  tap.is(wc, 1, "wait: exit 1")
+  tap.like(wout, "publish +SKIPPED", "the detached driver skipped the dependent of the failure")
+  os.remove(dir .. "/fail_big")
+  tap.is(select(1, h.sh(dir, "jobrun run p.lua --run-id w2")), 0, "after the fix, a new run passes")
+  local dc, dout = h.sh(dir, "jobrun diff w1 w2")
+  tap.is(dc, 0, "diff: no regression")
+  tap.like(dout, "publish +fixed +SKIPPED · skipped · fail +SUCCEEDED", "diff shows the skipped job fixed")
+end)
+
 tap.test("--suite picks a suite with what it needs; an expected SKIPPED passes", function()
   local dir = h.scratch()
   h.write(dir .. "/p.lua", PIPELINE .. [[
