@@ -267,7 +267,7 @@ suite "after" { needs = { "slow" }, run = "echo never" }
   h.eventually(function() return require("jobrun.c.fs").stat(dir .. "/started") end, 10)
   local code = h.sh(dir, "jobrun kill k1")
   tap.is(code, 0, "kill exits 0")
-  p:wait()
+  p:wait(true)
   local jobs = h.jobs_by_name(h.state(dir))
   tap.is(jobs.slow.status, "CANCELLED", "the running job was cancelled")
   tap.is(jobs.after.status, "CANCELLED", "the waiting dependent is CANCELLED, not SKIPPED")
