@@ -297,6 +297,7 @@ tap.test("reports of a run of several suites: a table per suite, --grid per suit
   for name in page:gmatch('<g class="suite" data%-suite="([^"]+)"') do boxes[#boxes + 1] = name end
   tap.is(boxes, { "train", "evaluate", "publish" }, "the HTML page draws a box per suite")
   tap.like(page, "local · 0/1 passed · 1 skipped", "with its counts")
+  tap.like(page, "<h3>Suite train</h3>\n<p class=\"meta\">[^<]*size", "the HTML grid is the train suite's")
   local arrows = {}
   for t in page:gmatch('<path class="edge"[^>]*><title>([^<]+)</title>') do arrows[#arrows + 1] = t end
   tap.is(arrows, { "evaluate needs train/train_small", "publish needs train" }, "and an arrow per need")
