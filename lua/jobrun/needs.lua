@@ -378,7 +378,8 @@ function needs.fill(job, by_name, env)
   spec.setup = shell(src.setup)
   local recorded = {}
   for k, v in pairs(src.env or {}) do recorded[k] = plain(v) end
-  spec.env = recorded
+  -- What state.json keeps is redacted as the plan's env was (a field may be a credential).
+  spec.env = require("jobrun.state").redact_env(recorded)
   if env then
     local out = {}
     for k, v in pairs(env) do out[k] = plain(v) end

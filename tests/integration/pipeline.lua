@@ -216,6 +216,19 @@ suite "c" { needs = { "a" }, matrix = { condition = { "with_uri" } }, run = "pri
     "a shell string: the args filled")
 end)
 
+tap.test("an output passed to a variable named like a secret is redacted in state.json", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", [[
+parser "tok" { contains = "token=", pattern = "token=(%S+)", field = "token" }
+suite "a" { run = "echo token=s3cr3t-value" }
+suite "b" { needs = { "a" }, env = { API_TOKEN = "{needs.a.fields.token}" }, run = "echo got ${#API_TOKEN} chars" }
+]])
+  tap.is(select(1, h.sh(dir, "jobrun run p.lua --run-id s1")), 0, "passes")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is(require("jobrun.c.fs").read(dir .. "/" .. jobs.b.log_path), "got 12 chars\n", "the job got the value")
+  tap.is(jobs.b.spec.env.API_TOKEN, "<redacted>", "state.json does not keep it")
+end)
+
 tap.test("a missing output fails the dependent before launch, naming the field and the job", function()
   local dir = h.scratch()
   h.write(dir .. "/p.lua", [[
