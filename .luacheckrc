@@ -6,7 +6,7 @@ read_globals = { "JOBRUN_VERSION" }
 ignore = { "211/_.*", "212/_.*" }
 
 stds.jobrun_suite = {
-  read_globals = { "suite", "condition", "parser", "use", "git", "env" },
+  read_globals = { "suite", "condition", "parser", "metric", "use", "git", "env" },
 }
 
 files["suites/"] = { std = "lua54+jobrun_suite" }

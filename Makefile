@@ -3,18 +3,19 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 CC       ?= cc
-PKGS     := lua5.4 libcurl libgit2 yaml-0.1
+PKGS     := lua5.4 libcurl libgit2 yaml-0.1 sqlite3
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Ibuild \
             -DJOBRUN_VERSION='"$(VERSION)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libgit2 are loaded when first used (src/http.c, src/git.c), by the sonames of the
-# -dev packages' libraries, so that a jobrun that needs neither starts without them.
+# libcurl, libgit2 and libsqlite3 are loaded when first used (src/http.c, src/git.c, src/sqlite.c),
+# by the sonames of the -dev packages' libraries, so that a jobrun that needs none starts without them.
 LIBDIR     = $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
 SONAME     = $(shell objdump -p $(LIBDIR)/$(1) 2>/dev/null | sed -n 's/^ *SONAME *//p')
 CFLAGS    += -DJOBRUN_CURL_SONAME='"$(or $(call SONAME,libcurl.so),libcurl.so.4)"' \
              -DJOBRUN_GIT2_SONAME='"$(or $(call SONAME,libgit2.so),libgit2.so)"' \
-             -DJOBRUN_MHD_SONAME='"$(or $(call SONAME,libmicrohttpd.so),libmicrohttpd.so.12)"'
+             -DJOBRUN_MHD_SONAME='"$(or $(call SONAME,libmicrohttpd.so),libmicrohttpd.so.12)"' \
+             -DJOBRUN_SQLITE_SONAME='"$(or $(call SONAME,libsqlite3.so),libsqlite3.so.0)"'
 PKG_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null)
 CJSON_LIB  = $(LIBDIR)/liblua5.4-cjson.a
 # libyaml (src/yaml.c) is linked in whole, as lua-cjson is: nothing to load at run time.
@@ -23,12 +24,12 @@ LIBS       = $(CJSON_LIB) $(YAML_LIB) $(PKG_LIBS) -ldl -lm
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LUA_FILES := $(shell find lua -name '*.lua' | LC_ALL=C sort)
-HOST_SRC  := src/host.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
-             src/guard.c src/yaml.c src/json.c src/metrics.c src/serve.c
+HOST_SRC  := src/host.c src/handle.c src/io.c src/embed.c src/fs.c src/term.c src/process.c src/scan.c src/dl.c src/git.c src/http.c \
+             src/guard.c src/yaml.c src/json.c src/metrics.c src/serve.c src/sqlite.c
 HEADERS   := $(wildcard src/*.h)
 
 # Debian packages: to build, and what the tests use on top.
-BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev libyaml-dev \
+BUILD_DEPS := gcc make pkg-config liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libgit2-dev libyaml-dev libsqlite3-dev \
               libmicrohttpd-dev
 # clang for the fuzz targets; its libFuzzer runtime is a Recommends, which deps.sh does not follow.
 TEST_DEPS  := lua-check libxml2-utils git python3 slurm-wlm munge clang libclang-rt-14-dev slurmdbd \
@@ -86,9 +87,9 @@ build/fuzz/scan_fuzz: tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(HEADERS)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/scan_fuzz.c src/scan.c src/io.c $(PKG_LIBS) -lm
 
-build/fuzz/metrics_fuzz: tests/fuzz/metrics_fuzz.c src/metrics.c $(HEADERS)
+build/fuzz/metrics_fuzz: tests/fuzz/metrics_fuzz.c src/metrics.c src/scan.c src/io.c src/handle.c $(HEADERS)
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/metrics_fuzz.c src/metrics.c $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SIZES) -o $@ tests/fuzz/metrics_fuzz.c src/metrics.c src/scan.c src/io.c src/handle.c $(PKG_LIBS) -lm
 
 build/fuzz/json_fuzz: tests/fuzz/json_fuzz.c $(HOST_SRC) build/embedded.c $(HEADERS)
 	@mkdir -p build/fuzz

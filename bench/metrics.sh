@@ -1,5 +1,5 @@
 #!/bin/sh
-# Benchmark: metric extraction (SPEC §3 metric) from a generated log of METRIC_LINES (default 10
+# Benchmark: metric extraction (README "Metrics") from a generated log of METRIC_LINES (default 10
 # million) metric lines, about 1 GB, against a baseline in the same run:
 #   two metrics found by name (jobrun analyze)   vs  grep -c of one of the keys  (target ≤ 2×)
 #   peak RSS of that analysis                                                      (target ≤ 100 MB)

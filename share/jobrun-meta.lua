@@ -8,22 +8,26 @@
 ---@class jobrun.Suite
 ---@field axes? string[] the axes' order, needed when matrix is not a table written here: { "b", "a" }
 ---@field backend? string local (default), slurm, skypilot, or a Lua backend's name
+---@field classes? table<string, "infrastructure"|"program"|"unknown"> re-class termination reasons: { shm_exhausted = "infrastructure" }
 ---@field description? string what the suite tests
 ---@field env? table<string, string|number|boolean> environment variables; values are templates
 ---@field exclude? table<string, any>[] rows removed when they match every key given
 ---@field expect? jobrun.Expect|(fun(result: jobrun.Result): boolean, string?) default expectation of every job (see jobrun help expect)
 ---@field fail_fast? boolean stop launching after the first failed job
 ---@field git? jobrun.GitPolicy { require_clean, require_pushed, allow_untracked }
+---@field gpus? number GPUs per node, for GPU-hours where the backend does not say
 ---@field include? table<string, any>[] merged into matching rows, else appended
 ---@field ["local"]? table<string, any> options of the local backend
 ---@field matrix? table<string, any[]> axes: name = { values… }; their product makes the jobs
 ---@field max_parallel? integer jobs running at once
+---@field max_pending? number|string Slurm: a job still pending after this is cancelled, LAUNCH_FAILED (no limit by default)
 ---@field max_restarts? integer restarts after a non-zero exit
 ---@field name? string job name template (default: suite and axis values joined by _)
 ---@field needs? string[] { "SUITE", "SUITE/JOB*" }: jobs of this file's suites to wait for; a needed job that does not pass makes this suite's jobs SKIPPED
 ---@field nodes? integer ranks per job (default 1, or the nodes axis)
 ---@field notify? jobrun.Notify { on, webhook, format, github = { repo, token, context }, url }: tell people when the run ends
 ---@field report? { metrics: string[] } { metrics = { "NAME", … } }: the metric columns the reports show
+---@field retry? jobrun.Retry new attempts on chosen failures: { on = { "preempted" } or { "infrastructure" }, max = 2, backoff = "30s", exclude_node = true, max_total = N }
 ---@field run? string|string[]|(fun(job: table): string|string[]) shell string, argv list, or function(job) returning one
 ---@field scaling? { axis: string, metric: string, min_efficiency: number } { axis = "nodes", metric = "tps", min_efficiency = 0.9 }: a suite-level check
 ---@field secrets? string[] more variable names whose values are credentials (shown and stored as <redacted>)
@@ -39,6 +43,7 @@
 ---@field description? string what the condition makes happen
 ---@field env? table<string, string|number|boolean> environment merged over the suite's
 ---@field expect? jobrun.Expect|(fun(result: jobrun.Result): boolean, string?) how a job under this condition should end (see jobrun help expect)
+---@field retry? jobrun.Retry overrides the suite's retry policy (see the suite's retry)
 ---@field tags? string[] tags for --tag
 ---@field timeout? number|string overrides the suite's timeout
 
@@ -87,6 +92,14 @@
 ---@field url string where jobrun serve runs, for links to the run
 ---@field webhook string a webhook URL (a secret: env("JOBRUN_WEBHOOK"))
 
+---When a failed attempt starts a new one (the reasons or cause classes it retries).
+---@class jobrun.Retry
+---@field backoff? number|string wait before each new attempt: "30s"
+---@field exclude_node? boolean Slurm: --exclude the failed attempt's nodes
+---@field max? integer new attempts per job at most (default 1)
+---@field max_total? integer on the suite: new attempts in the whole run at most
+---@field on? string|string[] termination reasons or cause classes that start a new attempt
+
 ---The read-only `git` global: the repository jobrun runs in (nil outside one).
 ---@class jobrun.Git
 ---@field ahead integer? commits ahead of the upstream
@@ -102,7 +115,7 @@
 ---@field untracked string[] the untracked paths
 ---@field upstream string? the branch's upstream, e.g. origin/main
 
----A job's result, as expectation functions see it (SPEC §4).
+---A job's result, as expectation functions see it (README "Jobs, statuses and results").
 ---@class jobrun.Result
 ---@field name string the job's name
 ---@field params table<string, any> its matrix values
@@ -113,6 +126,11 @@
 ---@field fields table<string, any> what parsers found
 ---@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max, series }
 ---@field log_path string? its log file
+---@field cause_class "infrastructure"|"program"|"unknown"|nil the class of why it failed (nil for a pass)
+---@field culprit { rank: integer?, node: string?, reason: string, line: string }? where the cause appeared
+---@field cause_chain { reason: string, ranks: integer[] }[]? what followed on the other ranks
+---@field gpu_hours number? GPUs × nodes × duration of this attempt
+---@field retries integer? new attempts its retry policy started
 
 ---What a parser `fn` fills in.
 ---@class jobrun.ParserResult

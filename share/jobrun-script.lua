@@ -9,11 +9,13 @@
 ---@class jobrun.JobSpec: jobrun.Suite
 ---@field name string the job's name, unique in the script's run
 
----A job's result (SPEC §4), as `job:result()`, `job:wait()` and `jobrun.all` return it.
+---A job's result (README "Jobs, statuses and results"), as `job:result()`, `job:wait()` and `jobrun.all` return it.
 ---@class jobrun.JobResult: jobrun.Result
 ---@field backend string the backend that ran it
 ---@field native_id string? its id there (a Slurm job id, a managed job id, a pid)
 ---@field native_status string? its status in the backend's words
+---@field pending_reason string? why the scheduler has not started it (Slurm's pending reason)
+---@field nodes string? where it ran (Slurm's NodeList)
 ---@field backend_exit_code integer? the backend's own code for how it ended
 ---@field attempt integer which attempt this is (1, then 2 after a resume or a rerun…)
 ---@field submitted_at string? ISO 8601 UTC
@@ -23,6 +25,9 @@
 ---@field verdict "pass"|"fail"|"pending" whether it ended as expected
 ---@field mismatches string[] what was not as expected
 ---@field attempts table[]? the earlier attempts, when there were any
+---@field git {commit: string, branch: string?, dirty: boolean}? the commit this attempt ran
+---@field nodes string[]? the nodes it ran on (local: the host name)
+---@field command_line string[]? the jobrun command line that started it (secrets redacted)
 
 ---A job a script declared: started by submit (or wait, or jobrun.all), in the script's run.
 ---@class jobrun.Job

@@ -175,21 +175,13 @@ static int fs_append_record(lua_State *L) {
 
 /* Reads at most the last `max` bytes: logs can be far larger than what a reader needs. */
 static int fs_read_tail(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    lua_Integer max = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, max >= 0, 2, "negative size");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) { close(fd); return luaL_fileresult(L, 0, path); }
-    off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
-    size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, want);
-    size_t got = jobrun_pread_all(fd, p, want, start);
-    close(fd);
-    luaL_pushresultsize(&b, got);
-    lua_pushinteger(L, (lua_Integer)start);
+    JobrunTail t;
+    int failed = jobrun_read_tail(L, &b, &t);
+    if (failed) return failed;
+    close(t.fd);
+    luaL_pushresultsize(&b, t.got);
+    lua_pushinteger(L, (lua_Integer)t.start);
     return 2;
 }
 
@@ -491,7 +483,6 @@ static const luaL_Reg lock_meta[] = {
     {"__gc", lock_release},
     {"__close", lock_release},
     {"__tostring", lock_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -588,7 +579,6 @@ static const luaL_Reg watch_meta[] = {
     {"__gc", watch_close},
     {"__close", watch_close},
     {"__tostring", watch_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -617,18 +607,8 @@ static const luaL_Reg fs_functions[] = {
 };
 
 int luaopen_jobrun_fs(lua_State *L) {
-    luaL_newmetatable(L, LOCK_HANDLE);
-    luaL_setfuncs(L, lock_meta, 0);
-    luaL_newlibtable(L, lock_methods);
-    luaL_setfuncs(L, lock_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, WATCH_HANDLE);
-    luaL_setfuncs(L, watch_meta, 0);
-    luaL_newlibtable(L, watch_methods);
-    luaL_setfuncs(L, watch_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, LOCK_HANDLE, lock_meta, lock_methods);
+    jobrun_class(L, WATCH_HANDLE, watch_meta, watch_methods);
     luaL_newlib(L, fs_functions);
     lua_pushinteger(L, RECORD_MAX);
     lua_setfield(L, -2, "RECORD_MAX");

@@ -2,7 +2,8 @@
  * dirty paths, upstream) and whether a commit has been pushed. No git subprocess. Policy —
  * what "clean" or "pushed" means for a suite — lives in lua/jobrun/git.lua.
  *
- *   git.open(path) -> Repo | nil, err          (searches upward, like git itself)
+ *   git.open([path]) -> Repo | nil, err        (the repository git would use from path, or from
+ *                                                here: see git_open)
  *   repo:head() -> { commit, branch, detached, unborn }
  *   repo:status() -> { {path, untracked = bool}, … }    (ignored files left out)
  *   repo:upstream() -> { name, remote, commit } | nil   (of the current branch)
@@ -11,7 +12,10 @@
  *   repo:remote_branches() -> { {name, commit}, … }
  *   repo:remote_url(name) -> url | nil
  *   repo:workdir() -> path | nil */
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <git2.h>
 #include <lauxlib.h>
@@ -53,6 +57,7 @@
     X(git_repository_is_bare) \
     X(git_repository_open_ext) \
     X(git_repository_path) \
+    X(git_repository_set_workdir) \
     X(git_repository_workdir) \
     X(git_status_byindex) \
     X(git_status_list_entrycount) \
@@ -95,7 +100,7 @@ static int check_oid(lua_State *L, int arg, git_oid *oid) {
 }
 
 static int git_open(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = luaL_optstring(L, 1, NULL);
     const char *why = jobrun_dl_load(&libgit2);
     if (why) return luaL_error(L, "libgit2 is not available (%s)", why);
     static int initialised;
@@ -103,7 +108,34 @@ static int git_open(lua_State *L) {
     Repo *r = (Repo *)lua_newuserdatauv(L, sizeof *r, 0);
     r->repo = NULL;
     luaL_setmetatable(L, REPO_HANDLE);
-    if (p_git_repository_open_ext(&r->repo, path, 0, NULL) != 0) return git_failure(L, path);
+    /* The repository and work tree git itself would use, so that the state directory and the
+     * guard find the same root (README "State on disk"): $GIT_DIR when no path is given,
+     * else a search upward from path (a `.git` file followed) that stops at
+     * GIT_CEILING_DIRECTORIES and at a file system boundary unless
+     * GIT_DISCOVERY_ACROSS_FILESYSTEM; then GIT_WORK_TREE. Not libgit2's OPEN_FROM_ENV: it
+     * refuses GIT_WORK_TREE. */
+    const char *git_dir = path ? NULL : getenv("GIT_DIR");
+    const char *work_tree = getenv("GIT_WORK_TREE");
+    const char *across = getenv("GIT_DISCOVERY_ACROSS_FILESYSTEM");
+    int rc;
+    if (git_dir && *git_dir) {
+        rc = p_git_repository_open_ext(&r->repo, git_dir,
+                                       GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL);
+    } else {
+        unsigned flags = across && (strcmp(across, "1") == 0 || strcasecmp(across, "true") == 0 ||
+                                    strcasecmp(across, "yes") == 0 || strcasecmp(across, "on") == 0)
+                             ? GIT_REPOSITORY_OPEN_CROSS_FS : 0;
+        rc = p_git_repository_open_ext(&r->repo, path ? path : ".", flags, getenv("GIT_CEILING_DIRECTORIES"));
+    }
+    if (rc != 0) return git_failure(L, path ? path : git_dir && *git_dir ? git_dir : ".");
+    if (work_tree && *work_tree) {
+        /* (libgit2 1.5 leaks when told the work tree it has: tell it only of another) */
+        char real[PATH_MAX];
+        const char *now = p_git_repository_workdir(r->repo);
+        size_t len = realpath(work_tree, real) ? strlen(real) : 0;
+        int same = now && len > 0 && strncmp(now, real, len) == 0 && strcmp(now + len, "/") == 0;
+        if (!same && p_git_repository_set_workdir(r->repo, work_tree, 0) != 0) return git_failure(L, work_tree);
+    }
     return 1;
 }
 
@@ -306,7 +338,6 @@ static const luaL_Reg repo_meta[] = {
     {"__gc", repo_close},
     {"__close", repo_close},
     {"__tostring", repo_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -316,12 +347,7 @@ static const luaL_Reg git_functions[] = {
 };
 
 int luaopen_jobrun_git(lua_State *L) {
-    luaL_newmetatable(L, REPO_HANDLE);
-    luaL_setfuncs(L, repo_meta, 0);
-    luaL_newlibtable(L, repo_methods);
-    luaL_setfuncs(L, repo_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, REPO_HANDLE, repo_meta, repo_methods);
     luaL_newlib(L, git_functions);
     return 1;
 }

@@ -1,5 +1,5 @@
 /* guard: user Lua (suite files, parser fns) run under a count hook, so that no user code can
- * keep jobrun from answering a signal or run past its CPU budget (SPEC §2, §3).
+ * keep jobrun from answering a signal or run past its CPU budget (README "Using it", "Suite files").
  *
  *   guard.call(budget, fn, ...) -> true, results... | false, err
  *
@@ -8,7 +8,11 @@
  * signalfd while it waits) and at the thread's CPU clock. A pending signal raises the table
  * { signal = "TERM" } (so callers can tell it from the code's own errors); a spent budget
  * raises "CPU budget of Ns exceeded". Once tripped, the hook raises again at every count, so
- * user code that catches the error with pcall cannot keep running. */
+ * user code that catches the error with pcall cannot keep running.
+ *
+ *   guard.hold(on) -> the previous setting: while on, a pending signal is not raised (the
+ *   budget still is): jobrun's own code, called by a script, is not cut off halfway (a job
+ *   submitted but not recorded); the signal is raised once the script's code runs again. */
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +31,7 @@ typedef struct Limit {
 } Limit;
 
 static Limit *current;   /* the innermost guard.call in progress (one Lua state per process) */
+static int held;         /* guard.hold: signals wait */
 
 static double cpu_now(void) {
     struct timespec ts;
@@ -58,7 +63,7 @@ static void hook(lua_State *L, lua_Debug *ar) {
     Limit *lim = current;
     if (!lim) return;
     if (!lim->tripped) {
-        const char *sig = pending_signal();
+        const char *sig = held ? NULL : pending_signal();
         if (sig) lim->tripped = sig;
         else if (lim->deadline >= 0 && cpu_now() > lim->deadline) lim->tripped = "budget";
     }
@@ -113,8 +118,16 @@ static int guard_pending(lua_State *L) {
     return 1;
 }
 
+static int guard_hold(lua_State *L) {
+    int was = held;
+    held = lua_toboolean(L, 1);
+    lua_pushboolean(L, was);
+    return 1;
+}
+
 static const luaL_Reg guard_functions[] = {
     {"call", guard_call},
+    {"hold", guard_hold},
     {"pending", guard_pending},
     {NULL, NULL},
 };

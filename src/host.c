@@ -95,6 +95,7 @@ lua_State *jobrun_newstate(void) {
     preload(L, "jobrun.c.json", luaopen_jobrun_json);
     preload(L, "jobrun.c.metrics", luaopen_jobrun_metrics);
     preload(L, "jobrun.c.serve", luaopen_jobrun_serve);
+    preload(L, "jobrun.c.sqlite", luaopen_jobrun_sqlite);
     preload(L, "jobrun.c.embed", luaopen_jobrun_embed);
     lua_pushstring(L, JOBRUN_VERSION);
     lua_setglobal(L, "JOBRUN_VERSION");

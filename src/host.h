@@ -2,11 +2,12 @@
 #ifndef JOBRUN_HOST_H
 #define JOBRUN_HOST_H
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Exit codes of SPEC §2 that the host itself produces. */
+/* Exit codes (README "Using it") that the host itself produces. */
 #define JOBRUN_EXIT_USAGE 2
 #define JOBRUN_EXIT_INTERNAL 3
 
@@ -26,6 +27,26 @@ int jobrun_run_module(const char *module, char **args);
 int jobrun_write_all(int fd, const char *data, size_t len);
 size_t jobrun_pread_all(int fd, char *buf, size_t want, off_t at);
 
+/* The start of fs.read_tail and scan.tail (path, max_bytes): opens the file at argument 1 and
+ * reads its last max bytes into b (initialised here, not pushed: the caller may change them,
+ * then luaL_pushresultsize(b, got)). Returns 0 with t->fd open (the caller closes it), or the
+ * count of the results (nil, message, errno) it pushed. */
+typedef struct {
+    int fd;
+    off_t start; /* where the bytes begin */
+    char *p;
+    size_t got;
+} JobrunTail;
+int jobrun_read_tail(lua_State *L, luaL_Buffer *b, JobrunTail *t);
+
+/* The metatable `name` of a C handle (a userdata): its metamethods (__gc, __close, __tostring…)
+ * and, when methods is not NULL, an __index table of them. Made once per state. */
+void jobrun_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
+/* src/scan.c: the one terminal-escape stripper (CSI, OSC, DCS/APC strings, nF and two-byte
+ * forms), in place; keep_sgr keeps colour (SGR) sequences. Returns the new length. */
+size_t jobrun_strip_escapes(char *buf, size_t len, int keep_sgr);
+
 /* Primitive families, one luaL_Reg table each. */
 int luaopen_jobrun_fs(lua_State *L);
 int luaopen_jobrun_term(lua_State *L);
@@ -39,5 +60,6 @@ int luaopen_jobrun_yaml(lua_State *L);
 int luaopen_jobrun_json(lua_State *L);
 int luaopen_jobrun_metrics(lua_State *L);
 int luaopen_jobrun_serve(lua_State *L);
+int luaopen_jobrun_sqlite(lua_State *L);
 
 #endif

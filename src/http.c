@@ -303,7 +303,6 @@ static const luaL_Reg client_meta[] = {
     {"__gc", client_close},
     {"__close", client_close},
     {"__tostring", client_tostring},
-    {"__index", NULL},
     {NULL, NULL},
 };
 
@@ -313,12 +312,7 @@ static const luaL_Reg http_functions[] = {
 };
 
 int luaopen_jobrun_http(lua_State *L) {
-    luaL_newmetatable(L, CLIENT_HANDLE);
-    luaL_setfuncs(L, client_meta, 0);
-    luaL_newlibtable(L, client_methods);
-    luaL_setfuncs(L, client_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, CLIENT_HANDLE, client_meta, client_methods);
     luaL_newlib(L, http_functions);
     return 1;
 }

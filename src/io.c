@@ -1,6 +1,8 @@
-/* The two I/O loops every primitive family needs: whole writes and whole positioned reads,
- * through EINTR and short transfers. */
+/* The I/O loops every primitive family needs: whole writes and whole positioned reads, through
+ * EINTR and short transfers, and the read of a file's last bytes (fs.read_tail, scan.tail). */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -27,4 +29,23 @@ size_t jobrun_pread_all(int fd, char *buf, size_t want, off_t at) {
         got += (size_t)n;
     }
     return got;
+}
+
+int jobrun_read_tail(lua_State *L, luaL_Buffer *b, JobrunTail *t) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, max >= 0, 2, "negative size");
+    t->fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (t->fd < 0 || fstat(t->fd, &st) != 0) {
+        int e = errno;
+        if (t->fd >= 0) close(t->fd);
+        errno = e;
+        return luaL_fileresult(L, 0, path);
+    }
+    t->start = st.st_size > max ? st.st_size - (off_t)max : 0;
+    size_t want = (size_t)(st.st_size - t->start);
+    t->p = luaL_buffinitsize(L, b, want);
+    t->got = jobrun_pread_all(t->fd, t->p, want, t->start);
+    return 0;
 }

@@ -1,13 +1,14 @@
-/* jobrun.c.json: the hot half of lua/jobrun/json.lua, byte for byte what its Lua encoder
- * writes (tests/unit/json.lua and plan_json.lua hold the two side by side). A `check --json`
- * of a 10,000-job run spent most of its time in the Lua encoder and in the walk that makes
- * lua-cjson's whole floats integers again (issue 14).
+/* jobrun.c.json: jobrun's one JSON encoder (README "JSON"), and the walk that makes lua-cjson's
+ * whole floats integers again. lua-cjson decodes; it cannot encode for us (an empty array and an
+ * empty object look alike to it, and it keeps no key order). The Lua encoder this replaced is
+ * the oracle of tests/unit/json.lua (tests/json_oracle.lua), held to these bytes.
  *
- * encode(v, pretty, depth, quote, fallback) -> text: v as json.lua encodes it at that depth.
- *   quote(s) -> s as a JSON string: called for strings that need escapes (json.lua's, with its
- *   cache and its "/" as it is); fallback(v, pretty, depth) -> text: called for what this file
- *   leaves to Lua (functions, userdata other than null, an object with a key that is not a
- *   string, nesting deeper than json.lua allows, which raises its error there).
+ * encode(v [, pretty [, depth]]) -> text: v at that depth (pretty: two spaces an indent).
+ *   Objects: a json.record's keys exactly, nil as null; a json.object's order keys first, then
+ *   the rest; any other table's keys sorted bytewise (tostring of a key that is not a string).
+ *   Arrays: json.array, or a table whose keys are exactly 1..#t. Strings escaped as lua-cjson
+ *   does, but "/" left as it is. Functions and userdata become "<function>", "<userdata>".
+ *   Nesting deeper than 64 tables raises "json: nesting too deep (a cycle?)".
  * integers(v) -> v: every whole float in v (nested tables too) made an integer. */
 #include <lauxlib.h>
 #include <lua.h>
@@ -16,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 64 /* json.lua's: deeper is an error, raised by the fallback */
+#include "host.h"
+
+#define MAX_DEPTH 64 /* deeper is an error: a cycle, most likely */
 
 typedef struct {
     char *p;
@@ -54,46 +57,52 @@ static void newline(lua_State *L, Buf *b, int depth) {
 }
 
 /* Indices of the arguments of encode(). */
-enum { ARG_V = 1, ARG_PRETTY, ARG_DEPTH, ARG_QUOTE, ARG_FALLBACK, ARG_BUF };
+enum { ARG_V = 1, ARG_PRETTY, ARG_DEPTH, ARG_BUF };
 
-/* A string json.lua quotes as it is: printable ASCII without '"' or '\\'. */
-static int plain(const char *s, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 32 || c == '"' || c == '\\' || c >= 127) return 0;
-    }
-    return 1;
+/* How each byte is written in a JSON string: NULL as it is. lua-cjson's escapes (\b \t \n \f \r,
+ * \u00XX for other controls and DEL, \" and \\), but "/" as it is: paths read as paths. */
+static const char *escape_of(unsigned char c) {
+    static const char *short_form[32] = {
+        [8] = "\\b", [9] = "\\t", [10] = "\\n", [12] = "\\f", [13] = "\\r",
+    };
+    static char hex[33][7];
+    if (c == '"') return "\\\"";
+    if (c == '\\') return "\\\\";
+    if (c >= 32 && c != 127) return NULL;
+    if (c < 32 && short_form[c]) return short_form[c];
+    int i = c == 127 ? 32 : c;
+    if (!hex[i][0]) snprintf(hex[i], sizeof hex[i], "\\u%04x", c);
+    return hex[i];
 }
 
-/* The string at idx, quoted. */
+/* A string quoted and escaped. */
+static void put_quoted(lua_State *L, Buf *b, const char *s, size_t len) {
+    put(L, b, "\"", 1);
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 32 && c != '"' && c != '\\' && c != 127) continue; /* most bytes */
+        const char *e = escape_of(c);
+        put(L, b, s + from, i - from);
+        put_lit(L, b, e);
+        from = i + 1;
+    }
+    put(L, b, s + from, len - from);
+    put(L, b, "\"", 1);
+}
+
+/* The string (or number) at idx, quoted. */
 static void put_string(lua_State *L, Buf *b, int idx) {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (plain(s, len)) {
-        put(L, b, "\"", 1);
-        put(L, b, s, len);
-        put(L, b, "\"", 1);
-        return;
-    }
-    lua_pushvalue(L, ARG_QUOTE);
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-    size_t qlen;
-    const char *q = lua_tolstring(L, -1, &qlen);
-    put(L, b, q, qlen);
-    lua_pop(L, 1);
+    put_quoted(L, b, s, len);
 }
 
-static void put_fallback(lua_State *L, Buf *b, int idx, int pretty, int depth) {
-    lua_pushvalue(L, ARG_FALLBACK);
-    lua_pushvalue(L, idx);
-    lua_pushboolean(L, pretty);
-    lua_pushinteger(L, depth);
-    lua_call(L, 3, 1);
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    put(L, b, s, len);
-    lua_pop(L, 1);
+/* What is not data (a function, a userdata, a thread): its kind, as a string. */
+static void put_kind(lua_State *L, Buf *b, int idx) {
+    char text[32];
+    snprintf(text, sizeof text, "<%s>", luaL_typename(L, idx));
+    put_quoted(L, b, text, strlen(text));
 }
 
 static void put_number(lua_State *L, Buf *b, int idx) {
@@ -219,7 +228,8 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
         lua_pushboolean(L, 1);
         lua_rawset(L, set);
     }
-    /* The keys not in the order (all of them without one): strings only, else json.lua does it. */
+    /* The keys not in the order (all of them without one), each with its text: tostring of a
+     * key that is not a string. rest_keys holds, for the i-th, its text and the key itself. */
     size_t rest_n = 0, rest_cap = 0;
     Key *rest = NULL;
     lua_newtable(L);
@@ -233,21 +243,19 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
             lua_pop(L, 1);
             if (in_order) continue;
         }
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            free(rest);
-            lua_pop(L, 4); /* key, rest_keys, set, order */
-            put_fallback(L, b, idx, pretty, depth);
-            return;
-        }
         if (rest_n == rest_cap) {
             rest_cap = rest_cap ? rest_cap * 2 : 16;
             Key *grown = realloc(rest, rest_cap * sizeof *rest);
             if (!grown) { free(rest); luaL_error(L, "json: out of memory"); }
             rest = grown;
         }
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, rest_keys, (lua_Integer)(rest_n + 1));
+        if (lua_type(L, -1) == LUA_TSTRING) lua_pushvalue(L, -1);
+        else luaL_tolstring(L, -1, NULL);
         rest[rest_n].s = lua_tolstring(L, -1, &rest[rest_n].len);
+        rest[rest_n].ref = (int)(2 * rest_n + 2);
+        lua_rawseti(L, rest_keys, (lua_Integer)(2 * rest_n + 1)); /* the text, kept alive */
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, rest_keys, (lua_Integer)(2 * rest_n + 2)); /* the key */
         rest_n++;
     }
     /* The keys in order: the order's (those with a value; twice if named twice, as json.lua),
@@ -266,7 +274,7 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
     /* (json.lua's two paths, an order that names every key once or not, give this same list) */
     if (rest_n > 1) qsort(rest, rest_n, sizeof *rest, key_cmp);
     for (size_t i = 0; i < rest_n; i++) {
-        lua_pushlstring(L, rest[i].s, rest[i].len);
+        lua_rawgeti(L, rest_keys, rest[i].ref);
         lua_rawseti(L, keys, (lua_Integer)++n);
     }
     free(rest);
@@ -276,7 +284,7 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
 }
 
 static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth) {
-    if (depth > MAX_DEPTH) { put_fallback(L, b, idx, pretty, depth); return; }
+    if (depth > MAX_DEPTH) luaL_error(L, "json: nesting too deep (a cycle?)");
     luaL_checkstack(L, 16, "json: nesting");
     if (is_array(L, idx)) {
         lua_Unsigned len = lua_rawlen(L, idx);
@@ -302,10 +310,10 @@ static void encode_value(lua_State *L, Buf *b, int idx, int pretty, int depth) {
     case LUA_TNIL: put(L, b, "null", 4); break;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { put(L, b, "null", 4); break; } /* cjson.null */
-        put_fallback(L, b, idx, pretty, depth);
+        put_kind(L, b, idx);
         break;
     case LUA_TTABLE: encode_table(L, b, lua_absindex(L, idx), pretty, depth); break;
-    default: put_fallback(L, b, idx, pretty, depth); break;
+    default: put_kind(L, b, idx); break;
     }
 }
 
@@ -313,9 +321,7 @@ static int json_encode(lua_State *L) {
     luaL_checkany(L, ARG_V);
     int pretty = lua_toboolean(L, ARG_PRETTY);
     int depth = (int)luaL_optinteger(L, ARG_DEPTH, 0);
-    luaL_checktype(L, ARG_QUOTE, LUA_TFUNCTION);
-    luaL_checktype(L, ARG_FALLBACK, LUA_TFUNCTION);
-    lua_settop(L, ARG_FALLBACK);
+    lua_settop(L, ARG_DEPTH);
     Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* ARG_BUF: freed by __gc, even on an error */
     memset(b, 0, sizeof *b);
     luaL_setmetatable(L, "jobrun.json.buffer");
@@ -359,10 +365,8 @@ static const luaL_Reg json_functions[] = {
 };
 
 int luaopen_jobrun_json(lua_State *L) {
-    luaL_newmetatable(L, "jobrun.json.buffer");
-    lua_pushcfunction(L, buf_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg buffer_meta[] = {{"__gc", buf_gc}, {NULL, NULL}};
+    jobrun_class(L, "jobrun.json.buffer", buffer_meta, NULL);
     luaL_newlib(L, json_functions);
     return 1;
 }

@@ -1,4 +1,4 @@
-/* Metrics (SPEC §3 metric): number series read from a job's log in one streaming pass, and
+/* Metrics (README "Metrics"): number series read from a job's log in one streaming pass, and
  * their aggregates kept in bounded memory. Which metrics, and what a match means beyond the
  * formats below, is decided in Lua (lua/jobrun/metrics.lua).
  *
@@ -429,29 +429,6 @@ typedef struct {
     Acc *acc;
 } Spec;
 
-/* Removes ANSI escape sequences in place (CSI "ESC [ … final", and two-byte "ESC x"): the text
- * between them is moved in blocks, found with memchr. Returns the new length. */
-static size_t strip_ansi(char *buf, size_t len) {
-    size_t out = 0, i = 0;
-    while (i < len) {
-        char *esc = memchr(buf + i, '\033', len - i);
-        size_t stop = esc ? (size_t)(esc - buf) : len;
-        if (out != i) memmove(buf + out, buf + i, stop - i);
-        out += stop - i;
-        if (!esc) break;
-        i = stop;
-        if (i + 1 < len && buf[i + 1] == '[') {
-            size_t j = i + 2;
-            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x3f) j++;
-            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x2f) j++;
-            i = j < len ? j + 1 : len; /* the final byte too */
-        } else {
-            i = i + 2 <= len ? i + 2 : len;
-        }
-    }
-    return out;
-}
-
 /* skip_ansi(q, end): past any ANSI CSI sequences ("ESC [ … final") that start at q. Colour
  * codes are stepped over where they touch a key or its value, not removed from the text. */
 static const char *skip_ansi(const char *q, const char *end) {
@@ -522,7 +499,7 @@ static int scan_needle(lua_State *L, int index, Spec *s, const char *buf, size_t
         if (memchr(a, '\033', len_line)) {
             char *copy = lua_newuserdatauv(L, len_line ? len_line : 1, 0);
             memcpy(copy, a, len_line);
-            lua_pushlstring(L, copy, strip_ansi(copy, len_line));
+            lua_pushlstring(L, copy, jobrun_strip_escapes(copy, len_line, 0));
             lua_remove(L, -2);
         } else {
             lua_pushlstring(L, a, len_line);
@@ -621,13 +598,18 @@ static const luaL_Reg metrics_functions[] = {
     {NULL, NULL},
 };
 
+static int acc_tostring(lua_State *L) {
+    Acc *a = check_acc(L, 1);
+    lua_pushfstring(L, "metric accumulator (%d points)", (int)a->n);
+    return 1;
+}
+
+static const luaL_Reg acc_meta[] = {
+    {"__gc", acc_gc}, {"__close", acc_gc}, {"__tostring", acc_tostring}, {"__index", NULL}, {NULL, NULL},
+};
+
 int luaopen_jobrun_metrics(lua_State *L) {
-    luaL_newmetatable(L, ACC_META);
-    lua_pushcfunction(L, acc_gc);
-    lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, acc_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    jobrun_class(L, ACC_META, acc_meta, acc_methods);
     luaL_newlib(L, metrics_functions);
     return 1;
 }

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -781,6 +784,120 @@ static int process_open(lua_State *L) {
     return 1;
 }
 
+/* ---- fork: a copy of this process to run user code in, under limits enforced from outside. ---- */
+
+/* fork() -> Process (in the parent; its stdout() reads what the child writes) | nil, fd (in the
+ * child: the write end of that pipe, for write()). Unlike spawn, the child runs on: it is for
+ * Lua code that must be stoppable whatever it calls (a parser stuck in one C call). The child
+ * ignores INT, TERM and HUP (the parent, which gets them too, decides and kills it), dies with
+ * its parent, dumps no core, and has the default action for SIGXCPU, so that limit_cpu ends it.
+ * It must leave by exit_now: atexit handlers and stdio buffers are the parent's. */
+static int process_fork(lua_State *L) {
+    Process *p = new_process(L); /* allocations first: no error may be raised once a child exists */
+    p->child = 1;
+    int proc = lua_gettop(L);
+    Stream *s = attach_stream(L, proc, PROC_UV_STDOUT);
+    int child_end = -1;
+    if (open_pipe(s, &child_end) != 0) {
+        int err = errno;
+        close_fd(&child_end);
+        close_process(L, proc);
+        return errno_result(L, err, "pipe");
+    }
+    fflush(NULL); /* else what we buffered would be written twice */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close_fd(&s->fd);
+        p->pidfd = -1;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGXCPU, &sa, NULL);
+        sigaction(SIGPIPE, &sa, NULL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGXCPU);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        prctl(PR_SET_DUMPABLE, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1); /* the parent died before PDEATHSIG was set */
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) { dup2(null, 0); close(null); }
+        lua_pushnil(L);
+        lua_pushinteger(L, child_end);
+        return 2;
+    }
+    int err = errno;
+    close_fd(&child_end);
+    if (pid < 0) {
+        close_process(L, proc);
+        return errno_result(L, err, "fork");
+    }
+    p->pid = pid;
+    p->pidfd = pidfd_open(pid, 0); /* our unreaped child: the pid cannot be reused meanwhile */
+    if (p->pidfd < 0) {
+        err = errno;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        close_process(L, proc);
+        return errno_result(L, err, "pidfd_open");
+    }
+    lua_settop(L, proc);
+    return 1;
+}
+
+/* write(fd, data) -> true | nil, err: all of it, blocking (fork's child writes its pipe). */
+static int process_write(lua_State *L) {
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "invalid fd");
+    if (jobrun_write_all((int)fd, data, len) != 0) return luaL_fileresult(L, 0, "write");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* exit_now(code): _exit, for fork's child: no atexit handler, no flush, no Lua close. */
+static int process_exit_now(lua_State *L) {
+    _exit((int)luaL_optinteger(L, 1, 0));
+}
+
+/* limit_cpu(seconds) -> the limit set: the process may use `seconds` more of CPU (rounded up to
+ * the whole second RLIMIT_CPU counts in) before the kernel sends SIGXCPU. For fork's child. */
+static int process_limit_cpu(lua_State *L) {
+    double more = luaL_checknumber(L, 1);
+    luaL_argcheck(L, more > 0 && more <= 1e9, 1, "seconds out of range");
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_CPU, &rl) != 0) return luaL_fileresult(L, 0, "getrlimit");
+    rlim_t soft = (rlim_t)ceil((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + more);
+    if (rl.rlim_max != RLIM_INFINITY && soft > rl.rlim_max) soft = rl.rlim_max;
+    rl.rlim_cur = soft;
+    if (setrlimit(RLIMIT_CPU, &rl) != 0) return luaL_fileresult(L, 0, "setrlimit");
+    lua_pushinteger(L, (lua_Integer)soft);
+    return 1;
+}
+
+/* cpu_time() -> seconds of CPU this process has used. */
+static int process_cpu_time(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 /* ---- SignalSet: signals blocked and read through a signalfd. ---- */
 
 typedef struct {
@@ -1052,6 +1169,11 @@ static int process_time(lua_State *L) { lua_pushnumber(L, clock_seconds(CLOCK_RE
 
 static const luaL_Reg process_functions[] = {
     {"spawn", process_spawn},
+    {"fork", process_fork},
+    {"write", process_write},
+    {"exit_now", process_exit_now},
+    {"limit_cpu", process_limit_cpu},
+    {"cpu_time", process_cpu_time},
     {"open", process_open},
     {"killpg", process_killpg},
     {"poll", process_poll},
@@ -1066,19 +1188,10 @@ static const luaL_Reg process_functions[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 int luaopen_jobrun_process(lua_State *L) {
-    new_class(L, PROCESS_HANDLE, process_meta, process_methods);
-    new_class(L, STREAM_HANDLE, stream_meta, stream_methods);
-    new_class(L, SIGNALS_HANDLE, signals_meta, signals_methods);
+    jobrun_class(L, PROCESS_HANDLE, process_meta, process_methods);
+    jobrun_class(L, STREAM_HANDLE, stream_meta, stream_methods);
+    jobrun_class(L, SIGNALS_HANDLE, signals_meta, signals_methods);
     luaL_newlib(L, process_functions);
     return 1;
 }

@@ -10,7 +10,10 @@
  *   scan.tail(path, max_bytes) -> text: the last max_bytes, cut to whole lines, ANSI stripped.
  *   scan.last_lines(path, n [, max_line_bytes]) -> text, info: `tail -n`, read backwards from
  *     the end in bounded blocks and a bounded window, over-long lines cut with a marker, a
- *     lone "\r" a line break (see scan_last_lines). */
+ *     lone "\r" a line break (see scan_last_lines).
+ *   scan.tail_lines(path, n [, opts]) -> lines, info: the last n lines as a terminal shows them,
+ *     for the reports (see scan_tail_lines).
+ *   scan.strip(s [, keep_sgr]) -> s without terminal escape sequences. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -57,20 +60,47 @@ static void free_needles(Needle *needles, int count) {
     }
 }
 
-/* Removes ANSI escape sequences (CSI "ESC [ … final", and two-byte "ESC x") in place.
- * Returns the new length. */
-static size_t strip_ansi(char *buf, size_t len) {
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != '\033') { buf[out++] = buf[i]; continue; }
-        if (i + 1 < len && buf[i + 1] == '[') {
-            size_t j = i + 2;
-            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x3f) j++;
+/* The one escape stripper (scan.find, scan.tail, scan.tail_lines, scan.strip): removes terminal
+ * escape sequences in place and returns the new length.
+ *   CSI  ESC [ parameters intermediates final   (an SGR, ESC [ digits;… m, kept if keep_sgr)
+ *   OSC  ESC ] … ended by BEL or ESC \; DCS, SOS, PM and APC (ESC P, X, ^, _) the same way
+ *   nF   ESC intermediates… final                (ESC ( B)
+ *   the two-byte forms ESC 0x30-0x7E              (ESC 7, ESC =, ESC c …)
+ * A sequence the text ends in the middle of goes to the end; a lone ESC goes. */
+size_t jobrun_strip_escapes(char *buf, size_t len, int keep_sgr) {
+    size_t out = 0, i = 0;
+    while (i < len) {
+        if (buf[i] != '\033') { buf[out++] = buf[i++]; continue; }
+        unsigned char k = i + 1 < len ? (unsigned char)buf[i + 1] : 0;
+        size_t j = i + 2;
+        if (k == '[') {
+            int sgr = 1;
+            while (j < len && (unsigned char)buf[j] >= 0x30 && (unsigned char)buf[j] <= 0x3f) {
+                if (buf[j] != ';' && (buf[j] < '0' || buf[j] > '9')) sgr = 0;
+                j++;
+            }
+            while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x2f) { sgr = 0; j++; }
+            if (j < len && (unsigned char)buf[j] >= 0x40 && (unsigned char)buf[j] <= 0x7e) {
+                if (keep_sgr && sgr && buf[j] == 'm') {
+                    j++;
+                    memmove(buf + out, buf + i, j - i);
+                    out += j - i;
+                    i = j;
+                    continue;
+                }
+                j++;
+            } /* else malformed: ESC [ and its parameters go, the byte that broke it stays */
+        } else if (k == ']' || k == 'P' || k == 'X' || k == '^' || k == '_') {
+            while (j < len && buf[j] != '\007' && buf[j] != '\033') j++;
+            if (j < len && buf[j] == '\007') j++;
+            else if (j + 1 < len && buf[j + 1] == '\\') j += 2; /* ST; another ESC starts anew */
+        } else if (k >= 0x20 && k <= 0x2f) {
             while (j < len && (unsigned char)buf[j] >= 0x20 && (unsigned char)buf[j] <= 0x2f) j++;
-            i = j < len ? j : len - 1; /* skip the final byte too */
-        } else if (i + 1 < len) {
-            i++;
+            if (j < len && (unsigned char)buf[j] >= 0x30 && (unsigned char)buf[j] <= 0x7e) j++;
+        } else if (!(k >= 0x30 && k <= 0x7e)) {
+            j = i + 1; /* ESC before a control, a non-ASCII byte or the end: the ESC alone goes */
         }
+        i = j < len ? j : len;
     }
     return out;
 }
@@ -216,7 +246,7 @@ static int scan_find(lua_State *L) {
             if (len - whole > MAX_LINE) whole = len;
         }
         size_t carry_len = len - whole;
-        size_t searched = memchr(data, '\033', whole) ? strip_ansi(data, whole) : whole;
+        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
         if (search(needles, count, data, searched) != 0) {
             free(buf);
             close(fd);
@@ -240,26 +270,21 @@ static int scan_find(lua_State *L) {
 
 /* tail(path, max_bytes) -> the end of the log as whole lines, ANSI stripped. */
 static int scan_tail(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    lua_Integer max = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, max >= 0, 2, "negative size");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
-    off_t start = st.st_size > max ? st.st_size - (off_t)max : 0;
-    size_t want = (size_t)(st.st_size - start);
     luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, want);
-    size_t got = jobrun_pread_all(fd, p, want, start);
-    size_t skip = 0;
+    JobrunTail t;
+    int failed = jobrun_read_tail(L, &b, &t);
+    if (failed) return failed;
+    char *p = t.p;
+    size_t got = t.got, skip = 0;
+    int fd = t.fd;
+    off_t start = t.start;
     if (starts_mid_line(fd, start)) {
         char *nl = memchr(p, '\n', got);
         skip = nl ? (size_t)(nl - p) + 1 : got;
     }
     close(fd);
     memmove(p, p + skip, got - skip);
-    size_t len = strip_ansi(p, got - skip);
+    size_t len = jobrun_strip_escapes(p, got - skip, 0);
     luaL_pushresultsize(&b, len);
     return 1;
 }
@@ -451,10 +476,467 @@ static int scan_last_lines(lua_State *L) {
     return 2;
 }
 
+/* ---- tail_lines: a job's last lines as the reports show them (lua/jobrun/facts.lua). ---- */
+
+#ifndef TAIL_WINDOW_MAX
+#define TAIL_WINDOW_MAX (64u << 20)
+#endif
+
+typedef struct {
+    size_t at, len; /* the displayed text, in the window buffer */
+    int partial;    /* began before the window: its start was not read */
+} Span;
+
+/* The line as a terminal leaves it, in place: what follows its last carriage return (those
+ * ending it aside: "50%\r100%\r" shows "100%"), escape sequences stripped. Returns the length;
+ * *from is where the text now starts within the line. */
+static size_t display_line(char *line, size_t len, int keep_sgr, size_t *from) {
+    while (len > 0 && line[len - 1] == '\r') len--;
+    const char *cr = memrchr(line, '\r', len);
+    *from = cr ? (size_t)(cr - line) + 1 : 0;
+    char *text = line + *from;
+    len -= *from;
+    return memchr(text, '\033', len) ? jobrun_strip_escapes(text, len, keep_sgr) : len;
+}
+
+/* Only white space and (kept) SGR sequences. */
+static int blank_line(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\033') { while (i < len && s[i] != 'm') i++; continue; }
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\v' && s[i] != '\f') return 0;
+    }
+    return 1;
+}
+
+static int opt_field(lua_State *L, int t, const char *k, lua_Integer def, lua_Integer lo, lua_Integer hi) {
+    if (lua_isnoneornil(L, t)) return (int)def;
+    lua_getfield(L, t, k);
+    lua_Integer v = lua_isnil(L, -1) ? def : lua_isboolean(L, -1) ? lua_toboolean(L, -1) : luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    if (v < lo || v > hi) return luaL_error(L, "tail_lines: %s out of range", k);
+    return (int)v;
+}
+
+/* tail_lines(path, n [, {width, window, blank, sgr}]) -> lines, {size, start, cut} | nil, err.
+ * The last n lines of the log as a terminal shows them: a line is what follows its last \r,
+ * without escape sequences (SGR colours kept when sgr), blank lines left out (unless blank:
+ * then only those ending the log), each cut after width bytes (on a UTF-8 boundary) with
+ * "… [cut: N more bytes]". Read backwards from the end in growing blocks, never more than
+ * window bytes (default 1 MiB): a log whose last line is longer shows that line's end, marked
+ * "…" and cut = true. Refuses what is not a regular file (a FIFO, /dev/zero). */
+static int scan_tail_lines(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= 1000000, 2, "line count out of range");
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    size_t width = (size_t)opt_field(L, 3, "width", 4096, 1, 1 << 30);
+    size_t window = (size_t)opt_field(L, 3, "window", 1 << 20, 1, TAIL_WINDOW_MAX);
+    int keep_blank = opt_field(L, 3, "blank", 0, 0, 1);
+    int keep_sgr = opt_field(L, 3, "sgr", 0, 0, 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: not a regular file", path);
+        return 2;
+    }
+    off_t size = st.st_size;
+    size_t win = n == 0 ? 0 : (off_t)window < size ? window : (size_t)size;
+    off_t base = size - (off_t)win; /* the file offset of buf[0] */
+    /* Userdata, not malloc: collected even if a Lua error cuts this short. */
+    char *buf = (char *)lua_newuserdatauv(L, win ? win : 1, 0);
+    Span *spans = (Span *)lua_newuserdatauv(L, sizeof(Span) * (size_t)(n ? n : 1), 0);
+    lua_Integer count = 0;
+    size_t have = 0, block = BACK_BLOCK;
+    size_t line_end = win, clean_from = win; /* no '\n' in [clean_from, line_end) */
+    int done = win == 0, cut = 0;
+    if (!done) {
+        /* the break that ends the file ends its last line; it starts none */
+        char last;
+        if (pread(fd, &last, 1, size - 1) == 1 && last == '\n') line_end = clean_from = win - 1;
+    }
+    while (!done) {
+        size_t want = block < win - have ? block : win - have;
+        size_t lo = win - have - want;
+        errno = 0;
+        if (jobrun_pread_all(fd, buf + lo, want, base + (off_t)lo) != want) {
+            int e = errno ? errno : EIO; /* the file shrank under us */
+            close(fd);
+            errno = e;
+            return luaL_fileresult(L, 0, path);
+        }
+        have += want;
+        if (block < BACK_BLOCK_MAX) block *= 2;
+        int all_read = have == win;
+        for (;;) {
+            const char *nl = clean_from > lo ? memrchr(buf + lo, '\n', clean_from - lo) : NULL;
+            size_t start;
+            int partial = 0;
+            if (nl) start = (size_t)(nl - buf) + 1;
+            else if (all_read) { start = lo; partial = base > 0; }
+            else { clean_from = lo; break; } /* the line goes on before what was read */
+            size_t from, len = display_line(buf + start, line_end - start, keep_sgr, &from);
+            int blank = blank_line(buf + start + from, len);
+            if (!blank || (keep_blank && count > 0)) {
+                spans[count].at = start + from;
+                spans[count].len = len;
+                spans[count].partial = partial;
+                count++;
+                cut |= partial;
+            }
+            if (count == n || !nl) { done = 1; break; }
+            line_end = clean_from = start - 1;
+        }
+    }
+    close(fd);
+    lua_createtable(L, (int)count, 0);
+    int t = lua_gettop(L);
+    for (lua_Integer k = count - 1, i = 1; k >= 0; k--, i++) {
+        const char *p = buf + spans[k].at;
+        size_t len = spans[k].len, take = len <= width ? len : width;
+        if (take < len) while (take > 0 && utf8_continuation(p[take])) take--;
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        if (spans[k].partial) luaL_addstring(&b, "\xe2\x80\xa6");
+        luaL_addlstring(&b, p, take);
+        if (take < len) add_cut(&b, len - take);
+        luaL_pushresult(&b);
+        lua_rawseti(L, t, i);
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)(count > 0 ? base + (off_t)spans[count - 1].at : size));
+    lua_setfield(L, -2, "start");
+    lua_pushboolean(L, cut);
+    lua_setfield(L, -2, "cut");
+    return 2;
+}
+
+/* strip(s [, keep_sgr]) -> s without terminal escape sequences (the stripper above). */
+static int scan_strip(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (!memchr(s, '\033', len)) { lua_settop(L, 1); return 1; }
+    int keep_sgr = lua_toboolean(L, 2);
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, len);
+    memcpy(p, s, len);
+    luaL_pushresultsize(&b, jobrun_strip_escapes(p, len, keep_sgr));
+    return 1;
+}
+
+/* ---- ranks: per needle, the first line of each rank that contains it (the culprit's scan). ----
+ *
+ *   scan.ranks(path, needles [, tail_bytes]) -> hits, info | nil, err
+ *     hits[i] = { count = N, lines = { {text, at}, … } }: for needle i, the first line containing
+ *     it for each distinct rank prefix (up to RANK_KEYS of them), and the first KEEP lines with no
+ *     prefix, each with its byte offset `at`, in log order. What a prefix means (rank, node,
+ *     time) is read in Lua (lua/jobrun/forensics.lua); here it only tells lines apart.
+ *
+ * A whole multi-GB log is read, so each needle is looked for by its rarest byte in the text at
+ * hand (counted on a sample of each block), one memchr pass per distinct byte over blocks small
+ * enough to stay in the CPU's cache: the common letters that start most needles ('o', 'e', 't')
+ * would stop memchr every few bytes. */
+
+#ifndef RANK_BLOCK
+#define RANK_BLOCK (256u << 10)
+#endif
+#define RANK_SAMPLE 16384
+#define RANK_KEYS 4096 /* per needle; more ranks than this share the "unranked" lines' fate */
+
+typedef struct {
+    long long key; /* 0: empty slot */
+} RankSlot;
+
+typedef struct {
+    const char *text;
+    size_t len;
+    long count;
+    size_t rare; /* offset in text of the byte memchr looks for */
+    RankSlot *slots; /* open addressing, RANK_KEYS * 2 slots, made at the first ranked hit */
+    int n_keys;
+    int n_unranked;
+    const char *last_line; /* one hit per line */
+} RankNeedle;
+
+typedef struct {
+    char *text;
+    size_t len;
+    long long at;
+    int needle;
+} RankHit;
+
+typedef struct {
+    RankHit *items;
+    size_t n, cap;
+} RankHits;
+
+static int digits(const char **p, const char *end, long *out, int max) {
+    long v = 0;
+    int n = 0;
+    while (*p < end && **p >= '0' && **p <= '9' && n < max) { v = v * 10 + (**p - '0'); (*p)++; n++; }
+    if (n == 0 || (*p < end && **p >= '0' && **p <= '9')) return 0;
+    *out = v;
+    return 1;
+}
+
+static int starts(const char *p, const char *end, const char *lit) {
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+static int host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
+}
+
+/* The rank prefixes at a line's start, as one key: 0 when the line has none, or when two of
+ * its prefixes disagree (an interleaved or garbled line). Grammar (forensics.lua reads the same):
+ * `(… rank=N …) `, `[rankN]:`, `[defaultN]:`, srun's `  N: ` (first only), and NCCL's
+ * `host:pid:tid [N] NCCL` (last). */
+static long long rank_key(const char *s, size_t len) {
+    const char *p = s, *end = s + len;
+    long outer = -1, inner = -1, dev = -1, v;
+    int k = 0;
+    while (p < end && *p == ' ' && p - s < 8) p++;
+    for (; k < 4 && p < end; k++) {
+        const char *q = p;
+        if (*p == '(') {
+            const char *close = memchr(p, ')', (size_t)(end - p) < 96 ? (size_t)(end - p) : 96);
+            if (!close) break;
+            const char *r = NULL;
+            for (const char *t = p + 1; t + 5 <= close; t++) {
+                if (memcmp(t, "rank=", 5) == 0 && (t == p + 1 || t[-1] == ' ' || t[-1] == ',')) { r = t + 5; break; }
+            }
+            if (!r || !digits(&r, close, &v, 6) || (r != close && *r != ',')) break;
+            if (outer >= 0 && outer != v) return 0;
+            outer = v;
+            p = close + 1;
+            if (p < end && *p == ' ') p++;
+        } else if (*p == '[' && (starts(p, end, "[rank") || starts(p, end, "[default"))) {
+            q = p + (p[1] == 'r' ? 5 : 8);
+            if (!digits(&q, end, &v, 6) || !starts(q, end, "]:")) break;
+            if (inner >= 0 && inner != v) return 0;
+            inner = v;
+            p = q + 2;
+            if (p < end && *p == ' ') p++;
+        } else if (k == 0 && *p >= '0' && *p <= '9' && digits(&q, end, &v, 5) && starts(q, end, ": ")) {
+            outer = v;
+            p = q + 2;
+        } else {
+            /* NCCL's host:pid:tid [dev] NCCL */
+            while (q < end && host_char(*q)) q++;
+            long pid, tid;
+            if (q == p || q >= end || *q != ':') break;
+            q++;
+            if (!digits(&q, end, &pid, 10) || q >= end || *q != ':') break;
+            q++;
+            if (!digits(&q, end, &tid, 10) || !starts(q, end, " [")) break;
+            q += 2;
+            if (!digits(&q, end, &dev, 4) || !starts(q, end, "] NCCL")) { dev = -1; break; }
+            break;
+        }
+    }
+    if (outer < 0 && inner < 0 && dev < 0) return 0;
+    return ((long long)(outer + 1) << 42) | ((long long)(inner + 1) << 21) | (long long)(dev + 1);
+}
+
+/* Whether key is new for the needle (and now remembered); -1 when out of memory. */
+static int first_of_rank(RankNeedle *n, long long key) {
+    if (!n->slots) {
+        n->slots = calloc(2 * RANK_KEYS, sizeof *n->slots);
+        if (!n->slots) return -1;
+    }
+    unsigned long long h = (unsigned long long)key * 0x9E3779B97F4A7C15ull;
+    for (size_t i = (size_t)(h >> 40) % (2 * RANK_KEYS);; i = (i + 1) % (2 * RANK_KEYS)) {
+        if (n->slots[i].key == key) return 0;
+        if (n->slots[i].key == 0) {
+            if (n->n_keys >= RANK_KEYS) return 0;
+            n->slots[i].key = key;
+            n->n_keys++;
+            return 1;
+        }
+    }
+}
+
+static int keep_hit(RankHits *hits, int needle, const char *line, size_t len, long long at) {
+    if (len > MAX_LINE) len = MAX_LINE;
+    if (hits->n == hits->cap) {
+        size_t cap = hits->cap ? hits->cap * 2 : 64;
+        RankHit *items = realloc(hits->items, cap * sizeof *items);
+        if (!items) return -1;
+        hits->items = items;
+        hits->cap = cap;
+    }
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return -1;
+    memcpy(copy, line, len);
+    hits->items[hits->n++] = (RankHit){ copy, len, at, needle };
+    return 0;
+}
+
+/* Each needle's rarest byte in a sample of the block at hand. */
+static void choose_rare(RankNeedle *needles, int count, const char *buf, size_t len) {
+    size_t freq[256] = {0};
+    size_t n = len < RANK_SAMPLE ? len : RANK_SAMPLE;
+    for (size_t i = 0; i < n; i++) freq[(unsigned char)buf[i]]++;
+    for (int k = 0; k < count; k++) {
+        RankNeedle *nd = &needles[k];
+        size_t best = 0;
+        for (size_t i = 1; i < nd->len; i++) {
+            if (freq[(unsigned char)nd->text[i]] < freq[(unsigned char)nd->text[best]]) best = i;
+        }
+        nd->rare = best;
+    }
+}
+
+static int rank_search(RankNeedle *needles, int count, const char *buf, size_t len, long long base,
+                       RankHits *hits) {
+    const char *end = buf + len;
+    unsigned char done[256] = {0};
+    choose_rare(needles, count, buf, len);
+    for (int k = 0; k < count; k++) needles[k].last_line = NULL;
+    for (int k = 0; k < count; k++) {
+        unsigned char c = (unsigned char)needles[k].text[needles[k].rare];
+        if (done[c]) continue;
+        done[c] = 1;
+        const char *p = buf;
+        while ((p = memchr(p, c, (size_t)(end - p))) != NULL) {
+            for (int m = k; m < count; m++) {
+                RankNeedle *n = &needles[m];
+                if ((unsigned char)n->text[n->rare] != c) continue;
+                const char *at = p - n->rare;
+                if (at < buf || (size_t)(end - at) < n->len || memcmp(at, n->text, n->len) != 0) continue;
+                const char *s = line_start(buf, at);
+                if (n->last_line == s) continue;
+                n->last_line = s;
+                n->count++;
+                const char *e = line_end(at, end);
+                long long key = rank_key(s, (size_t)(e - s));
+                int keep;
+                if (key == 0) keep = n->n_unranked < KEEP ? (n->n_unranked++, 1) : 0;
+                else keep = first_of_rank(n, key);
+                if (keep < 0 || (keep && keep_hit(hits, m, s, (size_t)(e - s), base + (s - buf)) != 0)) return -1;
+            }
+            p++;
+        }
+    }
+    return 0;
+}
+
+static int hit_order(const void *a, const void *b) {
+    const RankHit *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at ? 1 : x->needle - y->needle;
+}
+
+static void free_rank_state(RankNeedle *needles, int count, RankHits *hits) {
+    for (int k = 0; k < count; k++) free(needles[k].slots);
+    for (size_t i = 0; i < hits->n; i++) free(hits->items[i].text);
+    free(hits->items);
+}
+
+static int scan_ranks(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer tail = luaL_optinteger(L, 3, -1);
+    int count = (int)luaL_len(L, 2);
+    luaL_argcheck(L, count <= MAX_NEEDLES, 2, "too many needles");
+    RankNeedle needles[MAX_NEEDLES];
+    memset(needles, 0, sizeof needles);
+    for (int k = 0; k < count; k++) {
+        lua_rawgeti(L, 2, k + 1);
+        needles[k].text = luaL_checklstring(L, -1, &needles[k].len); /* kept alive by arg 2 */
+        luaL_argcheck(L, needles[k].len > 0, 2, "empty needle");
+        lua_pop(L, 1);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return luaL_fileresult(L, 0, path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
+    off_t size = st.st_size;
+    off_t start = (tail >= 0 && size > tail) ? size - (off_t)tail : 0;
+    char *buf = malloc(RANK_BLOCK + MAX_LINE);
+    if (!buf) { close(fd); errno = ENOMEM; return luaL_fileresult(L, 0, path); }
+    RankHits hits = {0};
+    size_t carry = 0;
+    off_t pos = start, data_at = start; /* data_at: the file offset of buf[0] */
+    int failed = 0, first_chunk = starts_mid_line(fd, start);
+    while (pos < size && !failed) {
+        ssize_t n = pread(fd, buf + carry, RANK_BLOCK, pos);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        pos += n;
+        size_t len = carry + (size_t)n;
+        char *data = buf;
+        if (first_chunk) {
+            char *nl = memchr(data, '\n', len);
+            size_t skip = nl ? (size_t)(nl - data) + 1 : len;
+            data += skip;
+            len -= skip;
+            data_at += (off_t)skip;
+            first_chunk = 0;
+        }
+        size_t whole = len;
+        if (pos < size) {
+            while (whole > 0 && data[whole - 1] != '\n') whole--;
+            if (len - whole > MAX_LINE) whole = len;
+        }
+        size_t carry_len = len - whole;
+        /* Offsets are the file's as long as no colour code was taken out of the block; after
+         * one, they stay in order, which is all forensics.lua asks of them. */
+        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
+        if (rank_search(needles, count, data, searched, (long long)data_at, &hits) != 0) failed = 1;
+        data_at += (off_t)whole;
+        memmove(buf, data + whole, carry_len);
+        carry = carry_len;
+    }
+    free(buf);
+    close(fd);
+    if (failed) { free_rank_state(needles, count, &hits); return luaL_error(L, "scan: out of memory"); }
+    if (hits.n > 1) qsort(hits.items, hits.n, sizeof *hits.items, hit_order);
+    /* A Lua error from here (out of memory) would leak the copies: a risk taken for a few
+     * hundred short lines at most, where Lua itself has run out. */
+    lua_createtable(L, count, 0);
+    for (int k = 0; k < count; k++) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, needles[k].count);
+        lua_setfield(L, -2, "count");
+        lua_newtable(L);
+        lua_setfield(L, -2, "lines");
+        lua_rawseti(L, -2, k + 1);
+    }
+    for (size_t i = 0; i < hits.n; i++) {
+        RankHit *h = &hits.items[i];
+        lua_rawgeti(L, -1, h->needle + 1);
+        lua_getfield(L, -1, "lines");
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, h->text, h->len);
+        lua_rawseti(L, -2, 1);
+        lua_pushinteger(L, h->at);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+        lua_pop(L, 2);
+    }
+    free_rank_state(needles, count, &hits);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)start);
+    lua_setfield(L, -2, "start");
+    return 2;
+}
+
 static const luaL_Reg scan_functions[] = {
     {"find", scan_find},
     {"tail", scan_tail},
     {"last_lines", scan_last_lines},
+    {"tail_lines", scan_tail_lines},
+    {"strip", scan_strip},
+    {"ranks", scan_ranks},
     {NULL, NULL},
 };
 

@@ -470,18 +470,9 @@ static const luaL_Reg serve_functions[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 int luaopen_jobrun_serve(lua_State *L) {
-    new_class(L, SERVER_HANDLE, server_meta, server_methods);
-    new_class(L, STREAM_HANDLE_NAME, stream_meta, stream_methods);
+    jobrun_class(L, SERVER_HANDLE, server_meta, server_methods);
+    jobrun_class(L, STREAM_HANDLE_NAME, stream_meta, stream_methods);
     luaL_newlib(L, serve_functions);
     return 1;
 }

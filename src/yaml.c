@@ -280,11 +280,8 @@ static const luaL_Reg yaml_functions[] = {
 };
 
 int luaopen_jobrun_yaml(lua_State *L) {
-    if (luaL_newmetatable(L, PARSER)) {
-        lua_pushcfunction(L, parser_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg parser_meta[] = {{"__gc", parser_gc}, {NULL, NULL}};
+    jobrun_class(L, PARSER, parser_meta, NULL);
     luaL_newlib(L, yaml_functions);
     return 1;
 }

@@ -105,28 +105,49 @@ function helpers.eventually(fn, seconds)
   return fn() and true or false
 end
 
+-- listening(dir, argv [, opts]) -> { url, port, proc, out }: a server the tests start, its output in
+-- a file in dir, once it has said the port it listens on (opts.pattern, default the fakes'
+-- "listening on 127.0.0.1:PORT"); opts.env and opts.cwd as process.spawn takes them.
+function helpers.listening(dir, argv, opts)
+  opts = opts or {}
+  local out = dir .. "/server." .. tostring(math.random(1e9)) .. ".log"
+  local proc = assert(process.spawn({ argv = argv, env = opts.env, cwd = opts.cwd, stdout = out, stderr = "stdout" }))
+  local got
+  helpers.eventually(function()
+    got = (fs.read(out) or ""):match(opts.pattern or "listening on 127%.0%.0%.1:(%d+)")
+    return got or helpers.gone(proc:pid())
+  end, 30)
+  assert(got, argv[#argv > 1 and 2 or 1] .. " did not start: " .. (fs.read(out) or ""))
+  return { url = "http://127.0.0.1:" .. got, port = tonumber(got), proc = proc, out = out }
+end
+
 -- fake_skypilot(dir, args, port) -> { url, port, proc }: the fake SkyPilot API server
 -- (tests/skypilot/fake_server.py) on a free port (or `port`), ready; its output in dir.
 function helpers.fake_skypilot(dir, args, port)
   local argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/skypilot/fake_server.py", "--port", tostring(port or 0),
                  "--tick", "0.1" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local out = dir .. "/fake." .. tostring(math.random(1e9)) .. ".log"
-  local proc = assert(process.spawn({ argv = argv, stdout = out, stderr = "stdout" }))
-  local got
-  helpers.eventually(function()
-    got = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    return got
-  end, 30)
-  assert(got, "the fake server did not start: " .. (fs.read(out) or ""))
-  return { url = "http://127.0.0.1:" .. got, port = tonumber(got), proc = proc }
+  return helpers.listening(dir, argv)
 end
 
--- stop_fake(f): the fake server ended (TERM), and reaped.
-function helpers.stop_fake(f)
-  f.proc:kill("TERM")
-  f.proc:wait(true)
-  f.proc:close()
+-- serve(dir, args, env) -> { url, port, proc, out }: `jobrun serve` on a free port in dir, ready;
+-- env: variables added to the test's environment.
+function helpers.serve(dir, args, env)
+  local argv = { helpers.bin, "serve", "--port", "0" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  local full = process.environ()
+  full.NO_COLOR = "1"
+  for k, v in pairs(env or {}) do full[k] = v end
+  return helpers.listening(dir, argv, { env = full, cwd = dir, pattern = "http://[%d.]+:(%d+)/" })
 end
+
+-- stop_server(s) -> its exit: the server ended (TERM), and reaped.
+function helpers.stop_server(s)
+  s.proc:kill("TERM")
+  local r = s.proc:wait(true)
+  s.proc:close()
+  return r
+end
+helpers.stop_fake = helpers.stop_server
 
 return helpers

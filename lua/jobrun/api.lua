@@ -1,5 +1,6 @@
--- What `require "jobrun"` gives a script (SPEC §8), and only a script: jobs and suites that a
--- Lua program starts and waits for itself, all in one run (the script's), on one event loop.
+-- What `require "jobrun"` gives a script (README "Scripts: jobs driven from Lua"), and only a
+-- script: jobs and suites that a Lua program starts and waits for itself, all in one run (the
+-- script's), on one event loop.
 -- Blocking calls (wait, sleep, all) run that loop: one backend wait over every running job of
 -- the run (pidfds for local jobs), one refresh (for a backend without pidfds, at most one per
 -- its poll interval, however often the script asks), the streamed logs printed (fetched first,
@@ -15,6 +16,7 @@ local state = require "jobrun.state"
 local verdict = require "jobrun.verdict"
 local analysis = require "jobrun.analysis"
 local Run = require "jobrun.run"
+local cguard = require "jobrun.c.guard"
 
 local api = {}
 
@@ -177,12 +179,24 @@ function api.new(S)
     S.held = keep
   end
 
+  -- stop_on_signal(): Ctrl-C (or TERM, HUP) seen by the loop stops the script. The signal is
+  -- left pending, so that the guard around the script (jobrun.c.guard) raises it again at every
+  -- instruction: a script's own pcall cannot swallow it. The script command says what keeps
+  -- running.
+  local function stop_on_signal()
+    local sig = require("jobrun.c.guard").pending()
+    if sig then error({ signal = sig }, 0) end
+  end
+
   -- tick(timeout): one turn of the loop.
   local function tick(timeout)
     local run = S.run
+    local extra = S.signals and { S.signals } or nil
     if run and #run:active() > 0 then
-      run:await(timeout)
+      if #run:await(timeout, extra) > 0 then stop_on_signal() end
       if poll_due(run) then refresh(run) end
+    elseif extra then
+      if #process.poll(extra, timeout) > 0 then stop_on_signal() end
     elseif timeout > 0 then
       process.sleep(timeout)
     end
@@ -201,6 +215,7 @@ function api.new(S)
     if me then
       me.cond, me.deadline = cond, deadline
       coroutine.yield()
+      cguard.hold(true) -- back in jobrun's code (see shielded)
       return
     end
     while true do
@@ -211,7 +226,9 @@ function api.new(S)
           if runnable(task) then
             ran = true
             S.current = task
+            local held = cguard.hold(false) -- the task's own code may be stopped by a signal
             local ok, err = coroutine.resume(task.co)
+            cguard.hold(held)
             S.current = nil
             if not ok then error(err, 0) end
             if coroutine.status(task.co) == "dead" then task.done = true; task.result = err end
@@ -232,13 +249,13 @@ function api.new(S)
 
   -- guard(policy, where): a job's or suite's git = { require_clean, require_pushed }, as run
   -- and launch check it (--skip-git-check skips it).
-  local function guard(policy, where)
+  local function guard(policy, where, backend)
     if not policy or not (policy.require_clean or policy.require_pushed) then return end
     if S.opts["skip-git-check"] then
       io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
       return
     end
-    require("jobrun.git").guard(S.git_info, policy, where)
+    require("jobrun.git").guard(S.git_info, policy, where, backend)
   end
 
   local function finished(job)
@@ -262,7 +279,7 @@ function api.new(S)
     local decls = { file = S.script, source = "", suite = { name = name, where = where, fields = fields },
                     conditions = {}, condition_order = {}, parsers = {}, parser_order = {} }
     local p = plan.build(decls, { run_id = S.run_id, git = S.git })
-    guard(p.git_policy, where)
+    guard(p.git_policy, where, p.backend)
     if #p.jobs ~= 1 then errors.at(where, "%s: jobrun.job declares one job (no matrix); use a suite", label) end
     return p.jobs[1]
   end
@@ -281,18 +298,39 @@ function api.new(S)
     return setmetatable({ name = pjob.name, pjob = pjob, where = where }, Job)
   end
 
-  -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
-  -- on --resume, an earlier one started again as a new attempt.
-  -- refuse_unended(job): a job of that name still running in the run cannot start again.
-  local function refuse_unended(job)
+  -- settle(job): on --resume, the run's record of that name, if it has not ended by the record,
+  -- asked of the backend now: it may have ended while no script watched (then it is judged with
+  -- this declaration's expectations when its spec is the same, and reused or run again as any
+  -- ended job; one still running is adopted).
+  local function settle(job)
+    if not S.resume then return end
     local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
     for _, r in ipairs(run.data.jobs) do
-      if r.name == job.name and not verdict.TERMINAL[r.status] then
-        errors.at(job.where, "job '%s' of run %s has not ended (%s): wait for it or kill it before resuming",
-          job.name, run.data.run_id, r.status)
+      if r.name == job.name and r.native_id and not verdict.TERMINAL[r.status] then
+        if same_spec(r.spec, results.record(job.pjob, dir_shown(), r.key).spec) and not job.planned then
+          run:plan_job(job.pjob)
+          job.planned = true
+        end
+        run:refresh({ r })
       end
     end
   end
+
+  -- refuse_unended(job): a job of that name that has not ended in the run is adopted (waited
+  -- for) when its spec is the same; with another spec it cannot start again.
+  local function refuse_unended(job)
+    local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
+    for _, r in ipairs(run.data.jobs) do
+      if r.name == job.name and not verdict.TERMINAL[r.status]
+        and not same_spec(r.spec, results.record(job.pjob, dir_shown(), r.key).spec) then
+        errors.at(job.where, "job '%s' of run %s has not ended (%s) and its spec has changed: wait for it "
+          .. "or kill it before resuming", job.name, run.data.run_id, r.status)
+      end
+    end
+  end
+
+  -- prepare(job) -> true when it must be launched: its record in the run, a passed one reused
+  -- on --resume, one still running adopted, an earlier one started again as a new attempt.
 
   local function prepare(job)
     local run = ensure_run(job.pjob.backend, job.where, job.pjob.options)
@@ -311,16 +349,27 @@ function api.new(S)
       return false
     end
     refuse_unended(job)
+    if not job.planned then run:plan_job(job.pjob); job.planned = true end
+    if not verdict.TERMINAL[existing.status] then
+      -- The same job, not ended (refuse_unended saw its spec): waited for, not started again.
+      job.record = existing
+      if existing.native_id then
+        io.stderr:write(string.format("jobrun: %s is still running in run %s (attempt %s): waiting for it\n",
+          job.name, run.data.run_id, tostring(existing.attempt or 1)))
+        return false
+      end
+      return true -- held back by a script that stopped before submitting it: submitted now
+    end
     run:rerun({ existing })
     existing.spec = fresh.spec
     existing.params = fresh.params
-    run:plan_job(job.pjob)
     job.record = existing
     return true
   end
 
   local function launch(jobs, max_parallel, fail_fast)
     -- Refused before any of the batch is added: none is left added but not started.
+    for _, job in ipairs(jobs) do settle(job) end
     for _, job in ipairs(jobs) do refuse_unended(job) end
     local batch = {}
     for _, job in ipairs(jobs) do
@@ -417,7 +466,7 @@ function api.new(S)
       opts.set = { opts.set }
     end
     local p = plan.from_options(self.path, opts)
-    guard(p.git_policy, p.git_where)
+    guard(p.git_policy, p.git_where, p.backend)
     local jobs = {}
     for i, pjob in ipairs(p.jobs) do jobs[i] = new_job(pjob, self.where) end
     ensure_run(p.backend, self.where, p.jobs[1] and p.jobs[1].options)
@@ -470,7 +519,7 @@ function api.new(S)
   -- all { a, b, f… } [, { stream = bool }] -> their results, in order: jobs and suites are
   -- started and waited for together; functions run as coroutines on the same loop.
   function M.all(list, o)
-    local where = dsl.location(2)
+    local where = dsl.location(3) -- (the script's line: past the shielded wrapper)
     if type(list) ~= "table" then errors.at(where, "jobrun.all needs a list: jobrun.all { a, b }") end
     -- The jobs not started yet go to the backend together (one batch: one request for all where
     -- the backend can).
@@ -529,7 +578,7 @@ function api.new(S)
 
   function M.sleep(seconds)
     if type(seconds) ~= "number" or seconds < 0 then
-      errors.at(dsl.location(2), "jobrun.sleep needs a number of seconds")
+      errors.at(dsl.location(3), "jobrun.sleep needs a number of seconds")
     end
     local deadline = process.now() + seconds
     block(function() return process.now() >= deadline end, deadline)
@@ -553,6 +602,22 @@ function api.new(S)
     stream_out(true)
     if S.run then S.run:save() end
   end
+
+  -- shielded(fn): fn as jobrun's own code called by the script. A signal waits while it runs
+  -- (jobrun.c.guard.hold), so that nothing is cut off halfway (a job submitted but not
+  -- recorded): the loop stops at its own safe point (tick), or the script's code once it runs
+  -- again.
+  local function shielded(fn)
+    return function(...)
+      local prev = cguard.hold(true)
+      local _ <close> = setmetatable({}, { __close = function() cguard.hold(prev) end })
+      return fn(...)
+    end
+  end
+  for _, name in ipairs({ "all", "sleep" }) do M[name] = shielded(M[name]) end
+  for _, name in ipairs({ "submit", "done", "logs", "wait", "cancel" }) do Job[name] = shielded(Job[name]) end
+  for _, name in ipairs({ "launch", "wait" }) do Suite[name] = shielded(Suite[name]) end
+  S.finish = shielded(S.finish)
   return M
 end
 

@@ -7,8 +7,8 @@ local suggest = require "jobrun.suggest"
 local cli = {}
 
 -- The commands this build has, in the order help lists them.
-cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "list", "prune",
-                 "analyze", "completion", "script", "notify", "serve" }
+cli.COMMANDS = { "run", "launch", "plan", "check", "wait", "rerun", "kill", "logs", "diff", "history", "flaky",
+                 "show", "list", "prune", "analyze", "completion", "script", "notify", "serve" }
 
 local function load_command(name)
   for _, c in ipairs(cli.COMMANDS) do
@@ -20,12 +20,9 @@ end
 local function command_help(cmd)
   local out = { "Usage: " .. cmd.usage, "", cmd.summary:sub(1, 1):upper() .. cmd.summary:sub(2) .. "." }
   if cmd.help then out[#out + 1] = ""; out[#out + 1] = cmd.help end
-  if cmd.options and #cmd.options > 0 then
-    out[#out + 1] = ""
-    out[#out + 1] = "Options:"
-    out[#out + 1] = options.help_lines(cmd.options)
-  end
-  out[#out + 1] = "  -h, --help" .. string.rep(" ", 2) .. "show this help"
+  out[#out + 1] = ""
+  out[#out + 1] = "Options:"
+  out[#out + 1] = options.help_lines(cmd.options or {}, { { "-h, --help", "show this help" } })
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -148,6 +145,7 @@ local function help(args)
 end
 
 function cli.main(argv)
+  require("jobrun.provenance").argv = argv -- each attempt records the command line that started it
   local profile_path = os.getenv("JOBRUN_PROFILE")
   if profile_path and profile_path ~= "" then
     local stop = require("jobrun.profile").start(profile_path)
@@ -211,8 +209,7 @@ function cli.dispatch(argv)
   require("jobrun.state").check_dir(state_dir)
   -- The git guard never counts the state directory as a change, wherever it is.
   local fs = require "jobrun.c.fs"
-  require("jobrun.git").state_dir = (fs.realpath(state_dir) or (state_dir:sub(1, 1) == "/" and state_dir
-    or (fs.getcwd() .. "/" .. state_dir)))
+  require("jobrun.git").state_dir = state_dir:sub(1, 1) == "/" and state_dir or (fs.getcwd() .. "/" .. state_dir)
   opts.color = opts.color or "auto"
   return cmd.run(opts, args)
 end

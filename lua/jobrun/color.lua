@@ -29,8 +29,7 @@ function color.painter(on)
   end
 end
 
-function color.strip(text)
-  return (text:gsub("\27%[[%d;?]*[A-Za-z]", ""))
-end
+-- strip(text): text without its colours (and any other escape sequence): the one stripper.
+color.strip = require("jobrun.c.scan").strip
 
 return color

@@ -100,15 +100,39 @@ local function validate_metrics(decls)
   end
 end
 
-local function find_pack(name, suite_dir)
-  local path = package.searchpath(name, suite_dir .. "/?.lua;" .. package.path)
+-- jobrun's own packs (lua/jobrun/packs), for error messages and completion.
+dsl.BUILTIN_PACKS = { "metta" }
+
+-- is_pack_path(name): a pack given as a file ("lib/parsers.lua", "./mine") rather than a name.
+function dsl.is_pack_path(name)
+  return name:find("/", 1, true) ~= nil or name:match("%.lua$") ~= nil
+end
+
+-- find_pack(name, base_dir) -> path, source | nil, where_looked: a path (relative to base_dir:
+-- the suite's directory, or "." on the command line), else NAME.lua beside the suite or on
+-- package.path, else a built-in pack.
+local function find_pack(name, base_dir)
+  if dsl.is_pack_path(name) then
+    local path = name:sub(1, 1) == "/" and name or (base_dir == "." and name or base_dir .. "/" .. name)
+    local st = fs.stat(path)
+    local source = st and st.type == "file" and fs.read(path)
+    if source then return path, source end
+    return nil, string.format("no file '%s'", path)
+  end
+  local search = base_dir .. "/?.lua;" .. package.path
+  local path, tried = package.searchpath(name, search)
   if path then
     local source = fs.read(path)
     if source then return path, source end
   end
   local source, chunkname = embed.source("jobrun.packs." .. name)
   if source then return chunkname:sub(2), source end
-  return nil
+  local files, seen = {}, {}
+  for file in (tried or ""):gmatch("no file '([^']+)'") do
+    if not seen[file] then seen[file] = true; files[#files + 1] = file end
+  end
+  return nil, string.format("looked for %s; built-in packs: %s", table.concat(files, ", "),
+    table.concat(dsl.BUILTIN_PACKS, ", "))
 end
 
 local function validate_parser(p)
@@ -127,9 +151,10 @@ local function validate_parser(p)
   end
 end
 
--- load(path [, git_info]) -> decls: the suite, conditions and parsers declared by the file and
--- its packs. git_info (jobrun.git.info) becomes the read-only `git` global.
-function dsl.load(path, git_info)
+-- load(path [, git_info [, parsers_only]]) -> decls: the suite, conditions and parsers declared
+-- by the file and its packs. git_info (jobrun.git.info) becomes the read-only `git` global.
+-- parsers_only: a file without a suite is fine (analyze --suite on a file of parsers).
+function dsl.load(path, git_info, parsers_only)
   local source, err = fs.read(path)
   if not source then errors.raise("cannot read suite: %s", err) end
   local suite_dir = path:match("^(.*)/[^/]*$") or "."
@@ -138,7 +163,8 @@ function dsl.load(path, git_info)
   local decls = new_decls(path)
   local env = sandbox.env()
 
-  -- Several suites make one run (SPEC §3); decls.suite is the first, as a one-suite file has it.
+  -- Several suites make one run (README "Pipelines: several suites in one file"); decls.suite is
+  -- the first, as a one-suite file has it.
   decls.suites = {}
   env.suite = declarer("suite", decls, function(name, body, where)
     for _, other in ipairs(decls.suites) do
@@ -156,10 +182,7 @@ function dsl.load(path, git_info)
     if type(name) ~= "string" then errors.at(where, "use needs a pack name: use \"metta\"") end
     if decls.packs[name] then return decls.pack_values[name] end
     local pack_path, pack_source = find_pack(name, suite_dir)
-    if not pack_path then
-      errors.at(where, "unknown pack '%s' (no %s.lua beside the suite or on package.path, "
-        .. "and no built-in pack of that name)", name, name)
-    end
+    if not pack_path then errors.at(where, "unknown pack '%s' (%s)", name, pack_source) end
     decls.packs[name] = pack_path
     table.insert(decls.packs, name)
     decls.pack_values[name] = run_chunk(pack_path, pack_source, env)
@@ -188,8 +211,11 @@ function dsl.load(path, git_info)
     errors.at(first_open.where, "%s \"%s\" has no body: write %s \"%s\" { … }",
       first_open.kind, first_open.name, first_open.kind, first_open.name)
   end
-  if not decls.suite then
+  if not decls.suite and not parsers_only then
     errors.raise("%s: no suite declared (write suite \"name\" { … })", path)
+  end
+  if not decls.suite and #decls.parser_order == 0 then
+    errors.raise("%s: no parser declared, and no suite (write parser \"name\" { … })", path)
   end
   for _, name in ipairs(decls.parser_order) do validate_parser(decls.parsers[name]) end
   validate_metrics(decls)
@@ -206,7 +232,7 @@ function dsl.load_packs(names)
   env.env = function(_, default) return default end
   for _, name in ipairs(names) do
     local path, source = find_pack(name, ".")
-    if not path then errors.raise("unknown pack '%s'", name) end
+    if not path then errors.raise("unknown pack '%s' (%s)", name, source) end
     run_chunk(path, source, env)
   end
   for _, name in ipairs(decls.parser_order) do validate_parser(decls.parsers[name]) end

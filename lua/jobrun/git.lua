@@ -3,6 +3,8 @@
 -- pushed when the branch's upstream contains it, or, without an upstream, when any
 -- remote-tracking branch does).
 local cgit = require "jobrun.c.git"
+local fs = require "jobrun.c.fs"
+local json = require "jobrun.json"
 local errors = require "jobrun.errors"
 
 local git = {}
@@ -11,24 +13,103 @@ local git = {}
 git.state_dir = nil
 
 -- own(workdir, path): path (relative to the work tree, a directory with a trailing "/") is the
--- state directory or inside it.
-local function own(workdir, path)
-  local dir = git.state_dir
-  if not dir or not workdir then return false end
+-- state directory or inside it, as found or with its symlinks resolved (a `.jobrun` that links
+-- elsewhere shows in the status as the link itself).
+-- dirs: { git.state_dir, its realpath }.
+local function own(dirs, workdir, path)
+  if not workdir then return false end
   local full = (workdir:gsub("/$", "")) .. "/" .. path:gsub("/$", "")
-  return full == dir or full:sub(1, #dir + 1) == dir .. "/"
+  for _, dir in ipairs(dirs) do
+    if full == dir or full:sub(1, #dir + 1) == dir .. "/" then return true end
+  end
+  return false
+end
+
+-- open(dir): the repository containing dir; nil or "." means where git itself would look from
+-- here (the current directory, or $GIT_DIR).
+local function open(dir)
+  if dir == "." then dir = nil end
+  return cgit.open(dir)
+end
+
+-- root([dir]) -> the work tree's root (absolute, no trailing "/"), or nil outside a work tree.
+-- The one root finder: the state directory (jobrun.state.discover) and the guard (git.info)
+-- both take libgit2's answer, so GIT_DIR, GIT_CEILING_DIRECTORIES and `.git` files move both.
+function git.root(dir)
+  local repo = open(dir)
+  local workdir = repo and repo:workdir()
+  if repo then repo:close() end
+  return workdir and (workdir:gsub("(.)/$", "%1")) or nil
+end
+
+-- The report files jobrun wrote (--html, --summary, --junit): <state-dir>/reports.json maps each
+-- one's real path to the size and mtime it had once written, and the run it reported. An
+-- untracked file listed there and unchanged since is jobrun's own, not a change; a file edited
+-- or replaced since is the user's again, and a path never written by jobrun is never skipped.
+local function reports_file() return git.state_dir and (git.state_dir .. "/reports.json") end
+
+local function stamp(st) return string.format("%d:%.9f", st.size, st.mtime) end
+
+-- read_reports() -> map | nil, why (nil, nil: none yet)
+local function read_reports()
+  local file = reports_file()
+  local text = file and fs.read(file)
+  if not text then return nil end
+  local map = json.decode(text)
+  if type(map) ~= "table" then return nil, file .. " is damaged" end
+  return map
+end
+
+-- note_report(path, run_id): path was just written by jobrun as a report of run_id.
+function git.note_report(path, run_id)
+  local file = reports_file()
+  local full = file and fs.realpath(path)
+  local st = full and fs.stat(full)
+  if not st then return end
+  local function unrecorded(why)
+    io.stderr:write("jobrun: ", require("jobrun.sanitize").text(string.format(
+      "%s was not recorded as jobrun's own report (%s); the git guard will count it", full, why)), "\n")
+  end
+  local lock, lerr = fs.lock(git.state_dir .. "/reports.lock")
+  if not lock then return unrecorded(lerr) end
+  local map, why = read_reports()
+  if why then
+    unrecorded(why) -- a damaged record is never overwritten
+  else
+    local kept = {}
+    for p, e in pairs(map or {}) do
+      local now = type(e) == "table" and fs.stat(p)
+      if now and e.stamp == stamp(now) then kept[p] = e end -- forget what is gone or changed
+    end
+    kept[full] = { stamp = stamp(st), run_id = run_id }
+    local ok, err = fs.write_atomic(file, json.encode(kept, true) .. "\n")
+    if not ok then unrecorded(err) end
+  end
+  lock:release()
+end
+
+-- own_report(map, workdir, path): an untracked path that is a report jobrun wrote, unchanged.
+local function own_report(map, workdir, path)
+  if not workdir then return false end
+  local full = fs.realpath((workdir:gsub("/$", "")) .. "/" .. path)
+  local e = full and map[full]
+  local st = type(e) == "table" and fs.stat(full)
+  return st and e.stamp == stamp(st) or false
 end
 
 -- info(dir) -> read-only table for suites, or nil when dir is in no repository.
 function git.info(dir)
-  local repo = cgit.open(dir or ".")
+  local repo = open(dir)
   if not repo then return nil end
   local head = assert(repo:head())
   local status = repo:status() or {}
   local workdir = repo:workdir()
   local changed, untracked = {}, {}
+  local dirs = { git.state_dir, git.state_dir and require("jobrun.c.fs").realpath(git.state_dir) }
+  local reports, reports_problem = read_reports()
   for _, entry in ipairs(status) do
-    if own(workdir, entry.path) then -- luacheck: ignore 542
+    if own(dirs, workdir, entry.path) then -- luacheck: ignore 542
+    elseif entry.untracked and reports and own_report(reports, workdir, entry.path) then -- luacheck: ignore 542
     elseif entry.untracked then untracked[#untracked + 1] = entry.path
     else changed[#changed + 1] = entry.path end
   end
@@ -65,6 +146,7 @@ function git.info(dir)
     remote_url = repo:remote_url(remote),
     workdir = workdir,
     is_pushed = is_pushed,
+    reports_problem = reports_problem,
   }
   return info
 end
@@ -105,8 +187,16 @@ local function list(paths, max)
   return table.concat(shown, "\n")
 end
 
--- guard(info, policy, where): refuse (exit 2) when the policy is not met.
-function git.guard(info, policy, where)
+-- work_tree(backend_name): the backend's jobs run in this work tree (local, and Slurm on a
+-- shared file system) rather than from the commit.
+local function work_tree(name)
+  local ok, backend = pcall(require("jobrun.backends").get, name or "local")
+  return ok and backend.work_tree == true
+end
+
+-- guard(info, policy, where, backend_name): refuse (exit 2) when the policy is not met; what
+-- a dirty tree costs depends on where the backend's jobs run.
+function git.guard(info, policy, where, backend_name)
   if not policy or not (policy.require_clean or policy.require_pushed) then return end
   local prefix = where and string.format("%s:%d: ", where.file, where.line) or ""
   if not info then
@@ -121,9 +211,21 @@ function git.guard(info, policy, where)
       for _, p in ipairs(info.untracked) do dirty[#dirty + 1] = p .. " (untracked)" end
     end
     if #dirty > 0 then
-      errors.raise("%syou have uncommitted changes that the jobs would not see (%d path%s):\n%s\n"
-        .. "  Commit: git add -A && git commit -m '…'\n  Stash:  git stash -u\n"
-        .. "  Or launch anyway: --skip-git-check", prefix, #dirty, #dirty == 1 and "" or "s", list(dirty, 10))
+      local n = string.format("%d path%s", #dirty, #dirty == 1 and "" or "s")
+      local commit = info.short and ("commit " .. info.short) or "no commit"
+      local why
+      if work_tree(backend_name) then
+        why = string.format("you have uncommitted changes (%s):\n%s\n  The jobs run in this work tree and would "
+          .. "use them, but the run would record %s, which does not hold them.", n, list(dirty, 10), commit)
+      else
+        why = string.format("you have uncommitted changes that the jobs would not see: they get %s (%s):\n%s",
+          commit, n, list(dirty, 10))
+      end
+      if info.reports_problem then
+        why = why .. "\n  (" .. info.reports_problem .. ": reports jobrun wrote count too)"
+      end
+      errors.raise("%s%s\n  Commit: git add -A && git commit -m '…'\n  Stash:  git stash -u\n"
+        .. "  Or launch anyway: --skip-git-check", prefix, why)
     end
   end
   if policy.require_pushed then

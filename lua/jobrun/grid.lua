@@ -1,4 +1,4 @@
--- The verdicts as a grid over two matrix axes (SPEC §7 --grid), as GitHub Actions shows a
+-- The verdicts as a grid over two matrix axes (--grid; README "Reports"), as GitHub Actions shows a
 -- matrix: rows are the values of one axis, columns the values of another; the other axes fold
 -- into the cells as counts (`2/3 ✓`). One model, rendered as text here and by html/markdown.
 local template = require "jobrun.template"

@@ -1,4 +1,4 @@
--- The HTML report (SPEC §7 --html): one self-contained page — no network, no external script,
+-- The HTML report (--html; README "Reports"): one self-contained page — no network, no external script,
 -- style or font — with the run's header and counts, the grid, the full table (sortable by
 -- clicking a column, in a little inline JS), a timeline of the jobs (inline SVG) and each failed
 -- job's mismatches, termination and last log lines (ANSI colours rendered as HTML). Every piece of
@@ -12,13 +12,13 @@ local duration = require "jobrun.duration"
 local results = require "jobrun.results"
 local state = require "jobrun.state"
 local grid = require "jobrun.grid"
-local logtail = require "jobrun.logtail"
+local facts = require "jobrun.facts"
+local scan = require "jobrun.c.scan"
 
 local html = {}
 
--- How many log lines a failed job shows, and how wide a line may be.
+-- How many log lines a failed job shows (their width: jobrun.facts).
 html.LOG_LINES = 40
-html.LINE_WIDTH = 2000
 
 local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 
@@ -41,7 +41,7 @@ function html.ansi_line(s)
   local fg, bold = nil, false
   local function text(t)
     if t == "" then return end
-    t = esc(logtail.strip(t), true)
+    t = esc(scan.strip(t), true)
     if t == "" then return end
     local classes = {}
     if fg then classes[#classes + 1] = "a" .. fg end
@@ -105,6 +105,20 @@ white-space:pre-wrap;word-break:break-all}
 .fail-job{border-left:4px solid var(--fail);padding-left:.8em;margin:1em 0}
 .fail-job ul{margin:.2em 0}.facts{color:var(--mute)}
 svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--line)}
+.jobs-box{position:relative}
+#jobs{font-size:13px}#jobs th{white-space:nowrap}#jobs td.name{min-width:10em}
+#jobs th:after{content:none}#jobs th[data-dir=asc]:after{content:" \2191"}
+#jobs th[data-dir=desc]:after{content:" \2193"}
+#jobs details.fields summary{white-space:normal}
+#jobs td.wrap{min-width:12em;max-width:20em;overflow-wrap:break-word}
+#jobs details summary{cursor:pointer;color:var(--mute);white-space:nowrap}
+#jobs details.fields>div{width:26em;overflow-wrap:anywhere;white-space:normal}
+#jobs details.tail[open]>pre{position:absolute;left:0;right:0;max-height:24em;overflow:auto;z-index:1;
+box-shadow:0 4px 12px rgba(0,0,0,.3)}
+.jc{position:absolute;opacity:0;pointer-events:none}
+.chooser{margin:.3em 0}.chooser summary{cursor:pointer;color:var(--mute)}
+.chooser label{display:inline-block;margin:.2em .9em .2em 0;cursor:pointer;user-select:none}
+.chooser label:before{content:"\2610  "}
 ]]
 
 -- The column sort: numbers (data-v) as numbers, the rest as text; a second click reverses.
@@ -197,16 +211,78 @@ local function fields_html(fields)
   return table.concat(parts, "<br>")
 end
 
-local function table_html(data, ids)
+-- The jobs table fits a screen: the columns of the terminal's table (and the params, the
+-- mismatches, the details and the log) are shown; the rest are behind a column chooser, in CSS
+-- alone (a checkbox per column before the table; each unchecked one hides its column). Fields
+-- and exception text are collapsed in <details>; the log is a link (relative to the page) and,
+-- for a job that did not fail (a failed one has its tail under Failures), its last lines, within
+-- a budget for the whole page.
+html.TAIL_LINES = 20          -- lines of a passed job's tail
+html.TAIL_WIDTH = 500         -- bytes a line of it may take
+html.TAIL_BUDGET = 1024 * 1024 -- bytes of such tails in one page, over all its jobs
+
+-- href(path, base) -> path (absolute) as a URL relative to the directory base (absolute), each
+-- byte outside the unreserved set percent-encoded.
+local function href(path, base)
+  local function parts(p)
+    local t = {}
+    for seg in p:gmatch("[^/]+") do
+      if seg == ".." and #t > 0 then t[#t] = nil elseif seg ~= "." then t[#t + 1] = seg end
+    end
+    return t
+  end
+  local a, b = parts(path), parts(base)
+  local i = 1
+  while i <= #a and i <= #b and a[i] == b[i] do i = i + 1 end
+  local out = {}
+  for _ = i, #b do out[#out + 1] = ".." end
+  for k = i, #a do out[#out + 1] = a[k] end
+  local rel = table.concat(out, "/")
+  return (rel:gsub("[^%w%-._~/]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+html.href = href
+
+local function fields_details(job)
+  local fields = job.fields or {}
+  local n = 0
+  for _ in pairs(fields) do n = n + 1 end
+  if n == 0 then return "" end
+  local exc = type(fields.exception) == "string"
+  local label = string.format("%d field%s%s", n, n == 1 and "" or "s", exc and ", exception" or "")
+  return '<details class="fields"><summary>' .. esc(label) .. "</summary><div>" .. fields_html(fields)
+    .. "</div></details>"
+end
+
+local function table_html(data, ids, run_dir, opts)
   local params = param_names(data)
-  local heads = { "Job", "Status", "Native status", "Restarts", "Termination", "Exit", "Backend exit", "Duration",
-    "Verdict" }
-  for _, p in ipairs(params) do heads[#heads + 1] = p end
-  for _, h in ipairs({ "Attempt", "Backend", "Native id", "Submitted", "Started", "Ended", "Mismatches", "Fields",
-    "Log" }) do heads[#heads + 1] = h end
-  local out = { '<table class="sortable" id="jobs"><thead><tr>' }
-  for _, h in ipairs(heads) do out[#out + 1] = "<th>" .. esc(h) .. "</th>" end
+  -- { heading, shown by default }
+  local cols = { { "Job", true }, { "Status", true }, { "Native status" }, { "Restarts", true },
+    { "Termination", true }, { "Exit", true }, { "Backend exit" }, { "Duration", true }, { "Verdict", true } }
+  for _, p in ipairs(params) do cols[#cols + 1] = { p, true } end
+  for _, c in ipairs({ { "Attempt" }, { "Backend" }, { "Native id" }, { "Submitted" }, { "Started" }, { "Ended" },
+    { "Mismatches", true }, { "Fields", true }, { "Log", true } }) do cols[#cols + 1] = c end
+  local out = { '<div class="jobs-box">' }
+  -- The chooser: one checkbox per column (the Job column always shows), before the table so
+  -- that CSS can hide an unchecked one's cells.
+  local css, labels, checked = {}, {}, {}
+  for i = 2, #cols do
+    local id = "jc-" .. i
+    out[#out + 1] = string.format('<input type="checkbox" class="jc" id="%s"%s>', id, cols[i][2] and " checked" or "")
+    css[#css + 1] = string.format("#%s:not(:checked)~.jobs-wrap #jobs tr>:nth-child(%d)", id, i)
+    checked[#checked + 1] = string.format("#%s:checked~.chooser label[for=%s]:before", id, id)
+    labels[#labels + 1] = string.format('<label for="%s">%s</label>', id, esc(cols[i][1]))
+  end
+  local hidden = 0
+  for _, c in ipairs(cols) do if not c[2] then hidden = hidden + 1 end end
+  out[#out + 1] = "<style>" .. table.concat(css, ",\n") .. "{display:none}\n" .. table.concat(checked, ",\n")
+    .. '{content:"\\2611  "}</style>'
+  out[#out + 1] = string.format('<details class="chooser"><summary>Columns (%d more hidden: choose)</summary>%s'
+    .. "</details>", hidden, table.concat(labels, ""))
+  out[#out + 1] = '<div class="jobs-wrap"><table class="sortable" id="jobs"><thead><tr>'
+  for _, c in ipairs(cols) do out[#out + 1] = "<th>" .. esc(c[1]) .. "</th>" end
   out[#out + 1] = "</tr></thead><tbody>"
+  local base = opts.page_dir
+  local budget, left_out = html.TAIL_BUDGET, 0
   for _, job in ipairs(data.jobs) do
     local function td(v, class, sort)
       local attrs = class and (' class="' .. class .. '"') or ""
@@ -215,8 +291,10 @@ local function table_html(data, ids)
     end
     local row = { '<tr id="row-' .. ids[job] .. '">' }
     local v = verdict_of(job)
-    row[#row + 1] = '<td class="mono">' .. (job.verdict == "fail" and ('<a href="#' .. ids[job] .. '">' .. esc(job.name)
-      .. "</a>") or esc(job.name)) .. "</td>"
+    -- A long name may wrap after its separators, and only there, when the screen is narrow.
+    local name = esc(job.name):gsub("[_%-./]", "%0<wbr>")
+    row[#row + 1] = '<td class="mono name">' .. (job.verdict == "fail" and ('<a href="#' .. ids[job] .. '">'
+      .. name .. "</a>") or name) .. "</td>"
     row[#row + 1] = td(job.status, "v-" .. (job.status == "SUCCEEDED" and "pass" or (job.status == "PENDING"
       or job.status == "RUNNING") and "pending" or "fail"))
     row[#row + 1] = td(job.native_status)
@@ -225,7 +303,7 @@ local function table_html(data, ids)
     row[#row + 1] = td(job.exit_code)
     row[#row + 1] = td(job.backend_exit_code)
     row[#row + 1] = td(job.duration_s and duration.format(job.duration_s), nil, job.duration_s or -1)
-    row[#row + 1] = td(job.verdict or "pending", "v-" .. v)
+    row[#row + 1] = td(require("jobrun.retry").text(job) or job.verdict or "pending", "v-" .. v)
     for _, p in ipairs(params) do
       local pv = job.params and job.params[p]
       row[#row + 1] = td(pv ~= nil and template.text(pv) or nil)
@@ -238,13 +316,43 @@ local function table_html(data, ids)
     row[#row + 1] = td(job.ended_at)
     local ms = {}
     for i, m in ipairs(job.mismatches or {}) do ms[i] = esc(m) end
-    row[#row + 1] = "<td>" .. table.concat(ms, "<br>") .. "</td>"
-    row[#row + 1] = '<td class="mono">' .. fields_html(job.fields) .. "</td>"
-    row[#row + 1] = td(job.log_path, "mono")
+    row[#row + 1] = '<td class="wrap">' .. table.concat(ms, "<br>") .. "</td>"
+    row[#row + 1] = '<td class="mono">' .. fields_details(job) .. "</td>"
+    -- The log: a link to the file (relative to the page), its tail for a job that did not fail.
+    local log = {}
+    local file = job.log_path_rel and run_dir and (run_dir .. "/" .. job.log_path_rel)
+    if file and base and fs.stat(file) then
+      log[#log + 1] = string.format('<a href="%s" title="%s">log</a>', esc(href(state.absolute(file), base)),
+        esc(job.log_path or job.log_path_rel))
+    elseif known(job.log_path) then
+      log[#log + 1] = '<span class="mono">' .. esc(job.log_path) .. "</span>"
+    end
+    if job.verdict == "fail" then
+      log[#log + 1] = '<a href="#' .. ids[job] .. '">failure</a>'
+    elseif file then
+      local lines = budget > 0 and scan.tail_lines(file, html.TAIL_LINES, { width = html.TAIL_WIDTH, sgr = true }) or {}
+      if budget <= 0 then
+        left_out = left_out + 1
+      elseif #lines > 0 then
+        local rendered = {}
+        for i, l in ipairs(lines) do rendered[i] = html.ansi_line(l) end
+        local body = table.concat(rendered, "\n")
+        budget = budget - #body
+        log[#log + 1] = string.format('<details class="tail"><summary>last %d line%s</summary><pre class="log">%s'
+          .. "</pre></details>", #lines, #lines == 1 and "" or "s", body)
+      end
+    end
+    row[#row + 1] = "<td>" .. table.concat(log, " ") .. "</td>"
     row[#row + 1] = "</tr>"
     out[#out + 1] = table.concat(row)
   end
-  out[#out + 1] = "</tbody></table>"
+  out[#out + 1] = "</tbody></table></div>"
+  if left_out > 0 then
+    out[#out + 1] = string.format('<p class="meta">The log tails of %d more job%s are left out (the page keeps '
+      .. "%d KiB of them): follow their log links.</p>", left_out, left_out == 1 and "" or "s",
+      html.TAIL_BUDGET // 1024)
+  end
+  out[#out + 1] = "</div>"
   return table.concat(out, "\n")
 end
 
@@ -352,33 +460,26 @@ local function failures_html(data, run_dir, ids)
       n = n + 1
       out[#out + 1] = string.format('<div class="fail-job" id="%s"><h3>✗ <span class="mono">%s</span></h3>', ids[job],
         esc(job.name))
-      if job.mismatches and #job.mismatches > 0 then
+      local r = facts.of(job, run_dir, html.LOG_LINES)
+      if #r.mismatches > 0 then
         out[#out + 1] = "<ul>"
-        for _, m in ipairs(job.mismatches) do out[#out + 1] = "<li>" .. esc(m) .. "</li>" end
+        for _, m in ipairs(r.mismatches) do out[#out + 1] = "<li>" .. esc(m) .. "</li>" end
         out[#out + 1] = "</ul>"
       end
-      local facts = { "status " .. esc(job.status) }
-      if known(job.termination_reason) then facts[#facts + 1] = "termination " .. esc(job.termination_reason) end
-      if known(job.exit_code) then facts[#facts + 1] = "exit code " .. esc(job.exit_code) end
-      if known(job.restart_count) then facts[#facts + 1] = "restarts " .. esc(job.restart_count) end
-      if known(job.native_status) and job.native_status ~= job.status then
-        facts[#facts + 1] = "backend " .. esc(job.native_status)
+      local shown = {}
+      for k, f in ipairs(r.facts) do shown[k] = esc(f.label) .. " " .. esc(f.value) end
+      out[#out + 1] = '<p class="facts">' .. table.concat(shown, " · ") .. "</p>"
+      for _, c in ipairs(r.causes) do
+        out[#out + 1] = '<p class="facts">' .. (c.label and esc(c.label) .. ": " or "") .. esc(c.text) .. "</p>"
       end
-      out[#out + 1] = '<p class="facts">' .. table.concat(facts, " · ") .. "</p>"
-      local fields = job.fields or {}
-      for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
-        local v = fields[k] or job[k]
-        if type(v) == "string" then
-          out[#out + 1] = '<p class="facts">' .. esc((k:gsub("_", " "))) .. ": " .. esc(v) .. "</p>"
-        end
+      for _, e in ipairs(r.errors) do
+        out[#out + 1] = '<p class="facts">' .. esc(e.label) .. ": " .. esc(e.text) .. "</p>"
       end
-      local lines = job.log_path_rel and run_dir
-        and logtail.lines(run_dir .. "/" .. job.log_path_rel, html.LOG_LINES, { width = html.LINE_WIDTH }) or {}
-      if #lines > 0 then
+      if #r.tail > 0 then
         local rendered = {}
-        for i, l in ipairs(lines) do rendered[i] = html.ansi_line(l) end
+        for i, l in ipairs(r.tail) do rendered[i] = html.ansi_line(l) end
         out[#out + 1] = string.format('<p class="facts">last %d log lines of <span class="mono">%s</span></p>',
-          #lines, esc(job.log_path))
+          #r.tail, esc(r.log_path))
         out[#out + 1] = '<pre class="log">' .. table.concat(rendered, "\n") .. "</pre>"
       else
         out[#out + 1] = '<p class="facts">No log content.</p>'
@@ -391,6 +492,32 @@ local function failures_html(data, run_dir, ids)
 end
 
 -- document(data, run_dir, opts) -> the page.
+-- recent_html(data, run_dir) -> each job's last outcomes across runs as a row of small marks,
+-- from the history index (nothing without one).
+local function recent_html(data, run_dir)
+  local history = require "jobrun.history"
+  local state_dir = run_dir and history.state_dir_of(run_dir)
+  local names = {}
+  for i, job in ipairs(data.jobs) do names[i] = job.name end
+  local outcomes = state_dir and #names > 0 and history.peek(state_dir, function(db)
+    return history.last_outcomes(db, names, 20)
+  end)
+  if not outcomes then return "" end
+  local out = { '<h2 id="recent">Recent outcomes</h2><p class="meta">Each job\'s last 20 attempts across runs, '
+    .. "oldest first (from the history index).</p><table><tbody>" }
+  for _, job in ipairs(data.jobs) do
+    local marks = {}
+    for _, o in ipairs(outcomes[job.name] or {}) do
+      local v = (o.verdict == "pass" or o.verdict == "fail") and o.verdict or "none"
+      marks[#marks + 1] = string.format('<span class="sw s-%s" title="%s@%s: %s"></span>', v, esc(o.run_id),
+        esc(o.try), esc(o.verdict or "-"))
+    end
+    out[#out + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", esc(job.name), table.concat(marks))
+  end
+  out[#out + 1] = "</tbody></table>"
+  return table.concat(out, "\n")
+end
+
 function html.document(data, run_dir, opts)
   opts = opts or {}
   local ids = {}
@@ -399,6 +526,8 @@ function html.document(data, run_dir, opts)
   local git = data.git ~= json.null and data.git or {}
   local commit = known(git.commit) and (tostring(git.commit):sub(1, 12) .. (git.dirty and " (dirty)" or "")
     .. (known(git.branch) and (" on " .. tostring(git.branch)) or "")) or "-"
+  local commits = require("jobrun.provenance").commits(data)
+  if #commits > 1 then commit = table.concat(commits, ", ") .. " (the jobs' attempts ran several)" end
   local status = sum.failed > 0 and "failed" or sum.pending > 0 and "not finished" or "passed"
   local title = string.format("jobrun %s — %s: %s", sanitize.text(data.suite or "?"), sanitize.text(data.run_id),
     status)
@@ -417,8 +546,10 @@ function html.document(data, run_dir, opts)
       esc(data.backend or "-"),
       esc(commit), esc(data.started_at or "-"), esc(state.iso(process.time()))),
     string.format('<p class="counts"><span class="c-pass">%d passed</span><span class="c-fail">%d failed</span>'
-      .. '<span class="c-pending">%d pending</span><span class="c-total">%d jobs</span></p>',
-      sum.passed, sum.failed, sum.pending, sum.total),
+      .. '<span class="c-pending">%d pending</span><span class="c-total">%s</span></p>',
+      sum.passed, sum.failed, sum.pending, require("jobrun.textable").count(sum.total, "job")),
+    require("jobrun.forensics").gpu_line(data.jobs)
+      and ('<p class="meta">' .. esc(require("jobrun.forensics").gpu_line(data.jobs)) .. "</p>") or "",
     -- A run of several suites: what needs what (jobrun.needs).
     type(data.suites) == "table" and #data.suites > 1
       and ('<h2 id="suites">Suites</h2>' .. require("jobrun.needs").graph_svg(data, esc)) or "",
@@ -426,7 +557,8 @@ function html.document(data, run_dir, opts)
       and html.suite_grids(data, opts.grid, ids, grid_html) or grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),
-    '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids),
+    '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids, run_dir, opts),
+    recent_html(data, run_dir),
     "<script>" .. JS .. "</script>",
     "</body></html>",
   }
@@ -448,7 +580,12 @@ function html.suite_grids(data, want, ids, grid_of)
 end
 
 function html.write(path, data, run_dir, opts)
-  local ok, err = fs.write_atomic(path, html.document(data, run_dir, opts))
+  -- Log links are relative to the page's directory.
+  local page = {}
+  for k, v in pairs(opts or {}) do page[k] = v end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  page.page_dir = fs.realpath(dir == "" and "/" or dir)
+  local ok, err = fs.write_atomic(path, html.document(data, run_dir, page))
   if not ok then require("jobrun.errors").infra("cannot write the HTML report: %s", err) end
 end
 

@@ -1,4 +1,4 @@
--- JUnit XML (SPEC §7): one <testcase> per job; a failed verdict is a <failure> whose message is
+-- JUnit XML (README "Reports"): one <testcase> per job; a failed verdict is a <failure> whose message is
 -- the mismatches in words, a pending one is <skipped/>; <properties> carry the job's params,
 -- native id, restarts and termination (Jenkins' JUnit plugin reads a testcase's properties), and
 -- <system-out> the log's last lines. Read by CI systems (Jenkins, GitLab, GitHub).
@@ -6,7 +6,7 @@ local fs = require "jobrun.c.fs"
 local sanitize = require "jobrun.sanitize"
 local json = require "jobrun.json"
 local template = require "jobrun.template"
-local logtail = require "jobrun.logtail"
+local record = require "jobrun.facts"
 
 local junit = {}
 
@@ -18,21 +18,15 @@ local function escape(s)
 end
 junit.escape = escape
 
--- facts(job) -> "status FAILED, exit code 1, termination oom, restarts 0": what is known only.
-local function facts(job)
-  local parts = { "status " .. tostring(job.status) }
-  local function add(label, v)
-    if v ~= nil and v ~= json.null then parts[#parts + 1] = label .. " " .. tostring(v) end
-  end
-  add("exit code", job.exit_code)
-  add("termination", job.termination_reason)
-  add("restarts", job.restart_count)
+-- facts(r) -> "status FAILED, exit code 1, restarts 0, termination oom": the record's facts.
+local function facts(r)
+  local parts = {}
+  for k, f in ipairs(r.facts) do parts[k] = f.label .. " " .. tostring(f.value) end
   return table.concat(parts, ", ")
 end
 
--- How many of a log's last lines <system-out> holds, and how wide each may be.
+-- How many of a log's last lines <system-out> holds (their width: jobrun.facts).
 junit.LOG_LINES = 50
-junit.LINE_WIDTH = 2000
 
 local function known(v) return v ~= nil and v ~= json.null end
 
@@ -69,6 +63,13 @@ local function properties(job)
       end
     end
   end
+  -- Why it died and what it cost (issue #28).
+  add("cause_class", job.cause_class)
+  for _, f in ipairs(require("jobrun.forensics").facts(job)) do
+    if f[1] == "culprit" then add("culprit", f[2]) end
+  end
+  add("retries", require("jobrun.retry").text(job))
+  add("gpu_hours", job.gpu_hours)
   return out
 end
 
@@ -76,7 +77,7 @@ end
 local function message(job)
   local ms = job.mismatches or {}
   if #ms > 0 then return table.concat(ms, "; ") end
-  return "failed: " .. facts(job)
+  return "failed: " .. facts(record.of(job, nil, 0))
 end
 junit.message = message
 
@@ -110,18 +111,20 @@ function junit.document(data, run_dir)
       end
       out[#out + 1] = "      </properties>"
     end
+    -- A failure's whole record; of the other jobs, only the log's tail is shown.
+    local r = job.verdict == "fail" and record.of(job, run_dir, junit.LOG_LINES)
+      or { plain = record.plain((record.tail(job, run_dir, junit.LOG_LINES))) }
     if job.verdict == "fail" then
+      local body = { facts(r) }
+      for _, e in ipairs(r.errors) do body[#body + 1] = e.label .. ": " .. e.text end
+      for _, m in ipairs(r.mismatches) do body[#body + 1] = m end
       out[#out + 1] = string.format('      <failure message="%s" type="%s">%s</failure>', escape(message(job)),
-        escape(job.status), escape(facts(job) .. "\n" .. table.concat(job.mismatches or {}, "\n")))
+        escape(job.status), escape(table.concat(body, "\n")))
     elseif job.verdict ~= "pass" then
       out[#out + 1] = string.format('      <skipped message="%s"/>', escape("not finished: " .. tostring(job.status)))
     end
-    local lines = run_dir and job.log_path_rel
-      and logtail.lines(run_dir .. "/" .. job.log_path_rel, junit.LOG_LINES, { blank = true, width = junit.LINE_WIDTH })
-      or {}
-    if #lines > 0 then
-      for i, l in ipairs(lines) do lines[i] = logtail.strip(l) end
-      out[#out + 1] = "      <system-out>" .. escape(table.concat(lines, "\n")) .. "</system-out>"
+    if #r.plain > 0 then
+      out[#out + 1] = "      <system-out>" .. escape(table.concat(r.plain, "\n")) .. "</system-out>"
     end
     out[#out + 1] = "    </testcase>"
   end

@@ -1,4 +1,4 @@
--- The Markdown summary (SPEC §7 --summary, $GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown
+-- The Markdown summary (--summary, $GITHUB_STEP_SUMMARY; README "Reports"): GitHub-flavoured Markdown
 -- with the counts, the grid as a table, and each failure with its mismatches and a short log tail
 -- in a <details> block. GitHub refuses a step summary over 1 MiB, so the summary is kept under a
 -- byte budget: log tails are cut first, then failures beyond the first ones, then the grid.
@@ -7,13 +7,12 @@ local json = require "jobrun.json"
 local sanitize = require "jobrun.sanitize"
 local results = require "jobrun.results"
 local grid = require "jobrun.grid"
-local logtail = require "jobrun.logtail"
+local facts = require "jobrun.facts"
 
 local markdown = {}
 
 markdown.LIMIT = 1024 * 1024 -- GitHub's limit for one step's summary
 markdown.TAIL = { 10, 5, 2, 0 } -- log lines per failure, tried in turn until the summary fits
-markdown.LINE_WIDTH = 300
 markdown.TEXT_WIDTH = 500
 
 local HTML = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
@@ -126,29 +125,23 @@ local function fence(lines)
   return string.rep("`", longest + 1)
 end
 
-local function failure_md(job, tail)
+local function failure_md(r, tail, flaky)
   local out = {}
-  local ms = job.mismatches or {}
-  local why = #ms > 0 and ms[1] or ("status " .. tostring(job.status))
-  out[#out + 1] = string.format("<details><summary>❌ <code>%s</code>: %s%s</summary>", html(job.name), html(why),
+  local ms = r.mismatches
+  local why = #ms > 0 and ms[1] or ("status " .. tostring(r.status))
+  if flaky then why = "failed; " .. flaky .. " — " .. why end
+  out[#out + 1] = string.format("<details><summary>❌ <code>%s</code>: %s%s</summary>", html(r.name), html(why),
     #ms > 1 and string.format(" (+%d more)", #ms - 1) or "")
   out[#out + 1] = ""
   for i, m in ipairs(ms) do
     if i > 10 then out[#out + 1] = string.format("- … and %d more", #ms - 10); break end
     out[#out + 1] = "- " .. md(m)
   end
-  local facts = { "status " .. md(job.status) }
-  local function add(label, v) if v ~= nil and v ~= json.null then facts[#facts + 1] = label .. " " .. md(v) end end
-  add("termination", job.termination_reason)
-  add("exit code", job.exit_code)
-  add("restarts", job.restart_count)
-  if job.native_status and job.native_status ~= job.status then add("backend", job.native_status) end
-  out[#out + 1] = "- " .. table.concat(facts, " · ")
-  local fields = job.fields or {}
-  for _, k in ipairs({ "launch_error", "record_error", "result_error", "log_error", "exception" }) do
-    local v = fields[k] or job[k]
-    if type(v) == "string" then out[#out + 1] = "- " .. k:gsub("_", " ") .. ": " .. md(v) end
-  end
+  local shown = {}
+  for k, f in ipairs(r.facts) do shown[k] = f.label .. " " .. md(f.value) end
+  out[#out + 1] = "- " .. table.concat(shown, " · ")
+  for _, c in ipairs(r.causes) do out[#out + 1] = "- " .. (c.label and c.label .. ": " or "") .. md(c.text) end
+  for _, e in ipairs(r.errors) do out[#out + 1] = "- " .. e.label .. ": " .. md(e.text) end
   if tail and #tail > 0 then
     local f = fence(tail)
     out[#out + 1] = ""
@@ -181,30 +174,43 @@ function markdown.document(data, run_dir, opts)
     meta[#meta + 1] = "commit `" .. cut(sanitize.text(git.commit), 40):gsub("`", "'") .. "`"
       .. (git.dirty and " (dirty)" or "")
   end
+  local commits = require("jobrun.provenance").commits(data)
+  if #commits > 1 then meta[#meta + 1] = "attempts at commits " .. md(table.concat(commits, ", ")) end
   if data.started_at then meta[#meta + 1] = "started " .. md(data.started_at) end
+  local gpu = require("jobrun.forensics").gpu_line(data.jobs)
+  if gpu then meta[#meta + 1] = md(gpu) end
   head[#head + 1] = table.concat(meta, " · ")
+  -- Jobs that passed only after a retry policy started them again (failures say their own).
+  for _, job in ipairs(data.jobs) do
+    local retried = job.verdict ~= "fail" and require("jobrun.retry").text(job)
+    if retried then
+      head[#head + 1] = "\n- `" .. cut(sanitize.text(job.name), 200):gsub("`", "'") .. "`: " .. md(retried)
+    end
+  end
   local header = table.concat(head, "\n") .. "\n"
-  -- Log tails, read once: the most lines any try needs.
-  local tails = {}
+  -- Failure records, made once, with the most log lines any try needs.
+  local records, tails = {}, {}
   for i, job in ipairs(failed) do
-    local lines = job.log_path_rel and run_dir
-      and logtail.lines(run_dir .. "/" .. job.log_path_rel, markdown.TAIL[1], { width = markdown.LINE_WIDTH }) or {}
-    for k, l in ipairs(lines) do lines[k] = sanitize.text(logtail.strip(l), true) end
+    records[i] = facts.of(job, run_dir, markdown.TAIL[1])
+    local lines = {}
+    for k, l in ipairs(records[i].plain) do lines[k] = sanitize.text(l, true) end
     tails[i] = lines
   end
   local grid_text = grid_md(data, opts.grid)
   local metrics_text = metrics_md(data)
+  local flaky = require("jobrun.history").flaky_notes(run_dir, data)
   local function render(n_tail, n_failed, with_grid)
     local out = { header }
     if with_grid and grid_text then out[#out + 1] = grid_text .. "\n" end
     if with_grid and metrics_text then out[#out + 1] = metrics_text .. "\n" end
     if #failed > 0 then
-      out[#out + 1] = string.format("### Failures (%d of %d jobs)\n", #failed, #data.jobs)
+      out[#out + 1] = string.format("### Failures (%d of %s)\n", #failed,
+        require("jobrun.textable").count(#data.jobs, "job"))
       for i = 1, math.min(n_failed, #failed) do
         local tail = {}
         local lines = tails[i]
         for k = math.max(1, #lines - n_tail + 1), #lines do if n_tail > 0 then tail[#tail + 1] = lines[k] end end
-        out[#out + 1] = failure_md(failed[i], tail) .. "\n"
+        out[#out + 1] = failure_md(records[i], tail, flaky[records[i].name]) .. "\n"
       end
       if n_failed < #failed then
         out[#out + 1] = string.format("… and %d more failures (cut to keep this summary under %d KiB): "

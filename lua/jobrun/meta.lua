@@ -14,6 +14,7 @@ local CLASSES = {
   { "expect", "jobrun.Expect", "How a job should end: each field checks only what it names (jobrun help expect)." },
   { "git", "jobrun.GitPolicy", "What run and launch require of the git work tree." },
   { "notify", "jobrun.Notify", "Who is told when the run ends, and how (jobrun help suite)." },
+  { "retry", "jobrun.Retry", "When a failed attempt starts a new one (the reasons or cause classes it retries)." },
 }
 
 local KEYWORDS = {}
@@ -59,7 +60,7 @@ function meta.generate()
   field_lines(out, schema.git_info)
   out[#out + 1] = ""
   out[#out + 1] = [[
----A job's result, as expectation functions see it (SPEC §4).
+---A job's result, as expectation functions see it (README "Jobs, statuses and results").
 ---@class jobrun.Result
 ---@field name string the job's name
 ---@field params table<string, any> its matrix values
@@ -70,6 +71,11 @@ function meta.generate()
 ---@field fields table<string, any> what parsers found
 ---@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max, series }
 ---@field log_path string? its log file
+---@field cause_class "infrastructure"|"program"|"unknown"|nil the class of why it failed (nil for a pass)
+---@field culprit { rank: integer?, node: string?, reason: string, line: string }? where the cause appeared
+---@field cause_chain { reason: string, ranks: integer[] }[]? what followed on the other ranks
+---@field gpu_hours number? GPUs × nodes × duration of this attempt
+---@field retries integer? new attempts its retry policy started
 
 ---What a parser `fn` fills in.
 ---@class jobrun.ParserResult

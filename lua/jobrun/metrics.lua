@@ -1,4 +1,4 @@
--- Metrics (SPEC §3 metric, expect.metrics, scaling): number series read from a job's log and
+-- Metrics (README "Metrics": metric, expect.metrics, scaling): number series read from a job's log and
 -- from the JSON lines it appends to $JOBRUN_METRICS, their aggregates, and the rules that judge
 -- them. The log is read once per job for all its metrics, in C (jobrun.c.metrics).
 local cmetrics = require "jobrun.c.metrics"
@@ -15,8 +15,9 @@ metrics.TAIL = 0.25
 -- Seconds of CPU a metric fn may use on one job unless it sets `budget`.
 metrics.FN_BUDGET = 1
 
--- What each result's metrics entry holds, in order (SPEC §3).
-metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "series", "series_step", "error" }
+-- What each result's metrics entry holds, in order (README "Metrics").
+metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "series", "series_step", "error",
+                  "missing", "baseline" }
 
 -- parse_agg(text) -> name, fraction | nil, why. "tail_mean:0.1" sets tail_mean's fraction.
 function metrics.parse_agg(text)
@@ -85,10 +86,8 @@ function metrics.compile(entry)
   end
   local out = {}
   for k in pairs(entry) do
-    if k ~= 1 and not (type(k) == "string" and (k == "agg" or k == "ref" or k == "tol")) then
-      if k == "baseline" or k == "require_baseline" then
-        return nil, "baseline needs the run history index, which this jobrun does not have yet"
-      end
+    if k ~= 1 and not (type(k) == "string" and (k == "agg" or k == "ref" or k == "tol" or k == "baseline"
+        or k == "require_baseline")) then
       return nil, string.format("unknown key '%s'%s", tostring(k), suggest.hint(tostring(k), ENTRY_KEYS))
     end
   end
@@ -118,14 +117,30 @@ function metrics.compile(entry)
     if entry.tol == nil then return nil, "ref needs a tolerance: tol = \"-5%\" (or \"+5%\", \"±5%\", \"-5%,+10%\")" end
     out.ref = entry.ref
   end
+  if entry.baseline ~= nil then
+    if math.type(entry.baseline) ~= "integer" or entry.baseline < 1 then
+      return nil, "baseline must be a whole number of earlier passing runs (baseline = 5)"
+    end
+    if entry.tol == nil then return nil, "baseline needs a tolerance: tol = \"-5%\" (or \"+5%\", \"±5%\")" end
+    out.baseline = entry.baseline
+  end
+  if entry.require_baseline ~= nil then
+    if type(entry.require_baseline) ~= "boolean" then return nil, "require_baseline must be true or false" end
+    if entry.baseline == nil then return nil, "require_baseline goes with baseline = N" end
+    out.require_baseline = entry.require_baseline
+  end
   if entry.tol ~= nil then
-    if entry.ref == nil then return nil, "tol applies to a ref: ref = { axis = { [value] = reference } }" end
+    -- With a rule alone, tol is how far `diff` lets the metric move from one run to the next.
+    if entry.ref == nil and entry.baseline == nil and entry[1] == nil then
+      return nil, "tol applies to a rule, a ref or a baseline: \">= 40000\", ref = { axis = { [value] = reference } }, "
+        .. "or baseline = N"
+    end
     local tol, why = metrics.parse_tol(entry.tol)
     if not tol then return nil, why end
     out.tol = tol
   end
-  if not out.rule and not out.ref then
-    return nil, "says nothing to check: give a rule (\">= 40000\") or a ref with a tol"
+  if not out.rule and not out.ref and not out.baseline then
+    return nil, "says nothing to check: give a rule (\">= 40000\"), a ref with a tol, or a baseline with a tol"
   end
   return out
 end
@@ -374,7 +389,7 @@ function metrics.collect(log_path, declared, mexpect, file)
   end
 
   local specs, by_index, accs = {}, {}, {}
-  local errs = {}
+  local errs, missing = {}, {}
   for _, m in ipairs(list) do
     local acc = new_acc(m.name)
     accs[m.name] = acc
@@ -399,7 +414,10 @@ function metrics.collect(log_path, declared, mexpect, file)
     -- User code: bounded (its calls share one CPU budget per job) and interruptible.
     local budget = (m.budget or metrics.FN_BUDGET) - (spent[m.name] or 0)
     local t0 = os.clock()
-    local ok, err = guard.call(math.max(budget, 1e-6), m.fn, line, function(v) acc:push(v) end)
+    -- fn(line, emit, missing): missing(why) says why the metric cannot be had (a source that
+    -- does not answer), shown as "metric missing (why)".
+    local ok, err = guard.call(math.max(budget, 1e-6), m.fn, line, function(v) acc:push(v) end,
+      function(why) missing[m.name] = tostring(why) end)
     spent[m.name] = (spent[m.name] or 0) + (os.clock() - t0)
     if not ok then
       if type(err) == "table" and err.signal then error(err, 0) end
@@ -420,6 +438,7 @@ function metrics.collect(log_path, declared, mexpect, file)
     local agg, _, agg_text = how(m.name)
     out[m.name] = record_of(acc:stats(), agg, agg_text)
     out[m.name].error = errs[m.name]
+    out[m.name].missing = missing[m.name]
   end
   for _, name in ipairs(file_order) do
     if not out[name] then
@@ -476,6 +495,30 @@ local function ref_of(refs, v)
   return r
 end
 
+-- attach_baselines(job, mexpect, run_dir, suite): for each metric expected against a baseline
+-- (expect.metrics NAME = { baseline = N, tol = … }), the same job's value over its last N
+-- passing runs before this one, from the history index (README "History"), goes into
+-- job.metrics[NAME].baseline = { value (their mean), runs, of = N, note }: judge compares
+-- against it, and the record keeps what it was compared with.
+function metrics.attach_baselines(job, mexpect, run_dir, suite, run_id)
+  if type(mexpect) ~= "table" or type(job.metrics) ~= "table" then return end
+  for name, entry in pairs(mexpect) do
+    local e = metrics.compile(entry)
+    local rec = job.metrics[name]
+    if e and e.baseline and type(rec) == "table" then
+      local values = require("jobrun.history").baseline(run_dir, suite, job.name, name, e.baseline, run_id) or {}
+      local b = { runs = #values, of = e.baseline }
+      if #values > 0 then
+        local sum = 0
+        for _, x in ipairs(values) do sum = sum + x end
+        b.value = sum / #values
+      end
+      if #values < e.baseline then b.note = string.format("no baseline yet (%d of %d runs)", #values, e.baseline) end
+      rec.baseline = json.object(b, { "value", "runs", "of", "note" })
+    end
+  end
+end
+
 -- judge(found, mexpect, job) -> mismatches: each unmet metric expectation in words.
 function metrics.judge(found, mexpect, job)
   local out = {}
@@ -493,7 +536,8 @@ function metrics.judge(found, mexpect, job)
     elseif not rec or not rec.n or rec.n == 0 or rec.value == nil then
       local skipped = rec and rec.n_skipped and rec.n_skipped > 0
         and string.format(" (%s values were not numbers)", metrics.count(rec.n_skipped)) or ""
-      out[#out + 1] = string.format("%s: metric missing%s", name, skipped)
+      local because = rec and rec.missing and string.format(" (%s)", rec.missing) or ""
+      out[#out + 1] = string.format("%s: metric missing%s%s", name, because, skipped)
     else
       local v = rec.value
       local of = string.format("%s of %s point%s", rec.agg or e.agg_text, metrics.count(rec.n),
@@ -501,6 +545,26 @@ function metrics.judge(found, mexpect, job)
       if e.rule and not compare(v, e.rule.op, e.rule.num) then
         out[#out + 1] = string.format("%s: expected %s %s, saw %s (%s)", name, e.rule.op, metrics.format(e.rule.num),
           metrics.format(v), of)
+      end
+      if e.baseline then
+        local b = rec.baseline
+        local had = type(b) == "table" and b.runs or 0
+        if had < e.baseline then
+          if e.require_baseline then
+            out[#out + 1] = string.format("%s: no baseline yet (%d of %d runs)", name, had, e.baseline)
+          end
+        elseif e.tol then
+          local r = b.value
+          local lo = e.tol.lo and r * (1 - e.tol.lo)
+          local hi = e.tol.hi and r * (1 + e.tol.hi)
+          if (lo and v < lo) or (hi and v > hi) then
+            local want
+            if lo and hi then want = string.format("between %s and %s", metrics.format(lo), metrics.format(hi))
+            elseif lo then want = ">= " .. metrics.format(lo) else want = "<= " .. metrics.format(hi) end
+            out[#out + 1] = string.format("%s: expected %s (baseline %s over the last %d passing runs, %s), "
+              .. "saw %s (%s)", name, want, metrics.format(r), b.runs, mexpect[name].tol, metrics.format(v), of)
+          end
+        end
       end
       if e.ref then
         local axes = {}
@@ -527,7 +591,7 @@ function metrics.judge(found, mexpect, job)
   return out
 end
 
--- scaling(jobs, spec) -> check | nil: the suite-level scaling check (SPEC §3 scaling) over
+-- scaling(jobs, spec) -> check | nil: the suite-level scaling check (README "Metrics") over
 -- the jobs of one suite. check = { name, ok (true/false, nil while jobs are unfinished),
 -- text, groups = { { label, steps = { { from, to, efficiency, ok } } } } }.
 function metrics.scaling(jobs, spec, terminal)

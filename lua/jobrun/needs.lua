@@ -1,4 +1,4 @@
--- Pipelines (SPEC §3 "Several suites in one file"): at plan time, the suites of one file built
+-- Pipelines (README "Pipelines: several suites in one file"): at plan time, the suites of one file built
 -- into one plan, their `needs` resolved to job names (cycles and needs that name nothing refused
 -- at file:line) and {needs.SUITE.JOB.fields.NAME} left as a marker; at run time, whether a job
 -- may start, must be SKIPPED, and its markers filled with the needed jobs' fields.

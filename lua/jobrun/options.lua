@@ -5,14 +5,14 @@ local suggest = require "jobrun.suggest"
 
 local options = {}
 
--- Option groups shared by several commands (SPEC §2). kind: flag | value | list | optional (a
+-- Option groups shared by several commands (README "Using it"). kind: flag | value | list | optional (a
 -- flag that may carry a value: --name=VALUE, or --name VALUE when the next argument is one that
 -- the option's `takes(arg, following)` accepts (following: the argument after it, if any), so
 -- that `check --grid RUN` still reads RUN as the run).
 -- What chooses the jobs of a plan (run, launch, plan).
 options.SELECT = {
   { "backend", "value", "NAME", "backend to use instead of the suite's" },
-  { "only", "list", "GLOB", "only jobs whose name matches (repeatable)" },
+  { "only", "list", "GLOB", "only jobs whose name matches; !GLOB: all but those (repeatable)" },
   { "tag", "list", "TAG", "only jobs whose condition carries TAG (repeatable)" },
   { "set", "list", "AXIS=V1,V2", "replace an axis's values (repeatable)" },
   { "max-jobs", "value", "N", "refuse a matrix of more than N jobs (default 100000)" },
@@ -45,6 +45,12 @@ options.REPORT = {
     check = function(v) return v == true or v:match("^[^,]+,[^,]+$") ~= nil, "two axes, ROWS,COLS" end },
   { "html", "value", "FILE", "write a self-contained HTML report (grid, table, timeline, failures)" },
   { "summary", "value", "FILE", "write a Markdown summary (default: append to $GITHUB_STEP_SUMMARY when set)" },
+  { "durations", "value", "N", "after the table, the N slowest jobs (0: all), as pytest's --durations" },
+}
+
+-- run and rerun: -x, as pytest's.
+options.FAIL_FAST = {
+  { "fail-fast", "flag", nil, "stop launching after the first failure (sets the run's fail_fast)", short = "x" },
 }
 
 function options.concat(...)
@@ -57,8 +63,11 @@ end
 
 -- parse(command, argv, spec) -> opts, positionals. opts uses the option names with "-" kept.
 function options.parse(command, argv, spec)
-  local by_name, names = {}, {}
-  for _, o in ipairs(spec) do by_name[o[1]] = o; names[#names + 1] = "--" .. o[1] end
+  local by_name, names, by_short = {}, {}, {}
+  for _, o in ipairs(spec) do
+    by_name[o[1]] = o; names[#names + 1] = "--" .. o[1]
+    if o.short then by_short[o.short] = o end
+  end
   local opts, positionals = {}, {}
   local function usage(fmt, ...)
     errors.raise("%s: %s\nRun 'jobrun help %s' for usage.", command,
@@ -72,6 +81,8 @@ function options.parse(command, argv, spec)
       break
     elseif a == "-h" or a == "--help" then
       opts.help = true
+    elseif a:match("^%-%a$") and by_short[a:sub(2)] and by_short[a:sub(2)][2] == "flag" then
+      opts[by_short[a:sub(2)][1]] = true
     elseif a:sub(1, 2) == "--" then
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
@@ -117,15 +128,20 @@ function options.parse(command, argv, spec)
 end
 
 -- help_lines(spec) -> aligned "  --name VALUE   text" lines.
-function options.help_lines(spec)
-  local lines, width = {}, 0
-  local left = {}
-  for i, o in ipairs(spec) do
-    left[i] = "--" .. o[1] .. (o[3] and (" " .. o[3]) or "")
-    width = math.max(width, #left[i])
+function options.help_lines(spec, extra)
+  -- extra: more rows { left, doc } in the same columns (help's own -h, --help). Widths count
+  -- characters, not bytes: "S,…" is three wide.
+  local rows = {}
+  for _, o in ipairs(spec) do
+    local left = (o.short and "-" .. o.short .. ", " or "") .. "--" .. o[1]
+    rows[#rows + 1] = { left .. (o[3] and (" " .. o[3]) or ""), o[4] }
   end
-  for i, o in ipairs(spec) do
-    lines[#lines + 1] = string.format("  %-" .. width .. "s  %s", left[i], o[4])
+  for _, r in ipairs(extra or {}) do rows[#rows + 1] = r end
+  local width = 0
+  for _, r in ipairs(rows) do width = math.max(width, utf8.len(r[1]) or #r[1]) end
+  local lines = {}
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = "  " .. r[1] .. string.rep(" ", width - (utf8.len(r[1]) or #r[1]) + 2) .. r[2]
   end
   return table.concat(lines, "\n")
 end

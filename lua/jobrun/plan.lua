@@ -99,12 +99,21 @@ function plan.glob_to_pattern(glob)
   return table.concat(out)
 end
 
--- matches_any(name, globs) -> true when one of the shell globs (--only) matches the name.
+-- matches_any(name, globs) -> true when one of the shell globs (--only) matches the name and
+-- none of the negated ones ("!GLOB", as pytest's -k "not …") does; negated ones alone select
+-- every other name.
 function plan.matches_any(name, globs)
+  local wanted, hit = false, false
   for _, g in ipairs(globs) do
-    if name:find(plan.glob_to_pattern(g)) then return true end
+    local negated = g:match("^!(.*)$")
+    if negated then
+      if name:find(plan.glob_to_pattern(negated)) then return false end
+    else
+      wanted = true
+      hit = hit or name:find(plan.glob_to_pattern(g)) ~= nil
+    end
   end
-  return false
+  return hit or not wanted
 end
 local matches_any = plan.matches_any
 
@@ -417,7 +426,7 @@ function plan.check_metrics(decls, axes)
 end
 
 -- The keys of an include entry that set that cell's job field instead of being a parameter
--- (SPEC §3, as GitHub's include does with its own job keys).
+-- (README "Suite files", as GitHub's include does with its own job keys).
 plan.CELL_FIELDS = { "expect", "timeout", "env", "nodes", "max_restarts", "retry", "local", "slurm", "skypilot" }
 local CELL_SET = {}
 for _, k in ipairs(plan.CELL_FIELDS) do CELL_SET[k] = true end
@@ -486,6 +495,17 @@ function plan.build(decls, opts)
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
 
+  local retry_check = require("jobrun.retry").check(decls)
+  -- A policy is checked and made plain data once, however many jobs share it (an include
+  -- entry's retry is its cell's, README "Suite files", include).
+  local retry_policies = {}
+  local function retry_policy(policy, what)
+    if not retry_policies[policy] then
+      if what then retry_check(policy, where, what) end
+      retry_policies[policy] = require("jobrun.retry").spec(policy)
+    end
+    return retry_policies[policy]
+  end
   local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include,
                  cell_keys = plan.check_cells(suite, axes) }
   if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
@@ -512,6 +532,13 @@ function plan.build(decls, opts)
   -- What every job of one condition shares is made once and referenced by each job (tags,
   -- args, timeout, the options), not copied into it: a 100,000-job plan holds 100,000 jobs.
   local options = secrets.options(f[backend])
+  -- The suite's max_pending reaches the backend with its options (the backend's own wins).
+  if f.max_pending ~= nil and not (type(options) == "table" and options.max_pending ~= nil) then
+    local copy = {}
+    for k, v in pairs(type(options) == "table" and options or {}) do copy[k] = v end
+    copy.max_pending = f.max_pending
+    options = copy
+  end
   local shared_by = {}
   local function shared(condition)
     local key = condition or shared_by
@@ -629,10 +656,17 @@ function plan.build(decls, opts)
     }
     local description = cf.description or f.description
     if description ~= nil then job.description = description end
+    -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
+    if cell.retry ~= nil then
+      job.retry = retry_policy(cell.retry, string.format("suite \"%s\": include retry", suite.name))
+    elseif cf.retry or f.retry then
+      job.retry = retry_policy(cf.retry or f.retry)
+    end
+    if f.classes ~= nil then job.classes = f.classes end
+    if f.gpus ~= nil then job.gpus = f.gpus end
     -- Without URL credentials (stored in state.json); the originals stay in memory.
     if options ~= nil then job.options = options end
     if cell[backend] then job.options = merge(options, secrets.options(cell[backend])) end
-    if cell.retry ~= nil then job.retry = cell.retry end
     job.run = command(ctx, "run", f.run, job)
     local setup = command(ctx, "setup", f.setup, job)
     if setup ~= nil then job.setup = setup end
@@ -679,8 +713,8 @@ function plan.build(decls, opts)
         end
       end
     end
-    errors.raise("no job of suite \"%s\" matches %s (%d jobs in all; see jobrun plan %s)%s",
-      suite.name, table.concat(what, " "), #jobs, decls.file, hint)
+    errors.raise("no job of suite \"%s\" matches %s (%s in all; see jobrun plan %s)%s",
+      suite.name, table.concat(what, " "), require("jobrun.textable").count(#jobs, "job"), decls.file, hint)
   end
 
   return {
@@ -690,6 +724,7 @@ function plan.build(decls, opts)
     backend = backend,
     max_parallel = opts.max_parallel or f.max_parallel,
     fail_fast = f.fail_fast or false,
+    retry_max_total = type(f.retry) == "table" and f.retry.max_total or nil,
     git_policy = f.git,
     git_where = where,
     notify = f.notify,

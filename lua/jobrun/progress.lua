@@ -23,6 +23,7 @@ local function clock(s)
   if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, (s % 3600) // 60, s % 60) end
   return string.format("%d:%02d", s // 60, s % 60)
 end
+progress.clock = clock
 
 -- eta(data, slots, now) -> seconds left, or nil before any job has finished (or when none is
 -- left). Each running job is taken to need the finished jobs' mean duration in all (at least

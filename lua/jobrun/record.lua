@@ -1,4 +1,4 @@
--- How a job's record moves: forward only (SPEC §5). Within an attempt a job goes PENDING →
+-- How a job's record moves: forward only (README "How a job's record moves"). Within an attempt a job goes PENDING →
 -- RUNNING → one terminal status, and a terminal status is final. A backend's restart (Slurm's
 -- requeue, SkyPilot's recovery) may take a RUNNING job back to PENDING only with a higher
 -- restart count. Two copies of one job (this process's and state.json's, written by a `check`,

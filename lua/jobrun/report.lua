@@ -1,18 +1,20 @@
--- The human report of a run (SPEC §7): a header, one row per job with the old tool's colours,
+-- The human report of a run (README "Reports"): a header, one row per job with the old tool's colours,
 -- a status summary, with --grid the verdicts as a grid over two axes; the --json document
--- (SPEC §4); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
+-- (README "Jobs, statuses and results"); and the files: --junit, --html, --summary (or $GITHUB_STEP_SUMMARY).
 local color = require "jobrun.color"
 local textable = require "jobrun.textable"
 local template = require "jobrun.template"
 local duration = require "jobrun.duration"
 local results = require "jobrun.results"
 local json = require "jobrun.json"
-local scan = require "jobrun.c.scan"
+local facts = require "jobrun.facts"
 local term = require "jobrun.c.term"
 local sanitize = require "jobrun.sanitize"
 local state = require "jobrun.state"
 local process = require "jobrun.c.process"
 local clean = sanitize.text
+local forensics = require "jobrun.forensics"
+local retry = require "jobrun.retry"
 
 local report = {}
 
@@ -44,7 +46,12 @@ local function elapsed(job)
 end
 
 function report.cells(job, paint)
-  local status = paint(clean(job.status), STATUS_COLOR[job.status] or "yellow")
+  local shown = job.status
+  -- Why the scheduler has not started it (Slurm's pending reason).
+  if shown == "PENDING" and type(job.pending_reason) == "string" then
+    shown = shown .. " (" .. job.pending_reason .. ")"
+  end
+  local status = paint(clean(shown), STATUS_COLOR[job.status] or "yellow")
   local restarts = job.restart_count == nil and "-"
     or paint(tostring(job.restart_count), job.restart_count == 0 and "green" or "yellow")
   local termination = job.termination_reason == nil and "-"
@@ -52,12 +59,12 @@ function report.cells(job, paint)
   local exit = job.exit_code == nil and "-" or paint(tostring(job.exit_code), exit_color(job))
   local dur = job.duration_s and duration.format(job.duration_s) or "-"
   if dur == "-" and elapsed(job) then dur = duration.format(elapsed(job)) .. "…" end
-  local v = paint(clean(job.verdict or "pending"), VERDICT_COLOR[job.verdict] or "cyan")
+  local v = paint(clean(retry.text(job) or job.verdict or "pending"), VERDICT_COLOR[job.verdict] or "cyan")
   return { clean(job.name), status, restarts, termination, exit, dur, v }
 end
 
 -- metric_columns(data) -> the metric names the reports show: report.metrics where the suite
--- names them, else those that have expectations (SPEC §7), in first-seen order.
+-- names them, else those that have expectations (README "Metrics"), in first-seen order.
 function report.metric_columns(data)
   local names, seen = {}, {}
   local function add(n) if type(n) == "string" and not seen[n] then seen[n] = true; names[#names + 1] = n end end
@@ -88,7 +95,7 @@ function report.metric_cell(job, name)
   return require("jobrun.metrics").format(rec.value), bad
 end
 
--- checks(data) -> the run's suite-level checks (the scaling check of SPEC §3): { name, ok
+-- checks(data) -> the run's suite-level checks (README "Metrics": scaling): { name, ok
 -- (nil while jobs run), text }.
 function report.checks(data)
   if type(data.scaling) ~= "table" then return {} end
@@ -96,7 +103,6 @@ function report.checks(data)
   return c and { c } or {}
 end
 
--- text(data, opts) -> the report as text, and a warning about --grid's axes (or nil).
 -- by_suite(data) -> { { suite, jobs }, … } in a run of several suites (nil otherwise).
 function report.by_suite(data)
   if type(data.suites) ~= "table" or #data.suites < 2 then return nil end
@@ -125,6 +131,10 @@ local function table_of(jobs, data, paint)
   local mcols = report.metric_columns(jobs == data.jobs and data
     or { jobs = jobs, report_metrics = data.report_metrics })
   for _, m in ipairs(mcols) do headers[#headers + 1] = clean(m) end
+  -- Attempts at several commits (a rerun after a fix): each job's commits, oldest first.
+  local provenance = require "jobrun.provenance"
+  local commits = provenance.commits(data)
+  if #commits > 1 then headers[#headers + 1] = "Commit" end
   for _, k in ipairs(params) do headers[#headers + 1] = k end
   local rows = {}
   for _, job in ipairs(jobs) do
@@ -132,6 +142,10 @@ local function table_of(jobs, data, paint)
     for _, m in ipairs(mcols) do
       local v, bad = report.metric_cell(job, m)
       row[#row + 1] = paint(v, bad and "red" or nil)
+    end
+    if #commits > 1 then
+      local trail = provenance.trail(job)
+      row[#row + 1] = #trail > 0 and table.concat(trail, "→") or "-"
     end
     for _, k in ipairs(params) do
       local v = job.params[k]
@@ -142,13 +156,16 @@ local function table_of(jobs, data, paint)
   return textable.render(headers, rows, { paint = paint, max = { [1] = 60 } })
 end
 
+-- text(data, opts) -> the report as text, and a warning about --grid's axes (or nil).
 function report.text(data, opts)
   local on = color.enabled(opts.color, opts.json and 2 or 1)
   local paint = color.painter(on)
   local groups = report.by_suite(data)
   local out = {}
+  local commits = require("jobrun.provenance").commits(data)
   local git = data.git and data.git ~= json.null and data.git.commit and
     string.format(" · commit %s%s", tostring(data.git.commit):sub(1, 8), data.git.dirty and " (dirty)" or "") or ""
+  if #commits > 1 then git = " · commits " .. table.concat(commits, ", ") end
   out[#out + 1] = paint(string.format("Run %s", data.run_id), "bold")
     .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite),
       dash(type(data.backends) == "table" and table.concat(data.backends, ",") or data.backend),
@@ -189,6 +206,8 @@ function report.text(data, opts)
     out[#out + 1] = string.format("Check: %s (min efficiency %s): %s — %s", clean(c.name),
       tostring(c.min_efficiency), clean(c.text), word)
   end
+  local gpu = forensics.gpu_line(data.jobs)
+  if gpu then out[#out + 1] = "GPU: " .. gpu end
   local warning
   if opts.grid then
     -- Marks (✓ ✗) with colour; plain ASCII words without it (--color never, a pipe, a log).
@@ -232,33 +251,59 @@ function report.json(data)
   }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary", "checks" })
 end
 
--- logs_text(data, run_dir, opts): each job's last lines, framed as the old tool's -l did.
+-- The --logs block's labels, as the old tool's -l printed them.
+local LOGS_LABEL = { exit_code = "Exit Code", restart_count = "Restart Count", termination_reason = "Termination",
+                     native_status = "Backend Status" }
+
+-- logs_text(data, run_dir, opts): each job's failure record (jobrun.facts) and last lines, framed
+-- as the old tool's -l did.
 function report.logs_text(data, run_dir, opts)
   local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
   local n = math.tointeger(tonumber(opts.tail or 20)) or 20
   local out = {}
   for _, job in ipairs(data.jobs) do
+    local r = facts.of(job, run_dir, n)
     out[#out + 1] = string.rep("=", 80)
-    out[#out + 1] = string.format("Job: %s (%s)", paint(clean(job.name), "cyan"),
-      paint(clean(job.status), STATUS_COLOR[job.status]))
-    if job.exit_code ~= nil then out[#out + 1] = "Exit Code: " .. tostring(job.exit_code) end
-    if job.restart_count ~= nil then out[#out + 1] = "Restart Count: " .. tostring(job.restart_count) end
-    if job.termination_reason ~= nil then out[#out + 1] = "Termination: " .. clean(job.termination_reason) end
-    for _, m in ipairs(job.mismatches or {}) do out[#out + 1] = paint("Mismatch: " .. clean(m), "red") end
+    out[#out + 1] = string.format("Job: %s (%s)", paint(clean(r.name), "cyan"),
+      paint(clean(r.status), STATUS_COLOR[r.status]))
+    local later = {}
+    for _, f in ipairs(r.facts) do
+      local line = LOGS_LABEL[f.key] and (LOGS_LABEL[f.key] .. ": " .. clean(f.value))
+      if f.key == "native_status" then later[#later + 1] = line elseif line then out[#out + 1] = line end
+    end
+    for _, m in ipairs(r.mismatches) do out[#out + 1] = paint("Mismatch: " .. clean(m), "red") end
+    for _, line in ipairs(later) do out[#out + 1] = line end
+    for _, e in ipairs(r.errors) do
+      out[#out + 1] = (e.label:gsub("^%l", string.upper)) .. ": " .. clean(e.text)
+    end
     out[#out + 1] = string.rep("=", 80)
-    local text = job.log_path_rel and scan.tail(run_dir .. "/" .. job.log_path_rel, math.max(65536, n * 512))
-    local lines = {}
-    for line in (text or ""):gmatch("[^\n]*\n?") do
-      if line ~= "" then lines[#lines + 1] = line:gsub("\n$", "") end
-    end
-    if #lines == 0 then out[#out + 1] = "No log content available" end
-    -- A carriage return redraws a line (progress bars): show what a terminal would have left.
-    for i = math.max(1, #lines - n + 1), #lines do
-      out[#out + 1] = clean(lines[i]:gsub("\r+$", ""):match("[^\r]*$"), true)
-    end
+    if #r.plain == 0 then out[#out + 1] = "No log content available" end
+    for _, line in ipairs(r.plain) do out[#out + 1] = clean(line, true) end
     out[#out + 1] = string.rep("-", 80)
   end
   return table.concat(out, "\n") .. "\n"
+end
+
+-- durations_text(data, n) -> the n slowest ended jobs (every one for 0), as pytest's --durations.
+function report.durations_text(data, n)
+  local timed = {}
+  for _, job in ipairs(data.jobs) do
+    if type(job.duration_s) == "number" then timed[#timed + 1] = job end
+  end
+  table.sort(timed, function(a, b)
+    if a.duration_s ~= b.duration_s then return a.duration_s > b.duration_s end
+    return a.name < b.name
+  end)
+  if n > 0 and #timed > n then
+    for i = #timed, n + 1, -1 do timed[i] = nil end
+  end
+  local rows = {}
+  for i, job in ipairs(timed) do rows[i] = { duration.format(job.duration_s), job.name, job.status } end
+  local title = n > 0 and string.format("Slowest %s:", require("jobrun.textable").count(#timed, "job"))
+    or "Durations, slowest first:"
+  if #timed == 0 then return "\n" .. title .. " none has ended\n" end
+  local body = textable.render({ "Duration", "Job", "Status" }, rows, { max = { [2] = 60 } })
+  return "\n" .. title .. "\n" .. body
 end
 
 -- emit(data, opts, run_dir): the table (stdout; stderr with --json), --logs, --junit, and the
@@ -267,13 +312,20 @@ function report.emit(data, opts, run_dir)
   if opts.tail and (math.tointeger(tonumber(opts.tail)) or -1) < 0 then
     require("jobrun.errors").raise("--tail must be a whole number, not '%s'", opts.tail)
   end
-  -- --json is machine output only: no human table anywhere (SPEC §2).
+  local durations = opts.durations and math.tointeger(tonumber(opts.durations))
+  if opts.durations and (not durations or durations < 0) then
+    require("jobrun.errors").raise("--durations must be a whole number, not '%s'", opts.durations)
+  end
+  -- --json is machine output only: no human table anywhere (README "Using it").
   if not opts.json then
     local text, warning = report.text(data, opts)
     if warning then io.stderr:write("jobrun: ", require("jobrun.sanitize").message(warning), "\n") end
     io.stdout:write(text)
+    if durations then io.stdout:write(report.durations_text(data, durations)) end
     local paint = color.painter(color.enabled(opts.color, 1))
-    io.stdout:write(require("jobrun.failures").text(data, run_dir, paint))
+    -- With --logs, each job's block below holds its whole failure record: no summary, so that
+    -- each failure is shown once.
+    if not (opts.logs and run_dir) then io.stdout:write(require("jobrun.failures").text(data, run_dir, paint)) end
     -- Where to look next, as the old tool's check ended; only for a person at a terminal.
     local sum = results.summary(data.jobs)
     if not opts.logs and sum.failed > 0 and term.isatty(1) then
@@ -299,14 +351,25 @@ end
 -- --summary, --json).
 function report.emit_extras(data, opts, run_dir)
   if opts.logs and run_dir and not opts.json then io.stdout:write("\n", report.logs_text(data, run_dir, opts)) end
-  if opts.junit then require("jobrun.junit").write(opts.junit, data, run_dir) end
+  -- Each report written is recorded as jobrun's own, so that the git guard does not count it.
+  local own = require("jobrun.git").note_report
+  if opts.junit then
+    require("jobrun.junit").write(opts.junit, data, run_dir)
+    own(opts.junit, data.run_id)
+    if not opts.json then io.stdout:write("JUnit report: ", clean(opts.junit), "\n") end
+  end
   if opts.html then
     require("jobrun.html").write(opts.html, data, run_dir, opts)
+    own(opts.html, data.run_id)
     if not opts.json then io.stdout:write("HTML report: ", clean(opts.html), "\n") end
   end
   local path, append, implicit = report.summary_target(opts, data)
   if path then
     local ok, err = require("jobrun.markdown").write(path, data, run_dir, { append = append, grid = opts.grid })
+    if ok and not append then own(path, data.run_id) end
+    if ok and not opts.json then
+      io.stdout:write(implicit and "Summary appended to $GITHUB_STEP_SUMMARY: " or "Summary: ", clean(path), "\n")
+    end
     if not ok then
       if implicit then
         io.stderr:write(require("jobrun.sanitize").format(

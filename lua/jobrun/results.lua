@@ -1,4 +1,4 @@
--- Job records: what state.json keeps per job and what --json prints (SPEC §4), made from a
+-- Job records: what state.json keeps per job and what --json prints (README "Jobs, statuses and results"), made from a
 -- planned job, and settled (exit code, termination, verdict) once the backend has spoken.
 local json = require "jobrun.json"
 local state = require "jobrun.state"
@@ -7,12 +7,14 @@ local fs = require "jobrun.c.fs"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
 local metrics = require "jobrun.metrics"
+local forensics = require "jobrun.forensics"
 
 local results = {}
 
-results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "exit_code",
+results.ORDER = { "name", "params", "backend", "native_id", "status", "native_status", "pending_reason", "exit_code",
   "backend_exit_code", "termination_reason", "restart_count", "fields", "attempt", "submitted_at",
-  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics" }
+  "started_at", "ended_at", "duration_s", "log_path", "verdict", "mismatches", "metrics", "git", "nodes",
+  "command_line", "cause_class", "culprit", "cause_chain", "gpu_hours", "retries" }
 
 local function serializable_expect(expect)
   if type(expect) == "function" then return nil end
@@ -53,20 +55,24 @@ function results.record(pjob, run_dir_shown, key)
       expect_fn = type(pjob.expect) == "function" or nil, tags = pjob.tags,
       condition = pjob.condition, description = pjob.description, options = pjob.options,
       suite = pjob.suite, outputs = pjob.outputs,
+      retry = pjob.retry, classes = pjob.classes, gpus = pjob.gpus,
     },
   }
 end
 
--- What an earlier attempt keeps (SPEC §4 `attempts`), oldest first.
-results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "exit_code", "backend_exit_code",
-  "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "log_path",
-  "verdict", "mismatches", "fields" }
+-- What an earlier attempt keeps (`attempts`, README "Jobs, statuses and results"), oldest first.
+results.ATTEMPT_ORDER = { "attempt", "native_id", "status", "native_status", "pending_reason", "exit_code",
+  "backend_exit_code", "termination_reason", "restart_count", "submitted_at", "started_at", "ended_at", "duration_s",
+  "log_path", "verdict", "mismatches", "fields", "git", "nodes", "command_line", "metrics", "cause_class", "culprit",
+  "cause_chain", "gpu_hours", "retried" }
 
 -- Where a job's attempts start and end, and the fields a new attempt starts without.
-local RESET = { "native_id", "native_status", "exit_code", "backend_exit_code", "termination_reason",
+local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_code", "backend_exit_code",
+  "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns" }
+  "launch_request_id", "slot", "pool_returns", "git", "command_line", "metrics", "cause_class", "culprit",
+  "cause_chain", "gpu_hours", "retried", "retry_at" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
 -- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
@@ -99,6 +105,7 @@ function results.for_state(job)
   out.mismatches = json.array(job.mismatches or {})
   out.fields = json.object(job.fields or {})
   if job.metrics then out.metrics = metrics.for_json(job.metrics) end
+  out.culprit, out.cause_chain = forensics.json_culprit(job.culprit), forensics.json_chain(job.cause_chain)
   if job.spec then
     local spec = {}
     for k, v in pairs(job.spec) do spec[k] = v end
@@ -118,6 +125,8 @@ function results.for_state(job)
       for k, v in pairs(a) do e[k] = v end
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
+      if type(a.metrics) == "table" then e.metrics = metrics.for_json(a.metrics) end
+      e.culprit, e.cause_chain = forensics.json_culprit(a.culprit), forensics.json_chain(a.cause_chain)
       list[i] = json.object(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -125,17 +134,20 @@ function results.for_state(job)
   return json.object(out, results.ORDER)
 end
 
--- The public result (SPEC §4): no spec, no backend internals.
+-- The public result (README "Jobs, statuses and results"): no spec, no backend internals.
 function results.public(job)
   -- results.ORDER's fields, named in one constructor: the table is made at its size at once
   -- (a --json of 10,000 jobs makes 10,000 of them). tests/unit/results_public.lua checks the list.
   local out = {
     name = job.name, params = nil, backend = job.backend, native_id = job.native_id, status = job.status,
-    native_status = job.native_status, exit_code = job.exit_code, backend_exit_code = job.backend_exit_code,
+    native_status = job.native_status, pending_reason = job.pending_reason, exit_code = job.exit_code,
+    backend_exit_code = job.backend_exit_code,
     termination_reason = job.termination_reason, restart_count = job.restart_count, fields = nil,
     attempt = job.attempt, submitted_at = job.submitted_at, started_at = job.started_at,
     ended_at = job.ended_at, duration_s = job.duration_s, log_path = job.log_path, verdict = job.verdict,
-    mismatches = nil, metrics = nil,
+    mismatches = nil, metrics = nil, git = job.git, nodes = job.nodes, command_line = job.command_line,
+    cause_class = job.cause_class, culprit = forensics.json_culprit(job.culprit),
+    cause_chain = forensics.json_chain(job.cause_chain), gpu_hours = job.gpu_hours, retries = job.retries,
   }
   if job.metrics then out.metrics = metrics.for_json(job.metrics) end
   out.params = json.object(job.params, job.spec and job.spec.param_order)
@@ -148,6 +160,8 @@ function results.public(job)
       for _, k in ipairs(results.ATTEMPT_ORDER) do e[k] = a[k] end
       e.mismatches = json.array(a.mismatches or {})
       e.fields = json.object(a.fields or {})
+      if type(a.metrics) == "table" then e.metrics = metrics.for_json(a.metrics) end
+      e.culprit, e.cause_chain = forensics.json_culprit(a.culprit), forensics.json_chain(a.cause_chain)
       list[i] = json.record(e, results.ATTEMPT_ORDER)
     end
     out.attempts = list
@@ -159,18 +173,35 @@ function results.public(job)
   return json.record(out, results.ORDER)
 end
 
--- settle(job, expect, run_dir, parsers): analyse the log of a job that has ended, then its
--- exit code (the parsers' over the backend's), termination, restarts and verdict.
-function results.settle(job, expect, run_dir, parsers)
+-- analyze(jobs, run_dir, parsers_of) -> per job what its log's parsers found ({} without a
+-- log): all of them at once, so that user parsers run in one sandbox (jobrun.analysis).
+function results.analyze(jobs, run_dir, parsers_of)
+  local items, at = {}, {}
+  for i, job in ipairs(jobs) do
+    local parsers = parsers_of(job)
+    local log = job.log_path_rel and run_dir .. "/" .. job.log_path_rel
+    if parsers and log and fs.stat(log) then
+      items[#items + 1] = { path = log, parsers = parsers, job = job }
+      at[#items] = i
+    end
+  end
+  local out = {}
+  for i = 1, #jobs do out[i] = {} end
+  for n, found in ipairs(#items > 0 and analysis.analyze_many(items) or {}) do
+    if found[1] ~= false then out[at[n]] = found end
+  end
+  return out
+end
+
+-- settle(job, expect, run_dir, parsers [, found]): analyse the log of a job that has ended (or
+-- take `found`, results.analyze's), then its exit code (the parsers' over the backend's),
+-- termination, restarts and verdict.
+function results.settle(job, expect, run_dir, parsers, found)
   if not verdict.TERMINAL[job.status] then
     job.verdict, job.mismatches = "pending", {}
     return
   end
-  local found = {}
-  if parsers and job.log_path_rel then
-    local log = run_dir .. "/" .. job.log_path_rel
-    if fs.stat(log) then found = analysis.analyze(log, parsers, job) or {} end
-  end
+  found = found or results.analyze({ job }, run_dir, function() return parsers end)[1]
   -- A backend whose own exit code is not the program's (SkyPilot's JobExitCode: 0, 100–103)
   -- keeps it as backend_exit_code only: without a parser's value, the exit code is unknown.
   local ok, backend = pcall(require("jobrun.backends").get, job.backend)
@@ -190,7 +221,12 @@ function results.settle(job, expect, run_dir, parsers)
       type(expect) == "table" and expect.metrics or nil, metrics.file_of(log))
     if not done and type(got) == "table" and got.signal then error(got, 0) end
     job.metrics = done and got or nil
+    if job.metrics and type(expect) == "table" and expect.metrics then
+      -- Baselines: this job's earlier passing runs (by its name; the run directory names the run).
+      metrics.attach_baselines(job, expect.metrics, run_dir, nil, run_dir:match("([^/]+)/?$"))
+    end
   end
+  job.culprit, job.cause_chain = found.culprit, found.cause_chain
   -- What the backend noted about the job's own files (a damaged record, a result or log that
   -- could not be written, a launch error) is part of the answer, where --json shows it.
   for _, k in ipairs({ "record_error", "result_error", "log_error", "launch_error" }) do
@@ -200,13 +236,15 @@ function results.settle(job, expect, run_dir, parsers)
     return fs.read(run_dir .. "/" .. job.log_path_rel) or ""
   end
   job.verdict, job.mismatches = verdict.judge(job, expect, read_log)
-  -- A parser that failed leaves the job's facts unknown: never a pass (SPEC §3).
+  -- A parser that failed leaves the job's facts unknown: never a pass (README "Suite files").
   for _, e in ipairs(found.parser_errors or {}) do
     if job.verdict ~= "pending" then job.verdict = "fail" end
     job.mismatches[#job.mismatches + 1] = string.format("parser '%s' failed: %s", e.parser, e.error)
     io.stderr:write(require("jobrun.sanitize").format(
       "jobrun: parser '%s' failed on job %s: %s\n", e.parser, job.name, e.error))
   end
+  job.cause_class = forensics.class(job, job.spec and job.spec.classes)
+  job.gpu_hours = forensics.gpu_hours(job)
 end
 
 function results.summary(jobs)

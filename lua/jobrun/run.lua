@@ -17,6 +17,8 @@ local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
 local needs = require "jobrun.needs"
+local provenance = require "jobrun.provenance"
+local retry = require "jobrun.retry"
 
 local M = {}
 local Run = {}
@@ -90,6 +92,12 @@ local function launch_envs(run, planned)
   end })
 end
 
+-- exclude(ctx, nodes): the nodes a rerun keeps its jobs off (rerun --exclude-nodes), as the
+-- Slurm backend's extra sbatch arguments; other backends cannot choose nodes.
+function M.exclude(ctx, nodes)
+  ctx.sbatch_extra = (type(nodes) == "table" and #nodes > 0) and { "--exclude=" .. table.concat(nodes, ",") } or nil
+end
+
 -- context(run) -> ctx: what the backend sees (run_dir, run_id, cwd, handles, backend) and, read
 -- lazily, what only the suite knows: parsers, expectation functions, the real environment with
 -- its secrets — from the plan when this process made the run, else from the suite file as it
@@ -98,6 +106,7 @@ local function context(run)
   local data = run.data
   local ctx = { run_dir = run.dir, run_id = data.run_id, cwd = data.cwd, handles = {},
                 backend = backends.get(data.backend) }
+  M.exclude(ctx, data.exclude_nodes)
   local function from_plan(key)
     local p = run.plan
     if p == nil and data.suite_path then
@@ -137,6 +146,7 @@ function M.create(p, opts)
     backend = p.backend, git = p.git, started_at = state.iso(process.time()),
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
     suites = p.suites, backends = p.backends,
+    retry_max_total = p.retry_max_total,
     plan_options = p.plan_options, jobs = {},
     scaling = p.scaling, report_metrics = p.report_metrics,
     notify = require("jobrun.notify").public(p.notify, p.suite),
@@ -144,7 +154,10 @@ function M.create(p, opts)
   local names = {}
   for i, pjob in ipairs(p.jobs) do names[i] = pjob.name end
   local keys = state.assign_keys(names)
-  for i, pjob in ipairs(p.jobs) do data.jobs[i] = results.record(pjob, shown, keys[i]) end
+  for i, pjob in ipairs(p.jobs) do
+    data.jobs[i] = results.record(pjob, shown, keys[i])
+    provenance.stamp(data.jobs[i], p.git)
+  end
   local run = new(run_dir, data, p)
   run:save(true)
   state.set_latest(state_dir, p.run_id)
@@ -275,6 +288,7 @@ function Run:add_job(pjob, dir_shown)
   local key, n = base, 1
   while keys[key] do n = n + 1; key = base .. "-" .. n end
   local job = results.record(pjob, dir_shown or self.dir, key)
+  provenance.stamp(job, self.data.git)
   self.data.jobs[#self.data.jobs + 1] = job
   self:changed(job)
   self:plan_job(pjob)
@@ -353,10 +367,10 @@ function Run:parsers_of(job)
   return by_job and by_job[job.name] or self.ctx.parsers
 end
 
--- settle(job): a terminal job's log analysed and its verdict given.
-function Run:settle(job)
+-- settle(job [, found]): a terminal job's log analysed (or found: Run:analyze's) and its verdict given.
+function Run:settle(job, found)
   self:changed(job)
-  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job))
+  results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job), found)
 end
 
 -- finish(job, status, native, why): a job that will never run (cancelled before it started,
@@ -455,10 +469,14 @@ function Run:refresh(jobs)
       if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
     end
   end
+  -- The ended jobs' logs analysed together: user parsers run in one sandbox for all of them.
+  local ended = {}
   for _, job in ipairs(jobs) do
     self:changed(job)
-    if verdict.TERMINAL[job.status] and job.verdict == "pending" then self:settle(job) end
+    if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
   end
+  local found = results.analyze(ended, self.dir, function(job) return self:parsers_of(job) end)
+  for i, job in ipairs(ended) do self:settle(job, found[i]) end
   return #jobs
 end
 
@@ -489,7 +507,10 @@ function Run:submit_batch(jobs)
       end
     end
   end
+  -- A local job runs on this machine; other backends set job.nodes from their own answers.
+  local here = provenance.hostname()
   for _, job in ipairs(jobs) do
+    if job.backend == "local" and job.native_id and job.nodes == nil then job.nodes = { here } end
     if not job.native_id then
       job.status, job.native_status = "LAUNCH_FAILED", nil
       self:settle(job)
@@ -498,6 +519,21 @@ function Run:submit_batch(jobs)
       job.fields.launch_error = job.launch_error
     end
   end
+end
+
+-- still_going(jobs) -> what becomes of a run's live jobs when the runner stops: those running
+-- keep running, those a scheduler still holds stay pending there.
+local function still_going(jobs)
+  local running, pending = 0, 0
+  for _, job in ipairs(jobs) do
+    if job.status == "PENDING" then pending = pending + 1 else running = running + 1 end
+  end
+  local parts = {}
+  if running == 1 then parts[1] = "the running job keeps running"
+  elseif running > 1 or pending == 0 then parts[1] = string.format("the %d running jobs keep running", running) end
+  if pending == 1 then parts[#parts + 1] = "the pending job stays queued"
+  elseif pending > 1 then parts[#parts + 1] = string.format("the %d pending stay queued", pending) end
+  return table.concat(parts, ", ")
 end
 
 -- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
@@ -606,8 +642,8 @@ end
 -- rerun(jobs): each of these (terminal) jobs starts a new attempt: the latest one is kept in
 -- job.attempts with its log, and the job is PENDING again under fresh files. A whole-run cancel
 -- left by an earlier kill no longer applies.
-function Run:rerun(jobs)
-  fs.remove(self.dir .. "/cancel")
+function Run:rerun(jobs, keep_cancel)
+  if not keep_cancel then fs.remove(self.dir .. "/cancel") end
   local plan_jobs = {}
   local p = self.plan
   if p == nil and self.data.suite_path then
@@ -620,6 +656,9 @@ function Run:rerun(jobs)
   -- Every job's environment, its secrets restored, before any job changes: a secret with no
   -- value stops the rerun here (exit 2), never launching the placeholder.
   for _, job in ipairs(jobs) do local _ = self.ctx.secret_env[job.name] end
+  -- The new attempts run the tree as it is now: their own commit, not the run's first one.
+  local ok, info = pcall(function() return require("jobrun.git").info(self.data.cwd or ".") end)
+  local now_git = ok and info and require("jobrun.git").record(info) or nil
   for _, job in ipairs(jobs) do
     -- The plan's {needs…} markers back: filled again from the needed jobs' new attempts.
     needs.unfill(job)
@@ -634,12 +673,15 @@ function Run:rerun(jobs)
       for i = 1, (job.spec.max_restarts or 0) + 1 do commands[i] = pjob.run_for_attempt(base + i) end
     end
     results.new_attempt(job, dir_shown, commands)
+    provenance.stamp(job, now_git)
     self:changed(job)
   end
 end
 
-local function any_failed(data)
-  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then return true end end
+-- any_failed(data, before) -> true when a job has failed that had not at the drive's start
+-- (a rerun's other failed jobs do not stop it).
+local function any_failed(data, before)
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" and not before[job.name] then return true end end
   return false
 end
 
@@ -703,6 +745,8 @@ function Run:drive(opts)
   -- running: the launched jobs not ended; at[job] = its index there, so that a job that ends
   -- leaves it in O(1) (a pool holds every job as running: a pass over all of them at each
   -- event, as the jobs end one by one, was O(n²)).
+  local failed_before = {}
+  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then failed_before[job.name] = true end end
   local running, at = self:active(), {}
   for i, job in ipairs(running) do at[job] = i end
   local cursor = 1
@@ -717,15 +761,21 @@ function Run:drive(opts)
     end
     local room = (limit and not self:pooled()) and (limit - #running) or math.huge
     local batch = {}
+    local held = false
     while #batch < room and cursor <= #data.jobs do
       local job = data.jobs[cursor]
-      if job.status == "PENDING" and not job.native_id then batch[#batch + 1] = job end
+      if job.status == "PENDING" and not job.native_id then
+        -- A retry waits out its backoff: looked at again on the next pass.
+        if retry.waiting(job) then held = true else batch[#batch + 1] = job end
+      end
       cursor = cursor + 1
     end
+    if held then cursor = 1 end
     if #batch > 0 then
       for _, job in ipairs(self:launch(batch)) do
         if not at[job] then running[#running + 1] = job; at[job] = #running end
       end
+      if retry.after(self, batch) then cursor = 1 end -- a launch failure the policy names
     end
   end
   -- take_in([jobs]): the jobs that have left (ended, or withdrawn from a pool: no native id
@@ -741,6 +791,35 @@ function Run:drive(opts)
         running[#running], at[job] = nil, nil
         -- Handed back by a pool that ended before starting it: pending again, launched anew.
         if job.status == "PENDING" and not job.native_id then cursor = 1 end
+      end
+    end
+  end
+
+  -- on_signals() -> outcome, signal when the signals read end the drive, else nil.
+  local function on_signals()
+    for _, sig in ipairs(signals:read()) do
+      if sig == "TERM" or sig == "HUP" then
+        -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
+        show:clear()
+        io.stderr:write(string.format("jobrun: SIG%s: stopping; %s.\n"
+          .. "  Resume waiting: jobrun wait %s\n", sig, still_going(running), data.run_id))
+        return finish("terminated", sig)
+      end
+      interrupts = interrupts + 1
+      if interrupts == 1 then
+        -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
+        stopping = true
+        self:withdraw(nil)
+        take_in()
+        show:clear()
+        io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; %s.\n"
+          .. "  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
+          .. "  Press Ctrl-C again to cancel them now.\n", still_going(running), data.run_id, data.run_id))
+      else
+        show:clear()
+        io.stderr:write("jobrun: cancelling the running jobs…\n")
+        self:cancel(running)
+        return finish("interrupted", sig)
       end
     end
   end
@@ -778,31 +857,8 @@ function Run:drive(opts)
     local changed = {}
     for _, i in ipairs(ready) do
       if i == 1 then
-        for _, sig in ipairs(signals:read()) do
-          if sig == "TERM" or sig == "HUP" then
-            -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
-            show:clear()
-            io.stderr:write(string.format("jobrun: SIG%s: stopping; the %d running jobs keep running.\n"
-              .. "  Resume waiting: jobrun wait %s\n", sig, #running, data.run_id))
-            return finish("terminated", sig)
-          end
-          interrupts = interrupts + 1
-          if interrupts == 1 then
-            -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
-            stopping = true
-            self:withdraw(nil)
-            take_in()
-            show:clear()
-            io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; the %d running "
-              .. "keep running.\n  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-              .. "  Press Ctrl-C again to cancel them now.\n", #running, data.run_id, data.run_id))
-          else
-            show:clear()
-            io.stderr:write("jobrun: cancelling the running jobs…\n")
-            self:cancel(running)
-            return finish("interrupted", sig)
-          end
-        end
+        local outcome, sig = on_signals()
+        if outcome then return outcome, sig end
       elseif items[i].changed then
         for _, job in ipairs(items[i].changed()) do changed[#changed + 1] = job end
       else
@@ -813,7 +869,11 @@ function Run:drive(opts)
     if polled then changed = running end
     local before = {}
     for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
-    guarded(self.refresh, self, changed)
+    if not guarded(self.refresh, self, changed) then
+      -- A signal came while the logs were analysed: answered now, not after the loop has ended.
+      local outcome, sig = on_signals()
+      if outcome then return outcome, sig end
+    end
     if polled then
       local moved = false
       for i, job in ipairs(changed) do
@@ -822,7 +882,9 @@ function Run:drive(opts)
       poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
     take_in(changed)
-    if data.fail_fast and any_failed(data) then stop_launching("fail_fast") end
+    -- Failed attempts that a retry policy names start again (before fail_fast sees them).
+    if not stopping and retry.after(self, changed) then cursor = 1 end
+    if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
     if data.suites and not stopping then self:suite_fail_fast() end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"

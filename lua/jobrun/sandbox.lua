@@ -46,6 +46,7 @@ end
 -- as_user_error(e, where): e as a user error whose message names where it was raised.
 local function as_user_error(e, where)
   if errors.is_user(e) then return e end
+  if type(e) == "table" and e.signal then return e end -- jobrun.c.guard's: a signal, not an error
   local msg
   if type(e) == "string" or type(e) == "number" then
     msg = tostring(e)

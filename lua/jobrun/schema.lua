@@ -135,6 +135,12 @@ schema.fields = {
     max_parallel = { kind = "positive_integer", doc = "jobs running at once" },
     fail_fast = { kind = "boolean", doc = "stop launching after the first failed job" },
     max_restarts = { kind = "count", doc = "restarts after a non-zero exit" },
+    max_pending = { kind = "duration", doc = "Slurm: a job still pending after this is cancelled, LAUNCH_FAILED "
+      .. "(no limit by default)" },
+    retry = { kind = "retry", doc = "new attempts on chosen failures: { on = { \"preempted\" } or "
+      .. "{ \"infrastructure\" }, max = 2, backoff = \"30s\", exclude_node = true, max_total = N }" },
+    classes = { kind = "classes", doc = "re-class termination reasons: { shm_exhausted = \"infrastructure\" }" },
+    gpus = { kind = "gpus", doc = "GPUs per node, for GPU-hours where the backend does not say" },
     expect = { kind = "expect", doc = "default expectation of every job (see jobrun help expect)" },
     tags = { kind = "list_of_strings", doc = "tags of every job, for --tag" },
     git = { kind = "git", doc = "{ require_clean, require_pushed, allow_untracked }" },
@@ -164,6 +170,7 @@ schema.fields = {
     expect = { kind = "expect", doc = "how a job under this condition should end (see jobrun help expect)" },
     timeout = { kind = "duration", doc = "overrides the suite's timeout" },
     tags = { kind = "list_of_strings", doc = "tags for --tag" },
+    retry = { kind = "retry", doc = "overrides the suite's retry policy (see the suite's retry)" },
   },
   parser = {
     contains = { kind = "string", doc = "plain text a line must contain (fast prefilter in C)" },
@@ -197,6 +204,13 @@ schema.fields = {
                doc = "a commit status on OWNER/NAME: pending at launch, success or failure at the end" },
     url = { type = "string", doc = "where jobrun serve runs, for links to the run" },
   },
+  retry = {
+    on = { kind = "retry_on", doc = "termination reasons or cause classes that start a new attempt" },
+    max = { kind = "count", doc = "new attempts per job at most (default 1)" },
+    backoff = { kind = "duration", doc = "wait before each new attempt: \"30s\"" },
+    exclude_node = { kind = "boolean", doc = "Slurm: --exclude the failed attempt's nodes" },
+    max_total = { kind = "count", doc = "on the suite: new attempts in the whole run at most" },
+  },
   git = {
     require_clean = { kind = "boolean", doc = "run and launch refuse a tree with changes" },
     require_pushed = { kind = "boolean", doc = "run and launch refuse a commit that no remote branch has" },
@@ -217,6 +231,9 @@ schema.LUA_TYPES = {
   termination = "string|string[]", notify = "jobrun.Notify", metrics = "table<string, string|table>",
   scaling = "{ axis: string, metric: string, min_efficiency: number }",
   report = "{ metrics: string[] }", restarts = "integer|{ min: integer?, max: integer? }",
+  retry = "jobrun.Retry", retry_on = "string|string[]",
+  classes = "table<string, \"infrastructure\"|\"program\"|\"unknown\">",
+  gpus = "number",
 }
 
 -- The read-only `git` global's fields (jobrun.git), for the annotations and the docs.
@@ -309,6 +326,47 @@ function kinds.report(v)
     if k ~= "metrics" then return string.format("has no key '%s' (only metrics)", tostring(k)) end
     local why = kinds.list_of_strings(x)
     if why then return "metrics " .. why end
+  end
+end
+
+-- The cause classes (README "Why a distributed job died") that every termination reason belongs to.
+schema.CAUSE_CLASSES = { "infrastructure", "program", "unknown" }
+
+function kinds.retry(v, where, what)
+  if type(v) ~= "table" then return "must be a table: { on = { \"preempted\", \"node_fail\" }, max = 2 }" end
+  check_table("retry", v, where, what)
+  if v.on == nil then return "needs on = { reasons or classes… }" end
+end
+
+function kinds.retry_on(v)
+  if type(v) == "string" then v = { v } end
+  if not is_list(v) or #v == 0 then return "must be a reason or class, or a list of them" end
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then return string.format("item %d must be a string", i) end
+  end
+end
+
+function kinds.classes(v)
+  if type(v) ~= "table" then return "must be a table: { reason = \"infrastructure\" | \"program\" | \"unknown\" }" end
+  for k, c in pairs(v) do
+    if type(k) ~= "string" then return "keys must be termination reasons" end
+    local ok = false
+    for _, name in ipairs(schema.CAUSE_CLASSES) do if c == name then ok = true end end
+    if not ok then
+      local hint = suggest.hint(tostring(c), schema.CAUSE_CLASSES)
+      for _, name in ipairs(schema.CAUSE_CLASSES) do -- "infra" for "infrastructure"
+        if hint == "" and #tostring(c) >= 3 and name:sub(1, #tostring(c)) == tostring(c):lower() then
+          hint = string.format(" (did you mean '%s'?)", name)
+        end
+      end
+      return string.format("%s = '%s': a class is infrastructure, program or unknown%s", k, tostring(c), hint)
+    end
+  end
+end
+
+function kinds.gpus(v)
+  if type(v) ~= "number" or v < 0 or v ~= v or v == math.huge then
+    return "must be a number of GPUs per node (0 or more)"
   end
 end
 

@@ -213,16 +213,17 @@ end
 -- state.json keeps it) and its log's place.
 local function job_json(run, job)
   local results = require "jobrun.results"
-  local out = json.decode(json.encode(results.public(job)))
   local spec = job.spec or {}
-  out.spec = json.object({
+  local extra = json.object({
     nodes = spec.nodes, timeout = spec.timeout, max_restarts = spec.max_restarts,
     commands = spec.commands, setup = spec.setup, env = json.object(spec.env or {}),
     expect = spec.expect, tags = spec.tags, description = spec.description, condition = spec.condition,
   }, { "nodes", "timeout", "max_restarts", "commands", "setup", "env", "expect", "tags", "description",
        "condition" })
-  out.git = run.data.git
-  return out
+  -- The public result as --json writes it, with the spec and the run's git after it.
+  local text = json.encode(results.public(job))
+  return text:sub(1, -2) .. ',"spec":' .. json.encode(extra)
+    .. ',"run_git":' .. json.encode(run.data.git or json.null) .. "}"
 end
 
 -- log_file(run, job, attempt) -> the path of the job's (or an earlier attempt's) log, within the
@@ -454,7 +455,7 @@ function Server:route(req)
     if not run then return reply_error(status, why) end
     local job = find_job(run.data, name)
     if not job then return reply_error(404, "no job " .. name .. " in run " .. id) end
-    if not sub then return reply_json(200, job_json(run, job)) end
+    if not sub then return 200, headers("application/json"), job_json(run, job) end
     local file, size = log_file(run, job, req.query.attempt)
     if sub == "/log" then
       if not file then return reply_error(404, "the job has no log yet") end
@@ -482,32 +483,56 @@ function Server:route(req)
     end
     return reply_error(404, "not found")
   end
-  if path == "/api/diff" then return self:diff(req.query.a, req.query.b) end
+  if path == "/api/diff" then
+    local argv = { "diff" }
+    for _, k in ipairs({ "a", "b" }) do
+      local v = req.query[k]
+      if v and v ~= "" then
+        if not v:match("^[%w][%w._-]*@?%d*$") then return reply_error(400, "a run id or RUN@N, please") end
+        argv[#argv + 1] = v
+      end
+    end
+    return self:cli_json(argv, { [0] = true, [1] = true })
+  end
   if path == "/api/history" or path == "/api/flaky" then
-    local ok, history = pcall(require, "jobrun.history")
-    if not ok then return reply_error(501, "this build has no history index") end
-    return self:history(history, path:sub(6), req.query)
+    local argv = { path:sub(6) }
+    local last = math.tointeger(tonumber(req.query.last or ""))
+    if last then argv[#argv + 1] = "--last"; argv[#argv + 1] = tostring(last) end
+    if req.query.suite and req.query.suite ~= "" then argv[#argv + 1] = "--suite"; argv[#argv + 1] = req.query.suite end
+    if path == "/api/history" and req.query.nodes then argv[#argv + 1] = "--nodes" end
+    if path == "/api/history" and req.query.job and req.query.job ~= "" then
+      argv[#argv + 1] = "--"; argv[#argv + 1] = req.query.job
+    end
+    return self:cli_json(argv, { [0] = true })
   end
   return reply_error(404, "not found")
 end
 
-function Server:diff(a, b)
-  local ra, sa, wa = open_run(self, a)
-  if not ra then return reply_error(sa, wa) end
-  local rb, sb, wb = open_run(self, b)
-  if not rb then return reply_error(sb, wb) end
-  local diff = require "jobrun.commands.diff"
-  local ok, rows = pcall(diff.compare, ra.data, rb.data)
-  if not ok then return reply_error(500, tostring(rows)) end
-  return reply_json(200, json.object({ a = a, b = b, jobs = rows }, { "a", "b", "jobs" }))
-end
-
-function Server:history(history, what, query)
-  local fn = history.api and history.api[what]
-  if not fn then return reply_error(501, "this build's history index has no " .. what .. " view") end
-  local ok, value = pcall(fn, self.state_dir, query)
-  if not ok then return reply_error(500, errors.is_user(value) and value.message or tostring(value)) end
-  return reply_json(200, value)
+-- cli_json(argv, ok_codes) -> the CLI's own `--json` answer (diff, history, flaky), run as a
+-- child of this binary over this state directory: the API's shapes are the CLI's by
+-- construction. Its stderr becomes the error when it exits otherwise.
+function Server:cli_json(argv, ok_codes)
+  local full = { "/proc/self/exe" }
+  local words = 0
+  for _, a in ipairs(argv) do
+    if a == "--" then break end
+    words = words + 1
+  end
+  for i = 1, words do full[#full + 1] = argv[i] end
+  for _, a in ipairs({ "--json", "--color", "never", "--state-dir", self.state_dir }) do full[#full + 1] = a end
+  for i = words + 1, #argv do full[#full + 1] = argv[i] end
+  local out, err = os.tmpname(), os.tmpname()
+  local p = process.spawn({ argv = full, stdout = out, stderr = err })
+  if not p then os.remove(out); os.remove(err); return reply_error(500, "cannot start jobrun " .. argv[1]) end
+  local result = p:wait(true)
+  p:close()
+  local text, why = fs.read(out) or "", fs.read(err) or ""
+  os.remove(out); os.remove(err)
+  if not ok_codes[result.exit_code or -1] or not json.decode(text) then
+    local msg = why:gsub("^jobrun: ", ""):gsub("%s+$", "")
+    return reply_error((result.exit_code == 2) and 400 or 500, msg ~= "" and msg or ("jobrun " .. argv[1] .. " failed"))
+  end
+  return 200, headers("application/json"), text
 end
 
 -- handle(req): route, answering any error with 500 (said on stderr with its traceback).

@@ -58,6 +58,10 @@ pre { background: #f6f8fa; padding: .5em; overflow-x: auto; max-height: 40em; ma
 dl.show { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; }
 dl.show dt { font-weight: 600; } dl.show dd { margin: 0; word-break: break-all; }
 svg.timeline { width: 100%; border: 1px solid var(--line); }
+.charts { display: flex; flex-wrap: wrap; gap: .75em; }
+.charts figure { margin: 0; border: 1px solid var(--line); padding: .25em; }
+.charts figcaption { font-size: 12px; max-width: 240px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.metric h3 { font-size: .95em; margin: .6em 0 .2em; }
 .error { color: var(--fail); }
 ]]
 
@@ -252,6 +256,30 @@ assets.js = [==[
     });
     return s;
   }
+  // chart(series): a small line chart of one metric's (downsampled) series, in inline SVG.
+  function chart(series, title) {
+    const pts = (series || []).filter((v) => typeof v === "number" && isFinite(v));
+    if (pts.length === 0) return null;
+    const W = 240, H = 60, lo = Math.min(...pts), hi = Math.max(...pts), span = hi - lo || 1;
+    const xy = pts.map((v, i) => (pts.length === 1 ? W / 2 : i / (pts.length - 1) * W).toFixed(1) + "," + (H - 4 - (v - lo) / span * (H - 8)).toFixed(1));
+    const s = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, width: W, height: H });
+    s.appendChild(svg("polyline", { points: xy.join(" "), fill: "none", stroke: "#0969da", "stroke-width": 1.5 }));
+    s.appendChild(svg("title", {}, title + ": " + pts.length + " points, " + lo + " – " + hi));
+    return s;
+  }
+  // metricsSection(jobs): per metric, each job's series (the first 24 jobs that have it).
+  function metricsSection(jobs) {
+    const names = [];
+    for (const j of jobs) for (const k of Object.keys(j.metrics || {})) if (!names.includes(k)) names.push(k);
+    if (names.length === 0) return null;
+    return [el("h2", {}, "Metrics"), names.map((name) => el("div", { class: "metric", "data-metric": name },
+      el("h3", {}, name),
+      el("div", { class: "charts" }, jobs.filter((j) => j.metrics && j.metrics[name]).slice(0, 24).map((j) => {
+        const m = j.metrics[name];
+        return el("figure", { "data-job": j.name }, chart(m.series, name) || el("span", { class: "muted" }, "no points"),
+          el("figcaption", {}, j.name + ": " + show(m.value) + " (" + show(m.agg) + " of " + show(m.n) + ")"));
+      }))))];
+  }
   function failure(j) {
     const tail = el("pre", { class: "tail" }, "…");
     fetch("/api/runs/" + enc(currentRun) + "/jobs/" + enc(j.name) + "/log?tail=40", { credentials: "same-origin" })
@@ -293,6 +321,7 @@ assets.js = [==[
       el("h2", {}, "Grid"), grid(data.jobs) || el("p", { class: "muted" }, "No matrix axes."),
       el("h2", {}, "Jobs"), controls(), table(data),
       el("h2", {}, "Timeline"), timeline(data.jobs) || el("p", { class: "muted" }, "No job has started."),
+      metricsSection(data.jobs),
       el("h2", {}, "Failures (" + failed.length + ")"),
       failed.length ? failed.slice(0, 50).map(failure) : el("p", { class: "muted" }, "None."));
     if (focus) { const f = document.getElementById(focus); if (f) f.focus(); }
@@ -331,7 +360,10 @@ assets.js = [==[
       dl([["status", j.status], ["verdict", j.verdict], ["exit code", show(j.exit_code)], ["termination", show(j.termination_reason)],
         ["params", json(j.params)], ["command", json(spec.commands)], ["env", json(spec.env)], ["expect", json(spec.expect)],
         ["nodes", json(spec.nodes)], ["timeout", json(spec.timeout)], ["log", show(j.log_path)],
-        ["mismatches", (j.mismatches || []).join("; ") || "-"]]),
+        ["mismatches", (Array.isArray(j.mismatches) ? j.mismatches : []).join("; ") || "-"]]),
+      Object.keys(j.metrics || {}).length ? [el("h2", {}, "Metrics"), el("div", { class: "charts" },
+        Object.entries(j.metrics).map(([name, m]) => el("figure", { "data-metric": name }, chart(m.series, name) || el("span", { class: "muted" }, "no points"),
+          el("figcaption", {}, name + ": " + show(m.value) + " (" + show(m.agg) + " of " + show(m.n) + "; min " + show(m.min) + ", max " + show(m.max) + ")"))))] : null,
       el("h2", {}, "Attempts"),
       el("table", {}, el("thead", {}, el("tr", {}, ["Attempt", "Status", "Exit", "Termination", "Commit", "Nodes", "Verdict", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, attempts)),
@@ -352,12 +384,21 @@ assets.js = [==[
     const rows = (d.jobs || []).map((r) => el("tr", {}, Object.values(r).map((v) => el("td", {}, typeof v === "object" ? JSON.stringify(v) : show(v)))));
     put(el("h1", {}, "Diff " + a + " → " + b), rows.length ? el("table", {}, el("tbody", {}, rows)) : el("p", {}, "No differences."));
   }
+  // history and flaky: the CLI's --json (jobrun history / jobrun flaky), one row per job.
   async function listPage(kind) {
     const d = await getJSON("/api/" + kind);
-    const items = Array.isArray(d) ? d : (d.rows || d.jobs || []);
-    const keys = items.length ? Object.keys(items[0]) : [];
-    put(el("h1", {}, kind), items.length ? el("table", {}, el("thead", {}, el("tr", {}, keys.map((k) => el("th", {}, k)))),
-      el("tbody", {}, items.map((it) => el("tr", {}, keys.map((k) => el("td", {}, typeof it[k] === "object" ? JSON.stringify(it[k]) : show(it[k]))))))) : el("p", {}, "Nothing yet."));
+    const jobs = d.jobs || [];
+    const head = kind === "history" ? ["Job", "Passed", "Failed", "Pass rate", "Flips", "Recent"] : ["Job", "Passed", "Failed", "Flips", "Commits"];
+    const rows = jobs.map((j) => kind === "history"
+      ? el("tr", { "data-job": j.name }, el("td", { class: "name" }, j.name), el("td", {}, show(j.passed)), el("td", {}, show(j.failed)),
+          el("td", {}, j.pass_rate === undefined || j.pass_rate === null ? "-" : Math.round(j.pass_rate * 100) + "%"), el("td", {}, show(j.flips)),
+          el("td", { class: "marks" }, (j.attempts || []).slice(0, 20).reverse().map((a) => el("span", { class: "m-" + (a.verdict || "pending"), title: a.run_id + " " + (a.commit || "") }))))
+      : el("tr", { "data-job": j.name }, el("td", { class: "name" }, j.name), el("td", {}, show(j.passed)), el("td", {}, show(j.failed)), el("td", {}, show(j.flips)),
+          el("td", {}, (j.commits || []).map((c) => short(c.commit) + ": " + (c.passed || []).length + " passed, " + (c.failed || []).length + " failed").join("; "))));
+    put(el("h1", {}, kind === "history" ? "History" : "Flaky jobs"),
+      el("p", { class: "muted" }, "over " + (Array.isArray(d.runs) ? d.runs.length : show(d.runs)) + " runs"),
+      jobs.length ? el("table", { id: kind }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, rows))
+        : el("p", {}, kind === "flaky" ? "No flaky job." : "Nothing yet."));
   }
 
   const p = app.dataset.page;

@@ -1,4 +1,5 @@
--- Runs on disk (SPEC §5): <state-dir>/runs/<run-id>/state.json, logs/, jobs/; <state-dir>/latest.
+-- Runs on disk (README "State on disk"): <state-dir>/runs/<run-id>/state.json, logs/, jobs/;
+-- <state-dir>/latest.
 -- Writes are atomic (temp file, fsync, rename) and serialised by a lock file; a damaged
 -- state.json is reported and never overwritten.
 local fs = require "jobrun.c.fs"
@@ -25,8 +26,8 @@ function state.job_key(job)
   return job.key or state.safe_name(job.name)
 end
 
--- assign_keys(names) -> keys: a sanitised, distinct file stem per name (SPEC §5: no two jobs of
--- a run share a file). The sanitised name when it is free, else it with "~N".
+-- assign_keys(names) -> keys: a sanitised, distinct file stem per name (README "State on disk":
+-- no two jobs of a run share a file). The sanitised name when it is free, else it with "~N".
 function state.assign_keys(names)
   local keys, taken = {}, {}
   for i, name in ipairs(names) do
@@ -55,25 +56,32 @@ local function absolute(path)
 end
 state.absolute = absolute
 
+-- is_dir(path): a directory, or a symlink to one (a `.jobrun` linked elsewhere is followed).
+local function is_dir(path)
+  local st = fs.stat(path)
+  if st and st.type == "link" then
+    local real = fs.realpath(path)
+    st = real and fs.stat(real)
+  end
+  return st ~= nil and st.type == "directory"
+end
+
 -- discover() -> the state directory: the `.jobrun` of the nearest ancestor directory that has
--- one, else `.jobrun` at the root of the git work tree, else `./.jobrun` (SPEC §2). Relative
--- when it is the current directory's, absolute otherwise.
+-- one, else `.jobrun` at the root of the git work tree as libgit2 finds it (jobrun.git.root, the
+-- root the git guard uses), else `./.jobrun` (README "State on disk"). Relative when it is the
+-- current directory's, absolute otherwise.
 function state.discover()
   local cwd = fs.getcwd()
   if not cwd then return ".jobrun" end
-  local function parent(d) return d:match("^(.*)/[^/]*$") end
   local d = cwd
   while d do
-    local st = fs.stat((d == "" and "" or d) .. "/.jobrun")
-    if st and st.type == "directory" then return d == cwd and ".jobrun" or (d .. "/.jobrun") end
+    if is_dir(d .. "/.jobrun") then return d == cwd and ".jobrun" or (d .. "/.jobrun") end
     if d == "" then break end
-    d = parent(d)
+    d = d:match("^(.*)/[^/]*$")
   end
-  d = cwd
-  while d and d ~= "" do
-    if fs.stat(d .. "/.git") then return d == cwd and ".jobrun" or (d .. "/.jobrun") end
-    d = parent(d)
-  end
+  -- Without libgit2 there is no work tree to find: the current directory's.
+  local ok, root = pcall(require("jobrun.git").root)
+  if ok and root and root ~= cwd then return (root == "/" and "" or root) .. "/.jobrun" end
   return ".jobrun"
 end
 

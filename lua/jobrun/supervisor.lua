@@ -15,7 +15,7 @@
 -- write. Where links cannot be made, a job's claim and result are files of their own, as before:
 -- jobs/<job>.status.json (written in full, then linked) and jobs/<job>.result.json.
 --
--- A full disk must not pass for a lost job (SPEC §5). A log write that fails is kept as the
+-- A full disk must not pass for a lost job (README "How a job's record moves"). A log write that fails is kept as the
 -- result's log_error. A result that cannot be written is tried again (journal, then a result
 -- file), then written in place over the slot's record, or the job's own claim (both are padded
 -- to RECORD_SIZE for this: rewriting them needs no new block), with result_error saying why; if
@@ -127,7 +127,7 @@ local function run_attempt(spec, ctx, attempt, restart_count, on_start)
       ranks[#ranks + 1] = { rank = rank, result = { exit_code = 127 }, ended = process.now(),
                             ended_at = process.time() }
     else
-      local r = { rank = rank, proc = proc, pgid = proc:pid() }
+      local r = { rank = rank, proc = proc, pgid = proc:pid(), spawned = process.now() }
       if piped then r.stream = proc:stdout() end
       ranks[#ranks + 1] = r
     end
@@ -160,6 +160,9 @@ local function run_attempt(spec, ctx, attempt, restart_count, on_start)
   local function rank_ended(item)
     -- When it ended, read before it is reaped (then its /proc entry is gone).
     local ago = exited_ago(item.rank.pgid)
+    -- The scheduler's clocks are per CPU and drift apart by a little: an end is never put before
+    -- the rank's own start (a duration of -0.1 s for `true`).
+    ago = math.min(ago, math.max(0, process.now() - (item.rank.spawned or process.now())))
     local result = item.handle:wait(true)
     item.done = true
     item.rank.result = result

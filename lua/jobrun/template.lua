@@ -37,7 +37,7 @@ local function key_before(a, b)
   return tostring(a) < tostring(b)
 end
 
--- label(v): a table value's label in job names (SPEC §3): its `name` field, else its scalar
+-- label(v): a table value's label in job names (README "Suite files"): its `name` field, else its scalar
 -- fields in sorted key order (a list's items in order) joined by "-"; a table inside counts by
 -- its own label, as GitHub's job names take every scalar inside a matrix value.
 function template.label(v, depth)

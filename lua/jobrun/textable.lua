@@ -11,6 +11,11 @@ local function width(s)
 end
 textable.width = width
 
+-- count(n, word) -> "1 job", "2 jobs": every count jobrun prints in words.
+function textable.count(n, word)
+  return string.format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
 -- cut(s, n): at most n visible columns, ending in "…" when cut (colour codes dropped then).
 function textable.cut(s, n)
   if width(s) <= n then return s end

@@ -1,6 +1,5 @@
--- Expectations (SPEC §3) and verdicts (SPEC §4): pass, fail or pending, with every unmet
--- expectation in words.
-local guard = require "jobrun.c.guard"
+-- Expectations (README "Suite files") and verdicts (README "Jobs, statuses and results"): pass,
+-- fail or pending, with every unmet expectation in words.
 
 local verdict = {}
 
@@ -35,8 +34,8 @@ function verdict.judge(job, expect, read_log)
   end
 
   if type(expect) == "function" then
-    -- User code: interruptible, and bounded like a parser fn.
-    local ok, good, why = guard.call(1, expect, job)
+    -- User code: in a child of its own, bounded and interruptible like a parser fn.
+    local ok, good, why = require("jobrun.isolate").call(1, expect, job)
     if not ok and type(good) == "table" and good.signal then error(good, 0) end
     if not ok then
       miss("the expectation function failed: %s", tostring(good))

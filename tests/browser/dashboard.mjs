@@ -107,6 +107,15 @@ try {
       }));
       out[url] = seen;
     }
+  } else if (scenario === "metrics") {
+    const [run, job] = args;
+    await page.goto(base + "/runs/" + run, { waitUntil: "domcontentloaded" });
+    await until(() => page.$(".metric"));
+    out.run_charts = await page.$$eval(".metric", (ms) => ms.map((m) => [m.dataset.metric,
+      [...m.querySelectorAll("figure")].map((f) => [f.dataset.job, f.querySelector("polyline") ? f.querySelector("polyline").getAttribute("points").split(" ").length : 0])]));
+    await page.goto(base + "/runs/" + run + "/jobs/" + encodeURIComponent(job), { waitUntil: "domcontentloaded" });
+    await until(() => page.$("figure[data-metric]"));
+    out.job_charts = await page.$$eval("figure[data-metric]", (fs) => fs.map((f) => [f.dataset.metric, f.querySelector("figcaption").textContent]));
   } else if (scenario === "big") {
     const [run] = args;
     const t0 = Date.now();

@@ -17,7 +17,7 @@ $ jobrun run s.lua --run-id r1 >/dev/null 2>&1 && touch -d '1 hour ago' "$JOBRUN
 
 # Commands, then each command's options and their values.
 $ bash comp.sh jobrun "" | tr '\n' ' '
-> run launch plan check wait rerun kill logs diff list prune analyze completion script notify serve help --help --version  (no eol)
+> run launch plan check wait rerun kill logs diff history flaky show list prune analyze completion script notify serve help --help --version  (no eol)
 $ bash comp.sh jobrun ch
 > check
 $ bash comp.sh jobrun plan --co
@@ -48,9 +48,8 @@ $ bash comp.sh jobrun check ""
 > r2
 > r1
 
-# script --resume [RUN] FILE.lua: a run id or the script file.
+# script --resume [RUN] FILE.lua: a run id or the script file (.lua files only).
 $ bash comp.sh jobrun script --resume "" | sort
-> comp.sh
 > r1
 > r2
 > s.lua
@@ -71,6 +70,58 @@ $ bash comp.sh jobrun logs --tail 5 r1 c_
 > c_2
 $ bash comp.sh jobrun check --only ""
 > c_1
+
+# Issue 24 item 6. A suite operand: .lua files and directories only, not the other files nor
+# hidden ones (unless the word starts with a dot).
+$ mkdir -p sub .hid && touch report.html sub/t.lua && bash comp.sh jobrun run "" | sort
+> s.lua
+> sub
+$ bash comp.sh jobrun run sub/
+> sub/t.lua
+$ bash comp.sh jobrun run .h
+> .hid
+
+= g.lua
+suite "g" { matrix = { nodes = { 1, 2 }, lr = { "a", "b" } }, run = "true" }
+=
+
+# --grid and --set: the axes of the suite on the line (or of the run: check, wait, rerun).
+$ bash comp.sh jobrun run g.lua --grid ""
+> nodes
+> lr
+$ bash comp.sh jobrun run g.lua --grid nodes,
+> nodes,lr
+$ bash comp.sh jobrun plan g.lua --set l
+> lr=
+$ bash comp.sh jobrun check --grid ""
+> n
+$ bash comp.sh jobrun check r1 --grid ""
+> n
+
+# run SUITE --only: the suite's jobs; check RUN --only: that run's.
+$ bash comp.sh jobrun run g.lua --only g_2
+> g_2_a
+> g_2_b
+$ bash comp.sh jobrun check r1 --only ""
+> c_1
+> c_2
+
+# --use: the built-in packs, .lua files and directories.
+$ bash comp.sh jobrun analyze x.log --use "" | sort
+> g.lua
+> metta
+> s.lua
+> sub
+
+$ jobrun __complete axes g.lua
+> nodes
+> lr
+$ jobrun __complete jobs g.lua
+> g_1_a
+> g_1_b
+> g_2_a
+> g_2_b
+$ jobrun __complete axes nosuch.lua
 
 # The hidden call the scripts make: quiet when there is nothing to say.
 $ jobrun __complete runs

@@ -22,7 +22,7 @@ $ jobrun help plan | head -3
 > Print the expanded jobs; launch nothing.
 
 $ jobrun plan --help | grep -E -- '--(set|json|only) '
->   --only GLOB         only jobs whose name matches (repeatable)
+>   --only GLOB         only jobs whose name matches; !GLOB: all but those (repeatable)
 >   --set AXIS=V1,V2    replace an axis's values (repeatable)
 >   --json              machine output on stdout, nothing else there
 
@@ -58,3 +58,9 @@ $ jobrun help suite | grep -E '^  (timeout|max_restarts) '
 >   timeout       per job: 90, "30m", "2h"
 $ jobrun help parser | head -1
 > parser "name" { … } — fields:
+
+# Options line up, however wide their metavariable's characters are (issue 24 item 9).
+$ jobrun help check | grep -E -- '^  (--status|--only|-h, --help) '
+>   --status S,…         show only jobs with these statuses, e.g. RUNNING,LOST
+>   --only GLOB          show only jobs whose name matches; !GLOB: all but those (repeatable)
+>   -h, --help           show this help

@@ -26,6 +26,7 @@ $ jobrun plan s.lua --tag ci --set nodes=2 --run-id r1 --backend slurm
 > demo_2n_fast  2      nodes=2 condition=fast  10m00s   train --steps 10
 >
 > 1 of 2 jobs · suite demo · backend slurm · run id r1
+> Timeouts on Slurm: the batch script ends the job's step at the timeout (TERM, then KILL after Slurm's KillWait; KILL to srun 10 s later, slurm.grace), and the job is TIMEOUT; Slurm's own --time is a backstop, the timeout + grace + 30 s rounded up to whole minutes (10m00s: --time=0-00:11:00).
 
 $ jobrun plan s.lua --only '*slow' --only demo_1n_fast --json --run-id r2 | grep '"name"'
 >       "name": "demo_1n_fast",
@@ -142,3 +143,27 @@ $ NO_COLOR=1 jobrun plan s.lua --only demo_1n_fast | grep -c "$(printf '\033')"
 ? 1
 $ NO_COLOR=1 jobrun plan s.lua --only demo_1n_fast --color always | grep -c "$(printf '\033')"
 > 2
+
+# --only '!GLOB': all but the jobs it matches (issue 24 item 8); with plain globs, those of them
+# that no negated one matches.
+$ jobrun plan s.lua --only '!*slow' --run-id r3
+> Job           Nodes  Params                  Timeout  Command
+> demo_1n_fast  1      nodes=1 condition=fast  10m00s   train --steps 10
+> demo_2n_fast  2      nodes=2 condition=fast  10m00s   train --steps 10
+>
+> 2 of 4 jobs · suite demo · backend local · run id r3
+
+$ jobrun plan s.lua --only 'demo_1n*' --only '!*slow' --run-id r3 | grep demo_
+> demo_1n_fast  1      nodes=1 condition=fast  10m00s   train --steps 10
+
+$ jobrun plan s.lua --only '!demo*'
+! jobrun: no job of suite "demo" matches --only !demo* (4 jobs in all; see jobrun plan s.lua)
+? 2
+
+= one.lua
+suite "one" { run = "true" }
+=
+
+# One job is "1 job" (issue 24 item 9).
+$ jobrun plan one.lua --run-id r4 | tail -1
+> 1 job · suite one · backend local · run id r4

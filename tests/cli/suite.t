@@ -112,7 +112,7 @@ $ jobrun plan b.lua --backend lcoal
 ! jobrun: --backend: unknown backend 'lcoal' (did you mean 'local'?); the backends are local, slurm and skypilot, or a Lua module jobrun.backends.lcoal on package.path (jobrun/backends/lcoal.lua beside the suite)
 ? 2
 $ mkdir -p jobrun/backends && echo 'return {}' > jobrun/backends/slrum.lua && jobrun plan b.lua --run-id r | tail -1
-> 1 jobs · suite b · backend slrum · run id r
+> 1 job · suite b · backend slrum · run id r
 
 # jobrun help expect: every form, each with an example.
 $ jobrun help expect | grep -E '^  [a-z_]+  +[a-z]'

@@ -1,6 +1,7 @@
 /* libFuzzer target: the C log scanner (src/scan.c) on arbitrary logs — scan.find, scan.tail,
- * and scan.last_lines, which is also checked against a plain reference (tail -n, with the
- * same cut rule) written the obvious way, in memory. Built with tiny chunk and block sizes
+ * scan.last_lines, which is also checked against a plain reference (tail -n, with the same cut
+ * rule) written the obvious way, in memory, and scan.tail_lines and scan.strip (the reports'
+ * tail and the escape stripper), whose results must keep their promises. Built with tiny chunk and block sizes
  * (tests/fuzz.sh), so that small inputs cross every boundary.
  *
  * Input: 3 parameter bytes (line count, line size limit, needle length), the needle, then the
@@ -177,6 +178,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size) {
     lua_pushinteger(L, (lua_Integer)max);
     call(2, 1);
     if (!lua_isstring(L, -1) || lua_rawlen(L, -1) > max) fail("tail: more than asked");
+    lua_settop(L, top);
+
+    /* tail_lines, with and without colours, in a window of max bytes: at most n lines, each at
+     * most max bytes and its markers, none holding a line break or (without sgr) an ESC. */
+    for (int sgr = 0; sgr < 2; sgr++) {
+        lua_getglobal(L, "scan");
+        lua_getfield(L, -1, "tail_lines");
+        lua_pushstring(L, log_path);
+        lua_pushinteger(L, n);
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, (lua_Integer)max);
+        lua_setfield(L, -2, "width");
+        lua_pushinteger(L, (lua_Integer)max);
+        lua_setfield(L, -2, "window");
+        lua_pushboolean(L, sgr);
+        lua_setfield(L, -2, "sgr");
+        call(3, 2);
+        if (!lua_istable(L, -2)) fail("tail_lines returned no lines");
+        lua_Integer count = (lua_Integer)lua_rawlen(L, -2);
+        if (count > n) fail("tail_lines: more lines than asked");
+        for (lua_Integer i = 1; i <= count; i++) {
+            lua_rawgeti(L, -2, i);
+            size_t l;
+            const char *line = lua_tolstring(L, -1, &l);
+            if (!line || l > max + 3 + 40) fail("tail_lines: a line longer than its cut");
+            if (memchr(line, '\n', l) || (!sgr && memchr(line, '\033', l))) fail("tail_lines: a break or an escape left");
+            lua_pop(L, 1);
+        }
+        lua_settop(L, top);
+    }
+    lua_getglobal(L, "scan");
+    lua_getfield(L, -1, "strip");
+    lua_pushlstring(L, data, len);
+    call(1, 1);
+    size_t stripped_len;
+    const char *stripped = lua_tolstring(L, -1, &stripped_len);
+    if (!stripped || stripped_len > len || memchr(stripped, '\033', stripped_len)) fail("strip: an ESC left");
     lua_settop(L, top);
     return 0;
 }

@@ -6,7 +6,6 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
 local top = os.getenv("JOBRUN_TOP")
@@ -27,22 +26,7 @@ if missing then
   return
 end
 
-local function start(dir, args)
-  local log = dir .. "/serve." .. tostring(math.random(1e9)) .. ".log"
-  local argv = { h.bin, "serve", "--port", "0" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local proc = assert(process.spawn({ argv = argv, cwd = dir, stdout = log, stderr = "stdout" }))
-  local port
-  h.eventually(function() port = (fs.read(log) or ""):match("http://[%d.]+:(%d+)/"); return port end, 20)
-  assert(port, "serve did not start: " .. (fs.read(log) or ""))
-  return { proc = proc, url = "http://127.0.0.1:" .. port }
-end
-
-local function stop(s)
-  s.proc:kill("TERM")
-  s.proc:wait(true)
-  s.proc:close()
-end
+local start, stop = h.serve, h.stop_server
 
 -- browse(dir, scenario, url, ...) -> the scenario's observations (a screenshot on its error).
 local shots = 0
@@ -117,6 +101,25 @@ tap.test("a failed job: its failure, tail and page; the table filtered to failur
   tap.is(r.after, { "fail" }, "filtered to failures: one row")
   tap.is(r.text_filtered, { "fl_2" }, "and by text")
   tap.is(r.page_errors, {}, "no script error")
+  stop(s)
+end)
+
+tap.test("metrics: a chart of each job's series on the run page and the job page", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+metric "loss" {}
+suite "mt" {
+  matrix = { n = { 1, 2 } },
+  run = "for i in 1 2 3 4 5 6; do echo \"step $i loss=$((60 - i * {n}))\"; done",
+}
+]])
+  h.sh(dir, "jobrun run s.lua --run-id m1")
+  local s = start(dir)
+  local r = browse(dir, "metrics", s.url, "m1", "mt_2")
+  tap.is(r.run_charts, { { "loss", { { "mt_1", 6 }, { "mt_2", 6 } } } },
+    "the run page: one chart per job, six points each")
+  tap.is(r.job_charts, { { "loss", "loss: 49 (tail_mean of 6; min 48, max 58)" } },
+    "the job page: the chart and its figures")
   stop(s)
 end)
 

@@ -1,4 +1,4 @@
--- The failure loop (SPEC §2, §4, §5): run in a real git repository, read what failed, fix it,
+-- The failure loop (README "The failure loop"): run in a real git repository, read what failed, fix it,
 -- rerun the failures, compare the runs; the state directory found from anywhere in the tree.
 local tap = require "tap"
 local h = require "helpers"
@@ -49,6 +49,45 @@ suite "g" { run = "true", git = { require_clean = true, require_pushed = true } 
   os.remove(work .. "/.jobrun/.gitignore")
   local code = h.sh(work, "jobrun run s.lua --run-id R4")
   tap.is(code, 0, "an old state directory without .gitignore is not a change either")
+end)
+
+-- The README's "The failure loop" block, run as written: a real repository whose suite requires a
+-- clean tree, report.html written inside it, the fix committed, and a second run accepted.
+scratch("the README's failure loop, as written", function(dir)
+  local readme = assert(fs.read(os.getenv("JOBRUN_TOP") .. "/README.md"))
+  local block = readme:match("### The failure loop\n\n```sh\n(.-)```")
+  assert(block, "README.md has no failure-loop block")
+  local work = repo(dir)
+  h.write(work .. "/suites/mine.lua", [[
+suite "mine" { matrix = { x = { "a", "b" } }, run = "sh check.sh {x}", git = { require_clean = true } }
+]])
+  h.write(work .. "/check.sh", "echo checking $1; test $1 = a\n")
+  commit_push(work, "a bug")
+  local runs, steps = {}, 0
+  -- Each step's expected exit code, in the block's order (the fix between them).
+  local expect = { ["run"] = { 1, 0 }, ["check"] = { 1 }, ["logs"] = { 0, 0 }, ["rerun"] = { 0 }, ["diff"] = { 0, 0 } }
+  for line in block:gmatch("[^\n]+") do
+    if line:match("^# … fix the code") then
+      h.write(work .. "/check.sh", "echo checking $1; true\n")
+      git(work, "commit -qam fix")
+    elseif line:match("^%./jobrun ") then
+      local cmd = line:gsub("%s+#.*$", ""):gsub("^%./jobrun", "jobrun"):gsub("%f[%w]JOB%f[%W]", "mine_b")
+        :gsub("RUN_BEFORE", runs[1] or "?"):gsub("RUN_AFTER", runs[2] or "?"):gsub("%f[%w_]RUN%f[^%w_]", runs[1] or "?")
+      local verb = cmd:match("^jobrun (%S+)")
+      local want = table.remove(expect[verb] or {}, 1)
+      local code, out, err = h.sh(work, cmd)
+      steps = steps + 1
+      tap.is(code, want, cmd .. ": exit " .. tostring(want), err)
+      tap.ok(not err:find("uncommitted", 1, true), cmd .. ": no git refusal", err)
+      if verb == "run" then runs[#runs + 1] = (fs.read(work .. "/.jobrun/latest") or ""):gsub("%s+$", "") end
+      if verb == "check" then tap.like(out, "mine_b.*checking b", "check --failed --logs shows the failure's log") end
+      if verb == "rerun" then tap.like(out, "mine_b%s+SUCCEEDED", "the fix passes in the rerun") end
+    end
+  end
+  tap.is(steps, 8, "every step of the block ran")
+  tap.is(#runs, 2, "two runs")
+  tap.ok(fs.stat(work .. "/report.html"), "report.html is in the work tree")
+  tap.is(git(work, "status --porcelain"), "?? report.html\n", "untracked, and the second run was accepted all the same")
 end)
 
 scratch("check, logs and list from a subdirectory find the tree's state directory", function(dir)

@@ -122,4 +122,66 @@ tap.test("the release example: Metta's acceptance rules pass good numbers and fa
   tap.like(out, "1/2 training runs accepted", "the summary")
 end)
 
+tap.test("a baseline from history: the job's last passing runs, not yet, required, and a drop past tol", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "bl" {
+  run = "echo \"tps=${TPS:-100}\"",
+  expect = { metrics = { tps = { baseline = 3, tol = "-5%", require_baseline = os.getenv("REQ") == "1" } } },
+}
+]])
+  local code = h.sh(dir, "jobrun run s.lua --run-id b1")
+  local out
+  tap.is(code, 0, "no history: no baseline yet, which is no failure")
+  h.sh(dir, "TPS=110 jobrun run s.lua --run-id b2")
+  code, out = h.sh(dir, "REQ=1 jobrun run s.lua --run-id b3")
+  tap.is(code, 1, "require_baseline with 2 earlier runs of 3: a failure")
+  tap.like(out, "tps: no baseline yet %(2 of 3 runs%)", "says how many runs it has")
+  h.sh(dir, "TPS=90 jobrun run s.lua --run-id b4")
+  code, out = h.sh(dir, "TPS=96 jobrun run s.lua --run-id b5 --json")
+  local doc = json.decode(out) or { jobs = { {} } }
+  local b = ((doc.jobs[1].metrics or {}).tps or {}).baseline or {}
+  tap.is({ b.runs, b.of, b.value }, { 3, 3, 100 }, "the mean of the last 3 passing runs (b4, b2, b1: 90, 110, 100)")
+  tap.is(code, 0, "96 >= 95% of 100")
+  code, out = h.sh(dir, "TPS=90 jobrun run s.lua --run-id b6")
+  tap.is(code, 1, "a drop past the tolerance fails")
+  tap.like(out, "tps: expected >= 93%.7333 %(baseline 98%.6667 over the last 3 passing runs, %-5%%%), saw 90 "
+    .. "%(tail_mean of 1 point%)", "in words, against the baseline of b5, b4 and b2 (96, 90, 110)")
+  code = h.sh(dir, "jobrun plan " .. h.q(h.write(dir .. "/bad.lua",
+    'suite "x" { run = "true", expect = { metrics = { tps = { baseline = 0, tol = "-5%" } } } }\n')))
+  tap.is(code, 2, "baseline = 0 is refused at plan time")
+end)
+
+tap.test("diff shows metric deltas; a drop past the tolerance is a regression (exit 1), within it not", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'suite "df" {\n  run = "echo tps=${TPS:-100}",\n'
+    .. '  expect = { metrics = { tps = { ">= 1", tol = "-5%" } } },\n}\n')
+  h.sh(dir, "jobrun run s.lua --run-id a")
+  h.sh(dir, "TPS=94 jobrun run s.lua --run-id b")
+  h.sh(dir, "TPS=96 jobrun run s.lua --run-id c")
+  local code, out = h.sh(dir, "jobrun diff a b")
+  tap.is(code, 1, "a 6 % drop with a 5 % tolerance: exit 1")
+  tap.like(out, "df%s+regressed.*tps 100→94 %(%-6%.0%%%) ✗", "the delta in %, marked")
+  code, out = h.sh(dir, "jobrun diff a c")
+  tap.is(code, 0, "a 4 % drop: exit 0")
+  tap.like(out, "df%s+changed.*tps 100→96 %(%-4%.0%%%)", "still shown")
+  local _, js = h.sh(dir, "jobrun diff a b --json")
+  local m = (((json.decode(js) or {}).jobs or {})[1] or {}).metrics or {}
+  tap.is(m[1] and { m[1].name, m[1].a, m[1].b, m[1].change_pct, m[1].regressed }, { "tps", 100, 94, -6, true },
+    "--json: the metric's change")
+  code, out = h.sh(dir, "jobrun history --metric tps")
+  tap.is(code, 0, "history --metric")
+  tap.like(out, "Verdict%s+tps\n.-%s94\n.-%s96\ntps: 100 → 96 over these runs %(%-4%.0%%%)",
+    "the metric per attempt, and its change over the runs")
+  -- A rerun's attempts keep their metrics: diff RUN compares them.
+  h.write(dir .. "/r.lua", 'suite "rr" {\n  run = "echo tps=$(cat ' .. dir .. '/tps); exit $(cat ' .. dir .. '/rc)",\n'
+    .. '  expect = { exit_code = 0, metrics = { tps = { ">= 1", tol = "-5%" } } },\n}\n')
+  h.write(dir .. "/tps", "100\n"); h.write(dir .. "/rc", "1\n")
+  h.sh(dir, "jobrun run r.lua --run-id r")
+  h.write(dir .. "/tps", "80\n"); h.write(dir .. "/rc", "0\n")
+  h.sh(dir, "jobrun rerun r")
+  _, out = h.sh(dir, "jobrun diff r")
+  tap.like(out, "rr%s+fixed.*tps 100→80 %(%-20%.0%%%) ✗", "diff RUN: the attempts' metrics, attempt 1 against 2")
+end)
+
 return tap.done()

@@ -5,7 +5,6 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
 local GIT = "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main"
@@ -13,24 +12,14 @@ local GIT = "git -c user.name=t -c user.email=t@example.com -c init.defaultBranc
 -- receiver(dir, args) -> { url, port, proc, log }: the receiver on a free port, ready.
 local function receiver(dir, args)
   local log = dir .. "/requests." .. tostring(math.random(1e9)) .. ".jsonl"
-  local out = log .. ".out"
   local argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/notify/receiver.py", "--log", log }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local proc = assert(process.spawn({ argv = argv, stdout = out, stderr = "stdout" }))
-  local port
-  h.eventually(function()
-    port = (fs.read(out) or ""):match("listening on 127%.0%.0%.1:(%d+)")
-    return port
-  end, 30)
-  assert(port, "the receiver did not start: " .. (fs.read(out) or ""))
-  return { url = "http://127.0.0.1:" .. port, port = port, proc = proc, log = log }
+  local r = h.listening(dir, argv)
+  r.log = log
+  return r
 end
 
-local function stop(r)
-  r.proc:kill("TERM")
-  r.proc:wait(true)
-  r.proc:close()
-end
+local stop = h.stop_server
 
 -- requests(r) -> what the receiver got, in order.
 local function requests(r)

@@ -275,4 +275,19 @@ tap.test("state.json linked to /dev/zero: every command that reads it stops at o
   tap.like(err, "state%.json: a symbolic link, not a regular file", "naming the file", err)
 end)
 
+tap.test("an end taken from the kernel's record never comes before the job's start", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'local ids = {}\nfor i = 1, 40 do ids[i] = i end\n'
+    .. 'suite "fast" { matrix = { i = ids }, run = { "true" }, max_parallel = 4 }\n')
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id f --json")
+  tap.is(code, 0, "40 jobs of true passed")
+  local neg = {}
+  for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do
+    if type(j.duration_s) ~= "number" or j.duration_s < 0 then
+      neg[#neg + 1] = j.name .. "=" .. tostring(j.duration_s)
+    end
+  end
+  tap.is(neg, {}, "no negative (or missing) duration (the scheduler's per-CPU clocks drift)")
+end)
+
 return tap.done()

@@ -1,4 +1,4 @@
--- A run's record is the truth (SPEC §5): every job of a valid suite runs under its own files,
+-- A run's record is the truth (README "How a job's record moves"): every job of a valid suite runs under its own files,
 -- a stale writer never moves a job backwards, signals are answered, user code cannot hang the
 -- runner, and damaged files are reported instead of hanging or raising tracebacks.
 local tap = require "tap"
@@ -72,7 +72,8 @@ scratch("a stale copy never puts back a status another writer moved on", functio
   tap.is(stale.data.jobs[2].status, "PENDING", "the stale copy sees the second job pending")
   local kcode, kout = h.sh(dir, "jobrun kill ST")
   tap.is(kcode, 0, "kill exits 0")
-  tap.like(kout, "Killed: 2", "both jobs killed (one running, one before it started)")
+  tap.like(kout, "Killed: 1 · Withdrawn %(never started%): 1",
+    "both jobs ended (one running, one withdrawn before it started)")
   -- The stale copy changes something and saves: the kill's CANCELLED must survive.
   stale:changed(stale.data.jobs[1])
   stale:save()

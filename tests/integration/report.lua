@@ -145,4 +145,77 @@ suite "ex" { run = "exit 2", expect = { exit_code = "nonzero" } }
   h.sh(dir, "jobrun kill S")
 end)
 
+-- One failure record (issue 23 #3): the terminal, the HTML page and the Markdown summary show the
+-- same last lines of a job's log, whatever escapes and bytes it holds.
+tap.test("the terminal, HTML and Markdown show the same tail lines for the same job", function()
+  local dir = h.scratch()
+  h.write(dir .. "/log.sh", table.concat({
+    "printf 'line 1\\nline 2\\n'",
+    "printf '\\033]0;a title\\007osc gone\\n'",
+    "printf '\\033[31mred\\033[0m and \\033[2Kcsi\\n'",
+    "printf 'bad \\377 byte\\n\\n'",
+    "printf '50%%\\r100%%\\n'",
+    "printf 'end \\033]8;;http://x\\033\\\\link\\033]8;;\\033\\\\\\n'",
+    "exit 1",
+  }, "\n") .. "\n")
+  h.write(dir .. "/s.lua", 'suite "t" { run = "sh log.sh", name = "t_job" }\n')
+  local _, out = h.sh(dir, "jobrun run s.lua --run-id T --html page.html --summary sum.md")
+  local want = { "osc gone", "red and csi", "bad \\xff byte", "100%", "end link" }
+  local term = {}
+  for line in out:gmatch("│ ([^\n]*)") do term[#term + 1] = line end
+  tap.is(term, want, "the terminal's failure summary: the last 5 lines, as a terminal shows them")
+  local page = fs.read(dir .. "/page.html") or ""
+  local pre = page:match('<pre class="log">(.-)</pre>') or ""
+  local ent = { lt = "<", gt = ">", amp = "&", quot = '"', ["#39"] = "'" }
+  pre = pre:gsub("<[^>]*>", ""):gsub("&(#?%w+);", ent)
+  local page_lines = {}
+  for line in (pre .. "\n"):gmatch("([^\n]*)\n") do page_lines[#page_lines + 1] = line end
+  tap.is({ table.unpack(page_lines, #page_lines - 4) }, want, "the HTML page: the same lines")
+  tap.is(page_lines[1], "line 1", "all of them, as it shows 40")
+  tap.like(page, '<span class="ar">red</span>', "the HTML keeps the colour")
+  local md = fs.read(dir .. "/sum.md") or ""
+  local block = md:match("```+text\n(.-)\n```") or ""
+  local md_lines = {}
+  for line in (block .. "\n"):gmatch("([^\n]*)\n") do md_lines[#md_lines + 1] = line end
+  tap.is({ table.unpack(md_lines, #md_lines - 4) }, want, "the Markdown summary: the same lines")
+  local _, logs = h.sh(dir, "jobrun check T --logs --tail 5")
+  tap.like(logs, "=\n" .. table.concat(want, "\n"):gsub("%p", "%%%0") .. "\n%-%-%-", "--logs: the same lines")
+end)
+
+tap.test("a log that is a FIFO is named, never read, in every report", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", 'suite "p" { run = "echo hi; exit 1", name = "p_job" }\n')
+  h.sh(dir, "jobrun run s.lua --run-id P")
+  local log = dir .. "/.jobrun/runs/P/logs/p_job.log"
+  assert(os.execute("rm " .. h.q(log) .. " && mkfifo " .. h.q(log)))
+  local code, out = h.sh(dir, "timeout 20 " .. h.q(h.bin) .. " check P --html p.html --summary p.md --junit p.xml")
+  tap.is(code, 1, "check answers (a FIFO with no writer is not opened for a blocking read)")
+  tap.like(out, "    log: [^\n]*p_job%.log: not a regular file", "the summary names the file and why")
+  tap.like(fs.read(dir .. "/p.html") or "", "log: [^<]*p_job%.log: not a regular file", "so does the page")
+  local _, logs = h.sh(dir, "timeout 20 " .. h.q(h.bin) .. " check P --logs")
+  tap.like(logs, "Log: [^\n]*not a regular file\n=+\nNo log content available", "and --logs")
+end)
+
+tap.test("check --failed --logs shows each failure once", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "o" { matrix = { x = { "a", "b", "c" } }, run = "echo marker-{x}; echo done-{x}; test {x} = c" }
+]])
+  h.sh(dir, "jobrun run s.lua --run-id O")
+  local code, out = h.sh(dir, "jobrun check O --failed --logs")
+  tap.is(code, 1, "failures: exit 1")
+  for _, x in ipairs({ "a", "b" }) do
+    local _, n = out:gsub("marker%-" .. x, "")
+    tap.is(n, 1, "o_" .. x .. "'s log lines once")
+    local _, facts = out:gsub("Exit Code: 1", "")
+    tap.is(facts, 2, "the facts once per failure")
+  end
+  tap.ok(not out:find("=== Failures", 1, true), "no second summary of the same failures")
+  tap.ok(not out:find("marker-c", 1, true), "--failed: the passing job is not shown")
+  local _, plain = h.sh(dir, "jobrun check O")
+  tap.like(plain, "=== Failures: 2 of 3 jobs ===", "without --logs, the summary")
+  tap.like(plain, "✗ o_a\n    %- [^\n]*\n    %- [^\n]*\n    status FAILED · exit code 1 · restarts 0",
+    "the summary says the exit code and restarts too")
+end)
+
 return tap.done()

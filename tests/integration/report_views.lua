@@ -96,11 +96,18 @@ tap.test("--html: one self-contained page; hostile names stay text; summary and 
   end
   tap.is(missing, {}, "every job is named in the page's text")
   tap.is(doc.scripts, 1, "one script: the page's own (the <script> in a name is text)")
-  local bad = {}
+  local bad, logs = {}, 0
   for _, u in ipairs(doc.urls) do
-    if not (u:sub(1, 1) == "#" or u:sub(1, 5) == "data:") then bad[#bad + 1] = u end
+    -- A job's log link: relative to the page, to the log file in the run's directory.
+    local rel = u:match("^%.jobrun/runs/H/logs/[^/]+%.log$")
+    if rel and fs.stat(dir .. "/" .. u:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end)) then
+      logs = logs + 1
+    elseif not (u:sub(1, 1) == "#" or u:sub(1, 5) == "data:") then
+      bad[#bad + 1] = u
+    end
   end
-  tap.is(bad, {}, "src=/href= only # or data:")
+  tap.is(bad, {}, "src=/href= only #, data: or a job's log file")
+  tap.is(logs, 8, "each job's log is linked, relative to the page")
   tap.ok(not page:find("://", 1, true), "no URL anywhere: nothing loads from the network")
   tap.ok(not page:find("\27", 1, true), "no raw ANSI in the page")
   tap.like(page, '<span class="ar">red error</span> for 2', "ANSI red rendered as HTML")
@@ -114,7 +121,7 @@ tap.test("--html: one self-contained page; hostile names stay text; summary and 
   tap.like(doc.text, "4 passed4 failed0 pending8 jobs", "the counts")
   tap.ok(page:find("<svg", 1, true) and page:find('<rect', 1, true), "a timeline in inline SVG")
   tap.like(page, "↻1", "restarts marked on the timeline")
-  tap.like(page, '<table class="sortable"', "the full table, sortable")
+  tap.like(page, '<table class="sortable" id="jobs"', "the full table, sortable")
   -- The step summary: appended, Markdown.
   local md = fs.read(dir .. "/step.md") or ""
   tap.like(md, "^previous step\n## ❌ jobrun: h — 4 passed, 4 failed, 0 pending of 8",
@@ -167,6 +174,23 @@ print(len(set(raw)), sum(1 for x in raw if x not in (0, 255)))
     local distinct, inked = verdict:match("(%d+) (%d+)")
     tap.ok(pc2 == 0 and tonumber(distinct or 0) > 30 and tonumber(inked or 0) > 10000,
       "the screenshot is not blank (" .. tostring(distinct) .. " byte values, " .. tostring(inked) .. " inked)")
+    -- The jobs table fits a 1400 px window: a copy of the page reports the layout Chromium made
+    -- (the page's CSP lets an inline script run) in its title, read back with --dump-dom.
+    local probe = page:gsub("</body>", function()
+      return "<script>var t=document.getElementById('jobs').getBoundingClientRect();document.title='fit '+"
+        .. "Math.round(t.right)+' '+document.documentElement.clientWidth+' '+document.documentElement.scrollWidth;"
+        .. "</script></body>"
+    end)
+    h.write(dir .. "/probe.html", probe)
+    local _, dom = h.sh(dir, "env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS HOME=" .. h.q(dir)
+      .. " timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-breakpad "
+      .. "--disable-crash-reporter --user-data-dir=" .. h.q(profile) .. " --window-size=1400,1000 --dump-dom file://"
+      .. h.q(dir .. "/probe.html"))
+    os.execute("pkill -KILL -f " .. h.q(profile) .. " 2>/dev/null")
+    local right, client, scroll = dom:match("<title>fit (%d+) (%d+) (%d+)</title>")
+    if not right then return skip("chromium did not lay the page out") end
+    tap.ok(tonumber(right) <= tonumber(client) and tonumber(scroll) <= tonumber(client),
+      string.format("at 1400 px the jobs table ends at %s px, within the %s px of the window", right, client))
   end
 end)
 

@@ -1,5 +1,6 @@
--- jobrun script (SPEC §8): a Lua program that drives jobs itself through require "jobrun", in
--- one run that list, check, logs and kill know; resume reuses the jobs that passed.
+-- jobrun script (README "Scripts: jobs driven from Lua"): a Lua program that drives jobs itself
+-- through require "jobrun", in one run that list, check, logs and kill know; resume reuses the
+-- jobs that passed.
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
@@ -265,7 +266,7 @@ scratch("examples/release.lua end to end, with a resume after a failure", functi
   tap.is(jobs.quickstart_1n_normal_completion.attempt, 1, "nor the matrix")
 end)
 
-scratch("resume refuses a job still running, before any job of its batch is added", function(dir)
+scratch("resume refuses a job still running with another spec, before any job of its batch is added", function(dir)
   h.write(dir .. "/first.lua", [[
 local jobrun = require "jobrun"
 jobrun.job { name = "slow", run = "sleep 30" }:submit()
@@ -277,16 +278,115 @@ print("run", jobrun.run_id())
   h.write(dir .. "/second.lua", [[
 local jobrun = require "jobrun"
 local fresh = jobrun.job { name = "fresh", run = "true" }
-local slow = jobrun.job { name = "slow", run = "sleep 30" }
+local slow = jobrun.job { name = "slow", run = "sleep 31" }
 jobrun.all { fresh, slow }
 ]])
   local resumed, _, err = h.sh(dir, "jobrun script --resume " .. h.q(id or "none") .. " second.lua")
-  tap.is(resumed, 2, "the resume fails: slow has not ended")
-  tap.like(err, "second%.lua:3: job 'slow' of run .* has not ended %(%u+%)", "naming the job, at its line")
+  tap.is(resumed, 2, "the resume fails: slow has not ended, and its command changed")
+  tap.like(err, "second%.lua:3: job 'slow' of run .* has not ended %(%u+%) and its spec has changed",
+    "naming the job, at its line")
   local jobs = h.jobs_by_name(h.state(dir))
   tap.is(jobs.fresh, nil, "fresh was not added to the run (it would have stayed pending)")
   h.sh(dir, "jobrun kill " .. h.q(id or "none"))
   tap.is((h.jobs_by_name(h.state(dir)).slow or {}).status, "CANCELLED", "killed")
+end)
+
+-- run_log(dir, key) -> the only run's log of job key so far.
+local function run_log(dir, key)
+  local runs = fs.list(dir .. "/.jobrun/runs") or {}
+  return runs[1] and fs.read(dir .. "/.jobrun/runs/" .. runs[1] .. "/logs/" .. key .. ".log") or "", runs[1]
+end
+
+scratch("Ctrl-C says what keeps running; --resume waits for the job still running and uses its result", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local j = jobrun.job { name = "slow", run = "echo started; read x < gate; echo finished" }
+local r = j:wait()
+print("result", r.name, r.verdict, r.attempt)
+]])
+  -- The job holds on a FIFO until the test opens it: running for as long as the test needs.
+  assert(os.execute("mkfifo " .. h.q(dir .. "/gate")))
+  local script = h.spawn(dir, { "script", "s.lua" })
+  tap.ok(h.eventually(function() return run_log(dir, "slow"):find("started") end), "the job started")
+  local _, id = run_log(dir, "slow")
+  script:kill("INT")
+  local r = script:wait(true)
+  script:close()
+  tap.is(r.exit_code, 130, "Ctrl-C: exit 130")
+  local said = fs.read(dir .. "/.bg.log") or ""
+  local pid = (id or "?"):gsub("%p", "%%%0")
+  tap.like(said, "interrupted: the script stopped; the 1 running job of run " .. pid .. " keeps running",
+    "what keeps running")
+  tap.like(said, "Resume waiting: jobrun wait " .. pid .. "\n  Cancel them:    jobrun kill " .. pid,
+    "how to wait or kill")
+  tap.like(said, "jobrun script %-%-resume " .. pid .. " s%.lua", "and how to resume the script")
+  local before = h.jobs_by_name(h.state(dir)).slow or {}
+  tap.is(before.status, "RUNNING", "the job was left running")
+  local resume = h.spawn(dir, { "script", "--resume", "s.lua" })
+  tap.ok(h.eventually(function() return (fs.read(dir .. "/.bg.log") or ""):find("waiting for it", 1, true) end),
+    "the resume waits")
+  h.sh(dir, "echo > gate")
+  local rr = resume:wait(true)
+  resume:close()
+  local out = fs.read(dir .. "/.bg.log") or ""
+  tap.is(rr.exit_code, 0, "the resume passes", out)
+  tap.like(out, "slow is still running in run " .. pid .. " %(attempt 1%): waiting for it", "adopts it, and says so")
+  tap.like(out, "result\tslow\tpass\t1", "its result is the running job's, attempt 1")
+  local after = h.jobs_by_name(h.state(dir)).slow or {}
+  tap.is({ after.native_id, after.attempts }, { before.native_id, nil }, "not started again")
+  tap.like(run_log(dir, "slow"), "^started\nfinished\n$", "one log, from one process")
+end)
+
+scratch("--resume after Ctrl-C: a job that ended meanwhile is judged, and run again if it failed", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local j = jobrun.job { name = "flaky", run = "echo started; test -e fixed || read x < gate; test -e fixed" }
+local r = j:wait()
+print("result", r.verdict, r.attempt)
+]])
+  assert(os.execute("mkfifo " .. h.q(dir .. "/gate")))
+  local script = h.spawn(dir, { "script", "s.lua" })
+  tap.ok(h.eventually(function() return run_log(dir, "flaky"):find("started") end), "the job started")
+  script:kill("INT")
+  tap.is(script:wait(true).exit_code, 130, "stopped")
+  script:close()
+  tap.is((h.jobs_by_name(h.state(dir)).flaky or {}).status, "RUNNING", "the record says RUNNING")
+  h.sh(dir, "echo > gate")
+  local _, id = run_log(dir, "flaky")
+  tap.ok(h.eventually(function() return h.ended_record(dir .. "/.jobrun/runs/" .. id .. "/jobs", "flaky") end),
+    "the job failed with no script watching")
+  h.write(dir .. "/fixed", "")
+  local code, out, err = h.sh(dir, "jobrun script --resume s.lua")
+  tap.is(code, 0, "the resume passes", err)
+  tap.ok(not err:find("still running", 1, true), "not taken for a running job", err)
+  tap.like(out, "result\tpass\t2", "run again, as attempt 2")
+  local job = h.jobs_by_name(h.state(dir)).flaky or {}
+  tap.is(job.attempts and job.attempts[1].verdict, "fail", "attempt 1 kept, judged a failure")
+end)
+
+scratch("Ctrl-C reaches a script busy in its own Lua, whose pcall cannot swallow it; TERM too", function(dir)
+  h.write(dir .. "/s.lua", [[
+local jobrun = require "jobrun"
+local j = jobrun.job { name = "j", run = "echo started; sleep 30" }
+j:submit()
+while true do
+  pcall(function() j:wait() end)
+  pcall(function() local x = 0; for i = 1, 1e6 do x = x + i end end)
+end
+]])
+  local cases = { { "INT", 130, "interrupted: the script stopped" }, { "TERM", 143, "SIGTERM: the script stopped" } }
+  for _, case in ipairs(cases) do
+    local script = h.spawn(dir, { "script", "s.lua" })
+    tap.ok(h.eventually(function() return run_log(dir, "j"):find("started") end), case[1] .. ": the job started")
+    script:kill(case[1])
+    local r = script:wait(true)
+    script:close()
+    tap.is(r.exit_code, case[2], case[1] .. ": the script stops")
+    tap.like(fs.read(dir .. "/.bg.log") or "", case[3], "and says so")
+    local _, id = run_log(dir, "j")
+    h.sh(dir, "jobrun kill " .. h.q(id or "none"))
+    os.execute("rm -rf " .. h.q(dir .. "/.jobrun"))
+  end
 end)
 
 scratch("a suite's fail_fast holds in a script: after the first failure the rest never start", function(dir)

@@ -1,7 +1,7 @@
--- jobrun script (SPEC §8) on the SkyPilot backend, against the fake API server
--- (tests/skypilot/fake_server.py, one per test on a free port): jobs submitted, polled, streamed
--- (their logs fetched from the server while they run), cancelled and waited for from a Lua
--- program, a suite as one step, the run seen by list, check and logs, and a resume.
+-- jobrun script (README "Scripts: jobs driven from Lua") on the SkyPilot backend, against the
+-- fake API server (tests/skypilot/fake_server.py, one per test on a free port): jobs submitted,
+-- polled, streamed (their logs fetched from the server while they run), cancelled and waited for
+-- from a Lua program, a suite as one step, the run seen by list, check and logs, and a resume.
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"

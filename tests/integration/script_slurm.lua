@@ -1,7 +1,7 @@
--- jobrun script (SPEC §8) on the Slurm backend, against the real test cluster on loopback
--- (tests/slurm/cluster.sh): jobs submitted, polled, streamed and waited for from a Lua program,
--- a suite as one step, the run seen by list, check and logs, and a resume. Without the cluster
--- these tests fail, they do not skip.
+-- jobrun script (README "Scripts: jobs driven from Lua") on the Slurm backend, against the real
+-- test cluster on loopback (tests/slurm/cluster.sh): jobs submitted, polled, streamed and waited
+-- for from a Lua program, a suite as one step, the run seen by list, check and logs, and a
+-- resume. Without the cluster these tests fail, they do not skip.
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"

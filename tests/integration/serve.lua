@@ -9,29 +9,7 @@ local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 
--- start(dir, args) -> { port, proc, log }: jobrun serve on a free port, ready.
-local function start(dir, args)
-  local log = dir .. "/serve." .. tostring(math.random(1e9)) .. ".log"
-  local argv = { h.bin, "serve", "--port", "0" }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local env = process.environ()
-  env.NO_COLOR = "1"
-  local proc = assert(process.spawn({ argv = argv, cwd = dir, env = env, stdout = log, stderr = "stdout" }))
-  local port
-  h.eventually(function()
-    port = (fs.read(log) or ""):match("http://[%d.]+:(%d+)/")
-    return port or h.gone(proc:pid())
-  end, 20)
-  assert(port, "serve did not start: " .. (fs.read(log) or ""))
-  return { port = port, proc = proc, log = log, url = "http://127.0.0.1:" .. port }
-end
-
-local function stop(s)
-  s.proc:kill("TERM")
-  local r = s.proc:wait(true)
-  s.proc:close()
-  return r
-end
+local start, stop = h.serve, h.stop_server
 
 -- get(dir, url, curl_args) -> status, body, headers (lower-case names).
 local function get(dir, url, args)
@@ -91,6 +69,24 @@ tap.test("pages carry a strict CSP; the API's run is check --json's; no secret a
   tap.is(stop(s).exit_code, 143, "SIGTERM ends serve (143)")
 end)
 
+tap.test("diff, history and flaky: the API answers what the CLI's --json says", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", SUITE)
+  h.sh(dir, "jobrun run s.lua --run-id d1")
+  h.sh(dir, "jobrun run s.lua --run-id d2")
+  local s = start(dir)
+  for _, c in ipairs({ { "/api/diff?a=d1&b=d2", "diff d1 d2 --json" }, { "/api/history", "history --json" },
+                       { "/api/flaky", "flaky --json" }, { "/api/history?last=1", "history --last 1 --json" } }) do
+    local status, body = get(dir, s.url .. c[1])
+    local _, out = h.sh(dir, "jobrun " .. c[2])
+    tap.is(status, 200, c[1] .. ": 200")
+    tap.is(json.decode(body), json.decode(out), c[1] .. " = jobrun " .. c[2])
+  end
+  local status = get(dir, s.url .. "/api/diff?a=d1%3Brm&b=d2")
+  tap.is(status, 400, "a run id that is not one: 400")
+  stop(s)
+end)
+
 tap.test("paths never leave the state directory", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", SUITE)
@@ -131,7 +127,7 @@ tap.test("the Host rule on loopback, and tokens: header, one-time login, cookie"
   tap.is(status, 401, "a wrong token: 401")
   status = get(dir, s.url .. "/api/runs", "-H 'Authorization: Bearer tok-123'")
   tap.is(status, 200, "the token in the header: 200")
-  local login = (fs.read(s.log) or ""):match("log in once: http://[^/]+(/login%?code=%x+)")
+  local login = (fs.read(s.out) or ""):match("log in once: http://[^/]+(/login%?code=%x+)")
   tap.ok(login ~= nil, "a one-time login URL is printed")
   local hdrs
   status, _, hdrs = get(dir, s.url .. (login or "/login"))
@@ -142,7 +138,7 @@ tap.test("the Host rule on loopback, and tokens: header, one-time login, cookie"
   tap.is(status, 200, "the cookie lets the browser in")
   status = get(dir, s.url .. (login or "/login"))
   tap.is(status, 403, "the login URL works once")
-  tap.ok(not (fs.read(s.log) or ""):find("tok-123", 1, true), "the token itself is not printed")
+  tap.ok(not (fs.read(s.out) or ""):find("tok-123", 1, true), "the token itself is not printed")
   stop(s)
 end)
 
@@ -160,6 +156,33 @@ tap.test("a run page's events: a change within 2 s of the record's; a launched r
   tap.is({ data.summary.passed, data.summary.failed, data.summary.pending }, { 2, 2, 0 },
     "serve refreshed the launched run to its end (no check, no wait)")
   stop(s)
+end)
+
+tap.test("serve is an observer: it sends a launched run's notification when its refresher sees the end", function()
+  local dir = h.scratch()
+  local log = dir .. "/requests.jsonl"
+  local recv = h.listening(dir, { "python3", os.getenv("JOBRUN_TOP") .. "/tests/notify/receiver.py", "--log", log })
+  local port = recv.port
+  h.write(dir .. "/s.lua", [[
+suite "nt" {
+  run = "sleep 1",
+  notify = { on = "always", webhook = env("JOBRUN_WEBHOOK"), format = "json" },
+}
+]])
+  local hook = "http://127.0.0.1:" .. tostring(port) .. "/hook"
+  tap.is(h.sh(dir, "JOBRUN_WEBHOOK=" .. hook .. " jobrun launch s.lua --run-id n1"), 0, "launched")
+  local s = start(dir, {}, { JOBRUN_WEBHOOK = hook })
+  h.sh(dir, "curl -s -N --max-time 5 " .. h.q(s.url .. "/api/runs/n1/events") .. " > /dev/null")
+  local function count()
+    local n = 0
+    for _ in (fs.read(log) or ""):gmatch("[^\n]+") do n = n + 1 end
+    return n
+  end
+  tap.is(count(), 1, "one message, sent by serve's refresher (no wait, no check)")
+  h.sh(dir, "JOBRUN_WEBHOOK=" .. hook .. " jobrun check n1")
+  tap.is(count(), 1, "a later check sends nothing more")
+  stop(s)
+  stop(recv)
 end)
 
 tap.test("actions: off by default; with --allow-actions a POST needs the page's CSRF token", function()

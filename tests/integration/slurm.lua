@@ -17,11 +17,11 @@ if not up then return tap.done() end
 local conf = (io.popen(cluster .. " env"):read("a")):match("SLURM_CONF=(%S+)")
 local env = "export SLURM_CONF=" .. h.q(conf) .. " && "
 
--- shims(dir) -> a PATH prefix whose scontrol, sacct, sdiag, sbatch and scancel log their calls to
--- dir/calls.log.
+-- shims(dir) -> a PATH prefix whose squeue, scontrol, sacct, sdiag, sbatch and scancel log their
+-- calls to dir/calls.log.
 local function shims(dir)
   assert(fs.mkdir_p(dir .. "/shims"))
-  for _, cmd in ipairs({ "scontrol", "sacct", "sdiag", "sbatch", "scancel" }) do
+  for _, cmd in ipairs({ "squeue", "scontrol", "sacct", "sdiag", "sbatch", "scancel" }) do
     local p = io.popen("command -v " .. cmd)
     local real = p:read("l")
     p:close()
@@ -33,7 +33,7 @@ local function shims(dir)
 end
 
 local function calls(dir)
-  local n = { scontrol = 0, sacct = 0, sdiag = 0 }
+  local n = { squeue = 0, scontrol = 0, sacct = 0, sdiag = 0 }
   for cmd in (fs.read(dir .. "/calls.log") or ""):gmatch("%S+") do n[cmd] = (n[cmd] or 0) + 1 end
   os.remove(dir .. "/calls.log")
   return n
@@ -101,10 +101,15 @@ suite "sl" {
   tap.is({ f.status, f.exit_code, f.native_status }, { "FAILED", 7, "FAILED" }, "a failing job, its exit code")
   local script = fs.read(dir .. "/.jobrun/runs/S/slurm/sl_2n_ranks.sbatch") or ""
   tap.like(script, "#SBATCH %-%-nodes=2\n", "the batch script is kept, with --nodes")
-  tap.like(script, "#SBATCH %-%-time=0%-00:05:00\n", "--time from timeout")
+  tap.like(script, "#SBATCH %-%-time=0%-00:06:00\n", "--time: the timeout, grace and margin, in whole minutes")
   tap.like(script, "#SBATCH %-%-partition=debug\n.*#SBATCH %-%-comment=jobrun%-test\n", "slurm options")
   os.execute("rm -rf " .. h.q(dir))
 end)
+
+-- stopped(out) -> how many jobs kill stopped: killed (running) and withdrawn (never started).
+local function stopped(out)
+  return tonumber(out:match("Killed: (%d+)") or 0) + tonumber(out:match("Withdrawn %(never started%): (%d+)") or 0)
+end
 
 tap.test("kill cancels with one scancel", function()
   local dir = h.scratch()
@@ -116,7 +121,7 @@ suite "k" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "sh {suite_di
   tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id K")), 0, "launched")
   local code, out = h.sh(dir, env .. path .. "jobrun kill K")
   tap.is(code, 0, "kill exits 0")
-  tap.like(out, "Killed: 3 ", "all three killed")
+  tap.is(stopped(out), 3, "all three killed or withdrawn")
   tap.is(calls(dir).scancel, 1, "with one scancel")
   local jobs = h.jobs_by_name(h.state(dir))
   local a1, a2, a3 = tostring(jobs.k_1.native_id):match("^(%d+)_"), tostring(jobs.k_2.native_id):match("^(%d+)_"),
@@ -140,7 +145,7 @@ suite "p" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "true",
   tap.is(select(1, h.sh(dir, env .. "jobrun launch s.lua --run-id P")), 0, "launched")
   local code, out = h.sh(dir, env .. "jobrun kill P --only p_2")
   tap.is(code, 0, "kill --only exits 0")
-  tap.like(out, "Killed: 1 ", "one killed")
+  tap.like(out, "Killed: 0 · Withdrawn %(never started%): 1 ", "one withdrawn (it never started)")
   local jobs = h.jobs_by_name(h.state(dir))
   tap.is({ jobs.p_1.status, jobs.p_2.status, jobs.p_3.status }, { "PENDING", "CANCELLED", "PENDING" },
     "that one CANCELLED, the others still pending")
@@ -149,7 +154,7 @@ suite "p" { backend = "slurm", matrix = { i = { 1, 2, 3 } }, run = "true",
   tap.is({ c2, jobs.p_2.status, jobs.p_2.termination_reason }, { 1, "CANCELLED", "cancelled" },
     "a later check keeps it CANCELLED (it is in no list of the controller's)")
   local _, out2 = h.sh(dir, env .. "jobrun kill P")
-  tap.like(out2, "Killed: 2 · Already completed: 1", "kill: the other two")
+  tap.like(out2, "Killed: 0 · Withdrawn %(never started%): 2 · Already completed: 1", "kill: the other two")
   jobs = h.jobs_by_name(h.state(dir))
   tap.is({ jobs.p_1.status, jobs.p_2.status, jobs.p_3.status }, { "CANCELLED", "CANCELLED", "CANCELLED" },
     "all CANCELLED")
@@ -282,7 +287,7 @@ tap.test("jobs the controller forgot are read from their exit-code files", funct
   local jobs = {}
   for _, j in ipairs(doc.jobs) do jobs[j.name] = j end
   check_forgotten(jobs, "the exit-code file")
-  tap.is(calls(dir), { scontrol = 1, sacct = 0, sdiag = 0 }, "one scontrol, no sacct: the files answered")
+  tap.is(calls(dir), { squeue = 1, scontrol = 0, sacct = 0, sdiag = 0 }, "one squeue, no sacct: the files answered")
   local saved = h.jobs_by_name(h.state(dir))
   tap.is(saved.f_ok.slurm_source, "exitcode", "state.json says where the outcome came from")
   local lines = {}
@@ -295,8 +300,8 @@ tap.test("jobs the controller forgot are read from their exit-code files", funct
   local names = fs.list(dir .. "/.jobrun/runs/F/slurm") or {}
   table.sort(names)
   tap.is(names, { "f_bad.exitcode", "f_fails.exitcode", "f_ok.array.0.log", "f_ok.array.1.log", "f_ok.array.2.log",
-                  "f_ok.array.3.log", "f_ok.array.sbatch", "f_ok.exitcode", "f_requeue.exitcode" },
-    "one array script, its tasks' output links, four exit-code files, no temporary files left")
+                  "f_ok.array.3.log", "f_ok.array.intent", "f_ok.array.sbatch", "f_ok.exitcode", "f_requeue.exitcode" },
+    "one array script, its intent, its tasks' output links, four exit-code files, no temporary files left")
   os.execute("rm -rf " .. h.q(dir))
 end)
 
@@ -312,7 +317,7 @@ tap.test("without the exit-code files, one sacct call answers for all forgotten 
   local jobs = {}
   for _, j in ipairs(doc.jobs) do jobs[j.name] = j end
   check_forgotten(jobs, "sacct")
-  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 0 }, "one scontrol and one sacct for the four")
+  tap.is(calls(dir), { squeue = 1, scontrol = 0, sacct = 1, sdiag = 0 }, "one squeue and one sacct for the four")
   tap.is(h.jobs_by_name(h.state(dir)).f_requeue.slurm_source, "sacct", "state.json says sacct answered")
   os.execute("rm -rf " .. h.q(dir))
 end)
@@ -342,7 +347,7 @@ tap.test("a job that neither the controller, its file nor sacct knows is LOST", 
   for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
   tap.is({ (jobs.l_1 or {}).status, (jobs.l_2 or {}).status }, { "PENDING", "SUCCEEDED" },
     "l_1 keeps its status; its neighbour is read from its file")
-  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 1 }, "one scontrol, one sacct, one sdiag")
+  tap.is(calls(dir), { squeue = 1, scontrol = 0, sacct = 1, sdiag = 1 }, "one squeue, one sacct, one sdiag")
   process.sleep(10.5)
   code, out = h.sh(dir, shims(dir) .. env .. "jobrun check U --json")
   tap.is(code, 1, "10 s later, check U exits 1: a job is lost")
@@ -350,7 +355,8 @@ tap.test("a job that neither the controller, its file nor sacct knows is LOST", 
   for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do jobs[j.name] = j end
   tap.is({ (jobs.l_1 or {}).status, (jobs.l_1 or {}).native_status, (jobs.l_1 or {}).verdict },
     { "LOST", "NOT_IN_ACCOUNTING", "fail" }, "unknown to all three: LOST")
-  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 1 }, "sacct and sdiag were asked before it was called LOST")
+  tap.is(calls(dir), { squeue = 1, scontrol = 0, sacct = 1, sdiag = 1 },
+    "sacct and sdiag were asked before it was called LOST")
 
   -- Run V, asked with a slurm.conf that says accounting is off: sacct refuses; l_1 (no file)
   -- is LOST, l_2 (its file) SUCCEEDED.
@@ -365,7 +371,7 @@ tap.test("a job that neither the controller, its file nor sacct knows is LOST", 
     "accounting off, no file: LOST")
   tap.is({ (jobs.l_2 or {}).status, (jobs.l_2 or {}).exit_code }, { "SUCCEEDED", 0 },
     "accounting off, a file: SUCCEEDED")
-  tap.is(calls(dir), { scontrol = 1, sacct = 1, sdiag = 0 }, "sacct tried once")
+  tap.is(calls(dir), { squeue = 1, scontrol = 0, sacct = 1, sdiag = 0 }, "sacct tried once")
   os.execute("rm -rf " .. h.q(dir))
 end)
 
@@ -464,7 +470,7 @@ suite "arr" {
   tap.is(own, 200, "every log holds its own task's output alone, with its own variables")
   if own ~= 200 then tap.ok(false, "logs", table.concat(wrong, "\n")) end
   local script = fs.read(dir .. "/.jobrun/runs/A200/slurm/arr_1.array.sbatch") or ""
-  tap.like(script, "#SBATCH %-%-output=[^\n]*/slurm/arr_1%.array%.%%a%.log\n", "the array's script is kept")
+  tap.like(script, "^#!/bin/sh\n# jobrun: 200 jobs of run A200 as one Slurm array", "the array's script is kept")
   tap.ok(not script:find("v17", 1, true), "a task's values are not in the script (they come in sbatch's environment)")
   os.execute("rm -rf " .. h.q(dir))
 end)

@@ -54,6 +54,8 @@ AccountingStorageHost=127.0.0.1
 AccountingStoragePort=16819
 JobCompType=jobcomp/none
 ReturnToService=2
+# Slurm's default, said explicitly: a batch job may be requeued (jobrun passes --no-requeue).
+JobRequeue=1
 # Slurm's recommended minimum: finished jobs leave the controller within seconds (the purge
 # runs every MinJobAge seconds too), and the tests see what jobrun does then.
 MinJobAge=2

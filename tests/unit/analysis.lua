@@ -106,6 +106,101 @@ suite "s" { run = "x" }
   tap.is(with_metta.termination_reason, "job_completed", "metta's marker (priority 10) beats the built-in (5)")
 end)
 
+-- Issue 21 item 8: user parsers run in a forked child, under limits enforced from outside.
+local process = require "jobrun.c.process"
+local function suite_parsers(text)
+  local path = log(text)
+  fs.write_atomic(path .. ".lua", text)
+  return analysis.parsers(dsl.load(path .. ".lua"))
+end
+
+tap.test("a parser stuck in one C call is ended by its CPU budget; the others still run", function()
+  -- The issue's exact parser, behind a needle so that it runs on one of the two logs only.
+  local parsers = suite_parsers([[
+parser "stuck" { contains = "STUCK", budget = 0.2,
+  fn = function(log) local s = string.rep("a", 40000); return s:find(string.rep("a*", 30) .. "b") end }
+parser "seen" { fn = function(text, result) result.fields.seen = #text end }
+parser "lr" { pattern = "lr=([%d.]+)", field = "lr", number = true }
+suite "s" { run = "x" }
+]])
+  local wall = analysis.wall_limit
+  analysis.wall_limit = function() return 600 end -- only the CPU limit can end it here
+  local t0 = process.now()
+  local ok, out = pcall(analysis.analyze_many, {
+    { path = log("lr=0.5\nSTUCK\n"), parsers = parsers },
+    { path = log("lr=0.25\n"), parsers = parsers },
+  })
+  analysis.wall_limit = wall
+  tap.ok(ok, "analysis ends", not ok and tostring(out) or nil)
+  out = ok and out or { {}, {} }
+  local first, second = out[1], out[2]
+  tap.is(first.parser_errors, { { parser = "stuck", error = "CPU budget of 0.2s exceeded" } },
+    string.format("the stuck parser is named, ended by its CPU budget (%.1fs)", process.now() - t0))
+  tap.is(first.fields and first.fields.seen, 13, "the same log's other fn parser ran")
+  tap.is(first.fields and first.fields.lr, 0.5, "and its pattern parser")
+  tap.is(second.parser_errors, nil, "the next log: no failure")
+  tap.is(second.fields, { seen = 8, lr = 0.25 }, "the next log is analysed in full")
+end)
+
+tap.test("a parser that waits without using CPU is ended at the wall-clock limit", function()
+  local fifo = dir .. "/fifo"
+  os.execute("mkfifo '" .. fifo .. "'")
+  local parsers = suite_parsers(string.format([[
+parser "wait" { fn = function() local f = io.open(%q); return f and f:read("a") end }
+parser "after" { fn = function(_, result) result.fields.after = true end }
+suite "s" { run = "x" }
+]], fifo))
+  local wall = analysis.wall_limit
+  analysis.wall_limit = function() return 0.5 end
+  local t0 = process.now()
+  local found = analysis.analyze(log("x\n"), parsers)
+  analysis.wall_limit = wall
+  tap.ok(process.now() - t0 < 5, "it ends")
+  tap.is(found.parser_errors, { { parser = "wait", error = "wall-clock limit of 0.5s exceeded" } }, "named, with why")
+  tap.is(found.fields.after, true, "the next parser ran")
+end)
+
+tap.test("a signal ends a stuck analysis at once, and is left pending for the caller", function()
+  local parsers = suite_parsers([[
+parser "stuck" { fn = function(log) local s = string.rep("a", 40000); return s:find(string.rep("a*", 30) .. "b") end }
+suite "s" { run = "x" }
+]])
+  local sigs = assert(process.signals({ "TERM" })) -- as run's drive loop has them
+  local path = log("x\n")
+  -- The TERM comes while the child is inside string.find: from a shell started now.
+  local killer = assert(process.spawn({ argv = { "sh", "-c", "sleep 0.5; kill -TERM " .. process.getpid() } }))
+  local t0 = process.now()
+  local ok, err = pcall(analysis.analyze, path, parsers)
+  local took = process.now() - t0
+  killer:wait(true)
+  tap.ok(not ok and type(err) == "table" and err.signal == "TERM", "raises { signal = 'TERM' }", tostring(err))
+  tap.ok(took < 1.5, string.format("within a second of the signal (%.2fs after the start)", took))
+  tap.is(sigs:read(), { "TERM" }, "the signal is still there for the caller's signalfd")
+  sigs:close()
+end)
+
+tap.test("what fn parsers found travels back whole", function()
+  local parsers = suite_parsers([[
+parser "kinds" { fn = function(text, result)
+  result.fields.int, result.fields.float, result.fields.yes = 3, 0.5, true
+  result.fields.text = "two\nlines \"quoted\""
+  result.fields.list = { 1, "b" }
+  result.fields.big = string.rep("0123456789", 300000)
+  result.fields.fn = print
+  result.exit_code = 7
+end }
+suite "s" { run = "x" }
+]])
+  local found = analysis.analyze(log("x\n"), parsers)
+  tap.is({ found.fields.int, math.type(found.fields.int), found.fields.float, found.fields.yes },
+    { 3, "integer", 0.5, true }, "numbers and booleans")
+  tap.is(found.fields.text, "two\nlines \"quoted\"", "a string with a newline and quotes")
+  tap.is(found.fields.list, { 1, "b" }, "a list")
+  tap.is(found.fields.fn, "<function>", "a function: a placeholder, as in state.json, not a crash")
+  tap.is(found.exit_code, 7, "a top-level fact")
+  tap.ok(found.fields.big == string.rep("0123456789", 300000), "3 MB in one field, whole")
+end)
+
 tap.test("Python traceback, signals", function()
   local path = log("Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'old'\n"
     .. "(rank=1) Traceback (most recent call last):\n(rank=1)   File \"t.py\", line 9, in <module>\n"

@@ -1,6 +1,6 @@
 -- The Slurm backend's job arrays, without a cluster: grouping by shape, the split at
 -- MaxArraySize, the array script's per-task environment, and reading array task ids from
--- `scontrol -o show job` (the cluster tests in tests/integration/slurm.lua run them for real).
+-- squeue's compact lines (the cluster tests in tests/integration/slurm.lua run them for real).
 local tap = require "tap"
 local slurm = require "jobrun.backends.slurm"
 
@@ -18,26 +18,26 @@ local function names(list)
   return out
 end
 
--- parse: running tasks one a line, pending ones as ranges (with a throttle, lists, steps).
+-- parse: squeue's compact lines; running tasks one a line, pending ones as ranges (with a
+-- throttle, lists, steps).
 local text = table.concat({
-  "JobId=1436 ArrayJobId=1435 ArrayTaskId=0 ArrayTaskThrottle=3 JobName=jobrun:R JobState=RUNNING Restarts=1",
-  "JobId=1435 ArrayJobId=1435 ArrayTaskId=3-5%3 ArrayTaskThrottle=3 JobState=PENDING Restarts=0",
-  "JobId=1500 ArrayJobId=1500 ArrayTaskId=7,9-10,20-24:2 JobState=PENDING Restarts=0",
-  "JobId=1434 JobName=plain JobState=COMPLETED Restarts=0 ExitCode=0:0",
+  "1436_0|1435|0|RUNNING|None|node1||2026-01-01T00:00:00|2026-01-01T00:05:00",
+  "1435_[3-5%3]|1435|3-5%3|PENDING|Resources|||N/A|N/A",
+  "1500_[7,9-10,20-24:2]|1500|7,9-10,20-24:2|PENDING|Priority|||N/A|N/A",
+  "1434|1434|N/A|COMPLETED|None|node2|node2|2026-01-01T00:00:00|2026-01-01T00:00:09",
 }, "\n")
 local known = slurm.parse(text)
 tap.is(known["1435_0"] and known["1435_0"].JobState, "RUNNING", "a running task under <array>_<task>")
-tap.is(known["1435_0"] and known["1435_0"].Restarts, "1", "with its own restart count")
+tap.is(known["1435_0"] and known["1435_0"].NodeList, "node1", "with its nodes")
 tap.is({ known["1435_3"] ~= nil, known["1435_4"] ~= nil, known["1435_5"] ~= nil, known["1435_6"] ~= nil },
   { true, true, true, false }, "a pending range with a throttle stands for each of its tasks, no more")
-tap.is(known["1435_4"] and known["1435_4"].JobState, "PENDING", "pending")
+tap.is(known["1435_4"] and known["1435_4"].Reason, "Resources", "pending, with its reason")
 local listed = {}
 for _, t in ipairs({ 7, 8, 9, 10, 11, 20, 21, 22, 24 }) do listed[#listed + 1] = known["1500_" .. t] ~= nil end
 tap.is(listed, { true, false, true, true, false, true, false, true, true }, "lists and stepped ranges")
 tap.is(known["1434"] and known["1434"].JobState, "COMPLETED", "a plain job under its id")
 tap.is(known["1435"], nil, "an array's own id is no job of ours")
-local only = slurm.parse(text .. "\nJobId=9000 ArrayJobId=9000 ArrayTaskId=0-999999 JobState=PENDING",
-  { ["1435"] = true })
+local only = slurm.parse(text .. "\n9000_[0-999999]|9000|0-999999|PENDING|None|||N/A|N/A", { ["1435"] = true })
 tap.is({ only["1435_4"] ~= nil, only["1500_7"], only["9000_5"], only["1434"] ~= nil }, { true, nil, nil, true },
   "with the run's arrays named, another array's pending tasks are not read; plain jobs still are")
 
@@ -69,9 +69,11 @@ tap.ok(slurm.shape(job("r", { max_restarts = 1 })) ~= slurm.shape(job("s")),
 -- The array script: each task's branch exports its own values from the stash, then unsets
 -- the stash; the values themselves are not in the script.
 local ctx = { run_dir = "/runs/R", run_id = "R" }
-local script = slurm.array_script(ctx, { job("one"), job("two") }, "/runs/R/slurm/one.array.%a.log",
-  { [0] = { "SECRET", "V" }, [1] = { "V" } })
-tap.like(script, "#SBATCH %-%-output=/runs/R/slurm/one%.array%.%%a%.log\n", "Slurm names each task's output by %a")
+local script = slurm.array_script(ctx, { job("one"), job("two") }, { [0] = { "SECRET", "V" }, [1] = { "V" } })
+-- sbatch's directive parser splits at spaces and quotes: names and paths go on its command line.
+tap.ok(not script:find("#SBATCH --output", 1, true), "no --output directive")
+tap.ok(not script:find("#SBATCH --job-name", 1, true), "no --job-name directive")
+tap.like(script, "#SBATCH %-%-no%-requeue\n", "never requeued by Slurm itself")
 tap.like(script,
   '\n0%) # one\nexport SECRET="%$JOBRUN_ARRAY_ENV_0_SECRET" V="%$JOBRUN_ARRAY_ENV_0_V"\njobrun_unstash\n',
   "task 0 exports its variables from the stash, then drops the stash")
@@ -80,5 +82,10 @@ tap.like(script, '"%${SLURM_ARRAY_JOB_ID}_%${SLURM_ARRAY_TASK_ID}"', "results re
 tap.like(script, "\n%*%) echo", "an unknown task id fails loudly")
 tap.is(slurm.output_pattern("/a%b/c"), "/a%%b/c", "a % in a path is escaped for --output")
 tap.is(slurm.output_pattern("/a\\%b"), "/a\\%b", "unless a backslash turns Slurm's patterns off")
+
+local hosts = {}
+for h in pairs(slurm.hostlist("node[1-3,05],gpu1,x[7]")) do hosts[#hosts + 1] = h end
+table.sort(hosts)
+tap.is(hosts, { "gpu1", "node05", "node1", "node2", "node3", "x7" }, "Slurm host lists expand")
 
 tap.done()

@@ -57,5 +57,62 @@ tap.test("fish", function()
   tap.is(offers("jobrun script --resume r7"), { "r7" }, "script --resume: run ids")
 end)
 
+-- Issue 24 item 6 in fish and zsh (bash: tests/cli/completion.t): the suite's axes after --grid
+-- and --set, its jobs after run SUITE --only, packs and .lua files after --use, and only .lua
+-- files and directories for a suite operand.
+tap.test("fish and zsh: axes, a suite's jobs, packs, .lua files", function()
+  local work = dir .. "/work"
+  fs.mkdir_p(work .. "/sub")
+  fs.mkdir_p(work .. "/.git")
+  fs.write_atomic(work .. "/g.lua", 'suite "g" { matrix = { nodes = { 1, 2 }, lr = { "a", "b" } }, run = "true" }\n')
+  fs.write_atomic(work .. "/report.html", "")
+  local bin_dir = os.getenv("JOBRUN_BIN"):match("^(.*)/[^/]*$")
+  local env = string.format("cd %s && PATH=%s:$PATH JOBRUN_STATE_DIR=%s/st HOME=%s ", work, bin_dir, dir, dir)
+  local function lines(path)
+    local out = {}
+    for l in (fs.read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = l:match("^([^\t]*)") end
+    table.sort(out)
+    return out
+  end
+  if have("fish") then
+    local script = dir .. "/c.fish"
+    assert(fs.write_atomic(script, completion.script("fish")))
+    local function offers(line)
+      sh(string.format("%s fish --no-config -c 'source %s; complete -C \"%s\"' >%s/out 2>&1 </dev/null",
+        env, script, line, dir))
+      return lines(dir .. "/out")
+    end
+    tap.is(offers("jobrun run "), { "g.lua", "sub/" }, "fish: run <Tab>: .lua files and directories only")
+    tap.is(offers("jobrun run g.lua --grid "), { "lr", "nodes" }, "fish: --grid: the suite's axes")
+    tap.is(offers("jobrun run g.lua --grid nodes,"), { "nodes,lr" }, "fish: --grid ROWS,: the other axes")
+    tap.is(offers("jobrun plan g.lua --set "), { "lr=", "nodes=" }, "fish: --set: AXIS=")
+    tap.is(offers("jobrun run g.lua --only g_1"), { "g_1_a", "g_1_b" }, "fish: run SUITE --only: its jobs")
+    tap.is(offers("jobrun analyze x.log --use "), { "g.lua", "metta", "sub/" }, "fish: --use: packs and .lua files")
+  else
+    tap.ok(true, "fish # SKIP fish is not installed")
+  end
+  if have("zsh") then
+    local script = dir .. "/c.zsh"
+    assert(fs.write_atomic(script, completion.script("zsh")))
+    -- As zsh's bashcompinit calls it: 0-based arrays (ksharrays), COMP_WORDS and COMP_CWORD.
+    local function offers(...)
+      local words = {}
+      for i, w in ipairs({ ... }) do words[i] = "'" .. w .. "'" end
+      sh(string.format("%s zsh -f -c 'autoload -U compinit && compinit -u -D; source %s; setopt ksharrays; "
+        .. "COMP_WORDS=(%s); COMP_CWORD=%d; _jobrun; print -l \"${COMPREPLY[@]}\"' >%s/out 2>&1 </dev/null",
+        env, script, table.concat(words, " "):gsub("'", "'\\''"), select("#", ...) - 1, dir))
+      return lines(dir .. "/out")
+    end
+    tap.is(offers("jobrun", "run", ""), { "g.lua", "sub" }, "zsh: run <Tab>: .lua files and directories only")
+    tap.is(offers("jobrun", "run", "g.lua", "--grid", ""), { "lr", "nodes" }, "zsh: --grid: the suite's axes")
+    tap.is(offers("jobrun", "plan", "g.lua", "--set", ""), { "lr=", "nodes=" }, "zsh: --set: AXIS=")
+    tap.is(offers("jobrun", "run", "g.lua", "--only", ""), { "g_1_a", "g_1_b", "g_2_a", "g_2_b" },
+      "zsh: run SUITE --only: its jobs")
+    tap.is(offers("jobrun", "analyze", "x.log", "--use", ""), { "g.lua", "metta", "sub" }, "zsh: --use")
+  else
+    tap.ok(true, "zsh # SKIP zsh is not installed")
+  end
+end)
+
 os.execute("rm -rf '" .. dir .. "'")
 return tap.done()

@@ -1,5 +1,7 @@
 local tap = require "tap"
 local json = require "jobrun.json"
+-- The Lua encoder jobrun had before src/json.c did all encoding: the oracle the C one is held to.
+local oracle = require "json_oracle"
 
 tap.is(json.encode(json.array()), "[]", "empty array")
 tap.is(json.encode({}), "{}", "empty object")
@@ -24,7 +26,7 @@ tap.raises(function()
   json.encode(t)
 end, "nesting too deep", "cycles are refused")
 
--- The C encoder (src/json.c) writes what the Lua one (json.encode_lua) does, byte for byte,
+-- The C encoder (src/json.c) writes what the Lua one (tests/json_oracle.lua) does, byte for byte,
 -- compact and pretty, at every depth: records, ordered objects (a key named twice, keys left
 -- out of the order, non-string keys), arrays by metatable or by shape, escapes, numbers.
 local function rec(t, keys) return json.record(t, keys) end
@@ -49,17 +51,34 @@ local values = {
 }
 for i, value in ipairs(values) do
   for _, pretty in ipairs({ false, true }) do
-    tap.is(json.encode(value, pretty), json.encode_lua(value, pretty),
+    tap.is(json.encode(value, pretty), oracle.encode(value, pretty),
       string.format("C and Lua encoders agree (value %d, %s)", i, pretty and "pretty" or "compact"))
   end
 end
-tap.is(json.encode_lua({ [""] = 0 }), '{"":0}', "an empty key keeps its text (Lua encoder)")
+tap.is(oracle.encode({ [""] = 0 }), '{"":0}', "an empty key keeps its text (Lua encoder)")
+-- Every byte, escaped or not, alone and in a key: C's own escapes, with no Lua function given.
+local bytes = {}
+for c = 0, 255 do bytes[#bytes + 1] = string.char(c) end
+local all = table.concat(bytes)
+tap.is(require("jobrun.c.json").encode(all), oracle.encode(all), "all 256 bytes escaped as the oracle does, in C alone")
+tap.is(json.encode({ [all] = all }, true), oracle.encode({ [all] = all }, true), "and in a key")
+tap.is(json.encode("\1\127\27/é"), '"\\u0001\\u007f\\u001b/é"', "controls and DEL as \\u00XX, / and UTF-8 as they are")
+tap.is(json.encode({ f = print, c = coroutine.create(print) }), '{"c":"<thread>","f":"<function>"}',
+  "what is not data: its kind")
+local parts = {}
+tap.is(json.encode_into({ a = 1 }, parts, 0, true, 2), 1, "encode_into appends one piece")
+tap.is(parts[1], '{\n      "a": 1\n    }', "indented as at depth 2")
 tap.is(json.encode({ [""] = 0 }), '{"":0}', "an empty key keeps its text (C encoder)")
 tap.raises(function()
   local t = {}
   for _ = 1, 70 do t = { t } end
   json.encode(t)
-end, "nesting too deep", "the C encoder refuses nesting json.lua refuses")
+end, "json: nesting too deep %(a cycle%?%)", "the C encoder refuses nesting deeper than 64 itself")
+tap.raises(function()
+  local t = {}
+  for _ = 1, 70 do t = { t } end
+  oracle.encode(t)
+end, "nesting too deep", "as the oracle does")
 tap.is(json.decode('{"a":[1.0,2.5,{"b":-0.0,"c":1e3}],"d":1e300}'),
   { a = { 1, 2.5, { b = 0, c = 1000 } }, d = 1e300 }, "whole floats decode as integers, nested")
 tap.is(math.type(json.decode('[1e3]')[1]), "integer", "1e3 is the integer 1000")

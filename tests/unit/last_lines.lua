@@ -80,5 +80,41 @@ tap.test("the same as tail -n on random logs, across block boundaries", function
   end
 end)
 
+-- scan.tail_lines and scan.strip: the reports' tail reader and the one escape stripper.
+local function tl(text, n, opts)
+  assert(fs.write_atomic(file, text, false))
+  return scan.tail_lines(file, n, opts)
+end
+
+tap.test("scan.strip: CSI, OSC (BEL or ST), the string forms, nF and two-byte forms", function()
+  tap.is(scan.strip("a\27[1;31mb\27[0mc\27[2Kd"), "abcd", "CSI, SGR included")
+  tap.is(scan.strip("a\27[1;31mb\27[0m\27[2K", true), "a\27[1;31mb\27[0m", "SGR kept when asked, other CSI not")
+  tap.is(scan.strip("\27]0;title\7x\27]8;;http://e\27\\y\27]8;;\27\\z"), "xyz", "OSC ended by BEL or ST")
+  tap.is(scan.strip("\27Pq#0\27\\a\27_apc\27\\b"), "ab", "DCS and APC")
+  tap.is(scan.strip("\27(Bx\27=y\27cz\27"), "xyz", "nF, two-byte forms, a lone ESC at the end")
+  tap.is(scan.strip("\27]0;never ended"), "", "an unended OSC runs to the end")
+  tap.is(scan.strip("\27]0;t\27[31mred"), "red", "an unended OSC ends where a new sequence starts")
+  tap.is(scan.strip("bad \255 byte"), "bad \255 byte", "other bytes untouched")
+end)
+
+tap.test("scan.tail_lines: a terminal's view of the log's end", function()
+  tap.is(tl("a\nb\nc\n", 2), { "b", "c" }, "the last two")
+  tap.is(tl("a\n\n  \nb\n\n", 5), { "a", "b" }, "blank lines left out")
+  tap.is(tl("a\n\n  \nb\n\n", 5, { blank = true }), { "a", "", "  ", "b" }, "kept with blank, but at the end")
+  tap.is(tl("10%\r50%\r100%\r\nnext", 5), { "100%", "next" }, "a line is what follows its last \\r")
+  tap.is(tl("\27[31mred\27[0m \27]0;t\7x\n", 1), { "red x" }, "escapes stripped")
+  tap.is(tl("\27[31mred\27[0m \27]0;t\7x\n", 1, { sgr = true }), { "\27[31mred\27[0m x" }, "colours kept with sgr")
+  tap.is(tl("\27[0m\n\27]0;t\7\nreal\n\27[2K\n", 5), { "real" }, "a line of escapes only is blank")
+  tap.is(tl(string.rep("é", 10) .. "\n", 1, { width = 5 }), { "éé… [cut: 16 more bytes]" }, "cut on a UTF-8 boundary")
+  local lines, info = tl(string.rep("q", 3 << 20), 3, { window = 1 << 20, width = 10 })
+  tap.is(lines, { "…qqqqqqqqqq… [cut: 1,048,566 more bytes]" }, "no line break in the window: its end, marked")
+  tap.is(info.cut, true, "and said so")
+  local _, i2 = tl("a\nb\n", 1)
+  tap.is({ i2.size, i2.start, i2.cut }, { 4, 2, false }, "size and where the lines start")
+  tap.is(tl("", 3), {}, "an empty log")
+  local nothing, err = scan.tail_lines("/dev/zero", 3)
+  tap.is({ nothing, err }, { nil, "/dev/zero: not a regular file" }, "a device is refused, not read")
+end)
+
 os.execute("rm -rf '" .. dir .. "'")
 return tap.done()

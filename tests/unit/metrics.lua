@@ -1,4 +1,4 @@
--- Metrics (SPEC §3): each format trainers print, on excerpts written from what those tools
+-- Metrics (README "Metrics"): each format trainers print, on excerpts written from what those tools
 -- print (Hugging Face's Trainer, tqdm, Lightning, torchtitan, JSON lines, key=value), the
 -- aggregates, expectations and their messages, scaling, and bad input at file:line.
 local tap = require "tap"
@@ -305,8 +305,10 @@ tap.test("bad expectations and declarations are errors at file:line", function()
     ":3: .*ref needs a tolerance", "ref without tol")
   tap.raises(function() build(head .. ref:format("nodes", ", tol = \"5\"")) end,
     ":3: .*'5' is not a tolerance", "bad tol")
-  tap.raises(function() build(head .. "expect = { metrics = { tps = { \">= 1\", tol = \"-5%\" } } } }") end,
-    ":3: .*tol applies to a ref", "tol without ref")
+  tap.raises(function() build(head .. "expect = { metrics = { tps = { agg = \"last\", tol = \"-5%\" } } } }") end,
+    ":3: .*tol applies to a rule, a ref or a baseline", "tol alone")
+  tap.ok(pcall(build, head .. "expect = { metrics = { tps = { \">= 1\", tol = \"-5%\" } } } }"),
+    "tol with a plain rule is diff's run-to-run tolerance")
   tap.raises(function() build(head .. "scaling = { axis = \"node\", metric = \"tps\", min_efficiency = 0.9 } }") end,
     "suite%d+%.lua:3: .*scaling: axis 'node' is no axis of the matrix %(did you mean 'nodes'%?%)", "scaling axis")
   tap.raises(function() build(head .. "scaling = { axis = \"nodes\", metric = \"tps\", min_efficency = 0.9 } }") end,

@@ -124,6 +124,70 @@ tap.test("HTML: ANSI colours become spans, other sequences go, text is escaped",
   tap.is(html.ansi_line("\27[1;32mok"), '<span class="ag abold">ok</span>', "bold and colour")
 end)
 
+tap.test("HTML jobs table: essential columns shown, the rest behind a chooser; details; log links and tails", function()
+  local dir = assert(os.getenv("JOBRUN_TEST_SCRATCH")) .. "/table"
+  assert(fs.mkdir_p(dir .. "/state/logs") and fs.mkdir_p(dir .. "/pages"))
+  local js = {}
+  for i = 1, 30 do
+    local name = string.format("job %02d", i) -- a space: percent-encoded in the link
+    local fail = i % 10 == 0
+    js[i] = { name = name, params = { a = i, b = "x", c = "y" }, spec = { param_order = { "a", "b", "c" } },
+      verdict = fail and "fail" or "pass", status = fail and "FAILED" or "SUCCEEDED", exit_code = fail and 1 or 0,
+      mismatches = fail and { "exit code is 1, expected 0" } or {}, log_path_rel = "logs/" .. name .. ".log",
+      log_path = "state/logs/" .. name .. ".log",
+      fields = fail and { exception = "RuntimeError: CUDA out of memory. " .. string.rep("Tried to allocate ", 20),
+        culprit = "train.py:12", step = 7 } or { step = 100 } }
+    local log = {}
+    for k = 1, 200 do log[k] = string.format("line %d of %s <%s>", k, name, string.rep("z", 40)) end
+    assert(fs.write_atomic(dir .. "/state/logs/" .. name .. ".log", table.concat(log, "\n") .. "\n"))
+  end
+  local data = { run_id = "R", suite = "s", backend = "local", jobs = js }
+  local page = html.document(data, dir .. "/state", { page_dir = dir .. "/pages" })
+  local table_part = page:match('<div class="jobs%-box">.*</table>') or ""
+  local heads = {}
+  for th in table_part:match("<thead>(.-)</thead>"):gmatch("<th>(.-)</th>") do heads[#heads + 1] = th end
+  tap.is(#heads, 21, "21 columns in all (9 + 3 params + 9)")
+  local hidden = {}
+  for i, name in ipairs(heads) do
+    local box = table_part:match('<input type="checkbox" class="jc" id="jc%-' .. i .. '"([^>]*)>')
+    if i > 1 and box and not box:find("checked", 1, true) then hidden[#hidden + 1] = name end
+    if i > 1 and box and not box:find("checked", 1, true) then
+      tap.like(table_part, "#jc%-" .. i .. ":not%(:checked%)~%.jobs%-wrap #jobs tr>:nth%-child%(" .. i .. "%)",
+        name .. ": hidden by CSS while unchecked")
+    end
+  end
+  tap.is(hidden, { "Native status", "Backend exit", "Attempt", "Backend", "Native id", "Submitted", "Started",
+    "Ended" }, "these start hidden; Job, Status, Restarts, Termination, Exit, Duration, Verdict, the params, "
+    .. "Mismatches, Fields and Log show")
+  tap.like(table_part, '<label for="jc%-3">Native status</label>', "the chooser names each column")
+  tap.ok(not table_part:find("<script", 1, true), "the chooser is CSS (no script of its own)")
+  -- Fields, with an exception, collapsed.
+  tap.like(table_part, '<details class="fields"><summary>3 fields, exception</summary><div>culprit=train%.py:12<br>'
+    .. 'exception=RuntimeError: CUDA', "fields and the exception text inside <details>")
+  local rows = select(2, table_part:gsub("<tr id=", ""))
+  local collapsed = select(2, table_part:gsub('<td class="mono"><details class="fields">', ""))
+  tap.is({ rows, collapsed }, { 30, 30 }, "every row's fields are collapsed")
+  -- Log links: relative to the page, percent-encoded, to the file itself.
+  local link = table_part:match('<tr id="row%-job%-1">.-<a href="([^"#]+)"')
+  tap.is(link, "../state/logs/job%2001.log", "the log path is a link, relative to the page")
+  tap.ok(fs.stat(dir .. "/pages/" .. link:gsub("%%20", " ")), "which resolves to the log")
+  tap.like(table_part, '<tr id="row%-job%-10">.-<a href="#job%-10">failure</a>', "a failed job links to its failure")
+  -- A passed job's tail, collapsed; none for a failed job (its tail is under Failures).
+  tap.like(table_part, '<tr id="row%-job%-1">.-<details class="tail"><summary>last 20 lines</summary>'
+    .. '<pre class="log">line 181 of job 01 &lt;z+&gt;\n', "a passed job's last 20 lines, escaped")
+  local failed_row = table_part:match('<tr id="row%-job%-10">(.-)</tr>') or ""
+  tap.ok(not failed_row:find('class="tail"', 1, true), "not a failed job's")
+  -- The budget: past it, no more tails, and the page says so.
+  local budget = html.TAIL_BUDGET
+  html.TAIL_BUDGET = 5000
+  local small = html.document(data, dir .. "/state", { page_dir = dir .. "/pages" })
+  html.TAIL_BUDGET = budget
+  local tails = select(2, small:gsub('<details class="tail">', ""))
+  tap.is(tails, 4, "a 5000-byte budget holds 4 tails of ~1.3 KB (the one that crosses it included)")
+  tap.like(small, "The log tails of 23 more jobs are left out %(the page keeps 4 KiB of them%)", "and says so")
+  tap.ok(#page - #small > 20 * 1200, "the page is smaller by the tails left out")
+end)
+
 tap.test("JUnit: the failure message is never empty or nil", function()
   tap.is(junit.message({ status = "LOST", mismatches = {} }), "failed: status LOST", "facts when no mismatch")
   tap.is(junit.message({ status = "FAILED", mismatches = { "a", "b" } }), "a; b", "the mismatches")

@@ -10,6 +10,7 @@
 --   adopt(ctx, jobs)                           (optional: recover launches a dead runner missed)
 --   check(options)                             (optional: before a run is created; raise if unusable)
 --   poll_interval                              (optional: seconds between polls without waitables)
+--   work_tree                                  (optional: true when jobs run in the launching work tree)
 local errors = require "jobrun.errors"
 
 local backends = {}

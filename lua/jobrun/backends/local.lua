@@ -18,6 +18,8 @@ local jobfile = require "jobrun.jobfile"
 local verdict = require "jobrun.verdict"
 
 local backend = { name = "local" }
+-- Jobs run in the launching work tree (the git guard says what a dirty tree means then).
+backend.work_tree = true
 
 local DEFAULT_GRACE = 10
 
@@ -74,7 +76,7 @@ local function work_item(ctx, job, secret_sets, secret_index)
       env[k] = v
     end
   end
-  -- The job's own metrics, as JSON lines (SPEC §3); every rank appends to the same file.
+  -- The job's own metrics, as JSON lines (README "Metrics"); every rank appends to the same file.
   env.JOBRUN_METRICS = require("jobrun.metrics").file_of(ctx.run_dir .. "/" .. job.log_path_rel)
   local ref
   if next(hidden) then
@@ -496,7 +498,10 @@ function backend.waitables(ctx, jobs)
         end
       end
       for _, key in ipairs(keys) do
-        if key and not ctx.watch_keys[key] and (ctx.watch_list ~= jobs or ctx.watch_n ~= #jobs) then
+        -- A new attempt ("job@2", a retry started by this driver) is a new key of a job the
+        -- list may already hold: looked up afresh too.
+        if key and not ctx.watch_keys[key] and (ctx.watch_list ~= jobs or ctx.watch_n ~= #jobs
+            or key:find("@%d+$")) then
           ctx.watch_keys, ctx.watch_list, ctx.watch_n = {}, jobs, #jobs
           for _, job in ipairs(jobs) do ctx.watch_keys[state.job_key(job)] = job end
         end

@@ -19,10 +19,10 @@ local process = require "jobrun.c.process"
 local errors = require "jobrun.errors"
 local secrets = require "jobrun.secrets"
 
--- exit_codes = false: /jobs/logs' JobExitCode is not the program's exit code (SPEC §4).
+-- exit_codes = false: /jobs/logs' JobExitCode is not the program's exit code (README "Jobs, statuses and results").
 local backend = { name = "skypilot", poll_interval = 2, poll_interval_max = 30, exit_codes = false }
 
--- Managed-job statuses (reference §4) as SPEC §4 statuses.
+-- Managed-job statuses (reference §4) as jobrun's statuses (README "Jobs, statuses and results").
 local STATUS = {
   PENDING = "PENDING", SUBMITTED = "PENDING", STARTING = "PENDING",
   RUNNING = "RUNNING", RECOVERING = "RUNNING", CANCELLING = "RUNNING",

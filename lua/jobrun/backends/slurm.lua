@@ -1,6 +1,6 @@
 -- The Slurm backend: generated batch scripts (kept in the run directory) — one sbatch --array
 -- for the jobs of each resource shape, a plain sbatch for a job of a shape of its own — one
--- `scontrol -o show job` per poll cycle for all of a run's jobs, one scancel for all cancels.
+-- compact `squeue` per poll cycle for all of a run's jobs, one scancel for all cancels.
 -- Ranks run under srun with the same variables as the local backend's; max_restarts is Slurm's
 -- requeue. The run directory must be on a file system that the nodes share, since the
 -- nodes write the logs there, and the batch script its attempts' results: the controller forgets
@@ -13,12 +13,17 @@ local common = require "jobrun.backends.common"
 local state = require "jobrun.state"
 local template = require "jobrun.template"
 local json = require "jobrun.json"
+local duration = require "jobrun.duration"
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 
+local give_up
 local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10 }
+-- Jobs run in the launching directory on the shared file system, not from the commit.
+backend.work_tree = true
 
--- Slurm's job states, as SPEC §4 statuses and (for the ends that say why) a termination.
+-- Slurm's job states, as jobrun's statuses (README "Jobs, statuses and results") and (for the
+-- ends that say why) a termination.
 local STATES = {
   PENDING = { "PENDING" }, CONFIGURING = { "PENDING" }, REQUEUED = { "PENDING" },
   REQUEUE_HOLD = { "PENDING" }, REQUEUE_FED = { "PENDING" }, RESV_DEL_HOLD = { "PENDING" },
@@ -50,20 +55,56 @@ function backend.output_pattern(path)
   return (path:gsub("%%", "%%%%"))
 end
 
--- header(spec, name, output) -> the #SBATCH lines of a job of this shape (the resources that
--- an array's tasks share).
-local function header(spec, name, output)
+-- How a timeout maps on Slurm: the batch script enforces it, as the local supervisor does (TERM
+-- to the ranks' srun, GRACE seconds, KILL) and records it, so that a job TIMEs OUT at the
+-- suite's timeout. Slurm's own limit (--time) is only a backstop: whole minutes (Slurm rounds
+-- --time up to one), the timeout plus the grace plus LIMIT_MARGIN, rounded up.
+backend.GRACE = 10
+backend.LIMIT_MARGIN = 30
+
+-- seconds(n) -> n as sleep(1) takes it.
+local function seconds(n)
+  return math.type(n) == "integer" and tostring(n) or string.format("%.3f", n)
+end
+
+local function grace(spec)
+  return tonumber((spec.options or {}).grace) or backend.GRACE
+end
+
+-- time_limit(spec) -> the seconds (whole minutes) of the job's --time, or nil.
+function backend.time_limit(spec)
+  if not spec.timeout then return nil end
+  return math.ceil((spec.timeout + grace(spec) + backend.LIMIT_MARGIN) / 60) * 60
+end
+
+-- plan_note(jobs) -> how the plan's timeouts map on Slurm (for `jobrun plan`), or nil.
+function backend.plan_note(jobs)
+  local job
+  for _, j in ipairs(jobs) do if j.timeout then job = j; break end end
+  if not job then return nil end
+  local limit = backend.time_limit(job)
+  return string.format("Timeouts on Slurm: the batch script ends the job's step at the timeout (TERM, then KILL "
+    .. "after Slurm's KillWait; KILL to srun %g s later, slurm.grace), and the job is TIMEOUT; Slurm's own --time "
+    .. "is a backstop, the timeout + grace + %d s "
+    .. "rounded up to whole minutes (%s: --time=%s).", grace(job), backend.LIMIT_MARGIN,
+    duration.format(job.timeout), slurm_time(limit))
+end
+
+-- header(spec) -> the #SBATCH lines of a job of this shape (the resources that an array's tasks
+-- share). The job's name and output path go on sbatch's command line instead (sbatch_args):
+-- its directive parser splits a line at spaces and quotes, which names and paths may hold.
+-- Always --no-requeue: jobrun's max_restarts is the only restart policy (the script turns
+-- requeue on for the moment of its own requeue; a node failure must not rerun the job).
+local function header(spec)
   local o = spec.options or {}
   local lines = {
-    "#SBATCH --job-name=" .. template.quote(name),
     "#SBATCH --nodes=" .. spec.nodes,
     "#SBATCH --ntasks-per-node=1",
-    "#SBATCH --output=" .. output,
     "#SBATCH --open-mode=append",
     "#SBATCH --export=ALL",
+    "#SBATCH --no-requeue",
   }
-  if spec.timeout then lines[#lines + 1] = "#SBATCH --time=" .. slurm_time(spec.timeout) end
-  if spec.max_restarts > 0 then lines[#lines + 1] = "#SBATCH --requeue" end
+  if spec.timeout then lines[#lines + 1] = "#SBATCH --time=" .. slurm_time(backend.time_limit(spec)) end
   for _, key in ipairs({ "partition", "account", "qos", "gres" }) do
     if o[key] then lines[#lines + 1] = string.format("#SBATCH --%s=%s", key, o[key]) end
   end
@@ -71,27 +112,39 @@ local function header(spec, name, output)
   return lines
 end
 
--- body(ctx, job, lines, id) appends what one job runs: its attempts, ranks, setup, requeue and
--- the record of each attempt's result. `id` is the shell word of its Slurm id ("$SLURM_JOB_ID",
--- or the array task's "<array>_<task>").
+-- slurm_name(ctx, stem) -> the Slurm job name of a submission: the run and the job's (or the
+-- array's) file stem, by which an interrupted launch finds what it had submitted (adopt).
+function backend.slurm_name(ctx, stem)
+  return "jobrun:" .. ctx.run_id .. ":" .. stem
+end
+
+-- body(ctx, job, lines, id) appends what one job runs: its attempts, ranks, setup, timeout,
+-- requeue and the record of each attempt's result. `id` is the shell word of its Slurm id
+-- ("$SLURM_JOB_ID", or the array task's "<array>_<task>").
 local function body(ctx, job, lines, id)
   local spec = job.spec
-  lines[#lines + 1] = "restarts=${SLURM_RESTART_COUNT:-0} started=$(date +%s)"
+  lines[#lines + 1] = "restarts=${SLURM_RESTART_COUNT:-0} started=$(date +%s) timed_out=false"
   -- Each attempt's result, for when the controller has forgotten the job (as Nextflow's
-  -- .exitcode files): one JSON line per attempt, the file replaced whole (temp file, sync, mv)
-  -- so that a reader never sees half of it. `final` is false for an attempt that is requeued.
-  -- srun exits 128+N when a rank dies of signal N.
+  -- .exitcode files), and the job's own word on its end (exit code, timeout, times): one JSON
+  -- line per attempt, the file replaced whole (temp file, sync, mv) so that a reader never sees
+  -- half of it. `final` is false for an attempt that is requeued. srun exits 128+N when a rank
+  -- dies of signal N.
   local f = backend.exitcode_path(ctx, job)
   lines[#lines + 1] = "jobrun_record() {"
   lines[#lines + 1] = "  f=" .. template.quote(f) .. ' t="$f.$SLURM_JOB_ID.$restarts.tmp" sig=null'
   lines[#lines + 1] = '  if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then sig=$((rc - 128)); fi'
   lines[#lines + 1] = [[  { cat "$f" 2>/dev/null; printf '{"job_id":"%s","attempt":%d,"exit_code":%d,"signal":%s,]]
-    .. [["started":%s,"ended":%s,"final":%s}\n' "]] .. id .. [[" "$((restarts + 1))" "$rc" "$sig" "$started" ]]
-    .. [["$(date +%s)" "$1"; } > "$t" && sync "$t" && mv -f "$t" "$f" ||]]
+    .. [["timed_out":%s,"started":%s,"ended":%s,"final":%s}\n' "]] .. id .. [[" "$((restarts + 1))" "$rc" "$sig" ]]
+    .. [["$timed_out" "$started" "$(date +%s)" "$1"; } > "$t" && sync "$t" && mv -f "$t" "$f" ||]]
   lines[#lines + 1] = '    echo "[jobrun] could not record the result of attempt $((restarts + 1)) in $f" >&2'
   lines[#lines + 1] = "}"
   lines[#lines + 1] = "export JOBRUN_RESTART_COUNT=$restarts JOBRUN_ATTEMPT=$((restarts + 1))"
   lines[#lines + 1] = "export JOBRUN_JOB_NAME=" .. template.quote(job.name) .. " JOBRUN_RUN_ID=" .. ctx.run_id
+  if spec.max_restarts > 0 then
+    -- jobrun's own requeue turned requeue on; off again, so that Slurm does not requeue this
+    -- attempt on a node failure.
+    lines[#lines + 1] = 'if [ "$restarts" -gt 0 ]; then scontrol update jobid="' .. id .. '" requeue=0; fi'
+  end
   -- Every rank gets the local backend's variables, from srun's.
   local rank = "export JOBRUN_NODE_RANK=$SLURM_PROCID JOBRUN_NUM_NODES=$SLURM_NNODES "
     .. "SKYPILOT_NODE_RANK=$SLURM_PROCID SKYPILOT_NUM_NODES=$SLURM_NNODES; exec sh -c \"$1\""
@@ -106,18 +159,39 @@ local function body(ctx, job, lines, id)
   end
   local commands = spec.commands or {}
   if #commands <= 1 then
-    lines[#lines + 1] = srun .. template.quote(template.shell_command(commands[1] or "true"))
+    lines[#lines + 1] = "cmd=" .. template.quote(template.shell_command(commands[1] or "true"))
   else
     lines[#lines + 1] = 'case "$restarts" in'
     for i, c in ipairs(commands) do
       local label = i < #commands and tostring(i - 1) or "*"
-      lines[#lines + 1] = string.format("  %s) %s ;;", label, srun .. template.quote(template.shell_command(c)))
+      lines[#lines + 1] = string.format("  %s) cmd=%s ;;", label, template.quote(template.shell_command(c)))
     end
     lines[#lines + 1] = "esac"
   end
-  lines[#lines + 1] = "rc=$?"
+  if not spec.timeout then
+    lines[#lines + 1] = srun .. '"$cmd"'
+    lines[#lines + 1] = "rc=$?"
+  else
+    -- The timeout, as the local supervisor's (and in its words, which the builtin parser
+    -- jobrun_timeout reads): a watchdog sends srun TERM at the deadline (srun ends the step: TERM
+    -- to every rank, KILL after Slurm's KillWait), KILLs srun if it has not ended after the
+    -- grace, and exits 3 once it has fired.
+    local t, g = spec.timeout, grace(spec)
+    lines[#lines + 1] = srun .. '"$cmd" &'
+    lines[#lines + 1] = "pid=$!"
+    lines[#lines + 1] = string.format("( fired=0; trap 'kill \"$s\" 2>/dev/null; exit \"$fired\"' TERM; "
+      .. 'sleep %s & s=$!; wait "$s"; fired=3; '
+      .. 'echo "[jobrun] timeout after %gs: sending TERM to every rank"; kill -TERM "$pid"; '
+      .. 'sleep %s & s=$!; wait "$s"; '
+      .. 'if kill -0 "$pid" 2>/dev/null; then echo "[jobrun] grace period over: sending KILL"; kill -KILL "$pid"; fi; '
+      .. "exit 3 ) &", seconds(t), t, seconds(g))
+    lines[#lines + 1] = "watchdog=$!"
+    lines[#lines + 1] = 'wait "$pid"; rc=$?'
+    lines[#lines + 1] = 'kill "$watchdog" 2>/dev/null; wait "$watchdog"; [ "$?" = 3 ] && timed_out=true'
+  end
   if spec.max_restarts > 0 then
-    lines[#lines + 1] = string.format('if [ "$rc" -ne 0 ] && [ "$restarts" -lt %d ]; then', spec.max_restarts)
+    lines[#lines + 1] = string.format('if [ "$rc" -ne 0 ] && [ "$timed_out" = false ] && [ "$restarts" -lt %d ]; then',
+      spec.max_restarts)
     lines[#lines + 1] = string.format('  echo "[jobrun] attempt $((restarts + 1)) exited with code $rc; '
       .. 'requeueing (restart $((restarts + 1)) of %d)"', spec.max_restarts)
     -- Recorded before the requeue, which kills this script (the sleep may die first: nothing
@@ -125,7 +199,8 @@ local function body(ctx, job, lines, id)
     -- An array task by its <array>_<task> id: the last task to start runs under the array's
     -- own job id, and a requeue of that would requeue every task of the array.
     lines[#lines + 1] = "  jobrun_record false"
-    lines[#lines + 1] = '  if scontrol requeue "' .. id .. '"; then sleep 600; exit "$rc"; fi'
+    lines[#lines + 1] = '  if scontrol update jobid="' .. id .. '" requeue=1 && scontrol requeue "' .. id
+      .. '"; then sleep 600; exit "$rc"; fi'
     lines[#lines + 1] = "fi"
   end
   lines[#lines + 1] = "jobrun_record true"
@@ -137,11 +212,10 @@ end
 function backend.script(ctx, job)
   local lines = {
     "#!/bin/sh",
-    string.format("# jobrun: job %s of run %s. Generated; kept for inspection.", job.name, ctx.run_id),
+    string.format("# jobrun: job %s of run %s. Generated; kept for inspection. sbatch's command line adds "
+      .. "--job-name and --output.", (job.name:gsub("%c", "?")), ctx.run_id),
   }
-  for _, line in ipairs(header(job.spec, job.name, backend.output_pattern(ctx.run_dir .. "/" .. job.log_path_rel))) do
-    lines[#lines + 1] = line
-  end
+  for _, line in ipairs(header(job.spec)) do lines[#lines + 1] = line end
   lines[#lines + 1] = ""
   body(ctx, job, lines, "$SLURM_JOB_ID")
   return table.concat(lines, "\n") .. "\n"
@@ -152,15 +226,16 @@ end
 -- script, then unset: no task sees another's.
 local STASH = "JOBRUN_ARRAY_ENV_"
 
--- array_script(ctx, jobs, output, stashed) -> the text of one array's batch script: task i runs
+-- array_script(ctx, jobs, stashed) -> the text of one array's batch script: task i runs
 -- jobs[i + 1]. stashed[i] lists the variable names of task i that come from the stash.
-function backend.array_script(ctx, jobs, output, stashed)
+function backend.array_script(ctx, jobs, stashed)
   local lines = {
     "#!/bin/sh",
     string.format("# jobrun: %d jobs of run %s as one Slurm array (task N runs the Nth job below, from 0). "
-      .. "Generated; kept for inspection.", #jobs, ctx.run_id),
+      .. "Generated; kept for inspection. sbatch's command line adds --job-name, --output and --array.",
+      #jobs, ctx.run_id),
   }
-  for _, line in ipairs(header(jobs[1].spec, "jobrun:" .. ctx.run_id, output)) do lines[#lines + 1] = line end
+  for _, line in ipairs(header(jobs[1].spec)) do lines[#lines + 1] = line end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "jobrun_unstash() {"
   lines[#lines + 1] = "  for v in $(env | sed -n 's/^\\(" .. STASH .. "[0-9]*_[A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p'); do"
@@ -202,33 +277,164 @@ function backend.check()
     .. "  SLURM_CONF=%s\n  scontrol ping said: %s", why, conf, said ~= "" and said:sub(1, 400) or "nothing")
 end
 
--- sbatch(ctx, path, env, extra) -> the job id sbatch printed | nil, why: retried three times
--- with backoff as the old tool retried launches.
+-- said(text) -> a command's complaint on one line: its "sbatch: " (…) prefixes dropped, its
+-- lines joined.
+local function said(text, cmd)
+  local parts = {}
+  for line in text:gmatch("[^\n]+") do
+    line = line:gsub("^" .. cmd .. ":%s*", ""):gsub("^%s+", ""):gsub("%s+$", "")
+    if line ~= "" then parts[#parts + 1] = line end
+  end
+  return table.concat(parts, "; ")
+end
+
+-- What sbatch says when the controller could not take a job now; anything else (an invalid
+-- partition, gres, account, option) is final: asking again gets the same answer.
+local TRANSIENT = { "Socket timed out", "Unable to contact", "temporarily unavailable", "Connection refused",
+                    "Zero Bytes were transmitted", "try again", "Slurm backup controller in standby mode" }
+
+-- sbatch(ctx, path, env, extra) -> the job id sbatch printed | nil, why: what may pass is retried
+-- three times with backoff, as the old tool retried launches.
 local function sbatch(ctx, path, env, extra)
   local argv = { "sbatch", "--parsable" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
+  for _, a in ipairs(ctx.sbatch_extra or {}) do argv[#argv + 1] = a end -- rerun --exclude-nodes
   argv[#argv + 1] = path
   local id, err = common.retry(3, function()
     local r, why = exec.run(argv, { env = env, cwd = ctx.cwd, timeout = 60 })
     if not r then return nil, why end
-    if r.code ~= 0 then return nil, (r.stderr:gsub("%s+$", "")) end
+    if r.code ~= 0 then
+      local msg = said(r.stderr, "sbatch")
+      if msg == "" then msg = "exit code " .. tostring(r.code or ("signal " .. tostring(r.signal))) end
+      if r.signal then return nil, msg end
+      for _, t in ipairs(TRANSIENT) do
+        if msg:find(t, 1, true) then return nil, msg end
+      end
+      return nil, msg, true
+    end
     local jid = r.stdout:match("^%s*(%d+)")
-    if not jid then return nil, "sbatch printed no job id: " .. r.stdout end
+    if not jid then return nil, "sbatch printed no job id: " .. said(r.stdout, "sbatch"), true end
     return jid
   end)
   if not id then return nil, "sbatch: " .. tostring(err) end
   return id
 end
 
+-- intend(ctx, stem, jobs, array): the submission's intent, written before its sbatch: its Slurm
+-- job name and its jobs (an array's in task order). After an interrupted launch, adopt finds
+-- what was submitted by that name.
+local function intend(ctx, stem, jobs, array)
+  local keys = json.array()
+  for i, job in ipairs(jobs) do keys[i] = state.job_key(job) end
+  local doc = json.object({ name = backend.slurm_name(ctx, stem), array = array, keys = keys },
+    { "name", "array", "keys" })
+  return fs.write_atomic(ctx.run_dir .. "/slurm/" .. stem .. ".intent", json.encode(doc) .. "\n")
+end
+
+-- intents(ctx) -> { [job key] = { name, task } }: the intents that earlier processes left (read
+-- once per process: this one's own submissions are in its jobs' native ids).
+local function intents(ctx)
+  if ctx.slurm_intents then return ctx.slurm_intents end
+  local by_key, dir = {}, ctx.run_dir .. "/slurm"
+  for _, file in ipairs(fs.list(dir) or {}) do
+    if file:match("%.intent$") then
+      local doc = json.decode(fs.read(dir .. "/" .. file) or "")
+      if type(doc) == "table" and type(doc.name) == "string" and type(doc.keys) == "table" then
+        for i, key in ipairs(doc.keys) do
+          if type(key) == "string" then by_key[key] = { name = doc.name, task = doc.array == true and i - 1 or nil } end
+        end
+      end
+    end
+  end
+  ctx.slurm_intents = by_key
+  return by_key
+end
+
+-- submitted(ctx, names, since) -> { [name] = Slurm job id (an array's own id) } of the run's
+-- submissions by these names | nil, why: one squeue call (the jobs the controller holds), then,
+-- for names it does not know, one sacct call (those it has forgotten).
+local function submitted(ctx, names, since)
+  local found, missing = {}, 0
+  local r, err = exec.run({ "squeue", "--me", "-h", "-t", "all", "-o", "%i|%j" }, { timeout = 30 })
+  if not r or r.code ~= 0 then return nil, "squeue: " .. (r and said(r.stderr, "squeue") or tostring(err)) end
+  for line in r.stdout:gmatch("[^\n]+") do
+    local id, name = line:match("^(%d+)[^|]*|(.*)$")
+    if id and names[name] then found[name] = id end
+  end
+  for name in pairs(names) do if not found[name] then missing = missing + 1 end end
+  if missing == 0 or ctx.slurm_accounting_off then return found end
+  local from = os.date("!%Y-%m-%dT%H:%M:%S", since - 300)
+  r, err = exec.run({ "sacct", "-n", "-P", "-X", "-S", from, "-o", "JobID,JobName" },
+    { timeout = 30, env = exec.environ({ TZ = "UTC" }) })
+  if r and r.code == 0 then
+    for line in r.stdout:gmatch("[^\n]+") do
+      local id, name = line:match("^(%d+)[^|]*|(.*)$")
+      if id and names[name] and not found[name] then found[name] = id end
+    end
+  elseif not (r and r.stderr:find("accounting storage is disabled", 1, true)) then
+    return nil, "sacct: " .. (r and said(r.stderr, "sacct") or tostring(err))
+  end
+  return found
+end
+
+-- adopt(ctx, jobs) -> the jobs still to submit. A job that an earlier, interrupted launch had
+-- submitted (its intent is on disk, and Slurm or its exit-code file knows the name's job)
+-- takes that Slurm job as its own: submitting it again would make two Slurm jobs write one log.
+-- When Slurm cannot be asked, such a job is not submitted (LAUNCH_FAILED, saying why).
+local function adopt(ctx, jobs)
+  local known = intents(ctx)
+  local names, mine, rest = {}, {}, {}
+  local since = process.time()
+  for _, job in ipairs(jobs) do
+    local intent = known[state.job_key(job)]
+    if intent then
+      names[intent.name] = true
+      mine[#mine + 1] = job
+      since = math.min(since, state.epoch(job.submitted_at) or since)
+    else
+      rest[#rest + 1] = job
+    end
+  end
+  if #mine == 0 then return jobs end
+  local found, err = submitted(ctx, names, since)
+  for _, job in ipairs(mine) do
+    local intent = known[state.job_key(job)]
+    local id = found and found[intent.name]
+    if not id then
+      -- Its exit-code file names the Slurm job that ran it, though Slurm may have forgotten it.
+      for line in (fs.read(backend.exitcode_path(ctx, job)) or ""):gmatch("[^\n]+") do
+        local rec = json.decode(line)
+        if type(rec) == "table" and type(rec.job_id) == "string" then id = rec.job_id:match("^(%d+)") end
+      end
+    end
+    if id then
+      job.native_id, job.slurm_cancelled = intent.task and (id .. "_" .. intent.task) or id, nil
+      job.status, job.native_status = "PENDING", "PENDING"
+      job.slurm_adopted = true
+    elseif found then
+      rest[#rest + 1] = job
+    else
+      job.launch_error = "an earlier launch may have submitted it, and Slurm could not be asked: " .. tostring(err)
+    end
+  end
+  return rest
+end
+
 -- submit(ctx, job): one job, one plain sbatch.
 function backend.submit(ctx, job)
   local dir = ctx.run_dir .. "/slurm"
   fs.mkdir_p(dir)
-  local path = dir .. "/" .. state.job_key(job) .. ".sbatch"
+  local key = state.job_key(job)
+  local path = dir .. "/" .. key .. ".sbatch"
   local ok, err = fs.write_atomic(path, backend.script(ctx, job), false)
   if not ok then return nil, err end
+  ok, err = intend(ctx, key, { job }, false)
+  if not ok then return nil, err end
   local id
-  id, err = sbatch(ctx, path, exec.environ(ctx.secret_env[job.name] or job.spec.env))
+  id, err = sbatch(ctx, path, exec.environ(ctx.secret_env[job.name] or job.spec.env), {
+    "--job-name=" .. backend.slurm_name(ctx, key),
+    "--output=" .. backend.output_pattern(ctx.run_dir .. "/" .. job.log_path_rel),
+  })
   if not id then return nil, err end
   job.native_id, job.slurm_cancelled = id, nil
   job.status, job.native_status = "PENDING", "PENDING"
@@ -334,7 +540,7 @@ local function submit_array(ctx, jobs, envs)
   local stem = state.job_key(jobs[1]) .. ".array"
   local env, stashed, bytes = stash(jobs, envs)
   local output = backend.output_pattern(dir .. "/" .. stem) .. ".%a.log"
-  local script = backend.array_script(ctx, jobs, output, stashed)
+  local script = backend.array_script(ctx, jobs, stashed)
   if #jobs > 1 and (bytes > backend.ARRAY_ENV_BUDGET or #script > backend.ARRAY_SCRIPT_BUDGET) then
     local half = #jobs // 2
     submit_array(ctx, table.move(jobs, 1, half, 1, {}), envs)
@@ -351,8 +557,11 @@ local function submit_array(ctx, jobs, envs)
   local path = dir .. "/" .. stem .. ".sbatch"
   local ok, err = fs.write_atomic(path, script, false)
   if not ok then return fail(err) end
+  ok, err = intend(ctx, stem, jobs, true)
+  if not ok then return fail(err) end
   local id
-  id, err = sbatch(ctx, path, env, { "--array=0-" .. (#jobs - 1) })
+  id, err = sbatch(ctx, path, env, { "--array=0-" .. (#jobs - 1), "--job-name=" .. backend.slurm_name(ctx, stem),
+                                     "--output=" .. output })
   if not id then return fail(err) end
   for i, job in ipairs(jobs) do
     job.native_id, job.slurm_cancelled = id .. "_" .. (i - 1), nil
@@ -368,6 +577,7 @@ function backend.submit_many(ctx, jobs)
   for _, job in ipairs(jobs) do envs[job] = ctx.secret_env[job.name] or job.spec.env end
   -- A run directory whose path holds a backslash turns off Slurm's %a in --output.
   local limit = ctx.run_dir:find("\\", 1, true) and 0 or (#jobs > 1 and backend.max_array_size(ctx) or 0)
+  jobs = adopt(ctx, jobs)
   local arrays, alone = backend.groups(jobs, envs, limit)
   for _, group in ipairs(arrays) do submit_array(ctx, group, envs) end
   for _, job in ipairs(alone) do
@@ -391,33 +601,47 @@ local function task_ids(text, into)
   return into
 end
 
--- parse(text [, arrays]) -> { [id] = { field = value } } from `scontrol -o show job` (one job a
--- line). An array task is under "<array id>_<task id>", as sbatch's answer made its jobs' ids; a
--- record of pending tasks ("123_[4-199]") stands for each of them. With `arrays` (a set of array
--- ids), only those arrays' records are read: the controller lists every user's jobs, and another
--- user's pending array of a million tasks is no reason to make a million entries each cycle.
+-- What each poll asks squeue for: one short line a job, an array's pending tasks on one line
+-- (`123_[4-199]`); the fields as scontrol names them (an ended job's exit code comes from its
+-- batch script's record, else from sacct).
+backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e"
+
+-- parse(text [, arrays]) -> { [id] = { field = value } } from `squeue -o SQUEUE_FORMAT` (one job
+-- a line), and the set of array ids it holds records of. An array task is under
+-- "<array id>_<task id>", as sbatch's answer made its jobs' ids; a record of pending tasks
+-- ("123_[4-199]") stands for each of them. With `arrays` (a set of array ids), only those
+-- arrays' records are read: another of the user's pending arrays of a million tasks is no reason
+-- to make a million entries each cycle.
 function backend.parse(text, arrays)
-  local jobs = {}
+  local jobs, seen = {}, {}
   for line in text:gmatch("[^\n]+") do
-    local rec = {}
-    for key, value in line:gmatch("(%w+)=(%S*)") do
-      if rec[key] == nil then rec[key] = value end
-    end
-    if rec.ArrayJobId and rec.ArrayTaskId then
-      if not arrays or arrays[rec.ArrayJobId] then
-        for _, t in ipairs(task_ids(rec.ArrayTaskId, {})) do jobs[rec.ArrayJobId .. "_" .. t] = rec end
+    local id, array, tasks, st, reason, nodes, req, start, stop =
+      line:match("^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
+    if id then
+      local rec = { JobId = id, JobState = st, Reason = reason, NodeList = nodes, ReqNodeList = req,
+                    StartTime = start, EndTime = stop }
+      if tasks ~= "N/A" and tasks ~= "" then
+        if not arrays or arrays[array] then
+          seen[array] = true
+          for _, t in ipairs(task_ids((tasks:gsub("[%[%]]", "")), {})) do jobs[array .. "_" .. t] = rec end
+        end
+      else
+        jobs[id] = rec
       end
-    elseif rec.JobId then
-      jobs[rec.JobId] = rec
     end
   end
-  return jobs
+  return jobs, seen
 end
 
 local function iso(t)
-  if not t or t == "Unknown" or t == "None" or t == "" then return nil end
+  if not t or t == "Unknown" or t == "None" or t == "" or t == "N/A" or t == "NONE" then return nil end
   return t .. "Z"
 end
+
+-- Ends that are not the job's own (Slurm ended it, or it never ran): no exit code, unless the
+-- batch script recorded one.
+local NO_EXIT = { NODE_FAIL = true, CANCELLED = true, PREEMPTED = true, BOOT_FAIL = true, DEADLINE = true,
+                  OUT_OF_MEMORY = true }
 
 -- set_state(job, native, exit_code_field, restarts): status, termination, exit code and
 -- restarts from Slurm's words, whichever source said them.
@@ -431,22 +655,19 @@ local function set_state(job, native, exit_field, restarts)
   job.attempt = job.restart_count + 1
   local code, sig = (exit_field or ""):match("^(%d+):(%d+)$")
   code, sig = tonumber(code), tonumber(sig)
-  if code then job.backend_exit_code = (sig and sig > 0) and (128 + sig) or code end
+  if NO_EXIT[native] then
+    job.backend_exit_code = nil
+  elseif code then
+    job.backend_exit_code = (sig and sig > 0) and (128 + sig) or code
+  end
 end
 
 local function ended(job) return job.status ~= "PENDING" and job.status ~= "RUNNING" end
 
--- From the controller (times in its local time, which the test cluster keeps in UTC).
-local function apply(job, rec)
-  set_state(job, rec.JobState, rec.ExitCode, tonumber(rec.Restarts))
-  job.slurm_source = "controller"
-  job.started_at = iso(rec.StartTime) or job.started_at
-  if ended(job) then
-    job.ended_at = iso(rec.EndTime)
-    local h, m, s = (rec.RunTime or ""):match("(%d+):(%d+):(%d+)$")
-    local days = tonumber((rec.RunTime or ""):match("^(%d+)%-")) or 0
-    if h then job.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s) end
-  end
+-- node_list(text) -> Slurm's NodeList of a job that got nodes, or nil.
+local function node_list(text)
+  if not text or text == "" or text == "(null)" or text == "None assigned" or text == "None" then return nil end
+  return text
 end
 
 -- recorded(ctx, job) -> the batch script's record of the job's latest attempt, or nil. Lines of
@@ -464,13 +685,71 @@ local function recorded(ctx, job)
   return last
 end
 
--- What the batch script recorded: its exit code, as Slurm would have judged it.
+-- own_times(job, rec): the attempt's start, end and duration as its batch script saw them (not
+-- the controller's RunTime, which grows while the controller is away).
+local function own_times(job, rec)
+  job.started_at = state.iso(tonumber(rec.started)) or job.started_at
+  job.ended_at = state.iso(tonumber(rec.ended)) or job.ended_at
+  if tonumber(rec.started) and tonumber(rec.ended) then job.duration_s = rec.ended - rec.started end
+end
+
+-- own_end(ctx, job, ran): an ended job as Slurm said it ended, then corrected by the batch
+-- script's record of this attempt, where there is one: its exit code, its timeout (the script
+-- enforces the suite's timeout: Slurm says FAILED or COMPLETED then), its times. A job that
+-- never got nodes did not start.
+local function own_end(ctx, job, ran, slurm_end)
+  if not ran then job.started_at, job.duration_s = nil, nil end
+  local rec = recorded(ctx, job)
+  if not (rec and rec.final ~= false and rec.attempt == job.attempt) then return end
+  -- Where Slurm ended the job, the script's record is the job's own end only if it came first
+  -- (srun's exit code after Slurm killed the step is not the program's).
+  if NO_EXIT[job.native_status] and not (slurm_end and tonumber(rec.ended) and rec.ended < slurm_end) then
+    return
+  end
+  job.backend_exit_code = rec.exit_code
+  if not NO_EXIT[job.native_status] and job.native_status ~= "TIMEOUT" then
+    if rec.timed_out == true then
+      job.status, job.native_status, job.backend_termination = "TIMEOUT", "TIMEOUT", "timeout"
+    else
+      job.status = rec.exit_code == 0 and "SUCCEEDED" or "FAILED"
+    end
+  end
+  own_times(job, rec)
+end
+
+-- From the controller (times in its local time, which the test cluster keeps in UTC).
+local function apply(ctx, job, rec)
+  set_state(job, rec.JobState, rec.ExitCode, tonumber(rec.Restarts))
+  job.slurm_source = "controller"
+  local nodes = node_list(rec.NodeList)
+  job.nodes = nodes or job.nodes
+  if job.status == "PENDING" then
+    -- A pending job's StartTime is the scheduler's guess, not a start.
+    if rec.Reason and rec.Reason ~= "None" then job.pending_reason = rec.Reason end
+    return
+  end
+  job.started_at = iso(rec.StartTime) or job.started_at
+  if ended(job) then
+    job.ended_at = iso(rec.EndTime)
+    local h, m, s = (rec.RunTime or ""):match("(%d+):(%d+):(%d+)$")
+    local days = tonumber((rec.RunTime or ""):match("^(%d+)%-")) or 0
+    if h then
+      job.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s)
+    elseif state.epoch(job.started_at) and state.epoch(job.ended_at) then
+      job.duration_s = state.epoch(job.ended_at) - state.epoch(job.started_at)
+    end
+    own_end(ctx, job, nodes ~= nil, state.epoch(job.ended_at))
+  end
+end
+
+-- What the batch script recorded: its exit code (or timeout), as Slurm would have judged it.
 local function apply_recorded(job, rec)
   set_state(job, rec.exit_code == 0 and "COMPLETED" or "FAILED", rec.exit_code .. ":0", rec.attempt - 1)
+  if rec.timed_out == true then
+    job.status, job.native_status, job.backend_termination = "TIMEOUT", "TIMEOUT", "timeout"
+  end
   job.slurm_source = "exitcode"
-  job.started_at = state.iso(tonumber(rec.started)) or job.started_at
-  job.ended_at = state.iso(tonumber(rec.ended))
-  if tonumber(rec.started) and tonumber(rec.ended) then job.duration_s = rec.ended - rec.started end
+  own_times(job, rec)
 end
 
 local function lose(jobs, why)
@@ -480,7 +759,7 @@ local function lose(jobs, why)
 end
 
 -- JobID, not JobIDRaw: an array task is "<array>_<task>" there, as in its native id.
-local SACCT_FIELDS = "JobID,State,ExitCode,Submit,Start,End,ElapsedRaw"
+local SACCT_FIELDS = "JobID,State,ExitCode,Submit,Start,End,ElapsedRaw,NodeList"
 
 -- from_accounting(ctx, jobs): one sacct call for every job the controller and the exit-code
 -- files do not know. -D lists each attempt of a requeued job (so restarts = rows - 1); times
@@ -510,12 +789,12 @@ local function from_accounting(ctx, jobs)
   end
   local rows = {}
   for line in r.stdout:gmatch("[^\n]+") do
-    local id, st, code, submit, start, stop, elapsed = line:match("^([^|]*)" .. ("|([^|]*)"):rep(6) .. "$")
+    local id, st, code, submit, start, stop, elapsed, nodes = line:match("^([^|]*)" .. ("|([^|]*)"):rep(7) .. "$")
     if id then
       rows[id] = rows[id] or {}
       table.insert(rows[id], { state = st:match("^(%S*)"), exit = code, submit = tonumber(submit) or 0,
                                start = tonumber(start), stop = tonumber(stop), elapsed = tonumber(elapsed),
-                               order = #rows[id] })
+                               nodes = node_list(nodes), order = #rows[id] })
     end
   end
   -- remainder[array] -> the row of its never-started tasks, with the set of them (nil: all).
@@ -528,6 +807,7 @@ local function from_accounting(ctx, jobs)
     end
   end
   local function never_started(job)
+    if job.slurm_left_pending then return nil end
     local array, task = job.native_id:match("^(%d+)_(%d+)$")
     local rest = array and remainder[array]
     if not rest then return nil end
@@ -553,8 +833,12 @@ local function from_accounting(ctx, jobs)
     else
       set_state(job, row.state, row.exit, #mine - 1)
       job.slurm_source, job.slurm_unknown_since = "sacct", nil
-      job.started_at = state.iso(row.start) or job.started_at
-      if ended(job) then job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed end
+      job.nodes = row.nodes or job.nodes
+      if job.status ~= "PENDING" then job.started_at = state.iso(row.start) or job.started_at end
+      if ended(job) then
+        job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed
+        own_end(ctx, job, row.nodes ~= nil, row.stop)
+      end
     end
   end
   if #unknown == 0 then return end
@@ -573,6 +857,21 @@ local function from_accounting(ctx, jobs)
       waiting = waiting + 1
     end
   end
+  -- A task that we last saw pending, and that left its array's pending tasks without a record of
+  -- its own anywhere (a task that started has sacct rows), was cancelled before it started: the
+  -- controller drops such a task at once, and accounting never hears of it.
+  local gone = {}
+  for i = #lost, 1, -1 do
+    local job = lost[i]
+    if job.slurm_left_pending and not job.started_at then
+      table.remove(lost, i)
+      gone[#gone + 1] = job
+    end
+  end
+  for _, job in ipairs(gone) do
+    set_state(job, "CANCELLED")
+    job.slurm_source, job.slurm_unknown_since, job.started_at = "sacct", nil, nil
+  end
   lose(lost, "NOT_IN_ACCOUNTING")
   if waiting == 0 then return end
   if queued == 0 then
@@ -585,13 +884,97 @@ local function from_accounting(ctx, jobs)
   end
 end
 
--- poll(ctx, jobs): one scontrol call for all of them; for the jobs it has forgotten, their
+-- Pending reasons that do not resolve themselves: the job will never start as it was asked for.
+-- A job pending for one of them is cancelled on Slurm and LAUNCH_FAILED, with the reason in words
+-- (README: "Jobs that Slurm will never start").
+backend.HOPELESS = {
+  PartitionNodeLimit = "it asks for more nodes than its partition allows (or fewer than its minimum)",
+  PartitionTimeLimit = "its time limit is beyond its partition's MaxTime",
+  PartitionConfig = "it asks for more than its partition has (CPUs, memory, nodes, or a partition that is not there)",
+  BadConstraints = "its constraints (features, memory, CPUs) cannot be satisfied by any node",
+  InvalidAccount = "its account is invalid",
+  InvalidQOS = "its QOS is invalid",
+  QOSMaxNodePerJobLimit = "it asks for more nodes than its QOS allows a job",
+  QOSMaxWallDurationPerJobLimit = "its time limit is beyond its QOS's MaxWall",
+  QOSMaxCpuPerJobLimit = "it asks for more CPUs than its QOS allows a job",
+  QOSMaxGRESPerJob = "it asks for more GRES than its QOS allows a job",
+  AssocMaxNodesPerJobLimit = "it asks for more nodes than its association allows a job",
+  AssocMaxWallDurationPerJobLimit = "its time limit is beyond its association's MaxWall",
+  AssocMaxCpuPerJobLimit = "it asks for more CPUs than its association allows a job",
+  DependencyNeverSatisfied = "a job it depends on ended in a way that can never satisfy the dependency",
+}
+
+-- hostlist(text) -> { [node] = true } of a Slurm host list ("node[1-3,5],gpu1").
+local function hostlist(text, into)
+  into = into or {}
+  for prefix, inner in (text or ""):gmatch("([^,%[]*)%[([^%]]*)%]") do
+    for part in inner:gmatch("[^,]+") do
+      local a, b = part:match("^(%d+)%-(%d+)$")
+      if a then
+        for n = tonumber(a), tonumber(b) do into[prefix .. string.format("%0" .. #a .. "d", n)] = true end
+      else
+        into[prefix .. part] = true
+      end
+    end
+  end
+  for name in ((text or ""):gsub("[^,%[]*%[[^%]]*%],?", "")):gmatch("[^,]+") do into[name] = true end
+  return into
+end
+backend.hostlist = hostlist
+
+-- hopeless(rec) -> the words of why Slurm will never start this pending job, or nil.
+-- ReqNodeNotAvail is hopeless only when every node the job asked for by name is unavailable.
+local function hopeless(rec)
+  local reason = rec.Reason or ""
+  if backend.HOPELESS[reason] then return reason .. ": " .. backend.HOPELESS[reason] end
+  if reason:match("^ReqNodeNotAvail") and node_list(rec.ReqNodeList) then
+    local down = hostlist(reason:match("UnavailableNodes:(%S+)"))
+    for node in pairs(hostlist(rec.ReqNodeList)) do
+      if not down[node] then return nil end
+    end
+    return "ReqNodeNotAvail: every node it asks for (" .. rec.ReqNodeList .. ") is unavailable"
+  end
+end
+
+-- give_up(ctx, jobs, known): jobs still pending for a reason that will not change, or for
+-- longer than their max_pending, are cancelled with one scancel and LAUNCH_FAILED, saying why.
+give_up = function(ctx, jobs, known)
+  local now, out = process.time(), {}
+  for _, job in ipairs(jobs) do
+    local rec = job.native_id and known[job.native_id]
+    if rec and job.status == "PENDING" and not job.started_at then
+      local why = hopeless(rec)
+      local limit = (job.spec.options or {}).max_pending
+      local most = limit and duration.parse(limit)
+      if not why and most and now - (state.epoch(job.submitted_at) or now) >= most then
+        why = string.format("pending for %s: %s", type(limit) == "string" and limit or (most .. "s"),
+          job.pending_reason or "no reason given")
+      end
+      if why then out[#out + 1] = job; job.launch_error = why end
+    end
+  end
+  if #out == 0 then return end
+  local argv = { "scancel" }
+  for _, job in ipairs(out) do argv[#argv + 1] = job.native_id end
+  local r, err = exec.run(argv, { timeout = 60 })
+  if not r or r.code ~= 0 then
+    -- Not cancelled: they stay pending, and the next poll tries again.
+    ctx.backend_error = "scancel: " .. (r and said(r.stderr, "scancel") or tostring(err))
+    for _, job in ipairs(out) do job.launch_error = nil end
+    return
+  end
+  for _, job in ipairs(out) do
+    job.status, job.backend_termination, job.slurm_cancelled = "LAUNCH_FAILED", "launch_failed", true
+  end
+end
+
+-- poll(ctx, jobs): one squeue call for all of them; for the jobs it has forgotten, their
 -- exit-code files, then one sacct call for the rest. When the controller cannot be asked,
 -- every job keeps its last known status (an API error is never a job failure).
 function backend.poll(ctx, jobs)
-  local r, err = exec.run({ "scontrol", "-o", "show", "job" }, { timeout = 30 })
+  local r, err = exec.run({ "squeue", "--me", "-h", "-t", "all", "-o", backend.SQUEUE_FORMAT }, { timeout = 30 })
   if not r or r.code ~= 0 then
-    ctx.backend_error = "scontrol: " .. tostring(r and (r.stderr:gsub("%s+$", "")) or err)
+    ctx.backend_error = "squeue: " .. tostring(r and (r.stderr:gsub("%s+$", "")) or err)
     return
   end
   ctx.backend_error = nil
@@ -600,12 +983,18 @@ function backend.poll(ctx, jobs)
     local array = tostring(job.native_id):match("^(%d+)_%d+$")
     if array then arrays[array] = true end
   end
-  local known = backend.parse(r.stdout, arrays)
+  local known, seen = backend.parse(r.stdout, arrays)
   local forgotten = {}
   for _, job in ipairs(jobs) do
     local rec = job.native_id and known[job.native_id]
-    if rec then
-      apply(job, rec)
+    local last = rec and (job.spec.max_restarts > 0 or rec.JobState == "FAILED") and recorded(ctx, job)
+    if rec and rec.JobState == "FAILED" and not (last and last.final ~= false) then
+      -- Failed without its script's record: its exit code is sacct's (squeue has none).
+      forgotten[#forgotten + 1] = job
+    elseif rec then
+      -- Restarts: the script's records of its requeued attempts (squeue does not say).
+      if last then rec.Restarts = last.final == false and last.attempt or last.attempt - 1 end
+      apply(ctx, job, rec)
     elseif job.native_id then
       -- The controller forgot it (MinJobAge passed, or its state was lost), or it was a pending
       -- array task that our scancel took: the controller drops those at once, without a trace.
@@ -616,11 +1005,16 @@ function backend.poll(ctx, jobs)
         set_state(job, "CANCELLED")
         job.slurm_source = "scancel"
       else
+        -- An array task gone from a pending set that the controller still holds (sacct's row of
+        -- the array's pending tasks may still count it): it started, or it was cancelled.
+        local array = job.native_id:match("^(%d+)_%d+$")
+        job.slurm_left_pending = array and seen[array] and job.status == "PENDING" or nil
         forgotten[#forgotten + 1] = job
       end
     end
   end
   if #forgotten > 0 then from_accounting(ctx, forgotten) end
+  give_up(ctx, jobs, known)
 end
 
 -- cancel(ctx, jobs): one scancel for all, then follow them to CANCELLED.

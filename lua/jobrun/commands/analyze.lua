@@ -1,6 +1,7 @@
 -- jobrun analyze LOGFILE [--suite SUITE.lua]: run the parsers over one log and say what they
 -- found, so that a parser can be developed against a saved log.
 local analysis = require "jobrun.analysis"
+local forensics = require "jobrun.forensics"
 local options = require "jobrun.options"
 local dsl = require "jobrun.dsl"
 local json = require "jobrun.json"
@@ -13,11 +14,13 @@ local command = {
   usage = "jobrun analyze LOGFILE [--suite SUITE.lua] [--use PACK] [--json]",
   summary = "run the parsers on a log file and print what they found",
   options = options.concat({
-    { "suite", "value", "SUITE.lua", "use this suite's parsers and packs (and the built-ins)" },
-    { "use", "list", "PACK", "also use a pack's parsers, e.g. metta (repeatable)" },
+    { "suite", "value", "SUITE.lua", "use this file's parsers and packs: a suite, or parsers alone" },
+    { "use", "list", "PACK", "also use a pack: a name (metta) or a file (lib/p.lua); repeatable" },
   }, options.JSON, options.COLOR),
   help = [[
-Without --suite, only the built-in parsers run, plus the packs named with --use. The
+Without --suite, only the built-in parsers run, plus the packs named with --use (a name,
+looked up beside the current directory, on package.path, then among the built-in packs; or
+a path: anything with a '/' or ending in .lua). --suite takes a file of parsers too. The
 built-ins name the termination reason, the most specific cause first: cuda_oom, oom,
 disk_full, shm_exhausted, cuda_error, nccl_error, nccl_timeout, then timeout, preempted,
 node_fail (Slurm), segfault, killed; and put the last Python exception in fields.exception.]],
@@ -28,11 +31,18 @@ function command.run(opts, args)
   local path = args[1]
   local st = fs.stat(path)
   if not st or st.type ~= "file" then errors.raise("analyze: no log file '%s'", path) end
+  -- --suite: a suite, or a file of parsers alone; --use: packs by name or path, beside it.
   local decls
-  if opts.suite then
-    decls = dsl.load(opts.suite)
-  elseif opts.use then
-    decls = dsl.load_packs(opts.use)
+  if opts.suite then decls = dsl.load(opts.suite, nil, true) end
+  if opts.use then
+    local packs = dsl.load_packs(opts.use)
+    if decls then
+      for _, name in ipairs(decls.parser_order) do
+        if not packs.parsers[name] then packs.parser_order[#packs.parser_order + 1] = name end
+        packs.parsers[name] = decls.parsers[name]
+      end
+    end
+    decls = packs
   end
   local parsers = analysis.parsers(decls)
   local found, err = analysis.analyze(path, parsers, nil)
@@ -41,14 +51,25 @@ function command.run(opts, args)
   local suite_expect = decls and decls.suite and decls.suite.fields.expect
   local found_metrics = metrics.collect(path, parsers.metrics,
     type(suite_expect) == "table" and suite_expect.metrics or nil, nil)
+  -- The class of what the log says (a log that says nothing, or a clean exit, has none).
+  local cause_class
+  if found.termination_reason ~= nil or found.culprit or (found.exit_code ~= nil and found.exit_code ~= 0) then
+    cause_class = forensics.class({ verdict = "fail", termination_reason = found.termination_reason,
+      culprit = found.culprit, exit_code = found.exit_code }, decls and decls.suite and decls.suite.fields.classes)
+  end
   if opts.json then
+    local function null(v) if v == nil then return json.null end return v end
     io.stdout:write(json.encode(json.object({
-      exit_code = found.exit_code == nil and json.null or found.exit_code,
-      termination_reason = found.termination_reason == nil and json.null or found.termination_reason,
-      restart_count = found.restart_count == nil and json.null or found.restart_count,
+      exit_code = null(found.exit_code),
+      termination_reason = null(found.termination_reason),
+      restart_count = null(found.restart_count),
       fields = json.object(found.fields),
       metrics = found_metrics and metrics.for_json(found_metrics) or json.null,
-    }, { "exit_code", "termination_reason", "restart_count", "fields", "metrics" }), true), "\n")
+      culprit = null(forensics.json_culprit(found.culprit)),
+      cause_chain = null(forensics.json_chain(found.cause_chain)),
+      cause_class = null(cause_class),
+    }, { "exit_code", "termination_reason", "restart_count", "fields", "metrics", "culprit", "cause_chain",
+         "cause_class" }), true), "\n")
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))
@@ -72,6 +93,8 @@ function command.run(opts, args)
       or string.format("%s (%s of %s points; last %s, min %s, max %s)", metrics.format(rec.value), rec.agg,
         metrics.count(rec.n), metrics.format(rec.last), metrics.format(rec.min), metrics.format(rec.max)))
   end
+  line("culprit", forensics.line(found.culprit, found.cause_chain, found.exit_code))
+  line("cause class", cause_class)
   io.stdout:write(require("jobrun.sanitize").format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
   return 0
 end

@@ -6,16 +6,24 @@ local report = require "jobrun.report"
 local state = require "jobrun.state"
 local errors = require "jobrun.errors"
 local term = require "jobrun.c.term"
+local process = require "jobrun.c.process"
+local sanitize = require "jobrun.sanitize"
+local scan = require "jobrun.c.scan"
+local textable = require "jobrun.textable"
+local progress = require "jobrun.progress"
+local duration = require "jobrun.duration"
 
 local command = {
   name = "check",
-  usage = "jobrun check [RUN] [--failed] [--status S,…] [--only GLOB] [--logs] [--tail N] [--watch] [options]",
+  usage = "jobrun check [RUN] [--failed] [--status S,…] [--only GLOB] [--logs] [--tail N] "
+    .. "[--watch [--interval D]] [options]",
   summary = "refresh every job's status, save it, print the table",
   options = options.concat(options.OUTPUT, options.REPORT,
-    { { "watch", "flag", nil, "refresh until every job has ended (redrawn in place on a TTY)" },
+    { { "watch", "flag", nil, "redraw until every job has ended: running jobs' last lines, the ETA" },
+      { "interval", "value", "DURATION", "--watch redraws this often, and when a job ends (default 2s)" },
       { "failed", "flag", nil, "show only the jobs whose verdict is fail" },
       { "status", "list", "S,…", "show only jobs with these statuses, e.g. RUNNING,LOST" },
-      { "only", "list", "GLOB", "show only jobs whose name matches (repeatable)" } }),
+      { "only", "list", "GLOB", "show only jobs whose name matches; !GLOB: all but those (repeatable)" } }),
   help = [[
 RUN is a run id, a path to a run's state.json, or omitted for the latest run. Asks the backend
 once for all the run's unfinished jobs. --failed, --status and --only choose the rows shown (and
@@ -70,14 +78,17 @@ local function exit_code(data)
   return code
 end
 
--- refresh(run) -> backend_error: one round of asking the backend, saved. Jobs handed back by a
--- pool whose slots all died before starting them are pending again: a detached driver (as
--- launch's) hands them to a new pool, unless a driver is at work already.
+-- refresh(run) -> backend_error: one round of asking the backend, saved; a run whose end this
+-- check saw goes into the history index. Jobs handed back by a pool whose slots all died before
+-- starting them are pending again: a detached driver (as launch's) hands them to a new pool,
+-- unless a driver is at work already.
 local function refresh(run)
+  local asked = 0
   run:update(function(r)
-    local asked = r:recover() + r:refresh()
+    asked = r:recover() + r:refresh()
     return asked > 0 -- a finished run's state needs no rewrite
   end)
+  if asked > 0 and run:all_terminal() then require("jobrun.history").record(run.dir, run.data) end
   if (run.ctx.pool_returned or 0) > 0 then
     run.ctx.pool_returned = 0
     local lock = run:try_driver()
@@ -98,14 +109,66 @@ local function refresh(run)
   return said[1] and table.concat(said, "; ") or nil
 end
 
--- watch: wake when a local job ends (its supervisor's pidfd), else every poll interval.
+-- How often --watch redraws when no job has ended (the last log lines move on).
+command.INTERVAL = 2
+
+-- last_line(path) -> the log's last non-empty line as a terminal would show it now (after its
+-- last carriage return: a progress bar's latest state), escape sequences out; nil when none.
+-- Read by the one tail reader (scan.tail_lines), as the reports read theirs.
+local function last_line(path)
+  local lines = path and scan.tail_lines(path, 1, { width = 4096 })
+  return lines and lines[#lines] or nil
+end
+
+-- watch_text(data, run_dir, opts, width, now) -> what --watch shows: the table, then each
+-- running job's last log line (escaped, cut to width) and the ETA of the run.
+function command.watch_text(data, run_dir, opts, width, now)
+  local out = { report.text(data, opts) }
+  local running, names = {}, 0
+  for _, job in ipairs(data.jobs) do
+    if job.status == "RUNNING" then
+      running[#running + 1] = job
+      names = math.max(names, math.min(30, textable.width(sanitize.text(job.name))))
+    end
+  end
+  if #running > 0 then
+    out[#out + 1] = "\nRunning:\n"
+    for _, job in ipairs(running) do
+      local name = textable.cut(sanitize.text(job.name), names)
+      local line = job.log_path_rel and run_dir and last_line(run_dir .. "/" .. job.log_path_rel)
+      local row = "  " .. name .. string.rep(" ", names - textable.width(name)) .. "  "
+        .. (line and sanitize.text(line) or "(no output yet)")
+      out[#out + 1] = textable.cut(row, width) .. "\n"
+    end
+  end
+  local open = 0
+  for _, job in ipairs(data.jobs) do
+    if not require("jobrun.verdict").TERMINAL[job.status] then open = open + 1 end
+  end
+  if open > 0 then
+    local eta = progress.eta(data, math.tointeger(tonumber(data.max_parallel)), now)
+    out[#out + 1] = textable.cut(eta and ("ETA: " .. progress.clock(eta + 0.999) .. " (from the mean duration of "
+      .. "the jobs that have ended)") or "ETA: once a job has ended", width) .. "\n"
+  end
+  return table.concat(out)
+end
+
+-- watch: wake when a local job ends (its supervisor's pidfd), else every --interval.
 local function watch(run, opts)
-  local tty = term.isatty(opts.json and 2 or 1)
+  local fd = opts.json and 2 or 1
+  local tty = term.isatty(fd)
   local view = filter(opts)
   local backend_error = refresh(run)
+  local interval = command.INTERVAL
+  if opts.interval then
+    local why
+    interval, why = duration.parse(opts.interval)
+    if not interval then errors.raise("--interval: %s", why) end
+  end
   local last
   while true do
-    local text = report.text(view(run.data), opts)
+    local width = (tty and term.size(fd)) or tonumber(os.getenv("COLUMNS") or "") or 80
+    local text = command.watch_text(view(run.data), run.dir, opts, width, process.time())
     if text ~= last then
       local out = opts.json and io.stderr or io.stdout
       if tty then out:write("\27[H\27[2J") end
@@ -116,7 +179,7 @@ local function watch(run, opts)
     local open = run:open_jobs()
     if #open == 0 then return backend_error end
     -- Jobs not launched yet (a driver starts them) show up in state.json: look again now and then.
-    run:await(5)
+    run:await(interval)
     backend_error = refresh(run)
   end
 end
@@ -126,6 +189,7 @@ function command.run(opts, args)
   local view = filter(opts)
   local run = Run.open(state.resolve(opts["state-dir"], args[1]))
   local run_dir, data = run.dir, run.data
+  if opts.interval and not opts.watch then errors.raise("check: --interval goes with --watch") end
   local backend_error
   if opts.watch then
     backend_error = watch(run, opts)

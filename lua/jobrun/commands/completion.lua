@@ -11,22 +11,31 @@ local command = {
   options = {},
   help = [[
 Completes commands, options, option values (--color, --backend, --status, files and
-directories), suite and log files, run ids and job names (read from the state directory when
-you press Tab). Load it with:
+directories), suite and log files (a suite: .lua files and directories only), run ids and job
+names (read from the state directory when you press Tab), the axes of the suite or run after
+--grid and --set, a suite's job names after run SUITE --only, and packs and .lua files after
+--use. Load it with:
   bash   source <(jobrun completion bash)          (in ~/.bashrc)
   zsh    source <(jobrun completion zsh)           (in ~/.zshrc, after compinit)
   fish   jobrun completion fish > ~/.config/fish/completions/jobrun.fish]],
 }
 
--- Option values: by option name, else by the metavariable its table gives.
-local function value_kind(name, meta, takes_run)
+-- Option values: by option name, else by the metavariable its table gives. takes: what the
+-- command's first operand is ("run" or "suite"), where the value depends on it.
+local function value_kind(name, meta, takes)
   if name == "color" then return { words = { "auto", "always", "never" } } end
   if name == "backend" then return { words = require("jobrun.plan").BUILTIN_BACKENDS } end
   if name == "status" then return { words = require("jobrun.schema").STATUSES } end
-  if name == "only" and takes_run then return { job = true } end
+  -- The jobs of the run, or of the suite (planned when you press Tab).
+  if name == "only" and takes then return { job = true } end
+  -- The axes of the suite or the run: ROWS,COLS for --grid, AXIS= for --set.
+  if name == "grid" and takes then return { axes = "grid" } end
+  if name == "set" and takes then return { axes = "set" } end
+  if name == "use" then return { words = require("jobrun.dsl").BUILTIN_PACKS, lua = true } end
   -- script --resume [RUN] FILE.lua: a run id or the script itself.
-  if name == "resume" then return { run = true, file = true } end
-  if meta == "FILE" or (meta and meta:match("%.lua$")) then return { file = true } end
+  if name == "resume" then return { run = true, lua = true } end
+  if meta and meta:match("%.lua$") then return { lua = true } end
+  if meta == "FILE" then return { file = true } end
   if meta == "DIR" then return { dir = true } end
   return nil
 end
@@ -45,7 +54,8 @@ local function positionals(usage)
       for w in word:gmatch("[^|]+") do p.words[#p.words + 1] = w end
     elseif word:match("^RUN") then p.kind = "run"
     elseif word == "JOB" then p.kind = "job"
-    elseif word:match("%.lua$") or word:match("FILE$") then p.kind = "file"
+    elseif word:match("%.lua$") then p.kind = "lua"; p.suite = word == "SUITE.lua"
+    elseif word:match("FILE$") then p.kind = "file"
     end
     if p.kind then out[#out + 1] = p end
   end
@@ -82,12 +92,14 @@ function command.model()
   for _, name in ipairs(cli.COMMANDS) do
     local c = require("jobrun.commands." .. name)
     local list = positionals(c.usage)
-    local takes_run = false
-    for _, p in ipairs(list) do if p.kind == "run" then takes_run = true end end
+    local takes
+    for _, p in ipairs(list) do
+      if p.kind == "run" then takes = "run" elseif p.suite then takes = "suite" end
+    end
     local opts = {}
     for _, o in ipairs(c.options or {}) do
-      opts[#opts + 1] = { name = o[1], takes_value = o[2] ~= "flag", doc = o[4],
-                          value = o[2] ~= "flag" and value_kind(o[1], o[3], takes_run) or nil }
+      opts[#opts + 1] = { name = o[1], takes_value = o[2] ~= "flag", doc = o[4], short = o.short,
+                          value = o[2] ~= "flag" and value_kind(o[1], o[3], takes) or nil }
     end
     opts[#opts + 1] = { name = "help", doc = "show this help" }
     cmds[#cmds + 1] = { name = name, summary = c.summary, options = opts, at = at_position(list) }
@@ -104,12 +116,15 @@ local function shell_words(list) return table.concat(list, " ") end
 -- ---------------------------------------------------------------- bash (and zsh through it)
 
 local function bash_value_lines(kind, indent)
-  if kind.words then return { indent .. "_jobrun_words " .. string.format("%q", shell_words(kind.words)) } end
   local out = {}
+  if kind.words then out[#out + 1] = indent .. "_jobrun_words " .. string.format("%q", shell_words(kind.words)) end
   if kind.run then out[#out + 1] = indent .. "_jobrun_call runs" end
   if kind.file then out[#out + 1] = indent .. "_jobrun_files" end
+  if kind.lua then out[#out + 1] = indent .. "_jobrun_lua" end
   if kind.dir then out[#out + 1] = indent .. "_jobrun_dirs" end
-  if kind.job then out[#out + 1] = indent .. "_jobrun_call jobs" end
+  -- The jobs and axes of the run or suite the line names first (else the latest run).
+  if kind.job then out[#out + 1] = indent .. "_jobrun_call jobs \"$first\"" end
+  if kind.axes then out[#out + 1] = indent .. "_jobrun_axes " .. kind.axes end
   return out
 end
 
@@ -123,6 +138,27 @@ local function bash_script()
     "_jobrun_words() { local IFS=$' \\t\\n'; COMPREPLY+=($(compgen -W \"$1\" -- \"$cur\")); }",
     "_jobrun_files() { local IFS=$'\\n'; COMPREPLY+=($(compgen -f -- \"$cur\")); }",
     "_jobrun_dirs() { local IFS=$'\\n'; COMPREPLY+=($(compgen -d -- \"$cur\")); }",
+    "# _jobrun_lua: .lua files and directories (hidden ones only when the word starts with a dot).",
+    "_jobrun_lua() {",
+    "  local IFS=$'\\n' f",
+    "  for f in $(compgen -f -- \"$cur\"); do",
+    "    [[ ${f##*/} == .* && ${cur##*/} != .* ]] && continue",
+    "    if [[ -d $f || $f == *.lua ]]; then COMPREPLY+=(\"$f\"); fi",
+    "  done",
+    "}",
+    "# _jobrun_axes grid|set: the axes of the suite or run the line names first: ROWS,COLS or AXIS=.",
+    "_jobrun_axes() {",
+    "  local IFS=$'\\n' a prefix=",
+    "  [[ $1 == grid && $cur == *,* ]] && prefix=${cur%,*},",
+    "  while IFS= read -r a; do",
+    "    [[ $1 == grid && ,$prefix == *,$a,* ]] && continue",
+    "    [[ $1 == set ]] && a+==",
+    "    [[ $prefix$a == \"$cur\"* ]] && COMPREPLY+=(\"$prefix$a\")",
+    "  done < <(\"${COMP_WORDS[0]}\" __complete ${state_dir:+--state-dir \"$state_dir\"} axes \"$first\" 2>/dev/null)",
+    "  if [[ $1 == set && ${#COMPREPLY[@]} -gt 0 ]] && type compopt >/dev/null 2>&1; then",
+    "    compopt -o nospace 2>/dev/null",
+    "  fi",
+    "}",
     "# _jobrun_call runs | jobs [RUN]: run ids or job names, asked of jobrun itself.",
     "_jobrun_call() {",
     "  local IFS=$'\\n' line",
@@ -171,7 +207,7 @@ local function bash_script()
   for _, c in ipairs(cmds) do
     for n, kinds in ipairs(c.at) do
       out[#out + 1] = string.format("    \"%s %d\")", c.name, n)
-      for _, key in ipairs({ "words", "file", "run", "job", "job_of_first" }) do
+      for _, key in ipairs({ "words", "file", "lua", "run", "job", "job_of_first" }) do
         local p = kinds[key]
         if p and key == "job_of_first" then
           out[#out + 1] = "      _jobrun_call jobs \"$first\""
@@ -240,6 +276,18 @@ end
 
 local function fish_quote(s) return "'" .. tostring(s):gsub("\\", "\\\\"):gsub("'", "\\'") .. "'" end
 
+-- valued_options(cmds) -> every option of any command that takes a value, as --name.
+local function valued_options(cmds)
+  local out, seen = {}, {}
+  for _, c in ipairs(cmds) do
+    for _, o in ipairs(c.options) do
+      if o.takes_value and not seen[o.name] then seen[o.name] = true; out[#out + 1] = "--" .. o.name end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 local function fish_script()
   local cmds = command.model()
   local out = {
@@ -259,6 +307,49 @@ local function fish_script()
     "        jobrun __complete $argv 2>/dev/null",
     "    end",
     "end",
+    "# __jobrun_first: the first operand on the line (a suite file or a run id), options skipped.",
+    "function __jobrun_first",
+    "    set -l words (commandline -opc)",
+    "    set -l valued " .. shell_words(valued_options(cmds)),
+    "    set -l i 3",
+    "    while test $i -le (count $words)",
+    "        set -l w $words[$i]",
+    "        if contains -- $w $valued",
+    "            set i (math $i + 2)",
+    "        else if string match -q -- '-*' $w",
+    "            set i (math $i + 1)",
+    "        else",
+    "            echo $w",
+    "            return",
+    "        end",
+    "    end",
+    "end",
+    "# __jobrun_lua: .lua files and directories (hidden ones only when the word starts with a dot).",
+    "function __jobrun_lua",
+    "    set -l cur (commandline -ct)",
+    "    for f in $cur*",
+    "        if test -d $f",
+    "            echo $f/",
+    "        else if string match -q -- '*.lua' \"$f\"",
+    "            echo $f",
+    "        end",
+    "    end",
+    "end",
+    "# __jobrun_axes grid|set: the axes of the suite or run on the line, as ROWS,COLS or AXIS=.",
+    "function __jobrun_axes",
+    "    set -l cur (commandline -ct)",
+    "    set -l prefix \"\"",
+    "    if test $argv[1] = grid; and string match -q -- '*,*' \"$cur\"",
+    "        set prefix (string replace -r ',[^,]*$' ',' -- $cur)",
+    "    end",
+    "    for a in (__jobrun_call axes (__jobrun_first))",
+    "        if test $argv[1] = set",
+    "            echo $a=",
+    "        else if not contains -- $a (string split , -- \"$prefix\")",
+    "            echo $prefix$a",
+    "        end",
+    "    end",
+    "end",
     "complete -c jobrun -f",
     "complete -c jobrun -n __fish_use_subcommand -l help -s h -d 'show help'",
     "complete -c jobrun -n __fish_use_subcommand -l version -s V -d 'print the version'",
@@ -271,25 +362,32 @@ local function fish_script()
     local cond = fish_quote("__fish_seen_subcommand_from " .. c.name)
     for _, o in ipairs(c.options) do
       local line = string.format("complete -c jobrun -n %s -l %s", cond, o.name)
+      if o.short then line = line .. " -s " .. o.short end
       if o.takes_value then
         local v = o.value
-        if v and v.words then line = line .. " -x -a " .. fish_quote(shell_words(v.words))
+        if v and v.words and v.lua then
+          line = line .. " -x -a " .. fish_quote(shell_words(v.words) .. " (__jobrun_lua)")
+        elseif v and v.words then line = line .. " -x -a " .. fish_quote(shell_words(v.words))
+        elseif v and v.run and v.lua then line = line .. " -x -a '(__jobrun_call runs) (__jobrun_lua)'"
         elseif v and v.run then line = line .. " -r -F -a '(__jobrun_call runs)'"
+        elseif v and v.lua then line = line .. " -x -a '(__jobrun_lua)'"
         elseif v and v.file then line = line .. " -r -F"
         elseif v and v.dir then line = line .. " -x -a '(__fish_complete_directories)'"
-        elseif v and v.job then line = line .. " -x -a '(__jobrun_call jobs)'"
+        elseif v and v.job then line = line .. " -x -a '(__jobrun_call jobs (__jobrun_first))'"
+        elseif v and v.axes then line = line .. " -x -a '(__jobrun_axes " .. v.axes .. ")'"
         else line = line .. " -x" end
       end
       out[#out + 1] = line .. " -d " .. fish_quote(o.doc)
     end
     local seen = {}
     for _, kinds in ipairs(c.at) do
-      for _, key in ipairs({ "words", "file", "run", "job", "job_of_first" }) do
+      for _, key in ipairs({ "words", "file", "lua", "run", "job", "job_of_first" }) do
         local p = kinds[key]
         local arg
         if not p then arg = nil
         elseif key == "words" then arg = "-a " .. fish_quote(shell_words(p.words))
         elseif key == "file" then arg = "-F"
+        elseif key == "lua" then arg = "-a '(__jobrun_lua)'"
         elseif key == "run" then arg = "-a '(__jobrun_call runs)'"
         else arg = "-a '(__jobrun_call jobs)'" end
         if arg and not seen[arg] then
@@ -318,8 +416,34 @@ function command.run(_, args)
   return 0
 end
 
--- complete({ [--state-dir DIR,] "runs" | "jobs" [, RUN] }): one name per line, newest run
--- first; nothing at all when there is nothing to say (completion must stay quiet).
+-- suite_plan(path) -> the plan of a suite file, or nil: what `run SUITE --only <Tab>` and
+-- `--set <Tab>` offer come from the suite as it is now (it is evaluated, as make reads a
+-- Makefile to complete its targets).
+local function suite_plan(path)
+  local fs = require "jobrun.c.fs"
+  local st = path and path:match("%.lua$") and fs.stat(path)
+  if not st or st.type ~= "file" then return nil end
+  return require("jobrun.plan").from_options(path, { ["run-id"] = "completion" })
+end
+
+-- axes_of(jobs) -> the axis names, in declaration order, of these jobs (planned or recorded).
+local function axes_of(jobs)
+  local out, seen = {}, {}
+  for _, job in ipairs(jobs) do
+    for _, k in ipairs(job.param_order or (job.spec and job.spec.param_order) or {}) do
+      if type(k) == "string" and not seen[k] then seen[k] = true; out[#out + 1] = k end
+    end
+  end
+  return out
+end
+
+local function say(name)
+  if type(name) == "string" and not name:find("[\n%z]") then io.stdout:write(name, "\n") end
+end
+
+-- complete({ [--state-dir DIR,] "runs" | "jobs" [, RUN | SUITE.lua] | "axes" [, RUN | SUITE.lua] }):
+-- one name per line, newest run first; nothing at all when there is nothing to say (completion
+-- must stay quiet).
 function command.complete(args)
   local state = require "jobrun.state"
   local state_dir
@@ -330,11 +454,17 @@ function command.complete(args)
     if args[1] == "runs" then
       local runs = state.list(state_dir)
       for i = #runs, 1, -1 do io.stdout:write(runs[i].id, "\n") end
-    elseif args[1] == "jobs" then
-      local run = args[2] ~= "" and args[2] or nil
-      local data = state.read(state.resolve(state_dir, run))
-      for _, job in ipairs(data.jobs or {}) do
-        if type(job.name) == "string" and not job.name:find("[\n%z]") then io.stdout:write(job.name, "\n") end
+    elseif args[1] == "jobs" or args[1] == "axes" then
+      local p = suite_plan(args[2])
+      local jobs = p and p.jobs
+      if not jobs then
+        local run = args[2] ~= "" and args[2] or nil
+        jobs = state.read(state.resolve(state_dir, run)).jobs or {}
+      end
+      if args[1] == "axes" then
+        for _, a in ipairs(axes_of(jobs)) do say(a) end
+      else
+        for _, job in ipairs(jobs) do say(job.name) end
       end
     end
   end)

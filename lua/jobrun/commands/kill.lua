@@ -14,11 +14,14 @@ local command = {
   name = "kill",
   usage = "jobrun kill [RUN] [--only GLOB] [options]",
   summary = "cancel every unfinished job of a run (or those matching)",
-  options = options.concat({ { "only", "list", "GLOB", "only jobs whose name matches (repeatable)" } },
+  options = options.concat({
+    { "only", "list", "GLOB", "only jobs whose name matches; !GLOB: all but those (repeatable)" } },
     options.JSON, options.COMMON),
   help = [[
-Per job: Killed, Already completed (it had ended), Not found (the backend does not know it), or
-Failed. Jobs that had not started yet are cancelled before they start. Exits 1 if any kill failed.]],
+Per job: Killed, Withdrawn (never started: it was cancelled before it started), Already
+completed (it had ended), Not found (the backend does not know it), or Failed. Exits 1 if any
+kill failed. With --json, each job's result is one of killed, withdrawn, already completed,
+not found, failed: ….]],
 }
 
 local function selected(job, globs)
@@ -59,13 +62,17 @@ function command.run(opts, args)
           and job.native_status == "NOT_STARTED" then
         outcome[job.name] = "killed"
       end
+      -- Cancelled before it ever ran (pending, or queued in a pool): withdrawn, not killed.
+      if outcome[job.name] == "killed" and job.status == "CANCELLED" and not job.started_at then
+        outcome[job.name] = "withdrawn"
+      end
     end
   end)
   local data = run.data
 
   local paint = color.painter(color.enabled(opts.color, opts.json and 2 or 1))
   local out = opts.json and io.stderr or io.stdout
-  local counts = { killed = 0, completed = 0, notfound = 0, failed = 0 }
+  local counts = { killed = 0, withdrawn = 0, completed = 0, notfound = 0, failed = 0 }
   local rows = json.array()
   out:write(paint(sanitize.format("=== Kill %s ===", data.run_id), "bold"), "\n")
   for _, job in ipairs(data.jobs) do
@@ -74,6 +81,8 @@ function command.run(opts, args)
       local line
       if r == "killed" then
         counts.killed = counts.killed + 1; line = paint("✓ Killed", "green")
+      elseif r == "withdrawn" then
+        counts.withdrawn = counts.withdrawn + 1; line = paint("✓ Withdrawn (never started)", "green")
       elseif r == "already completed" then
         counts.completed = counts.completed + 1; line = paint("✓ Already completed", "green")
       elseif r == "not found" then
@@ -86,8 +95,9 @@ function command.run(opts, args)
         { "name", "result", "status" })
     end
   end
-  out:write(string.format("Killed: %d · Already completed: %d · Not found: %d · Failed: %d\n",
-    counts.killed, counts.completed, counts.notfound, counts.failed))
+  out:write(string.format("Killed: %d%s · Already completed: %d · Not found: %d · Failed: %d\n",
+    counts.killed, counts.withdrawn > 0 and string.format(" · Withdrawn (never started): %d", counts.withdrawn) or "",
+    counts.completed, counts.notfound, counts.failed))
   if opts.json then
     io.stdout:write(json.encode(json.object({ run_id = data.run_id, jobs = rows }, { "run_id", "jobs" }), true), "\n")
   end

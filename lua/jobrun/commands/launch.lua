@@ -68,6 +68,7 @@ function command.drive(run_dir)
   run:recover()
   local outcome = run:drive({ quiet = true, detached = true })
   lock:release()
+  require("jobrun.history").record(run.dir, run.data)
   if outcome == "done" then require("jobrun.notify").on_end(run) end
   return Run.SIGNAL_EXIT[outcome] or 0
 end

@@ -164,10 +164,14 @@ function command.run(opts, args)
   if cols then max = { [5] = math.max(20, cols - 60) } end
   io.stdout:write(textable.render({ "Job", "Nodes", "Params", "Timeout", "Command" }, rows,
     { paint = paint, max = max }))
-  local shown = #p.jobs == p.total_jobs and tostring(#p.jobs)
-    or string.format("%d of %d", #p.jobs, p.total_jobs)
-  io.stdout:write(require("jobrun.sanitize").format("\n%s jobs · suite %s · backend %s · run id %s\n",
+  local shown = #p.jobs == p.total_jobs and textable.count(#p.jobs, "job")
+    or string.format("%d of %s", #p.jobs, textable.count(p.total_jobs, "job"))
+  io.stdout:write(require("jobrun.sanitize").format("\n%s · suite %s · backend %s · run id %s\n",
     shown, p.suite, p.backends and table.concat(p.backends, ", ") or p.backend, p.run_id))
+  -- What the backend makes of the plan's settings (how Slurm gets the timeout).
+  local ok, backend = pcall(require("jobrun.backends").get, p.backend)
+  local note = ok and backend.plan_note and backend.plan_note(p.jobs)
+  if note then io.stdout:write(note .. "\n") end
   return 0
 end
 

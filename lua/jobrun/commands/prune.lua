@@ -55,6 +55,7 @@ function command.run(opts, args)
       end
     end
   end
+  if not opts["dry-run"] then require("jobrun.history").forget(state_dir, removed) end
   -- latest names a run that still exists.
   local latest = (require("jobrun.c.fs").read(state_dir .. "/latest") or ""):gsub("%s+$", "")
   if not opts["dry-run"] and latest ~= "" then

@@ -1,4 +1,4 @@
--- jobrun rerun [RUN] [--failed | --all | --only GLOB] [--detach]: new attempts of the chosen
+-- jobrun rerun [RUN] [--failed | --all | --only GLOB] [--exclude-nodes …] [--detach]: new attempts of the chosen
 -- jobs in the same run, on the same backend and spec; then wait and report as run does.
 local options = require "jobrun.options"
 local Run = require "jobrun.run"
@@ -11,21 +11,46 @@ local errors = require "jobrun.errors"
 
 local command = {
   name = "rerun",
-  usage = "jobrun rerun [RUN] [--failed | --all | --only GLOB] [--detach] [options]",
+  usage = "jobrun rerun [RUN] [--failed | --all | --only GLOB] [--exclude-nodes suspect|LIST] [--detach] [options]",
   summary = "run the failed (or chosen) jobs of a run again, as new attempts",
   options = options.concat({
     { "failed", "flag", nil, "every job whose verdict is fail (the default)" },
     { "all", "flag", nil, "every job of the run" },
-    { "only", "list", "GLOB", "the jobs whose name matches (repeatable)" },
+    { "only", "list", "GLOB", "the jobs whose name matches; !GLOB: all but those (repeatable)" },
     { "detach", "flag", nil, "start them and return; follow with check or wait" },
+    { "exclude-nodes", "value", "suspect|LIST", "keep the jobs off these nodes (Slurm): the suspects of "
+      .. "jobrun history --nodes, or a comma-separated list" },
     { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
-  }, options.OUTPUT, options.REPORT),
+  }, options.FAIL_FAST, options.OUTPUT, options.REPORT),
   help = [[
 Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST, SKIPPED and LAUNCH_FAILED
 included. Each chosen job keeps its earlier attempts (jobrun logs --attempt N shows their logs,
 --json lists them under "attempts"); the run's verdict comes from each job's latest attempt.
-The git guard applies as it does for run. Exits as run does.]],
+The git guard applies as it does for run. Exits as run does.
+--exclude-nodes passes Slurm's --exclude; "suspect" takes the suspect nodes of the run's suite's
+last 20 runs (jobrun history --nodes). Other backends cannot choose nodes: it is said, and ignored.]],
 }
+
+-- excluded(run, opts) -> the nodes to keep the jobs off, or nil.
+local function excluded(run, opts)
+  local want = opts["exclude-nodes"]
+  if not want then return nil end
+  if want ~= "suspect" then
+    local nodes = {}
+    for n in want:gmatch("[^,%s]+") do nodes[#nodes + 1] = n end
+    if #nodes == 0 then errors.raise("--exclude-nodes: name the nodes, or say suspect") end
+    return nodes
+  end
+  local history = require "jobrun.history"
+  local db = require("jobrun.commands.history").open(history.state_dir_of(run.dir))
+  local rows = history.attempts(db, { last = 20, suite = run.data.suite })
+  db:close()
+  local nodes = {}
+  for _, n in ipairs(history.nodes(rows)) do if n.suspect then nodes[#nodes + 1] = n.node end end
+  io.stderr:write(#nodes > 0 and ("jobrun: suspect nodes: " .. table.concat(nodes, ",") .. "\n")
+    or "jobrun: no suspect node in the suite's last 20 runs: none excluded\n")
+  return nodes
+end
 
 -- choose(run, opts) -> the jobs to run again.
 local function choose(run, opts)
@@ -56,6 +81,12 @@ function command.run(opts, args)
   local picks = (opts.failed and 1 or 0) + (opts.all and 1 or 0) + ((opts.only and #opts.only > 0) and 1 or 0)
   if picks > 1 then errors.raise("rerun: choose one of --failed, --all and --only") end
   local run = Run.open(state.resolve(opts["state-dir"], args[1]))
+  local exclude = excluded(run, opts)
+  if exclude and #exclude > 0 and run.data.backend ~= "slurm" then
+    io.stderr:write(string.format("jobrun: --exclude-nodes: the %s backend cannot choose the nodes its jobs run on; "
+      .. "ignored\n", run.data.backend))
+    exclude = nil
+  end
   local lock = run:try_driver()
   if not lock then
     errors.raise("run %s is still being driven by another jobrun (its jobs are starting); "
@@ -81,9 +112,14 @@ function command.run(opts, args)
     end
     if p and not opts["skip-git-check"] then
       local git = require "jobrun.git"
-      git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where)
+      git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where, r.data.backend)
     end
+    -- -x: from now on the run stops launching at its first failure, whatever its suite says.
+    if opts["fail-fast"] then r.data.fail_fast = true end
     r:rerun(chosen)
+    -- Kept in the record, so that a detached driver or a later wait starts them the same way.
+    r.data.exclude_nodes = exclude
+    Run.exclude(r.ctx, exclude)
   end)
   if #chosen == 0 then
     lock:release()

@@ -10,7 +10,7 @@ local command = {
   name = "run",
   usage = "jobrun run SUITE.lua [options]",
   summary = "launch every job, wait for all of them, report; exit 0 iff all passed",
-  options = options.concat(options.LAUNCH, options.OUTPUT, options.REPORT),
+  options = options.concat(options.LAUNCH, options.FAIL_FAST, options.OUTPUT, options.REPORT),
   help = [[
 Launches the suite's jobs (at most --max-parallel at once), waits for every one without polling,
 and prints the report. Ctrl-C stops launching and says how to resume (jobrun wait) or cancel
@@ -21,13 +21,14 @@ and prints the report. Ctrl-C stops launching and says how to resume (jobrun wai
 function command.start(opts, args, usage)
   if #args ~= 1 then errors.raise("%s: expected one suite file, got %d\nUsage: %s", usage.name, #args, usage.usage) end
   local p = plan.from_options(args[1], opts)
+  if opts["fail-fast"] then p.fail_fast = true end -- -x: whatever the suite says
   local backend = Run.require_backend(p.backend)
   if opts["skip-git-check"] then
     if p.git_policy and (p.git_policy.require_clean or p.git_policy.require_pushed) then
       io.stderr:write("jobrun: git check skipped (--skip-git-check)\n")
     end
   else
-    git.guard(p.git_info, p.git_policy, p.git_where)
+    git.guard(p.git_info, p.git_policy, p.git_where, p.backend)
   end
   p.plan_options = { set = p.set_options, only = opts.only, tags = opts.tag, backend = opts.backend,
                      timeout = opts.timeout, suites = opts.suite }
@@ -45,7 +46,7 @@ function command.run(opts, args)
   local data = run.data
   if not opts.json then
     io.stderr:write(require("jobrun.sanitize").format(
-      "jobrun: run %s: %d jobs of suite%s %s on %s\n", data.run_id, #data.jobs,
+      "jobrun: run %s: %s of suite%s %s on %s\n", data.run_id, require("jobrun.textable").count(#data.jobs, "job"),
       data.suites and "s" or "", data.suites and table.concat(require("jobrun.needs").suite_names(data), ", ")
       or data.suite, data.backends and table.concat(data.backends, ", ") or data.backend))
   end
@@ -58,6 +59,8 @@ end
 -- a SIGTERM/SIGHUP ended it (143 at once) or Ctrl-C (130 after the report).
 function command.finish(run, outcome, opts)
   if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
+  -- The run has ended: into the history index (before the report, which reads it).
+  require("jobrun.history").record(run.dir, run.data)
   report.emit(run.data, opts, run.dir)
   require("jobrun.notify").on_end(run)
   if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end

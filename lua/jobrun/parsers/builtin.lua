@@ -1,7 +1,7 @@
 -- Built-in parsers: what any job's log can tell, whatever ran in it. A suite or pack replaces
 -- one by declaring a parser of the same name.
 --
--- When several termination reasons appear in one log, the most specific cause wins (SPEC §3):
+-- When several termination reasons appear in one log, the most specific cause wins (README "Suite files"):
 -- a rank that ran out of GPU memory makes the other ranks' collectives time out, and the job is
 -- then killed; the log shows all three, and the cause is the first. Priorities, highest first:
 --   9 cuda_oom   8 oom   7 disk_full, shm_exhausted   6 cuda_error   (resources, CUDA)
@@ -81,6 +81,9 @@ local builtin = {
   -- The scheduler's facts and signals.
   reason("slurm_time_limit", "timeout", 3, "DUE TO TIME LIMIT",
     "Slurm cancelled the job or step at its time limit", "CANCELLED AT %S+ DUE TO TIME LIMIT"),
+  reason("jobrun_timeout", "timeout", 3, "[jobrun] timeout after ",
+    "jobrun stopping a job at its timeout (the local supervisor, Slurm's batch script)",
+    "%[jobrun%] timeout after %S+: sending TERM"),
   reason("slurm_preempted", "preempted", 3, "DUE TO PREEMPTION",
     "Slurm preempted the job or step", "CANCELLED AT %S+ DUE TO PREEMPTION"),
   reason("slurm_node_fail", "node_fail", 3, "DUE TO NODE FAILURE",

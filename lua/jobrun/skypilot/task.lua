@@ -1,4 +1,4 @@
--- The task a job sends to /jobs/launch (SPEC §6): the YAML file named by `skypilot.task`, read
+-- The task a job sends to /jobs/launch (README "SkyPilot"): the YAML file named by `skypilot.task`, read
 -- as SkyPilot reads it (jobrun.skypilot.yaml), overlaid with the job's run, setup, env (merged
 -- into envs), nodes (num_nodes) and the rest of the suite's `skypilot` table:
 --   resources      each field replaces the base's, inside any_of/ordered alternatives too (as
