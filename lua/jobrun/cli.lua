@@ -70,6 +70,7 @@ local function dsl_help(topic)
   for _, n in ipairs(names) do
     out[#out + 1] = string.format("  %-" .. width .. "s  %s", n, fields[n].doc or "")
   end
+  if topic == "suite" then out[#out + 1] = "\n" .. require("jobrun.plan").SUITE_HELP end
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -82,7 +83,7 @@ expect — how a job should end: a suite's expect is every job's, a condition's 
 
 A table checks only what it names, and a job passes when every check holds; a function
 decides alone. Without an expectation a job passes iff its status is SUCCEEDED and its exit
-code 0. CANCELLED, LAUNCH_FAILED and LOST never pass unless status names them.
+code 0. CANCELLED, LAUNCH_FAILED, LOST and SKIPPED never pass unless status names them.
 
   status       the job's normalised status, one of:
                ]] .. table.concat(schema.STATUSES, " ") .. [[

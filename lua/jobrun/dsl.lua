@@ -163,12 +163,18 @@ function dsl.load(path, git_info, parsers_only)
   local decls = new_decls(path)
   local env = sandbox.env()
 
+  -- Several suites make one run (README "Pipelines: several suites in one file"); decls.suite is
+  -- the first, as a one-suite file has it.
+  decls.suites = {}
   env.suite = declarer("suite", decls, function(name, body, where)
-    if decls.suite then
-      errors.at(where, "a file declares one suite; \"%s\" was declared at line %d",
-        decls.suite.name, decls.suite.where.line)
+    for _, other in ipairs(decls.suites) do
+      if other.name == name then
+        errors.at(where, "suite \"%s\" is declared twice (first at line %d)", name, other.where.line)
+      end
     end
-    decls.suite = { name = name, where = where, fields = body }
+    local s = { name = name, where = where, fields = body }
+    decls.suites[#decls.suites + 1] = s
+    decls.suite = decls.suite or s
   end)
   declare_named(env, decls)
   env.use = function(name)

@@ -550,7 +550,11 @@ function html.document(data, run_dir, opts)
       sum.passed, sum.failed, sum.pending, require("jobrun.textable").count(sum.total, "job")),
     require("jobrun.forensics").gpu_line(data.jobs)
       and ('<p class="meta">' .. esc(require("jobrun.forensics").gpu_line(data.jobs)) .. "</p>") or "",
-    '<h2 id="grid">Grid</h2>', grid_html(data, opts.grid, ids),
+    -- A run of several suites: what needs what (jobrun.needs).
+    type(data.suites) == "table" and #data.suites > 1
+      and ('<h2 id="suites">Suites</h2>' .. require("jobrun.needs").graph_svg(data, esc)) or "",
+    '<h2 id="grid">Grid</h2>', require("jobrun.report").by_suite(data)
+      and html.suite_grids(data, opts.grid, ids, grid_html) or grid_html(data, opts.grid, ids),
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),
     '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids, run_dir, opts),
@@ -559,6 +563,20 @@ function html.document(data, run_dir, opts)
     "</body></html>",
   }
   return table.concat(out, "\n") .. "\n"
+end
+
+-- suite_grids(...): in a run of several suites, one grid per suite with a matrix.
+function html.suite_grids(data, want, ids, grid_of)
+  local out = {}
+  for _, g in ipairs(require("jobrun.report").by_suite(data)) do
+    local has = false
+    for _, job in ipairs(g.jobs) do if next(job.params or {}) then has = true end end
+    if has then
+      out[#out + 1] = "<h3>Suite " .. esc(g.suite.name) .. "</h3>"
+      out[#out + 1] = grid_of(setmetatable({ jobs = g.jobs }, { __index = data }), want, ids)
+    end
+  end
+  return #out > 0 and table.concat(out, "\n") or '<p class="meta">No suite of the run has matrix axes.</p>'
 end
 
 function html.write(path, data, run_dir, opts)

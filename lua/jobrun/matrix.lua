@@ -198,7 +198,8 @@ local function normalize(spec)
     return out
   end
   local exclude = respell(spec.exclude, false)
-  return { axes = spec.axes, values = spec.values, exclude = exclude, include = respell(spec.include, true) }
+  return { axes = spec.axes, values = spec.values, exclude = exclude, include = respell(spec.include, true),
+           cell_keys = spec.cell_keys }
 end
 matrix.normalize = normalize
 
@@ -264,7 +265,30 @@ function matrix.expand(spec)
   local added_keys = {}
   local original = #rows
   local appended = {}
-  for _, inc in ipairs(spec.include or {}) do
+  -- An include entry's keys that are job fields (spec.cell_keys, lower case) set that cell's
+  -- field (row_cells[row]) instead of becoming parameters; an axis of that name stays an axis.
+  local cell_keys, row_cells = spec.cell_keys, {}
+  local function split(inc)
+    if not cell_keys then return inc, nil end
+    local plain, cell = {}, nil
+    for k, v in pairs(inc) do
+      if not is_axis[k] and type(k) == "string" and cell_keys[k:lower()] then
+        cell = cell or {}
+        cell[k:lower()] = v
+      else
+        plain[k] = v
+      end
+    end
+    return plain, cell
+  end
+  local function set_cell(row, cell)
+    if not cell then return end
+    local c = row_cells[row] or {}
+    for k, v in pairs(cell) do c[k] = v end
+    row_cells[row] = c
+  end
+  for _, entry in ipairs(spec.include or {}) do
+    local inc, cell = split(entry)
     local matched = false
     for r = 1, original do
       local row = rows[r]
@@ -277,11 +301,13 @@ function matrix.expand(spec)
         for k, v in pairs(inc) do
           if not is_axis[k] then row[k] = v; added_keys[k] = true end
         end
+        set_cell(row, cell)
       end
     end
     if not matched then
       local row = {}
       for k, v in pairs(inc) do row[k] = v; if not is_axis[k] then added_keys[k] = true end end
+      set_cell(row, cell)
       appended[#appended + 1] = row
     end
   end
@@ -311,7 +337,7 @@ function matrix.expand(spec)
       for j = 1, #names do if params[names[j]] ~= nil then keys[#keys + 1] = names[j] end end
       node[LIST] = keys
     end
-    out[i] = { params = params, keys = keys }
+    out[i] = { params = params, keys = keys, cell = row_cells[params] }
   end
   return out
 end

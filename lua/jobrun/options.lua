@@ -18,6 +18,7 @@ options.SELECT = {
   { "max-jobs", "value", "N", "refuse a matrix of more than N jobs (default 100000)" },
   { "timeout", "value", "DURATION", "per-job timeout, e.g. 30m" },
   { "run-id", "value", "ID", "name of the run (default: suite and time)" },
+  { "suite", "list", "NAME", "only this suite of the file, with what it needs (repeatable)" },
 }
 -- ... and what only matters when they are launched.
 options.LAUNCH = {

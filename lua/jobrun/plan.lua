@@ -146,7 +146,26 @@ end
 -- {axis.field} reaches a field of a table value.
 local function lookup_for(ctx)
   return function(key)
-    if key == "args" then return ctx.args end
+    if key == "args" then
+      -- A condition's args may name needed jobs' fields ({needs…}): those become markers too.
+      if ctx.needs_lookup then
+        local out
+        for i, a in ipairs(ctx.args) do
+          if type(a) == "string" and a:find("{needs.", 1, true) then
+            out = out or table.move(ctx.args, 1, #ctx.args, 1, {})
+            out[i] = a:gsub("{(needs%.[^{}]+)}", function(k) return ctx.needs_lookup(k, ctx) end)
+          end
+        end
+        if out then return out end
+      end
+      return ctx.args
+    end
+    -- {needs.SUITE.JOB.fields.NAME}: filled at launch (jobrun.needs).
+    if key:sub(1, 6) == "needs." then
+      if ctx.needs_lookup then return ctx.needs_lookup(key, ctx) end
+      errors.at(ctx.where, "placeholder {%s} in job '%s': its suite needs no job (add needs = { \"SUITE\" })",
+        key, ctx.fixed.name or "?")
+    end
     if key == "git.commit" then return ctx.git and ctx.git.commit end
     local v = ctx.fixed[key]
     if v ~= nil then return v end
@@ -406,6 +425,50 @@ function plan.check_metrics(decls, axes)
   end
 end
 
+-- The keys of an include entry that set that cell's job field instead of being a parameter
+-- (README "Suite files", as GitHub's include does with its own job keys).
+plan.CELL_FIELDS = { "expect", "timeout", "env", "nodes", "max_restarts", "retry", "local", "slurm", "skypilot" }
+local CELL_SET = {}
+for _, k in ipairs(plan.CELL_FIELDS) do CELL_SET[k] = true end
+
+plan.SUITE_HELP = [[
+Per-cell settings: in an include entry, the keys that are job fields (expect, timeout, env, nodes,
+max_restarts, retry, and the backend tables local, slurm, skypilot) set that cell's field; every
+other key is a parameter, as in GitHub Actions. A key close to a job field (expct) is warned of.
+  include = { { model = "big", expect = { status = "FAILED", termination = "cuda_oom" }, timeout = "5m" } }
+
+Several suites in one file make one run (--suite NAME picks some, with what they need). needs =
+{ "train", "train/JOB*" } makes a suite's jobs wait for those jobs; a needed job that does not pass
+makes them SKIPPED. {needs.SUITE.JOB.fields.NAME} (or {needs.SUITE.fields.NAME} for a one-job
+suite) in run, env and args is the field the needed job's parsers set.]]
+
+-- check_cells(suite, axes) -> the set of cell keys: each include entry's job fields checked as
+-- the suite's are (file:line), and a parameter that looks like a misspelt job field warned of.
+function plan.check_cells(suite, axes)
+  local is_axis = {}
+  for _, a in ipairs(axes) do is_axis[tostring(a):lower()] = true end
+  for i, inc in ipairs(suite.fields.include or {}) do
+    local cell = {}
+    for k, v in pairs(inc) do
+      local lower = type(k) == "string" and k:lower()
+      if lower and not is_axis[lower] then
+        if CELL_SET[lower] then
+          if schema.fields.suite[lower] then cell[lower] = v end
+        else
+          local close = suggest.closest(lower, plan.CELL_FIELDS)
+          if close and #lower > 2 then
+            io.stderr:write(require("jobrun.sanitize").format(
+              "jobrun: warning: %s:%d: suite \"%s\": include entry %d: '%s' is taken as a parameter; "
+              .. "did you mean the job field '%s'?\n", suite.where.file, suite.where.line, suite.name, i, k, close))
+          end
+        end
+      end
+    end
+    schema.check_table("suite", cell, suite.where, string.format("suite \"%s\" include entry %d", suite.name, i))
+  end
+  return CELL_SET
+end
+
 -- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
 -- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
 --       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
@@ -433,32 +496,18 @@ function plan.build(decls, opts)
   end
 
   local retry_check = require("jobrun.retry").check(decls)
-  -- An include entry's retry is its cell's policy (README "Suite files", include), not a parameter: taken out
-  -- of the row's params and keys (key lists are shared by rows of one shape: copied once).
-  local no_retry_keys = {}
-  local function include_retry(row, at)
-    local policy = row.params.retry
-    if type(policy) ~= "table" or values.retry ~= nil then return nil end
-    local what = string.format("suite \"%s\": include retry", suite.name)
-    schema.check_table("retry", policy, at, what)
-    if policy.on == nil then errors.at(at, "%s needs on = { reasons or classes… }", what) end
-    retry_check(policy, at, what)
-    row.params.retry = nil
-    local keys = no_retry_keys[row.keys]
-    if not keys then
-      keys = {}
-      for _, k in ipairs(row.keys) do if k ~= "retry" then keys[#keys + 1] = k end end
-      no_retry_keys[row.keys] = keys
-    end
-    row.keys = keys
-    return policy
-  end
+  -- A policy is checked and made plain data once, however many jobs share it (an include
+  -- entry's retry is its cell's, README "Suite files", include).
   local retry_policies = {}
-  local function retry_policy(policy)
-    retry_policies[policy] = retry_policies[policy] or require("jobrun.retry").spec(policy)
+  local function retry_policy(policy, what)
+    if not retry_policies[policy] then
+      if what then retry_check(policy, where, what) end
+      retry_policies[policy] = require("jobrun.retry").spec(policy)
+    end
     return retry_policies[policy]
   end
-  local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include }
+  local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include,
+                 cell_keys = plan.check_cells(suite, axes) }
   if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
   local rows, why = matrix.expand(spec)
   if not rows then errors.at(where, "suite \"%s\": %s", suite.name, why) end
@@ -525,7 +574,7 @@ function plan.build(decls, opts)
   local function context(params, condition, nodes, attempt)
     return {
       where = where, params = params, condition = condition, args = shared(condition).args, git = opts.git,
-      keys = all_keys,
+      keys = all_keys, needs_lookup = opts.needs_lookup or nil,
       fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = attempt, suite_dir = suite_dir },
     }
   end
@@ -543,7 +592,6 @@ function plan.build(decls, opts)
     local row = rows[index]
     rows[index] = false
     local params = row.params
-    local cell_retry = include_retry(row, where)
     local condition
     if params.condition ~= nil then
       condition = decls.conditions[params.condition]
@@ -553,7 +601,8 @@ function plan.build(decls, opts)
       end
     end
     local cf = condition and condition.fields or {}
-    local nodes = params.nodes or f.nodes or 1
+    local cell = row.cell or {}
+    local nodes = params.nodes or cell.nodes or f.nodes or 1
     if math.type(nodes) ~= "integer" then nodes = math.tointeger(tonumber(nodes)) end
     if not nodes or nodes < 1 then
       errors.at(where, "suite \"%s\": nodes must be a whole number of at least 1, got '%s'",
@@ -598,9 +647,9 @@ function plan.build(decls, opts)
       backend = backend,
       nodes = nodes,
       condition = condition and condition.name,
-      timeout = common.timeout,
-      max_restarts = f.max_restarts or 0,
-      expect = cf.expect or f.expect,
+      timeout = (cell.timeout and not timeout_override) and duration.parse(cell.timeout) or common.timeout,
+      max_restarts = cell.max_restarts or f.max_restarts or 0,
+      expect = cell.expect or cf.expect or f.expect,
       tags = common.tags,
       args = common.args,
       run = nil, env = nil, run_for_attempt = nil,
@@ -608,12 +657,16 @@ function plan.build(decls, opts)
     local description = cf.description or f.description
     if description ~= nil then job.description = description end
     -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
-    local policy = cell_retry or cf.retry or f.retry
-    if policy then job.retry = retry_policy(policy) end
+    if cell.retry ~= nil then
+      job.retry = retry_policy(cell.retry, string.format("suite \"%s\": include retry", suite.name))
+    elseif cf.retry or f.retry then
+      job.retry = retry_policy(cf.retry or f.retry)
+    end
     if f.classes ~= nil then job.classes = f.classes end
     if f.gpus ~= nil then job.gpus = f.gpus end
     -- Without URL credentials (stored in state.json); the originals stay in memory.
     if options ~= nil then job.options = options end
+    if cell[backend] then job.options = merge(options, secrets.options(cell[backend])) end
     job.run = command(ctx, "run", f.run, job)
     local setup = command(ctx, "setup", f.setup, job)
     if setup ~= nil then job.setup = setup end
@@ -622,6 +675,7 @@ function plan.build(decls, opts)
     for _, k in ipairs(common.env_keys) do
       env[k] = expand_or_fail(ctx, common.env_what[k], tostring(env_spec[k]))
     end
+    for k, v in pairs(cell.env or {}) do env[k] = expand_or_fail(ctx, "env " .. k, tostring(v)) end
     job.env = env
     job.run_for_attempt = attempt_runner(job)
     jobs[#jobs + 1] = job
@@ -681,6 +735,23 @@ function plan.build(decls, opts)
   }
 end
 
+
+-- build_file(decls, opts) -> the plan of every suite the file declares (opts.suites: the
+-- chosen ones, with what they need): one suite that needs nothing is plan.build's plan, as
+-- before; several make one run (jobrun.needs).
+function plan.build_file(decls, opts)
+  opts = opts or {}
+  local suites = decls.suites or { decls.suite }
+  if #suites == 1 and not suites[1].fields.needs then
+    for _, name in ipairs(opts.suites or {}) do
+      if name ~= suites[1].name then
+        errors.raise("--suite %s: %s declares no suite '%s' (its suite: %s)", name, decls.file, name, suites[1].name)
+      end
+    end
+    return plan.build(decls, opts)
+  end
+  return require("jobrun.needs").build(decls, opts)
+end
 
 -- Run ids name directories: letters, digits, '.', '_', '-', starting with a letter or digit.
 function plan.check_run_id(id)
@@ -743,13 +814,17 @@ function plan.from_options(path, opts)
   local git_info = require("jobrun.git").info(".")
   local decls = dsl.load(path, git_info)
   local run_id = opts["run-id"] and plan.check_run_id(opts["run-id"])
-    or plan.new_run_id(decls.suite.name, opts["state-dir"])
-  local p = plan.build(decls, {
+    or plan.new_run_id(#decls.suites > 1 and decls.file:match("([^/]*)$"):gsub("%.lua$", "") or decls.suite.name,
+      opts["state-dir"])
+  local p = plan.build_file(decls, {
     run_id = run_id, set = set, only = opts.only, tags = opts.tag, backend = opts.backend,
     timeout = opts.timeout, max_parallel = max_parallel, git = git_info, max_jobs = max_jobs,
+    suites = opts.suite,
   })
-  for _, w in ipairs(plan.termination_warnings(decls)) do
-    io.stderr:write("jobrun: warning: ", require("jobrun.sanitize").message(w), "\n")
+  for _, s in ipairs(decls.suites) do
+    for _, w in ipairs(plan.termination_warnings(setmetatable({ suite = s }, { __index = decls }))) do
+      io.stderr:write("jobrun: warning: ", require("jobrun.sanitize").message(w), "\n")
+    end
   end
   p.decls = decls
   p.git_info = git_info

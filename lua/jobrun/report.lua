@@ -20,7 +20,7 @@ local report = {}
 
 -- Colours of the old StatusFormatter, with our normalised statuses.
 local STATUS_COLOR = { RUNNING = "cyan", PENDING = "cyan", SUCCEEDED = "green", FAILED = "red",
-                       CANCELLED = "red", LAUNCH_FAILED = "red", LOST = "red", TIMEOUT = "yellow" }
+                       CANCELLED = "red", LAUNCH_FAILED = "red", LOST = "red", SKIPPED = "red", TIMEOUT = "yellow" }
 local TERMINATION_COLOR = { job_completed = "green", heartbeat_timeout = "yellow",
                             max_runtime_reached = "yellow", timeout = "yellow" }
 local VERDICT_COLOR = { pass = "green", fail = "red", pending = "cyan" }
@@ -103,19 +103,33 @@ function report.checks(data)
   return c and { c } or {}
 end
 
--- text(data, opts) -> the report as text, and a warning about --grid's axes (or nil).
-function report.text(data, opts)
-  local on = color.enabled(opts.color, opts.json and 2 or 1)
-  local paint = color.painter(on)
+-- by_suite(data) -> { { suite, jobs }, … } in a run of several suites (nil otherwise).
+function report.by_suite(data)
+  if type(data.suites) ~= "table" or #data.suites < 2 then return nil end
+  local out, at = {}, {}
+  for _, s in ipairs(data.suites) do
+    at[s.name] = { suite = s, jobs = {} }
+    out[#out + 1] = at[s.name]
+  end
+  for _, job in ipairs(data.jobs) do
+    local g = at[job.spec and job.spec.suite or ""]
+    if g then g.jobs[#g.jobs + 1] = job end
+  end
+  return out
+end
+
+-- table_of(jobs, data, paint) -> the status table of these jobs (their params as columns).
+local function table_of(jobs, data, paint)
   local params = {}
   local seen = {}
-  for _, job in ipairs(data.jobs) do
+  for _, job in ipairs(jobs) do
     for _, k in ipairs(job.spec and job.spec.param_order or {}) do
       if not seen[k] then seen[k] = true; params[#params + 1] = k end
     end
   end
   local headers = { "Job", "Status", "Restarts", "Termination", "Exit", "Duration", "Verdict" }
-  local mcols = report.metric_columns(data)
+  local mcols = report.metric_columns(jobs == data.jobs and data
+    or { jobs = jobs, report_metrics = data.report_metrics })
   for _, m in ipairs(mcols) do headers[#headers + 1] = clean(m) end
   -- Attempts at several commits (a rerun after a fix): each job's commits, oldest first.
   local provenance = require "jobrun.provenance"
@@ -123,7 +137,7 @@ function report.text(data, opts)
   if #commits > 1 then headers[#headers + 1] = "Commit" end
   for _, k in ipairs(params) do headers[#headers + 1] = k end
   local rows = {}
-  for _, job in ipairs(data.jobs) do
+  for _, job in ipairs(jobs) do
     local row = report.cells(job, paint)
     for _, m in ipairs(mcols) do
       local v, bad = report.metric_cell(job, m)
@@ -139,15 +153,39 @@ function report.text(data, opts)
     end
     rows[#rows + 1] = row
   end
+  return textable.render(headers, rows, { paint = paint, max = { [1] = 60 } })
+end
+
+-- text(data, opts) -> the report as text, and a warning about --grid's axes (or nil).
+function report.text(data, opts)
+  local on = color.enabled(opts.color, opts.json and 2 or 1)
+  local paint = color.painter(on)
+  local groups = report.by_suite(data)
   local out = {}
+  local commits = require("jobrun.provenance").commits(data)
   local git = data.git and data.git ~= json.null and data.git.commit and
     string.format(" · commit %s%s", tostring(data.git.commit):sub(1, 8), data.git.dirty and " (dirty)" or "") or ""
   if #commits > 1 then git = " · commits " .. table.concat(commits, ", ") end
   out[#out + 1] = paint(string.format("Run %s", data.run_id), "bold")
-    .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite), dash(data.backend),
+    .. clean(string.format(" · suite %s · backend %s · started %s%s", dash(data.suite),
+      dash(type(data.backends) == "table" and table.concat(data.backends, ",") or data.backend),
       dash(data.started_at), git))
   out[#out + 1] = ""
-  out[#out + 1] = textable.render(headers, rows, { paint = paint, max = { [1] = 60 } })
+  if groups then
+    -- A run of several suites: one table per suite, headed by its backend and what it needs.
+    for _, g in ipairs(groups) do
+      if #g.jobs > 0 then
+        local sum = results.summary(g.jobs)
+        local needs = type(g.suite.needs) == "table" and (" · needs " .. table.concat(g.suite.needs, ", ")) or ""
+        out[#out + 1] = paint("Suite " .. clean(g.suite.name), "bold")
+          .. clean(string.format(" · backend %s%s · %d of %d passed", dash(g.suite.backend), needs,
+            sum.passed, sum.total))
+        out[#out + 1] = table_of(g.jobs, data, paint)
+      end
+    end
+  else
+    out[#out + 1] = table_of(data.jobs, data, paint)
+  end
   local counts, order = {}, {}
   for _, job in ipairs(data.jobs) do
     if not counts[job.status] then counts[job.status] = 0; order[#order + 1] = job.status end
@@ -174,9 +212,25 @@ function report.text(data, opts)
   if opts.grid then
     -- Marks (✓ ✗) with colour; plain ASCII words without it (--color never, a pipe, a log).
     local text
-    text, warning = require("jobrun.grid").text(data.jobs, opts.grid, paint, on)
-    out[#out + 1] = ""
-    out[#out + 1] = (text:gsub("\n$", ""))
+    if groups then
+      -- Per suite: each has its own axes (a suite without a matrix has no grid).
+      for _, g in ipairs(groups) do
+        local has_params = false
+        for _, job in ipairs(g.jobs) do if next(job.params or {}) then has_params = true end end
+        if has_params then
+          local w
+          text, w = require("jobrun.grid").text(g.jobs, opts.grid, paint, on)
+          warning = warning or w
+          out[#out + 1] = ""
+          out[#out + 1] = paint("Suite " .. clean(g.suite.name), "bold")
+          out[#out + 1] = (text:gsub("\n$", ""))
+        end
+      end
+    else
+      text, warning = require("jobrun.grid").text(data.jobs, opts.grid, paint, on)
+      out[#out + 1] = ""
+      out[#out + 1] = (text:gsub("\n$", ""))
+    end
   end
   return table.concat(out, "\n") .. "\n", warning
 end

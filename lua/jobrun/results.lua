@@ -54,6 +54,7 @@ function results.record(pjob, run_dir_shown, key)
       max_restarts = pjob.max_restarts, expect = serializable_expect(pjob.expect),
       expect_fn = type(pjob.expect) == "function" or nil, tags = pjob.tags,
       condition = pjob.condition, description = pjob.description, options = pjob.options,
+      suite = pjob.suite, outputs = pjob.outputs,
       retry = pjob.retry, classes = pjob.classes, gpus = pjob.gpus,
     },
   }

@@ -16,6 +16,7 @@ local errors = require "jobrun.errors"
 local json = require "jobrun.json"
 local analysis = require "jobrun.analysis"
 local secrets = require "jobrun.secrets"
+local needs = require "jobrun.needs"
 local provenance = require "jobrun.provenance"
 local retry = require "jobrun.retry"
 
@@ -46,8 +47,8 @@ local function replan(data)
     -- The suite is user code: a signal must still get through (jobrun.c.guard).
     local loaded, decls = require("jobrun.c.guard").call(nil, dsl.load, data.suite_path, git_global)
     if not loaded then error(decls, 0) end
-    local rebuilt = plan.build(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
-                               backend = o.backend, timeout = o.timeout, git = data.git })
+    local rebuilt = plan.build_file(decls, { run_id = data.run_id, set = o.set, only = o.only, tags = o.tags,
+                               backend = o.backend, timeout = o.timeout, git = data.git, suites = o.suites })
     rebuilt.decls = decls
     return rebuilt
   end)
@@ -144,6 +145,7 @@ function M.create(p, opts)
     run_id = p.run_id, suite = p.suite, suite_path = state.absolute(p.suite_path),
     backend = p.backend, git = p.git, started_at = state.iso(process.time()),
     max_parallel = p.max_parallel, fail_fast = p.fail_fast, cwd = fs.getcwd(),
+    suites = p.suites, backends = p.backends,
     retry_max_total = p.retry_max_total,
     plan_options = p.plan_options, jobs = {},
     scaling = p.scaling, report_metrics = p.report_metrics,
@@ -174,7 +176,7 @@ end
 -- local run's finished jobs are read from their own files), in memory only: nothing is saved.
 function M.current(run_dir)
   local run = M.open(run_dir)
-  if run.data.backend == "local" and #run:open_jobs() > 0 then
+  if run.data.backend == "local" and not run.data.backends and #run:open_jobs() > 0 then
     pcall(function() run:recover(); run:refresh() end)
   end
   return run
@@ -189,6 +191,43 @@ function Run:replan()
     return p
   end
   return self.plan
+end
+
+-- ctx_of(backend_name) -> the context its backend sees: the run's own for the run's backend; in
+-- a run with jobs of several backends (several suites), one more for each other backend, which
+-- reads what is shared (run_dir, parsers, secret_env, …) through the run's.
+function Run:ctx_of(name)
+  if name == nil or name == self.data.backend then return self.ctx end
+  self.subctx = self.subctx or {}
+  local c = self.subctx[name]
+  if not c then
+    c = setmetatable({ backend = backends.get(name), handles = {} }, { __index = self.ctx })
+    self.subctx[name] = c
+  end
+  return c
+end
+
+-- groups(jobs) -> { { ctx, jobs }, … }: the jobs by backend (one group when the run has one),
+-- so that each backend gets one call for all of its jobs.
+function Run:groups(jobs)
+  if not self.data.backends then return { { self.ctx, jobs } } end
+  local out, at = {}, {}
+  for _, job in ipairs(jobs) do
+    local name = job.backend or self.data.backend
+    local g = at[name]
+    if not g then g = { self:ctx_of(name), {} }; at[name] = g; out[#out + 1] = g end
+    g[2][#g[2] + 1] = job
+  end
+  return out
+end
+
+-- contexts() -> every backend context of the run (for what is said of backends: their errors).
+function Run:contexts()
+  local out = { self.ctx }
+  for _, name in ipairs(self.data.backends or {}) do
+    if name ~= self.data.backend then out[#out + 1] = self:ctx_of(name) end
+  end
+  return out
 end
 
 -- changed(job): the job's record differs from what was last encoded.
@@ -369,22 +408,33 @@ end
 -- recover(): pending jobs that a dead runner launched without saving get their native ids
 -- back, so that they are never launched twice. Returns how many were looked at.
 function Run:recover()
-  local backend = self.ctx.backend
-  if not backend.adopt then return 0 end
   local pending = {}
   for _, job in ipairs(self.data.jobs) do
     if job.status == "PENDING" and not job.native_id then pending[#pending + 1] = job end
   end
-  if #pending > 0 then
-    backend.adopt(self.ctx, pending)
-    for _, job in ipairs(pending) do self:changed(job) end
+  local looked = 0
+  for _, g in ipairs(self:groups(pending)) do
+    local ctx, jobs = g[1], g[2]
+    if ctx.backend.adopt and #jobs > 0 then
+      ctx.backend.adopt(ctx, jobs)
+      for _, job in ipairs(jobs) do self:changed(job) end
+      looked = looked + #jobs
+    end
   end
-  return #pending
+  return looked
 end
 
 -- poll(jobs): one backend query for all of them, each job's move checked (record.check).
 function Run:poll(jobs)
-  local ctx = self.ctx
+  local groups = self:groups(jobs)
+  if #groups > 1 then
+    for _, g in ipairs(groups) do self:poll_with(g[1], g[2]) end
+    return
+  end
+  return self:poll_with(groups[1][1], jobs)
+end
+
+function Run.poll_with(_, ctx, jobs)
   local before = {}
   for i, job in ipairs(jobs) do before[i] = record.position(job) end
   -- JOBRUN_TRACE=FILE: one line per poll cycle, for benchmarks and tests to count the backend
@@ -406,16 +456,18 @@ end
 -- refresh([jobs]) -> how many jobs were asked about: one backend poll for the given jobs
 -- (default: every unfinished launched one), then the ended ones settled.
 function Run:refresh(jobs)
-  local ctx = self.ctx
   jobs = jobs or self:active()
   if #jobs > 0 then self:poll(jobs) end
   -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
-  if ctx.backend.fetch_logs then
-    local ended = {}
-    for _, job in ipairs(jobs) do
-      if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
+  for _, g in ipairs(self:groups(jobs)) do
+    local ctx = g[1]
+    if ctx.backend.fetch_logs then
+      local ended = {}
+      for _, job in ipairs(g[2]) do
+        if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
+      end
+      if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
     end
-    if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
   end
   -- The ended jobs' logs analysed together: user parsers run in one sandbox for all of them.
   local ended = {}
@@ -431,23 +483,34 @@ end
 -- submit_batch(jobs): one backend call for all of them where the backend can (launch requests
 -- that go out together), else one each. A backend sets what it knows of the status.
 function Run:submit_batch(jobs)
-  local ctx = self.ctx
   for _, job in ipairs(jobs) do
     self:changed(job)
     job.submitted_at = state.iso(process.time())
   end
-  if ctx.backend.submit_many then
-    ctx.backend.submit_many(ctx, jobs)
-  else
-    for _, job in ipairs(jobs) do
-      local ok, err = ctx.backend.submit(ctx, job)
-      if not ok then job.launch_error = tostring(err) end
+  for _, g in ipairs(self:groups(jobs)) do
+    local ctx, group = g[1], g[2]
+    -- A backend that cannot be reached fails its own jobs' launch, not the other backends'.
+    local ok, err = pcall(function()
+      if ctx.backend.submit_many then
+        ctx.backend.submit_many(ctx, group)
+      else
+        for _, job in ipairs(group) do
+          local done, why = ctx.backend.submit(ctx, job)
+          if not done then job.launch_error = tostring(why) end
+        end
+      end
+    end)
+    if not ok then
+      if not (self.data.backends and errors.is_user(err)) then error(err, 0) end
+      for _, job in ipairs(group) do
+        if not job.native_id then job.launch_error = job.launch_error or err.message end
+      end
     end
   end
   -- A local job runs on this machine; other backends set job.nodes from their own answers.
-  local here = ctx.backend.name == "local" and provenance.hostname() or nil
+  local here = provenance.hostname()
   for _, job in ipairs(jobs) do
-    if here and job.native_id and job.nodes == nil then job.nodes = { here } end
+    if job.backend == "local" and job.native_id and job.nodes == nil then job.nodes = { here } end
     if not job.native_id then
       job.status, job.native_status = "LAUNCH_FAILED", nil
       self:settle(job)
@@ -499,12 +562,14 @@ end
 -- pooled() -> true when the backend keeps max_parallel itself (a pool of slots that takes every
 -- job at once). Not with fail_fast: a slot would start the next job before anyone saw the
 -- failure, so then jobs are handed over only as slots free up.
-function Run:pooled()
+function Run:pooled(ctx, fail_fast)
+  if ctx then return ctx.backend.pool and not fail_fast end
   return self.ctx.backend.pool and not self.data.fail_fast
 end
 
 -- launch_pending(limit): start pending jobs while fewer than `limit` run.
 function Run:launch_pending(limit)
+  if self.data.suites then return self:launch_ready(self:active(), limit) end
   local want = {}
   self.ctx.max_parallel = limit
   -- A backend with its own pool of slots takes every pending job at once and keeps the limit.
@@ -528,11 +593,16 @@ end
 -- withdraw(why): queued jobs taken back from the backend's pool: pending again (why nil) or,
 -- with a reason, never to start.
 function Run:withdraw(why)
-  local backend = self.ctx.backend
-  if not backend.withdraw then return end
   local queued = self:queued()
   if #queued == 0 then return end
-  backend.withdraw(self.ctx, queued, why)
+  local any = false
+  for _, g in ipairs(self:groups(queued)) do
+    if g[1].backend.withdraw then
+      g[1].backend.withdraw(g[1], g[2], why)
+      any = true
+    end
+  end
+  if not any then return end
   for _, job in ipairs(queued) do self:changed(job) end
   -- Closed for a reason: their end is in their files now (no event will say so).
   if why then self:refresh(queued) end
@@ -561,7 +631,9 @@ function Run:cancel(targets)
     end
   end
   if #live > 0 then
-    for name, r in pairs(self.ctx.backend.cancel(self.ctx, live)) do outcome[name] = r end
+    for _, g in ipairs(self:groups(live)) do
+      for name, r in pairs(g[1].backend.cancel(g[1], g[2])) do outcome[name] = r end
+    end
     self:refresh(live)
   end
   return outcome
@@ -588,6 +660,9 @@ function Run:rerun(jobs, keep_cancel)
   local ok, info = pcall(function() return require("jobrun.git").info(self.data.cwd or ".") end)
   local now_git = ok and info and require("jobrun.git").record(info) or nil
   for _, job in ipairs(jobs) do
+    -- The plan's {needs…} markers back: filled again from the needed jobs' new attempts.
+    needs.unfill(job)
+    if job.spec and job.spec.outputs then rawset(self.ctx.secret_env, job.name, nil) end
     -- The run directory as the run's paths show it (relative to where it was started, or not).
     local dir_shown = (job.log_path and job.log_path:match("^(.*)/logs/[^/]*$")) or self.dir
     local commands
@@ -632,9 +707,14 @@ function Run:drive(opts)
   local stopping = false
   local last_save = process.now()
   local show = progress.new(opts, data)
-  -- Backends without pidfds are polled; the interval backs off while nothing changes.
-  local base_interval = ctx.backend.poll_interval or 2
-  local max_interval = ctx.backend.poll_interval_max or base_interval
+  -- Backends without pidfds are polled; the interval backs off while nothing changes (the
+  -- quickest backend's pace where a run has several).
+  local base_interval, max_interval = math.huge, 0
+  for _, c in ipairs(self:contexts()) do
+    base_interval = math.min(base_interval, c.backend.poll_interval or 2)
+    max_interval = math.max(max_interval, c.backend.poll_interval_max or c.backend.poll_interval or 2)
+  end
+  max_interval = math.max(max_interval, base_interval)
   local poll_interval = base_interval
 
   local function stop_launching(why)
@@ -673,6 +753,12 @@ function Run:drive(opts)
   ctx.max_parallel = limit
   local function launch_more()
     if stopping then return end
+    if data.suites then
+      for _, job in ipairs(self:launch_ready(running, limit)) do
+        if not at[job] then running[#running + 1] = job; at[job] = #running end
+      end
+      return
+    end
     local room = (limit and not self:pooled()) and (limit - #running) or math.huge
     local batch = {}
     local held = false
@@ -756,7 +842,7 @@ function Run:drive(opts)
     end
 
     -- Wait for a supervisor to end, a signal, or the next progress tick / backend poll.
-    local waits = ctx.backend.waitables and ctx.backend.waitables(ctx, running) or {}
+    local waits = self:waitables(running)
     local handles, items, covered, ready = { signals }, {}, 0, {}
     for _, w in ipairs(waits) do
       handles[#handles + 1] = w.handle
@@ -799,6 +885,7 @@ function Run:drive(opts)
     -- Failed attempts that a retry policy names start again (before fail_fast sees them).
     if not stopping and retry.after(self, changed) then cursor = 1 end
     if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
+    if data.suites and not stopping then self:suite_fail_fast() end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"
   return finish(outcome)
@@ -809,25 +896,151 @@ end
 -- ready, or `timeout` seconds pass; backends without pidfds are asked again at their poll
 -- interval. The one way check --watch, wait and logs --follow sleep.
 function Run:await(timeout, extra)
-  local backend = self.ctx.backend
   local active = self:active()
   local handles = {}
   for i, h in ipairs(extra or {}) do handles[i] = h end
   local n = #handles
-  local waits = backend.waitables and backend.waitables(self.ctx, active) or {}
+  local waits = self:waitables(active)
+  local interval = math.huge
+  for _, c in ipairs(self:contexts()) do interval = math.min(interval, c.backend.poll_interval or 2) end
   local covered, now = 0, false
   for _, w in ipairs(waits) do
     handles[#handles + 1] = w.handle
     covered = covered + (w.covers or 1)
     if w.ready then now = true end
   end
-  if covered < #active then timeout = math.min(timeout, backend.poll_interval or 2) end
+  if covered < #active then timeout = math.min(timeout, interval) end
   local ready = {}
   for _, i in ipairs(process.poll(handles, now and 0 or timeout)) do
     if i <= n then ready[#ready + 1] = i
     elseif waits[i - n].changed then waits[i - n].changed() end -- drained: the caller refreshes all
   end
   return ready
+end
+
+-- waitables(jobs) -> what each backend can wait on for these jobs (pidfds of local supervisors).
+function Run:waitables(jobs)
+  local groups = self:groups(jobs)
+  if #groups == 1 then
+    local c = groups[1][1]
+    return c.backend.waitables and c.backend.waitables(c, jobs) or {}
+  end
+  local out = {}
+  for _, g in ipairs(groups) do
+    if g[1].backend.waitables then
+      for _, w in ipairs(g[1].backend.waitables(g[1], g[2])) do out[#out + 1] = w end
+    end
+  end
+  return out
+end
+
+-- by_name() -> the run's jobs by name.
+function Run:by_name()
+  local out = {}
+  for _, job in ipairs(self.data.jobs) do out[job.name] = job end
+  return out
+end
+
+-- skip(job, why): a job whose needed job did not pass: SKIPPED, never started, with why.
+function Run:skip(job, why)
+  self:changed(job)
+  job.status, job.native_status = "SKIPPED", "NOT_STARTED"
+  self:settle(job)
+  job.termination_reason = "skipped"
+  job.fields.skipped = why
+  if job.verdict == "fail" then job.mismatches = { why } end
+end
+
+-- launch_ready(running, limit) -> the jobs started: in a run of several suites, the pending
+-- jobs whose needs have all passed, within their suite's max_parallel (limit: --max-parallel
+-- for every suite); a job whose need did not pass is SKIPPED on the way, and one whose
+-- {needs…} fields cannot be had fails to launch.
+function Run:launch_ready(running, limit)
+  local data = self.data
+  local info = {}
+  for _, s in ipairs(data.suites) do info[s.name] = s end
+  local by_name = self:by_name()
+  local lists = needs.lists(data)
+  local cancel_all = fs.stat(self.dir .. "/cancel")
+  local busy = {}
+  for _, job in ipairs(running) do
+    local s = job.spec and job.spec.suite or ""
+    busy[s] = (busy[s] or 0) + 1
+  end
+  local order, batches = {}, {}
+  local skipped
+  repeat
+    skipped = false
+    -- Every job of a suite needs the same jobs: their state is read once per suite and pass.
+    local known = {}
+    for _, job in ipairs(data.jobs) do
+      if job.status == "PENDING" and not job.native_id and not batches[job] then
+        local sname = job.spec and job.spec.suite or ""
+        local k = known[sname]
+        if not k then k = { needs.state(job, by_name, lists) }; known[sname] = k end
+        local st, why = k[1], k[2]
+        -- (while a kill is at work its jobs end CANCELLED, not SKIPPED)
+        if st == "skip" and not cancel_all then
+          if not self:cancelled_before_start(job) then self:skip(job, why) end
+          skipped = true
+        elseif st == nil then
+          local s = info[sname] or {}
+          local ctx = self:ctx_of(job.backend)
+          local max = limit or s.max_parallel
+          local room = (max and not self:pooled(ctx, s.fail_fast)) and (max - (busy[sname] or 0)) or math.huge
+          if room > 0 then
+            busy[sname] = (busy[sname] or 0) + 1
+            local b = batches[sname]
+            if not b then b = { max = max, ctx = ctx }; batches[sname] = b; order[#order + 1] = sname end
+            b[#b + 1] = job
+            batches[job] = true
+          end
+        end
+      end
+    end
+  until not skipped
+  local started = {}
+  for _, sname in ipairs(order) do
+    local b = batches[sname]
+    local go = {}
+    for _, job in ipairs(b) do
+      local env, why = needs.fill(job, by_name, self.ctx.secret_env[job.name])
+      if env == nil then
+        self:changed(job)
+        job.status, job.native_status = "LAUNCH_FAILED", nil
+        job.launch_error = why
+        self:settle(job)
+        job.termination_reason = "launch_failed"
+        job.fields.launch_error = why
+        if job.verdict == "fail" then job.mismatches = { why } end
+      else
+        if job.spec and job.spec.outputs then rawset(self.ctx.secret_env, job.name, env) end
+        go[#go + 1] = job
+      end
+    end
+    -- A pool (the local backend's) is made per suite, of that suite's max_parallel slots.
+    b.ctx.max_parallel = b.max
+    for _, job in ipairs(self:launch(go)) do started[#started + 1] = job end
+  end
+  return started
+end
+
+-- suite_fail_fast(): a suite with fail_fast whose job failed starts none of its other jobs.
+function Run:suite_fail_fast()
+  local failed = {}
+  for _, s in ipairs(self.data.suites) do
+    if s.fail_fast then
+      for _, job in ipairs(self.data.jobs) do
+        if job.spec and job.spec.suite == s.name and job.verdict == "fail" then failed[s.name] = true end
+      end
+    end
+  end
+  if not next(failed) then return end
+  for _, job in ipairs(self.data.jobs) do
+    if job.status == "PENDING" and not job.native_id and failed[job.spec and job.spec.suite] then
+      self:finish(job, "CANCELLED", "NOT_STARTED", "fail_fast")
+    end
+  end
 end
 
 -- try_driver() -> lock | nil: the run's driver lock, unless another process holds it.

@@ -7,7 +7,7 @@ local errors = require "jobrun.errors"
 local schema = {}
 
 schema.STATUSES = { "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "TIMEOUT", "CANCELLED",
-                    "LAUNCH_FAILED", "LOST" }
+                    "LAUNCH_FAILED", "LOST", "SKIPPED" }
 
 local function is_list(v)
   if type(v) ~= "table" then return false end
@@ -152,6 +152,8 @@ schema.fields = {
     skypilot = { kind = "table", doc = "options of the skypilot backend" },
     scaling = { kind = "scaling",
       doc = "{ axis = \"nodes\", metric = \"tps\", min_efficiency = 0.9 }: a suite-level check" },
+    needs = { kind = "list_of_strings", doc = "{ \"SUITE\", \"SUITE/JOB*\" }: jobs of this file's suites to wait for; "
+      .. "a needed job that does not pass makes this suite's jobs SKIPPED" },
     report = { kind = "report", doc = "{ metrics = { \"NAME\", … } }: the metric columns the reports show" },
   },
   metric = {
@@ -185,7 +187,7 @@ schema.fields = {
     description = { kind = "string", doc = "what the parser finds" },
   },
   expect = {
-    status = { kind = "status", doc = "the job's normalised status, e.g. \"FAILED\" (CANCELLED, LAUNCH_FAILED "
+    status = { kind = "status", doc = "the job's normalised status, e.g. \"FAILED\" (CANCELLED, LAUNCH_FAILED, SKIPPED "
       .. "and LOST pass only when named here)" },
     exit_code = { kind = "exit_code", doc = "the exit code, or \"nonzero\" for any but 0" },
     termination = { kind = "termination", doc = "the termination reason, or a list of accepted ones" },

@@ -158,6 +158,12 @@ local function quoted_text(v, state)
   return (s:gsub('[\\$`"]', "\\%0"))
 end
 
+-- quote_state_at(text, pos) -> the shell quoting at byte pos of text (nil, "'" or '"'), and
+-- paste(value, state): value as it must be written there to reach the command verbatim (the
+-- outputs of needed jobs, jobrun.needs, are pasted into commands this way at launch).
+function template.quote_state_at(text, pos) return quote_state(text:sub(1, pos - 1), nil) end
+function template.paste(value, state) return quoted_text(value, state) end
+
 -- The same few axis values are pasted into every job: each is quoted once per place.
 local shell_cache, shell_cached = { [false] = {}, ["'"] = {}, ['"'] = {} }, 0
 

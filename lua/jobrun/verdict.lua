@@ -4,12 +4,12 @@
 local verdict = {}
 
 local TERMINAL = { SUCCEEDED = true, FAILED = true, TIMEOUT = true, CANCELLED = true,
-                   LAUNCH_FAILED = true, LOST = true }
+                   LAUNCH_FAILED = true, LOST = true, SKIPPED = true }
 verdict.TERMINAL = TERMINAL
 
 -- Outcomes that no expectation accepts unless it names them as its status.
 local ABNORMAL = { CANCELLED = "the job was cancelled", LAUNCH_FAILED = "the job could not be launched",
-                   LOST = "the backend lost the job" }
+                   LOST = "the backend lost the job", SKIPPED = "a job it needs did not pass" }
 
 local function show(v)
   if v == nil then return "none" end

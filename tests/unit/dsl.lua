@@ -119,8 +119,8 @@ tap.test("errors name file:line", function()
     "^FILE:1: unknown pack 'nonexistent_pack'", "unknown pack")
   fails("e6.lua", 'suite "s" { run = "x" }\nos.exit(1)\n',
     "^FILE:2: os.exit is not available to suites", "os.exit refused")
-  fails("e7.lua", 'suite "s" { run = "x" }\nsuite "t" { run = "y" }\n',
-    "^FILE:2: a file declares one suite", "two suites")
+  fails("e7.lua", 'suite "s" { run = "x" }\nsuite "s" { run = "y" }\n',
+    "^FILE:2: suite \"s\" is declared twice %(first at line 1%)", "a suite declared twice")
   fails("e8.lua", '\nparser "p" { contains = "x" }\nsuite "s" { run = "x" }\n',
     "^FILE:2: parser \"p\" needs a field", "parser without field")
   fails("e9.lua", 'suite "s" { run = "x", matrix = { n = {} } }\n',

@@ -41,6 +41,23 @@ tap.test("exclude with a key that is no axis is an error", function()
 end)
 
 -- docs: "Example: Expanding configurations" (fruit × animal with five includes).
+tap.test("include: job fields set the cell, other keys are parameters", function()
+  local cells = { expect = true, timeout = true, nodes = true }
+  local rows = matrix.expand({ axes = { "model", "nodes" },
+    values = { model = { "small", "big" }, nodes = { 1, 2 } },
+    cell_keys = cells,
+    include = { { model = "big", expect = { status = "FAILED" }, size = "7b" },
+                { model = "big", nodes = 2, timeout = "5m" },
+                { model = "tiny", Timeout = "1m" } } })
+  tap.is(params(rows), {
+    { model = "small", nodes = 1 }, { model = "small", nodes = 2 },
+    { model = "big", nodes = 1, size = "7b" }, { model = "big", nodes = 2, size = "7b" },
+    { model = "tiny" } }, "expect and timeout are no parameters; an axis named like a field stays an axis")
+  tap.is({ rows[1].cell, rows[3].cell, rows[4].cell, rows[5].cell },
+    { nil, { expect = { status = "FAILED" } }, { expect = { status = "FAILED" }, timeout = "5m" }, { timeout = "1m" } },
+    "each cell's fields, later entries merged over earlier ones, keys matched without regard to case")
+end)
+
 tap.test("include: merge into matching rows, else append", function()
   local rows = matrix.expand({ axes = { "fruit", "animal" },
     values = { fruit = { "apple", "pear" }, animal = { "cat", "dog" } },

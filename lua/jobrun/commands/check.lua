@@ -34,7 +34,7 @@ check starts a detached driver that runs them in a new pool.]],
 }
 
 local STATUSES = { PENDING = true, RUNNING = true, SUCCEEDED = true, FAILED = true, TIMEOUT = true,
-                   CANCELLED = true, LAUNCH_FAILED = true, LOST = true }
+                   CANCELLED = true, LAUNCH_FAILED = true, LOST = true, SKIPPED = true }
 
 -- filter(opts) -> fn(data) -> the data to show: the run with only the chosen jobs.
 local function filter(opts)
@@ -46,7 +46,7 @@ local function filter(opts)
         local up = s:upper()
         if not STATUSES[up] then
           errors.raise("--status: unknown status '%s' (PENDING, RUNNING, SUCCEEDED, FAILED, TIMEOUT, CANCELLED, "
-            .. "LAUNCH_FAILED, LOST)", s)
+            .. "LAUNCH_FAILED, LOST, SKIPPED)", s)
         end
         statuses[up] = true
       end
@@ -99,7 +99,14 @@ local function refresh(run)
       if driver then driver:close() end
     end
   end
-  return run.ctx.backend_error
+  -- (each backend's, in a run of several)
+  local said = {}
+  for _, c in ipairs(run:contexts()) do
+    if c.backend_error then
+      said[#said + 1] = (run.data.backends and (c.backend.name or "?") .. ": " or "") .. c.backend_error
+    end
+  end
+  return said[1] and table.concat(said, "; ") or nil
 end
 
 -- How often --watch redraws when no job has ended (the last log lines move on).
@@ -197,7 +204,7 @@ function command.run(opts, args)
   require("jobrun.notify").on_end(run)
   if backend_error then
     errors.infra("the %s backend could not be asked (%s); every job keeps its last known status",
-      data.backend, backend_error)
+      type(data.backends) == "table" and table.concat(data.backends, "/") or data.backend, backend_error)
   end
   return exit_code(data)
 end

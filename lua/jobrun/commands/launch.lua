@@ -47,7 +47,9 @@ function command.run(opts, args)
   pending = pending + waiting_in_pool
   local function n(count, word) return string.format("%d %s%s", count, word, count == 1 and "" or "s") end
   local parts = { n(started, "job") .. " started" }
-  if pending > 0 then parts[#parts + 1] = string.format("%d waiting for a slot (max_parallel %s)", pending,
+  if pending > 0 and data.suites then
+    parts[#parts + 1] = string.format("%d waiting for the jobs they need (or a slot)", pending)
+  elseif pending > 0 then parts[#parts + 1] = string.format("%d waiting for a slot (max_parallel %s)", pending,
     tostring(p.max_parallel)) end
   if failed > 0 then parts[#parts + 1] = string.format("%d failed to launch", failed) end
   out:write(require("jobrun.sanitize").format("Launched run %s: %s.\n", data.run_id, table.concat(parts, ", ")))

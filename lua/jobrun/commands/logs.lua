@@ -43,7 +43,7 @@ function command.run(opts, args)
   if not job then
     errors.raise("run %s has no job '%s'%s", data.run_id, name, suggest.hint(name, names))
   end
-  local ctx = run.ctx
+  local ctx = run:ctx_of(job.backend)
   -- A backend whose logs live elsewhere brings the job's log here first.
   if ctx.backend.fetch_logs then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
   local path = ctx.backend.log_path(ctx, job)
@@ -63,8 +63,8 @@ function command.run(opts, args)
   end
   -- A job that never launched has no log: say why instead of printing nothing.
   if not job.native_id and not fs.stat(path) then
-    local why = (job.fields and job.fields.launch_error) or job.launch_error
-    if job.status == "LAUNCH_FAILED" or job.status == "CANCELLED" then
+    local why = (job.fields and (job.fields.launch_error or job.fields.skipped)) or job.launch_error
+    if job.status == "LAUNCH_FAILED" or job.status == "CANCELLED" or job.status == "SKIPPED" then
       why = why or job.termination_reason
       io.stderr:write(sanitize.format("jobrun: job %s was never launched (%s)%s\n", name, job.status,
         why and (": " .. tostring(why)) or ""))

@@ -167,7 +167,7 @@ function command.run(opts, args)
   local shown = #p.jobs == p.total_jobs and textable.count(#p.jobs, "job")
     or string.format("%d of %s", #p.jobs, textable.count(p.total_jobs, "job"))
   io.stdout:write(require("jobrun.sanitize").format("\n%s · suite %s · backend %s · run id %s\n",
-    shown, p.suite, p.backend, p.run_id))
+    shown, p.suite, p.backends and table.concat(p.backends, ", ") or p.backend, p.run_id))
   -- What the backend makes of the plan's settings (how Slurm gets the timeout).
   local ok, backend = pcall(require("jobrun.backends").get, p.backend)
   local note = ok and backend.plan_note and backend.plan_note(p.jobs)

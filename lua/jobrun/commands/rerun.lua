@@ -23,7 +23,7 @@ local command = {
     { "skip-git-check", "flag", nil, "launch even from a dirty or unpushed tree" },
   }, options.FAIL_FAST, options.OUTPUT, options.REPORT),
   help = [[
-Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST and LAUNCH_FAILED
+Failed means every job whose verdict is fail: FAILED, TIMEOUT, CANCELLED, LOST, SKIPPED and LAUNCH_FAILED
 included. Each chosen job keeps its earlier attempts (jobrun logs --attempt N shows their logs,
 --json lists them under "attempts"); the run's verdict comes from each job's latest attempt.
 The git guard applies as it does for run. Exits as run does.
@@ -61,6 +61,17 @@ local function choose(run, opts)
     elseif opts.only and #opts.only > 0 then pick = plan.matches_any(job.name, opts.only)
     else pick = job.verdict == "fail" end
     if pick then chosen[#chosen + 1] = job end
+  end
+  -- In a pipeline, what needs a job run again runs again after it (with its new outputs).
+  -- (one still waiting to start, after an interrupted run, just waits for them)
+  if run.data.suites and not opts.all then
+    local picked = {}
+    for _, job in ipairs(chosen) do picked[job] = true end
+    local all = {}
+    for _, job in ipairs(require("jobrun.needs").dependents(run.data, chosen)) do
+      if picked[job] or verdict.TERMINAL[job.status] then all[#all + 1] = job end
+    end
+    chosen = all
   end
   return chosen
 end

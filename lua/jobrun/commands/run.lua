@@ -31,10 +31,11 @@ function command.start(opts, args, usage)
     git.guard(p.git_info, p.git_policy, p.git_where, p.backend)
   end
   p.plan_options = { set = p.set_options, only = opts.only, tags = opts.tag, backend = opts.backend,
-                     timeout = opts.timeout }
+                     timeout = opts.timeout, suites = opts.suite }
   -- A backend that can tell before anything is created whether it can work (a server that
   -- answers, and is new enough) says so now: exit 3, no run left behind.
-  if backend.check then backend.check(p.jobs[1] and p.jobs[1].options or {}) end
+  -- (A run of several backends goes on without one that cannot: its jobs fail to launch.)
+  if backend.check and not p.backends then backend.check(p.jobs[1] and p.jobs[1].options or {}) end
   local run = Run.create(p, opts)
   require("jobrun.notify").on_launch(run)
   return run, run:try_driver(), p
@@ -45,8 +46,9 @@ function command.run(opts, args)
   local data = run.data
   if not opts.json then
     io.stderr:write(require("jobrun.sanitize").format(
-      "jobrun: run %s: %s of suite %s on %s\n", data.run_id,
-      require("jobrun.textable").count(#data.jobs, "job"), data.suite, data.backend))
+      "jobrun: run %s: %s of suite%s %s on %s\n", data.run_id, require("jobrun.textable").count(#data.jobs, "job"),
+      data.suites and "s" or "", data.suites and table.concat(require("jobrun.needs").suite_names(data), ", ")
+      or data.suite, data.backends and table.concat(data.backends, ", ") or data.backend))
   end
   local outcome = run:drive({ max_parallel = p.max_parallel })
   lock:release()
