@@ -583,13 +583,21 @@ end
 -- other nodes' attempts together.
 history.SUSPECT_MIN = 3
 
--- nodes(rows) -> { {node, total, failed, rate, suspect} } most failing first.
+-- Only a failure of the infrastructure (a lost or failed node, a preemption, an NCCL network
+-- error: README "Why a distributed job died") counts against a node: a bug fails on any node.
+-- An attempt indexed without a cause class (by a jobrun before classes) counts as it fails.
+local function against_node(r)
+  return r.verdict == "fail" and (r.cause_class == nil or r.cause_class == "infrastructure")
+end
+
+-- nodes(rows) -> { {node, total, failed, rate, suspect} } most failing first; failed counts the
+-- infrastructure's failures.
 function history.nodes(rows)
   local per, order = {}, {}
   local all_total, all_failed = 0, 0
   for _, r in ipairs(rows) do
     if r.nodes and (r.verdict == "pass" or r.verdict == "fail") then
-      local failed = r.verdict == "fail" and 1 or 0
+      local failed = against_node(r) and 1 or 0
       for node in r.nodes:gmatch("[^,]+") do
         local n = per[node]
         if not n then n = { node = node, total = 0, failed = 0 }; per[node] = n; order[#order + 1] = n end

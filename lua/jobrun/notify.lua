@@ -103,18 +103,17 @@ end
 
 local function short(commit) return commit and tostring(commit):sub(1, 12) or nil end
 
--- reason(job) -> the failure in words: its termination (or status), exit code and culprit.
+-- reason(job) -> the failure in words: the culprit's line where the log named one ("rank 3 (node
+-- gpu-07): cuda_oom → nccl_timeout on ranks 0–2, 4–7 → exit 1"), else its termination (or
+-- status) and exit code.
 local function reason(job)
+  local line = require("jobrun.forensics").line(job.culprit, job.cause_chain, math.tointeger(job.exit_code))
+  if line then return line end
   local parts = {}
   local why = job.termination_reason
   if why == nil or why == json.null then why = job.status end
   parts[#parts + 1] = tostring(why)
   if job.exit_code ~= nil and job.exit_code ~= json.null then parts[#parts + 1] = "exit " .. tostring(job.exit_code) end
-  local c = job.culprit
-  if type(c) == "table" and c.rank ~= nil and c.rank ~= json.null then
-    local node = (c.node ~= nil and c.node ~= json.null) and (" (node " .. tostring(c.node) .. ")") or ""
-    parts[#parts + 1] = "rank " .. tostring(c.rank) .. node
-  end
   return table.concat(parts, ", ")
 end
 

@@ -72,6 +72,23 @@ tap.test("slack: one message with Slack's webhook JSON, the URL's secret part in
   stop(r)
 end)
 
+tap.test("a distributed job's failure names its culprit rank and what followed", function()
+  local dir = h.scratch()
+  local r = receiver(dir)
+  h.write(dir .. "/s.lua", [[
+suite "dd" {
+  run = "echo '[rank1]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB'; "
+    .. "echo '[rank0]: [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=8)'; exit 1",
+  notify = { on = "failure", webhook = env("JOBRUN_WEBHOOK"), format = "slack" },
+}
+]])
+  tap.is(h.sh(dir, hook_env(r) .. "jobrun run s.lua --run-id c1"), 1, "the job fails")
+  local body = json.decode((requests(r)[1] or {}).body or "null") or {}
+  tap.like(body.text or "", "• `dd`: `rank 1: cuda_oom → nccl_timeout on rank 0 → exit 1`",
+    "the message gives the culprit's line")
+  stop(r)
+end)
+
 tap.test("discord and json: each format's exact body", function()
   local dir = h.scratch()
   local r = receiver(dir)

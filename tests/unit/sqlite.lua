@@ -104,6 +104,14 @@ tap.test("suspect nodes: the stated rule", function()
   tap.is(history.nodes(rows)[1].node, "n4", "most failing first")
   local alone = { row("a", "solo", "fail"), row("b", "solo", "fail"), row("c", "solo", "fail") }
   tap.ok(not history.nodes(alone)[1].suspect, "a node with none to compare it with is never suspect")
+  -- n3's failures again, as bugs (program) and as lost nodes (infrastructure).
+  for _, class in ipairs({ "program", "infrastructure" }) do
+    for _, r in ipairs(rows) do if r.nodes == "n3" and r.verdict == "fail" then r.cause_class = class end end
+    got = {}
+    for _, n in ipairs(history.nodes(rows)) do got[n.node] = n end
+    tap.is({ got.n3.failed, got.n3.suspect }, class == "program" and { 0, false } or { 3, true },
+      "n3's " .. class .. " failures: " .. (class == "program" and "not counted against it" or "counted"))
+  end
 end)
 
 tap.test("flaky: both verdicts at one commit, or many flips", function()

@@ -29,7 +29,9 @@ from the runs' state.json: runs missing from it are added as it is read, and --r
 again from all of them. Runs whose state.json is damaged are skipped and named on stderr.
 A node is suspect when it ran at least 3 attempts in the window, at least 2 of them failed,
 at least half of its attempts failed, and its failure rate is at least twice that of all the
-other nodes' attempts together. jobrun rerun --exclude-nodes suspect keeps Slurm jobs off them.]],
+other nodes' attempts together. Only failures of the infrastructure (cause class infrastructure:
+lost or failed nodes, preemptions, NCCL network errors) count against a node; a bug fails on any
+node. jobrun rerun --exclude-nodes suspect keeps Slurm jobs off them.]],
 }
 
 -- last_of(opts) -> the --last N (default 20).
