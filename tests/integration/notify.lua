@@ -84,7 +84,8 @@ suite "dd" {
 ]])
   tap.is(h.sh(dir, hook_env(r) .. "jobrun run s.lua --run-id c1"), 1, "the job fails")
   local body = json.decode((requests(r)[1] or {}).body or "null") or {}
-  tap.like(body.text or "", "• `dd`: `rank 1: cuda_oom → nccl_timeout on rank 0 → exit 1`",
+  -- (The node is this machine's name: a local job ran here.)
+  tap.like(body.text or "", "• `dd`: `rank 1 %(node [^)]+%): cuda_oom → nccl_timeout on rank 0 → exit 1`",
     "the message gives the culprit's line")
   stop(r)
 end)
