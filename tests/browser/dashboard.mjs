@@ -86,7 +86,14 @@ try {
     await until(() => page.$("#jobs-table"));
     out.button = (await page.$("#kill")) !== null;
     if (out.button) {
-      await page.click("#kill");
+      // Clicked inside the page, in one step: a live update may redraw the button between
+      // finding it and clicking it from outside (puppeteer's "Node is detached").
+      await until(() => page.evaluate(() => {
+        const b = document.querySelector("#kill");
+        if (!b) return false;
+        b.click();
+        return true;
+      }));
       out.cancelled_after_ms = await until(() => page.$$eval("#jobs-table tbody tr",
         (rs) => rs.length > 0 && rs.every((r) => r.dataset.status === "CANCELLED")), 15000);
       out.statuses = await page.$$eval("#jobs-table tbody tr", (rs) => rs.map((r) => r.dataset.status));
