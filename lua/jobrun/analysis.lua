@@ -66,6 +66,7 @@ local function value_of(p, line)
   end
   return v
 end
+analysis.value_of = value_of
 
 -- pick(p, lines, from_end): the first line (or last, from_end) for which the parser has a value.
 local function pick(p, lines, from_end)
@@ -228,9 +229,7 @@ end
 
 -- Wall-clock seconds a parser may take: the CPU budget is the rule; this catches one that waits
 -- without using CPU (on a pipe, a sleep).
-function analysis.wall_limit(budget)
-  return math.max(2, 10 * budget)
-end
+analysis.wall_limit = require("jobrun.isolate").wall_limit
 
 -- User code: what a suite or a user's pack declared (jobrun's own built-ins and packs are not).
 local function user_code(p) return p.user and (p.fn or p.pattern) end
@@ -355,14 +354,7 @@ local function sandboxed(items)
         child:kill("KILL")
       end
       for _, r in ipairs(ready) do
-        if r == 1 then
-          child:kill("KILL")
-          child:wait(true)
-          child:close()
-          local name = guard.pending() or "TERM"
-          sigs:close()
-          error({ signal = name }, 0)
-        end
+        if r == 1 then require("jobrun.isolate").give_up(child, sigs) end
         -- Chunks are joined only once a line is complete: a big result costs one copy.
         repeat
           local data = stream:read()

@@ -104,20 +104,10 @@ end
 
 -- ---- what a line says ------------------------------------------------------------------------
 
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
-
--- The termination parsers' value for a line (analysis.lua's rule for a line), or nil.
+-- The termination parsers' value for a line: analysis.lua's own rule (required late: analysis
+-- requires this module).
 local function value_of(p, line)
-  local v
-  if p.pattern then
-    v = line:match(p.pattern)
-    if v == nil then return nil end
-    if p.value ~= nil then v = p.value end
-  else
-    v = p.value ~= nil and p.value or trim(line)
-  end
-  if type(v) == "string" then v = trim(v) end
-  return v
+  return require("jobrun.analysis").value_of(p, line)
 end
 
 -- Reasons that follow another rank's failure rather than start one: a collective that timed

@@ -12,6 +12,17 @@ function isolate.wall_limit(budget)
   return math.max(2, 10 * budget)
 end
 
+-- give_up(child, sigs): a signal came while a child ran user code: the child is killed and
+-- reaped, and { signal = NAME } raised (the signal left pending for the caller).
+function isolate.give_up(child, sigs)
+  child:kill("KILL")
+  child:wait(true)
+  child:close()
+  local name = guard.pending() or "TERM"
+  sigs:close()
+  error({ signal = name }, 0)
+end
+
 -- What the child sends: each result as { v = value } ({} for nil), JSON as state.json keeps it;
 -- a value JSON cannot hold travels as its tostring.
 local function encode(values)
@@ -55,14 +66,7 @@ function isolate.call(budget, fn, ...)
     end
     local eof = false
     for _, r in ipairs(ready) do
-      if r == 1 then
-        child:kill("KILL")
-        child:wait(true)
-        child:close()
-        local name = guard.pending() or "TERM"
-        sigs:close()
-        error({ signal = name }, 0)
-      end
+      if r == 1 then isolate.give_up(child, sigs) end
       repeat
         local data = stream:read()
         if data == nil then eof = true elseif data ~= "" then buf[#buf + 1] = data end
