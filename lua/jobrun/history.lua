@@ -620,6 +620,28 @@ function history.nodes(rows)
   return order
 end
 
+-- metric_trend(db, names, n) -> { [job] = { {run_id, try, metrics = { [name] = value }}… } }
+-- oldest first: each job's last n attempts that recorded metrics, across runs (the HTML page's
+-- trends).
+function history.metric_trend(db, names, n)
+  local out = {}
+  for _, name in ipairs(names) do
+    local rows = check(db:query("SELECT run_id, try, metrics FROM attempts WHERE job = ? AND metrics IS NOT NULL "
+      .. "ORDER BY run_started DESC, run_id DESC, try DESC LIMIT ?", { name, n }))
+    local list = {}
+    for i = #rows, 1, -1 do
+      local m = json.decode(rows[i][3])
+      local values = {}
+      for k, rec in pairs(type(m) == "table" and m or {}) do
+        if type(rec) == "table" and type(rec.value) == "number" then values[k] = rec.value end
+      end
+      list[#list + 1] = { run_id = rows[i][1], try = rows[i][2], metrics = values }
+    end
+    out[name] = list
+  end
+  return out
+end
+
 -- last_outcomes(db, names, n) -> { [job] = { verdict… } } oldest first: each job's last n
 -- attempts' verdicts across runs (the HTML page's marks).
 function history.last_outcomes(db, names, n)

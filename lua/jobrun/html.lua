@@ -94,6 +94,9 @@ table.grid td.g-pending{background:#ddf4ff}table.grid td.g-none{color:var(--none
 table.grid th.row{text-align:right}
 table.grid a{color:inherit;text-decoration:none}
 .legend span{margin-right:1.2em}
+.charts{display:flex;flex-wrap:wrap;gap:.6em}
+.chart{margin:0;padding:.3em;border:1px solid var(--line);border-radius:4px}
+.chart svg{display:block}.chart figcaption{font-size:.85em;color:var(--mute)}
 .sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:-.1em;margin-right:.3em}
 .s-pass{background:var(--pass)}.s-fail{background:var(--fail)}.s-pending{background:var(--pend)}
 .s-none{background:var(--none)}
@@ -491,7 +494,6 @@ local function failures_html(data, run_dir, ids)
   return table.concat(out, "\n")
 end
 
--- document(data, run_dir, opts) -> the page.
 -- recent_html(data, run_dir) -> each job's last outcomes across runs as a row of small marks,
 -- from the history index (nothing without one).
 local function recent_html(data, run_dir)
@@ -515,6 +517,81 @@ local function recent_html(data, run_dir)
     out[#out + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", esc(job.name), table.concat(marks))
   end
   out[#out + 1] = "</tbody></table>"
+  return table.concat(out, "\n")
+end
+
+-- How many jobs get a chart per metric, and how many runs a trend spans.
+html.CHART_JOBS = 24
+html.TREND_RUNS = 20
+
+-- sparkline(values, title, w, h) -> a small inline SVG line chart of the numbers, or nil.
+function html.sparkline(values, title, w, h)
+  local pts = {}
+  for _, v in ipairs(values or {}) do
+    if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge then pts[#pts + 1] = v end
+  end
+  if #pts == 0 then return nil end
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(pts) do lo, hi = math.min(lo, v), math.max(hi, v) end
+  local range = hi > lo and hi - lo or 1
+  local coords = {}
+  for i, v in ipairs(pts) do
+    local x = #pts == 1 and w / 2 or (i - 1) * (w - 4) / (#pts - 1) + 2
+    local y = h - 2 - (v - lo) / range * (h - 4)
+    coords[i] = string.format("%.1f,%.1f", x, y)
+  end
+  if #pts == 1 then coords[2] = coords[1] end
+  return string.format('<svg class="spark" width="%d" height="%d" viewBox="0 0 %d %d" role="img"><title>%s</title>'
+    .. '<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="%s"/></svg>', w, h, w, h, esc(title),
+    table.concat(coords, " "))
+end
+
+-- metrics_html(data, run_dir) -> per metric, each job's series in this run (a chart per job, the
+-- first CHART_JOBS that have it) and its value over the last TREND_RUNS runs from the history
+-- index (README "Metrics"); "" when no job has a metric.
+local function metrics_html(data, run_dir)
+  local names, seen = {}, {}
+  for _, job in ipairs(data.jobs) do
+    for name in pairs(type(job.metrics) == "table" and job.metrics or {}) do
+      if not seen[name] then seen[name] = true; names[#names + 1] = name end
+    end
+  end
+  if #names == 0 then return "" end
+  table.sort(names)
+  local metrics = require "jobrun.metrics"
+  local history = require "jobrun.history"
+  local state_dir = run_dir and history.state_dir_of(run_dir)
+  local job_names = {}
+  for _, job in ipairs(data.jobs) do
+    if type(job.metrics) == "table" and #job_names < html.CHART_JOBS then job_names[#job_names + 1] = job.name end
+  end
+  local trend = state_dir and history.peek(state_dir, function(db)
+    return history.metric_trend(db, job_names, html.TREND_RUNS)
+  end) or {}
+  local out = { '<h2 id="metrics">Metrics</h2><p class="meta">Each job\'s series in this run (downsampled), '
+    .. "then its value over its last " .. html.TREND_RUNS .. " runs (from the history index).</p>" }
+  for _, name in ipairs(names) do
+    out[#out + 1] = string.format('<h3 class="mono">%s</h3><div class="charts">', esc(name))
+    local shown = 0
+    for _, job in ipairs(data.jobs) do
+      local rec = type(job.metrics) == "table" and job.metrics[name]
+      if type(rec) == "table" and shown < html.CHART_JOBS then
+        shown = shown + 1
+        local value = known(rec.value) and (metrics.format(rec.value) .. " (" .. tostring(rec.agg or "") .. ")")
+          or "missing"
+        local chart = html.sparkline(rec.series, job.name .. " · " .. name, 160, 40)
+          or '<span class="meta">no points</span>'
+        local past = {}
+        for _, a in ipairs(trend[job.name] or {}) do past[#past + 1] = a.metrics[name] end
+        local trend_svg = #past > 1 and html.sparkline(past, job.name .. " · " .. name .. " over runs", 160, 24)
+        out[#out + 1] = string.format('<figure class="chart" data-job="%s" data-metric="%s">%s%s'
+          .. '<figcaption><span class="mono">%s</span>: %s%s</figcaption></figure>', esc(job.name), esc(name), chart,
+          trend_svg or "", esc(job.name), esc(value),
+          trend_svg and esc(string.format(" · %d runs", #past)) or "")
+      end
+    end
+    out[#out + 1] = "</div>"
+  end
   return table.concat(out, "\n")
 end
 
@@ -558,6 +635,7 @@ function html.document(data, run_dir, opts)
     '<h2 id="failures">Failures</h2>', failures_html(data, run_dir, ids),
     '<h2 id="timeline">Timeline</h2>', timeline_html(data, ids),
     '<h2 id="table">Jobs</h2><p class="meta">Click a column to sort.</p>', table_html(data, ids, run_dir, opts),
+    metrics_html(data, run_dir),
     recent_html(data, run_dir),
     "<script>" .. JS .. "</script>",
     "</body></html>",

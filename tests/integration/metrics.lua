@@ -152,6 +152,36 @@ suite "bl" {
   tap.is(code, 2, "baseline = 0 is refused at plan time")
 end)
 
+tap.test("the HTML report: a chart of each job's series, and its trend over the last runs", function()
+  local dir = h.scratch()
+  h.write(dir .. "/s.lua", [[
+suite "ch" {
+  matrix = { n = { 1, 2 } },
+  run = "for i in 1 2 3 4 5; do echo \"tps=$((i * {n} * ${BASE:-100}))\"; done",
+  expect = { metrics = { tps = ">= 1" } },
+}
+]])
+  h.sh(dir, "BASE=100 jobrun run s.lua --run-id t1")
+  h.sh(dir, "BASE=120 jobrun run s.lua --run-id t2")
+  tap.is(h.sh(dir, "BASE=90 jobrun run s.lua --run-id t3 --html page.html"), 0, "the third run passes")
+  local page = fs.read(dir .. "/page.html") or ""
+  tap.like(page, '<h2 id="metrics">Metrics</h2>', "a metrics section")
+  local fig = page:match('<figure class="chart" data%-job="ch_2" data%-metric="tps">(.-)</figure>') or ""
+  local series = fig:match('<polyline [^>]*points="([^"]*)"') or ""
+  local n = 0
+  for _ in series:gmatch("%S+") do n = n + 1 end
+  tap.is(n, 5, "ch_2's chart: its five points in this run")
+  local _, svgs = fig:gsub("<svg ", "")
+  tap.is(svgs, 2, "and a second chart: its trend over the runs")
+  tap.like(fig, "ch_2</span>: 810 %(tail_mean%) · 3 runs", "captioned with the value and how many runs")
+  -- the trend rises then falls: t1's value (tail_mean 1,000) < t2's (1,200) > t3's (900)
+  local trend = {}
+  for y in (fig:match('over runs</title><polyline [^>]*points="([^"]*)"') or ""):gmatch(",([%d.]+)") do
+    trend[#trend + 1] = tonumber(y)
+  end
+  tap.ok(#trend == 3 and trend[2] < trend[1] and trend[3] > trend[1], "the trend's shape follows the runs' values")
+end)
+
 tap.test("diff shows metric deltas; a drop past the tolerance is a regression (exit 1), within it not", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", 'suite "df" {\n  run = "echo tps=${TPS:-100}",\n'
