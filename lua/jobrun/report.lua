@@ -235,6 +235,34 @@ function report.text(data, opts)
   return table.concat(out, "\n") .. "\n", warning
 end
 
+-- suites_json(data) -> a run of several suites' suites: name, backend, what each needs, and its
+-- jobs' counts (skipped among them), for the dashboard's graph; nil for a run of one suite.
+local function suites_json(data)
+  if type(data.suites) ~= "table" or #data.suites < 2 then return nil end
+  local out, at = json.array(), {}
+  for i, s in ipairs(data.suites) do
+    local needs = json.array()
+    for k, n in ipairs(type(s.needs) == "table" and s.needs or {}) do needs[k] = n end
+    at[s.name] = { total = 0, passed = 0, failed = 0, pending = 0, skipped = 0 }
+    out[i] = json.object({ name = s.name, backend = s.backend, needs = needs, summary = at[s.name] },
+      { "name", "backend", "needs", "summary" })
+  end
+  for _, job in ipairs(data.jobs) do
+    local c = at[job.spec and job.spec.suite or ""]
+    if c then
+      c.total = c.total + 1
+      if job.status == "SKIPPED" then c.skipped = c.skipped + 1 end
+      if job.verdict == "pass" then c.passed = c.passed + 1
+      elseif job.verdict == "fail" then c.failed = c.failed + 1
+      else c.pending = c.pending + 1 end
+    end
+  end
+  for _, s in ipairs(out) do
+    s.summary = json.object(s.summary, { "total", "passed", "failed", "pending", "skipped" })
+  end
+  return out
+end
+
 function report.json(data)
   local jobs = json.array()
   for i, job in ipairs(data.jobs) do jobs[i] = results.public(job) end
@@ -247,8 +275,8 @@ function report.json(data)
   return json.object({
     run_id = data.run_id, suite = data.suite, backend = data.backend,
     git = data.git or json.null, started_at = data.started_at, jobs = jobs,
-    summary = results.summary(data.jobs), checks = checks,
-  }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary", "checks" })
+    summary = results.summary(data.jobs), checks = checks, suites = suites_json(data),
+  }, { "run_id", "suite", "backend", "git", "started_at", "jobs", "summary", "checks", "suites" })
 end
 
 -- The --logs block's labels, as the old tool's -l printed them.

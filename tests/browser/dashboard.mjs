@@ -80,6 +80,14 @@ try {
     await page.type("#filter", "fl_2");
     await sleep(200);
     out.text_filtered = await page.$$eval("#jobs-table tbody tr", (rs) => rs.map((r) => r.dataset.job));
+  } else if (scenario === "graph") {
+    const [run] = args;
+    await page.goto(base + "/runs/" + run, { waitUntil: "domcontentloaded" });
+    await until(() => page.$("#needs-graph"));
+    out.boxes = await page.$$eval("#needs-graph .suite-box", (bs) => bs.map((b) => ({ suite: b.dataset.suite,
+      text: b.textContent })));
+    out.arrows = await page.$$eval("#needs-graph line", (ls) => ls.length);
+    out.skipped = await page.$$eval(".failure .skipped", (ss) => ss.map((s) => s.textContent));
   } else if (scenario === "kill") {
     const [run] = args;
     await page.goto(base + "/runs/" + run, { waitUntil: "domcontentloaded" });

@@ -112,6 +112,33 @@ tap.test("a failed job: its failure, tail and page; the table filtered to failur
   stop(s)
 end)
 
+tap.test("a run of several suites: the graph of what needs what, with each suite's counts", function()
+  local dir = h.scratch()
+  h.write(dir .. "/p.lua", [[
+suite "build" { run = "echo built" }
+suite "test" { needs = { "build" }, matrix = { n = { 1, 2 } }, run = "test {n} = 1" }
+suite "ship" { needs = { "test" }, run = "echo shipped" }
+]])
+  h.sh(dir, "jobrun run p.lua --run-id g1")
+  local _, cj = h.sh(dir, "jobrun check g1 --json")
+  local suites = (json.decode(cj) or {}).suites or {}
+  tap.is(#suites, 3, "check --json lists the run's suites")
+  tap.is(suites[3] and { suites[3].name, suites[3].needs, suites[3].summary.skipped },
+    { "ship", { "test" }, 1 }, "each with what it needs and its counts (ship skipped: a test job failed)")
+  local s = start(dir)
+  local r, shot = browse(dir, "graph", s.url, "g1")
+  local boxes = {}
+  for _, b in ipairs(r.boxes or {}) do boxes[b.suite] = b.text end
+  check(boxes.build and boxes.build:find("build · local", 1, true) and boxes.build:find("1 passed, 0 failed", 1, true),
+    "the page draws build's box with its counts", shot)
+  check(boxes.test and boxes.test:find("1 passed, 1 failed", 1, true), "test's: one passed, one failed", shot)
+  check(boxes.ship and boxes.ship:find("0 passed, 1 failed (1 skipped)", 1, true), "ship's: skipped", shot)
+  tap.is(r.arrows, 2, "an arrow per need: build → test → ship")
+  tap.is(r.skipped, { "skipped: needs test/test_2, which failed (exit code 1)" }, "the skipped job's failure says why")
+  tap.is(r.page_errors, {}, "no script error")
+  stop(s)
+end)
+
 tap.test("metrics: a chart of each job's series on the run page and the job page", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[
