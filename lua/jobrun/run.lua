@@ -747,6 +747,9 @@ function Run:drive(opts)
   -- event, as the jobs end one by one, was O(n²)).
   local failed_before = {}
   for _, job in ipairs(data.jobs) do if job.verdict == "fail" then failed_before[job.name] = true end end
+  -- Failed jobs whose retry policy names their failure and that were not retried yet (an
+  -- observer such as `check` saw them end while no driver ran) start again now.
+  retry.after(self, data.jobs)
   local running, at = self:active(), {}
   for i, job in ipairs(running) do at[job] = i end
   local cursor = 1
@@ -783,6 +786,7 @@ function Run:drive(opts)
   -- other writers (kill, check, another shell's wait) may have moved any job on: all are looked at.
   local function take_in(jobs)
     if not jobs or jobs == running then jobs = table.move(running, 1, #running, 1, {}) end
+    local ended
     for _, job in ipairs(jobs) do
       local i = at[job]
       if i and not (job.native_id and not verdict.TERMINAL[job.status]) then
@@ -791,8 +795,12 @@ function Run:drive(opts)
         running[#running], at[job] = nil, nil
         -- Handed back by a pool that ended before starting it: pending again, launched anew.
         if job.status == "PENDING" and not job.native_id then cursor = 1 end
+        if verdict.TERMINAL[job.status] then ended = ended or {}; ended[#ended + 1] = job end
       end
     end
+    -- Jobs another writer saw end (a `check`, a `wait` following this driver) get their retry
+    -- policy here all the same.
+    if ended and not stopping and retry.after(self, ended) then cursor = 1 end
   end
 
   -- on_signals() -> outcome, signal when the signals read end the drive, else nil.

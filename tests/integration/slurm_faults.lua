@@ -73,6 +73,42 @@ local function count_lines(path)
   return n
 end
 
+tap.test("retry on a node failure (issue 28): a new attempt with --exclude of the failed node", function()
+  local dir = h.scratch()
+  h.write(dir .. "/r.lua", [[
+suite "rx" { backend = "slurm", name = "{suite}", timeout = "2m",
+  retry = { on = { "node_fail" }, max = 1, exclude_node = true },
+  run = "if [ -e {suite_dir}/first ]; then echo second on $SLURMD_NODENAME; else touch {suite_dir}/first; "
+    .. "echo first on $SLURMD_NODENAME; sleep 60; fi" }
+]])
+  tap.is(select(1, h.sh(dir, env .. "jobrun launch r.lua --run-id R")), 0, "launched")
+  tap.ok(until_status(dir, "R", { RUNNING = true }, 30), "running")
+  local first
+  h.eventually(function()
+    local j = jobs_of(dir, "R").rx
+    first = j and type(j.nodes) == "string" and j.nodes or nil
+    return first ~= nil
+  end, 20)
+  tap.like(first or "", "^node%d$", "on one node: " .. tostring(first))
+  slurm("scontrol update nodename=" .. tostring(first) .. " state=down reason=jobrun-test")
+  local code, out = h.sh(dir, env .. "timeout 150 " .. h.q(h.bin) .. " wait R --json")
+  slurm("scontrol update nodename=" .. tostring(first) .. " state=resume")
+  tap.ok(h.eventually(function() return os.execute(cluster .. " status") end, 60), tostring(first) .. " back")
+  tap.is(code, 0, "wait: the job passed after its retry")
+  local j = ((json.decode(out) or {}).jobs or {})[1] or {}
+  local a = (j.attempts or {})[1] or {}
+  tap.is({ a.status, a.termination_reason, a.cause_class, a.nodes }, { "FAILED", "node_fail", "infrastructure", first },
+    "the first attempt: a node failure, of the infrastructure, on that node")
+  tap.is({ j.status, j.verdict, j.retries }, { "SUCCEEDED", "pass", 1 }, "the retry passed")
+  tap.ok(type(j.nodes) == "string" and j.nodes ~= first, "on another node: " .. tostring(j.nodes))
+  tap.like(fs.read(dir .. "/" .. (j.log_path or "none")) or "", "second on " .. tostring(j.nodes), "its log says so")
+  local scripts = select(2, h.sh(dir, "cat .jobrun/runs/R/slurm/*.sbatch"))
+  tap.like(scripts, "%-%-exclude=" .. tostring(first),
+    "the new attempt went to sbatch with --exclude=" .. tostring(first))
+  local _, text = h.sh(dir, env .. "jobrun check R")
+  tap.like(text, "pass after 1 retry %(node_fail on " .. tostring(first) .. "%)", "the table says it")
+end)
+
 tap.test("a node failure has no exit code and does not pass; Slurm does not requeue it", function()
   local dir = h.scratch()
   h.write(dir .. "/a.lua", [[

@@ -23,8 +23,8 @@ local function follow(run, opts)
   local show = progress.new(opts, run.data)
   local signals <close> = assert(process.signals({ "TERM", "HUP" }))
   while true do
-    run:update(function(r) return r:refresh() > 0 end)
-    if run:all_terminal() then show:clear(); return "done" end
+    -- Nobody drives the run: take it over before looking, so that a job found ended is judged by
+    -- the driver (its retry policy applied), not only recorded.
     local lock = run:try_driver()
     if lock then
       show:clear()
@@ -34,6 +34,8 @@ local function follow(run, opts)
       lock:release()
       return outcome
     end
+    run:update(function(r) return r:refresh() > 0 end)
+    if run:all_terminal() then show:clear(); return "done" end
     show:update(run.data)
     -- Jobs the driver has yet to start show up in state.json, so look again now and then.
     if #run:await(1, { signals }) > 0 and #signals:read() > 0 then show:clear(); return "terminated" end
