@@ -433,14 +433,17 @@ end
 
 -- ---- GPU-hours ------------------------------------------------------------------------------
 
--- gpus_of(job) -> GPUs per node the attempt held: what the backend allocated (job.tres, Slurm's
--- "gres/gpu=N" over all nodes), the SkyPilot task's accelerators, else the suite's `gpus`.
+-- gpus_of(job) -> GPUs per node the attempt held: what the backend allocated (job.tres: Slurm's
+-- TRES per node, "gres/gpu:2" or "gres/gpu:a100:2", or an allocation over all nodes,
+-- "gres/gpu=8"), the SkyPilot task's accelerators, else the suite's `gpus`.
 function forensics.gpus_of(job)
   local spec = job.spec or {}
   local nodes = math.max(1, math.tointeger(spec.nodes) or 1)
   if type(job.tres) == "string" then
     local total = job.tres:match("gres/gpu=(%d+)") or job.tres:match("gres/gpu:[^=,]+=(%d+)")
     if total then return tonumber(total) / nodes end
+    local per_node = job.tres:match("gres[/:]gpu:(%d+)") or job.tres:match("gres[/:]gpu:[^:,]+:(%d+)")
+    if per_node then return tonumber(per_node) end
   end
   local o = spec.options
   local res = type(o) == "table" and type(o.resources) == "table" and o.resources or nil

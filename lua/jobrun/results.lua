@@ -71,7 +71,7 @@ local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_c
   "termination_reason",
   "restart_count", "submitted_at", "started_at", "ended_at", "duration_s", "backend_termination", "signal",
   "local_start_time", "launch_error", "record_error", "result_error", "log_error", "log_fetched",
-  "launch_request_id", "slot", "pool_returns", "git", "command_line", "metrics", "cause_class", "culprit",
+  "launch_request_id", "slot", "pool_returns", "git", "command_line", "metrics", "tres", "cause_class", "culprit",
   "cause_chain", "gpu_hours", "retried", "retry_at" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts

@@ -109,6 +109,23 @@ suite "rx" { backend = "slurm", name = "{suite}", timeout = "2m",
   tap.like(text, "pass after 1 retry %(node_fail on " .. tostring(first) .. "%)", "the table says it")
 end)
 
+tap.test("GPU-hours from what Slurm allocated (gres/gpu on the test cluster, issue 28)", function()
+  local dir = h.scratch()
+  h.write(dir .. "/g.lua", [[
+suite "gp" { backend = "slurm", name = "{suite}", nodes = 2, gpus = 1, slurm = { gres = "gpu:2" },
+  run = "sleep 3; echo done" }
+]])
+  local code, out = h.sh(dir, env .. "jobrun run g.lua --run-id G --json")
+  tap.is(code, 0, "the job passes")
+  local j = ((json.decode(out) or {}).jobs or {})[1] or {}
+  local d = tonumber(j.duration_s) or 0
+  tap.ok(d >= 3, "it ran for its 3 s: " .. tostring(d))
+  -- 2 GPUs a node (Slurm's allocation, over the suite's gpus = 1) × 2 nodes × its hours
+  tap.is(j.gpu_hours, math.floor(2 * 2 * d / 3600 * 10000 + 0.5) / 10000, "2 GPUs × 2 nodes × its duration")
+  local _, text = h.sh(dir, env .. "jobrun check G")
+  tap.like(text, "GPU: " .. tostring(j.gpu_hours):gsub("%.", "%%.") .. " GPU%-hours", "the total under the table")
+end)
+
 tap.test("a node failure has no exit code and does not pass; Slurm does not requeue it", function()
   local dir = h.scratch()
   h.write(dir .. "/a.lua", [[

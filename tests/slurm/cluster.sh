@@ -67,13 +67,21 @@ InactiveLimit=0
 SlurmctldTimeout=20
 SlurmdTimeout=20
 SlurmdParameters=config_overrides
-NodeName=node1 NodeHostname=$host NodeAddr=127.0.0.1 Port=17001 CPUs=8 RealMemory=2000 State=UNKNOWN
-NodeName=node2 NodeHostname=$host NodeAddr=127.0.0.1 Port=17002 CPUs=8 RealMemory=2000 State=UNKNOWN
-NodeName=node3 NodeHostname=$host NodeAddr=127.0.0.1 Port=17003 CPUs=8 RealMemory=2000 State=UNKNOWN
-NodeName=node4 NodeHostname=$host NodeAddr=127.0.0.1 Port=17004 CPUs=8 RealMemory=2000 State=UNKNOWN
+# Two GPUs a node, fake devices (gres.conf): for the GPU-hours of jobs that ask for gres/gpu.
+GresTypes=gpu
+NodeName=node1 NodeHostname=$host NodeAddr=127.0.0.1 Port=17001 CPUs=8 RealMemory=2000 Gres=gpu:2 State=UNKNOWN
+NodeName=node2 NodeHostname=$host NodeAddr=127.0.0.1 Port=17002 CPUs=8 RealMemory=2000 Gres=gpu:2 State=UNKNOWN
+NodeName=node3 NodeHostname=$host NodeAddr=127.0.0.1 Port=17003 CPUs=8 RealMemory=2000 Gres=gpu:2 State=UNKNOWN
+NodeName=node4 NodeHostname=$host NodeAddr=127.0.0.1 Port=17004 CPUs=8 RealMemory=2000 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=node[1-4] Default=YES MaxTime=INFINITE State=UP
 CONF
   [ -z "${1:-}" ] || return 0
+  # The GPUs' device files: plain files stand for them (no cgroup constrains devices here).
+  mkdir -p "$dir/dev"
+  touch "$dir/dev/gpu0" "$dir/dev/gpu1"
+  cat > "$dir/gres.conf" <<CONF
+NodeName=node[1-4] Name=gpu File=$dir/dev/gpu[0-1]
+CONF
   # slurmdbd refuses a config that others can read (it may hold the database password).
   umask 077
   cat > "$dbdconf" <<CONF

@@ -314,6 +314,9 @@ tap.test("GPU-hours", function()
   tap.is(h({ duration_s = 1800, spec = { nodes = 2 } }), nil, "nothing said: none")
   tap.is(h({ duration_s = 3600, tres = "billing=16,cpu=16,gres/gpu=8,mem=64G,node=2", spec = { nodes = 2, gpus = 1 } }),
     8.0, "Slurm's allocated TRES wins over the suite's gpus")
+  tap.is(h({ duration_s = 3600, tres = "gres/gpu:2", spec = { nodes = 2 } }), 4.0,
+    "Slurm's TRES per node (squeue's %b)")
+  tap.is(h({ duration_s = 3600, tres = "gres:gpu:a100:4", spec = { nodes = 1 } }), 4.0, "with a GPU type")
   tap.is(h({ backend = "skypilot", duration_s = 3600, spec = { nodes = 4,
     options = { resources = { accelerators = "H100:8" } } } }), 32.0, "SkyPilot: accelerators × nodes")
   tap.is(h({ backend = "skypilot", duration_s = 3600, spec = { nodes = 1, options = { resources = { gpus = 2 } } } }),

@@ -603,8 +603,9 @@ end
 
 -- What each poll asks squeue for: one short line a job, an array's pending tasks on one line
 -- (`123_[4-199]`); the fields as scontrol names them (an ended job's exit code comes from its
--- batch script's record, else from sacct).
-backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e"
+-- batch script's record, else from sacct). %b is the job's TRES per node ("gres/gpu:2"), for
+-- GPU-hours.
+backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e|%b"
 
 -- parse(text [, arrays]) -> { [id] = { field = value } } from `squeue -o SQUEUE_FORMAT` (one job
 -- a line), and the set of array ids it holds records of. An array task is under
@@ -615,11 +616,14 @@ backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e"
 function backend.parse(text, arrays)
   local jobs, seen = {}, {}
   for line in text:gmatch("[^\n]+") do
-    local id, array, tasks, st, reason, nodes, req, start, stop =
-      line:match("^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
-    if id then
+    local id, array, tasks, st, reason, nodes, req, start, stop, rest =
+      line:match("^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)(.*)$")
+    -- (a line without the TRES field: a format of before, as the tests' fixtures have it)
+    local tres = rest and rest:match("^|([^|]*)$")
+    if id and (rest == "" or tres) then
       local rec = { JobId = id, JobState = st, Reason = reason, NodeList = nodes, ReqNodeList = req,
-                    StartTime = start, EndTime = stop }
+                    StartTime = start, EndTime = stop,
+                    TresPerNode = tres and tres ~= "" and tres ~= "N/A" and tres ~= "(null)" and tres or nil }
       if tasks ~= "N/A" and tasks ~= "" then
         if not arrays or arrays[array] then
           seen[array] = true
@@ -723,6 +727,8 @@ local function apply(ctx, job, rec)
   job.slurm_source = "controller"
   local nodes = node_list(rec.NodeList)
   job.nodes = nodes or job.nodes
+  -- What it holds per node ("gres/gpu:2"): GPU-hours (jobrun.forensics).
+  if rec.TresPerNode then job.tres = rec.TresPerNode end
   if job.status == "PENDING" then
     -- A pending job's StartTime is the scheduler's guess, not a start.
     if rec.Reason and rec.Reason ~= "None" then job.pending_reason = rec.Reason end
