@@ -6,8 +6,15 @@ local errors = require "jobrun.errors"
 
 local schema = {}
 
+-- A job's statuses (README "Jobs, statuses and results"), defined here only: the set of them and
+-- the terminal ones (a job there has ended for good) are made from this list.
 schema.STATUSES = { "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "TIMEOUT", "CANCELLED",
                     "LAUNCH_FAILED", "LOST", "SKIPPED" }
+schema.STATUS_SET, schema.TERMINAL = {}, {}
+for _, s in ipairs(schema.STATUSES) do
+  schema.STATUS_SET[s] = true
+  if s ~= "PENDING" and s ~= "RUNNING" then schema.TERMINAL[s] = true end
+end
 
 local function is_list(v)
   if type(v) ~= "table" then return false end

@@ -65,8 +65,11 @@ svg.timeline { width: 100%; border: 1px solid var(--line); }
 .error { color: var(--fail); }
 ]]
 
+-- The statuses come from the one list (jobrun.schema).
 assets.js = [==[
 "use strict";
+const STATUSES = ]==] .. require("jobrun.json").encode(require("jobrun.json").array(require("jobrun.schema").STATUSES))
+  .. [==[;
 (function () {
   const app = document.getElementById("app");
   const live = document.getElementById("live");
@@ -230,7 +233,7 @@ assets.js = [==[
       el("input", { type: "search", id: "filter", placeholder: "filter jobs…", value: view.filter,
         oninput: (e) => { view.filter = e.target.value; view.page = 0; renderTable(); } }),
       el("label", {}, "status ", el("select", { id: "status-filter", onchange: (e) => { view.status = e.target.value; view.page = 0; renderTable(); } },
-        ["", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "TIMEOUT", "CANCELLED", "LAUNCH_FAILED", "LOST", "SKIPPED"].map((s) => opt(s, view.status)))),
+        [""].concat(STATUSES).map((s) => opt(s, view.status)))),
       el("label", {}, "verdict ", el("select", { id: "verdict-filter", onchange: (e) => { view.verdict = e.target.value; view.page = 0; renderTable(); } },
         ["", "pass", "fail", "pending"].map((s) => opt(s, view.verdict)))),
       el("label", {}, el("input", { type: "checkbox", id: "more-columns", checked: view.more, onchange: (e) => { view.more = e.target.checked; renderTable(); } }), " more columns"));

@@ -130,8 +130,7 @@ function state.lock(run_dir)
   return h
 end
 
-local STATUSES = { PENDING = true, RUNNING = true, SUCCEEDED = true, FAILED = true, TIMEOUT = true,
-                   CANCELLED = true, LAUNCH_FAILED = true, LOST = true, SKIPPED = true }
+local STATUSES = require("jobrun.schema").STATUS_SET
 local VERDICTS = { pass = true, fail = true, pending = true }
 
 local NUMERIC = { "exit_code", "backend_exit_code", "restart_count", "attempt", "duration_s" }

@@ -3,8 +3,7 @@
 
 local verdict = {}
 
-local TERMINAL = { SUCCEEDED = true, FAILED = true, TIMEOUT = true, CANCELLED = true,
-                   LAUNCH_FAILED = true, LOST = true, SKIPPED = true }
+local TERMINAL = require("jobrun.schema").TERMINAL
 verdict.TERMINAL = TERMINAL
 
 -- Outcomes that no expectation accepts unless it names them as its status.

@@ -33,8 +33,7 @@ not be asked. Local jobs that a pool whose slots all died never started are pend
 check starts a detached driver that runs them in a new pool.]],
 }
 
-local STATUSES = { PENDING = true, RUNNING = true, SUCCEEDED = true, FAILED = true, TIMEOUT = true,
-                   CANCELLED = true, LAUNCH_FAILED = true, LOST = true, SKIPPED = true }
+local STATUSES = require("jobrun.schema").STATUS_SET
 
 -- filter(opts) -> fn(data) -> the data to show: the run with only the chosen jobs.
 local function filter(opts)
