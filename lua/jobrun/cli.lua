@@ -74,67 +74,11 @@ local function dsl_help(topic)
   return table.concat(out, "\n") .. "\n"
 end
 
--- help expect: every form an expectation takes, each with an example.
-local function expect_help()
-  local plan = require "jobrun.plan"
-  local schema = require "jobrun.schema"
-  local out = { [[
-expect — how a job should end: a suite's expect is every job's, a condition's replaces it.
-
-A table checks only what it names, and a job passes when every check holds; a function
-decides alone. Without an expectation a job passes iff its status is SUCCEEDED and its exit
-code 0. CANCELLED, LAUNCH_FAILED, LOST and SKIPPED never pass unless status names them.
-
-  status       the job's normalised status, one of:
-               ]] .. table.concat(schema.STATUSES, " ") .. [[
-
-                 expect = { status = "TIMEOUT" }
-  exit_code    a whole number, or "nonzero" for any code but 0
-                 expect = { exit_code = 3 }
-                 expect = { exit_code = "nonzero" }
-  termination  the termination reason, a plain name (letters, digits, _, - and .), or a
-               list of names any of which passes; names are compared as they are
-                 expect = { termination = "nccl_timeout" }
-                 expect = { termination = { "timeout", "preempted" } }
-  restarts     how often the job was restarted: a number, or { min = N, max = N }
-                 expect = { restarts = 0 }
-                 expect = { restarts = { min = 1, max = 3 } }
-  log          a Lua pattern that must occur in the job's log
-                 expect = { log = "loss: %d+%.%d+" }
-  metrics      rules on the job's metrics (jobrun help metric): a rule on the tail_mean (the
-               mean of the last 25 % of points), another aggregate, or a reference per axis
-               value with a tolerance; a metric not found is a mismatch
-                 expect = { metrics = { ["overview/sps"] = ">= 40000" } }
-                 expect = { metrics = { loss = { "<= 2.5", agg = "last" } } }
-                 expect = { metrics = { tps = { ref = { nodes = { [1] = 5000, [4] = 19000 } }, tol = "-5%" } } }
-  function     function(result) returning ok, why; why is the mismatch shown when ok is
-               false. result is the job's result: status, exit_code, termination_reason,
-               restart_count, fields (what parsers found), params, name, log_path
-                 expect = function(r)
-                   if r.fields.nan then return false, "the loss went NaN" end
-                   return r.exit_code == 0, "exit code " .. tostring(r.exit_code)
-                 end
-
-Checks combine: expect = { status = "FAILED", exit_code = "nonzero", termination = "cuda_oom" }
-
-Termination names jobrun knows (built-in parsers and backends; packs and suites add their
-parsers' values), besides signal_<NAME> for a job killed by a signal (signal_KILL):]] }
-  local known = plan.known_terminations({})
-  local line = " "
-  for _, name in ipairs(known) do
-    if #line + #name + 1 > 92 then out[#out + 1] = line; line = " " end
-    line = line .. " " .. name
-  end
-  out[#out + 1] = line
-  out[#out + 1] = "jobrun plan warns (on stderr) about an expected termination that none of them produces."
-  return table.concat(out, "\n") .. "\n"
-end
-
 local function help(args)
   local topic = args[1]
   if not topic then io.stdout:write(general_help()); return 0 end
   if DSL_TOPICS[topic] then io.stdout:write(dsl_help(topic)); return 0 end
-  if topic == "expect" then io.stdout:write(expect_help()); return 0 end
+  if topic == "expect" then io.stdout:write(require("jobrun.verdict").help()); return 0 end
   local cmd = load_command(topic)
   if not cmd then
     if topic == "help" then io.stdout:write("Usage: jobrun help [COMMAND]\n"); return 0 end
@@ -208,8 +152,7 @@ function cli.dispatch(argv)
   opts["state-dir"] = state_dir
   require("jobrun.state").check_dir(state_dir)
   -- The git guard never counts the state directory as a change, wherever it is.
-  local fs = require "jobrun.c.fs"
-  require("jobrun.git").state_dir = state_dir:sub(1, 1) == "/" and state_dir or (fs.getcwd() .. "/" .. state_dir)
+  require("jobrun.git").use_state_dir(state_dir)
   opts.color = opts.color or "auto"
   return cmd.run(opts, args)
 end

@@ -9,8 +9,13 @@ local errors = require "jobrun.errors"
 
 local git = {}
 
--- The state directory (absolute), set by the CLI: jobrun's own records are never a change.
+-- The state directory (absolute): jobrun's own records are never a change.
 git.state_dir = nil
+
+-- use_state_dir(dir): the run's state directory, made absolute against the working directory.
+function git.use_state_dir(dir)
+  git.state_dir = dir:sub(1, 1) == "/" and dir or (require("jobrun.c.fs").getcwd() .. "/" .. dir)
+end
 
 -- own(workdir, path): path (relative to the work tree, a directory with a trailing "/") is the
 -- state directory or inside it, as found or with its symlinks resolved (a `.jobrun` that links
