@@ -155,6 +155,7 @@ tap.test("statuses, recovery, failure reasons, exactly one queue call per poll c
   tap.is({ by.sk_fail.status, by.sk_fail.native_status, by.sk_fail.termination_reason },
     { "FAILED", "FAILED", "Job failed: user code exited with code 3" }, "failure_reason as the termination")
   tap.is(by.sk_fail.fields and by.sk_fail.fields.exception, "RuntimeError: boom", "the traceback, analysed")
+  -- (the fake names a job's cluster <job_name>-<job_id> while it is alive, as the controller does)
   local c_logs, o_logs = h.sh(dir, with_endpoint(f, "jobrun logs A sk_fail --tail 1"))
   tap.is(c_logs, 0, "jobrun logs on a SkyPilot job")
   tap.like(o_logs, "Job finished %(status: FAILED%)", "fetches the job's log from the server")
@@ -226,6 +227,15 @@ tap.test("kill: one cancel call, CANCELLING to CANCELLED", function()
 suite "kl" { backend = "skypilot", matrix = { i = { 1, 2, 3 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
 ]])
   tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
+  -- Running, the job is on the cluster the controller launched for it (the fake names it
+  -- <job_name>-<job_id>, as SkyPilot's controller does).
+  local on = h.eventually(function()
+    h.sh(dir, with_endpoint(f, "jobrun check K"))
+    local j = h.jobs_by_name(h.state(dir)).kl_1 or {}
+    return j.status == "RUNNING" and type(j.nodes) == "table"
+      and j.nodes[1] == tostring(j.sky_name) .. "-" .. tostring(j.native_id)
+  end, 20)
+  tap.ok(on, "a running job's nodes: its cluster's name, as the API reports it")
   -- The detached `jobrun __drive` of run K must exit once kill has cancelled the run
   -- (tests/exec fails a leak).
   local code, out = h.sh(dir, with_endpoint(f, "jobrun kill K"))

@@ -32,7 +32,8 @@ local STATUS = {
 }
 
 local QUEUE_FIELDS = { "job_id", "task_id", "job_name", "status", "failure_reason", "recovery_count",
-                       "job_duration", "submitted_at", "start_at", "end_at", "details" }
+                       "job_duration", "submitted_at", "start_at", "end_at", "details",
+                       "current_cluster_name" }
 
 -- client(ctx, options): one API client per run (its connections are reused), health-checked once.
 local function client(ctx, options)
@@ -110,6 +111,10 @@ local function apply(job, row)
   job.status = STATUS[native] or "RUNNING"
   job.restart_count = math.tointeger(row.recovery_count) or job.restart_count or 0
   job.attempt = job.restart_count + 1
+  -- Where it runs, as far as the API says: the cluster the controller launched for it (gone,
+  -- and null, once the job has ended: the last name seen stays).
+  local cluster = row.current_cluster_name
+  if type(cluster) == "string" and cluster ~= "" then job.nodes = { cluster } end
   if type(row.start_at) == "number" then job.started_at = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row.start_at)) end
   if STATUS[native] == "SUCCEEDED" or STATUS[native] == "FAILED" or STATUS[native] == "CANCELLED" then
     if type(row.end_at) == "number" then job.ended_at = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(row.end_at)) end
