@@ -305,6 +305,35 @@ tap.test("the end of a launched run is indexed by whoever sees it: check, wait",
   tap.is(count(dir, "SELECT count(*) FROM attempts WHERE run_id = 'L2'"), 1, "wait indexed L2")
 end)
 
+tap.test("history shows GPU-hours per run, and how much of them went to retries", function()
+  local dir = h.scratch()
+  -- 2 GPUs a node × 2 nodes; the first attempt of each run is "preempted" and retried.
+  h.write(dir .. "/s.lua", [[
+suite "gh" { nodes = 2, gpus = 2, retry = { on = { "preempted" }, max = 1 },
+  run = "sleep 0.3; if [ ! -e {suite_dir}/ran-$JOBRUN_RUN_ID ] && [ $JOBRUN_NODE_RANK = 0 ]; then "
+    .. "touch {suite_dir}/ran-$JOBRUN_RUN_ID; echo 'slurmstepd: error: *** JOB 7 ON node3 CANCELLED AT now DUE TO "
+    .. "PREEMPTION ***'; exit 1; fi" }
+]])
+  for _, id in ipairs({ "p1", "p2" }) do
+    tap.is(h.sh(dir, "jobrun run s.lua --run-id " .. id), 0, id .. " passes after its retry")
+  end
+  local _, out = h.sh(dir, "jobrun history --json")
+  local doc = json.decode(out) or {}
+  local want = {}
+  for _, id in ipairs({ "p2", "p1" }) do
+    local data = json.decode(fs.read(dir .. "/.jobrun/runs/" .. id .. "/state.json")) or { jobs = { {} } }
+    local j = data.jobs[1]
+    local first = (j.attempts or {})[1] or {}
+    local total = (j.gpu_hours or 0) + (first.gpu_hours or 0)
+    want[#want + 1] = { run_id = id, gpu_hours = math.floor(total * 10000 + 0.5) / 10000,
+                        on_retries = j.gpu_hours }
+  end
+  tap.ok(want[1].gpu_hours > 0 and want[1].on_retries > 0, "each attempt recorded GPU-hours (2 × 2 × its time)")
+  tap.is(doc.gpu_hours, want, "--json: per run, newest first, the retries' share")
+  local _, text = h.sh(dir, "jobrun history")
+  tap.like(text, "GPU%-hours per run:\n  p2  [%d.]+ GPU%-hours, [%d.]+ of them on retries\n  p1  ", "in the text too")
+end)
+
 tap.test("prune removes the pruned runs' rows", function()
   local dir = h.scratch()
   h.write(dir .. "/q.lua", QUICK)

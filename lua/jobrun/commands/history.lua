@@ -99,6 +99,30 @@ local function nodes_text(list, paint, last)
   return table.concat(out)
 end
 
+-- gpu_per_run(rows, runs) -> { {run_id, gpu_hours, on_retries}… } newest first, for the runs
+-- whose attempts recorded GPU-hours (README "Why a distributed job died": GPU-hours); on_retries
+-- counts the attempts after each job's first.
+local function gpu_per_run(rows, runs)
+  local by = {}
+  for _, r in ipairs(rows) do
+    if type(r.gpu_hours) == "number" then
+      local g = by[r.run_id] or { total = 0, retries = 0 }
+      by[r.run_id] = g
+      g.total = g.total + r.gpu_hours
+      if (r.try or 1) > 1 or (r.attempt or 1) > 1 then g.retries = g.retries + r.gpu_hours end
+    end
+  end
+  local out = {}
+  local function round(v) return math.floor(v * 10000 + 0.5) / 10000 end
+  for _, id in ipairs(runs) do
+    local g = by[id]
+    if g then out[#out + 1] = { run_id = id, gpu_hours = round(g.total), on_retries = round(g.retries) } end
+  end
+  return out
+end
+
+local function metrics_format(v) return require("jobrun.metrics").format(v) end
+
 function command.run(opts, args)
   if #args > 1 then errors.raise("history: expected at most one GLOB, got %d\nUsage: %s", #args, command.usage) end
   local state_dir = opts["state-dir"]
@@ -132,16 +156,21 @@ function command.run(opts, args)
         attempts[k] = json.object({ run_id = r.run_id, try = r.try, attempt = r.attempt, commit = r.commit_id,
           status = r.status, exit_code = r.exit_code, termination_reason = r.termination,
           restart_count = r.restarts, duration_s = r.duration_s, verdict = r.verdict,
-          nodes = r.nodes and json.array(split_nodes(r.nodes)) or nil,
+          nodes = r.nodes and json.array(split_nodes(r.nodes)) or nil, gpu_hours = r.gpu_hours,
           metrics = r.metrics and json.decode(r.metrics) or nil },
           { "run_id", "try", "attempt", "commit", "status", "exit_code", "termination_reason", "restart_count",
-            "duration_s", "verdict", "nodes", "metrics" })
+            "duration_s", "verdict", "nodes", "gpu_hours", "metrics" })
       end
       docs[i] = json.object({ name = j.name, passed = s.passed, failed = s.failed, pass_rate = s.rate,
         flips = s.flips, attempts = attempts }, { "name", "passed", "failed", "pass_rate", "flips", "attempts" })
     end
-    local doc = json.object({ runs = json.array(runs), jobs = docs, nodes = node_list and nodes_doc(node_list) or nil },
-      { "runs", "jobs", "nodes" })
+    local gpu
+    for i, g in ipairs(gpu_per_run(rows, runs)) do
+      gpu = gpu or json.array()
+      gpu[i] = json.object(g, { "run_id", "gpu_hours", "on_retries" })
+    end
+    local doc = json.object({ runs = json.array(runs), jobs = docs, nodes = node_list and nodes_doc(node_list) or nil,
+      gpu_hours = gpu }, { "runs", "jobs", "nodes", "gpu_hours" })
     io.stdout:write(json.encode(doc, true), "\n")
     return 0
   end
@@ -199,6 +228,14 @@ function command.run(opts, args)
     local s = history.stats(j.rows)
     out:write(string.format("%s: passed %d of %d (%s), %d flip%s\n", clean(j.name), s.passed, s.total,
       s.rate and string.format("%.0f%%", s.rate * 100) or "-", s.flips, s.flips == 1 and "" or "s"))
+  end
+  local gpu = gpu_per_run(rows, runs)
+  if #gpu > 0 then
+    out:write("\nGPU-hours per run:\n")
+    for _, g in ipairs(gpu) do
+      out:write(string.format("  %s  %s GPU-hours%s\n", clean(g.run_id), metrics_format(g.gpu_hours),
+        g.on_retries > 0 and string.format(", %s of them on retries", metrics_format(g.on_retries)) or ""))
+    end
   end
   return 0
 end
