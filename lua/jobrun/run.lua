@@ -428,20 +428,39 @@ end
 function Run:poll(jobs)
   local groups = self:groups(jobs)
   if #groups > 1 then
-    for _, g in ipairs(groups) do self:poll_with(g[1], g[2]) end
-    return
+    local changed = {}
+    for _, g in ipairs(groups) do
+      for job in pairs(self:poll_with(g[1], g[2]) or {}) do changed[job] = true end
+    end
+    return changed
   end
   return self:poll_with(groups[1][1], jobs)
 end
 
+-- snapshot(job) -> the job's fields as they are (a table field by identity): what a poll may
+-- change. moved(job, snap) -> true when a field differs from the snapshot.
+local function snapshot(job)
+  local s = {}
+  for k, v in pairs(job) do s[k] = v end
+  return s
+end
+local function moved(job, snap)
+  for k, v in pairs(job) do if snap[k] ~= v then return true end end
+  for k in pairs(snap) do if job[k] == nil then return true end end
+  return false
+end
+
+-- poll_with(ctx, jobs) -> the set of the jobs whose record the poll changed (only those are
+-- encoded again at the next save: a poll of 1,000 waiting jobs that moved none re-encodes none).
 function Run.poll_with(_, ctx, jobs)
-  local before = {}
-  for i, job in ipairs(jobs) do before[i] = record.position(job) end
+  local before, snaps = {}, {}
+  for i, job in ipairs(jobs) do before[i], snaps[i] = record.position(job), snapshot(job) end
   -- JOBRUN_TRACE=FILE: one line per poll cycle, for benchmarks and tests to count the backend
   -- queries they see against.
   local trace = os.getenv("JOBRUN_TRACE")
   if trace and trace ~= "" then fs.append(trace, string.format("poll %s %d\n", ctx.backend.name or "?", #jobs)) end
   ctx.backend.poll(ctx, jobs)
+  local changed = {}
   for i, job in ipairs(jobs) do
     -- Backends count attempts within one launch; {attempt} counts across reruns too.
     if job.attempt_base then job.attempt = job.attempt_base + (job.restart_count or 0) + 1 end
@@ -450,14 +469,16 @@ function Run.poll_with(_, ctx, jobs)
         "jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
         ctx.backend.name or "?", tostring(before[i].status), tostring(job.status), tostring(job.status)))
     end
+    if moved(job, snaps[i]) then changed[job] = true end
   end
+  return changed
 end
 
 -- refresh([jobs]) -> how many jobs were asked about: one backend poll for the given jobs
 -- (default: every unfinished launched one), then the ended ones settled.
 function Run:refresh(jobs)
   jobs = jobs or self:active()
-  if #jobs > 0 then self:poll(jobs) end
+  local moved_jobs = #jobs > 0 and self:poll(jobs) or {}
   -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
   for _, g in ipairs(self:groups(jobs)) do
     local ctx = g[1]
@@ -472,8 +493,9 @@ function Run:refresh(jobs)
   -- The ended jobs' logs analysed together: user parsers run in one sandbox for all of them.
   local ended = {}
   for _, job in ipairs(jobs) do
-    self:changed(job)
-    if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
+    local ends = verdict.TERMINAL[job.status] and job.verdict == "pending"
+    if moved_jobs[job] or ends then self:changed(job) end
+    if ends then ended[#ended + 1] = job end
   end
   local found = results.analyze(ended, self.dir, function(job) return self:parsers_of(job) end)
   for i, job in ipairs(ended) do self:settle(job, found[i]) end
@@ -883,11 +905,11 @@ function Run:drive(opts)
       if outcome then return outcome, sig end
     end
     if polled then
-      local moved = false
+      local any_moved = false
       for i, job in ipairs(changed) do
-        if before[i] ~= job.status .. "/" .. tostring(job.restart_count) then moved = true end
+        if before[i] ~= job.status .. "/" .. tostring(job.restart_count) then any_moved = true end
       end
-      poll_interval = moved and base_interval or math.min(poll_interval * 1.5, max_interval)
+      poll_interval = any_moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
     take_in(changed)
     -- Failed attempts that a retry policy names start again (before fail_fast sees them).
