@@ -424,6 +424,26 @@ end
 
 -- graph_svg(data, esc) -> the run's suites as boxes (name, backend, counts), arrows for needs,
 -- in inline SVG ("" for a run of one suite): layers left to right by what each needs.
+-- counts(data) -> { [suite] = { total, passed, failed, pending, skipped } }: each suite's jobs by
+-- verdict (skipped ones among the failed), in a run of several suites.
+function needs.counts(data)
+  local counts = {}
+  for _, s in ipairs(type(data.suites) == "table" and data.suites or {}) do
+    counts[s.name] = { total = 0, passed = 0, failed = 0, pending = 0, skipped = 0 }
+  end
+  for _, job in ipairs(data.jobs) do
+    local c = counts[job.spec and job.spec.suite or ""]
+    if c then
+      c.total = c.total + 1
+      if job.status == "SKIPPED" then c.skipped = c.skipped + 1 end
+      if job.verdict == "pass" then c.passed = c.passed + 1
+      elseif job.verdict == "fail" then c.failed = c.failed + 1
+      else c.pending = c.pending + 1 end
+    end
+  end
+  return counts
+end
+
 function needs.graph_svg(data, esc)
   local suites = type(data.suites) == "table" and data.suites or {}
   if #suites < 2 then return "" end
@@ -448,18 +468,7 @@ function needs.graph_svg(data, esc)
   end
   local width, height = 0, 0
   for _, p in pairs(pos) do width = math.max(width, p.x + W + PAD); height = math.max(height, p.y + H + PAD) end
-  local counts = {}
-  for _, s in ipairs(suites) do counts[s.name] = { pass = 0, fail = 0, pending = 0, skipped = 0, total = 0 } end
-  for _, job in ipairs(data.jobs) do
-    local c = counts[job.spec and job.spec.suite or ""]
-    if c then
-      c.total = c.total + 1
-      if job.status == "SKIPPED" then c.skipped = c.skipped + 1 end
-      if job.verdict == "pass" then c.pass = c.pass + 1
-      elseif job.verdict == "fail" then c.fail = c.fail + 1
-      else c.pending = c.pending + 1 end
-    end
-  end
+  local counts = needs.counts(data)
   local out = { string.format('<svg class="needs" role="img" aria-label="suites and what they need" '
     .. 'xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" '
     .. 'font-size="12"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
@@ -478,12 +487,12 @@ function needs.graph_svg(data, esc)
   end
   for _, s in ipairs(suites) do
     local p, c = pos[s], counts[s.name]
-    local stroke = c.fail > 0 and "#c62828" or c.pending > 0 and "#888" or "#2e7d32"
+    local stroke = c.failed > 0 and "#c62828" or c.pending > 0 and "#888" or "#2e7d32"
     out[#out + 1] = string.format('<g class="suite" data-suite="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="6" '
       .. 'fill="#fff" stroke="%s" stroke-width="2"/><text x="%d" y="%d" font-weight="bold">%s</text>'
       .. '<text x="%d" y="%d">%s · %d/%d passed%s%s%s</text></g>', esc(s.name), p.x, p.y, W, H, stroke,
-      p.x + 10, p.y + 22, esc(s.name), p.x + 10, p.y + 42, esc(s.backend or "?"), c.pass, c.total,
-      c.fail > c.skipped and string.format(" · %d failed", c.fail - c.skipped) or "",
+      p.x + 10, p.y + 22, esc(s.name), p.x + 10, p.y + 42, esc(s.backend or "?"), c.passed, c.total,
+      c.failed > c.skipped and string.format(" · %d failed", c.failed - c.skipped) or "",
       c.skipped > 0 and string.format(" · %d skipped", c.skipped) or "",
       c.pending > 0 and string.format(" · %d pending", c.pending) or "")
   end

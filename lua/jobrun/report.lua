@@ -239,26 +239,14 @@ end
 -- jobs' counts (skipped among them), for the dashboard's graph; nil for a run of one suite.
 local function suites_json(data)
   if type(data.suites) ~= "table" or #data.suites < 2 then return nil end
-  local out, at = json.array(), {}
+  local out = json.array()
+  local counts = require("jobrun.needs").counts(data)
   for i, s in ipairs(data.suites) do
     local needs = json.array()
     for k, n in ipairs(type(s.needs) == "table" and s.needs or {}) do needs[k] = n end
-    at[s.name] = { total = 0, passed = 0, failed = 0, pending = 0, skipped = 0 }
-    out[i] = json.object({ name = s.name, backend = s.backend, needs = needs, summary = at[s.name] },
+    out[i] = json.object({ name = s.name, backend = s.backend, needs = needs,
+      summary = json.object(counts[s.name], { "total", "passed", "failed", "pending", "skipped" }) },
       { "name", "backend", "needs", "summary" })
-  end
-  for _, job in ipairs(data.jobs) do
-    local c = at[job.spec and job.spec.suite or ""]
-    if c then
-      c.total = c.total + 1
-      if job.status == "SKIPPED" then c.skipped = c.skipped + 1 end
-      if job.verdict == "pass" then c.passed = c.passed + 1
-      elseif job.verdict == "fail" then c.failed = c.failed + 1
-      else c.pending = c.pending + 1 end
-    end
-  end
-  for _, s in ipairs(out) do
-    s.summary = json.object(s.summary, { "total", "passed", "failed", "pending", "skipped" })
   end
   return out
 end
