@@ -196,8 +196,72 @@ static int starts_mid_line(int fd, off_t start) {
     return start > 0 && !(pread(fd, &before, 1, start - 1) == 1 && (before == '\n' || before == '\r'));
 }
 
-/* Reads the region [start, size) in chunks; each chunk is cut after its last line break and
- * the rest carried into the next, so that no line is split. */
+/* open_region(L, path, tail, &fd, &size, &start) -> 0, or the count of the failure's results
+ * pushed (nil, message): the file opened, and the region [start, size) of its last tail bytes
+ * (all of it when tail < 0). */
+static int open_region(lua_State *L, const char *path, lua_Integer tail, int *fd, off_t *size, off_t *start) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return luaL_fileresult(L, 0, path);
+    struct stat st;
+    if (fstat(*fd, &st) != 0) { int e = errno; close(*fd); errno = e; return luaL_fileresult(L, 0, path); }
+    *size = st.st_size;
+    *start = (tail >= 0 && *size > tail) ? *size - (off_t)tail : 0;
+    return 0;
+}
+
+/* each_block(fd, start, size, block, fn, ctx) -> 0, -1 when out of memory, or fn's non-zero:
+ * reads [start, size) in blocks of about `block` bytes, each cut after its last line break (the
+ * rest carried into the next, so that no line is split; a line longer than MAX_LINE is cut), a
+ * partial first line skipped, escape sequences stripped, and gives each to fn with the file
+ * offset of its first byte (offsets after a stripped sequence are only in order). */
+typedef int (*BlockFn)(void *ctx, const char *data, size_t len, long long at);
+static int each_block(int fd, off_t start, off_t size, size_t block, BlockFn fn, void *ctx) {
+    char *buf = malloc(block + MAX_LINE);
+    if (!buf) return -1;
+    size_t carry = 0;
+    off_t pos = start, data_at = start; /* data_at: the file offset of buf[0] */
+    int failed = 0, first_chunk = starts_mid_line(fd, start);
+    while (pos < size && !failed) {
+        ssize_t n = pread(fd, buf + carry, block, pos);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        pos += n;
+        size_t len = carry + (size_t)n;
+        char *data = buf;
+        if (first_chunk) {
+            char *nl = memchr(data, '\n', len);
+            size_t skip = nl ? (size_t)(nl - data) + 1 : len;
+            data += skip;
+            len -= skip;
+            data_at += (off_t)skip;
+            first_chunk = 0;
+        }
+        /* Whole lines now; the unfinished last line waits for the next block (or EOF), unless
+         * it is already longer than any line we keep: then it is cut here. */
+        size_t whole = len;
+        if (pos < size) {
+            while (whole > 0 && data[whole - 1] != '\n') whole--;
+            if (len - whole > MAX_LINE) whole = len;
+        }
+        size_t carry_len = len - whole;
+        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
+        failed = fn(ctx, data, searched, (long long)data_at);
+        data_at += (off_t)whole;
+        memmove(buf, data + whole, carry_len);
+        carry = carry_len;
+    }
+    free(buf);
+    return failed;
+}
+
+typedef struct { Needle *needles; int count; } FindCtx;
+static int find_block(void *ctx, const char *data, size_t len, long long at) {
+    (void)at;
+    FindCtx *f = ctx;
+    return search(f->needles, f->count, data, len);
+}
+
+/* find(path, needles [, tail]): reads the region in blocks of whole lines (each_block). */
 static int scan_find(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -212,52 +276,17 @@ static int scan_find(lua_State *L) {
         luaL_argcheck(L, needles[k].len > 0, 2, "empty needle");
         lua_pop(L, 1);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
-    off_t size = st.st_size;
-    off_t start = (tail >= 0 && size > tail) ? size - (off_t)tail : 0;
-    char *buf = malloc(CHUNK + MAX_LINE);
-    if (!buf) { close(fd); errno = ENOMEM; return luaL_fileresult(L, 0, path); }
-    size_t carry = 0;
-    off_t pos = start;
-    int first_chunk = starts_mid_line(fd, start); /* then skip to the next line */
-    while (pos < size) {
-        size_t want = CHUNK;
-        ssize_t n = pread(fd, buf + carry, want, pos);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        pos += n;
-        size_t len = carry + (size_t)n;
-        char *data = buf;
-        if (first_chunk) {
-            char *nl = memchr(data, '\n', len);
-            size_t skip = nl ? (size_t)(nl - data) + 1 : len;
-            data += skip;
-            len -= skip;
-            first_chunk = 0;
-        }
-        /* Whole lines now; the unfinished last line waits for the next chunk (or EOF), unless
-         * it is already longer than any line we keep: then it is cut here. */
-        size_t whole = len;
-        if (pos < size) {
-            while (whole > 0 && data[whole - 1] != '\n') whole--;
-            if (len - whole > MAX_LINE) whole = len;
-        }
-        size_t carry_len = len - whole;
-        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
-        if (search(needles, count, data, searched) != 0) {
-            free(buf);
-            close(fd);
-            free_needles(needles, count);
-            return luaL_error(L, "scan: out of memory");
-        }
-        memmove(buf, data + whole, carry_len);
-        carry = carry_len;
-    }
-    free(buf);
+    int fd;
+    off_t size, start;
+    int pushed = open_region(L, path, tail, &fd, &size, &start);
+    if (pushed) return pushed;
+    FindCtx f = { needles, count };
+    int failed = each_block(fd, start, size, CHUNK, find_block, &f);
     close(fd);
+    if (failed) {
+        free_needles(needles, count);
+        return luaL_error(L, "scan: out of memory");
+    }
     push_hits(L, needles, count);
     free_needles(needles, count);
     lua_createtable(L, 0, 2);
@@ -839,6 +868,12 @@ static void free_rank_state(RankNeedle *needles, int count, RankHits *hits) {
     free(hits->items);
 }
 
+typedef struct { RankNeedle *needles; int count; RankHits *hits; } RanksCtx;
+static int ranks_block(void *ctx, const char *data, size_t len, long long at) {
+    RanksCtx *r = ctx;
+    return rank_search(r->needles, r->count, data, len, at, r->hits);
+}
+
 static int scan_ranks(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -853,48 +888,15 @@ static int scan_ranks(lua_State *L) {
         luaL_argcheck(L, needles[k].len > 0, 2, "empty needle");
         lua_pop(L, 1);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); errno = e; return luaL_fileresult(L, 0, path); }
-    off_t size = st.st_size;
-    off_t start = (tail >= 0 && size > tail) ? size - (off_t)tail : 0;
-    char *buf = malloc(RANK_BLOCK + MAX_LINE);
-    if (!buf) { close(fd); errno = ENOMEM; return luaL_fileresult(L, 0, path); }
+    int fd;
+    off_t size, start;
+    int pushed = open_region(L, path, tail, &fd, &size, &start);
+    if (pushed) return pushed;
     RankHits hits = {0};
-    size_t carry = 0;
-    off_t pos = start, data_at = start; /* data_at: the file offset of buf[0] */
-    int failed = 0, first_chunk = starts_mid_line(fd, start);
-    while (pos < size && !failed) {
-        ssize_t n = pread(fd, buf + carry, RANK_BLOCK, pos);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        pos += n;
-        size_t len = carry + (size_t)n;
-        char *data = buf;
-        if (first_chunk) {
-            char *nl = memchr(data, '\n', len);
-            size_t skip = nl ? (size_t)(nl - data) + 1 : len;
-            data += skip;
-            len -= skip;
-            data_at += (off_t)skip;
-            first_chunk = 0;
-        }
-        size_t whole = len;
-        if (pos < size) {
-            while (whole > 0 && data[whole - 1] != '\n') whole--;
-            if (len - whole > MAX_LINE) whole = len;
-        }
-        size_t carry_len = len - whole;
-        /* Offsets are the file's as long as no colour code was taken out of the block; after
-         * one, they stay in order, which is all forensics.lua asks of them. */
-        size_t searched = memchr(data, '\033', whole) ? jobrun_strip_escapes(data, whole, 0) : whole;
-        if (rank_search(needles, count, data, searched, (long long)data_at, &hits) != 0) failed = 1;
-        data_at += (off_t)whole;
-        memmove(buf, data + whole, carry_len);
-        carry = carry_len;
-    }
-    free(buf);
+    RanksCtx r = { needles, count, &hits };
+    /* Offsets are the file's as long as no colour code was taken out of a block; after one,
+     * they stay in order, which is all forensics.lua asks of them. */
+    int failed = each_block(fd, start, size, RANK_BLOCK, ranks_block, &r);
     close(fd);
     if (failed) { free_rank_state(needles, count, &hits); return luaL_error(L, "scan: out of memory"); }
     if (hits.n > 1) qsort(hits.items, hits.n, sizeof *hits.items, hit_order);
