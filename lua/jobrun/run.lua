@@ -820,8 +820,8 @@ function Run:drive(opts)
         if verdict.TERMINAL[job.status] then ended = ended or {}; ended[#ended + 1] = job end
       end
     end
-    -- Jobs another writer saw end (a `check`, a `wait` following this driver) get their retry
-    -- policy here all the same.
+    -- Ended jobs get their retry policy here, whoever saw them end (this driver's poll, a
+    -- `check`, a `wait` following this driver).
     if ended and not stopping and retry.after(self, ended) then cursor = 1 end
   end
 
@@ -911,9 +911,9 @@ function Run:drive(opts)
       end
       poll_interval = any_moved and base_interval or math.min(poll_interval * 1.5, max_interval)
     end
+    -- (take_in starts again the failed attempts that a retry policy names, before fail_fast
+    -- sees them.)
     take_in(changed)
-    -- Failed attempts that a retry policy names start again (before fail_fast sees them).
-    if not stopping and retry.after(self, changed) then cursor = 1 end
     if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
     if data.suites and not stopping then self:suite_fail_fast() end
   end

@@ -35,10 +35,12 @@ local function browse(dir, scenario, url, ...)
   local shot = string.format("%s/%s-%d.png", dir, scenario, shots)
   local args = { ... }
   for i, a in ipairs(args) do args[i] = h.q(a) end
-  -- Chromium's singleton socket lives in TMPDIR and must fit a socket path (108 bytes): the
-  -- scratch directory may be deeper, so the browser gets a short one of its own, removed after.
-  local _, out, err = h.sh(dir, "t=$(mktemp -d /tmp/jrb.XXXXXX) && SHOT=" .. h.q(shot) .. " TMPDIR=\"$t\" node "
-    .. h.q(driver) .. " " .. scenario .. " " .. h.q(url) .. " " .. table.concat(args, " ")
+  -- Chromium makes its singleton socket in TMPDIR, and a socket's path must fit in 108 bytes:
+  -- under tests/asan.sh the scratch directory is nested one level deeper and too long, so the
+  -- browser gets a short TMPDIR of its own under /tmp, removed by the same shell whatever node's
+  -- exit (only a kill of this file could leave it).
+  local _, out, err = h.sh(dir, "t=$(mktemp -d /tmp/jobrun-chromium.XXXXXX) && SHOT=" .. h.q(shot)
+    .. " TMPDIR=\"$t\" node " .. h.q(driver) .. " " .. scenario .. " " .. h.q(url) .. " " .. table.concat(args, " ")
     .. "; rc=$?; rm -rf \"$t\"; exit $rc")
   local r = json.decode(out:match("[^\n]*\n?$") or "") or { error = "no result: " .. out .. err }
   if r.error then

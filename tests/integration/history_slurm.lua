@@ -7,13 +7,9 @@ local tap = require "tap"
 local h = require "helpers"
 local json = require "jobrun.json"
 
-local top = os.getenv("JOBRUN_TOP")
-local cluster = "sh " .. h.q(top .. "/tests/slurm/cluster.sh")
-local up = os.execute(cluster .. " status")
-tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
-if not up then return tap.done() end
-local conf = (io.popen(cluster .. " env"):read("a")):match("SLURM_CONF=(%S+)")
-local env = "export SLURM_CONF=" .. h.q(conf) .. " && "
+local slurm = h.slurm_cluster(tap)
+if not slurm then return tap.done() end
+local env = slurm.env
 
 -- Each job takes a whole node (8 CPUs), so that the 8 jobs of a run go over all four nodes.
 local SUITE = [[

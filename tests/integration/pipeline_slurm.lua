@@ -7,12 +7,9 @@ local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 
-local top = os.getenv("JOBRUN_TOP")
-local cluster = "sh " .. h.q(top .. "/tests/slurm/cluster.sh")
-local up = os.execute(cluster .. " status")
-tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
-if not up then return tap.done() end
-local conf = (io.popen(cluster .. " env"):read("a")):match("SLURM_CONF=(%S+)")
+local slurm = h.slurm_cluster(tap)
+if not slurm then return tap.done() end
+local conf = slurm.conf
 
 local function env(f)
   return "export SLURM_CONF=" .. h.q(conf) .. " SKYPILOT_API_SERVER_ENDPOINT=" .. h.q(f.url) .. " && "

@@ -7,20 +7,11 @@ local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 
-local top = os.getenv("JOBRUN_TOP")
-local cluster = "sh " .. h.q(top .. "/tests/slurm/cluster.sh")
 -- status wants all four nodes idle, mixed or allocated: the jobs of a file that ran just before
 -- may still be completing, so give it a minute before calling the cluster down.
-local up = os.execute(cluster .. " status")
-for _ = 1, 60 do
-  if up then break end
-  process.sleep(1)
-  up = os.execute(cluster .. " status")
-end
-tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
-if not up then return tap.done() end
-local conf = (io.popen(cluster .. " env"):read("a")):match("SLURM_CONF=(%S+)")
-local env = "export SLURM_CONF=" .. h.q(conf) .. " && "
+local slurm = h.slurm_cluster(tap, 60)
+if not slurm then return tap.done() end
+local conf, env = slurm.conf, slurm.env
 
 local function scratch(name, fn) h.test_in(tap, name, fn) end
 

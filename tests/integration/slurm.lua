@@ -6,16 +6,11 @@ local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
 local process = require "jobrun.c.process"
 
-local top = os.getenv("JOBRUN_TOP")
-local cluster = "sh " .. h.q(top .. "/tests/slurm/cluster.sh")
 -- The shared cluster's daemons outlive this file: the controller the outage test restarts gets
--- neither this file's tag nor its scratch directory (tests/exec) as TMPDIR.
-local daemon = "env -u JOBRUN_TEST_TAG -u JOBRUN_TEST_SCRATCH -u TMPDIR " .. cluster
-local up = os.execute(cluster .. " status")
-tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
-if not up then return tap.done() end
-local conf = (io.popen(cluster .. " env"):read("a")):match("SLURM_CONF=(%S+)")
-local env = "export SLURM_CONF=" .. h.q(conf) .. " && "
+-- neither this file's tag nor its scratch directory (tests/exec) as TMPDIR (slurm.daemon).
+local slurm = h.slurm_cluster(tap)
+if not slurm then return tap.done() end
+local cluster, daemon, conf, env = slurm.cluster, slurm.daemon, slurm.conf, slurm.env
 
 -- shims(dir) -> a PATH prefix whose squeue, scontrol, sacct, sdiag, sbatch and scancel log their
 -- calls to dir/calls.log.
