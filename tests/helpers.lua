@@ -127,25 +127,7 @@ function helpers.fake_skypilot(dir, args, port)
   local argv = { "python3", os.getenv("JOBRUN_TOP") .. "/tests/skypilot/fake_server.py", "--port", tostring(port or 0),
                  "--tick", "0.1" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  -- slurm_cluster(tap [, wait]) -> { cluster, daemon, conf, env } | nil: the shared Slurm test
--- cluster (tests/slurm/cluster.sh), said up or not as the file's first test (waiting up to
--- `wait` seconds for its nodes: a file just before may leave jobs completing). cluster is its
--- script's command; daemon the same without this file's tag, scratch and TMPDIR (a daemon it
--- restarts outlives the file); env the shell prefix that exports its SLURM_CONF. Without the
--- cluster the Slurm tests fail, they do not skip.
-function helpers.slurm_cluster(tap, wait)
-  local cluster = "sh " .. q(os.getenv("JOBRUN_TOP") .. "/tests/slurm/cluster.sh")
-  local up = helpers.eventually(function() return os.execute(cluster .. " status") end, wait or 0)
-  tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
-  if not up then return nil end
-  local p = io.popen(cluster .. " env")
-  local conf = p:read("a"):match("SLURM_CONF=(%S+)")
-  p:close()
-  return { cluster = cluster, conf = conf, env = "export SLURM_CONF=" .. q(conf) .. " && ",
-           daemon = "env -u JOBRUN_TEST_TAG -u JOBRUN_TEST_SCRATCH -u TMPDIR " .. cluster }
-end
-
-return helpers.listening(dir, argv)
+  return helpers.listening(dir, argv)
 end
 
 -- serve(dir, args, env) -> { url, port, proc, out }: `jobrun serve` on a free port in dir, ready;
@@ -167,5 +149,23 @@ function helpers.stop_server(s)
   return r
 end
 helpers.stop_fake = helpers.stop_server
+
+-- slurm_cluster(tap [, wait]) -> { cluster, daemon, conf, env } | nil: the shared Slurm test
+-- cluster (tests/slurm/cluster.sh), said up or not as the file's first test (waiting up to
+-- `wait` seconds for its nodes: a file just before may leave jobs completing). cluster is its
+-- script's command; daemon the same without this file's tag, scratch and TMPDIR (a daemon it
+-- restarts outlives the file); env the shell prefix that exports its SLURM_CONF. Without the
+-- cluster the Slurm tests fail, they do not skip.
+function helpers.slurm_cluster(tap, wait)
+  local cluster = "sh " .. q(os.getenv("JOBRUN_TOP") .. "/tests/slurm/cluster.sh")
+  local up = helpers.eventually(function() return os.execute(cluster .. " status") end, wait or 0)
+  tap.ok(up, "the Slurm test cluster is up (tests/slurm/cluster.sh start)")
+  if not up then return nil end
+  local p = io.popen(cluster .. " env")
+  local conf = p:read("a"):match("SLURM_CONF=(%S+)")
+  p:close()
+  return { cluster = cluster, conf = conf, env = "export SLURM_CONF=" .. q(conf) .. " && ",
+           daemon = "env -u JOBRUN_TEST_TAG -u JOBRUN_TEST_SCRATCH -u TMPDIR " .. cluster }
+end
 
 return helpers

@@ -434,6 +434,16 @@ function Server:route(req)
     if not text then return reply_error(status, why) end
     return 200, headers("application/json"), text
   end
+  -- A run of several suites: the --html page's graph of what needs what (jobrun.needs), as an
+  -- image (an SVG in <img> runs nothing).
+  id = path:match("^/api/runs/([^/]+)/graph%.svg$")
+  if id then
+    local run, status, why = open_run(self, id)
+    if not run then return reply_error(status, why) end
+    local svg = require("jobrun.needs").graph_svg(run.data, require("jobrun.html").escape)
+    if svg == "" then return reply_error(404, "run " .. id .. " has one suite: no graph") end
+    return 200, headers("image/svg+xml"), svg
+  end
   id = path:match("^/api/runs/([^/]+)/events$")
   if id then
     local dir = serve.run_dir(self.state_dir, id)

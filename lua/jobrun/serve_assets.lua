@@ -326,7 +326,7 @@ const STATUSES = ]==] .. require("jobrun.json").encode(require("jobrun.json").ar
         el("span", {}, s.total + " jobs")),
       ACTIONS ? el("div", { class: "actions" }, el("button", { id: "kill", onclick: () => act("kill") }, "Kill unfinished jobs"),
         el("button", { id: "rerun", onclick: () => act("rerun") }, "Rerun failed jobs"), el("pre", { id: "action-output" })) : null,
-      data.suites ? el("h2", {}, "Suites") : null, needsGraph(data.suites),
+      data.suites ? el("h2", {}, "Suites") : null, needsGraph(data),
       el("h2", {}, "Grid"), grid(data.jobs) || el("p", { class: "muted" }, "No matrix axes."),
       el("h2", {}, "Jobs"), controls(), table(data),
       el("h2", {}, "Timeline"), timeline(data.jobs) || el("p", { class: "muted" }, "No job has started."),
@@ -335,63 +335,12 @@ const STATUSES = ]==] .. require("jobrun.json").encode(require("jobrun.json").ar
       failed.length ? failed.slice(0, 50).map(failure) : el("p", { class: "muted" }, "None."));
     if (focus) { const f = document.getElementById(focus); if (f) f.focus(); }
   }
-  // needsGraph(suites): a run of several suites as boxes (name, backend, counts) in columns by
-  // what they need, with an arrow from each needed suite — the --html page's graph, drawn here.
-  function needsGraph(suites) {
-    if (!suites || suites.length < 2) return null;
-    const by = {}, layer = {};
-    suites.forEach((s) => { by[s.name] = s; });
-    const layerOf = (s, depth) => {
-      if (layer[s.name] !== undefined) return layer[s.name];
-      let l = 0;
-      (s.needs || []).forEach((n) => {
-        const need = by[String(n).split("/")[0]];
-        if (need && need !== s && depth < suites.length) l = Math.max(l, layerOf(need, depth + 1) + 1);
-      });
-      layer[s.name] = l;
-      return l;
-    };
-    const W = 230, H = 54, GX = 60, GY = 18, P = 8, rows = {}, pos = {};
-    let width = 0, height = 0;
-    suites.forEach((s) => {
-      const l = layerOf(s, 0);
-      rows[l] = (rows[l] || 0) + 1;
-      pos[s.name] = { x: P + l * (W + GX), y: P + (rows[l] - 1) * (H + GY) };
-      width = Math.max(width, pos[s.name].x + W + P);
-      height = Math.max(height, pos[s.name].y + H + P);
-    });
-    const g = svg("svg", { class: "needs", id: "needs-graph", width: width, height: height,
-      viewBox: "0 0 " + width + " " + height });
-    const defs = svg("defs", {});
-    const marker = svg("marker", { id: "needs-arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8,
-      markerHeight: 8, orient: "auto-start-reverse" });
-    marker.appendChild(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#555" }));
-    defs.appendChild(marker);
-    g.appendChild(defs);
-    suites.forEach((s) => {
-      (s.needs || []).forEach((n) => {
-        const from = pos[String(n).split("/")[0]], to = pos[s.name];
-        if (!from || from === to) return;
-        g.appendChild(svg("line", { x1: from.x + W, y1: from.y + H / 2, x2: to.x, y2: to.y + H / 2, stroke: "#555",
-          "marker-end": "url(#needs-arrow)" }));
-      });
-    });
-    suites.forEach((s) => {
-      const p = pos[s.name], c = s.summary || {};
-      const box = svg("g", { class: "suite-box", "data-suite": s.name });
-      const cls = c.failed > 0 ? "v-fail" : c.pending > 0 ? "v-pending" : "v-pass";
-      box.appendChild(svg("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6, fill: "none", stroke: "#888",
-        class: cls }));
-      const t1 = svg("text", { x: p.x + 8, y: p.y + 20, "font-weight": "bold" });
-      t1.textContent = s.name + " · " + s.backend;
-      const t2 = svg("text", { x: p.x + 8, y: p.y + 40, class: "counts" });
-      t2.textContent = c.passed + " passed, " + c.failed + " failed" + (c.skipped ? " (" + c.skipped + " skipped)" : "") +
-        ", " + c.pending + " pending";
-      box.appendChild(t1);
-      box.appendChild(t2);
-      g.appendChild(box);
-    });
-    return g;
+  // needsGraph(data): a run of several suites: the server's graph of what needs what (the
+  // --html page's), reloaded with each change of the run.
+  function needsGraph(data) {
+    if (!data.suites || data.suites.length < 2) return null;
+    return el("img", { id: "needs-graph", alt: "the suites and what they need",
+      src: "/api/runs/" + enc(data.run_id) + "/graph.svg?v=" + enc(data.suites.map((x) => JSON.stringify(x.summary)).join()) });
   }
   async function runPage(id) {
     currentRun = id;
