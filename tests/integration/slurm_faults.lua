@@ -163,6 +163,7 @@ end)
 tap.test("a timeout under a minute is the suite's: TERM, grace, KILL from the batch script", function()
   local dir = h.scratch()
   -- "stubborn" ignores TERM (its sleep inherits the ignore): only the KILL that follows ends it.
+  -- 15 s, not less: under load, the step may take seconds to start, and the job must have begun.
   h.write(dir .. "/t.sh", [[
 echo begin
 if [ "$1" = stubborn ]; then trap '' TERM; fi
@@ -170,7 +171,7 @@ sleep 60
 echo ran-to-the-end
 ]])
   h.write(dir .. "/s.lua", [[
-suite "to" { backend = "slurm", matrix = { kind = { "plain", "stubborn" } }, timeout = "5s",
+suite "to" { backend = "slurm", matrix = { kind = { "plain", "stubborn" } }, timeout = "15s",
   run = "sh {suite_dir}/t.sh {kind}", slurm = { grace = 3 }, name = "{suite}_{kind}",
   expect = { status = "TIMEOUT", termination = "timeout" } }
 ]])
@@ -181,10 +182,10 @@ suite "to" { backend = "slurm", matrix = { kind = { "plain", "stubborn" } }, tim
   local code, out, err = h.sh(dir, env .. "timeout 120 " .. h.q(h.bin) .. " run s.lua --run-id T --json")
   local took = process.now() - t0
   tap.is(code, 0, "both TIMEOUT, as expected" .. (code ~= 0 and (": " .. out .. err) or ""))
-  tap.ok(took < 45, string.format("at the suite's timeout, not Slurm's minute (%.0f s)", took))
+  tap.ok(took < 55, string.format("at the suite's timeout, not Slurm's minute (%.0f s)", took))
   for _, j in ipairs((json.decode(out) or { jobs = {} }).jobs) do
     tap.is({ j.status, j.termination_reason }, { "TIMEOUT", "timeout" }, j.name .. ": TIMEOUT")
-    tap.ok(j.duration_s and j.duration_s >= 5 and j.duration_s <= 15, j.name .. ": its duration is the timeout's ("
+    tap.ok(j.duration_s and j.duration_s >= 15 and j.duration_s <= 25, j.name .. ": its duration is the timeout's ("
       .. tostring(j.duration_s) .. ")")
     local log = fs.read(dir .. "/" .. j.log_path) or ""
     tap.ok(log:find("begin") and not log:find("ran-to-the-end", 1, true), j.name .. ": stopped in its sleep", log)
