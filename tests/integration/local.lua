@@ -374,7 +374,7 @@ suite "su" {
   matrix = { ok = { "yes", "no" } },
   nodes = 2,
   setup = "echo setting up; test {ok} = yes",
-  run = "echo running; sleep 0.5",
+  run = "echo running; sleep 3", -- (long enough for --watch to see it running, however loaded the machine)
 }
 ]])
   local code = h.sh(dir, "jobrun launch s.lua --run-id W")
