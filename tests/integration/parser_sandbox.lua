@@ -63,7 +63,7 @@ h.test_in(tap, "SIGTERM during the analysis ends run promptly (143)", function(d
   local took = process.now() - t0
   if not ended then runner:kill("KILL") end
   local r = runner:wait(true)
-  tap.ok(ended, string.format("ended promptly, not after the analysis (%.2fs; a second when the machine is idle)", took))
+  tap.ok(ended, string.format("ended promptly, not after the analysis (%.2fs; a second on an idle machine)", took))
   tap.is(r.exit_code, 143, "exit 143")
   tap.ok(not analysing or h.eventually(function() return h.gone(analysing) end, 2), "the analysis child is gone")
   tap.like(fs.read(dir .. "/.bg.log") or "", "SIGTERM: stopping", "run said it stopped")
@@ -103,7 +103,7 @@ h.test_in(tap, "SIGTERM during an expectation function ends run promptly (143)",
   local took = process.now() - t0
   if not ended then runner:kill("KILL") end
   local r = runner:wait(true)
-  tap.ok(ended, string.format("ended promptly, not after the analysis (%.2fs; a second when the machine is idle)", took))
+  tap.ok(ended, string.format("ended promptly, not after the analysis (%.2fs; a second on an idle machine)", took))
   tap.is(r.exit_code, 143, "exit 143")
 end)
 
