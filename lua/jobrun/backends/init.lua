@@ -45,21 +45,27 @@ local function adapt(backend)
     for k, v in pairs(job) do c[k] = v end
     return c
   end
-  -- around(fn, ctx, jobs, ...) -> the observations { [job] = … }, and fn's results: fn called
-  -- on the jobs' copies. A function that returned observations itself (`at`: which of its
-  -- results) is taken at its word, its keys (copies, or names) made the jobs.
+  -- around(fn, at, ctx, jobs, ...) -> the observations { [job] = … }, and fn's results: fn
+  -- called on the jobs' copies; what it changed on a copy is that job's observation. One that
+  -- returned an observation of a job itself (in its result number `at`, keyed by the copy or the
+  -- name) is taken at its word for that job.
   local function around(fn, at, ctx, jobs, ...)
-    local list, of = {}, {}
-    for i, job in ipairs(jobs) do list[i] = copy(job); of[list[i]] = job end
+    local list, of, by_name = {}, {}, {}
+    for i, job in ipairs(jobs) do
+      list[i] = copy(job)
+      of[list[i]], by_name[job.name] = job, job
+    end
     local r = table.pack(fn(ctx, list, ...))
     local out = {}
+    for c, job in pairs(of) do
+      local obs = status.diff(job, c)
+      if obs then out[job] = obs end
+    end
     local given = at and r[at]
     if type(given) == "table" then
-      for k, obs in pairs(given) do out[of[k] or k] = obs end
-    else
-      for c, job in pairs(of) do
-        local obs = status.diff(job, c)
-        if obs then out[job] = obs end
+      for k, obs in pairs(given) do
+        local job = of[k] or (type(k) == "string" and by_name[k])
+        if job and type(obs) == "table" then out[job] = obs end
       end
     end
     return out, r
