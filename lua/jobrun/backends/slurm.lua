@@ -1089,7 +1089,8 @@ function backend.cancel(ctx, jobs)
       local why = r.stderr:match("job id " .. job.native_id .. ": ([^\n]*)")
       if not why then
         results[job.name] = "killed"
-        -- A pending array task leaves the controller's list at once: poll reads this instead.
+        -- A pending array task leaves the controller's list at once: poll reads this instead (a
+        -- note on the copy, which the observation carries to the job).
         if job.native_id:find("_", 1, true) then job.slurm_cancelled = true end
       elseif why:find("already completing or completed") then
         results[job.name] = "already completed"
