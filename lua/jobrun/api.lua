@@ -130,7 +130,7 @@ function api.new(S)
       end
     end
     if #want > 0 then
-      ctx.backend.fetch_logs(ctx, want, { force = true })
+      S.run:fetch_logs(ctx, want, { force = true })
       -- What a script can read of a log has been streamed first.
       stream_out(false)
     end

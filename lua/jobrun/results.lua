@@ -75,8 +75,9 @@ local RESET = { "native_id", "native_status", "pending_reason", "nodes", "exit_c
   "cause_chain", "gpu_hours", "retried", "retry_at" }
 
 -- new_attempt(job, run_dir_shown, commands): the job's latest attempt moves into job.attempts
--- and the job starts over as PENDING under fresh files (its key gets "@<try>"), so that every
--- attempt keeps its own log and backend files.
+-- and the job starts over under fresh files (its key gets "@<try>"), so that every attempt
+-- keeps its own log and backend files. Called by status.new_attempt only, which checks the move
+-- and makes the job PENDING.
 function results.new_attempt(job, run_dir_shown, commands)
   local entry = {}
   for _, k in ipairs(results.ATTEMPT_ORDER) do entry[k] = job[k] end
@@ -88,7 +89,7 @@ function results.new_attempt(job, run_dir_shown, commands)
   job.attempt_base = entry.attempt
   job.try = (job.try or 1) + 1
   for _, k in ipairs(RESET) do job[k] = nil end
-  job.status, job.verdict, job.mismatches, job.fields = "PENDING", "pending", {}, {}
+  job.verdict, job.mismatches, job.fields = "pending", {}, {}
   job.attempt = job.attempt_base + 1
   local base = (job.key or state.safe_name(job.name)):gsub("@%d+$", "")
   job.key = base .. "@" .. job.try

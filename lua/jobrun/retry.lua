@@ -139,7 +139,7 @@ end
 -- PENDING, launched by the caller once its backoff has passed).
 function retry.after(run, jobs)
   local used, started = nil, false
-  local cancelled = require("jobrun.c.fs").stat(run.dir .. "/cancel") ~= nil
+  local cancelled = run:cancel_requested()
   for _, job in ipairs(jobs) do
     local policy = job.spec and job.spec.retry
     -- A job someone cancelled is never started again behind their back.

@@ -1,15 +1,18 @@
 -- A run: the one owner of a run's record (state.json), its backend and the backend's handles.
 -- Every command that reads or changes a run goes through a Run: `create` or `open`, then
--- `refresh` (one backend poll, each job's move checked by jobrun.record), `save` (under the
--- lock, merged with what other writers put on disk, so the record only moves forward),
--- `launch`, `cancel` and `drive` (launch within max_parallel and wait without polling, on
--- pidfds and a signalfd). One process at a time drives a run: the holder of driver.lock.
+-- `refresh` (one backend poll, what it observed of each job applied through jobrun.status),
+-- `save` (under the lock, merged with what other writers put on disk, so the record only moves
+-- forward), `launch`, `cancel` and `drive` (launch within max_parallel and wait without polling,
+-- on pidfds and a signalfd). One process at a time drives a run: the holder of driver.lock.
+-- Backends observe; every move of a job's status is made here, through status.apply, and the
+-- run's cancel intent is recorded and read here (through jobrun.state's markers) only.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local state = require "jobrun.state"
 local results = require "jobrun.results"
 local verdict = require "jobrun.verdict"
 local record = require "jobrun.record"
+local status = require "jobrun.status"
 local backends = require "jobrun.backends"
 local progress = require "jobrun.progress"
 local errors = require "jobrun.errors"
@@ -105,7 +108,7 @@ end
 local function context(run)
   local data = run.data
   local ctx = { run_dir = run.dir, run_id = data.run_id, cwd = data.cwd, handles = {},
-                backend = backends.get(data.backend) }
+                backend = backends.get(data.backend), store = state.store(run.dir) }
   M.exclude(ctx, data.exclude_nodes)
   local function from_plan(key)
     local p = run.plan
@@ -373,14 +376,46 @@ function Run:settle(job, found)
   results.settle(job, self:expect_of(job), self.dir, self:parsers_of(job), found)
 end
 
--- finish(job, status, native, why): a job that will never run (cancelled before it started,
--- abandoned): its record closed with the reason in words.
-function Run:finish(job, status, native, why)
-  self:changed(job)
-  job.status, job.native_status = status, native
-  self:settle(job)
+-- closed(run, job, why, ok, err) -> ok, err: a job the run has just closed (ok, err: what
+-- status.finish, cancel or launch_failed said) settled, with the reason in words.
+local function closed(run, job, why, ok, err)
+  if not ok then return false, err end
+  run:changed(job)
+  run:settle(job)
   if why then job.termination_reason = why end
+  return true
 end
+
+-- finish(job, to, native, why) -> true | false, why not: a job that will never run (abandoned,
+-- skipped): its record closed (status.finish) with the reason in words.
+function Run:finish(job, to, native, why)
+  return closed(self, job, why, status.finish(job, to, native))
+end
+
+-- launch_failed(job, why): a job whose launch was refused before it went out (a {needs…} field
+-- that cannot be had): LAUNCH_FAILED, saying why.
+function Run:launch_failed(job, why)
+  if not closed(self, job, "launch_failed", status.launch_failed(job, why)) then return false end
+  job.fields.launch_error = why
+  if job.verdict == "fail" then job.mismatches = { why } end
+  return true
+end
+
+-- Cancel intent (README "How a job's record moves"): `jobrun kill`'s, a cancel's and a
+-- withdraw's markers, recorded and read through the run's store (jobrun.state) only.
+
+-- request_cancel([jobs]): no driver starts these jobs (without jobs: any job of the run) from
+-- now on; written (and synced) before any backend is asked.
+function Run:request_cancel(jobs)
+  if jobs == nil then return state.mark_cancel(self.dir, nil, "", true) end
+  for _, job in ipairs(jobs) do state.mark_cancel(self.dir, job, "", true) end
+end
+
+-- cancel_reason(job) -> why the job must not start (its marker's text, or the run's), or nil.
+function Run:cancel_reason(job) return state.cancel_reason(self.dir, job) end
+
+-- cancel_requested() -> true while the whole run is being cancelled (`jobrun kill RUN`).
+function Run:cancel_requested() return state.run_cancelled(self.dir) end
 
 function Run:open_jobs()
   local out = {}
@@ -416,7 +451,7 @@ function Run:recover()
   for _, g in ipairs(self:groups(pending)) do
     local ctx, jobs = g[1], g[2]
     if ctx.backend.adopt and #jobs > 0 then
-      ctx.backend.adopt(ctx, jobs)
+      self:take(ctx, jobs, ctx.backend.adopt(ctx, jobs), status.adopt)
       for _, job in ipairs(jobs) do self:changed(job) end
       looked = looked + #jobs
     end
@@ -424,7 +459,7 @@ function Run:recover()
   return looked
 end
 
--- poll(jobs): one backend query for all of them, each job's move checked (record.check).
+-- poll(jobs): one backend query for all of them, what it observed of each job applied.
 function Run:poll(jobs)
   local groups = self:groups(jobs)
   if #groups > 1 then
@@ -437,41 +472,55 @@ function Run:poll(jobs)
   return self:poll_with(groups[1][1], jobs)
 end
 
--- snapshot(job) -> the job's fields as they are (a table field by identity): what a poll may
--- change. moved(job, snap) -> true when a field differs from the snapshot.
-local function snapshot(job)
-  local s = {}
-  for k, v in pairs(job) do s[k] = v end
-  return s
-end
-local function moved(job, snap)
-  for k, v in pairs(job) do if snap[k] ~= v then return true end end
-  for k in pairs(snap) do if job[k] == nil then return true end end
-  return false
+-- take(ctx, jobs, observed [, move]) -> the set of the jobs whose record changed: what the
+-- backend observed of these jobs ({ [job or its name] = observation }) applied through
+-- status.apply (or `move`, one of jobrun.status's transitions). A move it refuses is said, and
+-- the job kept where it is.
+function Run:take(ctx, jobs, observed, move)
+  local changed = {}
+  if type(observed) ~= "table" or next(observed) == nil then return changed end
+  local given, by_name = {}, nil
+  for _, job in ipairs(jobs) do given[job] = true end
+  for key, obs in pairs(observed) do
+    local job = key
+    if type(key) == "string" then
+      if not by_name then by_name = {}; for _, j in ipairs(jobs) do by_name[j.name] = j end end
+      job = by_name[key]
+    end
+    if given[job] then
+      local ok, res
+      if type(obs) == "table" and obs.new_attempt ~= nil then
+        ok, res = false, "a new attempt, which only a rerun starts"
+      else
+        ok, res = (move or status.apply)(job, obs)
+      end
+      if not ok then
+        io.stderr:write(require("jobrun.sanitize").format("jobrun: %s: the %s backend reported %s; kept %s\n",
+          job.name, ctx.backend.name or "?", tostring(res), tostring(job.status)))
+      elseif res then
+        changed[job] = true
+        self:changed(job)
+      end
+    end
+  end
+  return changed
 end
 
 -- poll_with(ctx, jobs) -> the set of the jobs whose record the poll changed (only those are
 -- encoded again at the next save: a poll of 1,000 waiting jobs that moved none re-encodes none).
-function Run.poll_with(_, ctx, jobs)
-  local before, snaps = {}, {}
-  for i, job in ipairs(jobs) do before[i], snaps[i] = record.position(job), snapshot(job) end
+function Run:poll_with(ctx, jobs)
   -- JOBRUN_TRACE=FILE: one line per poll cycle, for benchmarks and tests to count the backend
   -- queries they see against.
   local trace = os.getenv("JOBRUN_TRACE")
   if trace and trace ~= "" then fs.append(trace, string.format("poll %s %d\n", ctx.backend.name or "?", #jobs)) end
-  ctx.backend.poll(ctx, jobs)
-  local changed = {}
-  for i, job in ipairs(jobs) do
-    -- Backends count attempts within one launch; {attempt} counts across reruns too.
-    if job.attempt_base then job.attempt = job.attempt_base + (job.restart_count or 0) + 1 end
-    if not record.check(job, before[i]) then
-      io.stderr:write(require("jobrun.sanitize").format(
-        "jobrun: %s: the %s backend reported %s after %s; kept %s\n", job.name,
-        ctx.backend.name or "?", tostring(before[i].status), tostring(job.status), tostring(job.status)))
-    end
-    if moved(job, snaps[i]) then changed[job] = true end
-  end
-  return changed
+  return self:take(ctx, jobs, ctx.backend.poll(ctx, jobs))
+end
+
+-- fetch_logs(ctx, jobs [, opts]): a backend whose logs live elsewhere brings these jobs' logs
+-- here; what it learnt of them on the way (its exit code, a fault) is applied.
+function Run:fetch_logs(ctx, jobs, opts)
+  if not ctx.backend.fetch_logs or #jobs == 0 then return {} end
+  return self:take(ctx, jobs, ctx.backend.fetch_logs(ctx, jobs, opts))
 end
 
 -- refresh([jobs]) -> how many jobs were asked about: one backend poll for the given jobs
@@ -487,7 +536,7 @@ function Run:refresh(jobs)
       for _, job in ipairs(g[2]) do
         if verdict.TERMINAL[job.status] and job.verdict == "pending" then ended[#ended + 1] = job end
       end
-      if #ended > 0 then ctx.backend.fetch_logs(ctx, ended) end
+      if #ended > 0 then self:fetch_logs(ctx, ended) end
     end
   end
   -- The ended jobs' logs analysed together: user parsers run in one sandbox for all of them.
@@ -503,38 +552,59 @@ function Run:refresh(jobs)
 end
 
 -- submit_batch(jobs): one backend call for all of them where the backend can (launch requests
--- that go out together), else one each. A backend sets what it knows of the status.
+-- that go out together), else one each. What the backend answers for each job is applied: a
+-- native id launches it (status.submit), none fails its launch (status.launch_failed).
 function Run:submit_batch(jobs)
-  for _, job in ipairs(jobs) do
-    self:changed(job)
-    job.submitted_at = state.iso(process.time())
-  end
+  local now = state.iso(process.time())
+  local seen = {}
   for _, g in ipairs(self:groups(jobs)) do
     local ctx, group = g[1], g[2]
+    -- A job withdrawn from an earlier pool (Ctrl-C, then `jobrun wait`) is free to run again.
+    if ctx.backend.withdraw then
+      for _, job in ipairs(group) do state.clear_cancel(self.dir, job, true) end
+    end
     -- A backend that cannot be reached fails its own jobs' launch, not the other backends'.
     local ok, err = pcall(function()
       if ctx.backend.submit_many then
-        ctx.backend.submit_many(ctx, group)
+        local got = ctx.backend.submit_many(ctx, group)
+        for _, job in ipairs(group) do
+          local obs = type(got) == "table" and (got[job] or got[job.name]) or nil
+          if type(obs) == "table" then seen[job] = obs end
+        end
       else
         for _, job in ipairs(group) do
-          local done, why = ctx.backend.submit(ctx, job)
-          if not done then job.launch_error = tostring(why) end
+          local obs, why = ctx.backend.submit(ctx, job)
+          seen[job] = type(obs) == "table" and obs or { launch_error = tostring(why) }
         end
       end
     end)
     if not ok then
       if not (self.data.backends and errors.is_user(err)) then error(err, 0) end
       for _, job in ipairs(group) do
-        if not job.native_id then job.launch_error = job.launch_error or err.message end
+        local obs = seen[job] or {}
+        if obs.native_id == nil or obs.native_id == status.NONE then
+          seen[job] = obs
+          obs.launch_error = obs.launch_error or err.message
+        end
       end
     end
   end
-  -- A local job runs on this machine; other backends set job.nodes from their own answers.
-  local here = provenance.hostname()
   for _, job in ipairs(jobs) do
-    if job.backend == "local" and job.native_id and job.nodes == nil then job.nodes = { here } end
+    self:changed(job)
+    local obs = seen[job] or {}
+    if obs.native_id ~= nil and obs.native_id ~= status.NONE then
+      local ok, why = status.submit(job, obs, now)
+      if not ok then
+        obs = { launch_error = "the backend's answer was refused: " .. tostring(why) }
+        io.stderr:write(require("jobrun.sanitize").format("jobrun: %s: the %s backend's launch was refused: %s\n",
+          job.name, self:ctx_of(job.backend).backend.name or "?", tostring(why)))
+      end
+    end
     if not job.native_id then
-      job.status, job.native_status = "LAUNCH_FAILED", nil
+      -- (what the backend noted of it as well, unless that is refused too)
+      if not status.launch_failed(job, nil, obs, now) then
+        status.launch_failed(job, obs.launch_error or "the backend's answer was refused", nil, now)
+      end
       self:settle(job)
       job.termination_reason = job.termination_reason or "launch_failed"
       -- Why, where --json and --logs show it.
@@ -560,9 +630,8 @@ end
 
 -- cancelled_before_start(job): `jobrun kill` (the whole run, or --only this job) got to it first.
 function Run:cancelled_before_start(job)
-  if not state.cancel_reason(self.dir, job) then return false end
-  self:finish(job, "CANCELLED", "NOT_STARTED", "cancelled")
-  return true
+  if not self:cancel_reason(job) then return false end
+  return (closed(self, job, "cancelled", status.cancel(job)))
 end
 
 -- launch(jobs) -> the jobs that were started (pending ones not cancelled meanwhile).
@@ -613,14 +682,20 @@ function Run:queued()
 end
 
 -- withdraw(why): queued jobs taken back from the backend's pool: pending again (why nil) or,
--- with a reason, never to start.
+-- with a reason, never to start. Their markers first (no slot starts them now); then the
+-- backend says which it took back (status.withdraw) and which a slot had claimed meanwhile.
 function Run:withdraw(why)
   local queued = self:queued()
   if #queued == 0 then return end
   local any = false
+  local function move(job, obs)
+    if obs.native_id == status.NONE then return status.withdraw(job, obs) end
+    return status.apply(job, obs)
+  end
   for _, g in ipairs(self:groups(queued)) do
     if g[1].backend.withdraw then
-      g[1].backend.withdraw(g[1], g[2], why)
+      for _, job in ipairs(g[2]) do state.mark_cancel(self.dir, job, why and (why .. "\n") or "withdrawn\n") end
+      self:take(g[1], g[2], g[1].backend.withdraw(g[1], g[2], why), move)
       any = true
     end
   end
@@ -639,33 +714,43 @@ function Run:abandon_pending(why)
 end
 
 -- cancel(targets) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }:
--- jobs not launched yet are closed here; the rest in one backend call, then refreshed.
+-- jobs not launched yet are closed here (status.cancel); the rest are marked cancelled (no slot
+-- of a pool starts them) and cancelled in one backend call, what it saw of them applied, then
+-- refreshed.
 function Run:cancel(targets)
   local outcome, live = {}, {}
   for _, job in ipairs(targets) do
     if verdict.TERMINAL[job.status] then
       outcome[job.name] = "already completed"
     elseif not job.native_id then
-      self:finish(job, "CANCELLED", "NOT_STARTED", "cancelled")
+      closed(self, job, "cancelled", status.cancel(job))
       outcome[job.name] = "killed"
     else
       live[#live + 1] = job
     end
   end
   if #live > 0 then
+    for _, job in ipairs(live) do state.mark_cancel(self.dir, job, "cancelled\n") end
     for _, g in ipairs(self:groups(live)) do
-      for name, r in pairs(g[1].backend.cancel(g[1], g[2])) do outcome[name] = r end
+      local said, observed = g[1].backend.cancel(g[1], g[2])
+      for name, r in pairs(type(said) == "table" and said or {}) do outcome[name] = r end
+      self:take(g[1], g[2], observed)
     end
     self:refresh(live)
   end
   return outcome
 end
 
--- rerun(jobs): each of these (terminal) jobs starts a new attempt: the latest one is kept in
--- job.attempts with its log, and the job is PENDING again under fresh files. A whole-run cancel
--- left by an earlier kill no longer applies.
+-- rerun(jobs): each of these (terminal) jobs starts a new attempt (status.new_attempt): the
+-- latest one is kept in job.attempts with its log, and the job is PENDING again under fresh
+-- files. A whole-run cancel left by an earlier kill no longer applies.
 function Run:rerun(jobs, keep_cancel)
-  if not keep_cancel then fs.remove(self.dir .. "/cancel") end
+  -- Refused before any job changes: a job that has not ended cannot start again.
+  for _, job in ipairs(jobs) do
+    local ok, why = status.allowed(job, { status = "PENDING", new_attempt = {} })
+    if not ok then errors.raise("job %s cannot run again: %s", job.name, why) end
+  end
+  if not keep_cancel then state.clear_cancel(self.dir, nil) end
   local plan_jobs = {}
   local p = self.plan
   if p == nil and self.data.suite_path then
@@ -694,7 +779,7 @@ function Run:rerun(jobs, keep_cancel)
       commands = {}
       for i = 1, (job.spec.max_restarts or 0) + 1 do commands[i] = pjob.run_for_attempt(base + i) end
     end
-    results.new_attempt(job, dir_shown, commands)
+    assert(status.new_attempt(job, dir_shown, commands))
     provenance.stamp(job, now_git)
     self:changed(job)
   end
@@ -855,7 +940,7 @@ function Run:drive(opts)
   end
 
   while true do
-    if fs.stat(self.dir .. "/cancel") then
+    if self:cancel_requested() then
       stop_launching("cancelled")
       if opts.detached then return finish("done") end
     end
@@ -973,12 +1058,10 @@ end
 
 -- skip(job, why): a job whose needed job did not pass: SKIPPED, never started, with why.
 function Run:skip(job, why)
-  self:changed(job)
-  job.status, job.native_status = "SKIPPED", "NOT_STARTED"
-  self:settle(job)
-  job.termination_reason = "skipped"
+  if not self:finish(job, "SKIPPED", "NOT_STARTED", "skipped") then return false end
   job.fields.skipped = why
   if job.verdict == "fail" then job.mismatches = { why } end
+  return true
 end
 
 -- launch_ready(running, limit) -> the jobs started: in a run of several suites, the pending
@@ -991,7 +1074,7 @@ function Run:launch_ready(running, limit)
   for _, s in ipairs(data.suites) do info[s.name] = s end
   local by_name = self:by_name()
   local lists = needs.lists(data)
-  local cancel_all = fs.stat(self.dir .. "/cancel")
+  local cancel_all = self:cancel_requested()
   local busy = {}
   for _, job in ipairs(running) do
     local s = job.spec and job.spec.suite or ""
@@ -1036,13 +1119,7 @@ function Run:launch_ready(running, limit)
     for _, job in ipairs(b) do
       local env, why = needs.fill(job, by_name, self.ctx.secret_env[job.name])
       if env == nil then
-        self:changed(job)
-        job.status, job.native_status = "LAUNCH_FAILED", nil
-        job.launch_error = why
-        self:settle(job)
-        job.termination_reason = "launch_failed"
-        job.fields.launch_error = why
-        if job.verdict == "fail" then job.mismatches = { why } end
+        self:launch_failed(job, why)
       else
         if job.spec and job.spec.outputs then rawset(self.ctx.secret_env, job.name, env) end
         go[#go + 1] = job

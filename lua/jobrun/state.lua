@@ -292,14 +292,19 @@ function state.write(run_dir, data, job_texts)
   if not ok then errors.infra("cannot write the run's state: %s", err) end
 end
 
--- cancel_marker(run_dir, job): left by `jobrun kill --only` so that no driver starts the job.
+-- Cancel intent: the run's cancel markers, written, read and removed here only (through the
+-- run: Run:request_cancel, Run:cancel_reason, Run:cancel_requested, and ctx.store for its
+-- backends). `jobs/<job>.cancel` says that the job must not start (its text says why:
+-- "cancelled", fail_fast's reason…, or "withdrawn": taken back from a pool, free to be handed to
+-- another); `cancel` in the run directory, that no job of the run may (`jobrun kill` of the
+-- whole run). A local pool's slots read them too, by the paths the store gives (marker_path).
+
+-- cancel_marker(run_dir [, job]) -> the path of the job's cancel marker (without a job: the run's).
 function state.cancel_marker(run_dir, job)
+  if job == nil then return run_dir .. "/cancel" end
   return run_dir .. "/jobs/" .. state.job_key(job) .. ".cancel"
 end
 
--- cancel_reason(run_dir, job) -> why the job must not start: its own cancel marker's text, else
--- the run's (`jobrun kill` of the whole run), else nil. A "withdrawn" marker (taken back from
--- a pool, pending again) is no reason.
 -- (Read bounded, never through a link: a marker that is there but cannot be read is one.)
 local function marker(path)
   local text, err, errno = fs.read_record(path, 0, 4096)
@@ -308,10 +313,42 @@ local function marker(path)
   return nil
 end
 
+-- mark_cancel(run_dir, job, text [, durable]): the job's marker (without a job: the run's) says
+-- `text` (durable: synced to disk before this returns, as a `kill`'s).
+function state.mark_cancel(run_dir, job, text, durable)
+  return fs.write_atomic(state.cancel_marker(run_dir, job), text or "", durable or false)
+end
+
+-- clear_cancel(run_dir, job [, withdrawn_only]): the marker removed (with withdrawn_only, only
+-- a "withdrawn" one: a job handed back, free to be handed over again).
+function state.clear_cancel(run_dir, job, withdrawn_only)
+  local path = state.cancel_marker(run_dir, job)
+  if withdrawn_only and not (marker(path) or ""):find("^withdrawn") then return end
+  fs.remove(path)
+end
+
+-- run_cancelled(run_dir) -> true when the whole run is being cancelled.
+function state.run_cancelled(run_dir)
+  return fs.stat(state.cancel_marker(run_dir)) ~= nil
+end
+
+-- cancel_reason(run_dir, job) -> why the job must not start: its own cancel marker's text, else
+-- the run's, else nil. A "withdrawn" marker is no reason.
 function state.cancel_reason(run_dir, job)
   local text = marker(state.cancel_marker(run_dir, job))
   if text and not text:find("^withdrawn") then return text end
-  return marker(run_dir .. "/cancel")
+  return marker(state.cancel_marker(run_dir))
+end
+
+-- store(run_dir) -> what a backend may know of the run's cancel intent: reason(job),
+-- run_cancelled(), and the markers' paths for processes of its own that obey them
+-- (marker_path(job), marker_path() for the run's).
+function state.store(run_dir)
+  return {
+    cancel_reason = function(job) return state.cancel_reason(run_dir, job) end,
+    run_cancelled = function() return state.run_cancelled(run_dir) end,
+    marker_path = function(job) return state.cancel_marker(run_dir, job) end,
+  }
 end
 
 function state.set_latest(state_dir, run_id)

@@ -352,6 +352,77 @@ return b
   tap.is(jobs.u_2.native_id, "i-u_2", "its native ids kept")
 end)
 
+tap.test("user backends of both kinds: one that sets its jobs' fields, one that observes", function()
+  local dir = h.scratch()
+  -- The kind before: poll sets the jobs' fields, cancel follows them through that poll
+  -- (common.follow_cancel), and its jobs run until a kill (a file, seen by every process).
+  h.write(dir .. "/jobrun/backends/setter.lua", [[
+local fs = require "jobrun.c.fs"
+local common = require "jobrun.backends.common"
+local b = { poll_interval = 0.05 }
+local function killed(ctx, job) return ctx.run_dir .. "/jobs/" .. job.key .. ".killed" end
+function b.submit(ctx, job)
+  fs.write_atomic(ctx.run_dir .. "/" .. job.log_path_rel, "setter " .. job.name .. "\n")
+  job.native_id, job.my_note = "s-" .. job.name, "mine"
+  return true
+end
+function b.poll(ctx, jobs)
+  for _, job in ipairs(jobs) do
+    if fs.stat(killed(ctx, job)) then job.status, job.native_status, job.backend_exit_code = "CANCELLED", "KILLED", 143
+    else job.status, job.native_status, job.started_at = "RUNNING", "UP", "2024-05-01T00:00:00Z" end
+  end
+end
+function b.cancel(ctx, jobs)
+  for _, job in ipairs(jobs) do fs.write_atomic(killed(ctx, job), "") end
+  return common.follow_cancel(function(list) b.poll(ctx, list) end, jobs, {}, 5, 0.05)
+end
+return b
+]])
+  -- The observing kind: observations keyed by the job's name, and a note of its own.
+  h.write(dir .. "/jobrun/backends/seer.lua", [[
+local fs = require "jobrun.c.fs"
+local b = { observes = true, poll_interval = 0.01 }
+function b.submit(ctx, job)
+  fs.write_atomic(ctx.run_dir .. "/" .. job.log_path_rel, "seer " .. job.name .. "\n")
+  return { native_id = "o-" .. job.name, native_status = "SUBMITTED", notes = { seer_seen = 1 } }
+end
+function b.poll(_, jobs)
+  local out = {}
+  for _, job in ipairs(jobs) do
+    out[job.name] = { status = "SUCCEEDED", native_status = "DONE", exit_code = 0, nodes = { "seer1" },
+                      notes = { seer_seen = (job.seer_seen or 0) + 1 } }
+  end
+  return out
+end
+function b.cancel(_, jobs)
+  local out = {}
+  for _, job in ipairs(jobs) do out[job.name] = "already completed" end
+  return out, {}
+end
+return b
+]])
+  h.write(dir .. "/s.lua", 'suite "s" { backend = "setter", matrix = { i = { 1, 2 } }, run = "x" }\n')
+  h.write(dir .. "/o.lua", 'suite "o" { backend = "seer", matrix = { i = { 1, 2 } }, run = "x" }\n')
+  tap.is(select(1, h.sh(dir, "jobrun launch s.lua --run-id S")), 0, "launched on the setting backend")
+  tap.is(select(1, h.sh(dir, "jobrun check S")), 4, "check: still running (exit 4)")
+  local data = h.state(dir)
+  tap.is({ data.jobs[1].status, data.jobs[2].status, data.jobs[1].native_status }, { "RUNNING", "RUNNING", "UP" },
+    "its jobs run, as its poll set them")
+  local code, out = h.sh(dir, "jobrun kill S")
+  tap.is(code, 0, "kill exits 0")
+  tap.like(out, "Killed: 2", "both killed, followed through its own poll")
+  local jobs = h.jobs_by_name(h.state(dir))
+  tap.is({ jobs.s_1.status, jobs.s_1.native_status, jobs.s_1.backend_exit_code, jobs.s_1.native_id, jobs.s_1.my_note },
+    { "CANCELLED", "KILLED", 143, "s-s_1", "mine" }, "what it set became the record (its own field kept as a note)")
+  tap.is((h.sh(dir, "jobrun wait S")), 1, "wait: the run has ended (cancelled jobs fail)")
+  local ocode, oout = h.sh(dir, "jobrun run o.lua --run-id O")
+  tap.is(ocode, 0, "runs on the observing backend")
+  tap.like(oout, "o_1%s+SUCCEEDED", "its observations applied")
+  local seen = h.jobs_by_name(h.state(dir))
+  tap.is({ seen.o_2.native_id, seen.o_2.native_status, seen.o_2.backend_exit_code, seen.o_2.nodes, seen.o_2.seer_seen },
+    { "o-o_2", "DONE", 0, { "seer1" }, 2 }, "keyed by name: native id, status, exit code, nodes, its notes")
+end)
+
 tap.test("logs --follow, and the progress line on a TTY", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[

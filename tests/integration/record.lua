@@ -82,12 +82,12 @@ scratch("a stale copy never puts back a status another writer moved on", functio
     "after the stale save, state.json still says CANCELLED")
   tap.is({ stale.data.jobs[1].status, stale.data.jobs[2].status }, { "CANCELLED", "CANCELLED" },
     "and the stale copy has taken the newer record in")
-  -- A terminal job is final: a later poll that says otherwise is refused.
-  local record = require "jobrun.record"
+  -- A terminal job is final: a later poll that says otherwise is refused, before anything is written.
+  local status = require "jobrun.status"
   local job = stale.data.jobs[1]
-  local before = record.position(job)
-  job.status = "RUNNING"
-  tap.is({ record.check(job, before), job.status }, { false, "CANCELLED" }, "CANCELLED → RUNNING is refused")
+  local ok, why = status.apply(job, { status = "RUNNING", native_status = "RUNNING" })
+  tap.is({ ok, job.status, job.native_status }, { false, "CANCELLED", "CANCELLED" }, "CANCELLED → RUNNING is refused")
+  tap.like(why, "RUNNING after CANCELLED", "saying why")
 end)
 
 scratch("a detached driver ends once its jobs are terminal, whoever made them so", function(dir)

@@ -28,7 +28,11 @@ tap.test("a damaged result file: the job is LOST, not an internal error", functi
   assert(fs.write_atomic(dir .. "/jobs/j.result.json", '{"state": "EXITED", "started_at": "yesterday"}'))
   local job = { name = "j", key = "j", native_id = "2147483647", local_start_time = 1, status = "RUNNING",
                 log_path_rel = "logs/j.log", fields = {} }
-  local ok, err = pcall(require("jobrun.backends.local").poll, { run_dir = dir, handles = {} }, { job })
+  local ok, err = pcall(function()
+    for j, obs in pairs(require("jobrun.backends.local").poll({ run_dir = dir, handles = {} }, { job })) do
+      assert(require("jobrun.status").apply(j, obs))
+    end
+  end)
   tap.ok(ok, "poll does not raise", err)
   tap.is(job.status, "LOST", "the job is LOST (its supervisor is gone, its record unreadable)")
   tap.like(job.record_error, "j%.result%.json: ", "and says which file is damaged")

@@ -9,6 +9,12 @@ local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 local json = require "jobrun.json"
 local backend = require "jobrun.backends.local"
+local status = require "jobrun.status"
+
+-- poll(ctx, jobs): the backend's poll, what it observed applied as the run applies it.
+local function poll(ctx, jobs)
+  for job, obs in pairs(backend.poll(ctx, jobs)) do assert(status.apply(job, obs)) end
+end
 
 -- run_dir with one slot record (this process, alive, or a dead one) and its journal's text.
 local function setup(alive)
@@ -38,16 +44,16 @@ tap.test("a line is taken once whole; later lines are read on", function()
   local ctx = { run_dir = dir }
   local job = new_job(pid)
   tap.ok(fs.link(record, dir .. "/jobs/j.status.json"), "claimed by a link")
-  backend.poll(ctx, { job })
+  poll(ctx, { job })
   tap.is({ job.status, job.attempt }, { "RUNNING", 1 }, "a claim with no line yet: running, attempt 1")
   fs.append(journal, line())
   local ended = line({ state = "EXITED", ended_at = 101.5, exit_code = 0 })
   fs.append(journal, ended:sub(1, 40)) -- half of the end, as a slot in the middle of its write
-  backend.poll(ctx, { job })
+  poll(ctx, { job })
   tap.is(job.status, "RUNNING", "half a line is not taken")
   tap.is(job.started_at, "1970-01-01T00:01:40Z", "the claim's line is")
   fs.append(journal, ended:sub(41))
-  backend.poll(ctx, { job })
+  poll(ctx, { job })
   tap.is({ job.status, job.backend_exit_code, job.duration_s }, { "SUCCEEDED", 0, 1.5 }, "the whole line is the end")
   tap.ok(ctx.journals and next(ctx.journals), "and the journal is read from where it stopped")
 end)
@@ -57,7 +63,7 @@ tap.test("a slot that died in the middle of a line: its job is LOST, the half li
   local job = new_job(pid)
   assert(fs.link(record, dir .. "/jobs/j.status.json"))
   fs.append(journal, line() .. line({ state = "EXITED", ended_at = 101, exit_code = 0 }):sub(1, 30))
-  backend.poll({ run_dir = dir }, { job })
+  poll({ run_dir = dir }, { job })
   tap.is({ job.status, job.native_status }, { "LOST", "SUPERVISOR_GONE" }, "LOST: its slot is gone without its end")
 end)
 
@@ -66,7 +72,7 @@ tap.test("damaged lines: the job says so, naming the journal", function()
   local job = new_job(pid)
   assert(fs.link(record, dir .. "/jobs/j.status.json"))
   fs.append(journal, line() .. line({ state = "EXITED", exit_code = "zero" }))
-  local ok, err = pcall(backend.poll, { run_dir = dir }, { job })
+  local ok, err = pcall(poll, { run_dir = dir }, { job })
   tap.ok(ok, "poll does not raise", err)
   tap.is(job.status, "LOST", "LOST")
   tap.like(job.record_error, "%.journal: exit_code is not a whole number", "the journal and the fault named")
@@ -74,7 +80,7 @@ tap.test("damaged lines: the job says so, naming the journal", function()
   other.name, other.key = "k", "k"
   assert(fs.link(record, dir .. "/jobs/k.status.json"))
   fs.append(journal, "{not a record\n")
-  backend.poll({ run_dir = dir }, { other })
+  poll({ run_dir = dir }, { other })
   tap.like(other.record_error, "%.journal: a line that is not a job's record",
     "a line naming no job, its slot gone: the job without an end is LOST with it")
 end)
@@ -89,7 +95,7 @@ tap.test("the end written over the slot's record (no room for a line) is the nam
     result_error = "cannot write x: No space left on device" }) .. "\n"))
   local a, b = new_job(pid), new_job(pid)
   a.name, a.key, b.name, b.key = "a", "a", "b", "b"
-  backend.poll({ run_dir = dir }, { a, b })
+  poll({ run_dir = dir }, { a, b })
   tap.is({ a.status, a.result_error }, { "SUCCEEDED", "cannot write x: No space left on device" },
     "a: its end, from the slot's record")
   tap.is({ b.status, b.native_status }, { "LOST", "SUPERVISOR_GONE" }, "b: not taken for ended by a's end")
@@ -103,14 +109,14 @@ tap.test("a claim written over through its link: the job's end is taken from its
   -- as a runner that never saw it claimed: queued to the pool
   local job = { name = "j", key = "j", native_id = "pool", pool = "pool-1-1", status = "PENDING",
                 native_status = "QUEUED", log_path_rel = "logs/j.log", fields = {} }
-  backend.poll({ run_dir = dir }, { job })
+  poll({ run_dir = dir }, { job })
   tap.is({ job.status, job.backend_exit_code, job.record_error }, { "SUCCEEDED", 0, nil }, "its end, from the journal")
   tap.is({ job.native_id, job.slot }, { "4242", tostring(pid) }, "the native id is the job's pid; its slot is kept")
   -- no line of it anywhere: LOST, naming the damaged claim
   local other = { name = "k", key = "k", native_id = "pool", pool = "pool-1-1", status = "PENDING",
                   native_status = "QUEUED", log_path_rel = "logs/k.log", fields = {} }
   assert(fs.link(record, dir .. "/jobs/k.status.json"))
-  backend.poll({ run_dir = dir }, { other })
+  poll({ run_dir = dir }, { other })
   tap.is({ other.status, other.native_status }, { "LOST", "DAMAGED_RECORD" }, "k: LOST, a damaged record")
   tap.like(other.record_error, "k%.status%.json: not JSON", "naming the file")
 end)

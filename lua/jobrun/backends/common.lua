@@ -5,7 +5,9 @@ local process = require "jobrun.c.process"
 
 local common = {}
 
-local TERMINAL = require("jobrun.verdict").TERMINAL
+local status = require "jobrun.status"
+
+local TERMINAL = require("jobrun.schema").TERMINAL
 
 -- backoff(try, base, cap) -> seconds to wait after the try-th failure: base·2^(try-1), at most
 -- cap, with jitter (half to all of it) so that many clients do not retry in step.
@@ -28,12 +30,25 @@ end
 -- follow_cancel(poll, jobs, results, timeout, interval, wait): after a cancel request,
 -- poll(jobs) until each job has ended: CANCELLED is "killed", another end "already completed";
 -- one still going when the timeout passes is "failed: still <native status>". Between polls,
--- wait(interval) (a backend's event, at most that long) or a sleep.
+-- wait(interval) (a backend's event, at most that long) or a sleep. The jobs are the backend's
+-- working copies (jobrun.status.scratch): each takes what a poll observed of it (a poll of the
+-- kind before, which sets the jobs' fields itself, works too).
 function common.follow_cancel(poll, jobs, results, timeout, interval, wait)
   local deadline = process.now() + (timeout or 60)
   local waiting = jobs
   while #waiting > 0 and process.now() < deadline do
-    poll(waiting)
+    local seen = poll(waiting)
+    if type(seen) == "table" then
+      local by_name
+      for key, obs in pairs(seen) do
+        local job = key
+        if type(key) == "string" then
+          if not by_name then by_name = {}; for _, j in ipairs(waiting) do by_name[j.name] = j end end
+          job = by_name[key]
+        end
+        if type(job) == "table" then status.fold(job, obs) end
+      end
+    end
     local still = {}
     for _, job in ipairs(waiting) do
       if job.status == "CANCELLED" then results[job.name] = "killed"

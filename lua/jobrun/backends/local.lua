@@ -6,7 +6,9 @@
 -- native_id "pool") until a slot claims them; the pool keeps starting them with no jobrun
 -- attached. Polling reads the jobs' files and the slots' journals (from where it last read);
 -- waiting is an inotify watch on jobs/ (a claim appearing, a journal growing); a slot's identity
--- is its pid plus its start time, so a reused pid is never taken for a live one.
+-- is its pid plus its start time, so a reused pid is never taken for a live one. What it reads
+-- of a job is an observation (jobrun.status), which the run applies; the job's own bookkeeping
+-- (its slot, the slot's start time, its pool, how often a pool handed it back) is in its notes.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local json = require "jobrun.json"
@@ -16,8 +18,11 @@ local common = require "jobrun.backends.common"
 local secrets = require "jobrun.secrets"
 local jobfile = require "jobrun.jobfile"
 local verdict = require "jobrun.verdict"
+local status = require "jobrun.status"
 
-local backend = { name = "local" }
+local NONE = status.NONE
+
+local backend = { name = "local", observes = true }
 -- Jobs run in the launching work tree (the git guard says what a dirty tree means then).
 backend.work_tree = true
 
@@ -33,30 +38,46 @@ local function read_json(path)
   return jobfile.read(path)
 end
 
--- marker_text(path) -> a cancel marker's text, nil when there is none (read bounded, never
--- through a link: one that cannot be read is a marker all the same).
-local function marker_text(path)
-  local text, more = jobfile.text(path)
-  if text == false then return "cancelled (" .. tostring(more) .. ")" end
-  return text
+-- store(ctx): the run's cancel intent (jobrun.state.store), read only.
+local function store(ctx) return ctx.store or state.store(ctx.run_dir) end
+
+-- Reading a job and what this call has observed of it so far (o): the observed value first.
+local function cur(job, o, k)
+  local v = o[k]
+  if v == nil then return job[status.FIELDS[k]] end
+  if v == NONE then return nil end
+  return v
+end
+local function noted(job, o, k)
+  local v = o.notes and o.notes[k]
+  if v == nil then return job[k] end
+  if v == NONE then return nil end
+  return v
+end
+local function note(o, k, v)
+  o.notes = o.notes or {}
+  if v == nil then v = NONE end
+  o.notes[k] = v
+end
+local function none(v) if v == nil then return NONE end return v end
+
+-- damaged(o, why): the job's own file cannot be read: it ends LOST, saying which and why.
+local function damaged(o, why)
+  o.status, o.native_status = "LOST", "DAMAGED_RECORD"
+  o.termination = "damaged_record"
+  o.record_error = none(why)
 end
 
--- damaged(job, why): the job's own file cannot be read: it ends LOST, saying which and why.
-local function damaged(job, why)
-  job.status, job.native_status = "LOST", "DAMAGED_RECORD"
-  job.backend_termination = "damaged_record"
-  job.record_error = why
-end
+-- The slot that runs a job: its slot note (its pid; the native id is the job's own process
+-- id), or the native id of a record written before there was a slot field.
+local function slot_of(job, o) return noted(job, o, "slot") or cur(job, o, "native_id") end
 
--- The slot that runs a job: job.slot (its pid; the native id is the job's own process id), or
--- the native id of a record written before there was a slot field.
-local function slot_of(job) return job.slot or job.native_id end
-
--- alive(job): the supervisor recorded for the job is still that same process.
-local function supervisor_alive(job)
-  local pid = tonumber(slot_of(job))
-  if not pid or not job.local_start_time then return false end
-  return process.start_time(pid) == job.local_start_time
+-- alive(job, o): the supervisor recorded for the job is still that same process.
+local function supervisor_alive(job, o)
+  local pid = tonumber(slot_of(job, o))
+  local start = noted(job, o, "local_start_time")
+  if not pid or not start then return false end
+  return process.start_time(pid) == start
 end
 
 backend.pool = true
@@ -96,21 +117,24 @@ local function work_item(ctx, job, secret_sets, secret_index)
       log = ctx.run_dir .. "/" .. job.log_path_rel,
     },
     secret = ref,
-    status = p.status, result = p.result, cancel = state.cancel_marker(ctx.run_dir, job),
+    status = p.status, result = p.result, cancel = store(ctx).marker_path(job),
   }
 end
 
--- submit_many(ctx, jobs): hand the jobs to a new pool of min(#jobs, max_parallel) slots, each
--- a new jobrun process (vfork + exec of /proc/self/exe, straight to jobrun.supervisor) in its
--- own session. The work list (no secrets) is jobs/pool-*.work.json; the secrets reach the
--- slots through a pipe on their stdin. The pool is recorded in jobs/pool-*.json (its slots'
--- identities and its jobs' keys) for later processes.
+-- submit_many(ctx, jobs) -> { [job] = observation }: hand the jobs to a new pool of
+-- min(#jobs, max_parallel) slots, each a new jobrun process (vfork + exec of /proc/self/exe,
+-- straight to jobrun.supervisor) in its own session. The work list (no secrets) is
+-- jobs/pool-*.work.json; the secrets reach the slots through a pipe on their stdin. The pool is
+-- recorded in jobs/pool-*.json (its slots' identities and its jobs' keys) for later processes.
+-- (A job withdrawn from an earlier pool is free to run again: the run has removed its marker.)
 function backend.submit_many(ctx, jobs)
   local list, secret_sets, secret_index = {}, {}, {}
+  local out = {}
+  local function fail(why)
+    for _, job in ipairs(jobs) do out[job] = { launch_error = why } end
+    return out
+  end
   for i, job in ipairs(jobs) do
-    -- A job withdrawn from an earlier pool (Ctrl-C, then `jobrun wait`) is free to run again.
-    local marker = state.cancel_marker(ctx.run_dir, job)
-    if (marker_text(marker) or ""):find("^withdrawn") then fs.remove(marker) end
     list[i] = work_item(ctx, job, secret_sets, secret_index)
   end
   local slots = math.min(#jobs, ctx.max_parallel or #jobs)
@@ -118,12 +142,9 @@ function backend.submit_many(ctx, jobs)
   local name = string.format("pool-%d-%d", process.getpid(), ctx.pool_seq)
   local work_path = ctx.run_dir .. "/jobs/" .. name .. ".work.json"
   local wok, werr0 = fs.write_atomic(work_path, json.encode({ jobs = list }), false)
-  if not wok then
-    for _, job in ipairs(jobs) do job.launch_error = "cannot write the work list: " .. tostring(werr0) end
-    return
-  end
+  if not wok then return fail("cannot write the work list: " .. tostring(werr0)) end
   local input = json.encode({ work = work_path, secrets = json.array(secret_sets),
-                              run_cancel = ctx.run_dir .. "/cancel" })
+                              run_cancel = store(ctx).marker_path() })
   local record = { slots = {}, jobs = {} }
   for i, job in ipairs(jobs) do record.jobs[i] = state.job_key(job) end
   local err
@@ -137,18 +158,18 @@ function backend.submit_many(ctx, jobs)
     ctx.slot_procs = ctx.slot_procs or {}
     ctx.slot_procs[#ctx.slot_procs + 1] = proc
   end
-  if #record.slots == 0 then
-    for _, job in ipairs(jobs) do job.launch_error = "cannot start a supervisor: " .. tostring(err) end
-    return
-  end
+  if #record.slots == 0 then return fail("cannot start a supervisor: " .. tostring(err)) end
   local ok, werr = fs.write_atomic(ctx.run_dir .. "/jobs/" .. name .. ".json", json.encode(record), false)
   if not ok then io.stderr:write("jobrun: cannot record the pool: ", tostring(werr), "\n") end
   ctx.pools = ctx.pools or {}
   ctx.pools[name] = record
+  -- A local job runs on this machine.
+  local here = require("jobrun.provenance").hostname()
   for _, job in ipairs(jobs) do
-    job.native_id, job.pool = "pool", name
-    job.status, job.native_status = "PENDING", "QUEUED"
+    out[job] = { native_id = "pool", status = "PENDING", native_status = "QUEUED", notes = { pool = name },
+                 nodes = job.nodes == nil and { here } or nil }
   end
+  return out
 end
 
 -- pool_alive(ctx, name) -> true while any slot of the pool runs.
@@ -177,33 +198,34 @@ local function slots_unwritable(ctx, pid)
   return nil
 end
 
-local function apply(job, st)
-  job.restart_count = st.restart_count
-  job.attempt = st.attempt
-  job.started_at = job.started_at or state.iso(st.started_at)
+-- observe(job, o, st): what a slot's record (a claim, a journal line, a result) says of the job.
+local function observe(job, o, st)
+  o.restart_count = none(st.restart_count)
+  o.attempt = none(st.attempt)
+  o.started_at = none(cur(job, o, "started_at") or state.iso(st.started_at))
   if st.state ~= "EXITED" then
-    job.status, job.native_status = "RUNNING", "RUNNING"
+    o.status, o.native_status = "RUNNING", "RUNNING"
     return
   end
-  job.ended_at = state.iso(st.ended_at)
-  job.duration_s = st.started_at and st.ended_at and
-    math.floor((st.ended_at - st.started_at) * 10 + 0.5) / 10
-  job.backend_exit_code = st.exit_code
-  job.signal = st.signal
+  o.ended_at = none(state.iso(st.ended_at))
+  o.duration_s = none(st.started_at and st.ended_at and
+    math.floor((st.ended_at - st.started_at) * 10 + 0.5) / 10)
+  o.exit_code = none(st.exit_code)
+  o.signal = none(st.signal)
   if st.cancelled then
-    job.status, job.native_status = "CANCELLED", "CANCELLED"
+    o.status, o.native_status = "CANCELLED", "CANCELLED"
   elseif st.timed_out then
-    job.status, job.native_status = "TIMEOUT", "TIMEOUT"
+    o.status, o.native_status = "TIMEOUT", "TIMEOUT"
   elseif st.setup_failed then
-    job.status, job.native_status, job.backend_termination = "FAILED", "SETUP_FAILED", "setup_failed"
+    o.status, o.native_status, o.termination = "FAILED", "SETUP_FAILED", "setup_failed"
   elseif st.exit_code == 0 then
-    job.status, job.native_status = "SUCCEEDED", "EXITED"
+    o.status, o.native_status = "SUCCEEDED", "EXITED"
   else
-    job.status, job.native_status = "FAILED", st.signal and ("SIG" .. st.signal) or "EXITED"
+    o.status, o.native_status = "FAILED", st.signal and ("SIG" .. st.signal) or "EXITED"
   end
   -- The disk let the record out only over the claim: the outcome is real, and so is the fault.
-  job.log_error, job.result_error = st.log_error, st.result_error
-  if st.result_error then job.backend_termination = "result_unwritable: " .. (st.result_cause or st.result_error) end
+  o.log_error, o.result_error = none(st.log_error), none(st.result_error)
+  if st.result_error then o.termination = "result_unwritable: " .. (st.result_cause or st.result_error) end
 end
 
 -- journal(ctx, path) -> what a slot's journal says so far { by_key = { [key] = record | false },
@@ -311,12 +333,13 @@ end
 
 -- The supervisor that claimed the job is the job's slot, whoever launched it; the native id is
 -- the job's own process id once a record says it (until then, its slot's).
-local function take_claim(job, claim)
+local function take_claim(job, o, claim)
   local slot = tostring(claim.supervisor_pid)
-  if slot_of(job) ~= slot or job.native_id == "pool" then job.native_id = slot end
-  job.slot, job.local_start_time = slot, claim.supervisor_start
-  if claim.pid then job.native_id = tostring(claim.pid) end
-  job.submitted_at = job.submitted_at or state.iso(claim.started_at)
+  if slot_of(job, o) ~= slot or cur(job, o, "native_id") == "pool" then o.native_id = slot end
+  note(o, "slot", slot)
+  note(o, "local_start_time", claim.supervisor_start)
+  if claim.pid then o.native_id = tostring(claim.pid) end
+  if cur(job, o, "submitted_at") == nil then o.submitted_at = state.iso(claim.started_at) end
 end
 
 -- How many times a job may be handed back by a pool that ended before starting it, before it is
@@ -326,27 +349,33 @@ local MAX_POOL_RETURNS = 3
 -- requeue(ctx, job): a job that no slot of its pool ever claimed, the pool gone (its slots killed):
 -- it never started, so it is pending again, and the next driver (`wait`, or the one `check`
 -- starts) hands it to a new pool.
-local function requeue(ctx, job)
-  job.pool_returns = (job.pool_returns or 0) + 1
-  if job.pool_returns > MAX_POOL_RETURNS then
-    job.status, job.native_status = "LOST", "POOL_GONE"
-    job.record_error = string.format("its pool of slots ended %d times before starting it", job.pool_returns)
+local function requeue(ctx, job, o)
+  local returns = (job.pool_returns or 0) + 1
+  note(o, "pool_returns", returns)
+  if returns > MAX_POOL_RETURNS then
+    o.status, o.native_status = "LOST", "POOL_GONE"
+    o.record_error = string.format("its pool of slots ended %d times before starting it", returns)
     return
   end
-  job.native_id, job.pool, job.status, job.native_status = nil, nil, "PENDING", nil
+  -- Handed back (a withdraw: jobrun.status).
+  o.native_id, o.status, o.native_status = NONE, "PENDING", NONE
+  note(o, "pool", NONE)
   ctx.pool_returned = (ctx.pool_returned or 0) + 1
 end
 
--- adopt(ctx, jobs): pending jobs that a runner launched but died before saving: their
--- supervisor's claim says who runs them, so they are never launched twice.
+-- adopt(ctx, jobs) -> { [job] = observation }: pending jobs that a runner launched but died
+-- before saving: their supervisor's claim says who runs them, so they are never launched twice.
 function backend.adopt(ctx, jobs)
+  local out = {}
   local pool_of -- job key -> the live pool it was handed to (made at the first job that needs it)
   for _, job in ipairs(jobs) do
     if not job.native_id then
       local claim = read_json(paths(ctx, job).status)
       if claim then -- a damaged claim leaves the job pending: its launch is tried (and refused) again
-        take_claim(job, claim)
-        job.status = "RUNNING"
+        local o = {}
+        take_claim(job, o, claim)
+        o.status = "RUNNING"
+        out[job] = o
       else
         -- Handed to a pool that is still at work: queued, not to be launched again.
         if not pool_of then
@@ -359,88 +388,94 @@ function backend.adopt(ctx, jobs)
           end
         end
         local name = pool_of[state.job_key(job)]
-        if name then job.native_id, job.pool, job.native_status = "pool", name, "QUEUED" end
+        if name then out[job] = { native_id = "pool", native_status = "QUEUED", notes = { pool = name } } end
       end
     end
   end
+  return out
 end
 
--- poll(ctx, jobs): refresh every given job from its files — one pass, no process spawned.
+-- poll(ctx, jobs) -> { [job] = observation }: every given job read from its files — one pass,
+-- no process spawned.
 function backend.poll(ctx, jobs)
+  local out = {}
   for _, job in ipairs(jobs) do
-    -- Not launched (or handed back by a dead pool earlier in this very list): nothing to read.
+    -- Not launched: nothing to read.
     if not job.native_id then goto next_job end
+    local o = {}
     local p = paths(ctx, job)
     local key = state.job_key(job)
     local result, claim, cwhy = read_end(ctx, p, key, job.pool)
     if result then
       -- Claimed and ended between two looks: the end names the slot that ran it and the job's pid.
-      take_claim(job, result)
-      apply(job, result)
+      take_claim(job, o, result)
+      observe(job, o, result)
     elseif result == false then
-      damaged(job, claim)
+      damaged(o, claim)
     elseif claim == false and job.native_id == "pool" then
       -- Claimed (its claim is there) but the claim cannot be read, and no journal of its pool
       -- has a line of it: damaged, once no slot of the pool can still write its end.
       if not pool_alive(ctx, job.pool) then
         local again, _, why = read_end(ctx, p, key, job.pool)
-        if again then take_claim(job, again); apply(job, again) else damaged(job, why or cwhy) end
+        if again then take_claim(job, o, again); observe(job, o, again) else damaged(o, why or cwhy) end
       end
     elseif not claim and job.native_id == "pool" then
       -- Queued: a slot has not claimed it (yet).
-      local why = state.cancel_reason(ctx.run_dir, job)
+      local why = store(ctx).cancel_reason(job)
       if why then
-        job.status, job.native_status = "CANCELLED", "NOT_STARTED"
-        job.backend_termination = why:match("^(%S+)") or "cancelled"
+        o.status, o.native_status = "CANCELLED", "NOT_STARTED"
+        o.termination = why:match("^(%S+)") or "cancelled"
       elseif not pool_alive(ctx, job.pool) then
         local bad
         result, claim, bad = read_end(ctx, p, key, job.pool) -- it may have been claimed as the pool ended
         if result then
-          take_claim(job, result)
-          apply(job, result)
+          take_claim(job, o, result)
+          observe(job, o, result)
         elseif claim == false then
-          damaged(job, bad)
+          damaged(o, bad)
           claim = nil
         elseif not claim then
           local cause = slots_unwritable(ctx)
           if cause then
-            job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
-            job.backend_termination = "result_unwritable: " .. cause
-            job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
+            o.status, o.native_status = "LOST", "RESULT_UNWRITABLE"
+            o.termination = "result_unwritable: " .. cause
+            o.result_error = "the supervisor could write neither the result nor the claim: " .. cause
           else
-            requeue(ctx, job)
+            requeue(ctx, job, o)
           end
         end
       end
-      if claim then take_claim(job, claim); apply(job, claim) end
+      if claim then take_claim(job, o, claim); observe(job, o, claim) end
     else
-      if claim then take_claim(job, claim); apply(job, claim) end
-      if not supervisor_alive(job) then
+      if claim then take_claim(job, o, claim); observe(job, o, claim) end
+      if not supervisor_alive(job, o) then
         -- The slot writes the result before it moves on; gone without one, the job is lost.
         local again, claim_why, journal_why
         result, again, claim_why, journal_why = read_end(ctx, p, key, job.pool)
         claim = claim or again
-        local cause = not result and slots_unwritable(ctx, slot_of(job))
+        local cause = not result and slots_unwritable(ctx, slot_of(job, o))
         if result then
-          take_claim(job, result)
-          apply(job, result)
+          take_claim(job, o, result)
+          observe(job, o, result)
         elseif result == false then
-          damaged(job, again)
+          damaged(o, again)
         elseif claim_why or journal_why then
           -- (a journal line that names no job: this one's end, likely, as its slot is gone)
-          damaged(job, claim_why or journal_why)
+          damaged(o, claim_why or journal_why)
         elseif cause then
-          job.status, job.native_status = "LOST", "RESULT_UNWRITABLE"
-          job.backend_termination = "result_unwritable: " .. cause
-          job.result_error = "the supervisor could write neither the result nor the claim: " .. cause
-        elseif not claim or tostring(claim.supervisor_pid) == slot_of(job) then
-          job.status, job.native_status = "LOST", "SUPERVISOR_GONE"
+          o.status, o.native_status = "LOST", "RESULT_UNWRITABLE"
+          o.termination = "result_unwritable: " .. cause
+          o.result_error = "the supervisor could write neither the result nor the claim: " .. cause
+        elseif not claim or tostring(claim.supervisor_pid) == slot_of(job, o) then
+          o.status, o.native_status = "LOST", "SUPERVISOR_GONE"
         end
       end
     end
+    if next(o) then out[job] = o end
     ::next_job::
   end
   for _, proc in ipairs(ctx.slot_procs or {}) do proc:wait(false) end -- reap our slots that ended
+  return out
 end
 
 -- waitables(ctx, jobs) -> { { handle, covers, changed, ready } }: one inotify watch on jobs/,
@@ -516,44 +551,53 @@ function backend.waitables(ctx, jobs)
   return out
 end
 
--- withdraw(ctx, jobs, why): queued jobs taken back from their pool before a slot claims them:
--- pending again (why nil: `jobrun wait` starts them later) or closed (why: fail_fast…).
--- One a slot claimed meanwhile stays launched.
+-- withdraw(ctx, jobs, why) -> { [job] = observation }: queued jobs taken back from their pool
+-- before a slot claims them (the run has marked them: no slot starts them now): pending again
+-- (why nil: `jobrun wait` starts them later) or, with why, left for the next poll to close
+-- (fail_fast…). One a slot claimed meanwhile stays launched.
 function backend.withdraw(ctx, jobs, why)
+  local out = {}
   for _, job in ipairs(jobs) do
     if job.native_id == "pool" then
-      fs.write_atomic(state.cancel_marker(ctx.run_dir, job), why and (why .. "\n") or "withdrawn\n", false)
       local claim = read_json(paths(ctx, job).status)
       if claim then
-        take_claim(job, claim)
-        job.status = "RUNNING"
+        local o = {}
+        take_claim(job, o, claim)
+        o.status = "RUNNING"
+        out[job] = o
       elseif claim == nil and not why then -- (a claim that cannot be read: claimed all the same)
-        job.native_id, job.pool, job.status, job.native_status = nil, nil, "PENDING", nil
+        out[job] = { status = "PENDING", native_id = NONE, native_status = NONE, notes = { pool = NONE } }
       end
     end
   end
+  return out
 end
 
--- cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" }:
--- each job is marked cancelled (jobs/<job>.cancel) so that no slot starts it, then the slot
--- running it is sent TERM (it ends the job's ranks: TERM, grace, KILL, and records CANCELLED)
--- and followed until the job's result says so.
+-- cancel(ctx, jobs) -> { [name] = "killed" | "already completed" | "not found" | "failed: …" },
+-- { [job] = observation }: each job is marked cancelled (the run has written jobs/<job>.cancel)
+-- so that no slot starts it; the slot running it is sent TERM (it ends the job's ranks: TERM,
+-- grace, KILL, and records CANCELLED) and followed until the job's record says so.
 function backend.cancel(ctx, jobs)
   local results, waiting = {}, {}
-  for _, job in ipairs(jobs) do
+  -- Followed on copies of the jobs, which take what each poll sees (jobrun.status.scratch).
+  local copies, observed = status.scratch(jobs)
+  for _, job in ipairs(copies) do
     if not job.native_id then
       results[job.name] = "not found"
     else
-      fs.write_atomic(state.cancel_marker(ctx.run_dir, job), "cancelled\n", false)
       local claim = job.native_id == "pool" and read_json(paths(ctx, job).status)
-      if claim then take_claim(job, claim) end
+      if claim then
+        local o = {}
+        take_claim(job, o, claim)
+        status.fold(job, o)
+      end
       if job.native_id == "pool" then
         results[job.name] = "killed" -- queued: no slot will start it now
-      elseif not supervisor_alive(job) then
+      elseif not supervisor_alive(job, {}) then
         results[job.name] = "already completed"
       else
-        local handle, err = process.open(tonumber(slot_of(job)))
-        if handle and supervisor_alive(job) then
+        local handle, err = process.open(tonumber(slot_of(job, {})))
+        if handle and supervisor_alive(job, {}) then
           local sent, why = handle:kill("TERM")
           if sent then results[job.name] = "killed"
           elseif why:find("not running") then results[job.name] = "already completed"
@@ -580,13 +624,13 @@ function backend.cancel(ctx, jobs)
     if not watch then return process.sleep(0.05) end
     if #process.poll({ watch:fd() }, seconds) > 0 then watch:read() end
   end
-  common.follow_cancel(function(list) backend.poll(ctx, list) end, waiting, follow, grace + 5, 0.5, wait)
+  common.follow_cancel(function(list) return backend.poll(ctx, list) end, waiting, follow, grace + 5, 0.5, wait)
   if watch then watch:close() end
   for name, r in pairs(follow) do
     if r:find("^failed") then results[name] = "failed: the supervisor did not stop in time"
     elseif r == "already completed" then results[name] = "already completed" end
   end
-  return results
+  return results, observed()
 end
 
 return backend

@@ -8,6 +8,8 @@
 -- then. A job the controller no longer knows is read from slurm/<key>.exitcode (the script's
 -- record of each attempt), else from one sacct call per cycle for all such jobs where
 -- accounting is on; it is LOST only when none of the three knows it (and sacct is not behind).
+-- What it learns of a job is an observation (jobrun.status), which the run applies; where the
+-- answer came from, and what it noted for its next poll, are the observation's notes.
 local exec = require "jobrun.exec"
 local common = require "jobrun.backends.common"
 local state = require "jobrun.state"
@@ -16,9 +18,12 @@ local json = require "jobrun.json"
 local duration = require "jobrun.duration"
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
+local status = require "jobrun.status"
+
+local NONE = status.NONE
 
 local give_up
-local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10 }
+local backend = { name = "slurm", poll_interval = 1, poll_interval_max = 15, UNKNOWN_GRACE = 10, observes = true }
 -- Jobs run in the launching directory on the shared file system, not from the commit.
 backend.work_tree = true
 
@@ -377,11 +382,12 @@ local function submitted(ctx, names, since)
   return found
 end
 
--- adopt(ctx, jobs) -> the jobs still to submit. A job that an earlier, interrupted launch had
--- submitted (its intent is on disk, and Slurm or its exit-code file knows the name's job)
--- takes that Slurm job as its own: submitting it again would make two Slurm jobs write one log.
--- When Slurm cannot be asked, such a job is not submitted (LAUNCH_FAILED, saying why).
-local function adopt(ctx, jobs)
+-- adopt(ctx, jobs, out) -> the jobs still to submit. A job that an earlier, interrupted launch
+-- had submitted (its intent is on disk, and Slurm or its exit-code file knows the name's job)
+-- takes that Slurm job as its own (out[job]: the observation): submitting it again would make
+-- two Slurm jobs write one log. When Slurm cannot be asked, such a job is not submitted
+-- (LAUNCH_FAILED, saying why).
+local function adopt(ctx, jobs, out)
   local known = intents(ctx)
   local names, mine, rest = {}, {}, {}
   local since = process.time()
@@ -408,19 +414,19 @@ local function adopt(ctx, jobs)
       end
     end
     if id then
-      job.native_id, job.slurm_cancelled = intent.task and (id .. "_" .. intent.task) or id, nil
-      job.status, job.native_status = "PENDING", "PENDING"
-      job.slurm_adopted = true
+      out[job] = { native_id = intent.task and (id .. "_" .. intent.task) or id, status = "PENDING",
+                   native_status = "PENDING", notes = { slurm_cancelled = NONE, slurm_adopted = true } }
     elseif found then
       rest[#rest + 1] = job
     else
-      job.launch_error = "an earlier launch may have submitted it, and Slurm could not be asked: " .. tostring(err)
+      out[job] = { launch_error = "an earlier launch may have submitted it, and Slurm could not be asked: "
+        .. tostring(err) }
     end
   end
   return rest
 end
 
--- submit(ctx, job): one job, one plain sbatch.
+-- submit(ctx, job) -> observation | nil, why: one job, one plain sbatch.
 function backend.submit(ctx, job)
   local dir = ctx.run_dir .. "/slurm"
   fs.mkdir_p(dir)
@@ -436,9 +442,7 @@ function backend.submit(ctx, job)
     "--output=" .. backend.output_pattern(ctx.run_dir .. "/" .. job.log_path_rel),
   })
   if not id then return nil, err end
-  job.native_id, job.slurm_cancelled = id, nil
-  job.status, job.native_status = "PENDING", "PENDING"
-  return true
+  return { native_id = id, status = "PENDING", native_status = "PENDING", notes = { slurm_cancelled = NONE } }
 end
 
 -- max_array_size(ctx) -> the controller's MaxArraySize (task ids run 0 … size - 1), asked once
@@ -531,11 +535,12 @@ end
 backend.ARRAY_ENV_BUDGET = 512 * 1024
 backend.ARRAY_SCRIPT_BUDGET = 1024 * 1024
 
--- submit_array(ctx, jobs, envs): one sbatch --array for jobs of one shape (two, or more, when
--- they are too many for one: see the budgets above); a job that could not be submitted has its
--- launch_error. Slurm names each task's output by its index (%a); that name is a symlink to the
--- job's own log, so that each log holds its task's output (and Slurm's own words about it) alone.
-local function submit_array(ctx, jobs, envs)
+-- submit_array(ctx, jobs, envs, out): one sbatch --array for jobs of one shape (two, or more,
+-- when they are too many for one: see the budgets above); out[job] is what became of each (a job
+-- that could not be submitted, its launch_error). Slurm names each task's output by its index
+-- (%a); that name is a symlink to the job's own log, so that each log holds its task's output
+-- (and Slurm's own words about it) alone.
+local function submit_array(ctx, jobs, envs, out)
   local dir = ctx.run_dir .. "/slurm"
   local stem = state.job_key(jobs[1]) .. ".array"
   local env, stashed, bytes = stash(jobs, envs)
@@ -543,12 +548,12 @@ local function submit_array(ctx, jobs, envs)
   local script = backend.array_script(ctx, jobs, stashed)
   if #jobs > 1 and (bytes > backend.ARRAY_ENV_BUDGET or #script > backend.ARRAY_SCRIPT_BUDGET) then
     local half = #jobs // 2
-    submit_array(ctx, table.move(jobs, 1, half, 1, {}), envs)
-    submit_array(ctx, table.move(jobs, half + 1, #jobs, 1, {}), envs)
+    submit_array(ctx, table.move(jobs, 1, half, 1, {}), envs, out)
+    submit_array(ctx, table.move(jobs, half + 1, #jobs, 1, {}), envs, out)
     return
   end
   local function fail(err)
-    for _, job in ipairs(jobs) do job.launch_error = tostring(err) end
+    for _, job in ipairs(jobs) do out[job] = { launch_error = tostring(err) } end
   end
   for i, job in ipairs(jobs) do
     local ok, err = fs.symlink("../" .. job.log_path_rel, string.format("%s/%s.%d.log", dir, stem, i - 1))
@@ -564,26 +569,29 @@ local function submit_array(ctx, jobs, envs)
                                      "--output=" .. output })
   if not id then return fail(err) end
   for i, job in ipairs(jobs) do
-    job.native_id, job.slurm_cancelled = id .. "_" .. (i - 1), nil
-    job.status, job.native_status = "PENDING", "PENDING"
+    out[job] = { native_id = id .. "_" .. (i - 1), status = "PENDING", native_status = "PENDING",
+                 notes = { slurm_cancelled = NONE } }
   end
 end
 
--- submit_many(ctx, jobs): jobs of one resource shape go out as one sbatch --array (split at the
--- controller's MaxArraySize); a job of a unique shape as a plain sbatch.
+-- submit_many(ctx, jobs) -> { [job] = observation }: jobs of one resource shape go out as one
+-- sbatch --array (split at the controller's MaxArraySize); a job of a unique shape as a plain
+-- sbatch.
 function backend.submit_many(ctx, jobs)
+  local out = {}
   fs.mkdir_p(ctx.run_dir .. "/slurm")
   local envs = {}
   for _, job in ipairs(jobs) do envs[job] = ctx.secret_env[job.name] or job.spec.env end
   -- A run directory whose path holds a backslash turns off Slurm's %a in --output.
   local limit = ctx.run_dir:find("\\", 1, true) and 0 or (#jobs > 1 and backend.max_array_size(ctx) or 0)
-  jobs = adopt(ctx, jobs)
+  jobs = adopt(ctx, jobs, out)
   local arrays, alone = backend.groups(jobs, envs, limit)
-  for _, group in ipairs(arrays) do submit_array(ctx, group, envs) end
+  for _, group in ipairs(arrays) do submit_array(ctx, group, envs, out) end
   for _, job in ipairs(alone) do
-    local ok, err = backend.submit(ctx, job)
-    if not ok then job.launch_error = tostring(err) end
+    local o, err = backend.submit(ctx, job)
+    out[job] = o or { launch_error = tostring(err) }
   end
+  return out
 end
 
 -- task_ids(text) -> the task ids of an array record's ArrayTaskId: "4", or the pending ones
@@ -647,26 +655,45 @@ end
 local NO_EXIT = { NODE_FAIL = true, CANCELLED = true, PREEMPTED = true, BOOT_FAIL = true, DEADLINE = true,
                   OUT_OF_MEMORY = true }
 
--- set_state(job, native, exit_code_field, restarts): status, termination, exit code and
+-- A poll's observations: out[job] = o, made for every job at the start. cur(job, o, k) reads
+-- a field as this poll has observed it so far (else the job's); noted(job, o, k) a note.
+local function cur(job, o, k)
+  local v = o[k]
+  if v == nil then return job[status.FIELDS[k]] end
+  if v == NONE then return nil end
+  return v
+end
+local function noted(job, o, k)
+  local v = o.notes[k]
+  if v == nil then return job[k] end
+  if v == NONE then return nil end
+  return v
+end
+local function none(v) if v == nil then return NONE end return v end
+
+-- set_state(job, o, native, exit_code_field, restarts): status, termination, exit code and
 -- restarts from Slurm's words, whichever source said them.
-local function set_state(job, native, exit_field, restarts)
+local function set_state(job, o, native, exit_field, restarts)
   native = (native or "UNKNOWN"):gsub("%+$", "")
   local mapped = STATES[native] or { "RUNNING" }
-  job.native_status = native
-  job.status = mapped[1]
-  job.backend_termination = mapped[2]
-  job.restart_count = restarts or job.restart_count or 0
-  job.attempt = job.restart_count + 1
+  o.native_status = native
+  o.status = mapped[1]
+  o.termination = none(mapped[2])
+  o.restart_count = restarts or cur(job, o, "restart_count") or 0
+  o.attempt = o.restart_count + 1
   local code, sig = (exit_field or ""):match("^(%d+):(%d+)$")
   code, sig = tonumber(code), tonumber(sig)
   if NO_EXIT[native] then
-    job.backend_exit_code = nil
+    o.exit_code = NONE
   elseif code then
-    job.backend_exit_code = (sig and sig > 0) and (128 + sig) or code
+    o.exit_code = (sig and sig > 0) and (128 + sig) or code
   end
 end
 
-local function ended(job) return job.status ~= "PENDING" and job.status ~= "RUNNING" end
+local function ended(job, o)
+  local st = cur(job, o, "status")
+  return st ~= "PENDING" and st ~= "RUNNING"
+end
 
 -- node_list(text) -> Slurm's NodeList of a job that got nodes, or nil.
 local function node_list(text)
@@ -689,89 +716,93 @@ local function recorded(ctx, job)
   return last
 end
 
--- own_times(job, rec): the attempt's start, end and duration as its batch script saw them (not
--- the controller's RunTime, which grows while the controller is away).
-local function own_times(job, rec)
-  job.started_at = state.iso(tonumber(rec.started)) or job.started_at
-  job.ended_at = state.iso(tonumber(rec.ended)) or job.ended_at
-  if tonumber(rec.started) and tonumber(rec.ended) then job.duration_s = rec.ended - rec.started end
+-- own_times(job, o, rec): the attempt's start, end and duration as its batch script saw them
+-- (not the controller's RunTime, which grows while the controller is away).
+local function own_times(job, o, rec)
+  o.started_at = none(state.iso(tonumber(rec.started)) or cur(job, o, "started_at"))
+  o.ended_at = none(state.iso(tonumber(rec.ended)) or cur(job, o, "ended_at"))
+  if tonumber(rec.started) and tonumber(rec.ended) then o.duration_s = rec.ended - rec.started end
 end
 
--- own_end(ctx, job, ran): an ended job as Slurm said it ended, then corrected by the batch
+-- own_end(ctx, job, o, ran): an ended job as Slurm said it ended, then corrected by the batch
 -- script's record of this attempt, where there is one: its exit code, its timeout (the script
 -- enforces the suite's timeout: Slurm says FAILED or COMPLETED then), its times. A job that
 -- never got nodes did not start.
-local function own_end(ctx, job, ran, slurm_end)
-  if not ran then job.started_at, job.duration_s = nil, nil end
+local function own_end(ctx, job, o, ran, slurm_end)
+  if not ran then o.started_at, o.duration_s = NONE, NONE end
   local rec = recorded(ctx, job)
-  if not (rec and rec.final ~= false and rec.attempt == job.attempt) then return end
+  if not (rec and rec.final ~= false and rec.attempt == cur(job, o, "attempt")) then return end
   -- Where Slurm ended the job, the script's record is the job's own end only if it came first
   -- (srun's exit code after Slurm killed the step is not the program's).
-  if NO_EXIT[job.native_status] and not (slurm_end and tonumber(rec.ended) and rec.ended < slurm_end) then
+  local native = cur(job, o, "native_status")
+  if NO_EXIT[native] and not (slurm_end and tonumber(rec.ended) and rec.ended < slurm_end) then
     return
   end
-  job.backend_exit_code = rec.exit_code
-  if not NO_EXIT[job.native_status] and job.native_status ~= "TIMEOUT" then
+  o.exit_code = rec.exit_code
+  if not NO_EXIT[native] and native ~= "TIMEOUT" then
     if rec.timed_out == true then
-      job.status, job.native_status, job.backend_termination = "TIMEOUT", "TIMEOUT", "timeout"
+      o.status, o.native_status, o.termination = "TIMEOUT", "TIMEOUT", "timeout"
     else
-      job.status = rec.exit_code == 0 and "SUCCEEDED" or "FAILED"
+      o.status = rec.exit_code == 0 and "SUCCEEDED" or "FAILED"
     end
   end
-  own_times(job, rec)
+  own_times(job, o, rec)
 end
 
 -- From the controller (times in its local time, which the test cluster keeps in UTC).
-local function apply(ctx, job, rec)
-  set_state(job, rec.JobState, rec.ExitCode, tonumber(rec.Restarts))
-  job.slurm_source = "controller"
+local function apply(ctx, job, o, rec)
+  set_state(job, o, rec.JobState, rec.ExitCode, tonumber(rec.Restarts))
+  o.notes.slurm_source = "controller"
   local nodes = node_list(rec.NodeList)
-  job.nodes = nodes or job.nodes
+  if nodes then o.nodes = nodes end
   -- What it holds per node ("gres/gpu:2"): GPU-hours (jobrun.forensics).
-  if rec.TresPerNode then job.tres = rec.TresPerNode end
-  if job.status == "PENDING" then
+  if rec.TresPerNode then o.tres = rec.TresPerNode end
+  if o.status == "PENDING" then
     -- A pending job's StartTime is the scheduler's guess, not a start.
-    if rec.Reason and rec.Reason ~= "None" then job.pending_reason = rec.Reason end
+    if rec.Reason and rec.Reason ~= "None" then o.pending_reason = rec.Reason end
     return
   end
-  job.started_at = iso(rec.StartTime) or job.started_at
-  if ended(job) then
-    job.ended_at = iso(rec.EndTime)
+  o.started_at = none(iso(rec.StartTime) or cur(job, o, "started_at"))
+  if ended(job, o) then
+    o.ended_at = none(iso(rec.EndTime))
     local h, m, s = (rec.RunTime or ""):match("(%d+):(%d+):(%d+)$")
     local days = tonumber((rec.RunTime or ""):match("^(%d+)%-")) or 0
+    local started, stopped = state.epoch(cur(job, o, "started_at")), state.epoch(cur(job, o, "ended_at"))
     if h then
-      job.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s)
-    elseif state.epoch(job.started_at) and state.epoch(job.ended_at) then
-      job.duration_s = state.epoch(job.ended_at) - state.epoch(job.started_at)
+      o.duration_s = days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s)
+    elseif started and stopped then
+      o.duration_s = stopped - started
     end
-    own_end(ctx, job, nodes ~= nil, state.epoch(job.ended_at))
+    own_end(ctx, job, o, nodes ~= nil, stopped)
   end
 end
 
 -- What the batch script recorded: its exit code (or timeout), as Slurm would have judged it.
-local function apply_recorded(job, rec)
-  set_state(job, rec.exit_code == 0 and "COMPLETED" or "FAILED", rec.exit_code .. ":0", rec.attempt - 1)
+local function apply_recorded(job, o, rec)
+  set_state(job, o, rec.exit_code == 0 and "COMPLETED" or "FAILED", rec.exit_code .. ":0", rec.attempt - 1)
   if rec.timed_out == true then
-    job.status, job.native_status, job.backend_termination = "TIMEOUT", "TIMEOUT", "timeout"
+    o.status, o.native_status, o.termination = "TIMEOUT", "TIMEOUT", "timeout"
   end
-  job.slurm_source = "exitcode"
-  own_times(job, rec)
+  o.notes.slurm_source = "exitcode"
+  own_times(job, o, rec)
 end
 
-local function lose(jobs, why)
+local function lose(jobs, out, why)
   for _, job in ipairs(jobs) do
-    job.status, job.native_status, job.slurm_source, job.slurm_unknown_since = "LOST", why, nil, nil
+    local o = out[job]
+    o.status, o.native_status = "LOST", why
+    o.notes.slurm_source, o.notes.slurm_unknown_since = NONE, NONE
   end
 end
 
 -- JobID, not JobIDRaw: an array task is "<array>_<task>" there, as in its native id.
 local SACCT_FIELDS = "JobID,State,ExitCode,Submit,Start,End,ElapsedRaw,NodeList"
 
--- from_accounting(ctx, jobs): one sacct call for every job the controller and the exit-code
+-- from_accounting(ctx, jobs, out): one sacct call for every job the controller and the exit-code
 -- files do not know. -D lists each attempt of a requeued job (so restarts = rows - 1); times
 -- come as epoch seconds (SLURM_TIME_FORMAT), whatever the cluster's time zone.
-local function from_accounting(ctx, jobs)
-  if ctx.slurm_accounting_off then return lose(jobs, "NOT_IN_CONTROLLER") end
+local function from_accounting(ctx, jobs, out)
+  if ctx.slurm_accounting_off then return lose(jobs, out, "NOT_IN_CONTROLLER") end
   -- An array's tasks that never started have no rows of their own: one row for the array (its
   -- bare id, or "<id>_[<tasks>]") stands for them; asked for by the array's id.
   local ids, arrays = {}, {}
@@ -787,7 +818,7 @@ local function from_accounting(ctx, jobs)
     if why:find("accounting storage is disabled", 1, true) then
       -- Not asked again by this process: accounting does not come and go within a run.
       ctx.slurm_accounting_off = true
-      return lose(jobs, "NOT_IN_CONTROLLER")
+      return lose(jobs, out, "NOT_IN_CONTROLLER")
     end
     -- Like the controller's silence: every one of them keeps its last known status.
     ctx.backend_error = "sacct: " .. why
@@ -813,7 +844,7 @@ local function from_accounting(ctx, jobs)
     end
   end
   local function never_started(job)
-    if job.slurm_left_pending then return nil end
+    if noted(job, out[job], "slurm_left_pending") then return nil end
     local array, task = job.native_id:match("^(%d+)_(%d+)$")
     local rest = array and remainder[array]
     if not rest then return nil end
@@ -837,13 +868,14 @@ local function from_accounting(ctx, jobs)
     if not row then
       unknown[#unknown + 1] = job
     else
-      set_state(job, row.state, row.exit, #mine - 1)
-      job.slurm_source, job.slurm_unknown_since = "sacct", nil
-      job.nodes = row.nodes or job.nodes
-      if job.status ~= "PENDING" then job.started_at = state.iso(row.start) or job.started_at end
-      if ended(job) then
-        job.ended_at, job.duration_s = state.iso(row.stop), row.elapsed
-        own_end(ctx, job, row.nodes ~= nil, row.stop)
+      local o = out[job]
+      set_state(job, o, row.state, row.exit, #mine - 1)
+      o.notes.slurm_source, o.notes.slurm_unknown_since = "sacct", NONE
+      if row.nodes then o.nodes = row.nodes end
+      if o.status ~= "PENDING" then o.started_at = none(state.iso(row.start) or cur(job, o, "started_at")) end
+      if ended(job, o) then
+        o.ended_at, o.duration_s = none(state.iso(row.stop)), none(row.elapsed)
+        own_end(ctx, job, o, row.nodes ~= nil, row.stop)
       end
     end
   end
@@ -856,8 +888,9 @@ local function from_accounting(ctx, jobs)
   local queued = d and d.code == 0 and tonumber(d.stdout:match("DBD Agent queue size:%s*(%d+)"))
   local now, lost, waiting = process.time(), {}, 0
   for _, job in ipairs(unknown) do
-    job.slurm_unknown_since = queued == 0 and (job.slurm_unknown_since or now) or nil
-    if job.slurm_unknown_since and now - job.slurm_unknown_since >= backend.UNKNOWN_GRACE then
+    local since = queued == 0 and (noted(job, out[job], "slurm_unknown_since") or now) or nil
+    out[job].notes.slurm_unknown_since = none(since)
+    if since and now - since >= backend.UNKNOWN_GRACE then
       lost[#lost + 1] = job
     else
       waiting = waiting + 1
@@ -869,16 +902,17 @@ local function from_accounting(ctx, jobs)
   local gone = {}
   for i = #lost, 1, -1 do
     local job = lost[i]
-    if job.slurm_left_pending and not job.started_at then
+    if noted(job, out[job], "slurm_left_pending") and not cur(job, out[job], "started_at") then
       table.remove(lost, i)
       gone[#gone + 1] = job
     end
   end
   for _, job in ipairs(gone) do
-    set_state(job, "CANCELLED")
-    job.slurm_source, job.slurm_unknown_since, job.started_at = "sacct", nil, nil
+    local o = out[job]
+    set_state(job, o, "CANCELLED")
+    o.notes.slurm_source, o.notes.slurm_unknown_since, o.started_at = "sacct", NONE, NONE
   end
-  lose(lost, "NOT_IN_ACCOUNTING")
+  lose(lost, out, "NOT_IN_ACCOUNTING")
   if waiting == 0 then return end
   if queued == 0 then
     ctx.backend_error = string.format("sacct does not know %d forgotten job(s) yet; they are LOST if it still "
@@ -942,56 +976,61 @@ local function hopeless(rec)
   end
 end
 
--- give_up(ctx, jobs, known): jobs still pending for a reason that will not change, or for
+-- give_up(ctx, jobs, known, out): jobs still pending for a reason that will not change, or for
 -- longer than their max_pending, are cancelled with one scancel and LAUNCH_FAILED, saying why.
-give_up = function(ctx, jobs, known)
-  local now, out = process.time(), {}
+give_up = function(ctx, jobs, known, out)
+  local now, list, why_of = process.time(), {}, {}
   for _, job in ipairs(jobs) do
+    local o = out[job]
     local rec = job.native_id and known[job.native_id]
-    if rec and job.status == "PENDING" and not job.started_at then
+    if rec and cur(job, o, "status") == "PENDING" and not cur(job, o, "started_at") then
       local why = hopeless(rec)
       local limit = (job.spec.options or {}).max_pending
       local most = limit and duration.parse(limit)
       if not why and most and now - (state.epoch(job.submitted_at) or now) >= most then
         why = string.format("pending for %s: %s", type(limit) == "string" and limit or (most .. "s"),
-          job.pending_reason or "no reason given")
+          cur(job, o, "pending_reason") or "no reason given")
       end
-      if why then out[#out + 1] = job; job.launch_error = why end
+      if why then list[#list + 1] = job; why_of[job] = why end
     end
   end
-  if #out == 0 then return end
+  if #list == 0 then return end
   local argv = { "scancel" }
-  for _, job in ipairs(out) do argv[#argv + 1] = job.native_id end
+  for _, job in ipairs(list) do argv[#argv + 1] = job.native_id end
   local r, err = exec.run(argv, { timeout = 60 })
   if not r or r.code ~= 0 then
     -- Not cancelled: they stay pending, and the next poll tries again.
     ctx.backend_error = "scancel: " .. (r and said(r.stderr, "scancel") or tostring(err))
-    for _, job in ipairs(out) do job.launch_error = nil end
     return
   end
-  for _, job in ipairs(out) do
-    job.status, job.backend_termination, job.slurm_cancelled = "LAUNCH_FAILED", "launch_failed", true
+  for _, job in ipairs(list) do
+    local o = out[job]
+    o.status, o.termination, o.launch_error = "LAUNCH_FAILED", "launch_failed", why_of[job]
+    o.notes.slurm_cancelled = true
   end
 end
 
--- poll(ctx, jobs): one squeue call for all of them; for the jobs it has forgotten, their
--- exit-code files, then one sacct call for the rest. When the controller cannot be asked,
--- every job keeps its last known status (an API error is never a job failure).
+-- poll(ctx, jobs) -> { [job] = observation }: one squeue call for all of them; for the jobs it
+-- has forgotten, their exit-code files, then one sacct call for the rest. When the controller
+-- cannot be asked, every job keeps its last known status (an API error is never a job failure).
 function backend.poll(ctx, jobs)
+  local out = {}
   local r, err = exec.run({ "squeue", "--me", "-h", "-t", "all", "-o", backend.SQUEUE_FORMAT }, { timeout = 30 })
   if not r or r.code ~= 0 then
     ctx.backend_error = "squeue: " .. tostring(r and (r.stderr:gsub("%s+$", "")) or err)
-    return
+    return out
   end
   ctx.backend_error = nil
   local arrays = {}
   for _, job in ipairs(jobs) do
+    out[job] = { notes = {} }
     local array = tostring(job.native_id):match("^(%d+)_%d+$")
     if array then arrays[array] = true end
   end
   local known, seen = backend.parse(r.stdout, arrays)
   local forgotten = {}
   for _, job in ipairs(jobs) do
+    local o = out[job]
     local rec = job.native_id and known[job.native_id]
     local last = rec and (job.spec.max_restarts > 0 or rec.JobState == "FAILED") and recorded(ctx, job)
     if rec and rec.JobState == "FAILED" and not (last and last.final ~= false) then
@@ -1000,49 +1039,58 @@ function backend.poll(ctx, jobs)
     elseif rec then
       -- Restarts: the script's records of its requeued attempts (squeue does not say).
       if last then rec.Restarts = last.final == false and last.attempt or last.attempt - 1 end
-      apply(ctx, job, rec)
+      apply(ctx, job, o, rec)
     elseif job.native_id then
       -- The controller forgot it (MinJobAge passed, or its state was lost), or it was a pending
       -- array task that our scancel took: the controller drops those at once, without a trace.
       local attempt = recorded(ctx, job)
       if attempt and attempt.final then
-        apply_recorded(job, attempt)
-      elseif job.slurm_cancelled and not ended(job) then
-        set_state(job, "CANCELLED")
-        job.slurm_source = "scancel"
+        apply_recorded(job, o, attempt)
+      elseif job.slurm_cancelled and not ended(job, o) then
+        set_state(job, o, "CANCELLED")
+        o.notes.slurm_source = "scancel"
       else
         -- An array task gone from a pending set that the controller still holds (sacct's row of
         -- the array's pending tasks may still count it): it started, or it was cancelled.
         local array = job.native_id:match("^(%d+)_%d+$")
-        job.slurm_left_pending = array and seen[array] and job.status == "PENDING" or nil
+        o.notes.slurm_left_pending = array and seen[array] and job.status == "PENDING" or NONE
         forgotten[#forgotten + 1] = job
       end
     end
   end
-  if #forgotten > 0 then from_accounting(ctx, forgotten) end
-  give_up(ctx, jobs, known)
+  if #forgotten > 0 then from_accounting(ctx, forgotten, out) end
+  give_up(ctx, jobs, known, out)
+  -- Only what was seen: a job the poll said nothing of is left out.
+  for job, o in pairs(out) do
+    if next(o.notes) == nil then o.notes = nil end
+    if next(o) == nil then out[job] = nil end
+  end
+  return out
 end
 
--- cancel(ctx, jobs): one scancel for all, then follow them to CANCELLED.
+-- cancel(ctx, jobs) -> outcomes, { [job] = observation }: one scancel for all, then follow them
+-- to CANCELLED (on copies of the jobs, which take what each poll sees: jobrun.status.scratch).
 function backend.cancel(ctx, jobs)
   local results, ids = {}, {}
-  for _, job in ipairs(jobs) do
+  local copies, observed = status.scratch(jobs)
+  for _, job in ipairs(copies) do
     if job.native_id then ids[#ids + 1] = job.native_id else results[job.name] = "not found" end
   end
-  if #ids == 0 then return results end
+  if #ids == 0 then return results, observed() end
   local argv = { "scancel" }
   for _, id in ipairs(ids) do argv[#argv + 1] = id end
   local r, err = exec.run(argv, { timeout = 60 })
   if not r then
-    for _, job in ipairs(jobs) do results[job.name] = results[job.name] or ("failed: " .. tostring(err)) end
-    return results
+    for _, job in ipairs(copies) do results[job.name] = results[job.name] or ("failed: " .. tostring(err)) end
+    return results, observed()
   end
-  for _, job in ipairs(jobs) do
+  for _, job in ipairs(copies) do
     if job.native_id and not results[job.name] then
       local why = r.stderr:match("job id " .. job.native_id .. ": ([^\n]*)")
       if not why then
         results[job.name] = "killed"
-        -- A pending array task leaves the controller's list at once: poll reads this instead.
+        -- A pending array task leaves the controller's list at once: poll reads this instead (a
+        -- note on the copy, which the observation carries to the job).
         if job.native_id:find("_", 1, true) then job.slurm_cancelled = true end
       elseif why:find("already completing or completed") then
         results[job.name] = "already completed"
@@ -1057,12 +1105,12 @@ function backend.cancel(ctx, jobs)
   -- A job that ended otherwise meanwhile was already completed; one the controller is slow to
   -- end stays "killed" (scancel took it).
   local waiting, follow = {}, {}
-  for _, job in ipairs(jobs) do if results[job.name] == "killed" then waiting[#waiting + 1] = job end end
-  common.follow_cancel(function(list) backend.poll(ctx, list) end, waiting, follow, 30, 0.5)
+  for _, job in ipairs(copies) do if results[job.name] == "killed" then waiting[#waiting + 1] = job end end
+  common.follow_cancel(function(list) return backend.poll(ctx, list) end, waiting, follow, 30, 0.5)
   for name, outcome in pairs(follow) do
     if outcome == "already completed" then results[name] = outcome end
   end
-  return results
+  return results, observed()
 end
 
 return backend

@@ -6,7 +6,6 @@ local state = require "jobrun.state"
 local plan = require "jobrun.plan"
 local color = require "jobrun.color"
 local json = require "jobrun.json"
-local fs = require "jobrun.c.fs"
 local errors = require "jobrun.errors"
 local sanitize = require "jobrun.sanitize"
 
@@ -31,7 +30,6 @@ end
 function command.run(opts, args)
   if #args > 1 then errors.raise("kill: expected at most one RUN, got %d", #args) end
   local run = Run.open(state.resolve(opts["state-dir"], args[1]))
-  local run_dir = run.dir
   local whole_run = not opts.only or #opts.only == 0
   -- Jobs still open when the kill began: one that the marks below end before it is asked
   -- about (a queued job no slot had started) was killed by this kill, not already completed.
@@ -41,11 +39,13 @@ function command.run(opts, args)
   end
   -- Tell a driver (run, wait or launch's) to start nothing more: the whole run, or these jobs.
   if whole_run then
-    fs.write_atomic(run_dir .. "/cancel", "")
+    run:request_cancel()
   else
+    local chosen = {}
     for _, job in ipairs(run.data.jobs) do
-      if selected(job, opts.only) then fs.write_atomic(state.cancel_marker(run_dir, job), "") end
+      if selected(job, opts.only) then chosen[#chosen + 1] = job end
     end
+    run:request_cancel(chosen)
   end
   local outcome
   run:update(function(r)

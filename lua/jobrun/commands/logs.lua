@@ -45,7 +45,7 @@ function command.run(opts, args)
   end
   local ctx = run:ctx_of(job.backend)
   -- A backend whose logs live elsewhere brings the job's log here first.
-  if ctx.backend.fetch_logs then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
+  run:fetch_logs(ctx, { job }, { force = true })
   local path = ctx.backend.log_path(ctx, job)
   if opts.attempt then
     local n = math.tointeger(tonumber(opts.attempt))
@@ -90,7 +90,7 @@ function command.run(opts, args)
   if not opts.follow then return 0 end
   local remote = ctx.backend.fetch_logs ~= nil
   while true do
-    if remote then ctx.backend.fetch_logs(ctx, { job }, { force = true }) end
+    if remote then run:fetch_logs(ctx, { job }, { force = true }) end
     local st = fs.stat(path)
     if st and st.size > offset then
       local chunk = fs.read_tail(path, st.size - offset) or ""

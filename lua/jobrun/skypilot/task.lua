@@ -284,11 +284,12 @@ function task.build(args)
   return t
 end
 
--- for_job(job, env, endpoint, cwd) -> task table | nil, why
-function task.for_job(job, env, endpoint, cwd)
+-- for_job(job, env, endpoint, cwd [, name]) -> task table | nil, why (name: the launch's, else
+-- the job's sky_name, else its own)
+function task.for_job(job, env, endpoint, cwd, name)
   local spec = job.spec
   return task.build({
-    options = spec.options, name = job.sky_name or job.name, nodes = spec.nodes,
+    options = spec.options, name = name or job.sky_name or job.name, nodes = spec.nodes,
     run = spec.commands and spec.commands[1] and template.shell_command(spec.commands[1]),
     setup = spec.setup and template.shell_command(spec.setup) or nil,
     env = env, max_restarts = spec.max_restarts, endpoint = endpoint, cwd = cwd,
