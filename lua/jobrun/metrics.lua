@@ -15,9 +15,9 @@ metrics.TAIL = 0.25
 -- Seconds of CPU a metric fn may use on one job unless it sets `budget`.
 metrics.FN_BUDGET = 1
 
--- What each result's metrics entry holds, in order (README "Metrics").
-metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "series", "series_step", "error",
-                  "missing", "baseline" }
+-- What each result's metrics entry holds, in order (README "Metrics"). Its series is not there:
+-- it is in the job's series file (metrics.series_path), which the charts read.
+metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "error", "missing", "baseline" }
 
 -- parse_agg(text) -> name, fraction | nil, why. "tail_mean:0.1" sets tail_mean's fraction.
 function metrics.parse_agg(text)
@@ -454,12 +454,100 @@ function metrics.collect(log_path, declared, mexpect, file)
   return out
 end
 
--- for_json(t) -> the metrics table as results carry it, each record's keys in order.
+-- for_json(t) -> the metrics table as results carry it, each record's keys in order (marked in
+-- place, with shared metatables: a big run's answer marks many of them).
+local RECORD_MT = getmetatable(json.object({}, metrics.ORDER))
+local MAP_MT = getmetatable(json.object({}))
 function metrics.for_json(t)
   if type(t) ~= "table" then return t end
+  for _, rec in pairs(t) do
+    if type(rec) == "table" and getmetatable(rec) == nil then setmetatable(rec, RECORD_MT) end
+  end
+  if getmetatable(t) == nil then setmetatable(t, MAP_MT) end
+  return t
+end
+
+-- Series files (README "Metrics"): each job attempt's series, for the charts, in
+-- <run>/metrics/<key>.series.json = { job, metrics = { NAME = { series, series_step } } },
+-- written once when the job is judged; state.json and --json keep only each metric's summary.
+metrics.SERIES_MAX = 16 * 1024 * 1024
+
+-- series_path(run_dir, key) -> the series file of the job attempt with that file key (made one
+-- safe file name again: whatever the key, the file is in the run's metrics/ directory).
+function metrics.series_path(run_dir, key)
+  return run_dir .. "/metrics/" .. require("jobrun.state").safe_name(key) .. ".series.json"
+end
+
+-- take_series(found) -> { NAME = { series, series_step } }: each record's series, taken out of it.
+function metrics.take_series(found)
   local out = {}
-  for name, rec in pairs(t) do out[name] = json.object(rec, metrics.ORDER) end
-  return json.object(out)
+  for name, rec in pairs(type(found) == "table" and found or {}) do
+    if type(rec) == "table" then
+      if rec.series ~= nil then
+        out[name] = json.object({ series = json.array(rec.series), series_step = rec.series_step },
+          { "series", "series_step" })
+      end
+      rec.series, rec.series_step = nil, nil
+    end
+  end
+  return out
+end
+
+local made_dirs = {}
+
+-- write_series(run_dir, key, job_name, series) -> true | nil, why: the job attempt's series file,
+-- replaced atomically (temp file, rename).
+function metrics.write_series(run_dir, key, job_name, series)
+  local fs = require "jobrun.c.fs"
+  local dir = run_dir .. "/metrics"
+  if not made_dirs[dir] then
+    local ok, err = fs.mkdir_p(dir)
+    if not ok then return nil, err end
+    made_dirs[dir] = true
+  end
+  local text = json.encode(json.object({ job = job_name, metrics = json.object(series) }, { "job", "metrics" }))
+  local ok, err = fs.write_atomic(metrics.series_path(run_dir, key), text .. "\n", false)
+  if not ok then
+    made_dirs[dir] = nil
+    return nil, err
+  end
+  return true
+end
+
+-- read_series(run_dir, job) -> { NAME = { series = { numbers }, series_step } } | nil, why: the
+-- series of the job's latest attempt (a run recorded before series files kept them in its
+-- records). why says what is wrong: "no series file", "the series file is damaged (…)".
+function metrics.read_series(run_dir, job)
+  local inline = {}
+  for name, rec in pairs(type(job.metrics) == "table" and job.metrics or {}) do
+    if type(rec) == "table" and type(rec.series) == "table" then
+      inline[name] = { series = rec.series, series_step = rec.series_step }
+    end
+  end
+  if next(inline) then return inline end
+  if not run_dir then return nil, "no series file" end
+  local fs = require "jobrun.c.fs"
+  local text, more, errno = fs.read_record(metrics.series_path(run_dir, job.key or job.name), 0, metrics.SERIES_MAX)
+  if not text then
+    if errno == 2 then return nil, "no series file" end -- ENOENT
+    return nil, "the series file cannot be read (" .. tostring(more):gsub("^.*/", "") .. ")"
+  end
+  if more then return nil, "the series file is damaged (larger than " .. metrics.SERIES_MAX .. " bytes)" end
+  local doc = json.decode(text)
+  if type(doc) ~= "table" or type(doc.metrics) ~= "table" then
+    return nil, "the series file is damaged (not a JSON object with metrics)"
+  end
+  local out = {}
+  for name, e in pairs(doc.metrics) do
+    if type(name) ~= "string" or type(e) ~= "table" or type(e.series) ~= "table" then
+      return nil, "the series file is damaged (" .. tostring(name) .. ": no series)"
+    end
+    for i, v in ipairs(e.series) do
+      if type(v) ~= "number" then return nil, string.format("the series file is damaged (%s[%d]: not a number)", name, i) end
+    end
+    out[name] = { series = e.series, series_step = e.series_step }
+  end
+  return out
 end
 
 -- format(v): a value as the messages show it: 38210, 2.31, 0.000123.
