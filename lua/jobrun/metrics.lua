@@ -543,7 +543,9 @@ function metrics.read_series(run_dir, job)
       return nil, "the series file is damaged (" .. tostring(name) .. ": no series)"
     end
     for i, v in ipairs(e.series) do
-      if type(v) ~= "number" then return nil, string.format("the series file is damaged (%s[%d]: not a number)", name, i) end
+      if type(v) ~= "number" then
+        return nil, string.format("the series file is damaged (%s[%d]: not a number)", name, i)
+      end
     end
     out[name] = { series = e.series, series_step = e.series_step }
   end

@@ -223,8 +223,8 @@ function results.settle(job, expect, run_dir, parsers, found)
     job.metrics = done and got or nil
     if job.metrics then
       -- The series go to the job attempt's series file (for the charts), not into its record.
-      local ok, why = metrics.write_series(run_dir, state.job_key(job), job.name, metrics.take_series(job.metrics))
-      if not ok then
+      local saved, why = metrics.write_series(run_dir, state.job_key(job), job.name, metrics.take_series(job.metrics))
+      if not saved then
         io.stderr:write(require("jobrun.sanitize").format("jobrun: job %s: its metric series were not saved: %s\n",
           job.name, tostring(why)))
       end

@@ -473,7 +473,8 @@ function Server:route(req)
       if not series then return reply_error(404, missing) end
       local out = {}
       for k, e in pairs(series) do
-        out[k] = json.object({ series = json.array(e.series), series_step = e.series_step }, { "series", "series_step" })
+        out[k] = json.object({ series = json.array(e.series), series_step = e.series_step },
+          { "series", "series_step" })
       end
       return reply_json(200, json.object({ job = job.name, metrics = json.object(out) }, { "job", "metrics" }))
     end

@@ -167,7 +167,9 @@ suite "mt" {
   tap.is(r.job_points, { { "loss", 6 } }, "the job page's chart: six points")
   local errs = {}
   for _, e in ipairs(r.page_errors or {}) do
-    if not e:find("Failed to load resource: the server responded with a status of 404", 1, true) then errs[#errs + 1] = e end
+    if not e:find("Failed to load resource: the server responded with a status of 404", 1, true) then
+      errs[#errs + 1] = e
+    end
   end
   tap.is(errs, {}, "no script error (the two missing series are answered 404)")
   stop(s)

@@ -56,7 +56,8 @@ tap.test("a run that scales badly: references, the scaling check and every repor
   tap.is(m.series, nil, "no series in the result")
   local sf = json.decode(fs.read(dir .. "/.jobrun/runs/M/metrics/scale_1.series.json") or "") or {}
   tap.is(sf.job, "scale_1", "the job's series file names it")
-  tap.is(sf.metrics and sf.metrics.tps, { series = { 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000 }, series_step = 1 },
+  tap.is(sf.metrics and sf.metrics.tps, { series = { 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000 },
+    series_step = 1 },
     "and holds each metric's series: tps's eight points")
   tap.is(sf.metrics and sf.metrics.loss and sf.metrics.loss.series, { 8.5, 7.5, 6.5, 5.5, 4.5, 3.5, 2.5, 1.5 },
     "loss's")
@@ -207,7 +208,8 @@ suite "ch" {
   page = fs.read(dir .. "/page2.html") or ""
   local f1 = page:match('<figure class="chart" data%-job="ch_1" data%-metric="tps">(.-)</figure>') or ""
   local f2 = page:match('<figure class="chart" data%-job="ch_2" data%-metric="tps">(.-)</figure>') or ""
-  tap.like(f1, '<span class="meta no%-series">no chart: the series file is damaged %(not a JSON object with metrics%)</span>',
+  tap.like(f1,
+    '<span class="meta no%-series">no chart: the series file is damaged %(not a JSON object with metrics%)</span>',
     "ch_1: no chart, the series file is damaged")
   tap.like(f2, '<span class="meta no%-series">no chart: no series file</span>', "ch_2: no chart, no series file")
   local _, svgs1 = f1:gsub("<svg ", "")
