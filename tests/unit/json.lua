@@ -71,8 +71,8 @@ do
   for e = -8, 16 do
     for places = 0, 8 do
       for _ = 1, 12 do
-        local v = (rand() % 1000003) * 10.0 ^ e / 10 ^ places
-        for _, x in ipairs({ v, -v, v * (1 + 2 ^ -52), v * (1 - 2 ^ -53), v + 1e-9 }) do nums[#nums + 1] = x end
+        local d = (rand() % 1000003) * 10.0 ^ e / 10 ^ places
+        for _, x in ipairs({ d, -d, d * (1 + 2 ^ -52), d * (1 - 2 ^ -53), d + 1e-9 }) do nums[#nums + 1] = x end
       end
     end
   end
@@ -89,9 +89,9 @@ do
       end
     end
   end
-  for _, v in ipairs({ 0.1, 0.0001, 0.00009999, 999999999.5, 1e9 - 0.5, 99999999.999999, 0.000123456,
+  for _, x in ipairs({ 0.1, 0.0001, 0.00009999, 999999999.5, 1e9 - 0.5, 99999999.999999, 0.000123456,
     1e14 / 1e6, 2.675, 1.005, 0.3, 43550.0, -7.25, math.mininteger, math.maxinteger, 123456789012345 }) do
-    nums[#nums + 1] = v
+    nums[#nums + 1] = x
   end
   tap.is(json.encode(json.array(nums)), oracle.encode(json.array(nums)),
     string.format("numbers: the C encoder writes %d of them as \"%%.14g\" and \"%%d\" do", #nums))
