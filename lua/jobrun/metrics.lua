@@ -74,7 +74,20 @@ end
 local ENTRY_KEYS = { "agg", "ref", "tol", "baseline", "require_baseline" }
 
 -- compile(entry) -> { rule, agg, frac, ref, tol } | nil, why: one expect.metrics entry.
+local compile_entry
+local compiled = setmetatable({}, { __mode = "k" })
+-- (memoised per entry: a table by identity, a rule by its text; a big run's jobs share a few)
 function metrics.compile(entry)
+  if entry == nil then return compile_entry(entry) end
+  local c = compiled[entry]
+  if not c then
+    c = table.pack(compile_entry(entry))
+    compiled[entry] = c
+  end
+  return c[1], c[2]
+end
+
+function compile_entry(entry)
   if type(entry) == "string" then entry = { entry } end
   if type(entry) ~= "table" then
     return nil, "must be a rule (\">= 40000\") or a table ({ \"<= 2.5\", agg = \"last\" }, { ref = …, tol = … })"
