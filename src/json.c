@@ -50,10 +50,12 @@ static void put_lit(lua_State *L, Buf *b, const char *s) { put(L, b, s, strlen(s
 
 /* "\n" and two spaces per depth. */
 static void newline(lua_State *L, Buf *b, int depth) {
-    static const char spaces[] = "                                                                ";
+    static const char line[] = "\n                                                                ";
+    int want = 2 * depth;
+    if (want <= (int)sizeof line - 2) { put(L, b, line, (size_t)want + 1); return; } /* one copy */
     put(L, b, "\n", 1);
-    for (int want = 2 * depth; want > 0; want -= (int)sizeof spaces - 1)
-        put(L, b, spaces, (size_t)(want < (int)sizeof spaces - 1 ? want : (int)sizeof spaces - 1));
+    for (; want > 0; want -= (int)sizeof line - 2)
+        put(L, b, line + 1, (size_t)(want < (int)sizeof line - 2 ? want : (int)sizeof line - 2));
 }
 
 /* Indices of the arguments of encode(). */
