@@ -570,12 +570,16 @@ local function metrics_html(data, run_dir)
   end) or {}
   local out = { '<h2 id="metrics">Metrics</h2><p class="meta">Each job\'s series in this run (downsampled), '
     .. "then its value over its last " .. html.TREND_RUNS .. " runs (from the history index).</p>" }
-  -- Each charted job's series, from its series file (read once per job).
-  local series_of = {}
+  -- Each charted job's series, from the run's series file (read once).
+  local series_of, file = {}, nil
   local function series(job)
     local s = series_of[job]
     if not s then
-      local got, why = metrics.read_series(run_dir, job)
+      if not file then
+        file = {}
+        file.text, file.why = metrics.read_series_file(run_dir)
+      end
+      local got, why = metrics.read_series(run_dir, job, file)
       s = { got = got, why = why }
       series_of[job] = s
     end

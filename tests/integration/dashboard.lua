@@ -152,16 +152,22 @@ suite "mt" {
 }
 ]])
   h.sh(dir, "jobrun run s.lua --run-id m1")
-  -- mt_1's series file damaged, mt_3's gone: their charts say so; mt_2's is drawn from its file.
-  local files = dir .. "/.jobrun/runs/m1/metrics/"
-  h.write(files .. "mt_1.series.json", "{\"job\": \"mt_1\", \"metrics\": {\"loss\": {\"series\": [1, \"x")
-  os.remove(files .. "mt_3.series.json")
+  -- mt_1's line of the series file damaged, mt_3's gone: their charts say so; mt_2's is drawn
+  -- from its line.
+  local file = dir .. "/.jobrun/runs/m1/metrics/series.jsonl"
+  local lines = {}
+  for line in (fs.read(file) or ""):gmatch("[^\n]+") do
+    if line:find('"key":"mt_1"', 1, true) then lines[#lines + 1] = line:sub(1, 40)
+    elseif not line:find('"key":"mt_3"', 1, true) then lines[#lines + 1] = line end
+  end
+  h.write(file, table.concat(lines, "\n") .. "\n")
   local s = start(dir)
   local r = browse(dir, "metrics", s.url, "m1", "mt_2")
   tap.is(r.run_charts, { { "loss", { { "mt_1", 0 }, { "mt_2", 6 }, { "mt_3", 0 } } } },
     "the run page: a chart per job, mt_2's with its six points")
-  tap.is(r.run_notes, { { "mt_1", "no chart: the series file is damaged (not a JSON object with metrics)" },
-    { "mt_3", "no chart: no series file" } }, "the charts without a series file say why")
+  tap.is(r.run_notes, {
+    { "mt_1", "no chart: the series file is damaged (its line is not a JSON object with metrics)" },
+    { "mt_3", "no chart: no series of this job in the series file" } }, "the charts without a series say why")
   tap.is(r.job_charts, { { "loss", "loss: 49 (tail_mean of 6; min 48, max 58)" } },
     "the job page: the chart and its figures")
   tap.is(r.job_points, { { "loss", 6 } }, "the job page's chart: six points")
