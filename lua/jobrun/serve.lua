@@ -468,7 +468,7 @@ function Server:route(req)
     if not job then return reply_error(404, "no job " .. name .. " in run " .. id) end
     if not sub then return 200, headers("application/json"), job_json(run, job) end
     if sub == "/series" then
-      -- The job's metric series (its series file), for the charts.
+      -- The job's metric series (its line of the run's series file), for the charts.
       local series, missing = require("jobrun.metrics").read_series(run.dir, job)
       if not series then return reply_error(404, missing) end
       local out = {}
