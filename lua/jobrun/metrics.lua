@@ -551,7 +551,7 @@ function metrics.read_series(run_dir, job, file)
   local text = file.text
   if not text then return nil, file.why end
   -- The last line of the job's key.
-  local prefix = prefix_of(job.key or job.name)
+  local prefix = prefix_of(require("jobrun.state").job_key(job))
   local from
   if text:sub(1, #prefix) == prefix then from = 1 end
   local at = 1
