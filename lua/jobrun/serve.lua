@@ -469,7 +469,18 @@ function Server:route(req)
     if not sub then return 200, headers("application/json"), job_json(run, job) end
     if sub == "/series" then
       -- The job's metric series (its line of the run's series file), for the charts.
-      local series, missing = require("jobrun.metrics").read_series(run.dir, job)
+      -- (the file read once per version of it: a run page asks for each of its charted jobs)
+      local metrics = require "jobrun.metrics"
+      local file = metrics.series_path(run.dir)
+      local st = fs.stat(file)
+      local stamp = st and string.format("%s:%d:%.9f", file, st.size, st.mtime)
+      local c = self.series_cache
+      if not (stamp and c and c.stamp == stamp) then
+        c = { stamp = stamp, file = {} }
+        c.file.text, c.file.why = metrics.read_series_file(run.dir)
+        self.series_cache = c
+      end
+      local series, missing = metrics.read_series(run.dir, job, c.file)
       if not series then return reply_error(404, missing) end
       local out = {}
       for k, e in pairs(series) do
