@@ -50,10 +50,12 @@ static void put_lit(lua_State *L, Buf *b, const char *s) { put(L, b, s, strlen(s
 
 /* "\n" and two spaces per depth. */
 static void newline(lua_State *L, Buf *b, int depth) {
-    static const char spaces[] = "                                                                ";
+    static const char line[] = "\n                                                                ";
+    int want = 2 * depth;
+    if (want <= (int)sizeof line - 2) { put(L, b, line, (size_t)want + 1); return; } /* one copy */
     put(L, b, "\n", 1);
-    for (int want = 2 * depth; want > 0; want -= (int)sizeof spaces - 1)
-        put(L, b, spaces, (size_t)(want < (int)sizeof spaces - 1 ? want : (int)sizeof spaces - 1));
+    for (; want > 0; want -= (int)sizeof line - 2)
+        put(L, b, line + 1, (size_t)(want < (int)sizeof line - 2 ? want : (int)sizeof line - 2));
 }
 
 /* Indices of the arguments of encode(). */
@@ -105,15 +107,61 @@ static void put_kind(lua_State *L, Buf *b, int idx) {
     put_quoted(L, b, text, strlen(text));
 }
 
+/* short_decimal(text, v) -> 1 with text as "%.14g" writes v, for the common float of a metric
+ * (2.4, 0.4355): the double nearest a decimal D = r / 10^k of at most 6 places, 1e-4 <= |v| <
+ * 1e9, r < 1e14; else 0. Then v is within half an ulp (2^-53 relative) of D, and the rounding to
+ * 14 significant digits that %.14g does (its boundaries at least 5e-15 relative away from D, which
+ * has at most 14 digits) gives D itself: its digits, no exponent (-4 <= exponent < 14), trailing
+ * zeros dropped. snprintf's exact binary-to-decimal conversion was most of encoding such floats. */
+/* decimal(p, n) -> p past the digits of n written there (no terminator). */
+static char *decimal(char *p, unsigned long long n) {
+    char rev[24];
+    int len = 0;
+    do { rev[len++] = (char)('0' + n % 10); n /= 10; } while (n);
+    while (len) *p++ = rev[--len];
+    return p;
+}
+
+/* integer(text, v): v as "%lld" writes it. */
+static void integer(char *text, long long v) {
+    char *p = text;
+    unsigned long long n = (unsigned long long)v;
+    if (v < 0) { *p++ = '-'; n = 0ULL - n; }
+    *decimal(p, n) = '\0';
+}
+
+static int short_decimal(char *text, double v) {
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e9)) return 0;
+    for (int k = 1; k <= 6; k++) {
+        double r = floor(a * p10[k] + 0.5);
+        if (r >= 1e14 || r / p10[k] != a) continue;
+        unsigned long long n = (unsigned long long)r, unit = (unsigned long long)p10[k];
+        unsigned long long whole = n / unit, frac = n % unit;
+        int places = k;
+        while (places > 0 && frac % 10 == 0) { frac /= 10; places--; }
+        if (places == 0) return 0; /* a whole number: not a case of this (put_number writes it) */
+        char *p = text;
+        if (v < 0) *p++ = '-';
+        p = decimal(p, whole);
+        *p++ = '.';
+        for (int i = places - 1; i >= 0; i--, frac /= 10) p[i] = (char)('0' + frac % 10);
+        p[places] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
 static void put_number(lua_State *L, Buf *b, int idx) {
     char text[64];
     if (lua_isinteger(L, idx)) {
-        snprintf(text, sizeof text, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, idx));
+        integer(text, (long long)lua_tointeger(L, idx));
     } else {
         lua_Number v = lua_tonumber(L, idx);
         if (v != v || isinf(v)) snprintf(text, sizeof text, "null");
-        else if (v == floor(v) && fabs(v) < 9007199254740992.0) snprintf(text, sizeof text, "%lld", (long long)v);
-        else snprintf(text, sizeof text, "%.14g", (double)v);
+        else if (v == floor(v) && fabs(v) < 9007199254740992.0) integer(text, (long long)v);
+        else if (!short_decimal(text, (double)v)) snprintf(text, sizeof text, "%.14g", (double)v);
     }
     put_lit(L, b, text);
 }
@@ -132,22 +180,26 @@ static void put_key(lua_State *L, Buf *b, int kidx, int pretty) {
     else put(L, b, ":", 1);
 }
 
-/* metatable field `name` of the table at idx pushed (nil without a metatable). */
-static int mt_field(lua_State *L, int idx, const char *name) {
+/* The names encode() looks up in metatables, its upvalues (not made again for every table). */
+enum { UV_NAME = 1, UV_ORDER, UV_EXACT };
+
+/* metatable field `name` (an upvalue of encode: UV_…) of the table at idx pushed (nil without a
+ * metatable). */
+static int mt_field(lua_State *L, int idx, int name) {
     if (!lua_getmetatable(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
-    lua_pushstring(L, name);
+    lua_pushvalue(L, lua_upvalueindex(name));
     int t = lua_rawget(L, -2);
     lua_remove(L, -2);
     return t;
 }
 
 static int is_array(lua_State *L, int idx) {
-    if (mt_field(L, idx, "__name") == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.array") == 0) {
+    if (mt_field(L, idx, UV_NAME) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.array") == 0) {
         lua_pop(L, 1);
         return 1;
     }
     lua_pop(L, 1);
-    if (mt_field(L, idx, "order") != LUA_TNIL) { lua_pop(L, 1); return 0; }
+    if (mt_field(L, idx, UV_ORDER) != LUA_TNIL) { lua_pop(L, 1); return 0; }
     lua_pop(L, 1);
     lua_Unsigned n = lua_rawlen(L, idx);
     if (n == 0) return 0;
@@ -203,10 +255,74 @@ static void put_members(lua_State *L, Buf *b, int idx, int kidx, lua_Unsigned n,
     close_with(L, b, "}", pretty, depth);
 }
 
+/* The member whose key is at the top of the stack (popped), if its value is not nil; returns
+ * whether it wrote it. */
+static int put_member(lua_State *L, Buf *b, int idx, int first, int pretty, int depth) {
+    int k = lua_gettop(L);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, idx) == LUA_TNIL) { lua_pop(L, 2); return 0; }
+    lead(L, b, first, pretty, depth);
+    put_key(L, b, k, pretty);
+    encode_value(L, b, k + 1, pretty, depth + 1);
+    lua_pop(L, 2);
+    return 1;
+}
+
+#define FEW_KEYS 64
+
+/* encode_object's way for the common object (string keys, at most FEW_KEYS of them, an order
+ * of at most FEW_KEYS strings): the same text, with the keys gathered in C arrays instead of
+ * Lua tables, so that the many small objects of a big answer allocate nothing (a key's text
+ * stays alive: it is a key of the table, or an item of the order). Returns 0, having written
+ * nothing, for any other object. */
+static int encode_few(lua_State *L, Buf *b, int idx, int order, int has_order, int pretty, int depth) {
+    Key rest[FEW_KEYS];
+    const char *os[FEW_KEYS];
+    size_t ol[FEW_KEYS];
+    lua_Unsigned on = has_order ? lua_rawlen(L, order) : 0;
+    if (on > FEW_KEYS) return 0;
+    for (lua_Unsigned i = 0; i < on; i++) {
+        int t = lua_rawgeti(L, order, (lua_Integer)i + 1);
+        if (t != LUA_TSTRING) { lua_pop(L, 1); return 0; }
+        os[i] = lua_tolstring(L, -1, &ol[i]);
+        lua_pop(L, 1);
+    }
+    size_t rest_n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) { lua_pop(L, 1); return 0; }
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        int in_order = 0;
+        for (lua_Unsigned i = 0; i < on && !in_order; i++)
+            in_order = ol[i] == len && (os[i] == s || memcmp(os[i], s, len) == 0);
+        if (in_order) continue;
+        if (rest_n == FEW_KEYS) { lua_pop(L, 1); return 0; }
+        rest[rest_n].s = s;
+        rest[rest_n].len = len;
+        rest_n++;
+    }
+    if (rest_n > 1) qsort(rest, rest_n, sizeof *rest, key_cmp);
+    int first = 1;
+    put(L, b, "{", 1);
+    for (lua_Unsigned i = 0; i < on; i++) {
+        lua_rawgeti(L, order, (lua_Integer)i + 1);
+        if (put_member(L, b, idx, first, pretty, depth)) first = 0;
+    }
+    for (size_t i = 0; i < rest_n; i++) {
+        lua_pushlstring(L, rest[i].s, rest[i].len);
+        if (put_member(L, b, idx, first, pretty, depth)) first = 0;
+    }
+    if (first) { b->n -= 1; put(L, b, "{}", 2); return 1; } /* nothing written: as json.lua, {} */
+    close_with(L, b, "}", pretty, depth);
+    return 1;
+}
+
 static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) {
-    int exact = mt_field(L, idx, "exact") != LUA_TNIL && lua_toboolean(L, -1);
+    int exact = mt_field(L, idx, UV_EXACT) != LUA_TNIL && lua_toboolean(L, -1);
     lua_pop(L, 1);
-    mt_field(L, idx, "order");
+    mt_field(L, idx, UV_ORDER);
     int order = lua_gettop(L);
     int has_order = lua_type(L, order) == LUA_TTABLE;
     if (exact) {
@@ -219,6 +335,7 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
     lua_pushnil(L);
     if (!lua_next(L, idx)) { put(L, b, "{}", 2); lua_pop(L, 1); return; }
     lua_pop(L, 2);
+    if (encode_few(L, b, idx, order, has_order, pretty, depth)) { lua_pop(L, 1); return; }
     /* The order's keys as a set. */
     lua_Unsigned on = has_order ? lua_rawlen(L, order) : 0;
     lua_createtable(L, 0, (int)on);
@@ -359,7 +476,6 @@ static int json_integers(lua_State *L) {
 }
 
 static const luaL_Reg json_functions[] = {
-    {"encode", json_encode},
     {"integers", json_integers},
     {NULL, NULL},
 };
@@ -368,5 +484,10 @@ int luaopen_jobrun_json(lua_State *L) {
     static const luaL_Reg buffer_meta[] = {{"__gc", buf_gc}, {NULL, NULL}};
     jobrun_class(L, "jobrun.json.buffer", buffer_meta, NULL);
     luaL_newlib(L, json_functions);
+    lua_pushliteral(L, "__name"); /* UV_NAME */
+    lua_pushliteral(L, "order");  /* UV_ORDER */
+    lua_pushliteral(L, "exact");  /* UV_EXACT */
+    lua_pushcclosure(L, json_encode, 3);
+    lua_setfield(L, -2, "encode");
     return 1;
 }

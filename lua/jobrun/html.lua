@@ -570,6 +570,21 @@ local function metrics_html(data, run_dir)
   end) or {}
   local out = { '<h2 id="metrics">Metrics</h2><p class="meta">Each job\'s series in this run (downsampled), '
     .. "then its value over its last " .. html.TREND_RUNS .. " runs (from the history index).</p>" }
+  -- Each charted job's series, from the run's series file (read once).
+  local series_of, file = {}, nil
+  local function series(job)
+    local s = series_of[job]
+    if not s then
+      if not file then
+        file = {}
+        file.text, file.why = metrics.read_series_file(run_dir)
+      end
+      local got, why = metrics.read_series(run_dir, job, file)
+      s = { got = got, why = why }
+      series_of[job] = s
+    end
+    return s
+  end
   for _, name in ipairs(names) do
     out[#out + 1] = string.format('<h3 class="mono">%s</h3><div class="charts">', esc(name))
     local shown = 0
@@ -579,8 +594,17 @@ local function metrics_html(data, run_dir)
         shown = shown + 1
         local value = known(rec.value) and (metrics.format(rec.value) .. " (" .. tostring(rec.agg or "") .. ")")
           or "missing"
-        local chart = html.sparkline(rec.series, job.name .. " · " .. name, 160, 40)
-          or '<span class="meta">no points</span>'
+        local chart
+        if (rec.n or 0) == 0 then
+          chart = '<span class="meta">no points</span>'
+        else
+          local s = series(job)
+          local e = s.got and s.got[name]
+          chart = e and (html.sparkline(e.series, job.name .. " · " .. name, 160, 40)
+              or '<span class="meta">no points</span>')
+            or string.format('<span class="meta no-series">no chart: %s</span>',
+              esc(s.why or "the series file has none of this metric"))
+        end
         local past = {}
         for _, a in ipairs(trend[job.name] or {}) do past[#past + 1] = a.metrics[name] end
         local trend_svg = #past > 1 and html.sparkline(past, job.name .. " · " .. name .. " over runs", 160, 24)

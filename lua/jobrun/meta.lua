@@ -69,7 +69,7 @@ function meta.generate()
 ---@field termination_reason string? why it ended (jobrun help expect lists the names)
 ---@field restart_count integer how often it was restarted
 ---@field fields table<string, any> what parsers found
----@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max, series }
+---@field metrics table<string, table>? each metric's { value, agg, n, n_skipped, last, first, min, max }
 ---@field log_path string? its log file
 ---@field cause_class "infrastructure"|"program"|"unknown"|nil the class of why it failed (nil for a pass)
 ---@field culprit { rank: integer?, node: string?, reason: string, line: string }? where the cause appeared

@@ -15,9 +15,9 @@ metrics.TAIL = 0.25
 -- Seconds of CPU a metric fn may use on one job unless it sets `budget`.
 metrics.FN_BUDGET = 1
 
--- What each result's metrics entry holds, in order (README "Metrics").
-metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "series", "series_step", "error",
-                  "missing", "baseline" }
+-- What each result's metrics entry holds, in order (README "Metrics"). Its series is not there:
+-- it is in the job's series file (metrics.series_path), which the charts read.
+metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "error", "missing", "baseline" }
 
 -- parse_agg(text) -> name, fraction | nil, why. "tail_mean:0.1" sets tail_mean's fraction.
 function metrics.parse_agg(text)
@@ -74,7 +74,20 @@ end
 local ENTRY_KEYS = { "agg", "ref", "tol", "baseline", "require_baseline" }
 
 -- compile(entry) -> { rule, agg, frac, ref, tol } | nil, why: one expect.metrics entry.
+local compile_entry
+local compiled = setmetatable({}, { __mode = "k" })
+-- (memoised per entry: a table by identity, a rule by its text; a big run's jobs share a few)
 function metrics.compile(entry)
+  if entry == nil then return compile_entry(entry) end
+  local c = compiled[entry]
+  if not c then
+    c = table.pack(compile_entry(entry))
+    compiled[entry] = c
+  end
+  return c[1], c[2]
+end
+
+function compile_entry(entry)
   if type(entry) == "string" then entry = { entry } end
   if type(entry) ~= "table" then
     return nil, "must be a rule (\">= 40000\") or a table ({ \"<= 2.5\", agg = \"last\" }, { ref = …, tol = … })"
@@ -454,12 +467,131 @@ function metrics.collect(log_path, declared, mexpect, file)
   return out
 end
 
--- for_json(t) -> the metrics table as results carry it, each record's keys in order.
+-- for_json(t) -> the metrics table as results carry it, each record's keys in order (marked in
+-- place, with shared metatables: a big run's answer marks many of them).
+local RECORD_MT = getmetatable(json.object({}, metrics.ORDER))
+local MAP_MT = getmetatable(json.object({}))
 function metrics.for_json(t)
   if type(t) ~= "table" then return t end
+  for _, rec in pairs(t) do
+    if type(rec) == "table" and getmetatable(rec) == nil then setmetatable(rec, RECORD_MT) end
+  end
+  if getmetatable(t) == nil then setmetatable(t, MAP_MT) end
+  return t
+end
+
+-- The series file (README "Metrics"): each judged job attempt's series, for the charts, as one
+-- JSON line appended to <run>/metrics/series.jsonl: { key, job, metrics = { NAME = { series,
+-- series_step } } } (a later line for the same key replaces an earlier one). state.json and
+-- --json keep only each metric's summary. One file per run: creating a file per job cost a
+-- millisecond each on a file system without a journal, appending to one a few microseconds.
+metrics.SERIES_MAX = 512 * 1024 * 1024
+
+-- series_path(run_dir) -> the run's series file.
+function metrics.series_path(run_dir)
+  return run_dir .. "/metrics/series.jsonl"
+end
+
+-- take_series(found) -> { NAME = { series, series_step } }: each record's series, taken out of it.
+function metrics.take_series(found)
   local out = {}
-  for name, rec in pairs(t) do out[name] = json.object(rec, metrics.ORDER) end
-  return json.object(out)
+  for name, rec in pairs(type(found) == "table" and found or {}) do
+    if type(rec) == "table" then
+      if rec.series ~= nil then
+        out[name] = json.object({ series = json.array(rec.series), series_step = rec.series_step },
+          { "series", "series_step" })
+      end
+      rec.series, rec.series_step = nil, nil
+    end
+  end
+  return out
+end
+
+local function prefix_of(key) return '{"key":' .. json.encode_string(tostring(key)) .. "," end
+
+local made_dirs = {}
+
+-- write_series(run_dir, key, job_name, series) -> true | nil, why: the job attempt's line,
+-- appended to the run's series file in one write.
+function metrics.write_series(run_dir, key, job_name, series)
+  local fs = require "jobrun.c.fs"
+  local dir = run_dir .. "/metrics"
+  if not made_dirs[dir] then
+    local ok, err = fs.mkdir_p(dir)
+    if not ok then return nil, err end
+    made_dirs[dir] = true
+  end
+  local line = json.encode(json.object({ key = key, job = job_name, metrics = json.object(series) },
+    { "key", "job", "metrics" }))
+  local ok, err = fs.append_record(metrics.series_path(run_dir), line .. "\n")
+  if not ok then
+    made_dirs[dir] = nil
+    return nil, err
+  end
+  return true
+end
+
+-- read_series(run_dir, job [, file]) -> { NAME = { series = { numbers }, series_step } } | nil,
+-- why: the series of the job's latest attempt, from the run's series file (file: { text, why },
+-- read_series_file's answer, when the caller has read it: a page charts many jobs); a run
+-- recorded before series files kept them in its records. why says what is wrong: "no series
+-- file", "no series of this job in the series file", "the series file is damaged (…)".
+function metrics.read_series(run_dir, job, file)
+  local inline = {}
+  for name, rec in pairs(type(job.metrics) == "table" and job.metrics or {}) do
+    if type(rec) == "table" and type(rec.series) == "table" then
+      inline[name] = { series = rec.series, series_step = rec.series_step }
+    end
+  end
+  if next(inline) then return inline end
+  if not file then
+    file = {}
+    file.text, file.why = metrics.read_series_file(run_dir)
+  end
+  local text = file.text
+  if not text then return nil, file.why end
+  -- The last line of the job's key.
+  local prefix = prefix_of(require("jobrun.state").job_key(job))
+  local from
+  if text:sub(1, #prefix) == prefix then from = 1 end
+  local at = 1
+  while true do
+    local s = text:find("\n" .. prefix, at, true)
+    if not s then break end
+    from, at = s + 1, s + 1
+  end
+  if not from then return nil, "no series of this job in the series file" end
+  local line = text:sub(from, (text:find("\n", from, true) or #text + 1) - 1)
+  local doc = json.decode(line)
+  if type(doc) ~= "table" or type(doc.metrics) ~= "table" then
+    return nil, "the series file is damaged (its line is not a JSON object with metrics)"
+  end
+  local out = {}
+  for name, e in pairs(doc.metrics) do
+    if type(name) ~= "string" or type(e) ~= "table" or type(e.series) ~= "table" then
+      return nil, "the series file is damaged (" .. tostring(name) .. ": no series)"
+    end
+    for i, v in ipairs(e.series) do
+      if type(v) ~= "number" then
+        return nil, string.format("the series file is damaged (%s[%d]: not a number)", name, i)
+      end
+    end
+    out[name] = { series = e.series, series_step = e.series_step }
+  end
+  return out
+end
+
+-- read_series_file(run_dir) -> its text | nil, why ("no series file", …).
+function metrics.read_series_file(run_dir)
+  if not run_dir then return nil, "no series file" end
+  local fs = require "jobrun.c.fs"
+  local text, more, errno = fs.read_record(metrics.series_path(run_dir), 0, metrics.SERIES_MAX)
+  if not text then
+    if errno == 2 then return nil, "no series file" end -- ENOENT
+    return nil, "the series file cannot be read (" .. tostring(more):gsub("^.*/", "") .. ")"
+  end
+  if more then return nil, "the series file is damaged (larger than " .. metrics.SERIES_MAX .. " bytes)" end
+  return text
 end
 
 -- format(v): a value as the messages show it: 38210, 2.31, 0.000123.

@@ -222,6 +222,14 @@ function results.settle(job, expect, run_dir, parsers, found)
       type(expect) == "table" and expect.metrics or nil, metrics.file_of(log))
     if not done and type(got) == "table" and got.signal then error(got, 0) end
     job.metrics = done and got or nil
+    if job.metrics then
+      -- The series go to the run's series file (a line for this attempt, for the charts), not into its record.
+      local saved, why = metrics.write_series(run_dir, state.job_key(job), job.name, metrics.take_series(job.metrics))
+      if not saved then
+        io.stderr:write(require("jobrun.sanitize").format("jobrun: job %s: its metric series were not saved: %s\n",
+          job.name, tostring(why)))
+      end
+    end
     if job.metrics and type(expect) == "table" and expect.metrics then
       -- Baselines: this job's earlier passing runs (by its name; the run directory names the run).
       metrics.attach_baselines(job, expect.metrics, run_dir, nil, run_dir:match("([^/]+)/?$"))

@@ -527,6 +527,13 @@ end
 -- (default: every unfinished launched one), then the ended ones settled.
 function Run:refresh(jobs)
   jobs = jobs or self:active()
+  -- Each job once, however often the caller names it (the drive loop's list of the jobs whose
+  -- supervisors ended can name a job many times): else an ended job is analysed once per mention.
+  local seen, unique = {}, {}
+  for _, job in ipairs(jobs) do
+    if not seen[job] then seen[job] = true; unique[#unique + 1] = job end
+  end
+  jobs = unique
   local moved_jobs = #jobs > 0 and self:poll(jobs) or {}
   -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
   for _, g in ipairs(self:groups(jobs)) do

@@ -460,12 +460,35 @@ function Server:route(req)
   if id then
     local sub
     name, sub = name:match("^(.-)(/log/?[%a]*)$")
+    if not name then name, sub = path:match("^/api/runs/[^/]+/jobs/(.-)(/series)$") end
     name = name or path:match("^/api/runs/[^/]+/jobs/(.+)$")
     local run, status, why = open_run(self, id)
     if not run then return reply_error(status, why) end
     local job = find_job(run.data, name)
     if not job then return reply_error(404, "no job " .. name .. " in run " .. id) end
     if not sub then return 200, headers("application/json"), job_json(run, job) end
+    if sub == "/series" then
+      -- The job's metric series (its line of the run's series file), for the charts.
+      -- (the file read once per version of it: a run page asks for each of its charted jobs)
+      local metrics = require "jobrun.metrics"
+      local file = metrics.series_path(run.dir)
+      local st = fs.stat(file)
+      local stamp = st and string.format("%s:%d:%.9f", file, st.size, st.mtime)
+      local c = self.series_cache
+      if not (stamp and c and c.stamp == stamp) then
+        c = { stamp = stamp, file = {} }
+        c.file.text, c.file.why = metrics.read_series_file(run.dir)
+        self.series_cache = c
+      end
+      local series, missing = metrics.read_series(run.dir, job, c.file)
+      if not series then return reply_error(404, missing) end
+      local out = {}
+      for k, e in pairs(series) do
+        out[k] = json.object({ series = json.array(e.series), series_step = e.series_step },
+          { "series", "series_step" })
+      end
+      return reply_json(200, json.object({ job = job.name, metrics = json.object(out) }, { "job", "metrics" }))
+    end
     local file, size = log_file(run, job, req.query.attempt)
     if sub == "/log" then
       if not file then return reply_error(404, "the job has no log yet") end

@@ -271,6 +271,33 @@ const STATUSES = ]==] .. require("jobrun.json").encode(require("jobrun.json").ar
     s.appendChild(svg("title", {}, title + ": " + pts.length + " points, " + lo + " – " + hi));
     return s;
   }
+  // seriesOf(j): the job's metric series (GET …/jobs/JOB/series: its series file), asked once per
+  // attempt: a promise of { metrics } or { error }.
+  const seriesCache = new Map();
+  function seriesOf(j) {
+    const key = [currentRun, j.name, j.attempt, j.ended_at].join("\u0000");
+    let p = seriesCache.get(key);
+    if (!p) {
+      p = fetch("/api/runs/" + enc(currentRun) + "/jobs/" + enc(j.name) + "/series", { credentials: "same-origin" })
+        .then(async (r) => { const b = await r.json().catch(() => ({})); return r.ok ? b : { error: b.error || "HTTP " + r.status }; })
+        .catch((e) => ({ error: String(e.message || e) }));
+      seriesCache.set(key, p);
+    }
+    return p;
+  }
+  // seriesChart(j, name, m): the chart of one metric of a job, drawn once its series has come;
+  // without a series file (missing, damaged), a note saying so in its place.
+  function seriesChart(j, name, m) {
+    if (m.series) return chart(m.series, name) || el("span", { class: "muted" }, "no points"); // a run recorded before series files
+    if (!m.n) return el("span", { class: "muted" }, "no points");
+    const slot = el("span", { class: "muted loading" }, "loading…");
+    seriesOf(j).then((s) => {
+      const e = s.metrics && s.metrics[name];
+      slot.replaceWith(e ? chart(e.series, name) || el("span", { class: "muted" }, "no points")
+        : el("span", { class: "muted no-series" }, "no chart: " + (s.error || "the series file has none of this metric")));
+    });
+    return slot;
+  }
   // metricsSection(jobs): per metric, each job's series (the first 24 jobs that have it).
   function metricsSection(jobs) {
     const names = [];
@@ -280,7 +307,7 @@ const STATUSES = ]==] .. require("jobrun.json").encode(require("jobrun.json").ar
       el("h3", {}, name),
       el("div", { class: "charts" }, jobs.filter((j) => j.metrics && j.metrics[name]).slice(0, 24).map((j) => {
         const m = j.metrics[name];
-        return el("figure", { "data-job": j.name }, chart(m.series, name) || el("span", { class: "muted" }, "no points"),
+        return el("figure", { "data-job": j.name }, seriesChart(j, name, m),
           el("figcaption", {}, j.name + ": " + show(m.value) + " (" + show(m.agg) + " of " + show(m.n) + ")"));
       }))))];
   }
@@ -378,7 +405,7 @@ const STATUSES = ]==] .. require("jobrun.json").encode(require("jobrun.json").ar
         ["nodes", json(spec.nodes)], ["timeout", json(spec.timeout)], ["log", show(j.log_path)],
         ["mismatches", (Array.isArray(j.mismatches) ? j.mismatches : []).join("; ") || "-"]]),
       Object.keys(j.metrics || {}).length ? [el("h2", {}, "Metrics"), el("div", { class: "charts" },
-        Object.entries(j.metrics).map(([name, m]) => el("figure", { "data-metric": name }, chart(m.series, name) || el("span", { class: "muted" }, "no points"),
+        Object.entries(j.metrics).map(([name, m]) => el("figure", { "data-metric": name }, seriesChart(j, name, m),
           el("figcaption", {}, name + ": " + show(m.value) + " (" + show(m.agg) + " of " + show(m.n) + "; min " + show(m.min) + ", max " + show(m.max) + ")"))))] : null,
       el("h2", {}, "Attempts"),
       el("table", {}, el("thead", {}, el("tr", {}, ["Attempt", "Status", "Exit", "Termination", "Commit", "Nodes", "Verdict", ""].map((h) => el("th", {}, h)))),

@@ -134,12 +134,15 @@ try {
   } else if (scenario === "metrics") {
     const [run, job] = args;
     await page.goto(base + "/runs/" + run, { waitUntil: "domcontentloaded" });
-    await until(() => page.$(".metric"));
+    await until(() => page.evaluate(() => document.querySelector(".metric") && !document.querySelector(".loading")));
     out.run_charts = await page.$$eval(".metric", (ms) => ms.map((m) => [m.dataset.metric,
       [...m.querySelectorAll("figure")].map((f) => [f.dataset.job, f.querySelector("polyline") ? f.querySelector("polyline").getAttribute("points").split(" ").length : 0])]));
+    out.run_notes = await page.$$eval(".metric figure .no-series", (ns) => ns.map((n) => [n.closest("figure").dataset.job, n.textContent]));
     await page.goto(base + "/runs/" + run + "/jobs/" + encodeURIComponent(job), { waitUntil: "domcontentloaded" });
-    await until(() => page.$("figure[data-metric]"));
+    await until(() => page.evaluate(() => document.querySelector("figure[data-metric]") && !document.querySelector(".loading")));
     out.job_charts = await page.$$eval("figure[data-metric]", (fs) => fs.map((f) => [f.dataset.metric, f.querySelector("figcaption").textContent]));
+    out.job_points = await page.$$eval("figure[data-metric]", (fs) => fs.map((f) => [f.dataset.metric, f.querySelector("polyline") ? f.querySelector("polyline").getAttribute("points").split(" ").length : 0]));
+    out.job_notes = await page.$$eval("figure[data-metric] .no-series", (ns) => ns.map((n) => n.textContent));
   } else if (scenario === "big") {
     const [run] = args;
     const t0 = Date.now();

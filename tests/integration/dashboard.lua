@@ -142,22 +142,42 @@ suite "ship" { needs = { "test" }, run = "echo shipped" }
   stop(s)
 end)
 
-tap.test("metrics: a chart of each job's series on the run page and the job page", function()
+tap.test("metrics: a chart of each job's series (its series file) on the run page and the job page", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[
 metric "loss" {}
 suite "mt" {
-  matrix = { n = { 1, 2 } },
+  matrix = { n = { 1, 2, 3 } },
   run = "for i in 1 2 3 4 5 6; do echo \"step $i loss=$((60 - i * {n}))\"; done",
 }
 ]])
   h.sh(dir, "jobrun run s.lua --run-id m1")
+  -- mt_1's line of the series file damaged, mt_3's gone: their charts say so; mt_2's is drawn
+  -- from its line.
+  local file = dir .. "/.jobrun/runs/m1/metrics/series.jsonl"
+  local lines = {}
+  for line in (fs.read(file) or ""):gmatch("[^\n]+") do
+    if line:find('"key":"mt_1"', 1, true) then lines[#lines + 1] = line:sub(1, 40)
+    elseif not line:find('"key":"mt_3"', 1, true) then lines[#lines + 1] = line end
+  end
+  h.write(file, table.concat(lines, "\n") .. "\n")
   local s = start(dir)
   local r = browse(dir, "metrics", s.url, "m1", "mt_2")
-  tap.is(r.run_charts, { { "loss", { { "mt_1", 6 }, { "mt_2", 6 } } } },
-    "the run page: one chart per job, six points each")
+  tap.is(r.run_charts, { { "loss", { { "mt_1", 0 }, { "mt_2", 6 }, { "mt_3", 0 } } } },
+    "the run page: a chart per job, mt_2's with its six points")
+  tap.is(r.run_notes, {
+    { "mt_1", "no chart: the series file is damaged (its line is not a JSON object with metrics)" },
+    { "mt_3", "no chart: no series of this job in the series file" } }, "the charts without a series say why")
   tap.is(r.job_charts, { { "loss", "loss: 49 (tail_mean of 6; min 48, max 58)" } },
     "the job page: the chart and its figures")
+  tap.is(r.job_points, { { "loss", 6 } }, "the job page's chart: six points")
+  local errs = {}
+  for _, e in ipairs(r.page_errors or {}) do
+    if not e:find("Failed to load resource: the server responded with a status of 404", 1, true) then
+      errs[#errs + 1] = e
+    end
+  end
+  tap.is(errs, {}, "no script error (the two missing series are answered 404)")
   stop(s)
 end)
 

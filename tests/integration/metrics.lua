@@ -32,6 +32,16 @@ suite "scale" {
 }
 ]]
 
+-- series_lines(run_dir) -> { [key] = the last line of the run's series file for that job key }
+local function series_lines(run_dir)
+  local out = {}
+  for line in (fs.read(run_dir .. "/metrics/series.jsonl") or ""):gmatch("[^\n]+") do
+    local doc = json.decode(line)
+    if type(doc) == "table" and doc.key then out[doc.key] = doc end
+  end
+  return out
+end
+
 local function by_name(doc)
   local out = {}
   for _, j in ipairs(doc and doc.jobs or {}) do out[j.name] = j end
@@ -53,7 +63,17 @@ tap.test("a run that scales badly: references, the scaling check and every repor
   local m = one.metrics and one.metrics.tps or {}
   tap.is({ m.value, m.agg, m.n, m.n_skipped, m.first, m.last, m.min, m.max },
     { 1000, "tail_mean", 8, 0, 1000, 1000, 1000, 1000 }, "the result's metric record")
-  tap.is(#(m.series or {}), 8, "its series")
+  tap.is(m.series, nil, "no series in the result")
+  local sf = series_lines(dir .. "/.jobrun/runs/M").scale_1 or {}
+  tap.is(sf.job, "scale_1", "the run's series file has a line for the job, naming it")
+  tap.is(sf.metrics and sf.metrics.tps, { series = { 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000 },
+    series_step = 1 },
+    "and holds each metric's series: tps's eight points")
+  tap.is(sf.metrics and sf.metrics.loss and sf.metrics.loss.series, { 8.5, 7.5, 6.5, 5.5, 4.5, 3.5, 2.5, 1.5 },
+    "loss's")
+  local st = fs.read(dir .. "/.jobrun/runs/M/state.json") or ""
+  tap.ok(st:find('"tps":{"value":1000,', 1, true) and not st:find('"series', 1, true),
+    "state.json keeps each metric's summary, no series")
   local sps = one.metrics and one.metrics["overview/sps"] or {}
   tap.is({ sps.value, sps.n }, { 10000, 8 }, "$JOBRUN_METRICS: a key with no declaration")
   tap.is(one.metrics and one.metrics.loss and one.metrics.loss.value, 1.5, "loss, last")
@@ -180,6 +200,40 @@ suite "ch" {
     trend[#trend + 1] = tonumber(y)
   end
   tap.ok(#trend == 3 and trend[2] < trend[1] and trend[3] > trend[1], "the trend's shape follows the runs' values")
+
+  -- The chart is the series file's: ch_2's five points, rising (an SVG's y grows downwards).
+  local file = dir .. "/.jobrun/runs/t3/metrics/series.jsonl"
+  local sf = series_lines(dir .. "/.jobrun/runs/t3").ch_2 or {}
+  tap.is(sf.metrics and sf.metrics.tps and sf.metrics.tps.series, { 180, 360, 540, 720, 900 },
+    "ch_2's line in the series file")
+  local ys = {}
+  for y in series:gmatch(",([%d.]+)") do ys[#ys + 1] = tonumber(y) end
+  tap.ok(#ys == 5 and ys[1] > ys[2] and ys[2] > ys[3] and ys[3] > ys[4] and ys[4] > ys[5],
+    "the chart draws it: five points, each above the last")
+  -- ch_1's line damaged (cut), ch_2's gone: the page is made, without those charts, saying why.
+  local lines = {}
+  for line in (fs.read(file) or ""):gmatch("[^\n]+") do
+    if line:find('"key":"ch_1"', 1, true) then lines[#lines + 1] = line:sub(1, 30)
+    elseif not line:find('"key":"ch_2"', 1, true) then lines[#lines + 1] = line end
+  end
+  h.write(file, table.concat(lines, "\n") .. "\n")
+  local code, _, err = h.sh(dir, "jobrun check t3 --html page2.html")
+  tap.is({ code, err }, { 0, "" }, "check --html still passes, saying nothing on stderr")
+  page = fs.read(dir .. "/page2.html") or ""
+  local f1 = page:match('<figure class="chart" data%-job="ch_1" data%-metric="tps">(.-)</figure>') or ""
+  local f2 = page:match('<figure class="chart" data%-job="ch_2" data%-metric="tps">(.-)</figure>') or ""
+  tap.like(f1, '<span class="meta no%-series">no chart: the series file is damaged %(its line is not a '
+    .. 'JSON object with metrics%)</span>', "ch_1: no chart, its line of the series file is damaged")
+  tap.like(f2, '<span class="meta no%-series">no chart: no series of this job in the series file</span>',
+    "ch_2: no chart, no line of its own")
+  local _, svgs1 = f1:gsub("<svg ", "")
+  tap.is(svgs1, 1, "ch_1: one chart left, its trend over the runs")
+  tap.like(f2, "ch_2</span>: 810 %(tail_mean%) · 3 runs", "the caption and the trend are still there")
+  os.remove(file)
+  tap.is(h.sh(dir, "jobrun check t3 --html page3.html"), 0, "without the series file, check --html passes")
+  page = fs.read(dir .. "/page3.html") or ""
+  local _, notes = page:gsub('<span class="meta no%-series">no chart: no series file</span>', "")
+  tap.is(notes, 2, "and each chart says there is no series file")
 end)
 
 tap.test("diff shows metric deltas; a drop past the tolerance is a regression (exit 1), within it not", function()

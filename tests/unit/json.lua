@@ -49,6 +49,54 @@ local values = {
   json.array({ json.array(), {}, json.object({}), { a = json.array({ {}, { b = {} } }) } }),
   deep, "plain", "esc\"aped", 12, 1.25, true, json.null,
 }
+-- Objects past the C encoder's few-keys way (more than 64 keys, a longer order, long keys, an
+-- order of other than strings) and within it (each metric record of a big run).
+do
+  local many, long_order = {}, {}
+  for i = 1, 70 do many["k" .. i] = i; long_order[i] = "k" .. (71 - i) end
+  local long = string.rep("a long key, longer than Lua's short strings ", 2)
+  values[#values + 1] = json.object(many)
+  values[#values + 1] = json.object(many, long_order)
+  values[#values + 1] = json.object(many, { "k70", "k1" })
+  values[#values + 1] = json.object({ [long] = 1, [long .. "2"] = { [long] = 2 }, b = 3 }, { long .. "2", "b" })
+  values[#values + 1] = json.object({ a = 1, [2] = 2 }, { 2, "a" })
+  values[#values + 1] = json.object({ value = 2.5, agg = "last", n = 3, n_skipped = 0, missing = "why", zz = 1 },
+    { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "error", "missing", "baseline" })
+end
+-- Numbers: the C encoder's own way with short decimals (2.4, 0.4355) and integers against
+-- "%.14g" and "%d", over decimals of every size and places, their neighbours, and random doubles.
+do
+  local nums, seed = {}, 12345
+  local function rand() seed = (seed * 1103515245 + 12345) % 2147483648; return seed end
+  for e = -8, 16 do
+    for places = 0, 8 do
+      for _ = 1, 12 do
+        local d = (rand() % 1000003) * 10.0 ^ e / 10 ^ places
+        for _, x in ipairs({ d, -d, d * (1 + 2 ^ -52), d * (1 - 2 ^ -53), d + 1e-9 }) do nums[#nums + 1] = x end
+      end
+    end
+  end
+  for _ = 1, 3000 do nums[#nums + 1] = (rand() / 2 ^ 31) * 10.0 ^ (rand() % 24 - 8) end
+  -- decimals as text: 1 to 17 digits, 0 to 9 of them after the point
+  for digits = 1, 17 do
+    for places = 0, math.min(9, digits) do
+      for _ = 1, 20 do
+        local t = {}
+        for i = 1, digits do t[i] = tostring(rand() % 10) end
+        local text = table.concat(t, "", 1, digits - places) .. "." .. table.concat(t, "", digits - places + 1)
+        nums[#nums + 1] = tonumber(text .. "0")
+        nums[#nums + 1] = -tonumber("0.000" .. table.concat(t))
+      end
+    end
+  end
+  for _, x in ipairs({ 0.1, 0.0001, 0.00009999, 999999999.5, 1e9 - 0.5, 99999999.999999, 0.000123456,
+    1e14 / 1e6, 2.675, 1.005, 0.3, 43550.0, -7.25, math.mininteger, math.maxinteger, 123456789012345 }) do
+    nums[#nums + 1] = x
+  end
+  tap.is(json.encode(json.array(nums)), oracle.encode(json.array(nums)),
+    string.format("numbers: the C encoder writes %d of them as \"%%.14g\" and \"%%d\" do", #nums))
+end
+
 for i, value in ipairs(values) do
   for _, pretty in ipairs({ false, true }) do
     tap.is(json.encode(value, pretty), oracle.encode(value, pretty),

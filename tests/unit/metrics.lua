@@ -335,4 +335,29 @@ tap.test("bad expectations and declarations are errors at file:line", function()
   tap.is(p.scaling.metric, "tps", "its scaling is in the plan")
 end)
 
+tap.test("the series file: a line per judged attempt, the last one of a key wins, odd keys kept apart", function()
+  local run = dir .. "/run-series"
+  assert(fs.mkdir_p(run))
+  local job = { name = 'a/"b', key = 'a_"b' }
+  local other = { name = "a", key = "a" }
+  tap.is({ metrics.read_series(run, job) }, { nil, "no series file" }, "no file yet: said so")
+  local found1 = { loss = { value = 2, n = 2, series = { 3, 2 }, series_step = 1 } }
+  tap.is(metrics.take_series(found1), { loss = { series = { 3, 2 }, series_step = 1 } }, "take_series: the series")
+  tap.is(found1.loss, { value = 2, n = 2 }, "taken out of the record")
+  assert(metrics.write_series(run, job.key, job.name, { loss = { series = { 3, 2 }, series_step = 1 } }))
+  assert(metrics.write_series(run, other.key, other.name, { loss = { series = { 9 }, series_step = 1 } }))
+  assert(metrics.write_series(run, job.key, job.name, { loss = { series = { 5, 4, 3 }, series_step = 2 } }))
+  tap.is(metrics.read_series(run, job), { loss = { series = { 5, 4, 3 }, series_step = 2 } },
+    "the job's last line (a rerun of its judging replaced the first)")
+  tap.is(metrics.read_series(run, other), { loss = { series = { 9 }, series_step = 1 } },
+    "another job's own line, though its key begins the first job's")
+  tap.is({ metrics.read_series(run, { name = "c", key = "c" }) }, { nil, "no series of this job in the series file" },
+    "a job without a line: said so")
+  fs.append_record(metrics.series_path(run), '{"key":"c","job":"c","metrics":{"loss":{"series":[1,"x"]}}}\n')
+  tap.is({ metrics.read_series(run, { name = "c", key = "c" }) },
+    { nil, "the series file is damaged (loss[2]: not a number)" }, "a damaged line: said so")
+  tap.is({ metrics.read_series(run, { name = "d", metrics = { m = { n = 1, series = { 7 } } } }) },
+    { { m = { series = { 7 } } } }, "a run recorded before series files: the record's own series")
+end)
+
 return tap.done()
