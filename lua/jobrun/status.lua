@@ -142,12 +142,14 @@ local function same(a, b)
 end
 
 -- write(job, obs) -> true when a field changed. No rule is checked here.
+local function set(job, field, v)
+  if v == NONE then v = nil end
+  if same(job[field], v) then return false end
+  job[field] = v
+  return true
+end
 local function write(job, obs)
   local changed = false
-  local function set(field, v)
-    if v == NONE then v = nil end
-    if not same(job[field], v) then job[field] = v; changed = true end
-  end
   if obs.new_attempt ~= nil then
     local a = obs.new_attempt
     -- The record keeping (the latest attempt into job.attempts, fresh files) is jobrun.results'.
@@ -155,13 +157,17 @@ local function write(job, obs)
     job.status = "PENDING"
     changed = true
   end
-  for k, field in pairs(FIELDS) do
-    local v = obs[k]
-    if v ~= nil then set(field, v) end
+  -- (the observation's few fields, not every field an observation may have: a poll of 1,000 jobs
+  -- applies 1,000 of them)
+  for k, v in pairs(obs) do
+    local field = FIELDS[k]
+    if field and set(job, field, v) then changed = true end
   end
-  for k, v in pairs(type(obs.notes) == "table" and obs.notes or {}) do set(k, v) end
+  if type(obs.notes) == "table" then
+    for k, v in pairs(obs.notes) do if set(job, k, v) then changed = true end end
+  end
   -- Backends count attempts within one launch; {attempt} counts across reruns too.
-  if job.attempt_base then set("attempt", job.attempt_base + (job.restart_count or 0) + 1) end
+  if job.attempt_base and set(job, "attempt", job.attempt_base + (job.restart_count or 0) + 1) then changed = true end
   return changed
 end
 

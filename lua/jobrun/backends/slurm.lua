@@ -629,8 +629,10 @@ function backend.parse(text, arrays)
     -- (a line without the TRES field: a format of before, as the tests' fixtures have it)
     local tres = rest and rest:match("^|([^|]*)$")
     if id and (rest == "" or tres) then
+      -- (seen: what the line says of a job but its ids, which a pending array's line changes as
+      -- its tasks start: the poll skips a job whose record says what it said the poll before)
       local rec = { JobId = id, JobState = st, Reason = reason, NodeList = nodes, ReqNodeList = req,
-                    StartTime = start, EndTime = stop,
+                    StartTime = start, EndTime = stop, seen = line:match("^[^|]*|[^|]*|[^|]*|(.*)$"),
                     TresPerNode = tres and tres ~= "" and tres ~= "N/A" and tres ~= "(null)" and tres or nil }
       if tasks ~= "N/A" and tasks ~= "" then
         if not arrays or arrays[array] then
@@ -1029,10 +1031,21 @@ function backend.poll(ctx, jobs)
   end
   local known, seen = backend.parse(r.stdout, arrays)
   local forgotten = {}
+  -- What each job's record said at the last poll, and the status that made of it: a job whose
+  -- record says the same, and that has that status still, is not looked at again (a poll of
+  -- 1,000 waiting jobs makes no observation of any).
+  local said_before = ctx.slurm_said or setmetatable({}, { __mode = "k" })
+  ctx.slurm_said = said_before
   for _, job in ipairs(jobs) do
     local o = out[job]
     local rec = job.native_id and known[job.native_id]
-    local last = rec and (job.spec.max_restarts > 0 or rec.JobState == "FAILED") and recorded(ctx, job)
+    local before = rec and said_before[job]
+    local restarts = job.spec.max_restarts > 0 or (rec and rec.JobState == "FAILED")
+    local same_again = before and not restarts and before.seen == rec.seen and before.id == job.native_id
+      and before.status == job.status and before.try == job.try
+    -- Said already: nothing new (its empty observation is left out).
+    if same_again then goto next_job end
+    local last = rec and restarts and recorded(ctx, job)
     if rec and rec.JobState == "FAILED" and not (last and last.final ~= false) then
       -- Failed without its script's record: its exit code is sacct's (squeue has none).
       forgotten[#forgotten + 1] = job
@@ -1040,6 +1053,7 @@ function backend.poll(ctx, jobs)
       -- Restarts: the script's records of its requeued attempts (squeue does not say).
       if last then rec.Restarts = last.final == false and last.attempt or last.attempt - 1 end
       apply(ctx, job, o, rec)
+      said_before[job] = { seen = rec.seen, id = job.native_id, status = o.status, try = job.try }
     elseif job.native_id then
       -- The controller forgot it (MinJobAge passed, or its state was lost), or it was a pending
       -- array task that our scancel took: the controller drops those at once, without a trace.
@@ -1057,6 +1071,7 @@ function backend.poll(ctx, jobs)
         forgotten[#forgotten + 1] = job
       end
     end
+    ::next_job::
   end
   if #forgotten > 0 then from_accounting(ctx, forgotten, out) end
   give_up(ctx, jobs, known, out)
