@@ -258,7 +258,8 @@ end
 -- take_in([jobs]): the jobs that have left (ended, or withdrawn from a pool: no native id again,
 -- pending) are no longer waited for; with `jobs`, only these were refreshed. Without, other
 -- writers (kill, check, another shell's wait) may have moved any job on: all are looked at.
--- Ended jobs get their retry policy here, whoever saw them end.
+-- Ended jobs get their retry policy here, whoever saw them end (before fail_fast, which the next
+-- launch applies, sees them).
 function Scheduler:take_in(jobs)
   if not jobs or jobs == self.running then jobs = table.move(self.running, 1, #self.running, 1, {}) end
   local ended
@@ -271,7 +272,6 @@ function Scheduler:take_in(jobs)
     end
   end
   if ended and self.retry and not self.stopped and retry.after(self.run, ended) then self:again() end
-  self:apply_fail_fast()
 end
 
 -- apply_fail_fast(): the run's fail_fast stops everything at a new failure; a group's cancels
@@ -366,7 +366,6 @@ local function settle(self, jobs, polled)
     self.poll_interval = any_moved and self.base_interval or math.min(self.poll_interval * 1.5, self.max_interval)
     if self.on_poll then self.on_poll(jobs) end
   end
-  -- (take_in starts again the failed attempts that a retry policy names, before fail_fast sees them.)
   self:take_in(jobs)
   return ok
 end
