@@ -152,6 +152,23 @@ suite "deploy" { backend = "fakesched", needs = { "build/build_bad" }, run = "tr
   tap.ok(not index_of(fake.events, "start deploy"), "the backend was never asked to start deploy")
 end)
 
+tap.test("a retry policy starts a failed job again, within max_parallel; a script's scheduler does not", function()
+  local suite = [[suite "rt" { backend = "fakesched", matrix = { x = { "bad", "b", "c" } }, run = "true",
+    max_parallel = 1, retry = { on = { "program" }, max = 1 } }]]
+  local run = run_of(suite)
+  local sched = scheduler.for_run(run)
+  tap.ok(sched:await(function() return sched:done() end, process.now() + 20), "the scheduler is done")
+  local starts = 0
+  for _, ev in ipairs(fake.events) do if ev == "start rt_bad" then starts = starts + 1 end end
+  local bad = by_name(run).rt_bad
+  tap.is({ starts, bad.retries, bad.status }, { 2, 1, "FAILED" }, "rt_bad ran twice (one retry), and failed again")
+  tap.is(fake.most, 1, "the retry kept max_parallel")
+  run = run_of(suite)
+  sched = scheduler.new(run, { groups = { { jobs = run.data.jobs } }, retry = false })
+  tap.ok(sched:await(function() return run:all_terminal() end, process.now() + 20), "all ended")
+  tap.is(by_name(run).rt_bad.retries, nil, "retry = false: no retry")
+end)
+
 tap.test("step(timeout) returns within its timeout when nothing happens", function()
   local run = run_of([[suite "st" { backend = "fakesched", run = "true", name = "forever" }]])
   -- (a backend polled every 5 s: nothing is due within the step)
