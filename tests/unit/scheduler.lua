@@ -106,7 +106,8 @@ tap.test("max_parallel of a group given by hand, and await", function()
   local sched = scheduler.new(run, { groups = { { jobs = run.data.jobs, max_parallel = 1 } } })
   tap.ok(sched:await(function() return run:all_terminal() end, process.now() + 20), "await returns once all ended")
   tap.is(fake.most, 1, "one at a time")
-  tap.is(fake.events, { "start g_1", "end g_1", "start g_2", "end g_2", "start g_3", "end g_3", "start g_4", "end g_4" },
+  tap.is(fake.events,
+    { "start g_1", "end g_1", "start g_2", "end g_2", "start g_3", "end g_3", "start g_4", "end g_4" },
     "each starts after the one before it ended")
 end)
 
@@ -145,7 +146,8 @@ suite "deploy" { backend = "fakesched", needs = { "build/build_bad" }, run = "tr
   tap.is(#sched.running, 2, "the first launch starts the two builds only")
   tap.ok(sched:await(function() return sched:done() end, process.now() + 20), "the scheduler is done")
   local ended, started = index_of(fake.events, "end build_ok"), index_of(fake.events, "start test")
-  tap.ok(ended and started and ended < started, "test started after build_ok ended: " .. table.concat(fake.events, ", "))
+  tap.ok(ended and started and ended < started,
+    "test started after build_ok ended: " .. table.concat(fake.events, ", "))
   local jobs = by_name(run)
   tap.is({ jobs.test.status, jobs.deploy.status }, { "SUCCEEDED", "SKIPPED" }, "deploy skipped: its need failed")
   tap.like(jobs.deploy.fields.skipped or "", "needs build/build_bad, which failed", "it says why")
