@@ -581,14 +581,6 @@ function Run:launch(jobs)
   return started
 end
 
--- pooled() -> true when the backend keeps max_parallel itself (a pool of slots that takes every
--- job at once). Not with fail_fast: a slot would start the next job before anyone saw the
--- failure, so then jobs are handed over only as slots free up.
-function Run:pooled(ctx, fail_fast)
-  if ctx then return ctx.backend.pool and not fail_fast end
-  return self.ctx.backend.pool and not self.data.fail_fast
-end
-
 -- launch_pending(limit): start what may start now (jobrun.scheduler: within max_parallel, or
 -- --max-parallel's `limit`, and the needs), and return the jobs started.
 function Run:launch_pending(limit)
