@@ -1,11 +1,12 @@
 -- What `require "jobrun"` gives a script (README "Scripts: jobs driven from Lua"), and only a
 -- script: jobs and suites that a Lua program starts and waits for itself, all in one run (the
 -- script's), on one event loop.
--- Blocking calls (wait, sleep, all) run that loop: one backend wait over every running job of
--- the run (pidfds for local jobs), one refresh (for a backend without pidfds, at most one per
--- its poll interval, however often the script asks), the streamed logs printed (fetched first,
--- at the same pace, from a backend whose logs live elsewhere), the state saved. Functions given
--- to jobrun.all run as coroutines on the same loop.
+-- Blocking calls (wait, sleep, all) run that loop, a step of the run's scheduler
+-- (jobrun.scheduler): one backend wait over every running job of the run (pidfds for local
+-- jobs), one refresh (for a backend without pidfds, at most one per its poll interval, however
+-- often the script asks), the jobs a suite's max_parallel held back started, the streamed logs
+-- printed (fetched first, at the same pace, from a backend whose logs live elsewhere), the
+-- state saved. Functions given to jobrun.all run as coroutines on the same loop.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local errors = require "jobrun.errors"
@@ -47,10 +48,8 @@ function api.new(S)
   S.names = {}     -- job name -> where it was declared
   S.tasks = {}     -- coroutines of jobrun.all
   S.streams = {}   -- list of { job = record, offset = n }
-  S.held = {}      -- a suite's jobs held back by its max_parallel: list of { jobs = records, limit = n }
   S.run = S.resume
   S.last_save = process.now()
-  S.last_poll = -math.huge
   S.fetched = setmetatable({}, { __mode = "k" }) -- job record -> when its remote log was fetched
   local M = {}
 
@@ -109,13 +108,6 @@ function api.new(S)
     io.stdout:flush()
   end
 
-  -- poll_due(run): a backend that can wait on its jobs (pidfds) is read whenever asked; another
-  -- (a scheduler, an API server) at most once per its poll interval.
-  local function poll_due(run)
-    local b = run.ctx.backend
-    return b.waitables ~= nil or process.now() - S.last_poll >= (b.poll_interval or 2)
-  end
-
   -- fetch(jobs, force): the logs of jobs whose logs live elsewhere (SkyPilot) brought into their
   -- log files, each at most once per poll interval unless forced.
   local function fetch(jobs, force)
@@ -136,47 +128,24 @@ function api.new(S)
     end
   end
 
-  -- refresh(): one backend poll over the run's running jobs, then the logs being streamed.
-  local function refresh(run)
-    S.last_poll = process.now()
-    run:refresh()
-    local live = {}
-    for _, s in ipairs(S.streams) do
-      if not verdict.TERMINAL[s.job.status] then live[#live + 1] = s.job end
+  -- scheduler() -> the run's scheduler (jobrun.scheduler): every launch of the script is a group of
+  -- it (a suite's max_parallel and fail_fast), and its step is the loop's wait. Backends without
+  -- pidfds are asked at their poll interval, however often the script asks; the logs being
+  -- streamed are fetched after each poll. The script's jobs get no retry policy.
+  local function scheduler()
+    if not S.sched then
+      S.sched = require("jobrun.scheduler").new(S.run, {
+        handles = S.signals and { S.signals } or nil, retry = false, recheck = true, poll_now = true,
+        backoff = false,
+        on_poll = function()
+          local live = {}
+          for _, s in ipairs(S.streams) do
+            if not verdict.TERMINAL[s.job.status] then live[#live + 1] = s.job end
+          end
+          if #live > 0 then fetch(live, true) end
+        end })
     end
-    if #live > 0 then fetch(live, true) end
-  end
-
-  -- top_up(): a suite's max_parallel on a backend without a pool of its own (Slurm, SkyPilot):
-  -- its held jobs are submitted as its earlier ones end, as `jobrun run` would.
-  local function top_up()
-    if #S.held == 0 then return end
-    local keep = {}
-    for _, group in ipairs(S.held) do
-      local running, pending, failed = 0, {}, false
-      for _, job in ipairs(group.jobs) do
-        if job.native_id and not verdict.TERMINAL[job.status] then
-          running = running + 1
-        elseif job.status == "PENDING" and not job.native_id then
-          pending[#pending + 1] = job
-        end
-        if job.verdict == "fail" then failed = true end
-      end
-      -- A suite's fail_fast, as in `jobrun run`: once one of its jobs failed, the rest never start.
-      if group.fail_fast and failed then
-        for _, job in ipairs(pending) do S.run:finish(job, "CANCELLED", "NOT_STARTED", "fail_fast") end
-        pending = {}
-        save(true)
-      end
-      local now = {}
-      for i = 1, math.min(#pending, group.limit - running) do now[i] = pending[i] end
-      if #now > 0 then
-        S.run:launch(now)
-        save(true)
-      end
-      if #pending > #now then keep[#keep + 1] = group end
-    end
-    S.held = keep
+    return S.sched
   end
 
   -- stop_on_signal(): Ctrl-C (or TERM, HUP) seen by the loop stops the script. The signal is
@@ -192,15 +161,15 @@ function api.new(S)
   local function tick(timeout)
     local run = S.run
     local extra = S.signals and { S.signals } or nil
-    if run and #run:active() > 0 then
-      if #run:await(timeout, extra) > 0 then stop_on_signal() end
-      if poll_due(run) then refresh(run) end
+    if run then
+      local ready, moved = scheduler():step(timeout)
+      if #ready > 0 then stop_on_signal() end
+      if moved > 0 then save(true) end
     elseif extra then
       if #process.poll(extra, timeout) > 0 then stop_on_signal() end
     elseif timeout > 0 then
       process.sleep(timeout)
     end
-    top_up()
     stream_out(false)
     save(false)
   end
@@ -376,16 +345,13 @@ function api.new(S)
       if prepare(job) then batch[#batch + 1] = job.record end
     end
     if #batch > 0 then
-      S.run.ctx.max_parallel = max_parallel
-      local now = batch
-      -- Held back here, not handed to a pool, with fail_fast: a slot would start the next job
-      -- before the failure is seen.
-      if max_parallel and #batch > max_parallel and (fail_fast or not S.run:pooled()) then
-        now = table.move(batch, 1, max_parallel, 1, {})
-        S.held[#S.held + 1] = { jobs = batch, limit = max_parallel, fail_fast = fail_fast }
-      end
+      -- A group of the scheduler: what its max_parallel holds back (the local backend's pool
+      -- keeps it, unless fail_fast: a slot would start the next job before the failure is seen)
+      -- starts as earlier ones end.
+      local sched = scheduler()
+      sched:add_group({ jobs = batch, max_parallel = max_parallel, fail_fast = fail_fast })
       S.run:save()
-      S.run:launch(now)
+      sched:launch()
       S.run:save()
       S.last_save = process.now()
     end
@@ -399,8 +365,8 @@ function api.new(S)
   function Job:done()
     if not self.record then return false end
     if not finished(self) then
-      local run = S.run
-      if #run:active() > 0 and poll_due(run) then refresh(run); save(false) end
+      local sched = scheduler()
+      if #sched.running > 0 and sched:poll_due() then sched:poll(); save(false) end
     end
     return finished(self)
   end
@@ -590,14 +556,11 @@ function api.new(S)
   -- finish(): once the script has returned (or failed). Jobs it held back for a suite's
   -- max_parallel are all submitted before it ends, as slots free up; jobs keep running.
   S.finish = function()
-    if #S.held > 0 then
-      local n = 0
-      for _, group in ipairs(S.held) do
-        for _, job in ipairs(group.jobs) do if job.status == "PENDING" and not job.native_id then n = n + 1 end end
-      end
+    local n = S.sched and S.sched:unlaunched() or 0
+    if n > 0 then
       io.stderr:write(string.format("jobrun: %d job(s) not submitted yet (a suite's max_parallel): "
         .. "submitting them as earlier ones end\n", n))
-      block(function() return #S.held == 0 end)
+      block(function() return S.sched:unlaunched() == 0 end)
     end
     stream_out(true)
     if S.run then S.run:save() end

@@ -2,10 +2,11 @@
 -- Every command that reads or changes a run goes through a Run: `create` or `open`, then
 -- `refresh` (one backend poll, what it observed of each job applied through jobrun.status),
 -- `save` (under the lock, merged with what other writers put on disk, so the record only moves
--- forward), `launch`, `cancel` and `drive` (launch within max_parallel and wait without polling,
--- on pidfds and a signalfd). One process at a time drives a run: the holder of driver.lock.
--- Backends observe; every move of a job's status is made here, through status.apply, and the
--- run's cancel intent is recorded and read here (through jobrun.state's markers) only.
+-- forward), `launch`, `cancel` and `drive` (jobrun.scheduler: launch within max_parallel and
+-- wait without polling, on pidfds and a signalfd). One process at a time drives a run: the
+-- holder of driver.lock. Backends observe; every move of a job's status is made here, through
+-- status.apply, and the run's cancel intent is recorded and read here (through jobrun.state's
+-- markers) only.
 local process = require "jobrun.c.process"
 local fs = require "jobrun.c.fs"
 local state = require "jobrun.state"
@@ -657,26 +658,11 @@ function Run:launch(jobs)
   return started
 end
 
--- pooled() -> true when the backend keeps max_parallel itself (a pool of slots that takes every
--- job at once). Not with fail_fast: a slot would start the next job before anyone saw the
--- failure, so then jobs are handed over only as slots free up.
-function Run:pooled(ctx, fail_fast)
-  if ctx then return ctx.backend.pool and not fail_fast end
-  return self.ctx.backend.pool and not self.data.fail_fast
-end
-
--- launch_pending(limit): start pending jobs while fewer than `limit` run.
+-- launch_pending(limit): start what may start now (jobrun.scheduler: within max_parallel, or
+-- --max-parallel's `limit`, and the needs), and return the jobs started.
 function Run:launch_pending(limit)
-  if self.data.suites then return self:launch_ready(self:active(), limit) end
-  local want = {}
-  self.ctx.max_parallel = limit
-  -- A backend with its own pool of slots takes every pending job at once and keeps the limit.
-  local room = (limit and not self:pooled()) and (limit - #self:active()) or math.huge
-  for _, job in ipairs(self.data.jobs) do
-    if #want >= room then break end
-    if job.status == "PENDING" and not job.native_id then want[#want + 1] = job end
-  end
-  return self:launch(want)
+  local _, started = require("jobrun.scheduler").for_run(self, { max_parallel = limit }):launch()
+  return started or {}
 end
 
 -- queued(): jobs handed to a backend's pool that no slot has started yet.
@@ -792,48 +778,22 @@ function Run:rerun(jobs, keep_cancel)
   end
 end
 
--- any_failed(data, before) -> true when a job has failed that had not at the drive's start
--- (a rerun's other failed jobs do not stop it).
-local function any_failed(data, before)
-  for _, job in ipairs(data.jobs) do if job.verdict == "fail" and not before[job.name] then return true end end
-  return false
-end
-
--- guarded(fn, ...): run fn; a signal noticed inside user code (jobrun.c.guard) ends it early and
--- is left pending for the signalfd, which the drive loop reads next.
-local function guarded(fn, ...)
-  local ok, err = pcall(fn, ...)
-  if ok then return true end
-  if type(err) == "table" and err.signal then return false end
-  error(err, 0)
-end
-
 -- drive(opts) -> "done" | "interrupted" | "terminated", signal: launch within max_parallel and
--- wait until every job is terminal. The caller holds driver.lock.
+-- wait until every job is terminal (jobrun.scheduler does both). The caller holds driver.lock.
 --   opts.max_parallel   overrides the run's
 --   opts.detached       a driver with no user: it also ends when the run is cancelled
 --   opts.quiet          no progress line
 function Run:drive(opts)
-  local data, ctx = self.data, self.ctx
-  local limit = opts.max_parallel or data.max_parallel
+  local data = self.data
   local signals = assert(process.signals({ "INT", "TERM", "HUP" }))
   local interrupts = 0
-  local stopping = false
   local last_save = process.now()
   local show = progress.new(opts, data)
-  -- Backends without pidfds are polled; the interval backs off while nothing changes (the
-  -- quickest backend's pace where a run has several).
-  local base_interval, max_interval = math.huge, 0
-  for _, c in ipairs(self:contexts()) do
-    base_interval = math.min(base_interval, c.backend.poll_interval or 2)
-    max_interval = math.max(max_interval, c.backend.poll_interval_max or c.backend.poll_interval or 2)
-  end
-  max_interval = math.max(max_interval, base_interval)
-  local poll_interval = base_interval
+  local sched = require("jobrun.scheduler").for_run(self, { max_parallel = opts.max_parallel, handles = { signals } })
+  -- Failed jobs whose retry policy names their failure and that were not retried yet (an
+  -- observer such as `check` saw them end while no driver ran) start again now.
+  if retry.after(self, data.jobs) then sched:again() end
 
-  local function stop_launching(why)
-    if not stopping then stopping = true; self:abandon_pending(why) end
-  end
   -- A save that fails (a full disk) is said once and tried again: the jobs go on, and their
   -- own files keep their outcomes. Only the last save's failure stops the command (exit 3).
   local save_failed
@@ -854,69 +814,6 @@ function Run:drive(opts)
     return outcome, sig
   end
 
-  -- Launch order is plan order. A job that has left "pending without an id" never returns to
-  -- it (the record only moves forward), so one cursor over the plan finds the next ones.
-  -- running: the launched jobs not ended; at[job] = its index there, so that a job that ends
-  -- leaves it in O(1) (a pool holds every job as running: a pass over all of them at each
-  -- event, as the jobs end one by one, was O(n²)).
-  local failed_before = {}
-  for _, job in ipairs(data.jobs) do if job.verdict == "fail" then failed_before[job.name] = true end end
-  -- Failed jobs whose retry policy names their failure and that were not retried yet (an
-  -- observer such as `check` saw them end while no driver ran) start again now.
-  retry.after(self, data.jobs)
-  local running, at = self:active(), {}
-  for i, job in ipairs(running) do at[job] = i end
-  local cursor = 1
-  ctx.max_parallel = limit
-  local function launch_more()
-    if stopping then return end
-    if data.suites then
-      for _, job in ipairs(self:launch_ready(running, limit)) do
-        if not at[job] then running[#running + 1] = job; at[job] = #running end
-      end
-      return
-    end
-    local room = (limit and not self:pooled()) and (limit - #running) or math.huge
-    local batch = {}
-    local held = false
-    while #batch < room and cursor <= #data.jobs do
-      local job = data.jobs[cursor]
-      if job.status == "PENDING" and not job.native_id then
-        -- A retry waits out its backoff: looked at again on the next pass.
-        if retry.waiting(job) then held = true else batch[#batch + 1] = job end
-      end
-      cursor = cursor + 1
-    end
-    if held then cursor = 1 end
-    if #batch > 0 then
-      for _, job in ipairs(self:launch(batch)) do
-        if not at[job] then running[#running + 1] = job; at[job] = #running end
-      end
-      if retry.after(self, batch) then cursor = 1 end -- a launch failure the policy names
-    end
-  end
-  -- take_in([jobs]): the jobs that have left (ended, or withdrawn from a pool: no native id
-  -- again, pending) are taken out of `running`; with `jobs`, only these were refreshed. Without,
-  -- other writers (kill, check, another shell's wait) may have moved any job on: all are looked at.
-  local function take_in(jobs)
-    if not jobs or jobs == running then jobs = table.move(running, 1, #running, 1, {}) end
-    local ended
-    for _, job in ipairs(jobs) do
-      local i = at[job]
-      if i and not (job.native_id and not verdict.TERMINAL[job.status]) then
-        local last = running[#running]
-        running[i], at[last] = last, i
-        running[#running], at[job] = nil, nil
-        -- Handed back by a pool that ended before starting it: pending again, launched anew.
-        if job.status == "PENDING" and not job.native_id then cursor = 1 end
-        if verdict.TERMINAL[job.status] then ended = ended or {}; ended[#ended + 1] = job end
-      end
-    end
-    -- Ended jobs get their retry policy here, whoever saw them end (this driver's poll, a
-    -- `check`, a `wait` following this driver).
-    if ended and not stopping and retry.after(self, ended) then cursor = 1 end
-  end
-
   -- on_signals() -> outcome, signal when the signals read end the drive, else nil.
   local function on_signals()
     for _, sig in ipairs(signals:read()) do
@@ -924,120 +821,49 @@ function Run:drive(opts)
         -- Stop at once; the jobs keep running and `jobrun wait` takes the run over.
         show:clear()
         io.stderr:write(string.format("jobrun: SIG%s: stopping; %s.\n"
-          .. "  Resume waiting: jobrun wait %s\n", sig, still_going(running), data.run_id))
+          .. "  Resume waiting: jobrun wait %s\n", sig, still_going(sched.running), data.run_id))
         return finish("terminated", sig)
       end
       interrupts = interrupts + 1
       if interrupts == 1 then
         -- Pending jobs stay pending (taken back from a pool): `jobrun wait` starts them later.
-        stopping = true
-        self:withdraw(nil)
-        take_in()
+        sched:hold()
         show:clear()
         io.stderr:write(string.format("\njobrun: interrupted: no more jobs will start; %s.\n"
           .. "  Resume waiting: jobrun wait %s\n  Cancel them:    jobrun kill %s\n"
-          .. "  Press Ctrl-C again to cancel them now.\n", still_going(running), data.run_id, data.run_id))
+          .. "  Press Ctrl-C again to cancel them now.\n", still_going(sched.running), data.run_id, data.run_id))
       else
         show:clear()
         io.stderr:write("jobrun: cancelling the running jobs…\n")
-        self:cancel(running)
+        self:cancel(sched.running)
         return finish("interrupted", sig)
       end
     end
   end
 
+  sched:launch()
   while true do
     if self:cancel_requested() then
-      stop_launching("cancelled")
+      sched:stop("cancelled")
       if opts.detached then return finish("done") end
     end
-    launch_more()
-    if stopping then take_in() end -- jobs taken back from a pool, or closed, as launching stopped
-    if #running == 0 and (stopping or self:all_terminal()) then break end
-
+    if sched:done() then break end
     show:update(data)
     local now = process.now()
     if now - last_save >= SAVE_INTERVAL then
       try_save(); last_save = now
-      take_in()
-      if self:all_terminal() then break end
+      sched:take_in() -- what other writers saved (kill, check, another shell's wait)
+      if sched:done() then break end
     end
-
-    -- Wait for a supervisor to end, a signal, or the next progress tick / backend poll.
-    local waits = self:waitables(running)
-    local handles, items, covered, ready = { signals }, {}, 0, {}
-    for _, w in ipairs(waits) do
-      handles[#handles + 1] = w.handle
-      items[#handles] = w
-      covered = covered + (w.covers or 1)
-      if w.ready then ready[#ready + 1] = #handles end
-    end
-    local timeout = math.min(show.interval or math.huge, SAVE_INTERVAL)
-    if covered < #running then timeout = math.min(timeout, poll_interval) end
-    if #ready == 0 then ready = process.poll(handles, timeout) end
-
-    local changed = {}
-    for _, i in ipairs(ready) do
-      if i == 1 then
-        local outcome, sig = on_signals()
-        if outcome then return outcome, sig end
-      elseif items[i].changed then
-        for _, job in ipairs(items[i].changed()) do changed[#changed + 1] = job end
-      else
-        changed[#changed + 1] = items[i].job
-      end
-    end
-    local polled = covered < #running
-    if polled then changed = running end
-    local before = {}
-    for i, job in ipairs(changed) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
-    if not guarded(self.refresh, self, changed) then
-      -- A signal came while the logs were analysed: answered now, not after the loop has ended.
+    -- Wait for a job's end, a signal, or the next progress tick / backend poll.
+    local ready = sched:step(math.min(show.interval or math.huge, SAVE_INTERVAL))
+    if #ready > 0 then
       local outcome, sig = on_signals()
       if outcome then return outcome, sig end
     end
-    if polled then
-      local any_moved = false
-      for i, job in ipairs(changed) do
-        if before[i] ~= job.status .. "/" .. tostring(job.restart_count) then any_moved = true end
-      end
-      poll_interval = any_moved and base_interval or math.min(poll_interval * 1.5, max_interval)
-    end
-    -- (take_in starts again the failed attempts that a retry policy names, before fail_fast
-    -- sees them.)
-    take_in(changed)
-    if data.fail_fast and any_failed(data, failed_before) then stop_launching("fail_fast") end
-    if data.suites and not stopping then self:suite_fail_fast() end
   end
   local outcome = interrupts > 0 and "interrupted" or "done"
   return finish(outcome)
-end
-
--- await(timeout, extra) -> indices of `extra` handles that are ready: block until a launched
--- job's end can be seen (a local supervisor's pidfd), one of the extra handles (a signalfd) is
--- ready, or `timeout` seconds pass; backends without pidfds are asked again at their poll
--- interval. The one way check --watch, wait and logs --follow sleep.
-function Run:await(timeout, extra)
-  local active = self:active()
-  local handles = {}
-  for i, h in ipairs(extra or {}) do handles[i] = h end
-  local n = #handles
-  local waits = self:waitables(active)
-  local interval = math.huge
-  for _, c in ipairs(self:contexts()) do interval = math.min(interval, c.backend.poll_interval or 2) end
-  local covered, now = 0, false
-  for _, w in ipairs(waits) do
-    handles[#handles + 1] = w.handle
-    covered = covered + (w.covers or 1)
-    if w.ready then now = true end
-  end
-  if covered < #active then timeout = math.min(timeout, interval) end
-  local ready = {}
-  for _, i in ipairs(process.poll(handles, now and 0 or timeout)) do
-    if i <= n then ready[#ready + 1] = i
-    elseif waits[i - n].changed then waits[i - n].changed() end -- drained: the caller refreshes all
-  end
-  return ready
 end
 
 -- waitables(jobs) -> what each backend can wait on for these jobs (pidfds of local supervisors).
@@ -1069,92 +895,6 @@ function Run:skip(job, why)
   job.fields.skipped = why
   if job.verdict == "fail" then job.mismatches = { why } end
   return true
-end
-
--- launch_ready(running, limit) -> the jobs started: in a run of several suites, the pending
--- jobs whose needs have all passed, within their suite's max_parallel (limit: --max-parallel
--- for every suite); a job whose need did not pass is SKIPPED on the way, and one whose
--- {needs…} fields cannot be had fails to launch.
-function Run:launch_ready(running, limit)
-  local data = self.data
-  local info = {}
-  for _, s in ipairs(data.suites) do info[s.name] = s end
-  local by_name = self:by_name()
-  local lists = needs.lists(data)
-  local cancel_all = self:cancel_requested()
-  local busy = {}
-  for _, job in ipairs(running) do
-    local s = job.spec and job.spec.suite or ""
-    busy[s] = (busy[s] or 0) + 1
-  end
-  local order, batches = {}, {}
-  local skipped
-  repeat
-    skipped = false
-    -- Every job of a suite needs the same jobs: their state is read once per suite and pass.
-    local known = {}
-    for _, job in ipairs(data.jobs) do
-      if job.status == "PENDING" and not job.native_id and not batches[job] then
-        local sname = job.spec and job.spec.suite or ""
-        local k = known[sname]
-        if not k then k = { needs.state(job, by_name, lists) }; known[sname] = k end
-        local st, why = k[1], k[2]
-        -- (while a kill is at work its jobs end CANCELLED, not SKIPPED)
-        if st == "skip" and not cancel_all then
-          if not self:cancelled_before_start(job) then self:skip(job, why) end
-          skipped = true
-        elseif st == nil then
-          local s = info[sname] or {}
-          local ctx = self:ctx_of(job.backend)
-          local max = limit or s.max_parallel
-          local room = (max and not self:pooled(ctx, s.fail_fast)) and (max - (busy[sname] or 0)) or math.huge
-          if room > 0 then
-            busy[sname] = (busy[sname] or 0) + 1
-            local b = batches[sname]
-            if not b then b = { max = max, ctx = ctx }; batches[sname] = b; order[#order + 1] = sname end
-            b[#b + 1] = job
-            batches[job] = true
-          end
-        end
-      end
-    end
-  until not skipped
-  local started = {}
-  for _, sname in ipairs(order) do
-    local b = batches[sname]
-    local go = {}
-    for _, job in ipairs(b) do
-      local env, why = needs.fill(job, by_name, self.ctx.secret_env[job.name])
-      if env == nil then
-        self:launch_failed(job, why)
-      else
-        if job.spec and job.spec.outputs then rawset(self.ctx.secret_env, job.name, env) end
-        go[#go + 1] = job
-      end
-    end
-    -- A pool (the local backend's) is made per suite, of that suite's max_parallel slots.
-    b.ctx.max_parallel = b.max
-    for _, job in ipairs(self:launch(go)) do started[#started + 1] = job end
-  end
-  return started
-end
-
--- suite_fail_fast(): a suite with fail_fast whose job failed starts none of its other jobs.
-function Run:suite_fail_fast()
-  local failed = {}
-  for _, s in ipairs(self.data.suites) do
-    if s.fail_fast then
-      for _, job in ipairs(self.data.jobs) do
-        if job.spec and job.spec.suite == s.name and job.verdict == "fail" then failed[s.name] = true end
-      end
-    end
-  end
-  if not next(failed) then return end
-  for _, job in ipairs(self.data.jobs) do
-    if job.status == "PENDING" and not job.native_id and failed[job.spec and job.spec.suite] then
-      self:finish(job, "CANCELLED", "NOT_STARTED", "fail_fast")
-    end
-  end
 end
 
 -- try_driver() -> lock | nil: the run's driver lock, unless another process holds it.

@@ -152,7 +152,7 @@ function command.watch_text(data, run_dir, opts, width, now)
   return table.concat(out)
 end
 
--- watch: wake when a local job ends (its supervisor's pidfd), else every --interval.
+-- watch: wake when a local job ends (its supervisor's pidfd), else every --interval (jobrun.scheduler).
 local function watch(run, opts)
   local fd = opts.json and 2 or 1
   local tty = term.isatty(fd)
@@ -165,7 +165,8 @@ local function watch(run, opts)
     if not interval then errors.raise("--interval: %s", why) end
   end
   local last
-  while true do
+  -- draw() -> true once every job has ended: the screen redrawn when what it shows has changed.
+  local function draw()
     local width = (tty and term.size(fd)) or tonumber(os.getenv("COLUMNS") or "") or 80
     local text = command.watch_text(view(run.data), run.dir, opts, width, process.time())
     if text ~= last then
@@ -175,12 +176,17 @@ local function watch(run, opts)
       out:flush()
       last = text
     end
-    local open = run:open_jobs()
-    if #open == 0 then return backend_error end
-    -- Jobs not launched yet (a driver starts them) show up in state.json: look again now and then.
-    run:await(interval)
-    backend_error = refresh(run)
+    return #run:open_jobs() == 0
   end
+  -- Jobs not launched yet (a driver starts them) show up in state.json: look again now and then.
+  local sched = require("jobrun.scheduler").new(run, { observe = true, tick = interval })
+  local first = true
+  sched:await(function()
+    if not first then backend_error = refresh(run) end
+    first = false
+    return draw()
+  end)
+  return backend_error
 end
 
 function command.run(opts, args)

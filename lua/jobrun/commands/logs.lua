@@ -89,8 +89,12 @@ function command.run(opts, args)
   io.stdout:flush()
   if not opts.follow then return 0 end
   local remote = ctx.backend.fetch_logs ~= nil
-  while true do
-    if remote then run:fetch_logs(ctx, { job }, { force = true }) end
+  -- Woken early when the job's supervisor ends (jobrun.scheduler, observing); otherwise look for
+  -- new lines 4 times a second in a local file, or at the backend's poll interval for logs
+  -- fetched over the network.
+  local sched = require("jobrun.scheduler").new(run, { observe = true,
+    tick = remote and (ctx.backend.poll_interval or 2) or 0.25 })
+  local function print_new()
     local st = fs.stat(path)
     if st and st.size > offset then
       local chunk = fs.read_tail(path, st.size - offset) or ""
@@ -98,16 +102,19 @@ function command.run(opts, args)
       io.stdout:flush()
       offset = st.size
     end
+  end
+  sched:await(function()
+    if remote then run:fetch_logs(ctx, { job }, { force = true }) end
+    print_new()
     run:refresh({ job })
     if verdict.TERMINAL[job.status] then
-      st = fs.stat(path)
+      local st = fs.stat(path)
       if st and st.size > offset then io.stdout:write((fs.read_tail(path, st.size - offset))) end
-      return 0
+      return true
     end
-    -- Woken early when the job's supervisor ends; otherwise look for new lines 4 times a second
-    -- in a local file, or at the backend's poll interval for logs fetched over the network.
-    run:await(remote and (ctx.backend.poll_interval or 2) or 0.25)
-  end
+    return false
+  end)
+  return 0
 end
 
 return command

@@ -18,11 +18,14 @@ had not started yet and waits for all of them.]],
 }
 
 -- Another process drives the run: follow the record, refreshing what has been launched and
--- waking when a job ends; take the run over if that driver goes away.
+-- waking when a job ends (jobrun.scheduler, observing); take the run over if that driver goes away.
 local function follow(run, opts)
   local show = progress.new(opts, run.data)
   local signals <close> = assert(process.signals({ "TERM", "HUP" }))
-  while true do
+  -- Jobs the driver has yet to start show up in state.json, so look again now and then.
+  local sched = require("jobrun.scheduler").new(run, { observe = true, handles = { signals }, tick = 1 })
+  local outcome
+  local function ended()
     -- Nobody drives the run: take it over before looking, so that a job found ended is judged by
     -- the driver (its retry policy applied), not only recorded.
     local lock = run:try_driver()
@@ -30,16 +33,19 @@ local function follow(run, opts)
       show:clear()
       signals:close()
       run:recover()
-      local outcome = run:drive({})
+      outcome = run:drive({})
       lock:release()
-      return outcome
+      return true
     end
     run:update(function(r) return r:refresh() > 0 end)
-    if run:all_terminal() then show:clear(); return "done" end
+    if run:all_terminal() then show:clear(); outcome = "done"; return true end
     show:update(run.data)
-    -- Jobs the driver has yet to start show up in state.json, so look again now and then.
-    if #run:await(1, { signals }) > 0 and #signals:read() > 0 then show:clear(); return "terminated" end
+    return false
   end
+  while not sched:await(ended) do
+    if #signals:read() > 0 then show:clear(); return "terminated" end
+  end
+  return outcome
 end
 
 function command.run(opts, args)
