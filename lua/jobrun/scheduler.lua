@@ -8,7 +8,6 @@
 -- Waiting is never busy: pidfds and inotify of the local backend, a signalfd, and for backends
 -- without them one poll per backend per cycle, the cycle backing off while nothing moves.
 local process = require "jobrun.c.process"
-local fs = require "jobrun.c.fs"
 local verdict = require "jobrun.verdict"
 local retry = require "jobrun.retry"
 local needs = require "jobrun.needs"
@@ -348,14 +347,15 @@ end
 -- (one backend query per backend), the ended ones taken in; a poll's interval backs off while
 -- nothing moves.
 local function settle(self, jobs, polled)
-  local before = {}
-  for i, job in ipairs(jobs) do before[i] = job.status .. "/" .. tostring(job.restart_count) end
+  -- (two plain lists, no string a job: this runs every poll cycle over every running job)
+  local status_before, restarts_before = {}, {}
+  for i, job in ipairs(jobs) do status_before[i], restarts_before[i] = job.status, job.restart_count end
   if polled then self.last_poll = process.now() end
   local ok = guarded(self.run.refresh, self.run, jobs)
   if polled then
     local any_moved = false
     for i, job in ipairs(jobs) do
-      if before[i] ~= job.status .. "/" .. tostring(job.restart_count) then any_moved = true end
+      if status_before[i] ~= job.status or restarts_before[i] ~= job.restart_count then any_moved = true; break end
     end
     self.poll_interval = any_moved and self.base_interval or math.min(self.poll_interval * 1.5, self.max_interval)
     if self.on_poll then self.on_poll(jobs) end
