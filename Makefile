@@ -55,7 +55,7 @@ build/embedded.c: build/embedgen $(LUA_FILES)
 jobrun: $(HOST_SRC) src/main.c build/embedded.c $(HEADERS)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $(HOST_SRC) src/main.c build/embedded.c $(LIBS)
 
-# The Lua language server's annotations of the suite DSL, generated from lua/jobrun/schema.lua
+# The Lua language server's annotations of the suite DSL, generated from lua/jobrun/suite/schema.lua
 # (committed, so that editors find them without a build; tests/unit/meta.lua checks they are current).
 share/jobrun-meta.lua: jobrun
 	@mkdir -p share

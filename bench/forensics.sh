@@ -27,7 +27,7 @@ awk 'BEGIN { for (r = 0; r < 64; r++) if (r != 27) { n = int(r / 8); who = n == 
     "ran for 600000 milliseconds before timing out.\n", who, n, 3100 + r, r, r, 3100 + r, r } }' >> job.log
 "$top/build/luarun" /dev/stdin <<'LUA' > needles.txt 2>/dev/null || true
 local seen = {}
-for _, p in ipairs(require "jobrun.parsers.builtin") do
+for _, p in ipairs(require "jobrun.judge.parsers.builtin") do
   if p.contains and p.field == "termination_reason" and not seen[p.contains] then
     seen[p.contains] = true; print(p.contains)
   end

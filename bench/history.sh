@@ -1,5 +1,5 @@
 #!/bin/sh
-# Benchmark (issue 25): the history index (lua/jobrun/history.lua, src/sqlite.c).
+# Benchmark (issue 25): the history index (lua/jobrun/run/history.lua, src/sqlite.c).
 #   1. indexing a finished 1,000-job local run (made with `jobrun run`): target ≤ 50 ms, the
 #      index write alone (history.record, in process, mean of 5);
 #   2. rebuilding the index from 1,000 runs × 12 jobs: target ≤ 5 s (`jobrun history --rebuild`);
@@ -19,8 +19,8 @@ export JOBRUN_STATE_DIR="$work/.jobrun"
 many_suite 1000 8
 "$bin" run many.lua --run-id big > /dev/null 2>&1 || true
 cat > index_one.lua <<'LUA'
-local history = require "jobrun.history"
-local state = require "jobrun.state"
+local history = require "jobrun.run.history"
+local state = require "jobrun.run.store"
 local process = require "jobrun.c.process"
 local dir = arg[1]
 local data = state.read(dir)
@@ -41,9 +41,9 @@ LUA
 JOBRUN_STATE_DIR="$work/gen/.jobrun" "$bin" run twelve.lua --run-id template > /dev/null 2>&1 || true
 cat > gen.lua <<'LUA'
 -- gen.lua STATE_DIR TEMPLATE FROM TO: runs FROM..TO copied from the template's state.json.
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 local fs = require "jobrun.c.fs"
-local state = require "jobrun.state"
+local state = require "jobrun.run.store"
 local dir, template, from, to = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
 local base = json.decode(assert(fs.read(template)))
 for _, job in ipairs(base.jobs) do job.spec = nil end
@@ -85,7 +85,7 @@ rebuild10k_ms=$(/usr/bin/time -f "%e %U %S" "$bin" history --rebuild --state-dir
   awk '{ printf "%.0f (cpu %.0f)", $1 * 1000, ($2 + $3) * 1000 }')
 n=$(sqlite3 history.sqlite 'SELECT count(*) FROM attempts')
 
-# The queries that history and flaky make (lua/jobrun/history.lua, history.attempts), for the CLI.
+# The queries that history and flaky make (lua/jobrun/run/history.lua, history.attempts), for the CLI.
 cols="run_id, job, try, attempt, suite, run_started, params, commit_id, branch, dirty, status, exit_code, termination, cause_class, restarts, duration_s, started_at, ended_at, nodes, gpu_hours, verdict, metrics"
 q_last() {
   echo "SELECT $cols FROM attempts WHERE run_id IN (SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT $1) ORDER BY run_started, run_id, job, try;"

@@ -1,6 +1,6 @@
 ---@meta jobrun
 -- Lua language server annotations for `require "jobrun"` in scripts (`jobrun script FILE.lua`,
--- lua/jobrun/api.lua). Written by hand beside the generated jobrun-meta.lua, whose classes
+-- lua/jobrun/script/api.lua). Written by hand beside the generated jobrun-meta.lua, whose classes
 -- (jobrun.Suite, jobrun.Result, jobrun.Status) it uses; tests/unit/meta.lua checks that every
 -- function of the API is here.
 

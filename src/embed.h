@@ -4,7 +4,7 @@
 
 struct jobrun_embedded {
     const char *name;      /* module name, e.g. "jobrun.cli" */
-    const char *chunkname; /* "@lua/jobrun/cli.lua", so tracebacks name the real file */
+    const char *chunkname; /* "@lua/jobrun/cli/init.lua", so tracebacks name the real file */
     const unsigned char *source;
     size_t length;
 };

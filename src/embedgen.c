@@ -16,7 +16,7 @@ static int emit_file(FILE *out, const char *path, int index) {
     return 0;
 }
 
-/* "lua/jobrun/backends/local.lua" -> "jobrun.backends.local"; ".../init.lua" -> the folder. */
+/* "lua/jobrun/backends/local/init.lua" -> "jobrun.backends.local"; ".../init.lua" -> the folder. */
 static void module_name(const char *path, char *name, size_t size) {
     const char *start = strstr(path, "jobrun/");
     snprintf(name, size, "%s", start ? start : path);

@@ -1,6 +1,6 @@
 /* Git primitives over libgit2: enough to know what a run was launched from (commit, branch,
  * dirty paths, upstream) and whether a commit has been pushed. No git subprocess. Policy —
- * what "clean" or "pushed" means for a suite — lives in lua/jobrun/git.lua.
+ * what "clean" or "pushed" means for a suite — lives in lua/jobrun/base/git.lua.
  *
  *   git.open([path]) -> Repo | nil, err        (the repository git would use from path, or from
  *                                                here: see git_open)
@@ -67,7 +67,7 @@
 JOBRUN_DL_DECLARE(LIBGIT2_FUNCS)
 JOBRUN_DL_LIB(LIBGIT2_FUNCS, libgit2, JOBRUN_GIT2_SONAME)
 
-#define REPO_HANDLE "jobrun.git.repo"
+#define REPO_HANDLE "jobrun.base.git.repo"
 
 typedef struct {
     git_repository *repo; /* NULL once closed */

@@ -1,5 +1,5 @@
 /* One Lua state with jobrun's primitives, and the one way into it: jobrun_call, modelled on
- * lua.c's msghandler/docall. User errors are tables made by jobrun.errors; they pass the
+ * lua.c's msghandler/docall. User errors are tables made by jobrun.base.errors; they pass the
  * handler untouched and print as "jobrun: message". Anything else gets a traceback. */
 #include <stdio.h>
 #include <stdlib.h>

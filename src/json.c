@@ -441,7 +441,7 @@ static int json_encode(lua_State *L) {
     lua_settop(L, ARG_DEPTH);
     Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* ARG_BUF: freed by __gc, even on an error */
     memset(b, 0, sizeof *b);
-    luaL_setmetatable(L, "jobrun.json.buffer");
+    luaL_setmetatable(L, "jobrun.base.json.buffer");
     encode_value(L, b, ARG_V, pretty, depth);
     lua_pushlstring(L, b->p ? b->p : "", b->n);
     free(b->p);
@@ -482,7 +482,7 @@ static const luaL_Reg json_functions[] = {
 
 int luaopen_jobrun_json(lua_State *L) {
     static const luaL_Reg buffer_meta[] = {{"__gc", buf_gc}, {NULL, NULL}};
-    jobrun_class(L, "jobrun.json.buffer", buffer_meta, NULL);
+    jobrun_class(L, "jobrun.base.json.buffer", buffer_meta, NULL);
     luaL_newlib(L, json_functions);
     lua_pushliteral(L, "__name"); /* UV_NAME */
     lua_pushliteral(L, "order");  /* UV_ORDER */

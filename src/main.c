@@ -1,4 +1,4 @@
-/* jobrun: creates the Lua state and hands argv to lua/jobrun/cli.lua. */
+/* jobrun: creates the Lua state and hands argv to lua/jobrun/cli/init.lua. */
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +26,7 @@ static int run_cli(lua_State *L) {
 int main(int argc, char **argv) {
     /* The local backend's supervisors start here: straight to their module, without the CLI. */
     if (argc >= 2 && strcmp(argv[1], "__supervise") == 0) {
-        return jobrun_run_module("jobrun.supervisor", argv + 2);
+        return jobrun_run_module("jobrun.backends.local.supervisor", argv + 2);
     }
     lua_State *L = jobrun_newstate();
     if (!L) { fprintf(stderr, "jobrun: cannot create the Lua state\n"); return JOBRUN_EXIT_INTERNAL; }

@@ -1,6 +1,6 @@
 /* Metrics (README "Metrics"): number series read from a job's log in one streaming pass, and
  * their aggregates kept in bounded memory. Which metrics, and what a match means beyond the
- * formats below, is decided in Lua (lua/jobrun/metrics.lua).
+ * formats below, is decided in Lua (lua/jobrun/judge/metrics.lua).
  *
  *   metrics.acc([tail_fraction [, keep_all]]) -> an accumulator: acc:push(v) takes a number, or
  *     a string read as a metric value ("5,123", "40.1%", "1e-3"; anything else is counted as
@@ -38,7 +38,7 @@
 #endif
 #define MAX_SPECS 64
 #define SERIES 200 /* points kept for charts */
-#define ACC_META "jobrun.metrics.acc"
+#define ACC_META "jobrun.judge.metrics.acc"
 #define BLOCK 8192u /* points per block of the tail (a power of two) */
 
 /* ---- values ---- */

@@ -505,7 +505,7 @@ static int scan_last_lines(lua_State *L) {
     return 2;
 }
 
-/* ---- tail_lines: a job's last lines as the reports show them (lua/jobrun/facts.lua). ---- */
+/* ---- tail_lines: a job's last lines as the reports show them (lua/jobrun/report/facts.lua). ---- */
 
 #ifndef TAIL_WINDOW_MAX
 #define TAIL_WINDOW_MAX (64u << 20)
@@ -664,7 +664,7 @@ static int scan_strip(lua_State *L) {
  *     hits[i] = { count = N, lines = { {text, at}, … } }: for needle i, the first line containing
  *     it for each distinct rank prefix (up to RANK_KEYS of them), and the first KEEP lines with no
  *     prefix, each with its byte offset `at`, in log order. What a prefix means (rank, node,
- *     time) is read in Lua (lua/jobrun/forensics.lua); here it only tells lines apart.
+ *     time) is read in Lua (lua/jobrun/judge/forensics.lua); here it only tells lines apart.
  *
  * A whole multi-GB log is read, so each needle is looked for by its rarest byte in the text at
  * hand (counted on a sample of each block), one memchr pass per distinct byte over blocks small

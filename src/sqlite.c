@@ -1,6 +1,6 @@
 /* SQLite primitives: a database handle, statements run whole (prepare, bind, step, finalize)
  * in C, and one statement run over many rows in one call (the history index inserts a run's
- * attempts that way). What the tables mean lives in lua/jobrun/history.lua.
+ * attempts that way). What the tables mean lives in lua/jobrun/run/history.lua.
  *
  *   sqlite.open(path, [{ readonly = bool, timeout = s, checkpoint_on_close = bool }]) -> Db | nil, message, code
  *       (checkpoint_on_close false: closing the last connection leaves the WAL to the next

@@ -6,7 +6,7 @@
  * Every document of the stream, in order ({} for an empty stream). libyaml does the syntax;
  * what a plain scalar means (null, bool, int, float or string: YAML 1.1's implicit types, as
  * PyYAML's SafeLoader resolves them) is Lua's business, through a callback, so that the
- * rules sit beside the rest of jobrun's YAML handling (lua/jobrun/skypilot/yaml.lua).
+ * rules sit beside the rest of jobrun's YAML handling (lua/jobrun/backends/skypilot/yaml.lua).
  *
  * opts.null     the value that stands for null (required: Lua tables cannot hold nil)
  * opts.array    a metatable given to every sequence (so that [] stays a list once encoded)

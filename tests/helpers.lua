@@ -2,7 +2,7 @@
 -- run through sh with their stdout, stderr and exit code captured.
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local helpers = {}
 

@@ -1,7 +1,7 @@
 -- The oracle of tests/unit/json.lua: the Lua JSON encoder that jobrun used before src/json.c
 -- did all encoding (issue 23 #5), kept as the second implementation the C one is held to, byte
 -- for byte. Its escapes are lua-cjson's (then "/" unescaped): written independently of json.c's.
--- Values are marked with jobrun.json's array, record and object.
+-- Values are marked with jobrun.base.json's array, record and object.
 local cjson = require "cjson"
 
 local json = {}

@@ -38,7 +38,7 @@ $ jobrun plan exit_registry.lua
 
 # A module the suite requires runs in the suite's environment; jobrun's own still work.
 = lib/helper.lua
-return { bye = function() os.exit(4) end, json = require("jobrun.json").encode({ 1, 2 }) }
+return { bye = function() os.exit(4) end, json = require("jobrun.base.json").encode({ 1, 2 }) }
 =
 = uses_helper.lua
 package.path = "lib/?.lua;" .. package.path

@@ -4,7 +4,7 @@
  * its claim (backend.poll). A user error is an answer; any other Lua error is an internal
  * error, and so a crash, like a sanitizer report.
  *
- * Not covered yet: the state validation another branch adds to lua/jobrun/state.lua; once it
+ * Not covered yet: the state validation another branch adds to lua/jobrun/run/store.lua; once it
  * is in, TARGET below should call it on the decoded state. */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,10 +22,10 @@ static char dir[4096];
 
 static const char TARGET[] =
     "local dir = ...\n"
-    "local json = require 'jobrun.json'\n"
+    "local json = require 'jobrun.base.json'\n"
     "local fs = require 'jobrun.c.fs'\n"
-    "local state = require 'jobrun.state'\n"
-    "local errors = require 'jobrun.errors'\n"
+    "local state = require 'jobrun.run.store'\n"
+    "local errors = require 'jobrun.base.errors'\n"
     "local backend = require 'jobrun.backends.local'\n"
     "assert(fs.mkdir_p(dir .. '/jobs'))\n"
     "local function answer(fn, ...)\n"

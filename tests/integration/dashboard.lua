@@ -6,7 +6,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local top = os.getenv("JOBRUN_TOP")
 local chromium = os.getenv("CHROMIUM") or "/usr/bin/chromium"

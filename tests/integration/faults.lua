@@ -4,7 +4,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 -- scratch(fn): fn(dir) in a fresh directory, removed afterwards (after unmounting what fn
 -- registered with cleanup.mounts), whether fn fails or not.

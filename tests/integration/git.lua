@@ -2,7 +2,7 @@
 -- repository as the remote that commits are pushed to.
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local GIT = "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main -c advice.detachedHead=false"
 

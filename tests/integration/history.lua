@@ -1,12 +1,12 @@
 -- Memory across runs (issue 25): attempts that keep their commit and nodes, diff of attempts and
--- of runs, the history index (lua/jobrun/history.lua) with flaky jobs, concurrent writers, a
+-- of runs, the history index (lua/jobrun/run/history.lua) with flaky jobs, concurrent writers, a
 -- damaged, locked or newer index, prune, and show. Real git repositories, real local runs; the
 -- index is looked at directly through the SQLite primitive where a test must see what the run
 -- itself wrote (jobrun history would fill in missing runs from their state.json).
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 local sqlite = require "jobrun.c.sqlite"
 local process = require "jobrun.c.process"
 

@@ -5,7 +5,7 @@
 -- on the cluster with the other Slurm files.)
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local slurm = h.slurm_cluster(tap)
 if not slurm then return tap.done() end

@@ -4,7 +4,7 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 tap.test("success and failure, exit codes and results", function()
   local dir = h.scratch()

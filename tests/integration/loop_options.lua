@@ -3,7 +3,7 @@
 -- "1 job"; every report written is echoed.
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local SUITE = [[
 suite "ff" { matrix = { x = { 1, 2, 3, 4 } }, run = "sleep 0.{x}; test {x} != 2", max_parallel = 1 }

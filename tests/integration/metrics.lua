@@ -4,7 +4,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 -- A trainer that logs from its master rank only, as trainers do: tps per step for the job's
 -- node count ($TPS_<N>), a progress line with loss, and its own JSON lines.

@@ -4,7 +4,7 @@
 -- TEST_NCCL, only tool overrides in METTA_ARGS, the commit in METTA_GIT_REF.
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local top = os.getenv("JOBRUN_TOP")
 

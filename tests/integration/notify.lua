@@ -5,7 +5,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local GIT = "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main"
 

@@ -2,7 +2,7 @@
 -- several suites in one run, needs, outputs, SKIPPED, rerun of a failed need and its dependents.
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 tap.test("include entries set a cell's expect and timeout; other keys stay parameters", function()
   local dir = h.scratch()

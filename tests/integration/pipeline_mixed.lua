@@ -4,7 +4,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local function with_endpoint(url, command)
   return "export SKYPILOT_API_SERVER_ENDPOINT=" .. h.q(url) .. " && " .. command

@@ -4,7 +4,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 local process = require "jobrun.c.process"
 
 -- pool_of(jobs_dir) -> the pool's record { slots = { { pid, start } … }, jobs } (the first one).

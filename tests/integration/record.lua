@@ -5,7 +5,7 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 -- scratch(name, fn): fn(dir) in a fresh directory, removed afterwards.
 local function scratch(name, fn) h.test_in(tap, name, fn) end
@@ -83,7 +83,7 @@ scratch("a stale copy never puts back a status another writer moved on", functio
   tap.is({ stale.data.jobs[1].status, stale.data.jobs[2].status }, { "CANCELLED", "CANCELLED" },
     "and the stale copy has taken the newer record in")
   -- A terminal job is final: a later poll that says otherwise is refused, before anything is written.
-  local status = require "jobrun.status"
+  local status = require "jobrun.run.status"
   local job = stale.data.jobs[1]
   local ok, why = status.apply(job, { status = "RUNNING", native_status = "RUNNING" })
   tap.is({ ok, job.status, job.native_status }, { false, "CANCELLED", "CANCELLED" }, "CANCELLED → RUNNING is refused")

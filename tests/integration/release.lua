@@ -3,7 +3,7 @@
 -- evaluation and the checkpoint it receives; the SkyPilot trainings launched on the fake server.
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local top = os.getenv("JOBRUN_TOP")
 local RELEASE = top .. "/suites/release.lua"

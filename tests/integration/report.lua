@@ -3,7 +3,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local top = os.getenv("JOBRUN_TOP")
 

@@ -3,7 +3,7 @@
 -- file:line; and GPU-hours from the suite's gpus.
 local tap = require "tap"
 local h = require "helpers"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local PREEMPT = "slurmstepd: error: *** STEP 4242.0 ON node3 CANCELLED AT 2026-12-07T06:10:05 DUE TO PREEMPTION ***"
 

@@ -5,7 +5,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local function fake(dir) return h.fake_skypilot(dir) end
 local stop = h.stop_fake

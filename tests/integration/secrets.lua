@@ -5,7 +5,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 -- Every process's command line that contains `needle` (none of them may).
 local function cmdlines_with(needle)

@@ -7,7 +7,7 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local start, stop = h.serve, h.stop_server
 

@@ -3,7 +3,7 @@
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local top = os.getenv("JOBRUN_TOP")
 
@@ -292,7 +292,7 @@ end)
 tap.test("the fake follows the protocol: 422, /api/get's 500 form, user scoping", function()
   local dir = h.scratch()
   local f = fake(dir)
-  local api = require "jobrun.skypilot.api"
+  local api = require "jobrun.backends.skypilot.api"
   local c = api.new({ endpoint = f.url })
   tap.ok(c:health(), "health")
   local http = require("jobrun.c.http").client()
@@ -365,7 +365,7 @@ tap.test("idempotent launch: kill cancels the run's duplicates, and nothing else
 suite "kd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = { FAKE_OUTCOME = "long" } }
 ]])
     tap.is(select(1, h.sh(dir, with_endpoint(f, "jobrun launch s.lua --run-id K"))), 0, "launched")
-    local api = require "jobrun.skypilot.api"
+    local api = require "jobrun.backends.skypilot.api"
     local c = api.new({ endpoint = f.url })
     assert(c:health())
     local first = h.jobs_by_name(h.state(dir)).kd_1
@@ -411,7 +411,7 @@ suite "wd" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = {
     end
     assert(fs.write_atomic(path, json.encode(data)))
     -- And a duplicate of wd_1, launched after it (a lost launch sent again by an older jobrun).
-    local api = require "jobrun.skypilot.api"
+    local api = require "jobrun.backends.skypilot.api"
     local c = api.new({ endpoint = f.url })
     assert(c:health())
     local dup = c:call("/jobs/launch", { name = json.null,
@@ -522,11 +522,11 @@ suite "ws" { backend = "skypilot", matrix = { i = { 1, 2 } }, run = "x", env = {
     tap.ok(ended, "the cancel acted in the active workspace: both CANCELLED")
     tap.ok(driver_gone(dir, "W"), "launch's detached driver has ended")
     -- An invalid SKYPILOT_USER_ID is ignored, as the official client ignores it.
-    h.write(dir .. "/who.lua", "print(require('jobrun.skypilot.api').user_identity().id)\n")
+    h.write(dir .. "/who.lua", "print(require('jobrun.backends.skypilot.api').user_identity().id)\n")
     local code2, out2 = h.sh(dir, "SKYPILOT_USER_ID=not-a-hash HOME=" .. h.q(dir .. "/nohome")
       .. " LOGNAME=alice " .. h.q(top .. "/build/luarun") .. " who.lua")
     tap.is(code2, 0, "user_identity runs")
-    local md5 = require "jobrun.skypilot.md5"
+    local md5 = require "jobrun.backends.skypilot.md5"
     local host = (fs.read("/proc/sys/kernel/hostname") or ""):gsub("%s+$", "")
     tap.is(out2:match("%S+"), md5.hex("alice-" .. md5.hex(host):sub(-4)):sub(1, 8),
       "else common_utils.get_user_hash's md5 of user and host")

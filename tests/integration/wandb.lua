@@ -6,7 +6,7 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 
 local function fake(dir, args)
   local log = dir .. "/wandb." .. tostring(math.random(1e9)) .. ".jsonl"

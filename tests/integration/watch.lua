@@ -6,7 +6,7 @@ local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 local Run = require "jobrun.run"
-local textable = require "jobrun.textable"
+local textable = require "jobrun.report.table"
 
 -- A quick job, and one that writes a progress bar redrawn with \r, a long line with escapes,
 -- then waits on a FIFO that the test writes to once it has looked.

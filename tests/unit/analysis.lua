@@ -3,8 +3,8 @@
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
 local scan = require "jobrun.c.scan"
-local analysis = require "jobrun.analysis"
-local dsl = require "jobrun.dsl"
+local analysis = require "jobrun.judge.analysis"
+local dsl = require "jobrun.suite.dsl"
 
 local dir = require("helpers").scratch()
 local n = 0

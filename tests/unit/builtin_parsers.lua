@@ -4,9 +4,9 @@
 -- `jobrun analyze --json` through the binary.
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
-local analysis = require "jobrun.analysis"
-local dsl = require "jobrun.dsl"
-local json = require "jobrun.json"
+local analysis = require "jobrun.judge.analysis"
+local dsl = require "jobrun.suite.dsl"
+local json = require "jobrun.base.json"
 local helpers = require "helpers"
 
 local fixtures = os.getenv("JOBRUN_TOP") .. "/tests/fixtures/logs/"

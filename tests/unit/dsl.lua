@@ -1,7 +1,7 @@
 -- The suite DSL end to end: files on disk -> declarations -> planned jobs.
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
-local dsl = require "jobrun.dsl"
+local dsl = require "jobrun.suite.dsl"
 local plan = require "jobrun.plan"
 
 local dir = require("helpers").scratch()

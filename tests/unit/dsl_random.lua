@@ -4,8 +4,8 @@
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local errors = require "jobrun.errors"
-local dsl = require "jobrun.dsl"
+local errors = require "jobrun.base.errors"
+local dsl = require "jobrun.suite.dsl"
 local plan = require "jobrun.plan"
 
 local seed = tonumber(os.getenv("JOBRUN_SEED")) or (os.time() % 1000000)

@@ -3,8 +3,8 @@
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
 local scan = require "jobrun.c.scan"
-local analysis = require "jobrun.analysis"
-local forensics = require "jobrun.forensics"
+local analysis = require "jobrun.judge.analysis"
+local forensics = require "jobrun.judge.forensics"
 
 local dir = require("helpers").scratch()
 local n = 0

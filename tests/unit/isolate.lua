@@ -1,7 +1,7 @@
--- jobrun.isolate: one call of user code (an expectation function) in a forked child, bounded
+-- jobrun.judge.isolate: one call of user code (an expectation function) in a forked child, bounded
 -- from outside: what it returns comes back, its errors and limits are said, a signal ends it.
 local tap = require "tap"
-local isolate = require "jobrun.isolate"
+local isolate = require "jobrun.judge.isolate"
 local process = require "jobrun.c.process"
 
 local STUCK = function() local s = string.rep("a", 40000); return s:find(string.rep("a*", 30) .. "b") end

@@ -1,7 +1,7 @@
--- jobrun.jobfile: a supervisor's claim or result read back; a damaged one makes the local
+-- jobrun.backends.local.jobfile: a supervisor's claim or result read back; a damaged one makes the local
 -- backend report the job LOST, naming the file and what is wrong, instead of an internal error.
 local tap = require "tap"
-local jobfile = require "jobrun.jobfile"
+local jobfile = require "jobrun.backends.local.jobfile"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
 
@@ -30,7 +30,7 @@ tap.test("a damaged result file: the job is LOST, not an internal error", functi
                 log_path_rel = "logs/j.log", fields = {} }
   local ok, err = pcall(function()
     for j, obs in pairs(require("jobrun.backends.local").poll({ run_dir = dir, handles = {} }, { job })) do
-      assert(require("jobrun.status").apply(j, obs))
+      assert(require("jobrun.run.status").apply(j, obs))
     end
   end)
   tap.ok(ok, "poll does not raise", err)

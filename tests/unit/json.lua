@@ -1,5 +1,5 @@
 local tap = require "tap"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 -- The Lua encoder jobrun had before src/json.c did all encoding: the oracle the C one is held to.
 local oracle = require "json_oracle"
 

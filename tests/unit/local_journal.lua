@@ -7,9 +7,9 @@ local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 local backend = require "jobrun.backends.local"
-local status = require "jobrun.status"
+local status = require "jobrun.run.status"
 
 -- poll(ctx, jobs): the backend's poll, what it observed applied as the run applies it.
 local function poll(ctx, jobs)

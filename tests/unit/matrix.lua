@@ -1,6 +1,6 @@
 -- Matrix expansion against the GitHub Actions documentation's own examples.
 local tap = require "tap"
-local matrix = require "jobrun.matrix"
+local matrix = require "jobrun.suite.matrix"
 
 local function params(rows)
   local out = {}
@@ -116,7 +116,7 @@ end)
 -- GitHub allows any object as a value, with or without a name; its label in job names is its
 -- name, else its scalars in sorted key order (docs: "Using a matrix strategy", objects as values).
 tap.test("object values need no name", function()
-  local template = require "jobrun.template"
+  local template = require "jobrun.suite.template"
   local rows = matrix.expand({ axes = { "node" },
     values = { node = { { version = 14, os = "linux" }, { version = 16, os = "linux" } } } })
   tap.is(#rows, 2, "two jobs")
@@ -249,7 +249,7 @@ end)
 -- nektos/act, pkg/runner/testdata/evalmatrix-merge-array/push.yml: values that are objects
 -- without a name, holding an object (a.env.key1 …).
 tap.test("act: evalmatrix-merge-array", function()
-  local template = require "jobrun.template"
+  local template = require "jobrun.suite.template"
   local rows = matrix.expand({ axes = { "a" }, values = { a = {
     { env = { key1 = "val1" } }, { env = { key2 = "val2" } }, { env = { key3 = "val3" } } } } })
   tap.is(#rows, 3, "three jobs")

@@ -2,8 +2,8 @@
 -- the schema (so it is current: `make` rewrites it), valid Lua, and complete.
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
-local meta = require "jobrun.meta"
-local schema = require "jobrun.schema"
+local meta = require "jobrun.suite.meta"
+local schema = require "jobrun.suite.schema"
 
 local path = os.getenv("JOBRUN_TOP") .. "/share/jobrun-meta.lua"
 local text = meta.generate()
@@ -46,7 +46,7 @@ tap.test("every field of the schema, with its type and doc", function()
 end)
 
 -- share/jobrun-script.lua: the script API (`require "jobrun"`), written by hand: every function
--- lua/jobrun/api.lua gives a script is annotated, and every field of a job's result.
+-- lua/jobrun/script/api.lua gives a script is annotated, and every field of a job's result.
 tap.test("the script API's annotations: complete, and valid Lua", function()
   local top = os.getenv("JOBRUN_TOP")
   local api_text = assert(fs.read(top .. "/share/jobrun-script.lua"))
@@ -54,7 +54,7 @@ tap.test("the script API's annotations: complete, and valid Lua", function()
   local chunk, err = load(api_text, "=jobrun-script", "t", {})
   tap.ok(chunk ~= nil, "loads: " .. tostring(err))
   local module = chunk and chunk()
-  local source = assert(fs.read(top .. "/lua/jobrun/api.lua"))
+  local source = assert(fs.read(top .. "/lua/jobrun/script/api.lua"))
   local missing, seen = {}, 0
   local OWNER = { M = "jobrun.", Job = "Job:", Suite = "SuiteStep:" }
   for owner, sep, name in source:gmatch("\n  function (%a+)([.:])([%w_]+)%(") do
@@ -68,7 +68,7 @@ tap.test("the script API's annotations: complete, and valid Lua", function()
   end
   tap.ok(seen >= 15, "api.lua's functions found (" .. seen .. ")")
   tap.is(missing, {}, "each is annotated")
-  local results = require "jobrun.results"
+  local results = require "jobrun.judge.results"
   local fields = {}
   for _, cls in ipairs({ "jobrun%.Result", "jobrun%.JobResult: jobrun%.Result" }) do
     local block = ((cls:find("JobResult") and api_text or text):match("\n%-%-%-@class " .. cls .. "\n(.-)\n\n")) or ""

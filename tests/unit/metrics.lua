@@ -4,8 +4,8 @@
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
 local cm = require "jobrun.c.metrics"
-local metrics = require "jobrun.metrics"
-local dsl = require "jobrun.dsl"
+local metrics = require "jobrun.judge.metrics"
+local dsl = require "jobrun.suite.dsl"
 local plan = require "jobrun.plan"
 local helpers = require "helpers"
 
@@ -260,7 +260,7 @@ tap.test("expectations: rules, aggregates, refs by axis, missing metrics, messag
     { "t: expected between 95 and 110 (ref 100 -5%,+10% for gpu=a100), saw 111 (last of 1 point)" }, "both sides")
   tap.is(metrics.parse_tol("±5%"), { lo = 0.05, hi = 0.05 }, "±")
   -- As a run's state.json gives an expectation back to a later process (JSON keys are strings).
-  local json = require "jobrun.json"
+  local json = require "jobrun.base.json"
   local back = json.decode(json.encode({ loss = { "<= 2.5", agg = "last" }, tps = tps.tps }))
   local seen = { loss = { value = 2.6, n = 1, agg = "last" }, tps = { value = 18000, n = 10, agg = "tail_mean" } }
   tap.is(metrics.judge(seen, back, job4), { "loss: expected <= 2.5, saw 2.6 (last of 1 point)",

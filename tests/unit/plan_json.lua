@@ -5,7 +5,7 @@
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
 local plan = require "jobrun.plan"
-local json = require "jobrun.json"
+local json = require "jobrun.base.json"
 local command = require "jobrun.commands.plan"
 local helpers = require "helpers"
 

@@ -1,15 +1,15 @@
 -- The report views on made-up runs: the grid's axes and cells, the ETA, the Markdown summary's
 -- 1 MiB limit with many failures and huge logs, ANSI in HTML, JUnit's failure message.
 local tap = require "tap"
-local grid = require "jobrun.grid"
-local progress = require "jobrun.progress"
-local markdown = require "jobrun.markdown"
-local html = require "jobrun.html"
-local junit = require "jobrun.junit"
-local color = require "jobrun.color"
+local grid = require "jobrun.report.grid"
+local progress = require "jobrun.report.progress"
+local markdown = require "jobrun.report.markdown"
+local html = require "jobrun.report.html"
+local junit = require "jobrun.report.junit"
+local color = require "jobrun.report.color"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
-local state = require "jobrun.state"
+local state = require "jobrun.run.store"
 
 -- jobs(axes, verdict_of) -> the jobs of a matrix (axes: { {name, {values}}… }, in order).
 local function jobs(axes, verdict_of)

@@ -1,8 +1,8 @@
 -- results.public names results.ORDER's fields in one constructor (made at its size at once):
 -- it must give every field of the list, in the list's order, and nothing else.
 local tap = require "tap"
-local json = require "jobrun.json"
-local results = require "jobrun.results"
+local json = require "jobrun.base.json"
+local results = require "jobrun.judge.results"
 
 local job = { spec = { param_order = { "b", "a" } }, params = { a = 1, b = "x" }, fields = { f = 1 },
   mismatches = { "m" }, key = "k", log_path_rel = "logs/k.log", launch_error = "internal" }

@@ -1,8 +1,8 @@
 -- Text on its way to a terminal or an XML file: control characters and stray bytes never pass raw.
 local tap = require "tap"
-local sanitize = require "jobrun.sanitize"
-local textable = require "jobrun.textable"
-local junit = require "jobrun.junit"
+local sanitize = require "jobrun.report.sanitize"
+local textable = require "jobrun.report.table"
+local junit = require "jobrun.report.junit"
 
 tap.is(sanitize.text("plain name_1.2 é ✓"), "plain name_1.2 é ✓", "printable text and UTF-8 unchanged")
 tap.is(sanitize.text("\27]0;title\7"), "\\x1b]0;title\\x07", "OSC title sequence escaped")

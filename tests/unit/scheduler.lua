@@ -1,4 +1,4 @@
--- jobrun.scheduler driven without real processes: a user backend module (jobrun/backends/fakesched.lua
+-- jobrun.run.scheduler driven without real processes: a user backend module (jobrun/backends/fakesched.lua
 -- on package.path, as a suite's own backend would be) whose jobs end after a few polls, and which
 -- records what it was asked: max_parallel is never exceeded, fail_fast stops launching, a job that
 -- needs another starts only after it ended (and is SKIPPED when it failed), one backend query per
@@ -56,7 +56,7 @@ return B
 local fake = require "jobrun.backends.fakesched"
 local plan = require "jobrun.plan"
 local Run = require "jobrun.run"
-local scheduler = require "jobrun.scheduler"
+local scheduler = require "jobrun.run.scheduler"
 
 local n = 0
 -- run_of(suite_text) -> a new run of that suite file on the fake backend.

@@ -1,6 +1,6 @@
--- jobrun.secrets: the rule for credentials in what is shown or stored.
+-- jobrun.base.secrets: the rule for credentials in what is shown or stored.
 local tap = require "tap"
-local secrets = require "jobrun.secrets"
+local secrets = require "jobrun.base.secrets"
 
 tap.test("names like credentials", function()
   for _, name in ipairs({ "API_TOKEN", "db_password", "AWS_SECRET_ACCESS_KEY", "MY_API_KEY", "Passwd" }) do

@@ -1,5 +1,5 @@
 local tap = require "tap"
-local source_order = require "jobrun.source_order"
+local source_order = require "jobrun.suite.source_order"
 
 local src = [==[
 -- a comment with { braces

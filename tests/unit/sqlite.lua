@@ -1,12 +1,12 @@
--- The SQLite primitive (src/sqlite.c) and the small rules of lua/jobrun/provenance.lua and
--- lua/jobrun/history.lua: values in and out, errors with their codes, handles closed, argv
+-- The SQLite primitive (src/sqlite.c) and the small rules of lua/jobrun/run/provenance.lua and
+-- lua/jobrun/run/history.lua: values in and out, errors with their codes, handles closed, argv
 -- redaction, Slurm node lists, the suspect-node rule, flaky jobs.
 local tap = require "tap"
 local h = require "helpers"
 local fs = require "jobrun.c.fs"
 local sqlite = require "jobrun.c.sqlite"
-local provenance = require "jobrun.provenance"
-local history = require "jobrun.history"
+local provenance = require "jobrun.run.provenance"
+local history = require "jobrun.run.history"
 
 local dir = h.scratch()
 

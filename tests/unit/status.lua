@@ -4,12 +4,12 @@
 -- backend's observations, accepted and refused; then the copies a backend of the kind before
 -- is given (the adapter in jobrun.backends) and the copies a cancel follows its jobs on.
 local tap = require "tap"
-local status = require "jobrun.status"
-local schema = require "jobrun.schema"
+local status = require "jobrun.run.status"
+local schema = require "jobrun.suite.schema"
 
 local NONE = status.NONE
 
--- job(fields) -> a job record as jobrun.results makes one, with these fields over it.
+-- job(fields) -> a job record as jobrun.judge.results makes one, with these fields over it.
 local function job(fields)
   local j = { name = "j", key = "j", status = "PENDING", verdict = "pending", fields = {}, mismatches = {},
               log_path = "runs/r/logs/j.log", log_path_rel = "logs/j.log", spec = { max_restarts = 0 } }
@@ -238,7 +238,7 @@ tap.test("two copies of a job: the one further along", function()
   tap.ok(status.ahead(requeued, running), "a restart is further along")
   local rerun = job({ status = "PENDING", try = 2 })
   tap.ok(status.ahead(rerun, judged), "a new attempt is further along than the last one's end")
-  tap.ok(require("jobrun.record").ahead == status.ahead, "the merge asks status")
+  tap.ok(require("jobrun.run.record").ahead == status.ahead, "the merge asks status")
 end)
 
 tap.test("a backend's working copies: diff, fold, scratch", function()

@@ -1,5 +1,5 @@
 local tap = require "tap"
-local template = require "jobrun.template"
+local template = require "jobrun.suite.template"
 
 local values = { name = "j1", nodes = 2, args = { "-t", "0.03", "it's" },
                  ["recipe.module"] = "a.b" }

@@ -1,6 +1,6 @@
 local tap = require "tap"
-local textable = require "jobrun.textable"
-local color = require "jobrun.color"
+local textable = require "jobrun.report.table"
+local color = require "jobrun.report.color"
 
 local paint = color.painter(true)
 tap.is(textable.width(paint("abc", "red")), 3, "colour codes take no room")

@@ -1,5 +1,5 @@
 local tap = require "tap"
-local verdict = require "jobrun.verdict"
+local verdict = require "jobrun.judge.verdict"
 
 local function job(t)
   t.status = t.status or "SUCCEEDED"

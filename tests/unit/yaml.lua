@@ -1,9 +1,9 @@
--- YAML as SkyPilot reads it (src/yaml.c + jobrun.skypilot.yaml: libyaml, PyYAML SafeLoader's
--- implicit types), and the task overlay of jobrun.skypilot.task.
+-- YAML as SkyPilot reads it (src/yaml.c + jobrun.backends.skypilot.yaml: libyaml, PyYAML SafeLoader's
+-- implicit types), and the task overlay of jobrun.backends.skypilot.task.
 local tap = require "tap"
-local json = require "jobrun.json"
-local yaml = require "jobrun.skypilot.yaml"
-local task = require "jobrun.skypilot.task"
+local json = require "jobrun.base.json"
+local yaml = require "jobrun.backends.skypilot.yaml"
+local task = require "jobrun.backends.skypilot.task"
 
 local function enc(v) return json.encode(v) end
 

@@ -5,9 +5,9 @@ local process = require "jobrun.c.process"
 
 local common = {}
 
-local status = require "jobrun.status"
+local status = require "jobrun.run.status"
 
-local TERMINAL = require("jobrun.schema").TERMINAL
+local TERMINAL = require("jobrun.suite.schema").TERMINAL
 
 -- backoff(try, base, cap) -> seconds to wait after the try-th failure: base·2^(try-1), at most
 -- cap, with jitter (half to all of it) so that many clients do not retry in step.
@@ -31,7 +31,7 @@ end
 -- poll(jobs) until each job has ended: CANCELLED is "killed", another end "already completed";
 -- one still going when the timeout passes is "failed: still <native status>". Between polls,
 -- wait(interval) (a backend's event, at most that long) or a sleep. The jobs are the backend's
--- working copies (jobrun.status.scratch): each takes what a poll observed of it (a poll of the
+-- working copies (jobrun.run.status.scratch): each takes what a poll observed of it (a poll of the
 -- kind before, which sets the jobs' fields itself, works too).
 function common.follow_cancel(poll, jobs, results, timeout, interval, wait)
   local deadline = process.now() + (timeout or 60)

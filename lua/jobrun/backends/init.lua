@@ -1,6 +1,6 @@
 -- Backends by name: the built-in ones, or a Lua module `jobrun.backends.<name>` found on
 -- package.path (which includes the suite's directory). A backend observes; it never writes a
--- job's record. What it saw of each job is an observation (jobrun.status: status,
+-- job's record. What it saw of each job is an observation (jobrun.run.status: status,
 -- native_status, native_id, exit_code, times, nodes, termination, … and notes of its own), and
 -- the run applies each through status.apply, which refuses a move backwards (README "Writing a
 -- backend"). Its functions, given the run's jobs (read them, never write them):
@@ -21,14 +21,14 @@
 --   poll_interval                              (optional: seconds between polls without waitables)
 --   work_tree                                  (optional: true when jobs run in the launching work tree)
 -- Observations are keyed by the job (the table given) or by its name. ctx.store tells a backend
--- of the run's cancel intent (jobrun.state.store); the run records it.
+-- of the run's cancel intent (jobrun.run.store.store); the run records it.
 --
 -- A backend of the kind before (no `observes`: poll sets job.status …, submit sets job.native_id
 -- and returns true, cancel returns its outcomes alone) keeps working: its functions are given
 -- copies of the jobs (the same copy of a job at every call, brought up to date first), and what
 -- it changed on them becomes the observations (status.diff).
-local errors = require "jobrun.errors"
-local status = require "jobrun.status"
+local errors = require "jobrun.base.errors"
+local status = require "jobrun.run.status"
 
 local backends = {}
 

@@ -1,12 +1,12 @@
 -- jobrun analyze LOGFILE [--suite SUITE.lua]: run the parsers over one log and say what they
 -- found, so that a parser can be developed against a saved log.
-local analysis = require "jobrun.analysis"
-local forensics = require "jobrun.forensics"
-local options = require "jobrun.options"
-local dsl = require "jobrun.dsl"
-local json = require "jobrun.json"
-local color = require "jobrun.color"
-local errors = require "jobrun.errors"
+local analysis = require "jobrun.judge.analysis"
+local forensics = require "jobrun.judge.forensics"
+local options = require "jobrun.cli.options"
+local dsl = require "jobrun.suite.dsl"
+local json = require "jobrun.base.json"
+local color = require "jobrun.report.color"
+local errors = require "jobrun.base.errors"
 local fs = require "jobrun.c.fs"
 
 local command = {
@@ -47,7 +47,7 @@ function command.run(opts, args)
   local parsers = analysis.parsers(decls)
   local found, err = analysis.analyze(path, parsers, nil)
   if not found then errors.infra("analyze: %s", err) end
-  local metrics = require "jobrun.metrics"
+  local metrics = require "jobrun.judge.metrics"
   local suite_expect = decls and decls.suite and decls.suite.fields.expect
   local found_metrics = metrics.collect(path, parsers.metrics,
     type(suite_expect) == "table" and suite_expect.metrics or nil, nil)
@@ -73,7 +73,7 @@ function command.run(opts, args)
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))
-  local clean = require("jobrun.sanitize").text
+  local clean = require("jobrun.report.sanitize").text
   local function line(label, v)
     io.stdout:write(string.format("%-20s %s\n", paint(clean(label), "bold"), v == nil and "-" or clean(v)))
   end
@@ -95,7 +95,7 @@ function command.run(opts, args)
   end
   line("culprit", forensics.line(found.culprit, found.cause_chain, found.exit_code))
   line("cause class", cause_class)
-  io.stdout:write(require("jobrun.sanitize").format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
+  io.stdout:write(require("jobrun.report.sanitize").format("(%d parsers over %s, %d bytes)\n", #parsers, path, st.size))
   return 0
 end
 

@@ -1,17 +1,17 @@
 -- jobrun check [RUN]: refresh every job from its backend, settle results, save, print the table;
 -- with --watch, again whenever a job ends (or every few seconds) until all have ended.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local report = require "jobrun.report"
-local state = require "jobrun.state"
-local errors = require "jobrun.errors"
+local report = require "jobrun.report.text"
+local state = require "jobrun.run.store"
+local errors = require "jobrun.base.errors"
 local term = require "jobrun.c.term"
 local process = require "jobrun.c.process"
-local sanitize = require "jobrun.sanitize"
+local sanitize = require "jobrun.report.sanitize"
 local scan = require "jobrun.c.scan"
-local textable = require "jobrun.textable"
-local progress = require "jobrun.progress"
-local duration = require "jobrun.duration"
+local textable = require "jobrun.report.table"
+local progress = require "jobrun.report.progress"
+local duration = require "jobrun.suite.duration"
 
 local command = {
   name = "check",
@@ -33,7 +33,7 @@ not be asked. Local jobs that a pool whose slots all died never started are pend
 check starts a detached driver that runs them in a new pool.]],
 }
 
-local STATUSES = require("jobrun.schema").STATUS_SET
+local STATUSES = require("jobrun.suite.schema").STATUS_SET
 
 -- filter(opts) -> fn(data) -> the data to show: the run with only the chosen jobs.
 local function filter(opts)
@@ -71,7 +71,7 @@ end
 local function exit_code(data)
   local code = report.exit_code(data)
   if code == 1 then
-    local sum = require("jobrun.results").summary(data.jobs)
+    local sum = require("jobrun.judge.results").summary(data.jobs)
     if sum.failed == 0 and sum.pending > 0 then return 4 end
   end
   return code
@@ -87,7 +87,7 @@ local function refresh(run)
     asked = r:recover() + r:refresh()
     return asked > 0 -- a finished run's state needs no rewrite
   end)
-  if asked > 0 and run:all_terminal() then require("jobrun.history").record(run.dir, run.data) end
+  if asked > 0 and run:all_terminal() then require("jobrun.run.history").record(run.dir, run.data) end
   if (run.ctx.pool_returned or 0) > 0 then
     run.ctx.pool_returned = 0
     local lock = run:try_driver()
@@ -142,7 +142,7 @@ function command.watch_text(data, run_dir, opts, width, now)
   end
   local open = 0
   for _, job in ipairs(data.jobs) do
-    if not require("jobrun.verdict").TERMINAL[job.status] then open = open + 1 end
+    if not require("jobrun.judge.verdict").TERMINAL[job.status] then open = open + 1 end
   end
   if open > 0 then
     local eta = progress.eta(data, math.tointeger(tonumber(data.max_parallel)), now)
@@ -152,7 +152,7 @@ function command.watch_text(data, run_dir, opts, width, now)
   return table.concat(out)
 end
 
--- watch: wake when a local job ends (its supervisor's pidfd), else every --interval (jobrun.scheduler).
+-- watch: wake when a local job ends (its supervisor's pidfd), else every --interval (jobrun.run.scheduler).
 local function watch(run, opts)
   local fd = opts.json and 2 or 1
   local tty = term.isatty(fd)
@@ -179,7 +179,7 @@ local function watch(run, opts)
     return #run:open_jobs() == 0
   end
   -- Jobs not launched yet (a driver starts them) show up in state.json: look again now and then.
-  local sched = require("jobrun.scheduler").new(run, { observe = true, tick = interval })
+  local sched = require("jobrun.run.scheduler").new(run, { observe = true, tick = interval })
   local first = true
   sched:await(function()
     if not first then backend_error = refresh(run) end
@@ -206,7 +206,7 @@ function command.run(opts, args)
     backend_error = refresh(run)
     report.emit(view(data), opts, run_dir)
   end
-  require("jobrun.notify").on_end(run)
+  require("jobrun.report.notify").on_end(run)
   if backend_error then
     errors.infra("the %s backend could not be asked (%s); every job keeps its last known status",
       type(data.backends) == "table" and table.concat(data.backends, "/") or data.backend, backend_error)

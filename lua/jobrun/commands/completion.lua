@@ -2,7 +2,7 @@
 -- own option tables and usage lines (the ones the command line parses and help prints), so it
 -- never drifts. Run ids and job names come from the state directory at completion time, through
 -- the hidden `jobrun __complete [--state-dir DIR] runs | jobs [RUN]`.
-local errors = require "jobrun.errors"
+local errors = require "jobrun.base.errors"
 
 local command = {
   name = "completion",
@@ -25,13 +25,13 @@ names (read from the state directory when you press Tab), the axes of the suite 
 local function value_kind(name, meta, takes)
   if name == "color" then return { words = { "auto", "always", "never" } } end
   if name == "backend" then return { words = require("jobrun.plan").BUILTIN_BACKENDS } end
-  if name == "status" then return { words = require("jobrun.schema").STATUSES } end
+  if name == "status" then return { words = require("jobrun.suite.schema").STATUSES } end
   -- The jobs of the run, or of the suite (planned when you press Tab).
   if name == "only" and takes then return { job = true } end
   -- The axes of the suite or the run: ROWS,COLS for --grid, AXIS= for --set.
   if name == "grid" and takes then return { axes = "grid" } end
   if name == "set" and takes then return { axes = "set" } end
-  if name == "use" then return { words = require("jobrun.dsl").BUILTIN_PACKS, lua = true } end
+  if name == "use" then return { words = require("jobrun.suite.dsl").BUILTIN_PACKS, lua = true } end
   -- script --resume [RUN] FILE.lua: a run id or the script itself.
   if name == "resume" then return { run = true, lua = true } end
   if meta and meta:match("%.lua$") then return { lua = true } end
@@ -445,7 +445,7 @@ end
 -- one name per line, newest run first; nothing at all when there is nothing to say (completion
 -- must stay quiet).
 function command.complete(args)
-  local state = require "jobrun.state"
+  local state = require "jobrun.run.store"
   local state_dir
   if args[1] == "--state-dir" then state_dir = args[2]; args = { table.unpack(args, 3) } end
   if state_dir == nil or state_dir == "" then state_dir = os.getenv("JOBRUN_STATE_DIR") end

@@ -3,12 +3,12 @@
 -- job that passed in A fails in B (a regression). No argument: the latest run against the
 -- previous run of its suite; one RUN: each job's latest attempt against its previous one;
 -- RUN@N: the run as its N-th attempts left it.
-local options = require "jobrun.options"
-local state = require "jobrun.state"
-local json = require "jobrun.json"
-local color = require "jobrun.color"
-local textable = require "jobrun.textable"
-local errors = require "jobrun.errors"
+local options = require "jobrun.cli.options"
+local state = require "jobrun.run.store"
+local json = require "jobrun.base.json"
+local color = require "jobrun.report.color"
+local textable = require "jobrun.report.table"
+local errors = require "jobrun.base.errors"
 
 local command = {
   name = "diff",
@@ -47,7 +47,7 @@ local function metric_changes(ja, jb)
   if not (ma and mb) then return {} end
   local expect = (type(jb.expect) == "table" and jb.expect.metrics)
     or (type(ja.expect) == "table" and ja.expect.metrics)
-  local metrics = require "jobrun.metrics"
+  local metrics = require "jobrun.judge.metrics"
   local out = {}
   for name, ra in pairs(ma) do
     local rb = mb[name]
@@ -253,9 +253,9 @@ function command.run(opts, args)
   end
   local paint = color.painter(color.enabled(opts.color, 1))
   local out = io.stdout
-  out:write(paint(require("jobrun.sanitize").format("Diff %s → %s", a.run_id, b.run_id), "bold"), "\n\n")
+  out:write(paint(require("jobrun.report.sanitize").format("Diff %s → %s", a.run_id, b.run_id), "bold"), "\n\n")
   if #rows == 0 then
-    out:write(string.format("No differences in %s.\n", require("jobrun.textable").count(#a.jobs, "job")))
+    out:write(string.format("No differences in %s.\n", require("jobrun.report.table").count(#a.jobs, "job")))
     return 0
   end
   local tint = { regressed = "red", fixed = "green", ["only in A"] = "yellow", ["only in B"] = "yellow" }
@@ -264,7 +264,7 @@ function command.run(opts, args)
     local mtext = {}
     for _, m in ipairs(r.metrics or {}) do
       if m.regressed or math.abs(m.pct) >= command.METRIC_SHOWN_PCT then
-        local metrics = require "jobrun.metrics"
+        local metrics = require "jobrun.judge.metrics"
         mtext[#mtext + 1] = paint(string.format("%s %s→%s (%s)%s", m.name, metrics.format(m.a), metrics.format(m.b),
           m.pct == math.huge and "new" or string.format("%+.1f%%", m.pct), m.regressed and " ✗" or ""),
           m.regressed and "red" or nil)

@@ -1,12 +1,12 @@
 -- jobrun flaky [--last N] [--flips N]: the jobs that both passed and failed at one commit within
 -- the last N runs, or whose verdict flipped more than --flips times, each with the runs that
 -- show it (from the history index).
-local options = require "jobrun.options"
-local history = require "jobrun.history"
-local json = require "jobrun.json"
-local color = require "jobrun.color"
-local sanitize = require "jobrun.sanitize"
-local errors = require "jobrun.errors"
+local options = require "jobrun.cli.options"
+local history = require "jobrun.run.history"
+local json = require "jobrun.base.json"
+local color = require "jobrun.report.color"
+local sanitize = require "jobrun.report.sanitize"
+local errors = require "jobrun.base.errors"
 local history_command = require "jobrun.commands.history"
 
 local clean = sanitize.text

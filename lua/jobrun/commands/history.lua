@@ -1,14 +1,14 @@
 -- jobrun history [GLOB] [--suite S] [--last N] [--nodes] [--rebuild]: jobs across runs, from the
--- history index (lua/jobrun/history.lua): one row per attempt, a pass-rate/flip line per job;
+-- history index (lua/jobrun/run/history.lua): one row per attempt, a pass-rate/flip line per job;
 -- --nodes: the failure rate per node, suspects marked.
-local options = require "jobrun.options"
-local history = require "jobrun.history"
-local json = require "jobrun.json"
-local color = require "jobrun.color"
-local textable = require "jobrun.textable"
-local duration = require "jobrun.duration"
-local sanitize = require "jobrun.sanitize"
-local errors = require "jobrun.errors"
+local options = require "jobrun.cli.options"
+local history = require "jobrun.run.history"
+local json = require "jobrun.base.json"
+local color = require "jobrun.report.color"
+local textable = require "jobrun.report.table"
+local duration = require "jobrun.suite.duration"
+local sanitize = require "jobrun.report.sanitize"
+local errors = require "jobrun.base.errors"
 
 local clean = sanitize.text
 
@@ -121,7 +121,7 @@ local function gpu_per_run(rows, runs)
   return out
 end
 
-local function metrics_format(v) return require("jobrun.metrics").format(v) end
+local function metrics_format(v) return require("jobrun.judge.metrics").format(v) end
 
 function command.run(opts, args)
   if #args > 1 then errors.raise("history: expected at most one GLOB, got %d\nUsage: %s", #args, command.usage) end
@@ -194,7 +194,7 @@ function command.run(opts, args)
     local rec = type(m) == "table" and m[name]
     return type(rec) == "table" and type(rec.value) == "number" and rec.value or nil
   end
-  local metrics = require "jobrun.metrics"
+  local metrics = require "jobrun.judge.metrics"
   for i, j in ipairs(jobs) do
     if i > 1 then out:write("\n") end
     local cells = {}

@@ -1,13 +1,13 @@
 -- jobrun kill [RUN] [--only GLOB]: cancel every unfinished job (or those matching), one
 -- backend call for all of them, and say per job what happened.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local state = require "jobrun.state"
+local state = require "jobrun.run.store"
 local plan = require "jobrun.plan"
-local color = require "jobrun.color"
-local json = require "jobrun.json"
-local errors = require "jobrun.errors"
-local sanitize = require "jobrun.sanitize"
+local color = require "jobrun.report.color"
+local json = require "jobrun.base.json"
+local errors = require "jobrun.base.errors"
+local sanitize = require "jobrun.report.sanitize"
 
 local command = {
   name = "kill",
@@ -35,7 +35,7 @@ function command.run(opts, args)
   -- about (a queued job no slot had started) was killed by this kill, not already completed.
   local open_before = {}
   for _, job in ipairs(run.data.jobs) do
-    if not require("jobrun.verdict").TERMINAL[job.status] then open_before[job.name] = true end
+    if not require("jobrun.judge.verdict").TERMINAL[job.status] then open_before[job.name] = true end
   end
   -- Tell a driver (run, wait or launch's) to start nothing more: the whole run, or these jobs.
   if whole_run then

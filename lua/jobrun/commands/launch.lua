@@ -1,8 +1,8 @@
 -- jobrun launch SUITE: start the jobs and return; a detached driver starts the rest when
 -- --max-parallel holds some back.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local report = require "jobrun.report"
+local report = require "jobrun.report.text"
 local process = require "jobrun.c.process"
 local run_cmd = require "jobrun.commands.run"
 
@@ -38,7 +38,7 @@ function command.run(opts, args)
     if driver then driver:close() end
   end
   if opts.json then
-    io.stdout:write(require("jobrun.json").encode(report.json(data), true), "\n")
+    io.stdout:write(require("jobrun.base.json").encode(report.json(data), true), "\n")
   end
   local out = opts.json and io.stderr or io.stdout
   -- Jobs queued to a pool of max_parallel slots: that many start now, the rest as slots free up.
@@ -52,8 +52,8 @@ function command.run(opts, args)
   elseif pending > 0 then parts[#parts + 1] = string.format("%d waiting for a slot (max_parallel %s)", pending,
     tostring(p.max_parallel)) end
   if failed > 0 then parts[#parts + 1] = string.format("%d failed to launch", failed) end
-  out:write(require("jobrun.sanitize").format("Launched run %s: %s.\n", data.run_id, table.concat(parts, ", ")))
-  out:write(require("jobrun.sanitize").format(
+  out:write(require("jobrun.report.sanitize").format("Launched run %s: %s.\n", data.run_id, table.concat(parts, ", ")))
+  out:write(require("jobrun.report.sanitize").format(
     "  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n"
     .. "  jobrun kill %s     # cancel\n", data.run_id, data.run_id, data.run_id))
   return failed > 0 and 1 or 0
@@ -68,8 +68,8 @@ function command.drive(run_dir)
   run:recover()
   local outcome = run:drive({ quiet = true, detached = true })
   lock:release()
-  require("jobrun.history").record(run.dir, run.data)
-  if outcome == "done" then require("jobrun.notify").on_end(run) end
+  require("jobrun.run.history").record(run.dir, run.data)
+  if outcome == "done" then require("jobrun.report.notify").on_end(run) end
   return Run.SIGNAL_EXIT[outcome] or 0
 end
 

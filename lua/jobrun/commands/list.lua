@@ -1,12 +1,12 @@
 -- jobrun list [--limit N]: past runs, newest first: id, suite, backend, started, counts per
 -- verdict as they are now (a local run's finished jobs are counted from their own files).
-local options = require "jobrun.options"
-local state = require "jobrun.state"
-local json = require "jobrun.json"
-local results = require "jobrun.results"
-local textable = require "jobrun.textable"
-local color = require "jobrun.color"
-local errors = require "jobrun.errors"
+local options = require "jobrun.cli.options"
+local state = require "jobrun.run.store"
+local json = require "jobrun.base.json"
+local results = require "jobrun.judge.results"
+local textable = require "jobrun.report.table"
+local color = require "jobrun.report.color"
+local errors = require "jobrun.base.errors"
 
 local command = {
   name = "list",
@@ -62,7 +62,7 @@ function command.run(opts)
     return 0
   end
   if #rows == 0 then
-    io.stdout:write(require("jobrun.sanitize").format("No runs in %s yet.\n", state_dir))
+    io.stdout:write(require("jobrun.report.sanitize").format("No runs in %s yet.\n", state_dir))
     return 0
   end
   local paint = color.painter(color.enabled(opts.color, 1))

@@ -1,13 +1,13 @@
 -- jobrun logs [RUN] JOB [--tail N] [--follow]: a job's log, whole, its end, or as it grows.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local state = require "jobrun.state"
-local verdict = require "jobrun.verdict"
-local suggest = require "jobrun.suggest"
+local state = require "jobrun.run.store"
+local verdict = require "jobrun.judge.verdict"
+local suggest = require "jobrun.cli.suggest"
 local fs = require "jobrun.c.fs"
 local scan = require "jobrun.c.scan"
-local errors = require "jobrun.errors"
-local sanitize = require "jobrun.sanitize"
+local errors = require "jobrun.base.errors"
+local sanitize = require "jobrun.report.sanitize"
 
 local command = {
   name = "logs",
@@ -89,10 +89,10 @@ function command.run(opts, args)
   io.stdout:flush()
   if not opts.follow then return 0 end
   local remote = ctx.backend.fetch_logs ~= nil
-  -- Woken early when the job's supervisor ends (jobrun.scheduler, observing); otherwise look for
+  -- Woken early when the job's supervisor ends (jobrun.run.scheduler, observing); otherwise look for
   -- new lines 4 times a second in a local file, or at the backend's poll interval for logs
   -- fetched over the network.
-  local sched = require("jobrun.scheduler").new(run, { observe = true,
+  local sched = require("jobrun.run.scheduler").new(run, { observe = true,
     tick = remote and (ctx.backend.poll_interval or 2) or 0.25 })
   local function print_new()
     local st = fs.stat(path)

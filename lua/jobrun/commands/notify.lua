@@ -1,10 +1,10 @@
 -- jobrun notify [RUN] [--dry-run]: send the run's notifications again (its suite's notify table),
 -- or print what would be sent.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local state = require "jobrun.state"
-local errors = require "jobrun.errors"
-local notify = require "jobrun.notify"
+local state = require "jobrun.run.store"
+local errors = require "jobrun.base.errors"
+local notify = require "jobrun.report.notify"
 
 local command = {
   name = "notify",
@@ -28,7 +28,7 @@ function command.run(opts, args)
   end
   local ended = true
   for _, job in ipairs(run.data.jobs) do
-    if not require("jobrun.verdict").TERMINAL[job.status] then ended = false end
+    if not require("jobrun.judge.verdict").TERMINAL[job.status] then ended = false end
   end
   local records = notify.send(run, ended and "end" or "launch", { dry_run = opts["dry-run"] })
   if opts["dry-run"] then return 0 end

@@ -1,12 +1,12 @@
 -- jobrun plan SUITE: the expanded jobs, launching nothing.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local plan = require "jobrun.plan"
-local json = require "jobrun.json"
-local color = require "jobrun.color"
-local textable = require "jobrun.textable"
-local template = require "jobrun.template"
-local duration = require "jobrun.duration"
-local state = require "jobrun.state"
+local json = require "jobrun.base.json"
+local color = require "jobrun.report.color"
+local textable = require "jobrun.report.table"
+local template = require "jobrun.suite.template"
+local duration = require "jobrun.suite.duration"
+local state = require "jobrun.run.store"
 local term = require "jobrun.c.term"
 
 local command = {
@@ -63,9 +63,9 @@ function command.write_json(p, write)
   for _, key in ipairs({ "name", "params", "backend", "nodes", "run", "env", "timeout", "expect" }) do
     k[key] = nl3 .. enc(key) .. ": "
   end
-  local redacted = enc(require("jobrun.secrets").REDACTED)
-  local is_secret = require("jobrun.secrets").is_secret_name
-  local strip_urls = require("jobrun.secrets").strip_urls
+  local redacted = enc(require("jobrun.base.secrets").REDACTED)
+  local is_secret = require("jobrun.base.secrets").is_secret_name
+  local strip_urls = require("jobrun.base.secrets").strip_urls
   local env_keys = {}
   write("{" .. nl(1) .. enc("run_id") .. ": ")
   local head = {}
@@ -144,7 +144,7 @@ end
 
 function command.run(opts, args)
   if #args ~= 1 then
-    require("jobrun.errors").raise("plan: expected one suite file, got %d\nUsage: %s",
+    require("jobrun.base.errors").raise("plan: expected one suite file, got %d\nUsage: %s",
       #args, command.usage)
   end
   local p = plan.from_options(args[1], opts)
@@ -166,7 +166,7 @@ function command.run(opts, args)
     { paint = paint, max = max }))
   local shown = #p.jobs == p.total_jobs and textable.count(#p.jobs, "job")
     or string.format("%d of %s", #p.jobs, textable.count(p.total_jobs, "job"))
-  io.stdout:write(require("jobrun.sanitize").format("\n%s · suite %s · backend %s · run id %s\n",
+  io.stdout:write(require("jobrun.report.sanitize").format("\n%s · suite %s · backend %s · run id %s\n",
     shown, p.suite, p.backends and table.concat(p.backends, ", ") or p.backend, p.run_id))
   -- What the backend makes of the plan's settings (how Slurm gets the timeout).
   local ok, backend = pcall(require("jobrun.backends").get, p.backend)

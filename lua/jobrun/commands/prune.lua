@@ -1,12 +1,12 @@
 -- jobrun prune [--keep N] [--older-than DURATION]: delete finished runs, never one with live
 -- jobs (a local run's are read from their own files; other backends' runs count as live until
 -- a check has seen every job end).
-local options = require "jobrun.options"
-local state = require "jobrun.state"
-local duration = require "jobrun.duration"
+local options = require "jobrun.cli.options"
+local state = require "jobrun.run.store"
+local duration = require "jobrun.suite.duration"
 local list = require "jobrun.commands.list"
 local process = require "jobrun.c.process"
-local errors = require "jobrun.errors"
+local errors = require "jobrun.base.errors"
 
 local command = {
   name = "prune",
@@ -55,7 +55,7 @@ function command.run(opts, args)
       end
     end
   end
-  if not opts["dry-run"] then require("jobrun.history").forget(state_dir, removed) end
+  if not opts["dry-run"] then require("jobrun.run.history").forget(state_dir, removed) end
   -- latest names a run that still exists.
   local latest = (require("jobrun.c.fs").read(state_dir .. "/latest") or ""):gsub("%s+$", "")
   if not opts["dry-run"] and latest ~= "" then
@@ -69,7 +69,7 @@ function command.run(opts, args)
   end
   io.stdout:write(string.format("%s %d run%s%s.\n", opts["dry-run"] and "Would delete" or "Deleted", #removed,
     #removed == 1 and "" or "s", live > 0 and string.format("; kept %d with live jobs", live) or ""))
-  for _, id in ipairs(removed) do io.stdout:write("  ", require("jobrun.sanitize").text(id), "\n") end
+  for _, id in ipairs(removed) do io.stdout:write("  ", require("jobrun.report.sanitize").text(id), "\n") end
   return 0
 end
 

@@ -1,13 +1,13 @@
 -- jobrun rerun [RUN] [--failed | --all | --only GLOB] [--exclude-nodes …] [--detach]: new attempts of the chosen
 -- jobs in the same run, on the same backend and spec; then wait and report as run does.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local report = require "jobrun.report"
-local state = require "jobrun.state"
-local verdict = require "jobrun.verdict"
+local report = require "jobrun.report.text"
+local state = require "jobrun.run.store"
+local verdict = require "jobrun.judge.verdict"
 local plan = require "jobrun.plan"
 local process = require "jobrun.c.process"
-local errors = require "jobrun.errors"
+local errors = require "jobrun.base.errors"
 
 local command = {
   name = "rerun",
@@ -41,7 +41,7 @@ local function excluded(run, opts)
     if #nodes == 0 then errors.raise("--exclude-nodes: name the nodes, or say suspect") end
     return nodes
   end
-  local history = require "jobrun.history"
+  local history = require "jobrun.run.history"
   local db = require("jobrun.commands.history").open(history.state_dir_of(run.dir))
   local rows = history.attempts(db, { last = 20, suite = run.data.suite })
   db:close()
@@ -68,7 +68,7 @@ local function choose(run, opts)
     local picked = {}
     for _, job in ipairs(chosen) do picked[job] = true end
     local all = {}
-    for _, job in ipairs(require("jobrun.needs").dependents(run.data, chosen)) do
+    for _, job in ipairs(require("jobrun.plan.needs").dependents(run.data, chosen)) do
       if picked[job] or verdict.TERMINAL[job.status] then all[#all + 1] = job end
     end
     chosen = all
@@ -111,7 +111,7 @@ function command.run(opts, args)
       p = r.plan
     end
     if p and not opts["skip-git-check"] then
-      local git = require "jobrun.git"
+      local git = require "jobrun.base.git"
       git.guard(git.info(r.data.cwd or "."), p.git_policy, p.git_where, r.data.backend)
     end
     -- -x: from now on the run stops launching at its first failure, whatever its suite says.
@@ -124,15 +124,15 @@ function command.run(opts, args)
   if #chosen == 0 then
     lock:release()
     local out = opts.json and io.stderr or io.stdout
-    out:write(require("jobrun.sanitize").format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
+    out:write(require("jobrun.report.sanitize").format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
       (opts.only and #opts.only > 0) and "no job matches" or "no job has failed"))
-    if opts.json then io.stdout:write(require("jobrun.json").encode(report.json(run.data), true), "\n") end
+    if opts.json then io.stdout:write(require("jobrun.base.json").encode(report.json(run.data), true), "\n") end
     return report.exit_code(run.data)
   end
-  io.stderr:write(require("jobrun.sanitize").format(
+  io.stderr:write(require("jobrun.report.sanitize").format(
     "jobrun: rerun of %d job%s of run %s\n", #chosen, #chosen == 1 and "" or "s",
     run.data.run_id))
-  require("jobrun.notify").on_launch(run)
+  require("jobrun.report.notify").on_launch(run)
   if opts.detach then
     run:launch_pending(run.data.max_parallel)
     run:save()
@@ -146,7 +146,7 @@ function command.run(opts, args)
         stdout = run.dir .. "/driver.log", stderr = "stdout", setsid = true })
       if driver then driver:close() end
     end
-    io.stderr:write(require("jobrun.sanitize").format(
+    io.stderr:write(require("jobrun.report.sanitize").format(
       "  jobrun check %s    # status table\n  jobrun wait %s     # block until all end\n",
       run.data.run_id, run.data.run_id))
     return 0

@@ -1,10 +1,10 @@
 -- jobrun run SUITE: expand → launch → wait → analyse → report.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local plan = require "jobrun.plan"
 local Run = require "jobrun.run"
-local report = require "jobrun.report"
-local errors = require "jobrun.errors"
-local git = require "jobrun.git"
+local report = require "jobrun.report.text"
+local errors = require "jobrun.base.errors"
+local git = require "jobrun.base.git"
 
 local command = {
   name = "run",
@@ -37,7 +37,7 @@ function command.start(opts, args, usage)
   -- (A run of several backends goes on without one that cannot: its jobs fail to launch.)
   if backend.check and not p.backends then backend.check(p.jobs[1] and p.jobs[1].options or {}) end
   local run = Run.create(p, opts)
-  require("jobrun.notify").on_launch(run)
+  require("jobrun.report.notify").on_launch(run)
   return run, run:try_driver(), p
 end
 
@@ -45,9 +45,9 @@ function command.run(opts, args)
   local run, lock, p = command.start(opts, args, command)
   local data = run.data
   if not opts.json then
-    io.stderr:write(require("jobrun.sanitize").format(
-      "jobrun: run %s: %s of suite%s %s on %s\n", data.run_id, require("jobrun.textable").count(#data.jobs, "job"),
-      data.suites and "s" or "", data.suites and table.concat(require("jobrun.needs").suite_names(data), ", ")
+    io.stderr:write(require("jobrun.report.sanitize").format(
+      "jobrun: run %s: %s of suite%s %s on %s\n", data.run_id, require("jobrun.report.table").count(#data.jobs, "job"),
+      data.suites and "s" or "", data.suites and table.concat(require("jobrun.plan.needs").suite_names(data), ", ")
       or data.suite, data.backends and table.concat(data.backends, ", ") or data.backend))
   end
   local outcome = run:drive({ max_parallel = p.max_parallel })
@@ -60,9 +60,9 @@ end
 function command.finish(run, outcome, opts)
   if outcome == "terminated" then return Run.SIGNAL_EXIT.terminated end
   -- The run has ended: into the history index (before the report, which reads it).
-  require("jobrun.history").record(run.dir, run.data)
+  require("jobrun.run.history").record(run.dir, run.data)
   report.emit(run.data, opts, run.dir)
-  require("jobrun.notify").on_end(run)
+  require("jobrun.report.notify").on_end(run)
   if outcome == "interrupted" then return Run.SIGNAL_EXIT.interrupted end
   return report.exit_code(run.data)
 end

@@ -1,11 +1,11 @@
 -- jobrun script FILE.lua [ARGS…]: a Lua program that drives jobs itself (README "Scripts: jobs driven from Lua"). Its
--- `require "jobrun"` (jobrun.api) gives jobs and suites; everything it starts is one run.
-local options = require "jobrun.options"
-local errors = require "jobrun.errors"
-local sandbox = require "jobrun.sandbox"
-local state = require "jobrun.state"
+-- `require "jobrun"` (jobrun.script.api) gives jobs and suites; everything it starts is one run.
+local options = require "jobrun.cli.options"
+local errors = require "jobrun.base.errors"
+local sandbox = require "jobrun.suite.sandbox"
+local state = require "jobrun.run.store"
 local plan = require "jobrun.plan"
-local results = require "jobrun.results"
+local results = require "jobrun.judge.results"
 local Run = require "jobrun.run"
 local fs = require "jobrun.c.fs"
 local process = require "jobrun.c.process"
@@ -52,7 +52,7 @@ Exit code: the script's own when it returns a number, else 0 iff every job of th
 
 -- sanitize_arg(s): a word as the shell would need it typed back.
 local function sanitize_arg(s)
-  s = require("jobrun.sanitize").text(s)
+  s = require("jobrun.report.sanitize").text(s)
   if s:match("^[%w./_%-]+$") then return s end
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
@@ -75,7 +75,7 @@ function command.run(opts, args)
   if not source then errors.raise("cannot read script: %s", err) end
   local script = fs.realpath(file) or state.absolute(file)
   local state_dir = opts["state-dir"]
-  local git = require "jobrun.git"
+  local git = require "jobrun.base.git"
   local git_info = git.info(".")
   local S = { opts = opts, script = script, state_dir = state_dir, git_info = git_info, git = git.record(git_info) }
   S.name = (file:match("([^/]+)$") or file):gsub("%.lua$", "")
@@ -85,20 +85,20 @@ function command.run(opts, args)
     S.resume:sync()
     S.run_id = S.resume.data.run_id
     S.resume.plan = { jobs = {} }
-    io.stderr:write(require("jobrun.sanitize").format("jobrun: resuming run %s\n", S.run_id))
+    io.stderr:write(require("jobrun.report.sanitize").format("jobrun: resuming run %s\n", S.run_id))
   else
     S.run_id = plan.new_run_id(S.name, state_dir)
   end
 
   local env = sandbox.env()
-  local jobrun = require("jobrun.api").new(S)
+  local jobrun = require("jobrun.script.api").new(S)
   env.package.loaded.jobrun = jobrun
   local script_arg = { [0] = file }
   for i = 2, #args do script_arg[i - 1] = args[i] end
   env.arg = script_arg
   local chunk, lerr = sandbox.load(source, "@" .. file, env)
   if not chunk then errors.raise("%s", lerr) end
-  -- Ctrl-C, TERM and HUP are read by the script's event loop (jobrun.api), and raised inside
+  -- Ctrl-C, TERM and HUP are read by the script's event loop (jobrun.script.api), and raised inside
   -- the script's own Lua by the guard: either way the script stops and says what keeps running.
   S.signals = assert(process.signals({ "INT", "TERM", "HUP" }))
   local res = table.pack(guard.call(nil, function() return sandbox.call(chunk, table.unpack(script_arg)) end))
@@ -113,7 +113,7 @@ function command.run(opts, args)
   if sig then return command.interrupted(S, file, sig) end
   if not res[1] then
     if S.run and #S.run:open_jobs() > 0 then
-      io.stderr:write(require("jobrun.sanitize").format(
+      io.stderr:write(require("jobrun.report.sanitize").format(
         "jobrun: the script stopped; run %s's jobs keep running (jobrun kill %s)\n",
         S.run_id, S.run_id))
     end
@@ -124,11 +124,11 @@ function command.run(opts, args)
   if math.type(res[2]) == "integer" then return res[2] end
   if not S.run then return 0 end
   local sum = results.summary(S.run.data.jobs)
-  io.stderr:write(require("jobrun.sanitize").format(
+  io.stderr:write(require("jobrun.report.sanitize").format(
     "jobrun: run %s: %s, %d passed, %d failed, %d pending\n", S.run_id,
-    require("jobrun.textable").count(sum.total, "job"), sum.passed, sum.failed, sum.pending))
+    require("jobrun.report.table").count(sum.total, "job"), sum.passed, sum.failed, sum.pending))
   if #S.run:open_jobs() > 0 then
-    io.stderr:write(require("jobrun.sanitize").format(
+    io.stderr:write(require("jobrun.report.sanitize").format(
       "jobrun: its jobs that have not ended keep running (jobrun wait %s follows them, "
       .. "jobrun kill %s stops them)\n", S.run_id, S.run_id))
   end

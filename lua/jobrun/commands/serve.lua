@@ -1,6 +1,6 @@
 -- jobrun serve: the live dashboard of the state directory's runs (jobrun.serve).
-local options = require "jobrun.options"
-local errors = require "jobrun.errors"
+local options = require "jobrun.cli.options"
+local errors = require "jobrun.base.errors"
 local process = require "jobrun.c.process"
 
 local command = {

@@ -1,15 +1,15 @@
 -- jobrun show [RUN] JOB: one job, readable: params, command, environment (redacted), expect, and
 -- each attempt with its commit, nodes, command line and log path.
-local options = require "jobrun.options"
-local state = require "jobrun.state"
-local json = require "jobrun.json"
-local color = require "jobrun.color"
-local duration = require "jobrun.duration"
-local sanitize = require "jobrun.sanitize"
-local template = require "jobrun.template"
-local suggest = require "jobrun.suggest"
-local results = require "jobrun.results"
-local errors = require "jobrun.errors"
+local options = require "jobrun.cli.options"
+local state = require "jobrun.run.store"
+local json = require "jobrun.base.json"
+local color = require "jobrun.report.color"
+local duration = require "jobrun.suite.duration"
+local sanitize = require "jobrun.report.sanitize"
+local template = require "jobrun.suite.template"
+local suggest = require "jobrun.cli.suggest"
+local results = require "jobrun.judge.results"
+local errors = require "jobrun.base.errors"
 
 local clean = sanitize.text
 

@@ -1,10 +1,10 @@
 -- jobrun wait [RUN]: block until every job of the run has ended, then report as run does.
-local options = require "jobrun.options"
+local options = require "jobrun.cli.options"
 local Run = require "jobrun.run"
-local state = require "jobrun.state"
+local state = require "jobrun.run.store"
 local process = require "jobrun.c.process"
-local progress = require "jobrun.progress"
-local errors = require "jobrun.errors"
+local progress = require "jobrun.report.progress"
+local errors = require "jobrun.base.errors"
 
 local command = {
   name = "wait",
@@ -18,12 +18,12 @@ had not started yet and waits for all of them.]],
 }
 
 -- Another process drives the run: follow the record, refreshing what has been launched and
--- waking when a job ends (jobrun.scheduler, observing); take the run over if that driver goes away.
+-- waking when a job ends (jobrun.run.scheduler, observing); take the run over if that driver goes away.
 local function follow(run, opts)
   local show = progress.new(opts, run.data)
   local signals <close> = assert(process.signals({ "TERM", "HUP" }))
   -- Jobs the driver has yet to start show up in state.json, so look again now and then.
-  local sched = require("jobrun.scheduler").new(run, { observe = true, handles = { signals }, tick = 1 })
+  local sched = require("jobrun.run.scheduler").new(run, { observe = true, handles = { signals }, tick = 1 })
   local outcome
   local function ended()
     -- Nobody drives the run: take it over before looking, so that a job found ended is judged by

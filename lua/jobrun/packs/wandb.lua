@@ -1,13 +1,13 @@
 -- The W&B pack: metrics read from a job's Weights & Biases run instead of its log. The run is
 -- found from its URL in the log (https://wandb.ai/<entity>/<project>/runs/<id>, as wandb prints
 -- it and as Metta's TrainingTask read it); its sampled history comes from W&B's GraphQL API
--- (jobrun.wandb), with the key from WANDB_API_KEY. W&B unreachable or unauthorised makes the
+-- (jobrun.judge.wandb), with the key from WANDB_API_KEY. W&B unreachable or unauthorised makes the
 -- metric "missing (W&B: <reason>)"; requests time out, so the run never hangs on it.
 --
 --   local wandb = use "wandb"
 --   wandb.metric "overview/sps"                      -- then expect.metrics["overview/sps"] = ">= 40000"
 --   wandb.metric("env_agent/heart.gained", { url = "wandb.example.com/" })   -- a W&B server of your own
-local client = require "jobrun.wandb"
+local client = require "jobrun.judge.wandb"
 
 local pack = {}
 
