@@ -62,7 +62,9 @@ suite "c" {
   -- The README promises it ("The local backend"): a job costs no file but its log, its end a line
   -- of its slot's journal; jobs/<job>.result.json exists only where hard links cannot be made.
   local own = 0
-  for _, f in ipairs(fs.list(dir .. "/.jobrun/runs/N/jobs") or {}) do if f:match("%.result%.json$") then own = own + 1 end end
+  for _, f in ipairs(fs.list(dir .. "/.jobrun/runs/N/jobs") or {}) do
+    if f:match("%.result%.json$") then own = own + 1 end
+  end
   tap.is(own, 0, "no result file of their own: a job costs no file but its log")
 end)
 
