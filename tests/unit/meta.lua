@@ -46,7 +46,8 @@ tap.test("every field of the schema, with its type and doc", function()
 end)
 
 -- share/jobrun-script.lua: the script API (`require "jobrun"`), written by hand: every function
--- lua/jobrun/script/api.lua gives a script is annotated, and every field of a job's result.
+-- lua/jobrun/script/api.lua gives a script (its job and suite handles' methods in
+-- lua/jobrun/script/jobs.lua) is annotated, and every field of a job's result.
 tap.test("the script API's annotations: complete, and valid Lua", function()
   local top = os.getenv("JOBRUN_TOP")
   local api_text = assert(fs.read(top .. "/share/jobrun-script.lua"))
@@ -55,9 +56,18 @@ tap.test("the script API's annotations: complete, and valid Lua", function()
   tap.ok(chunk ~= nil, "loads: " .. tostring(err))
   local module = chunk and chunk()
   local source = assert(fs.read(top .. "/lua/jobrun/script/api.lua"))
+  local handles = assert(fs.read(top .. "/lua/jobrun/script/jobs.lua"))
   local missing, seen = {}, 0
   local OWNER = { M = "jobrun.", Job = "Job:", Suite = "SuiteStep:" }
+  local found = {}
   for owner, sep, name in source:gmatch("\n  function (%a+)([.:])([%w_]+)%(") do
+    found[#found + 1] = { owner, sep, name }
+  end
+  for owner, sep, name in handles:gmatch("\nfunction (%a+)([.:])([%w_]+)%(") do
+    if owner == "Job" or owner == "Suite" then found[#found + 1] = { owner, sep, name } end
+  end
+  for _, f in ipairs(found) do
+    local owner, sep, name = f[1], f[2], f[3]
     seen = seen + 1
     local annotated = OWNER[owner] and OWNER[owner]:sub(-1) == sep
       and api_text:find("\nfunction " .. OWNER[owner] .. name .. "(", 1, true)

@@ -98,7 +98,7 @@ function command.run(opts, args)
   env.arg = script_arg
   local chunk, lerr = sandbox.load(source, "@" .. file, env)
   if not chunk then errors.raise("%s", lerr) end
-  -- Ctrl-C, TERM and HUP are read by the script's event loop (jobrun.script.api), and raised inside
+  -- Ctrl-C, TERM and HUP are read by the script's event loop (jobrun.script.session), and raised inside
   -- the script's own Lua by the guard: either way the script stops and says what keeps running.
   S.signals = assert(process.signals({ "INT", "TERM", "HUP" }))
   local res = table.pack(guard.call(nil, function() return sandbox.call(chunk, table.unpack(script_arg)) end))
