@@ -82,6 +82,23 @@ local function value(job, obs, k)
   return v
 end
 
+-- For a backend building observations: seen(job, o, k) -> the observation field k as this call
+-- has observed it so far, else the job's (nil for NONE); noted(job, o, k) -> the same for the
+-- note k; or_none(v) -> v, or NONE for nil (a field to clear).
+function status.seen(job, o, k)
+  local v = o[k]
+  if v == nil then return job[FIELDS[k]] end
+  if v == NONE then return nil end
+  return v
+end
+function status.noted(job, o, k)
+  local v = o.notes and o.notes[k]
+  if v == nil then return job[k] end
+  if v == NONE then return nil end
+  return v
+end
+function status.or_none(v) if v == nil then return NONE end return v end
+
 -- allowed(job, obs) -> true | false, why: may the job take this observation (README "How a
 -- job's record moves")? Nothing is written.
 function status.allowed(job, obs)

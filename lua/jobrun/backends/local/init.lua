@@ -42,24 +42,14 @@ end
 local function store(ctx) return ctx.store or state.store(ctx.run_dir) end
 
 -- Reading a job and what this call has observed of it so far (o): the observed value first.
-local function cur(job, o, k)
-  local v = o[k]
-  if v == nil then return job[status.FIELDS[k]] end
-  if v == NONE then return nil end
-  return v
-end
-local function noted(job, o, k)
-  local v = o.notes and o.notes[k]
-  if v == nil then return job[k] end
-  if v == NONE then return nil end
-  return v
-end
+local cur = status.seen
+local noted = status.noted
 local function note(o, k, v)
   o.notes = o.notes or {}
   if v == nil then v = NONE end
   o.notes[k] = v
 end
-local function none(v) if v == nil then return NONE end return v end
+local none = status.or_none
 
 -- damaged(o, why): the job's own file cannot be read: it ends LOST, saying which and why.
 local function damaged(o, why)

@@ -221,12 +221,7 @@ local function observation(out, job)
 end
 
 -- noted(job, o, k) -> the backend's note k of the job, as this call has observed it so far.
-local function noted(job, o, k)
-  local v = o.notes[k]
-  if v == nil then return job[k] end
-  if v == NONE then return nil end
-  return v
-end
+local noted = status.noted
 
 -- take(o, rows): the oldest managed job under the job's name is the job's (it was launched
 -- first, so it is the furthest along); the others are duplicates of lost launches, for kill.

@@ -659,19 +659,9 @@ local NO_EXIT = { NODE_FAIL = true, CANCELLED = true, PREEMPTED = true, BOOT_FAI
 
 -- A poll's observations: out[job] = o, made for every job at the start. cur(job, o, k) reads
 -- a field as this poll has observed it so far (else the job's); noted(job, o, k) a note.
-local function cur(job, o, k)
-  local v = o[k]
-  if v == nil then return job[status.FIELDS[k]] end
-  if v == NONE then return nil end
-  return v
-end
-local function noted(job, o, k)
-  local v = o.notes[k]
-  if v == nil then return job[k] end
-  if v == NONE then return nil end
-  return v
-end
-local function none(v) if v == nil then return NONE end return v end
+local cur = status.seen
+local noted = status.noted
+local none = status.or_none
 
 -- set_state(job, o, native, exit_code_field, restarts): status, termination, exit code and
 -- restarts from Slurm's words, whichever source said them.
