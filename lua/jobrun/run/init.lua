@@ -131,6 +131,7 @@ end
 -- (parsers, expect functions, the real environment with its secrets): the plan the run was
 -- made from, else the suite file as it is now, read once (false when it cannot be; why in
 -- self.plan_error), else nil (the built-ins alone). Asked for only when one of those is needed.
+-- (Run:replan, for notify, also rebuilds a plan that lacks the suite's declarations.)
 function Run:suite_plan()
   if self.plan == nil and self.data.suite_path then
     local p, why = replan(self.data)
