@@ -250,6 +250,30 @@ suite "kl" { backend = "skypilot", matrix = { i = { 1, 2, 3 } }, run = "x", env 
   stop(f)
 end)
 
+tap.test("the suite's endpoint password reaches processes that did not plan the run", function()
+  local dir = h.scratch()
+  local b = fake(dir, { "--basic", "alice:pa55word" })
+  local url = b.url:gsub("^http://", "http://alice:pa55word@")
+  h.write(dir .. "/s.lua", string.format([[
+suite "ep" { backend = "skypilot", run = "x", env = { FAKE_OUTCOME = "long" }, skypilot = { endpoint = %q } }
+]], url))
+  -- state.json keeps the endpoint without its password: launch's detached driver, check and
+  -- kill (other processes) get it by reading the suite again (ctx.read_suite).
+  tap.is(select(1, h.sh(dir, "unset SKYPILOT_API_SERVER_ENDPOINT; jobrun launch s.lua --run-id E")), 0, "launched")
+  local running = h.eventually(function()
+    h.sh(dir, "unset SKYPILOT_API_SERVER_ENDPOINT; jobrun check E")
+    return (h.jobs_by_name(h.state(dir)).ep or {}).status == "RUNNING"
+  end, 20)
+  tap.ok(running, "check, in another process, sees the job running")
+  local code, out = h.sh(dir, "unset SKYPILOT_API_SERVER_ENDPOINT; jobrun kill E")
+  tap.is(code, 0, "kill, in another process, exits 0")
+  tap.like(out, "Killed: 1 ", "and cancels the job")
+  tap.ok(driver_gone(dir, "E"), "launch's detached driver has ended")
+  local _, found = h.sh(dir, "grep -r -l -e pa55word .jobrun || true")
+  tap.is(found, "", "the password is nowhere in the state directory")
+  stop(b)
+end)
+
 tap.test("credentials: token and basic auth work and never reach state, logs or errors", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[

@@ -469,22 +469,17 @@ function plan.check_cells(suite, axes)
   return CELL_SET
 end
 
--- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
--- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
---       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
-function plan.build(decls, opts)
-  opts = opts or {}
-  local suite = decls.suite
-  local f = suite.fields
-  local where = suite.where
-  -- Names the suite says are credentials, beside the rule's (jobrun.base.secrets): before any env is
-  -- shown or stored.
-  secrets.declare(f.secrets)
+-- plan.build's steps, in the order build takes them (an error in an earlier step is the one
+-- reported). What they share is one build's state, `b` (build_state).
 
+-- axis_values(decls, sets) -> axes, values: the matrix's axes in order and each one's values:
+-- the suite's, or what --set gives (sets: { {axis, words} … }).
+local function axis_values(decls, sets)
+  local f = decls.suite.fields
   local axes = axis_order(decls)
   local values = {}
   for _, a in ipairs(axes) do values[a] = f.matrix[a] end
-  for _, set in ipairs(opts.set or {}) do
+  for _, set in ipairs(sets or {}) do
     local axis, words = set[1], set[2]
     axis = matrix.key_in(values, axis) or axis
     if values[axis] == nil then
@@ -494,33 +489,42 @@ function plan.build(decls, opts)
     end
     values[axis] = override_values(axis, words, f.matrix[axis], decls)
   end
+  return axes, values
+end
 
-  local retry_check = require("jobrun.run.retry").check(decls)
-  -- A policy is checked and made plain data once, however many jobs share it (an include
-  -- entry's retry is its cell's, README "Suite files", include).
-  local retry_policies = {}
-  local function retry_policy(policy, what)
-    if not retry_policies[policy] then
-      if what then retry_check(policy, where, what) end
-      retry_policies[policy] = require("jobrun.run.retry").spec(policy)
+-- retry_policies(decls) -> policy(p [, what]): the suite's and its conditions' retry policies
+-- checked now; policy(p) is p checked (what: an include entry's, named so) and made plain data
+-- once, however many jobs share it (an include entry's retry is its cell's, README "Suite
+-- files", include).
+local function retry_policies(decls)
+  local retry = require "jobrun.run.retry"
+  local retry_check = retry.check(decls)
+  local made = {}
+  return function(policy, what)
+    if not made[policy] then
+      if what then retry_check(policy, decls.suite.where, what) end
+      made[policy] = retry.spec(policy)
     end
-    return retry_policies[policy]
+    return made[policy]
   end
+end
+
+-- matrix_rows(decls, axes, values, max_jobs) -> the matrix's rows (jobrun.suite.matrix), the
+-- include cells checked first; more than max_jobs (nil: no limit) is refused before any is made.
+local function matrix_rows(decls, axes, values, max_jobs)
+  local suite = decls.suite
+  local f = suite.fields
   local spec = { axes = axes, values = values, exclude = f.exclude, include = f.include,
                  cell_keys = plan.check_cells(suite, axes) }
-  if opts.max_jobs then plan.check_size(spec, opts.max_jobs, suite) end
+  if max_jobs then plan.check_size(spec, max_jobs, suite) end
   local rows, why = matrix.expand(spec)
-  if not rows then errors.at(where, "suite \"%s\": %s", suite.name, why) end
+  if not rows then errors.at(suite.where, "suite \"%s\": %s", suite.name, why) end
+  return rows
+end
 
-  local run_id = opts.run_id
-  -- {suite_dir}: the suite file's directory, absolute, so that a suite can name files beside it.
-  local fs = require "jobrun.c.fs"
-  local suite_dir = fs.realpath(decls.file:match("^(.*)/[^/]*$") or ".") or "."
-  local timeout_override = opts.timeout and assert(duration.parse(opts.timeout))
-  local backend = opts.backend or f.backend or "local"
-  plan.check_backend(backend, suite, opts.backend ~= nil)
-  local jobs, by_name = {}, {}
-  -- Every matrix key of the suite (lower case): a placeholder naming one is never left as text.
+-- matrix_keys(rows) -> the set of every matrix key of the suite (lower case): a placeholder
+-- naming one is never left as text.
+local function matrix_keys(rows)
   local all_keys, seen_lists = {}, {}
   for _, row in ipairs(rows) do
     if not seen_lists[row.keys] then
@@ -528,174 +532,254 @@ function plan.build(decls, opts)
       for _, k in ipairs(row.keys) do if type(k) == "string" then all_keys[k:lower()] = true end end
     end
   end
+  return all_keys
+end
 
-  -- What every job of one condition shares is made once and referenced by each job (tags,
-  -- args, timeout, the options), not copied into it: a 100,000-job plan holds 100,000 jobs.
+-- backend_options(f, backend) -> the backend's options as jobs keep them (without URL
+-- credentials: stored in state.json; the originals stay in memory), the suite's max_pending
+-- among them (the backend's own wins).
+local function backend_options(f, backend)
   local options = secrets.options(f[backend])
-  -- The suite's max_pending reaches the backend with its options (the backend's own wins).
   if f.max_pending ~= nil and not (type(options) == "table" and options.max_pending ~= nil) then
     local copy = {}
     for k, v in pairs(type(options) == "table" and options or {}) do copy[k] = v end
     copy.max_pending = f.max_pending
     options = copy
   end
-  local shared_by = {}
-  local function shared(condition)
-    local key = condition or shared_by
-    local s = shared_by[key]
-    if s then return s end
-    local cf = condition and condition.fields or {}
-    s = {
-      tags = union(f.tags, cf.tags),
-      args = cf.args or {},
-      timeout = timeout_override or ((cf.timeout or f.timeout) and duration.parse(cf.timeout or f.timeout)),
-      env = merge(f.env, cf.env),
-      env_keys = {},
-      env_what = {},
-    }
-    for k in pairs(s.env) do
-      s.env_keys[#s.env_keys + 1] = k
-      s.env_what[k] = "env " .. k
-    end
-    table.sort(s.env_keys, function(a, b) return tostring(a) < tostring(b) end)
-    shared_by[key] = s
-    return s
-  end
-  -- Rows with the same keys share one key list (matrix.expand), and so one metatable.
-  local order_mts = {}
-  local function order_mt(keys)
-    local mt = order_mts[keys]
-    if not mt then mt = { order = keys }; order_mts[keys] = mt end
-    return mt
-  end
+  return options
+end
 
-  -- The context a job's templates expand in (made again for each attempt's run command, so
-  -- that no job keeps one).
-  local function context(params, condition, nodes, attempt)
-    return {
-      where = where, params = params, condition = condition, args = shared(condition).args, git = opts.git,
-      keys = all_keys, needs_lookup = opts.needs_lookup or nil,
-      fixed = { suite = suite.name, run_id = run_id, nodes = nodes, attempt = attempt, suite_dir = suite_dir },
-    }
+-- build_state(decls, opts, rows, retry_policy) -> b: what the job-making steps read (the
+-- suite, its fields, the run id, {suite_dir}, --timeout, the backend, checked) and the caches of
+-- what jobs share.
+local function build_state(decls, opts, rows, retry_policy)
+  local suite = decls.suite
+  local f = suite.fields
+  local fs = require "jobrun.c.fs"
+  local b = {
+    decls = decls, suite = suite, f = f, where = suite.where, opts = opts, run_id = opts.run_id,
+    -- {suite_dir}: the suite file's directory, absolute, so that a suite can name files beside it.
+    suite_dir = fs.realpath(decls.file:match("^(.*)/[^/]*$") or ".") or ".",
+    timeout_override = opts.timeout and assert(duration.parse(opts.timeout)),
+    backend = opts.backend or f.backend or "local",
+    retry_policy = retry_policy,
+    shared_by = {}, -- condition (or shared_by itself: none) -> shared(b, condition)
+    order_mts = {}, -- a row's key list -> the metatable ordering its params
+  }
+  plan.check_backend(b.backend, suite, opts.backend ~= nil)
+  b.all_keys = matrix_keys(rows)
+  b.options = backend_options(f, b.backend)
+  return b
+end
+
+-- shared(b, condition) -> what every job of one condition shares (tags, args, timeout, env),
+-- made once and referenced by each job, not copied into it: a 100,000-job plan holds 100,000 jobs.
+local function shared(b, condition)
+  local key = condition or b.shared_by
+  local s = b.shared_by[key]
+  if s then return s end
+  local f = b.f
+  local cf = condition and condition.fields or {}
+  s = {
+    tags = union(f.tags, cf.tags),
+    args = cf.args or {},
+    timeout = b.timeout_override or ((cf.timeout or f.timeout) and duration.parse(cf.timeout or f.timeout)),
+    env = merge(f.env, cf.env),
+    env_keys = {},
+    env_what = {},
+  }
+  for k in pairs(s.env) do
+    s.env_keys[#s.env_keys + 1] = k
+    s.env_what[k] = "env " .. k
   end
-  -- {attempt} differs per restart: backends that restart jobs themselves ask for each run.
-  local function attempt_runner(job)
-    return function(attempt)
-      local ctx = context(job.params, job.condition and decls.conditions[job.condition], job.nodes, attempt)
-      ctx.fixed.name = job.name
-      return command(ctx, "run", f.run, job)
+  table.sort(s.env_keys, function(x, y) return tostring(x) < tostring(y) end)
+  b.shared_by[key] = s
+  return s
+end
+
+-- order_mt(b, keys) -> the metatable that orders a row's params: rows with the same keys share
+-- one key list (matrix.expand), and so one metatable.
+local function order_mt(b, keys)
+  local mt = b.order_mts[keys]
+  if not mt then mt = { order = keys }; b.order_mts[keys] = mt end
+  return mt
+end
+
+-- template_context(b, params, condition, nodes, attempt) -> the context a job's templates expand
+-- in (made again for each attempt's run command, so that no job keeps one).
+local function template_context(b, params, condition, nodes, attempt)
+  return {
+    where = b.where, params = params, condition = condition, args = shared(b, condition).args, git = b.opts.git,
+    keys = b.all_keys, needs_lookup = b.opts.needs_lookup or nil,
+    fixed = { suite = b.suite.name, run_id = b.run_id, nodes = nodes, attempt = attempt, suite_dir = b.suite_dir },
+  }
+end
+
+-- attempt_runner(b, job) -> run_for_attempt(attempt): the job's run command for one attempt;
+-- {attempt} differs per restart: backends that restart jobs themselves ask for each run.
+local function attempt_runner(b, job)
+  return function(attempt)
+    local ctx = template_context(b, job.params, job.condition and b.decls.conditions[job.condition], job.nodes, attempt)
+    ctx.fixed.name = job.name
+    return command(ctx, "run", b.f.run, job)
+  end
+end
+
+-- row_condition(b, params) -> the condition a row names (params.condition), or nil; an unknown
+-- one is an error.
+local function row_condition(b, params)
+  if params.condition == nil then return nil end
+  local condition = b.decls.conditions[params.condition]
+  if not condition then
+    errors.at(b.where, "suite \"%s\": unknown condition '%s'%s", b.suite.name,
+      tostring(params.condition), suggest.hint(tostring(params.condition), b.decls.condition_order))
+  end
+  return condition
+end
+
+-- row_nodes(b, params, cell) -> a row's node count: its own, its include cell's, the suite's or
+-- 1, a whole number of at least 1.
+local function row_nodes(b, params, cell)
+  local nodes = params.nodes or cell.nodes or b.f.nodes or 1
+  if math.type(nodes) ~= "integer" then nodes = math.tointeger(tonumber(nodes)) end
+  if not nodes or nodes < 1 then
+    errors.at(b.where, "suite \"%s\": nodes must be a whole number of at least 1, got '%s'",
+      b.suite.name, tostring(params.nodes))
+  end
+  return nodes
+end
+
+-- job_name(b, row, ctx, index, by_name) -> row `index`'s job name, recorded in by_name (name ->
+-- row index): the suite's name template filled, else the suite's name and each value's label
+-- joined by "_"; an empty, too long or duplicate name is an error.
+local function job_name(b, row, ctx, index, by_name)
+  local suite, where = b.suite, b.where
+  local name
+  if b.f.name then
+    name = expand_or_fail(ctx, "name", b.f.name)
+  else
+    local parts = { suite.name }
+    for _, k in ipairs(row.keys) do parts[#parts + 1] = template.label(row.params[k]) end
+    name = table.concat(parts, "_")
+    if name:find("\0", 1, true) then
+      errors.at(ctx.where, "job name '%s' holds a NUL byte, which no file name can carry", (name:gsub("%z", "\\0")))
     end
   end
+  if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
+  if #name > plan.MAX_NAME then
+    errors.at(where, "suite \"%s\": the job name of row %d is %d bytes long (%s…); job names are at most %d "
+      .. "bytes, as file names are", suite.name, index, #name, name:sub(1, 40), plan.MAX_NAME)
+  end
+  if by_name[name] then
+    errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
+      .. "make the name template include what differs", suite.name, name, by_name[name], index)
+  end
+  by_name[name] = index
+  return name
+end
 
-  -- Each row is dropped once its job is made: the rows and the jobs are not both held whole.
+-- add_job_extras(b, job, cf, cell): the fields few jobs set (description, retry policy, cause
+-- classes, GPUs per node, backend options), each only when set.
+local function add_job_extras(b, job, cf, cell)
+  local f = b.f
+  local description = cf.description or f.description
+  if description ~= nil then job.description = description end
+  -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
+  if cell.retry ~= nil then
+    job.retry = b.retry_policy(cell.retry, string.format("suite \"%s\": include retry", b.suite.name))
+  elseif cf.retry or f.retry then
+    job.retry = b.retry_policy(cf.retry or f.retry)
+  end
+  if f.classes ~= nil then job.classes = f.classes end
+  if f.gpus ~= nil then job.gpus = f.gpus end
+  if b.options ~= nil then job.options = b.options end
+  if cell[b.backend] then job.options = merge(b.options, secrets.options(cell[b.backend])) end
+end
+
+-- fill_job_templates(b, job, ctx, common, cell): the job's run and setup commands and its
+-- environment (its condition's, then its include cell's), their placeholders filled.
+local function fill_job_templates(b, job, ctx, common, cell)
+  job.run = command(ctx, "run", b.f.run, job)
+  local setup = command(ctx, "setup", b.f.setup, job)
+  if setup ~= nil then job.setup = setup end
+  local env = {}
+  local env_spec = common.env
+  for _, k in ipairs(common.env_keys) do
+    env[k] = expand_or_fail(ctx, common.env_what[k], tostring(env_spec[k]))
+  end
+  for k, v in pairs(cell.env or {}) do env[k] = expand_or_fail(ctx, "env " .. k, tostring(v)) end
+  job.env = env
+  job.run_for_attempt = attempt_runner(b, job)
+end
+
+-- row_job(b, row, index, by_name) -> the job of matrix row `index`.
+local function row_job(b, row, index, by_name)
+  local f = b.f
+  local params = row.params
+  local condition = row_condition(b, params)
+  local cf = condition and condition.fields or {}
+  local cell = row.cell or {}
+  local nodes = row_nodes(b, params, cell)
+  local common = shared(b, condition)
+  -- The row's own table becomes the job's params (ordered by a metatable its shape shares).
+  local mt = order_mt(b, row.keys)
+  setmetatable(params, mt)
+  local ctx = template_context(b, params, condition, nodes, 1)
+  local name = job_name(b, row, ctx, index, by_name)
+  ctx.fixed.name = name
+  -- At most 16 fields named here, nil ones too (the constructor sizes the table by them): the
+  -- rarely set ones are added after.
+  local job = {
+    index = index,
+    name = name,
+    params = params,
+    param_order = mt.order,
+    backend = b.backend,
+    nodes = nodes,
+    condition = condition and condition.name,
+    timeout = (cell.timeout and not b.timeout_override) and duration.parse(cell.timeout) or common.timeout,
+    max_restarts = cell.max_restarts or f.max_restarts or 0,
+    expect = cell.expect or cf.expect or f.expect,
+    tags = common.tags,
+    args = common.args,
+    run = nil, env = nil, run_for_attempt = nil,
+  }
+  add_job_extras(b, job, cf, cell)
+  fill_job_templates(b, job, ctx, common, cell)
+  return job
+end
+
+-- make_jobs(b, rows) -> the jobs, one per row, in row order; each row is dropped once its job is
+-- made: the rows and the jobs are not both held whole.
+local function make_jobs(b, rows)
+  local jobs, by_name = {}, {}
   for index = 1, #rows do
     local row = rows[index]
     rows[index] = false
-    local params = row.params
-    local condition
-    if params.condition ~= nil then
-      condition = decls.conditions[params.condition]
-      if not condition then
-        errors.at(where, "suite \"%s\": unknown condition '%s'%s", suite.name,
-          tostring(params.condition), suggest.hint(tostring(params.condition), decls.condition_order))
-      end
-    end
-    local cf = condition and condition.fields or {}
-    local cell = row.cell or {}
-    local nodes = params.nodes or cell.nodes or f.nodes or 1
-    if math.type(nodes) ~= "integer" then nodes = math.tointeger(tonumber(nodes)) end
-    if not nodes or nodes < 1 then
-      errors.at(where, "suite \"%s\": nodes must be a whole number of at least 1, got '%s'",
-        suite.name, tostring(params.nodes))
-    end
-
-    local common = shared(condition)
-    -- The row's own table becomes the job's params (ordered by a metatable its shape shares).
-    local mt = order_mt(row.keys)
-    setmetatable(params, mt)
-    local ctx = context(params, condition, nodes, 1)
-    local name
-    if f.name then
-      name = expand_or_fail(ctx, "name", f.name)
-    else -- the suite's name and each value's label, joined by "_"
-      local parts = { suite.name }
-      for _, k in ipairs(row.keys) do parts[#parts + 1] = template.label(params[k]) end
-      name = table.concat(parts, "_")
-      if name:find("\0", 1, true) then
-        errors.at(ctx.where, "job name '%s' holds a NUL byte, which no file name can carry", (name:gsub("%z", "\\0")))
-      end
-    end
-    if name == "" then errors.at(where, "suite \"%s\": row %d has an empty job name", suite.name, index) end
-    if #name > plan.MAX_NAME then
-      errors.at(where, "suite \"%s\": the job name of row %d is %d bytes long (%s…); job names are at most %d "
-        .. "bytes, as file names are", suite.name, index, #name, name:sub(1, 40), plan.MAX_NAME)
-    end
-    if by_name[name] then
-      errors.at(where, "suite \"%s\": duplicate job name '%s' (rows %d and %d); "
-        .. "make the name template include what differs", suite.name, name, by_name[name], index)
-    end
-    by_name[name] = index
-    ctx.fixed.name = name
-
-    -- At most 16 fields named here, nil ones too (the constructor sizes the table by them): the
-    -- rarely set ones are added after.
-    local job = {
-      index = index,
-      name = name,
-      params = params,
-      param_order = mt.order,
-      backend = backend,
-      nodes = nodes,
-      condition = condition and condition.name,
-      timeout = (cell.timeout and not timeout_override) and duration.parse(cell.timeout) or common.timeout,
-      max_restarts = cell.max_restarts or f.max_restarts or 0,
-      expect = cell.expect or cf.expect or f.expect,
-      tags = common.tags,
-      args = common.args,
-      run = nil, env = nil, run_for_attempt = nil,
-    }
-    local description = cf.description or f.description
-    if description ~= nil then job.description = description end
-    -- Retry policy, cause classes and GPUs per node (issue #28): plain data the record keeps.
-    if cell.retry ~= nil then
-      job.retry = retry_policy(cell.retry, string.format("suite \"%s\": include retry", suite.name))
-    elseif cf.retry or f.retry then
-      job.retry = retry_policy(cf.retry or f.retry)
-    end
-    if f.classes ~= nil then job.classes = f.classes end
-    if f.gpus ~= nil then job.gpus = f.gpus end
-    -- Without URL credentials (stored in state.json); the originals stay in memory.
-    if options ~= nil then job.options = options end
-    if cell[backend] then job.options = merge(options, secrets.options(cell[backend])) end
-    job.run = command(ctx, "run", f.run, job)
-    local setup = command(ctx, "setup", f.setup, job)
-    if setup ~= nil then job.setup = setup end
-    local env = {}
-    local env_spec = common.env
-    for _, k in ipairs(common.env_keys) do
-      env[k] = expand_or_fail(ctx, common.env_what[k], tostring(env_spec[k]))
-    end
-    for k, v in pairs(cell.env or {}) do env[k] = expand_or_fail(ctx, "env " .. k, tostring(v)) end
-    job.env = env
-    job.run_for_attempt = attempt_runner(job)
-    jobs[#jobs + 1] = job
+    jobs[#jobs + 1] = row_job(b, row, index, by_name)
   end
+  return jobs
+end
 
-  if not f.run then errors.at(where, "suite \"%s\" has no run command", suite.name) end
-  plan.check_metrics(decls, axes)
+-- kept(job, opts) -> whether --only (opts.only) and --tag (opts.tags) keep the job.
+local function kept(job, opts)
+  if opts.only and #opts.only > 0 and not matches_any(job.name, opts.only) then return false end
+  if opts.tags and #opts.tags > 0 then
+    local has = false
+    for _, t in ipairs(opts.tags) do
+      for _, jt in ipairs(job.tags) do if jt == t then has = true end end
+    end
+    return has
+  end
+  return true
+end
 
+-- select_jobs(decls, jobs, opts) -> the jobs --only and --tag keep; keeping none of some jobs is
+-- an error, with a hint when a bare word was meant as part of names.
+local function select_jobs(decls, jobs, opts)
   local selected = {}
   for _, job in ipairs(jobs) do
-    local keep = true
-    if opts.only and #opts.only > 0 and not matches_any(job.name, opts.only) then keep = false end
-    if keep and opts.tags and #opts.tags > 0 then
-      local has = false
-      for _, t in ipairs(opts.tags) do
-        for _, jt in ipairs(job.tags) do if jt == t then has = true end end
-      end
-      keep = has
-    end
-    if keep then selected[#selected + 1] = job end
+    if kept(job, opts) then selected[#selected + 1] = job end
   end
   if #selected == 0 and #jobs > 0 then
     local what = {}
@@ -714,19 +798,40 @@ function plan.build(decls, opts)
       end
     end
     errors.raise("no job of suite \"%s\" matches %s (%s in all; see jobrun plan %s)%s",
-      suite.name, table.concat(what, " "), require("jobrun.report.table").count(#jobs, "job"), decls.file, hint)
+      decls.suite.name, table.concat(what, " "), require("jobrun.report.table").count(#jobs, "job"), decls.file, hint)
   end
+  return selected
+end
+
+-- build(decls, opts) -> { run_id, suite, backend, jobs = { job… } }
+-- opts: run_id, set = { {axis, words} … }, only = {globs}, tags = {tags}, backend, timeout,
+--       max_parallel, git (the git table, or nil), max_jobs (refuse larger matrices; nil: no limit)
+function plan.build(decls, opts)
+  opts = opts or {}
+  local suite = decls.suite
+  local f = suite.fields
+  -- Names the suite says are credentials, beside the rule's (jobrun.base.secrets): before any env is
+  -- shown or stored.
+  secrets.declare(f.secrets)
+  local axes, values = axis_values(decls, opts.set)
+  local retry_policy = retry_policies(decls)
+  local rows = matrix_rows(decls, axes, values, opts.max_jobs)
+  local b = build_state(decls, opts, rows, retry_policy)
+  local jobs = make_jobs(b, rows)
+  if not f.run then errors.at(suite.where, "suite \"%s\" has no run command", suite.name) end
+  plan.check_metrics(decls, axes)
+  local selected = select_jobs(decls, jobs, opts)
 
   return {
-    run_id = run_id,
+    run_id = b.run_id,
     suite = suite.name,
     suite_path = decls.file,
-    backend = backend,
+    backend = b.backend,
     max_parallel = opts.max_parallel or f.max_parallel,
     fail_fast = f.fail_fast or false,
     retry_max_total = type(f.retry) == "table" and f.retry.max_total or nil,
     git_policy = f.git,
-    git_where = where,
+    git_where = suite.where,
     notify = f.notify,
     jobs = selected,
     total_jobs = #jobs,

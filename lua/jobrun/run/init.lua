@@ -23,6 +23,7 @@ local secrets = require "jobrun.base.secrets"
 local needs = require "jobrun.plan.needs"
 local provenance = require "jobrun.run.provenance"
 local retry = require "jobrun.run.retry"
+local context = require "jobrun.run.context"
 
 local M = {}
 local Run = {}
@@ -60,83 +61,12 @@ local function replan(data)
   return nil, errors.is_user(p) and p.message or tostring(p)
 end
 
--- launch_envs(run, planned) -> a table job name -> the environment to launch that job with:
--- the suite's (planned: name -> env), its secrets restored (jobrun.base.secrets.restore_env). A
--- secret with no value to be had stops the command (exit 2) before anything is launched with
--- the placeholder, naming the variable and where it came from.
-local function launch_envs(run, planned)
-  local by_name
-  return setmetatable({}, { __index = function(t, name)
-    if not by_name then
-      by_name = {}
-      for _, job in ipairs(run.data.jobs) do by_name[job.name] = job end
-    end
-    local job = by_name[name]
-    local spec = job and type(job.spec) == "table" and job.spec or {}
-    local recorded = type(spec.env) == "table" and spec.env or nil
-    local env, missing = secrets.restore_env(recorded, planned[name], os.getenv, spec.env_stripped)
-    if not env then
-      local suite = run.data.suite_path or "the run's suite"
-      errors.raise("job %s needs %s, a secret of %s (state.json keeps it as %s), and it cannot be had: %s, "
-        .. "and %s is not set in jobrun's environment; restore the suite or set %s",
-        name, missing, suite, recorded and recorded[missing] == secrets.REDACTED and secrets.REDACTED
-          or "a URL without its user:password",
-        run.plan_error and ("the suite cannot be read again (" .. run.plan_error .. ")")
-          or "the suite as it is now does not give it",
-        missing, missing)
-    end
-    if recorded == nil and planned[name] == nil then env = nil end
-    -- What was kept secret stays so (a name from a suite's `secrets` list that this process did
-    -- not read): the backends hide these values too.
-    local hidden = {}
-    for k, v in pairs(recorded or {}) do if v == secrets.REDACTED then hidden[#hidden + 1] = k end end
-    if #hidden > 0 then secrets.declare(hidden) end
-    rawset(t, name, env)
-    return env
-  end })
-end
-
--- exclude(ctx, nodes): the nodes a rerun keeps its jobs off (rerun --exclude-nodes), as the
--- Slurm backend's extra sbatch arguments; other backends cannot choose nodes.
-function M.exclude(ctx, nodes)
-  ctx.sbatch_extra = (type(nodes) == "table" and #nodes > 0) and { "--exclude=" .. table.concat(nodes, ",") } or nil
-end
-
--- context(run) -> ctx: what the backend sees (run_dir, run_id, cwd, handles, backend) and, read
--- lazily, what only the suite knows: parsers, expectation functions, the real environment with
--- its secrets — from the plan when this process made the run, else from the suite file as it
--- is now (else the built-ins alone). A finished run's `check` never re-reads the suite.
-local function context(run)
-  local data = run.data
-  local ctx = { run_dir = run.dir, run_id = data.run_id, cwd = data.cwd, handles = {},
-                backend = backends.get(data.backend), store = state.store(run.dir) }
-  M.exclude(ctx, data.exclude_nodes)
-  local function from_plan(key)
-    local p = run.plan
-    if p == nil and data.suite_path then
-      local why
-      p, why = replan(data)
-      p = p or false
-      run.plan, run.plan_error = p, why
-    end
-    ctx.parsers = analysis.parsers(p and p.decls)
-    local planned = {}
-    ctx.expects = {}
-    for _, pjob in ipairs(p and p.jobs or {}) do
-      planned[pjob.name] = pjob.env
-      ctx.expects[pjob.name] = pjob.expect
-    end
-    ctx.secret_env = launch_envs(run, planned)
-    setmetatable(ctx, nil)
-    return ctx[key]
-  end
-  local lazy = { parsers = true, secret_env = true, expects = true }
-  return setmetatable(ctx, { __index = function(_, key) if lazy[key] then return from_plan(key) end end })
-end
+-- exclude(ctx, nodes): the nodes a rerun keeps its jobs off (jobrun.run.context.exclude).
+M.exclude = context.exclude
 
 local function new(run_dir, data, p)
   local run = setmetatable({ dir = run_dir, data = data, plan = p, encoded = setmetatable({}, { __mode = "k" }) }, Run)
-  run.ctx = context(run)
+  run.ctx = context.new(run)
   return run
 end
 
@@ -197,15 +127,73 @@ function Run:replan()
   return self.plan
 end
 
--- ctx_of(backend_name) -> the context its backend sees: the run's own for the run's backend; in
--- a run with jobs of several backends (several suites), one more for each other backend, which
--- reads what is shared (run_dir, parsers, secret_env, …) through the run's.
+-- suite_plan() -> the plan this process knows the run by, where what only the suite knows is
+-- (parsers, expect functions, the real environment with its secrets): the plan the run was
+-- made from, else the suite file as it is now, read once (false when it cannot be; why in
+-- self.plan_error), else nil (the built-ins alone). Asked for only when one of those is needed.
+-- (Run:replan, for notify, also rebuilds a plan that lacks the suite's declarations.)
+function Run:suite_plan()
+  if self.plan == nil and self.data.suite_path then
+    local p, why = replan(self.data)
+    self.plan, self.plan_error = p or false, why
+  end
+  return self.plan
+end
+
+-- planned_job(name) -> the planned job of that name (suite_plan's, or Run:plan_job's), or nil.
+function Run:planned_job(name)
+  if not self.planned_by_name then
+    local by_name = {}
+    local p = self:suite_plan()
+    for _, pjob in ipairs(p and p.jobs or {}) do by_name[pjob.name] = pjob end
+    self.planned_by_name = by_name
+  end
+  return self.planned_by_name[name]
+end
+
+-- launch_env(name) -> the environment to launch job `name` with (what ctx.secret_env holds): the
+-- suite's, its secrets restored (jobrun.base.secrets.restore_env). A secret with no value to be
+-- had stops the command (exit 2) before anything is launched with the placeholder, naming the
+-- variable and where it came from.
+function Run:launch_env(name)
+  if not self.records_by_name then
+    self.records_by_name = {}
+    for _, job in ipairs(self.data.jobs) do self.records_by_name[job.name] = job end
+  end
+  local job = self.records_by_name[name]
+  local spec = job and type(job.spec) == "table" and job.spec or {}
+  local recorded = type(spec.env) == "table" and spec.env or nil
+  local pjob = self:planned_job(name)
+  local planned = pjob and pjob.env
+  local env, missing = secrets.restore_env(recorded, planned, os.getenv, spec.env_stripped)
+  if not env then
+    local suite = self.data.suite_path or "the run's suite"
+    errors.raise("job %s needs %s, a secret of %s (state.json keeps it as %s), and it cannot be had: %s, "
+      .. "and %s is not set in jobrun's environment; restore the suite or set %s",
+      name, missing, suite, recorded and recorded[missing] == secrets.REDACTED and secrets.REDACTED
+        or "a URL without its user:password",
+      self.plan_error and ("the suite cannot be read again (" .. self.plan_error .. ")")
+        or "the suite as it is now does not give it",
+      missing, missing)
+  end
+  if recorded == nil and planned == nil then env = nil end
+  -- What was kept secret stays so (a name from a suite's `secrets` list that this process did
+  -- not read): the backends hide these values too.
+  local hidden = {}
+  for k, v in pairs(recorded or {}) do if v == secrets.REDACTED then hidden[#hidden + 1] = k end end
+  if #hidden > 0 then secrets.declare(hidden) end
+  return env
+end
+
+-- ctx_of(backend_name) -> the context its backend sees (jobrun.run.context): the run's own for
+-- the run's backend; in a run with jobs of several backends (several suites), one more for each
+-- other backend, which reads what is shared (run_dir, secret_env, …) through the run's.
 function Run:ctx_of(name)
   if name == nil or name == self.data.backend then return self.ctx end
   self.subctx = self.subctx or {}
   local c = self.subctx[name]
   if not c then
-    c = setmetatable({ backend = backends.get(name), handles = {} }, { __index = self.ctx })
+    c = context.for_backend(self.ctx, name)
     self.subctx[name] = c
   end
   return c
@@ -304,9 +292,8 @@ end
 function Run:plan_job(pjob)
   if type(self.plan) ~= "table" then self.plan = { jobs = {} } end
   self.plan.jobs[#self.plan.jobs + 1] = pjob
-  local ctx = self.ctx
-  if rawget(ctx, "expects") then ctx.expects[pjob.name] = pjob.expect end
-  if rawget(ctx, "secret_env") then ctx.secret_env[pjob.name] = pjob.env end
+  if self.planned_by_name then self.planned_by_name[pjob.name] = pjob end
+  rawset(self.ctx.secret_env, pjob.name, pjob.env)
 end
 
 local function encode_jobs(run)
@@ -358,17 +345,24 @@ function Run:sync()
   self:sync_locked()
 end
 
+-- expect_of(job) -> the job's expectation: the planned job's (an expect function), else its record's.
 function Run:expect_of(job)
-  local e = self.ctx.expects[job.name]
+  local pjob = self:planned_job(job.name)
+  local e = pjob and pjob.expect
   if e ~= nil then return e end
   return job.spec and job.spec.expect
 end
 
 -- parsers_of(job) -> the parsers that read the job's log: its suite's where the run has jobs of
--- several suites (a script's, ctx.job_parsers), else the run's.
+-- several suites (a script's, ctx.job_parsers), else the run's (its suite's packs', made once).
 function Run:parsers_of(job)
-  local by_job = rawget(self.ctx, "job_parsers")
-  return by_job and by_job[job.name] or self.ctx.parsers
+  local by_job = self.ctx.job_parsers
+  if by_job and by_job[job.name] then return by_job[job.name] end
+  if not self.parsers then
+    local p = self:suite_plan()
+    self.parsers = analysis.parsers(p and p.decls)
+  end
+  return self.parsers
 end
 
 -- settle(job [, found]): a terminal job's log analysed (or found: Run:analyze's) and its verdict given.
@@ -745,15 +739,6 @@ function Run:rerun(jobs, keep_cancel)
     if not ok then errors.raise("job %s cannot run again: %s", job.name, why) end
   end
   if not keep_cancel then state.clear_cancel(self.dir, nil) end
-  local plan_jobs = {}
-  local p = self.plan
-  if p == nil and self.data.suite_path then
-    local why
-    p, why = replan(self.data)
-    p = p or false
-    self.plan, self.plan_error = p, why
-  end
-  for _, pjob in ipairs(p and p.jobs or {}) do plan_jobs[pjob.name] = pjob end
   -- Every job's environment, its secrets restored, before any job changes: a secret with no
   -- value stops the rerun here (exit 2), never launching the placeholder.
   for _, job in ipairs(jobs) do local _ = self.ctx.secret_env[job.name] end
@@ -767,7 +752,7 @@ function Run:rerun(jobs, keep_cancel)
     -- The run directory as the run's paths show it (relative to where it was started, or not).
     local dir_shown = (job.log_path and job.log_path:match("^(.*)/logs/[^/]*$")) or self.dir
     local commands
-    local pjob = plan_jobs[job.name]
+    local pjob = self:planned_job(job.name)
     local base = job.attempt or ((job.attempt_base or 0) + (job.restart_count or 0) + 1)
     if pjob and pjob.run_for_attempt and job.spec then
       commands = {}

@@ -44,8 +44,9 @@ local QUEUE_FIELDS = { "job_id", "task_id", "job_name", "status", "failure_reaso
 local function client(ctx, options)
   if ctx.skypilot then return ctx.skypilot end
   -- user:password in the suite's endpoint is kept only in the plan, in memory (never stored):
-  -- a process that did not plan the run gets it by re-reading the suite (runner.context).
-  if options.endpoint and secrets.reveal(options.endpoint) == options.endpoint then local _ = ctx.secret_env end
+  -- a process that did not plan the run gets it by re-reading the suite (ctx.read_suite,
+  -- jobrun.run.context).
+  if options.endpoint and secrets.reveal(options.endpoint) == options.endpoint then ctx.read_suite() end
   local c = api.new(api.settings(options))
   local ok, why = c:health()
   if not ok then return nil, why end
