@@ -277,7 +277,7 @@ function Suite:launch()
   -- The suite's parsers (its packs') read its own jobs' logs; another suite's jobs keep theirs.
   local parsers = analysis.parsers(p.decls)
   local ctx = session.run.ctx
-  ctx.job_parsers = rawget(ctx, "job_parsers") or {}
+  ctx.job_parsers = ctx.job_parsers or {}
   for _, pjob in ipairs(p.jobs) do ctx.job_parsers[pjob.name] = parsers end
   self.jobs = list
   jobs.launch(session, list, p.max_parallel, p.fail_fast)

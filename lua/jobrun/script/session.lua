@@ -46,7 +46,6 @@ function Session:ensure_run(backend, where, backend_options)
     self.run.data.suite_path = nil
     self.run:save(true)
   end
-  local _ = self.run.ctx.parsers -- the lazy context, made now so that jobs can join it
   if self.run.data.backend ~= backend then
     errors.at(where, "a script's run has one backend (%s); this job wants %s",
       self.run.data.backend, tostring(backend))
