@@ -8,6 +8,7 @@
  *   SignalSet - signals blocked by sigprocmask and delivered through a signalfd.
  * Every fd is O_CLOEXEC so that no child inherits another child's pipes or our pidfds. */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -1119,6 +1120,34 @@ static int process_start_time(lua_State *L) {
     return 1;
 }
 
+/* affinity([cpus]) -> the CPUs this process may run on ({0, 1, ...}), before any change; with a
+ * list, the process is then bound to those CPUs (the kernel moves it there before the call
+ * returns). nil, err on failure. For comparing two readings of one CPU's scheduler clock. */
+static int process_affinity(lua_State *L) {
+    cpu_set_t old, set;
+    CPU_ZERO(&old);
+    if (sched_getaffinity(0, sizeof old, &old) != 0) return luaL_fileresult(L, 0, "sched_getaffinity");
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        CPU_ZERO(&set);
+        lua_Integer n = luaL_len(L, 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, 1, i);
+            lua_Integer cpu = luaL_checkinteger(L, -1);
+            lua_pop(L, 1);
+            luaL_argcheck(L, cpu >= 0 && cpu < CPU_SETSIZE, 1, "invalid CPU number");
+            CPU_SET((int)cpu, &set);
+        }
+        if (sched_setaffinity(0, sizeof set, &set) != 0) return luaL_fileresult(L, 0, "sched_setaffinity");
+    }
+    lua_createtable(L, CPU_COUNT(&old), 0);
+    lua_Integer k = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &old)) { lua_pushinteger(L, cpu); lua_rawseti(L, -2, ++k); }
+    }
+    return 1;
+}
+
 /* environ() -> {NAME = value, ...} of this process. */
 static int process_environ(lua_State *L) {
     lua_newtable(L);
@@ -1178,6 +1207,7 @@ static const luaL_Reg process_functions[] = {
     {"killpg", process_killpg},
     {"poll", process_poll},
     {"start_time", process_start_time},
+    {"affinity", process_affinity},
     {"signals", process_signals},
     {"environ", process_environ},
     {"getpid", process_getpid},

@@ -79,6 +79,13 @@ h.test_in(tap, "--durations N, 1 job, reports echoed", function(dir)
   local order = {}
   for name in section:gmatch("(d_[%d.]+)") do order[#order + 1] = name end
   tap.is(order, { "d_2", "d_1" }, "the two slowest, slowest first", out)
+  -- Each duration is the job's own: at least its sleep (a slot's clock read on another CPU than
+  -- the job's once made `sleep 0.1` last 0.003 s, and `sleep 1` 0.001 s).
+  local short = {}
+  for _, job in ipairs(h.state(dir).jobs) do
+    if not (job.duration_s and job.duration_s >= tonumber(job.params.t)) then short[#short + 1] = job.name end
+  end
+  tap.is(short, {}, "every duration at least the job's sleep")
   tap.ok(out:find("Verdict:.-Slowest 2 jobs:"), "after the table")
   tap.like(out, "JUnit report: j.xml\n", "--junit echoed")
   tap.like(out, "Summary: s.md\n", "--summary echoed")

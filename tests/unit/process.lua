@@ -399,6 +399,22 @@ tap.test("no fd leaks", function()
   tap.is(open_fds(), fds_at_start, "every handle's fd is closed once collected")
 end)
 
+tap.test("affinity: the CPUs this process may run on; bound to a list, it runs there", function()
+  local all = process.affinity()
+  tap.ok(type(all) == "table" and #all >= 1, "a list of CPUs")
+  local last = all[#all]
+  local before = process.affinity({ last })
+  tap.is(before, all, "binding returns the set before it")
+  tap.is(process.affinity(), { last }, "bound to the one CPU")
+  local stat = fs.read("/proc/self/stat") or ""
+  local fields = {}
+  for f in (stat:match(".*%)(.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = f end
+  tap.is(tonumber(fields[37]), last, "and running on it (/proc/self/stat field 39)")
+  process.affinity(before)
+  tap.is(process.affinity(), all, "the set restored")
+  tap.ok(not pcall(process.affinity, { -1 }), "a CPU number below 0 is an error")
+end)
+
 for _, name in ipairs(fs.list(dir) or {}) do fs.remove(path(name)) end
 fs.remove(dir)
 return tap.done()

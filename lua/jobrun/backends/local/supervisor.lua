@@ -88,21 +88,41 @@ local function argv_of(command)
   return { "/bin/sh", "-c", command }
 end
 
--- exec_start(pid) -> when the scheduler last ran the process, in ms of its own clock, or nil
+-- exec_start(pid) -> when the scheduler last ran the process, in ms of its CPU's clock, or nil
 -- (no /proc/PID/sched: a kernel without CONFIG_SCHED_DEBUG).
 local function exec_start(pid)
   local text = fs.read_record("/proc/" .. pid .. "/sched", 0, 4096)
   return tonumber(text and text:match("se%.exec_start%s*:%s*([%d.]+)"))
 end
 
+-- cpu_of(pid) -> the CPU the process last ran on (/proc/PID/stat field 39), or nil.
+local function cpu_of(pid)
+  local text = fs.read_record("/proc/" .. pid .. "/stat", 0, 4096)
+  local rest = text and text:match(".*%)(.*)$") -- (field 2 may hold spaces and ')')
+  if not rest then return nil end
+  local i = 2
+  for field in rest:gmatch("%S+") do
+    i = i + 1
+    if i == 39 then return tonumber(field) end
+  end
+  return nil
+end
+
 -- exited_ago(pid) -> seconds since an ended (not yet reaped) child last ran, which is when it
 -- exited. A slot that was stopped (SIGSTOP, a frozen cgroup, a loaded machine) sees a rank's end
 -- late; the kernel's record of the rank's last run gives its real end, so that neither its
 -- duration nor its timeout depends on when the slot got round to it. 0 when it cannot be told.
+-- Each CPU has its own task clock, which leaves out interrupt and steal time, so two CPUs'
+-- readings drift apart (by seconds, on a virtual machine): the slot reads its own clock on the
+-- CPU the rank last ran on, moving there for the reading.
 local function exited_ago(pid)
-  local them = exec_start(pid)
-  local me = them and exec_start("self")
-  if not (them and me) or me < them then return 0 end
+  local them, cpu = exec_start(pid), cpu_of(pid)
+  if not (them and cpu) then return 0 end
+  local before = process.affinity({ cpu })
+  if not before then return 0 end
+  local me = exec_start("self")
+  process.affinity(before)
+  if not me or me < them then return 0 end
   return (me - them) / 1000
 end
 
@@ -160,8 +180,7 @@ local function run_attempt(spec, ctx, attempt, restart_count, on_start)
   local function rank_ended(item)
     -- When it ended, read before it is reaped (then its /proc entry is gone).
     local ago = exited_ago(item.rank.pgid)
-    -- The scheduler's clocks are per CPU and drift apart by a little: an end is never put before
-    -- the rank's own start (a duration of -0.1 s for `true`).
+    -- (never before the rank's own start, whatever the clocks say)
     ago = math.min(ago, math.max(0, process.now() - (item.rank.spawned or process.now())))
     local result = item.handle:wait(true)
     item.done = true
