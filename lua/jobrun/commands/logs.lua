@@ -108,8 +108,7 @@ function command.run(opts, args)
     print_new()
     run:refresh({ job })
     if verdict.TERMINAL[job.status] then
-      local st = fs.stat(path)
-      if st and st.size > offset then io.stdout:write((fs.read_tail(path, st.size - offset))) end
+      print_new() -- what it wrote as it ended
       return true
     end
     return false
