@@ -63,7 +63,8 @@ tap.test("a run that scales badly: references, the scaling check and every repor
   local m = one.metrics and one.metrics.tps or {}
   tap.is({ m.value, m.agg, m.n, m.n_skipped, m.first, m.last, m.min, m.max },
     { 1000, "tail_mean", 8, 0, 1000, 1000, 1000, 1000 }, "the result's metric record")
-  tap.is(m.series, nil, "no series in the result")
+  tap.is({ m.series, m.series_step }, { { 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000 }, 1 },
+    "the result's record has its series (from the run's series file)")
   local sf = series_lines(dir .. "/.jobrun/runs/M").scale_1 or {}
   tap.is(sf.job, "scale_1", "the run's series file has a line for the job, naming it")
   tap.is(sf.metrics and sf.metrics.tps, { series = { 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000 },

@@ -126,7 +126,9 @@ function command.run(opts, args)
     local out = opts.json and io.stderr or io.stdout
     out:write(require("jobrun.report.sanitize").format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
       (opts.only and #opts.only > 0) and "no job matches" or "no job has failed"))
-    if opts.json then io.stdout:write(require("jobrun.base.json").encode(report.json(run.data), true), "\n") end
+    if opts.json then
+      io.stdout:write(require("jobrun.base.json").encode(report.json(run.data, run.dir), true), "\n")
+    end
     return report.exit_code(run.data)
   end
   io.stderr:write(require("jobrun.report.sanitize").format(

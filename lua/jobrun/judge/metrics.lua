@@ -17,7 +17,8 @@ metrics.FN_BUDGET = 1
 
 -- What each result's metrics entry holds, in order (README "Metrics"). Its series is not there:
 -- it is in the job's series file (metrics.series_path), which the charts read.
-metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "error", "missing", "baseline" }
+metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "error", "missing", "baseline",
+                  "series", "series_step" }
 
 -- parse_agg(text) -> name, fraction | nil, why. "tail_mean:0.1" sets tail_mean's fraction.
 function metrics.parse_agg(text)
@@ -482,9 +483,10 @@ end
 
 -- The series file (README "Metrics"): each judged job attempt's series, for the charts, as one
 -- JSON line appended to <run>/metrics/series.jsonl: { key, job, metrics = { NAME = { series,
--- series_step } } } (a later line for the same key replaces an earlier one). state.json and
--- --json keep only each metric's summary. One file per run: creating a file per job cost a
--- millisecond each on a file system without a journal, appending to one a few microseconds.
+-- series_step } } } (a later line for the same key replaces an earlier one). --json's records
+-- take theirs from it (with_series); state.json keeps only each metric's summary. One file per
+-- run: creating a file per job cost a millisecond each on a file system without a journal,
+-- appending to one a few microseconds.
 metrics.SERIES_MAX = 512 * 1024 * 1024
 
 -- series_path(run_dir) -> the run's series file.
@@ -580,6 +582,20 @@ function metrics.read_series(run_dir, job, file)
     out[name] = { series = e.series, series_step = e.series_step }
   end
   return out
+end
+
+-- with_series(records, series) -> a copy of a job's metric records, each with its series (the
+-- result's shape, README "Metrics"); the job's own records are left as they are.
+function metrics.with_series(records, series)
+  local out = {}
+  for name, rec in pairs(records) do
+    local copy = {}
+    for k, v in pairs(rec) do copy[k] = v end
+    local s = series and series[name]
+    if s then copy.series, copy.series_step = json.array(s.series), s.series_step end
+    out[name] = copy
+  end
+  return metrics.for_json(out)
 end
 
 -- read_series_file(run_dir) -> its text | nil, why ("no series file", …).

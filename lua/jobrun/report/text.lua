@@ -251,9 +251,21 @@ local function suites_json(data)
   return out
 end
 
-function report.json(data)
+-- (run_dir: each metric record gets its series, from the run's series file, read once)
+function report.json(data, run_dir)
   local jobs = json.array()
-  for i, job in ipairs(data.jobs) do jobs[i] = results.public(job) end
+  local series_file
+  for i, job in ipairs(data.jobs) do
+    jobs[i] = results.public(job)
+    if run_dir and type(jobs[i].metrics) == "table" and next(jobs[i].metrics) then
+      local metrics = require "jobrun.judge.metrics"
+      if not series_file then
+        series_file = {}
+        series_file.text, series_file.why = metrics.read_series_file(run_dir)
+      end
+      jobs[i].metrics = metrics.with_series(jobs[i].metrics, (metrics.read_series(run_dir, job, series_file)))
+    end
+  end
   local checks
   for _, c in ipairs(report.checks(data)) do
     checks = checks or json.array()
@@ -399,7 +411,7 @@ function report.emit_extras(data, opts, run_dir)
       end
     end
   end
-  if opts.json then io.stdout:write(json.encode(report.json(data), true), "\n") end
+  if opts.json then io.stdout:write(json.encode(report.json(data, run_dir), true), "\n") end
 end
 
 -- exit_code(data): 0 when every job passed, 1 when any failed or missed its expectation.
