@@ -155,15 +155,18 @@ static int fs_read_record(lua_State *L) {
     return 2;
 }
 
-/* append_record(path, data) -> true | nil, "path: why", errno: one O_APPEND write to a journal,
- * made if missing, refused (naming it) unless a regular file of the runner's: a journal replaced
- * by a link is never followed to another file. */
+/* append_record(path, data [, create]) -> true | nil, "path: why", errno: one O_APPEND write to
+ * a journal, made if missing unless create is false (a journal that vanished is not made anew:
+ * a reader that knows how far it read would take the new file's lines for garbage), refused
+ * (naming it) unless a regular file of the runner's: a journal replaced by a link is never
+ * followed to another file. */
 static int fs_append_record(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
+    int create = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
     int pushed;
-    int fd = open_record(L, path, O_WRONLY | O_CREAT | O_APPEND, &pushed);
+    int fd = open_record(L, path, O_WRONLY | O_APPEND | (create ? O_CREAT : 0), &pushed);
     if (fd < 0) return pushed;
     int rc = jobrun_write_all(fd, data, len);
     int err = errno;

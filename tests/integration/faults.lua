@@ -108,6 +108,25 @@ scratch("a full disk: the job's record says so, with the cause, and keeps its ex
   tap.is(rec.native_status, "EXITED", "native status of an exit")
 end)
 
+-- The slot's journal removed while its job runs (as a job that hides jobs/ under a mount makes it
+-- vanish): the slot does not make a new journal, which the runner, reading on from where it
+-- stopped in the old one, would not see (the job was once taken for SUPERVISOR_GONE); the end
+-- goes to the job's result file.
+scratch("a slot's journal removed under it: the job's end still found, never SUPERVISOR_GONE", function(dir)
+  h.write(dir .. "/s.lua", [[
+suite "j" {
+  run = [=[until grep -qs '"pid"' .jobrun/runs/J/jobs/*.journal; do sleep 0.05; done
+    rm -f .jobrun/runs/J/jobs/*.journal; sleep 0.3; exit 0]=],
+}
+]])
+  local code, out = h.sh(dir, "jobrun run s.lua --run-id J")
+  tap.is(code, 0, "the run passes")
+  tap.like(out, "j%s+SUCCEEDED%s+0%s+%-%s+0%s", "the job SUCCEEDED with exit code 0")
+  tap.ok(fs.stat(dir .. "/.jobrun/runs/J/jobs/j.result.json"), "its end is in its result file")
+  local _, journals = h.sh(dir, "ls .jobrun/runs/J/jobs | grep -c 'journal$'")
+  tap.is(journals, "0\n", "and no new journal was made")
+end)
+
 -- Nothing at all can be written: the job hides the run's jobs/ directory under a full tmpfs,
 -- so neither the result nor the claim can be written. The runner, the supervisor's parent,
 -- learns the cause from the supervisor's exit status.

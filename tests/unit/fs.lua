@@ -131,6 +131,10 @@ do
   tap.ok(fs.append_record(rdir .. "/journal", "one\n"), "append_record makes a missing journal")
   tap.ok(fs.append_record(rdir .. "/journal", "two\n"), "and appends")
   tap.is(fs.read(rdir .. "/journal"), "one\ntwo\n", "both lines")
+  tap.ok(fs.append_record(rdir .. "/journal", "three\n", false), "create = false appends to a journal there")
+  tap.is({ fs.append_record(rdir .. "/gone", "x\n", false) }, { nil, rdir .. "/gone: No such file or directory", 2 },
+    "but never makes one that is gone")
+  tap.is(fs.stat(rdir .. "/gone"), nil, "(nothing made)")
 
   -- a planted link at an atomic write's temporary name is not written through
   local victim = rdir .. "/victim"

@@ -351,8 +351,12 @@ local function run_job(spec, paths, signals, base_env)
     return supervisor.UNWRITABLE_BASE + (claim_errno or EIO)
   end
   -- A journal line saying so (not written on a full disk: the claim says RUNNING all the same).
-  -- Never through a link, nor to a file that is not the slot's own (fs.append_record).
-  local function journal(fields) return fs.append_record(paths.journal, status(fields)) end
+  -- Never through a link, nor to a file that is not the slot's own (fs.append_record); made
+  -- by the slot's first line only: a journal gone since (a job that hid jobs/ under a mount)
+  -- is not made again, where the runner, which reads on from where it stopped, would miss it.
+  local function journal(fields)
+    return fs.append_record(paths.journal, status(fields), not slot.journal_made)
+  end
   -- The slot's first line is written before its first job starts, so that the journal has its
   -- first block before a job can fill the disk (its end line then still fits).
   if paths.journal and not slot.journal_made then
@@ -486,7 +490,7 @@ function supervisor.record(paths, record, status)
   local ok, err, errno
   for try = 0, #RETRY_DELAYS do
     if try > 0 then process.sleep(RETRY_DELAYS[try]) end
-    if paths.journal and fs.append_record(paths.journal, status(record)) then return 0 end
+    if paths.journal and fs.append_record(paths.journal, status(record), not slot.journal_made) then return 0 end
     ok, err, errno = fs.write_atomic(paths.result, status(record), false)
     if ok then return 0 end
   end
