@@ -251,7 +251,9 @@ suite "c" { matrix = { who = { "../../x", "a/b" } }, name = "{who}", run = "echo
   tap.is({ ra.exit_code, rb.exit_code }, { 0, 0 }, "both checks succeed")
   tap.ok(json.decode(fs.read(dir .. "/.jobrun/runs/C/state.json")), "state.json still valid")
   -- Two checks at once on a run whose jobs are still running, so that both rewrite state.json.
-  h.write(dir .. "/busy.lua", 'suite "busy" { matrix = { i = { 1, 2, 3 } }, run = "sleep 1" }\n')
+  -- (they run until the test says go: however slow the checks, the jobs are still running)
+  h.write(dir .. "/busy.lua", 'suite "busy" { matrix = { i = { 1, 2, 3 } }, '
+    .. 'run = "while [ ! -e go ]; do sleep 0.1; done" }\n')
   tap.is(select(1, h.sh(dir, "jobrun launch busy.lua --run-id B")), 0, "a run still going")
   local checks = {}
   for i = 1, 4 do checks[i] = h.spawn(dir, { "check", "B", "--json" }) end
@@ -260,6 +262,7 @@ suite "c" { matrix = { who = { "../../x", "a/b" } }, name = "{who}", run = "echo
   tap.is(codes, { 4, 4, 4, 4 }, "concurrent checks all answer (exit 4: jobs pending)")
   local busy = json.decode(fs.read(dir .. "/.jobrun/runs/B/state.json") or "")
   tap.is(busy and #busy.jobs, 3, "state.json whole after concurrent writes")
+  h.write(dir .. "/go", "")
   tap.is(select(1, h.sh(dir, "jobrun wait B")), 0, "and the run still finishes and passes")
 
   local path = dir .. "/.jobrun/runs/C/state.json"

@@ -300,7 +300,7 @@ end
 scratch("Ctrl-C says what keeps running; --resume waits for the job still running and uses its result", function(dir)
   h.write(dir .. "/s.lua", [[
 local jobrun = require "jobrun"
-local j = jobrun.job { name = "slow", run = "echo started; read x < gate; echo finished" }
+local j = jobrun.job { name = "slow", run = "echo started $$; read x < gate; echo finished" }
 local r = j:wait()
 print("result", r.name, r.verdict, r.attempt)
 ]])
@@ -309,6 +309,14 @@ print("result", r.name, r.verdict, r.attempt)
   local script = h.spawn(dir, { "script", "s.lua" })
   tap.ok(h.eventually(function() return run_log(dir, "slow"):find("started") end), "the job started")
   local _, id = run_log(dir, "slow")
+  -- (and the script has seen its pid: a Ctrl-C before that leaves state.json with the slot's pid
+  -- or the pool's as its native id, which the resume then learns)
+  local job_pid = run_log(dir, "slow"):match("started (%d+)")
+  tap.ok(h.eventually(function()
+    local ok, st = pcall(h.state, dir)
+    local job = ok and h.jobs_by_name(st).slow or {}
+    return job.status == "RUNNING" and job.native_id == job_pid
+  end, 30), "state.json has it RUNNING, with its pid")
   script:kill("INT")
   local r = script:wait(true)
   script:close()
@@ -334,7 +342,7 @@ print("result", r.name, r.verdict, r.attempt)
   tap.like(out, "result\tslow\tpass\t1", "its result is the running job's, attempt 1")
   local after = h.jobs_by_name(h.state(dir)).slow or {}
   tap.is({ after.native_id, after.attempts }, { before.native_id, nil }, "not started again")
-  tap.like(run_log(dir, "slow"), "^started\nfinished\n$", "one log, from one process")
+  tap.like(run_log(dir, "slow"), "^started %d+\nfinished\n$", "one log, from one process")
 end)
 
 scratch("--resume after Ctrl-C: a job that ended meanwhile is judged, and run again if it failed", function(dir)

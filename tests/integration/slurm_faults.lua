@@ -313,7 +313,7 @@ suite "il" { backend = "slurm", matrix = { i = { %s } }, run = "echo task {i}", 
   local with_id = 0
   for _, j in ipairs(data.jobs) do if j.native_id then with_id = with_id + 1 end end
   tap.is(with_id, 0, "state.json has no Slurm id")
-  local code, out, err = h.sh(dir, env .. path .. "timeout 300 " .. h.q(h.bin) .. " wait I --json")
+  local code, out, err = h.sh(dir, env .. path .. "timeout 900 " .. h.q(h.bin) .. " wait I --json")
   tap.is(code, 0, "wait: all 300 passed")
   if code ~= 0 then tap.ok(false, "output", (out .. err):sub(-2000)) end
   tap.is(count_lines(dir .. "/sbatch.calls"), 2, "one more sbatch: the second array only")
