@@ -120,18 +120,20 @@ end)
 tap.test("launch, then check and wait from other processes", function()
   local dir = h.scratch()
   h.write(dir .. "/s.lua", [[
-suite "l" { matrix = { i = { 1, 2, 3 } }, run = "sleep 1; echo done {i}", max_parallel = 2 }
+suite "l" { matrix = { i = { 1, 2, 3 } }, run = "while [ ! -e go ]; do sleep 0.1; done; echo done {i}",
+            max_parallel = 2 }
 ]])
-  local t0 = process.now()
-  local code, out = h.sh(dir, "jobrun launch s.lua --run-id L")
-  tap.is(code, 0, "launch exits 0")
-  tap.ok(process.now() - t0 < 1, "launch returns before the jobs end")
+  -- The jobs run until the test says go: a launch that waited for them would never return
+  -- (timeout's 124 after a minute).
+  local code, out = h.sh(dir, "timeout 60 " .. h.q(h.bin) .. " launch s.lua --run-id L")
+  tap.is(code, 0, "launch exits 0: it returns while the jobs run")
   tap.like(out, "2 jobs started, 1 waiting for a slot", "says what it started")
   local c1, js = h.sh(dir, "jobrun check L --json")
   local doc = json.decode(js) or { jobs = {} }
   tap.is(c1, 4, "check exits 4 while jobs are pending and none failed")
   tap.is(doc.summary and doc.summary.pending, 3, "all three still pending a verdict")
   tap.is(doc.jobs[1] and doc.jobs[1].status, "RUNNING", "the first is running")
+  h.write(dir .. "/go", "")
   local c2, o2 = h.sh(dir, "jobrun wait")
   tap.is(c2, 0, "wait (latest run) exits 0 once all passed")
   tap.like(o2, "Verdict: 3 passed, 0 failed, 0 pending, of 3", "and reports")

@@ -253,7 +253,7 @@ tap.test("a job file linked to /dev/zero or a FIFO: check returns at once, namin
   local limit = os.getenv("JOBRUN_BUILD") == "asan" and "" or "ulimit -v 4000000; "
   local t0 = process.now()
   local code, out, err = h.sh(dir, limit .. "timeout 20 " .. h.q(h.bin) .. " check DZ")
-  tap.ok(process.now() - t0 < 5, "check returns promptly", string.format("%.1fs", process.now() - t0))
+  tap.ok(process.now() - t0 < 15, "check returns promptly", string.format("%.1fs", process.now() - t0))
   tap.is(code, 1, "and reports the lost jobs (not a timeout, not a crash)", out .. err)
   local jobs = h.jobs_by_name(h.state(dir))
   tap.like(jobs.z_2.record_error or "", "z_2%.status%.json: a symbolic link, not a regular file", "the link named")
@@ -270,7 +270,7 @@ tap.test("state.json linked to /dev/zero: every command that reads it stops at o
   local limit = os.getenv("JOBRUN_BUILD") == "asan" and "" or "ulimit -v 4000000; "
   local t0 = process.now()
   local code, _, err = h.sh(dir, limit .. "timeout 20 " .. h.q(h.bin) .. " check SZ")
-  tap.ok(process.now() - t0 < 5, "check returns promptly", string.format("%.1fs", process.now() - t0))
+  tap.ok(process.now() - t0 < 15, "check returns promptly", string.format("%.1fs", process.now() - t0))
   tap.is(code, 3, "exit 3: the state cannot be read")
   tap.like(err, "state%.json: a symbolic link, not a regular file", "naming the file", err)
 end)

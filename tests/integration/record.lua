@@ -124,8 +124,10 @@ suite "dt" { matrix = { x = { 1, 2 } }, run = "sleep 0.3", max_parallel = 1, fai
 end)
 
 scratch("SIGTERM and SIGHUP: run stops at once (143); the jobs keep running; wait takes over", function(dir)
-  h.write(dir .. "/s.lua", [[suite "sig" { run = "sleep 2; echo done" }]])
+  -- (the job runs until the test says go: "at once" is measured against a job that never ends)
+  h.write(dir .. "/s.lua", [[suite "sig" { run = "while [ ! -e go ]; do sleep 0.1; done; echo done" }]])
   for _, sig in ipairs({ "TERM", "HUP" }) do
+    os.remove(dir .. "/go")
     local runner = h.spawn(dir, { "run", "s.lua", "--run-id", sig })
     local run_dir = dir .. "/.jobrun/runs/" .. sig
     tap.ok(h.eventually(function()
@@ -137,7 +139,8 @@ scratch("SIGTERM and SIGHUP: run stops at once (143); the jobs keep running; wai
     local r = runner:wait(true)
     local took = process.now() - t0
     tap.is(r.exit_code, 143, "SIG" .. sig .. ": exit 143")
-    tap.ok(took < 1.5, string.format("at once (%.2fs), not after the job", took))
+    tap.ok(took < 10, string.format("at once (%.2fs), not after the job", took))
+    h.write(dir .. "/go", "")
     local code, out = h.sh(dir, "jobrun wait " .. sig)
     tap.is(code, 0, "jobrun wait takes the run over and the job passes")
     tap.like(out, "sig%s+SUCCEEDED", "the job ran to its end")

@@ -162,7 +162,8 @@ end)
 
 tap.test("a signal ends a stuck analysis at once, and is left pending for the caller", function()
   local parsers = suite_parsers([[
-parser "stuck" { fn = function(log) local s = string.rep("a", 40000); return s:find(string.rep("a*", 30) .. "b") end }
+parser "stuck" { budget = 30, fn = function(log)
+  local s = string.rep("a", 40000); return s:find(string.rep("a*", 30) .. "b") end }
 suite "s" { run = "x" }
 ]])
   local sigs = assert(process.signals({ "TERM" })) -- as run's drive loop has them
@@ -174,7 +175,8 @@ suite "s" { run = "x" }
   local took = process.now() - t0
   killer:wait(true)
   tap.ok(not ok and type(err) == "table" and err.signal == "TERM", "raises { signal = 'TERM' }", tostring(err))
-  tap.ok(took < 1.5, string.format("within a second of the signal (%.2fs after the start)", took))
+  -- (its budget is 30 s: well before that, however loaded the machine)
+  tap.ok(took < 15, string.format("soon after the signal (%.2fs after the start)", took))
   tap.is(sigs:read(), { "TERM" }, "the signal is still there for the caller's signalfd")
   sigs:close()
 end)

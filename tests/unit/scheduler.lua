@@ -182,7 +182,7 @@ tap.test("step(timeout) returns within its timeout when nothing happens", functi
   local t0 = process.now()
   local ready, moved = sched:step(0.2)
   local took = process.now() - t0
-  tap.ok(took >= 0.15 and took < 1.0, string.format("returned after %.3f s", took))
+  tap.ok(took >= 0.15 and took < 3, string.format("returned after %.3f s (not at the poll, 5 s)", took))
   tap.is({ #ready, moved }, { 0, 0 }, "nothing ready, nothing started")
   -- With nothing launched at all (an observing scheduler of a run with no active job).
   local observer = scheduler.new(run, { observe = true })
@@ -190,7 +190,7 @@ tap.test("step(timeout) returns within its timeout when nothing happens", functi
   t0 = process.now()
   observer:step(0.1)
   took = process.now() - t0
-  tap.ok(took >= 0.05 and took < 1.0, string.format("an observer's step returned after %.3f s", took))
+  tap.ok(took >= 0.05 and took < 3, string.format("an observer's step returned after %.3f s", took))
   tap.ok(not sched:await(function() return false end, process.now() + 0.1), "await gives up at its deadline")
 end)
 
