@@ -41,6 +41,16 @@ local only = slurm.parse(text .. "\n9000_[0-999999]|9000|0-999999|PENDING|None||
 tap.is({ only["1435_4"] ~= nil, only["1500_7"], only["9000_5"], only["1434"] ~= nil }, { true, nil, nil, true },
   "with the run's arrays named, another array's pending tasks are not read; plain jobs still are")
 
+-- seen: what a poll compares with the poll before; a pending job's guessed StartTime moves as
+-- other jobs start, and is not part of it (a poll of 10,000 pending tasks looked at each again).
+local function seen_of(line) return (slurm.parse(line)["1435_4"] or {}).seen end
+local pending = "1435_[3-5]|1435|3-5|PENDING|Resources|||2027-12-07T19:49:20|NONE|N/A"
+tap.is(seen_of(pending), seen_of((pending:gsub("19:49:20", "19:49:26"):gsub("3%-5", "4-5"))),
+  "a pending task's record: the same when only its guessed start and its array's range moved")
+tap.ok(seen_of(pending) ~= seen_of((pending:gsub("Resources", "Priority"))), "not when its reason changed")
+local running = "1435_4|1435|4|RUNNING|None|node1||2026-01-01T00:00:00|2026-01-01T00:05:00|N/A"
+tap.ok(seen_of(running) ~= seen_of((running:gsub("00:00:00", "00:00:01"))), "a running job's start time counts")
+
 -- groups: one array per shape, in order, split at the limit; a group of one goes alone.
 local jobs = {
   job("a1"), job("a2"), job("b1", { nodes = 2 }), job("a3"), job("b2", { nodes = 2 }),

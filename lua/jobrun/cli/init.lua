@@ -27,6 +27,7 @@ end
 
 function cli.main(argv)
   require("jobrun.run.provenance").argv = argv -- each attempt records the command line that started it
+  if os.getenv("JOBRUN_GC") == "gen" then collectgarbage("generational") end
   local profile_path = os.getenv("JOBRUN_PROFILE")
   if profile_path and profile_path ~= "" then
     local stop = require("jobrun.cli.profile").start(profile_path)

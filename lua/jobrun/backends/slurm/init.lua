@@ -630,9 +630,13 @@ function backend.parse(text, arrays)
     local tres = rest and rest:match("^|([^|]*)$")
     if id and (rest == "" or tres) then
       -- (seen: what the line says of a job but its ids, which a pending array's line changes as
-      -- its tasks start: the poll skips a job whose record says what it said the poll before)
+      -- its tasks start: the poll skips a job whose record says what it said the poll before. A
+      -- pending job's StartTime is the scheduler's guess, which moves whenever a job starts or
+      -- ends: left out, or each poll of a big run would look at every pending job again)
+      local said = st == "PENDING" and table.concat({ st, reason, nodes, req, rest }, "|")
+        or line:match("^[^|]*|[^|]*|[^|]*|(.*)$")
       local rec = { JobId = id, JobState = st, Reason = reason, NodeList = nodes, ReqNodeList = req,
-                    StartTime = start, EndTime = stop, seen = line:match("^[^|]*|[^|]*|[^|]*|(.*)$"),
+                    StartTime = start, EndTime = stop, seen = said,
                     TresPerNode = tres and tres ~= "" and tres ~= "N/A" and tres ~= "(null)" and tres or nil }
       if tasks ~= "N/A" and tasks ~= "" then
         if not arrays or arrays[array] then
