@@ -199,13 +199,50 @@ static void fsync_parent(const char *path) {
     if (fd >= 0) { fsync(fd); close(fd); }
 }
 
+/* write_parts(fd, L, idx) -> 0 | -1 (errno): the strings of the list at idx, in order, through
+ * one buffer: a big file in pieces (a run's state.json, a line a job) is never joined into one
+ * string first, which cost a big run more than the write. */
+static int write_parts(int fd, lua_State *L, int idx) {
+    char buf[1 << 16];
+    size_t used = 0;
+    lua_Integer n = luaL_len(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, idx, i);
+        size_t len;
+        const char *piece = lua_tolstring(L, -1, &len);
+        if (!piece) { lua_pop(L, 1); errno = EINVAL; return -1; }
+        if (used + len > sizeof buf) {
+            if (used && jobrun_write_all(fd, buf, used) != 0) { lua_pop(L, 1); return -1; }
+            used = 0;
+        }
+        if (len >= sizeof buf) {
+            if (jobrun_write_all(fd, piece, len) != 0) { lua_pop(L, 1); return -1; }
+        } else {
+            memcpy(buf + used, piece, len);
+            used += len;
+        }
+        lua_pop(L, 1);
+    }
+    return used ? jobrun_write_all(fd, buf, used) : 0;
+}
+
 /* write_atomic(path, data [, durable = true]): temp file beside it, rename over the old one.
- * Readers see the old or the new content, never a mix. Durable also fsyncs the file and the
- * directory, so that the new content survives a power loss too (it costs milliseconds). */
+ * data is a string, or a list of strings written one after the other. Readers see the old or
+ * the new content, never a mix. Durable also fsyncs the file and the directory, so that the new
+ * content survives a power loss too (it costs milliseconds). */
 static int fs_write_atomic(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
+    size_t len = 0;
+    const char *data = NULL;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        for (lua_Integer i = 1, n = luaL_len(L, 2); i <= n; i++) {
+            if (lua_geti(L, 2, i) != LUA_TSTRING && !lua_isnumber(L, -1))
+                return luaL_error(L, "write_atomic: item %d of the list is not a string", (int)i);
+            lua_pop(L, 1);
+        }
+    } else {
+        data = luaL_checklstring(L, 2, &len);
+    }
     int durable = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
@@ -214,7 +251,8 @@ static int fs_write_atomic(lua_State *L) {
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return luaL_fileresult(L, 0, tmp);
-    if (jobrun_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
+    int written = data ? jobrun_write_all(fd, data, len) : write_parts(fd, L, 2);
+    if (written != 0 || (durable && fsync(fd) != 0)) {
         int err = errno;
         close(fd);
         unlink(tmp);

@@ -518,17 +518,20 @@ function Run:fetch_logs(ctx, jobs, opts)
   return self:take(ctx, jobs, ctx.backend.fetch_logs(ctx, jobs, opts))
 end
 
--- refresh([jobs]) -> how many jobs were asked about: one backend poll for the given jobs
--- (default: every unfinished launched one), then the ended ones settled.
-function Run:refresh(jobs)
+-- refresh([jobs [, unique]]) -> how many jobs were asked about: one backend poll for the given
+-- jobs (default: every unfinished launched one), then the ended ones settled. unique: the
+-- caller's list names each job once already (a poll of every running job).
+function Run:refresh(jobs, unique)
   jobs = jobs or self:active()
   -- Each job once, however often the caller names it (the drive loop's list of the jobs whose
   -- supervisors ended can name a job many times): else an ended job is analysed once per mention.
-  local seen, unique = {}, {}
-  for _, job in ipairs(jobs) do
-    if not seen[job] then seen[job] = true; unique[#unique + 1] = job end
+  if not unique then
+    local seen, once = {}, {}
+    for _, job in ipairs(jobs) do
+      if not seen[job] then seen[job] = true; once[#once + 1] = job end
+    end
+    jobs = once
   end
-  jobs = unique
   local moved_jobs = #jobs > 0 and self:poll(jobs) or {}
   -- Backends whose logs live elsewhere fetch them once a job has ended, before analysis.
   for _, g in ipairs(self:groups(jobs)) do

@@ -351,16 +351,20 @@ local function settle(self, jobs, polled)
   local status_before, restarts_before = {}, {}
   for i, job in ipairs(jobs) do status_before[i], restarts_before[i] = job.status, job.restart_count end
   if polled then self.last_poll = process.now() end
-  local ok = guarded(self.run.refresh, self.run, jobs)
+  local ok = guarded(self.run.refresh, self.run, jobs, polled)
+  -- One walk: did anything move, and which jobs leave (ended, or handed back): only those are
+  -- taken in (a poll of 10,000 jobs of which a few ended walks them once, not once more).
+  local any_moved, leaving = false, {}
+  local at = self.at
+  for i, job in ipairs(jobs) do
+    if status_before[i] ~= job.status or restarts_before[i] ~= job.restart_count then any_moved = true end
+    if at[job] and not (job.native_id and not TERMINAL[job.status]) then leaving[#leaving + 1] = job end
+  end
   if polled then
-    local any_moved = false
-    for i, job in ipairs(jobs) do
-      if status_before[i] ~= job.status or restarts_before[i] ~= job.restart_count then any_moved = true; break end
-    end
     self.poll_interval = any_moved and self.base_interval or math.min(self.poll_interval * 1.5, self.max_interval)
     if self.on_poll then self.on_poll(jobs) end
   end
-  self:take_in(jobs)
+  if #leaving > 0 then self:take_in(leaving) end
   return ok
 end
 

@@ -621,8 +621,12 @@ backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e|%b"
 -- ("123_[4-199]") stands for each of them. With `arrays` (a set of array ids), only those
 -- arrays' records are read: another of the user's pending arrays of a million tasks is no reason
 -- to make a million entries each cycle.
-function backend.parse(text, arrays)
+function backend.parse(text, arrays, cache)
   local jobs, seen = {}, {}
+  -- cache (optional, kept by the caller between polls): each array's pending range as last
+  -- expanded into task ids; a range the same as at the last poll is not expanded again (most of
+  -- a big run's arrays wait, unchanged, while one starts its tasks).
+  local expanded = {}
   for line in text:gmatch("[^\n]+") do
     local id, array, tasks, st, reason, nodes, req, start, stop, rest =
       line:match("^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)(.*)$")
@@ -633,20 +637,30 @@ function backend.parse(text, arrays)
       -- its tasks start: the poll skips a job whose record says what it said the poll before. A
       -- pending job's StartTime is the scheduler's guess, which moves whenever a job starts or
       -- ends: left out, or each poll of a big run would look at every pending job again)
-      local said = st == "PENDING" and table.concat({ st, reason, nodes, req, rest }, "|")
+      local line_said = st == "PENDING" and table.concat({ st, reason, nodes, req, rest }, "|")
         or line:match("^[^|]*|[^|]*|[^|]*|(.*)$")
       local rec = { JobId = id, JobState = st, Reason = reason, NodeList = nodes, ReqNodeList = req,
-                    StartTime = start, EndTime = stop, seen = said,
+                    StartTime = start, EndTime = stop, seen = line_said,
                     TresPerNode = tres and tres ~= "" and tres ~= "N/A" and tres ~= "(null)" and tres or nil }
       if tasks ~= "N/A" and tasks ~= "" then
         if not arrays or arrays[array] then
           seen[array] = true
-          for _, t in ipairs(task_ids((tasks:gsub("[%[%]]", "")), {})) do jobs[array .. "_" .. t] = rec end
+          local ids = cache and cache[array .. "|" .. tasks]
+          if not ids then
+            ids = {}
+            for i, t in ipairs(task_ids((tasks:gsub("[%[%]]", "")), {})) do ids[i] = array .. "_" .. t end
+          end
+          expanded[array .. "|" .. tasks] = ids
+          for _, id_of_task in ipairs(ids) do jobs[id_of_task] = rec end
         end
       else
         jobs[id] = rec
       end
     end
+  end
+  if cache then
+    for k in pairs(cache) do cache[k] = nil end
+    for k, v in pairs(expanded) do cache[k] = v end
   end
   return jobs, seen
 end
@@ -977,11 +991,13 @@ end
 give_up = function(ctx, jobs, known, out)
   local now, list, why_of = process.time(), {}, {}
   for _, job in ipairs(jobs) do
-    local o = out[job]
     local rec = job.native_id and known[job.native_id]
-    if rec and cur(job, o, "status") == "PENDING" and not cur(job, o, "started_at") then
-      local why = hopeless(rec)
-      local limit = (job.spec.options or {}).max_pending
+    local limit = rec and job.spec.options and job.spec.options.max_pending
+    -- (whether a record is hopeless, once a record: an array's pending tasks share theirs)
+    if rec and rec.hopeless == nil then rec.hopeless = hopeless(rec) or false end
+    local o = rec and (limit or rec.hopeless) and out[job]
+    if o and cur(job, o, "status") == "PENDING" and not cur(job, o, "started_at") then
+      local why = rec.hopeless or nil
       local most = limit and duration.parse(limit)
       if not why and most and now - (state.epoch(job.submitted_at) or now) >= most then
         why = string.format("pending for %s: %s", type(limit) == "string" and limit or (most .. "s"),
@@ -1017,13 +1033,27 @@ function backend.poll(ctx, jobs)
     return out
   end
   ctx.backend_error = nil
-  local arrays = {}
+  -- A job's observation is made when something is said of it: a poll of 10,000 jobs of which a
+  -- few moved makes a few (every table a job, each poll, was much of a big run's cost).
+  setmetatable(out, { __index = function(t, job)
+    local o = { notes = {} }
+    rawset(t, job, o)
+    return o
+  end })
+  -- The run's arrays (each job's, kept while its native id is the same).
+  local arrays, array_of = {}, ctx.slurm_array_of or setmetatable({}, { __mode = "k" })
+  ctx.slurm_array_of = array_of
   for _, job in ipairs(jobs) do
-    out[job] = { notes = {} }
-    local array = tostring(job.native_id):match("^(%d+)_%d+$")
-    if array then arrays[array] = true end
+    local id = job.native_id
+    local a = array_of[job]
+    if not a or a.id ~= id then
+      a = { id = id, array = tostring(id):match("^(%d+)_%d+$") or false }
+      array_of[job] = a
+    end
+    if a.array then arrays[a.array] = true end
   end
-  local known, seen = backend.parse(r.stdout, arrays)
+  ctx.slurm_ranges = ctx.slurm_ranges or {}
+  local known, seen = backend.parse(r.stdout, arrays, ctx.slurm_ranges)
   local forgotten = {}
   -- What each job's record said at the last poll, and the status that made of it: a job whose
   -- record says the same, and that has that status still, is not looked at again (a poll of
@@ -1031,14 +1061,14 @@ function backend.poll(ctx, jobs)
   local said_before = ctx.slurm_said or setmetatable({}, { __mode = "k" })
   ctx.slurm_said = said_before
   for _, job in ipairs(jobs) do
-    local o = out[job]
     local rec = job.native_id and known[job.native_id]
     local before = rec and said_before[job]
     local restarts = job.spec.max_restarts > 0 or (rec and rec.JobState == "FAILED")
     local same_again = before and not restarts and before.seen == rec.seen and before.id == job.native_id
       and before.status == job.status and before.try == job.try
-    -- Said already: nothing new (its empty observation is left out).
+    -- Said already: nothing new (no observation).
     if same_again then goto next_job end
+    local o = out[job]
     local last = rec and restarts and recorded(ctx, job)
     if rec and rec.JobState == "FAILED" and not (last and last.final ~= false) then
       -- Failed without its script's record: its exit code is sacct's (squeue has none).
@@ -1070,6 +1100,7 @@ function backend.poll(ctx, jobs)
   if #forgotten > 0 then from_accounting(ctx, forgotten, out) end
   give_up(ctx, jobs, known, out)
   -- Only what was seen: a job the poll said nothing of is left out.
+  setmetatable(out, nil)
   for job, o in pairs(out) do
     if next(o.notes) == nil then o.notes = nil end
     if next(o) == nil then out[job] = nil end
