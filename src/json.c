@@ -9,7 +9,10 @@
  *   Arrays: json.array, or a table whose keys are exactly 1..#t. Strings escaped as lua-cjson
  *   does, but "/" left as it is. Functions and userdata become "<function>", "<userdata>".
  *   Nesting deeper than 64 tables raises "json: nesting too deep (a cycle?)".
- * integers(v) -> v: every whole float in v (nested tables too) made an integer. */
+ * integers(v) -> v: every whole float in v (nested tables too) made an integer.
+ * not_number(list) -> the index of its first item that is not a number, or nil.
+ * number_list(text) -> true when text is a JSON array of numbers, else the first bad item's index.
+ * A table marked json.raw ({ text }) encodes as its text, unchanged. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
@@ -403,6 +406,17 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
 static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth) {
     if (depth > MAX_DEPTH) luaL_error(L, "json: nesting too deep (a cycle?)");
     luaL_checkstack(L, 16, "json: nesting");
+    /* json.raw: JSON text already checked (a series read from a file), put as it is */
+    if (mt_field(L, idx, UV_NAME) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.raw") == 0) {
+        lua_pop(L, 1);
+        size_t n = 0;
+        lua_rawgeti(L, idx, 1);
+        const char *raw = lua_tolstring(L, -1, &n);
+        if (raw) put(L, b, raw, n); else put(L, b, "null", 4);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
     if (is_array(L, idx)) {
         lua_Unsigned len = lua_rawlen(L, idx);
         if (len == 0) { put(L, b, "[]", 2); return; }
@@ -475,8 +489,68 @@ static int json_integers(lua_State *L) {
     return 1;
 }
 
+/* not_number(list) -> the index of the first item of list that is not a number, or nil: a
+ * series of 200 points checked in C (in Lua this check was most of --json's cost on a run of
+ * 10,000 jobs with series). */
+static int json_not_number(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int type = lua_rawgeti(L, 1, i);
+        lua_pop(L, 1);
+        if (type != LUA_TNUMBER) { lua_pushinteger(L, i); return 1; }
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* number_list(text) -> true when text is a JSON array of numbers only ("[]", "[1,-2.5e3]"),
+ * else the index of the first item that is not a number (0: not an array at all). What a
+ * series read from a file must be before it goes into an answer as it is (json.raw). */
+#define SKIP_WS while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++
+#define DIGIT (i < len && s[i] >= '0' && s[i] <= '9')
+static int json_number_list(lua_State *L) {
+    size_t len, i = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer item = 0;
+    SKIP_WS;
+    if (i >= len || s[i] != '[') goto bad;
+    i++;
+    SKIP_WS;
+    if (i < len && s[i] == ']') { i++; goto end; }
+    for (;;) {
+        item++;
+        if (i < len && s[i] == '-') i++;
+        if (i < len && s[i] == '0') i++;
+        else if (DIGIT) { while (DIGIT) i++; }
+        else goto bad;
+        if (i < len && s[i] == '.') { i++; if (!DIGIT) goto bad; while (DIGIT) i++; }
+        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+            i++;
+            if (i < len && (s[i] == '+' || s[i] == '-')) i++;
+            if (!DIGIT) goto bad;
+            while (DIGIT) i++;
+        }
+        SKIP_WS;
+        if (i < len && s[i] == ',') { i++; SKIP_WS; continue; }
+        if (i < len && s[i] == ']') { i++; goto end; }
+        goto bad;
+    }
+end:
+    SKIP_WS;
+    if (i == len) { lua_pushboolean(L, 1); return 1; }
+    item = 0;
+bad:
+    lua_pushinteger(L, item);
+    return 1;
+}
+#undef SKIP_WS
+#undef DIGIT
+
 static const luaL_Reg json_functions[] = {
+    {"number_list", json_number_list},
     {"integers", json_integers},
+    {"not_number", json_not_number},
     {NULL, NULL},
 };
 

@@ -132,4 +132,18 @@ tap.is(json.decode('{"a":[1.0,2.5,{"b":-0.0,"c":1e3}],"d":1e300}'),
 tap.is(math.type(json.decode('[1e3]')[1]), "integer", "1e3 is the integer 1000")
 tap.is(math.type(json.decode('[1e300]')[1]), "float", "a float beyond the integers stays one")
 
+-- raw: checked JSON text put in as it is; number_list: what may go in that way
+local c = require "jobrun.c.json"
+tap.is(json.encode({ a = json.raw("[1,2.5e3]"), b = 1 }), '{"a":[1,2.5e3],"b":1}', "json.raw goes in as it is")
+tap.is(json.encode({ json.raw("[]") }, true), "[\n  []\n]", "pretty, too")
+local lists = {}
+for _, t in ipairs({ "[]", " [ 1 , -0.5 ,2e-3, 3E+4 ] ", "[1,\"x\"]", "[1,,2]", "[01]", "[1.]", "[-]", "[1", "[1]x",
+                     "{}", "", "[1 2]", "[0,1e5,-0]" }) do
+  lists[#lists + 1] = c.number_list(t)
+end
+tap.is(lists, { true, true, 2, 2, 1, 1, 1, 1, 0, 0, 0, 1, true },
+  "number_list: true for an array of JSON numbers, else the first bad item (0: no array)")
+tap.is(c.not_number({ 1, 2.5, "3", 4 }), 3, "not_number: the first item that is not a number")
+tap.is(c.not_number({ 1, 2 }), nil, "none")
+
 return tap.done()

@@ -3,6 +3,7 @@
 -- aggregates, expectations and their messages, scaling, and bad input at file:line.
 local tap = require "tap"
 local fs = require "jobrun.c.fs"
+local json = require "jobrun.base.json"
 local cm = require "jobrun.c.metrics"
 local metrics = require "jobrun.judge.metrics"
 local dsl = require "jobrun.suite.dsl"
@@ -260,7 +261,6 @@ tap.test("expectations: rules, aggregates, refs by axis, missing metrics, messag
     { "t: expected between 95 and 110 (ref 100 -5%,+10% for gpu=a100), saw 111 (last of 1 point)" }, "both sides")
   tap.is(metrics.parse_tol("±5%"), { lo = 0.05, hi = 0.05 }, "±")
   -- As a run's state.json gives an expectation back to a later process (JSON keys are strings).
-  local json = require "jobrun.base.json"
   local back = json.decode(json.encode({ loss = { "<= 2.5", agg = "last" }, tps = tps.tps }))
   local seen = { loss = { value = 2.6, n = 1, agg = "last" }, tps = { value = 18000, n = 10, agg = "tail_mean" } }
   tap.is(metrics.judge(seen, back, job4), { "loss: expected <= 2.5, saw 2.6 (last of 1 point)",
@@ -356,6 +356,21 @@ tap.test("the series file: a line per judged attempt, the last one of a key wins
   fs.append_record(metrics.series_path(run), '{"key":"c","job":"c","metrics":{"loss":{"series":[1,"x"]}}}\n')
   tap.is({ metrics.read_series(run, { name = "c", key = "c" }) },
     { nil, "the series file is damaged (loss[2]: not a number)" }, "a damaged line: said so")
+  -- raw (--json): each series as its text, checked, not decoded; the same answers otherwise
+  local got = metrics.read_series(run, job, nil, true) or { loss = {} }
+  tap.is({ json.encode(got.loss.series), got.loss.series_step }, { "[5,4,3]", 2 },
+    "raw: the series' text, and its step")
+  tap.is({ metrics.read_series(run, { name = "c", key = "c" }, nil, true) },
+    { nil, "the series file is damaged (loss[2]: not a number)" }, "raw: a damaged line said so the same")
+  fs.append_record(metrics.series_path(run), '{"key":"e","job":"e","metrics":{"loss":{"series":[1,2.5e3,-0.25]}}}\n')
+  fs.append_record(metrics.series_path(run), '{"key":"f","job":"f","metrics":{"loss":{"series":[1,,2]}}}\n')
+  fs.append_record(metrics.series_path(run), '{"key":"g","job":"g\\"q","metrics":{"l\\u00e9":{"series":[4]}}}\n')
+  tap.is(json.encode((metrics.read_series(run, { name = "e", key = "e" }, nil, true) or { loss = {} }).loss.series),
+    "[1,2.5e3,-0.25]", "raw: exponents and signs")
+  tap.is({ metrics.read_series(run, { name = "f", key = "f" }, nil, true) },
+    { nil, "the series file is damaged (loss[2]: not a number)" }, "raw: a hole in the list")
+  tap.is(metrics.read_series(run, { name = 'g"q', key = "g" }, nil, true), { ["lé"] = { series = { 4 } } },
+    "raw: a line with escapes is decoded instead")
   tap.is({ metrics.read_series(run, { name = "d", metrics = { m = { n = 1, series = { 7 } } } }) },
     { { m = { series = { 7 } } } }, "a run recorded before series files: the record's own series")
 end)

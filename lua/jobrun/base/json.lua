@@ -14,6 +14,13 @@ function json.array(t)
   return setmetatable(t or {}, ARRAY)
 end
 
+-- raw(text): JSON text, checked already, that encode puts in as it is (a series read from a
+-- file goes into an answer without being decoded and encoded again).
+local RAW = { __name = "json.raw" }
+function json.raw(text)
+  return setmetatable({ text }, RAW)
+end
+
 -- record(t, keys): t encodes with exactly these keys, in this order, nil as null — no key
 -- gathering or sorting, for the many records of a big run.
 function json.record(t, keys)
