@@ -314,7 +314,9 @@ function Run:sync_locked()
   local stamp = state.stamp(self.dir)
   if stamp and stamp ~= self.seen then
     self:merge(state.read(self.dir))
+    return true
   end
+  return false
 end
 
 local function write(run)
@@ -323,12 +325,14 @@ local function write(run)
   run.dirty = false
 end
 
--- save([force]): merge with state.json under its lock, then write it (atomically) if this
--- process changed anything since its last write.
+-- save([force]) -> whether another writer had saved since (its changes are merged in): merge
+-- with state.json under its lock, then write it (atomically) if this process changed anything
+-- since its last write.
 function Run:save(force)
   local _lock <close> = state.lock(self.dir)
-  self:sync_locked()
+  local merged = self:sync_locked()
   if self.dirty or force then write(self) end
+  return merged
 end
 
 -- update(fn): under the lock, merge what is on disk, call fn(run), and write unless fn
@@ -787,15 +791,18 @@ function Run:drive(opts)
   -- A save that fails (a full disk) is said once and tried again: the jobs go on, and their
   -- own files keep their outcomes. Only the last save's failure stops the command (exit 3).
   local save_failed
+  -- try_save() -> whether another writer had saved since the last look (true when the save
+  -- failed: it may have merged before it did)
   local function try_save()
     local ok, err = pcall(self.save, self)
-    if ok then save_failed = nil; return end
+    if ok then save_failed = nil; return err end
     if not errors.is_user(err) then error(err, 0) end
     if not save_failed then
       show:clear()
       io.stderr:write("jobrun: ", err.message, " (will try again)\n")
     end
     save_failed = err
+    return true
   end
   local function finish(outcome, sig)
     show:clear()
@@ -841,8 +848,10 @@ function Run:drive(opts)
     show:update(data)
     local now = process.now()
     if now - last_save >= SAVE_INTERVAL then
-      try_save(); last_save = now
-      sched:take_in() -- what other writers saved (kill, check, another shell's wait)
+      -- What other writers saved (kill, check, another shell's wait) is taken in: every job
+      -- looked at, only when there was any (each second over 10,000 jobs was a cost of its own).
+      if try_save() then sched:take_in() end
+      last_save = now
       if sched:done() then break end
     end
     -- Wait for a job's end, a signal, or the next progress tick / backend poll.
