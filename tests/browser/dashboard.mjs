@@ -23,7 +23,7 @@ page.on("pageerror", (e) => errors.push(String(e)));
 page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
 
 // until(fn, ms): polls the page's state (the test's own bounded wait, not the page's).
-async function until(fn, ms = 10000) {
+async function until(fn, ms = 30000) { // (30 s: Chromium on a loaded 2-core machine is slow)
   const t0 = Date.now();
   while (Date.now() - t0 < ms) {
     try { if (await fn()) return Date.now() - t0; } catch (e) { /* the page is re-rendering */ }
@@ -44,7 +44,7 @@ try {
     out.running_after_ms = await until(async () => (await rowStatus(job) || [])[0] === "RUNNING");
     fs.writeFileSync(go, "go\n");
     const t0 = Date.now();
-    out.pass_after_ms = await until(async () => (await rowStatus(job) || [])[1] === "pass", 15000);
+    out.pass_after_ms = await until(async () => (await rowStatus(job) || [])[1] === "pass", 30000);
     out.measured_from_go_ms = out.pass_after_ms < 0 ? -1 : Date.now() - t0;
     out.reloads = await page.evaluate(() => performance.getEntriesByType("navigation").length);
   } else if (scenario === "failed") {
@@ -112,7 +112,7 @@ try {
         return true;
       }));
       out.cancelled_after_ms = await until(() => page.$$eval("#jobs-table tbody tr",
-        (rs) => rs.length > 0 && rs.every((r) => r.dataset.status === "CANCELLED")), 15000);
+        (rs) => rs.length > 0 && rs.every((r) => r.dataset.status === "CANCELLED")), 30000);
       out.statuses = await page.$$eval("#jobs-table tbody tr", (rs) => rs.map((r) => r.dataset.status));
       out.dialogs = dialogs;
     }
