@@ -37,6 +37,12 @@ for _, t in ipairs({ 7, 8, 9, 10, 11, 20, 21, 22, 24 }) do listed[#listed + 1] =
 tap.is(listed, { true, false, true, true, false, true, false, true, true }, "lists and stepped ranges")
 tap.is(known["1434"] and known["1434"].JobState, "COMPLETED", "a plain job under its id")
 tap.is(known["1435"], nil, "an array's own id is no job of ours")
+local _, _, ranges = slurm.parse(text)
+tap.is(slurm.parse(text, nil, ranges), known, "with the last parse's ranges as its cache: the same answer")
+local _, _, moved = slurm.parse((text:gsub("3%-5%%3", "4-5%%3")), nil, ranges)
+tap.is(moved["1435|4-5%3"], { "1435_4", "1435_5" }, "a range that moved is expanded anew")
+tap.ok(moved["1500|7,9-10,20-24:2"] == ranges["1500|7,9-10,20-24:2"] and moved["1435|0"] == ranges["1435|0"]
+  and moved["1435|3-5%3"] == nil, "the others kept as they were, the old range dropped")
 local only = slurm.parse(text .. "\n9000_[0-999999]|9000|0-999999|PENDING|None|||N/A|N/A", { ["1435"] = true })
 tap.is({ only["1435_4"] ~= nil, only["1500_7"], only["9000_5"], only["1434"] ~= nil }, { true, nil, nil, true },
   "with the run's arrays named, another array's pending tasks are not read; plain jobs still are")

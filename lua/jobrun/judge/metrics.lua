@@ -17,8 +17,8 @@ metrics.TAIL = 0.25
 -- Seconds of CPU a metric fn may use on one job unless it sets `budget`.
 metrics.FN_BUDGET = 1
 
--- What each result's metrics entry holds, in order (README "Metrics"). Its series is not there:
--- it is in the job's series file (metrics.series_path), which the charts read.
+-- What each result's metrics entry holds, in order (README "Metrics"). Its series is kept in the
+-- run's series file (metrics.series_path), not in state.json; --json adds it (with_series).
 metrics.ORDER = { "value", "agg", "n", "n_skipped", "last", "first", "min", "max", "error", "missing", "baseline",
                   "series", "series_step" }
 
@@ -535,11 +535,6 @@ function metrics.write_series(run_dir, key, job_name, series)
   return true
 end
 
--- read_series(run_dir, job [, file]) -> { NAME = { series = { numbers }, series_step } } | nil,
--- why: the series of the job's latest attempt, from the run's series file (file: { text, why },
--- read_series_file's answer, when the caller has read it: a page charts many jobs); a run
--- recorded before series files kept them in its records. why says what is wrong: "no series
--- file", "no series of this job in the series file", "the series file is damaged (…)".
 -- raw_series(line) -> { NAME = { text = "[…]", series_step } } | nil: a series file's line as
 -- write_series makes it, each series left as its text; nil for any other shape (read whole then).
 -- (--json of a 10,000-job run decoded 1.2 million numbers to encode them again as they were.)
@@ -563,6 +558,12 @@ local function raw_series(line)
   return out
 end
 
+-- read_series(run_dir, job [, file [, raw]]) -> { NAME = { series = { numbers }, series_step } } | nil,
+-- why: the series of the job's latest attempt, from the run's series file (file: { text, why },
+-- read_series_file's answer, when the caller has read it: a page charts many jobs); a run
+-- recorded before series files kept them in its records. why says what is wrong: "no series
+-- file", "no series of this job in the series file", "the series file is damaged (…)". raw:
+-- each series is json.raw text (checked, not decoded) where the line has write_series' shape.
 function metrics.read_series(run_dir, job, file, raw)
   local inline = {}
   for name, rec in pairs(type(job.metrics) == "table" and job.metrics or {}) do

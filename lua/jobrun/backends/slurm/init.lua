@@ -615,17 +615,18 @@ end
 -- GPU-hours.
 backend.SQUEUE_FORMAT = "%i|%F|%K|%T|%r|%N|%n|%S|%e|%b"
 
--- parse(text [, arrays]) -> { [id] = { field = value } } from `squeue -o SQUEUE_FORMAT` (one job
--- a line), and the set of array ids it holds records of. An array task is under
+-- parse(text [, arrays [, cache]]) -> { [id] = { field = value } } from `squeue -o SQUEUE_FORMAT`
+-- (one job a line), the set of array ids it holds records of, and its expanded pending ranges
+-- (the next poll's cache). An array task is under
 -- "<array id>_<task id>", as sbatch's answer made its jobs' ids; a record of pending tasks
 -- ("123_[4-199]") stands for each of them. With `arrays` (a set of array ids), only those
 -- arrays' records are read: another of the user's pending arrays of a million tasks is no reason
 -- to make a million entries each cycle.
 function backend.parse(text, arrays, cache)
   local jobs, seen = {}, {}
-  -- cache (optional, kept by the caller between polls): each array's pending range as last
-  -- expanded into task ids; a range the same as at the last poll is not expanded again (most of
-  -- a big run's arrays wait, unchanged, while one starts its tasks).
+  -- cache (optional): the third value of the last poll's parse, each array's pending range as
+  -- expanded into task ids then; a range the same as at the last poll is not expanded again
+  -- (most of a big run's arrays wait, unchanged, while one starts its tasks).
   local expanded = {}
   for line in text:gmatch("[^\n]+") do
     local id, array, tasks, st, reason, nodes, req, start, stop, rest =
@@ -658,11 +659,7 @@ function backend.parse(text, arrays, cache)
       end
     end
   end
-  if cache then
-    for k in pairs(cache) do cache[k] = nil end
-    for k, v in pairs(expanded) do cache[k] = v end
-  end
-  return jobs, seen
+  return jobs, seen, expanded
 end
 
 local function iso(t)
@@ -1052,8 +1049,8 @@ function backend.poll(ctx, jobs)
     end
     if a.array then arrays[a.array] = true end
   end
-  ctx.slurm_ranges = ctx.slurm_ranges or {}
-  local known, seen = backend.parse(r.stdout, arrays, ctx.slurm_ranges)
+  local known, seen, ranges = backend.parse(r.stdout, arrays, ctx.slurm_ranges)
+  ctx.slurm_ranges = ranges
   local forgotten = {}
   -- What each job's record said at the last poll, and the status that made of it: a job whose
   -- record says the same, and that has that status still, is not looked at again (a poll of
