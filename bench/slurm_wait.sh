@@ -30,9 +30,18 @@ LUA
 
 # jobrun: wall, user and system seconds of the run and its children.
 # WINDOW=S: only the first S seconds of each (then every job left is cancelled): a 10,000-job
-# run's cost per second without its hour.
+# run's cost per second without its hour. The run's CPU is also read at WARM seconds (default a
+# quarter of the window) from /proc, so that the wait alone (WARM to the end, launch done) is
+# told apart from the launch.
+ticks=$(getconf CLK_TCK)
+cpu_of() { awk -v t="$ticks" '{ printf "%.2f", ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat" 2>/dev/null || echo -; }
+warm=${WARM:-$(( ${WINDOW:-120} / 4 ))}
 PATH="$work/shims:$PATH" /usr/bin/time -f "%e %U %S" -o jobrun.time ${WINDOW:+timeout -s TERM "$WINDOW"} \
-  "$bin" run many.lua --run-id w > /dev/null 2>&1 || true
+  "$bin" run many.lua --run-id w > /dev/null 2>&1 &
+sleep "$warm"
+runner=$(pgrep -f -n "run many.lua --run-id w" || true)
+cpu_warm=$(cpu_of "$runner"); polls_warm=$(wc -l < polls.log)
+wait || true
 [ -z "${WINDOW:-}" ] || scancel -u "$(id -un)"
 sed -i '/^Command exited/d' jobrun.time
 polls=$(wc -l < polls.log)
@@ -63,8 +72,9 @@ echo 0 > loop.polls
 sed -i '/^Command exited/d' loop.time
 read -r lwall luser lsys < loop.time
 awk -v n="$n" -v s="$s" -v w="$wall" -v u="$user" -v y="$sys" -v p="$polls" -v lw="$lwall" -v lu="$luser" \
-    -v ly="$lsys" -v lp="$(cat loop.polls)" -v i="$interval" 'BEGIN {
+    -v ly="$lsys" -v lp="$(cat loop.polls)" -v i="$interval" -v wm="$warm" -v cw="$cpu_warm" -v pw="$polls_warm" 'BEGIN {
   printf "%d jobs of sleep %s on 4 Slurm nodes\n", n, s
   printf "jobrun run: %.1f s, %d polls, CPU %.2f s = %.2f %% of a core\n", w, p, u + y, 100 * (u + y) / w
+  if (cw != "-" && w > wm) printf "  of which the wait from second %d on (launch done): %d polls, CPU %.2f s = %.2f %% of a core\n", wm, p - pw, u + y - cw, 100 * (u + y - cw) / (w - wm)
   printf "squeue loop every %.2f s: %.1f s, %d polls, CPU %.2f s = %.2f %% of a core\n", i, lw, lp, lu + ly, 100 * (lu + ly) / lw
 }'

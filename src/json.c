@@ -1,15 +1,18 @@
-/* jobrun.c.json: jobrun's one JSON encoder (README "JSON"), and the walk that makes lua-cjson's
- * whole floats integers again. lua-cjson decodes; it cannot encode for us (an empty array and an
- * empty object look alike to it, and it keeps no key order). The Lua encoder this replaced is
- * the oracle of tests/unit/json.lua (tests/json_oracle.lua), held to these bytes.
+/* jobrun.c.json: jobrun's one JSON encoder and decoder (README "JSON"). lua-cjson cannot encode
+ * for us (an empty array and an empty object look alike to it, and it keeps no key order), and
+ * it decodes every number as a double, into tables that grow as they fill. The Lua encoder this
+ * replaced is the oracle of tests/unit/json.lua (tests/json_oracle.lua), held to these bytes;
+ * lua-cjson's decode, with integers() after it, is the decoder's oracle there.
  *
+ * decode(text) -> value, or the error "json: <what> at byte N" (see json_decode below).
  * encode(v [, pretty [, depth]]) -> text: v at that depth (pretty: two spaces an indent).
  *   Objects: a json.record's keys exactly, nil as null; a json.object's order keys first, then
  *   the rest; any other table's keys sorted bytewise (tostring of a key that is not a string).
  *   Arrays: json.array, or a table whose keys are exactly 1..#t. Strings escaped as lua-cjson
  *   does, but "/" left as it is. Functions and userdata become "<function>", "<userdata>".
  *   Nesting deeper than 64 tables raises "json: nesting too deep (a cycle?)".
- * integers(v) -> v: every whole float in v (nested tables too) made an integer.
+ * integers(v) -> v: every whole float in v (nested tables too) made an integer (what lua-cjson's
+ *   decode needed after it; the tests' oracle).
  * not_number(list) -> the index of its first item that is not a number, or nil.
  * number_list(text) -> true when text is a JSON array of numbers, else the first bad item's index.
  * A table marked json.raw ({ text }) encodes as its text, unchanged. */
@@ -184,7 +187,8 @@ static void put_key(lua_State *L, Buf *b, int kidx, int pretty) {
 }
 
 /* The names encode() looks up in metatables, its upvalues (not made again for every table). */
-enum { UV_NAME = 1, UV_ORDER, UV_EXACT };
+enum { UV_NAME = 1, UV_ORDER, UV_EXACT, UV_BUF };
+#define BUF_KEEP (1u << 20) /* the largest buffer kept between calls */
 
 /* metatable field `name` (an upvalue of encode: UV_…) of the table at idx pushed (nil without a
  * metatable). */
@@ -453,13 +457,30 @@ static int json_encode(lua_State *L) {
     int pretty = lua_toboolean(L, ARG_PRETTY);
     int depth = (int)luaL_optinteger(L, ARG_DEPTH, 0);
     lua_settop(L, ARG_DEPTH);
-    Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* ARG_BUF: freed by __gc, even on an error */
-    memset(b, 0, sizeof *b);
-    luaL_setmetatable(L, "jobrun.base.json.buffer");
+    /* ARG_BUF: the buffer kept between calls (UV_BUF), taken for this one: a call nested in it
+     * (a key's __tostring that encodes) or after an error, which lost it, makes a new one. Its
+     * memory is freed by __gc, even on an error. (A fresh 4 KB buffer a call was most of what
+     * plan --json's many small values cost: malloc, free and their consolidation.) */
+    Buf *b = lua_touserdata(L, lua_upvalueindex(UV_BUF));
+    if (b) {
+        lua_pushvalue(L, lua_upvalueindex(UV_BUF));
+        lua_pushnil(L);
+        lua_replace(L, lua_upvalueindex(UV_BUF));
+    } else {
+        b = lua_newuserdatauv(L, sizeof *b, 0);
+        memset(b, 0, sizeof *b);
+        luaL_setmetatable(L, "jobrun.base.json.buffer");
+    }
+    b->n = 0;
     encode_value(L, b, ARG_V, pretty, depth);
     lua_pushlstring(L, b->p ? b->p : "", b->n);
-    free(b->p);
-    b->p = NULL;
+    if (b->cap > BUF_KEEP) { /* a big document's buffer is not kept */
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    lua_pushvalue(L, ARG_BUF);
+    lua_replace(L, lua_upvalueindex(UV_BUF)); /* given back for the next call */
     return 1;
 }
 
@@ -547,7 +568,279 @@ bad:
 #undef SKIP_WS
 #undef DIGIT
 
+
+/* ---- decode ------------------------------------------------------------------------------ */
+
+/* decode(text) -> value: JSON text as Lua values, as lua-cjson's decode and then integers()
+ * made them (objects and arrays as tables, null as cjson.null, a light userdata NULL; whole
+ * numbers in the 64-bit range as integers), or an error "json: <what> at byte N". Tables are
+ * made at their size (each object's members are gathered on the stack first): reading a
+ * 10,000-job state.json was a third lua-cjson's growing tables and the walk after it. */
+#define DEC_MAX_DEPTH 1000 /* as lua-cjson */
+#define DEC_GATHER 64      /* members gathered before a table is made */
+
+typedef struct {
+    const char *start, *p, *end;
+} Dec;
+
+static int dec_fail(lua_State *L, const Dec *d, const char *what) {
+    return luaL_error(L, "json: %s at byte %d", what, (int)(d->p - d->start) + 1);
+}
+
+static void dec_ws(Dec *d) {
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
+}
+
+static int hex4(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+        else return -1;
+    }
+    return v;
+}
+
+static void put_utf8(luaL_Buffer *b, unsigned long cp) {
+    char u[4];
+    int n;
+    if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+    else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+    else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+    }
+    luaL_addlstring(b, u, (size_t)n);
+}
+
+/* A string (d->p at its opening quote), pushed. Without escapes it is pushed from the text. */
+static void dec_string(lua_State *L, Dec *d) {
+    const char *s = ++d->p;
+    while (d->p < d->end && *d->p != '"' && *d->p != '\\') d->p++;
+    if (d->p >= d->end) dec_fail(L, d, "unterminated string");
+    if (*d->p == '"') {
+        lua_pushlstring(L, s, (size_t)(d->p - s));
+        d->p++;
+        return;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, s, (size_t)(d->p - s));
+    while (d->p < d->end && *d->p != '"') {
+        if (*d->p != '\\') { luaL_addchar(&b, *d->p++); continue; }
+        if (d->p + 1 >= d->end) break;
+        char e = d->p[1];
+        d->p += 2;
+        switch (e) {
+        case '"': luaL_addchar(&b, '"'); break;
+        case '\\': luaL_addchar(&b, '\\'); break;
+        case '/': luaL_addchar(&b, '/'); break;
+        case 'b': luaL_addchar(&b, '\b'); break;
+        case 'f': luaL_addchar(&b, '\f'); break;
+        case 'n': luaL_addchar(&b, '\n'); break;
+        case 'r': luaL_addchar(&b, '\r'); break;
+        case 't': luaL_addchar(&b, '\t'); break;
+        case 'u': {
+            int hi = d->end - d->p >= 4 ? hex4(d->p) : -1;
+            if (hi < 0) dec_fail(L, d, "invalid \\u escape");
+            d->p += 4;
+            unsigned long cp = (unsigned long)hi;
+            if (hi >= 0xD800 && hi <= 0xDBFF) {
+                /* a high surrogate: its low one must follow */
+                int lo = d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u' ? hex4(d->p + 2) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF) dec_fail(L, d, "invalid \\u escape (a lone surrogate)");
+                d->p += 6;
+                cp = 0x10000 + (((unsigned long)hi - 0xD800) << 10) + ((unsigned long)lo - 0xDC00);
+            } else if (hi >= 0xDC00 && hi <= 0xDFFF) {
+                dec_fail(L, d, "invalid \\u escape (a lone surrogate)");
+            }
+            put_utf8(&b, cp);
+            break;
+        }
+        default: d->p--; dec_fail(L, d, "invalid escape");
+        }
+    }
+    if (d->p >= d->end) dec_fail(L, d, "unterminated string");
+    d->p++;
+    luaL_pushresult(&b);
+}
+
+#define DEC_DIGIT (d->p < d->end && *d->p >= '0' && *d->p <= '9')
+
+static void dec_number(lua_State *L, Dec *d) {
+    const char *s = d->p;
+    int neg = 0, whole = 1;
+    if (*d->p == '-') { neg = 1; d->p++; }
+    if (!DEC_DIGIT) dec_fail(L, d, "invalid number");
+    unsigned long long n = 0;
+    int overflow = 0;
+    if (*d->p == '0') d->p++;
+    else {
+        while (DEC_DIGIT) {
+            unsigned digit = (unsigned)(*d->p++ - '0');
+            if (n > (18446744073709551615ULL - digit) / 10) overflow = 1;
+            else n = n * 10 + digit;
+        }
+    }
+    if (d->p < d->end && *d->p == '.') {
+        whole = 0;
+        d->p++;
+        if (!DEC_DIGIT) dec_fail(L, d, "invalid number");
+        while (DEC_DIGIT) d->p++;
+    }
+    if (d->p < d->end && (*d->p == 'e' || *d->p == 'E')) {
+        whole = 0;
+        d->p++;
+        if (d->p < d->end && (*d->p == '+' || *d->p == '-')) d->p++;
+        if (!DEC_DIGIT) dec_fail(L, d, "invalid number");
+        while (DEC_DIGIT) d->p++;
+    }
+    if (whole && !overflow && n <= (neg ? 9223372036854775808ULL : 9223372036854775807ULL)) {
+        lua_pushinteger(L, neg ? (lua_Integer)(0ULL - n) : (lua_Integer)n);
+        return;
+    }
+    /* a fraction, an exponent or a whole number past 64 bits: strtod, on a copy (the text may
+     * go on with digits strtod would take, such as a following key) */
+    char text[128];
+    size_t len = (size_t)(d->p - s);
+    double v;
+    if (len < sizeof text) {
+        memcpy(text, s, len);
+        text[len] = '\0';
+        v = strtod(text, NULL);
+    } else {
+        char *big = malloc(len + 1);
+        if (!big) luaL_error(L, "json: out of memory");
+        memcpy(big, s, len);
+        big[len] = '\0';
+        v = strtod(big, NULL);
+        free(big);
+    }
+    lua_Integer i;
+    if (lua_numbertointeger(v, &i) && (lua_Number)i == v) lua_pushinteger(L, i);
+    else lua_pushnumber(L, v);
+}
+
+static void dec_value(lua_State *L, Dec *d, int depth);
+
+static void dec_literal(lua_State *L, Dec *d, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) dec_fail(L, d, "invalid value");
+    d->p += n;
+}
+
+/* The members gathered on the stack above `base` (key, value pairs) moved into the table at
+ * `t` (made now at its size when t is 0); returns the table's index. */
+static int dec_flush(lua_State *L, int base, int t, int pairs, int array) { /* (pairs: or items) */
+    if (!t) {
+        if (array) lua_createtable(L, pairs, 0);
+        else lua_createtable(L, 0, pairs);
+        lua_insert(L, base + 1);
+        t = base + 1;
+    }
+    return t;
+}
+
+/* The `gathered` key, value pairs above the table at t set in it in the order they came (a
+ * repeated key keeps its last value, as lua-cjson), and taken off the stack. */
+static void dec_members(lua_State *L, int t, int gathered) {
+    for (int i = 0; i < gathered; i++) {
+        lua_pushvalue(L, t + 1 + 2 * i);
+        lua_pushvalue(L, t + 2 + 2 * i);
+        lua_rawset(L, t);
+    }
+    lua_settop(L, t);
+}
+
+static void dec_object(lua_State *L, Dec *d, int depth) {
+    int base = lua_gettop(L), t = 0, gathered = 0;
+    d->p++;
+    dec_ws(d);
+    if (d->p < d->end && *d->p == '}') { d->p++; lua_createtable(L, 0, 0); return; }
+    for (;;) {
+        luaL_checkstack(L, 4, "json: nesting");
+        dec_ws(d);
+        if (d->p >= d->end || *d->p != '"') dec_fail(L, d, "expected a string key");
+        dec_string(L, d);
+        dec_ws(d);
+        if (d->p >= d->end || *d->p != ':') dec_fail(L, d, "expected ':'");
+        d->p++;
+        dec_value(L, d, depth + 1);
+        if (++gathered == DEC_GATHER) {
+            /* a big object: made now, at this size, and filled as it goes on */
+            t = dec_flush(L, base, t, t ? 0 : gathered, 0);
+            dec_members(L, t, gathered);
+            gathered = 0;
+        }
+        dec_ws(d);
+        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+        if (d->p < d->end && *d->p == '}') { d->p++; break; }
+        dec_fail(L, d, "expected ',' or '}'");
+    }
+    t = dec_flush(L, base, t, gathered, 0);
+    dec_members(L, t, gathered);
+}
+
+static void dec_array(lua_State *L, Dec *d, int depth) {
+    int base = lua_gettop(L), t = 0, gathered = 0;
+    lua_Integer n = 0;
+    d->p++;
+    dec_ws(d);
+    if (d->p < d->end && *d->p == ']') { d->p++; lua_createtable(L, 0, 0); return; }
+    for (;;) {
+        luaL_checkstack(L, 3, "json: nesting");
+        dec_value(L, d, depth + 1);
+        if (++gathered == DEC_GATHER) {
+            t = dec_flush(L, base, t, t ? 0 : gathered, 1);
+            for (int i = 0; i < gathered; i++) lua_rawseti(L, t, n + gathered - i);
+            n += gathered;
+            gathered = 0;
+        }
+        dec_ws(d);
+        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+        if (d->p < d->end && *d->p == ']') { d->p++; break; }
+        dec_fail(L, d, "expected ',' or ']'");
+    }
+    t = dec_flush(L, base, t, gathered, 1);
+    for (int i = 0; i < gathered; i++) lua_rawseti(L, t, n + gathered - i);
+}
+
+static void dec_value(lua_State *L, Dec *d, int depth) {
+    if (depth > DEC_MAX_DEPTH) dec_fail(L, d, "nesting too deep");
+    dec_ws(d);
+    if (d->p >= d->end) dec_fail(L, d, "expected a value");
+    switch (*d->p) {
+    case '{': dec_object(L, d, depth); break;
+    case '[': dec_array(L, d, depth); break;
+    case '"': dec_string(L, d); break;
+    case 't': dec_literal(L, d, "true"); lua_pushboolean(L, 1); break;
+    case 'f': dec_literal(L, d, "false"); lua_pushboolean(L, 0); break;
+    case 'n': dec_literal(L, d, "null"); lua_pushlightuserdata(L, NULL); break;
+    default:
+        if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9')) dec_number(L, d);
+        else dec_fail(L, d, "invalid value");
+    }
+}
+
+static int json_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    Dec d = {s, s, s + len};
+    lua_settop(L, 1);
+    dec_value(L, &d, 0);
+    dec_ws(&d);
+    if (d.p != d.end) dec_fail(L, &d, "text after the value");
+    return 1;
+}
+
 static const luaL_Reg json_functions[] = {
+    {"decode", json_decode},
     {"number_list", json_number_list},
     {"integers", json_integers},
     {"not_number", json_not_number},
@@ -561,7 +854,10 @@ int luaopen_jobrun_json(lua_State *L) {
     lua_pushliteral(L, "__name"); /* UV_NAME */
     lua_pushliteral(L, "order");  /* UV_ORDER */
     lua_pushliteral(L, "exact");  /* UV_EXACT */
-    lua_pushcclosure(L, json_encode, 3);
+    Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* UV_BUF */
+    memset(b, 0, sizeof *b);
+    luaL_setmetatable(L, "jobrun.base.json.buffer");
+    lua_pushcclosure(L, json_encode, 4);
     lua_setfield(L, -2, "encode");
     return 1;
 }

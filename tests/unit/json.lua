@@ -146,4 +146,67 @@ tap.is(lists, { true, true, 2, 2, 1, 1, 1, 1, 0, 0, 0, 1, true },
 tap.is(c.not_number({ 1, 2.5, "3", 4 }), 3, "not_number: the first item that is not a number")
 tap.is(c.not_number({ 1, 2 }), nil, "none")
 
+-- decode (src/json.c) against lua-cjson's decode and the integer walk after it (what json.decode
+-- was): the same values, each number of the same Lua type
+local cjson = require "cjson"
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) == "number" then return math.type(a) == math.type(b) and (a == b or (a ~= a and b ~= b)) end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+local function cjson_way(text) return c.integers(cjson.decode(text)) end
+local corpus = {
+  '{"a":1,"a":2}', '[1,2.5,-0,0,1e3,1E-2,1.5e300,-1.25,123456789012,"x",null,true,false,{},[]]',
+  ' "tab\\there \\"q\\" \\\\ \\/ \\b\\f\\n\\r" ', '"\\u00e9 \\u20ac \\ud83d\\ude00 \\u0000 end"', '"é raw UTF-8"',
+  '[-9223372036854775808, 9223372036854775808, 18446744073709551616, 1.0, -0.0, 9007199254740992]',
+  '{"nested":{"deeper":[{"x":[[[]]]}]}}', '  \n\t[ 1 , { "k" : "v" } ]  \n',
+}
+local rng, keys, items = 12345, {}, {}
+for i = 1, 150 do keys[i] = string.format('"k%d":%d', i % 100, i) end -- 150 members, 50 repeated
+corpus[#corpus + 1] = "{" .. table.concat(keys, ",") .. "}"
+for i = 1, 300 do
+  rng = (rng * 1103515245 + 12345) % 2147483648
+  items[i] = ({ tostring(rng), tostring(rng / 7), '"s' .. rng .. '"', "null", "[" .. rng .. "]" })[rng % 5 + 1]
+end
+corpus[#corpus + 1] = "[" .. table.concat(items, ",") .. "]"
+corpus[#corpus + 1] = json.encode({ jobs = { { name = "a", exit_code = 0, duration_s = 1.5, fields = {},
+  metrics = { loss = { value = 2.31, n = 40 } } } } }, true)
+local differ = {}
+for i, text in ipairs(corpus) do
+  if not same(c.decode(text), cjson_way(text)) then differ[#differ + 1] = i end
+end
+tap.is(differ, {}, "decode: what lua-cjson and the integer walk made, on " .. #corpus .. " texts (big objects, "
+  .. "repeated keys, escapes, surrogate pairs, numbers at the integers' edges)")
+tap.is(c.decode("[1,2,3]"), { 1, 2, 3 }, "decode: an array")
+-- (lua-cjson read every number as a double: 2^63 - 1 came out as the float 2^63)
+tap.is(c.decode("[9223372036854775807]")[1], math.maxinteger, "decode: the largest integer is itself")
+tap.is(math.type(c.decode("[9223372036854775808]")[1]), "float", "decode: one past it is a float")
+tap.is(c.decode("null"), json.null, "decode: null is json.null")
+local errs = {}
+for _, text in ipairs({ "", "[1,]", '{"a"}', '"\\ud800"', '"\\udc00"', "01", "1.", "[1] x", '{"a":1', '"abc',
+                        "tru", "[1 2]", '{1:2}', '"\\x"', "-", "1e", "[" }) do
+  local v, why = json.decode(text)
+  errs[#errs + 1] = v == nil and type(why) == "string" and why:match("^json: .+ at byte %d+$") ~= nil
+end
+tap.is(errs, { true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true },
+  "decode: each of 17 bad texts is nil and 'json: <what> at byte N'")
+tap.is(select(2, json.decode('{"a":[1,x]}')), "json: invalid value at byte 9", "decode: the byte named is the bad one's")
+tap.ok(json.decode(string.rep("[", 500) .. string.rep("]", 500)) ~= nil, "decode: 500 deep is read")
+tap.like(select(2, json.decode(string.rep("[", 5000) .. string.rep("]", 5000))), "nesting too deep",
+  "decode: 5,000 deep is an error, not a crash")
+
+-- encode keeps its buffer between calls: a call inside another (a key's __tostring) and a call
+-- after an error each get what they should
+local key = setmetatable({}, { __tostring = function() return json.encode({ 1, { a = "b" } }) end })
+tap.is(json.encode({ [key] = 2 }), [[{"[1,{\"a\":\"b\"}]":2}]], "encode inside encode (a key's __tostring)")
+local cycle = {}
+cycle[1] = cycle
+tap.ok(not pcall(json.encode, cycle), "a cycle is an error")
+tap.is(json.encode({ x = { 1, 2 } }), '{"x":[1,2]}', "and the next encode is whole")
+tap.is(#json.encode(string.rep("x", 3 * 1024 * 1024)), 3 * 1024 * 1024 + 2, "a 3 MB string (a buffer not kept)")
+tap.is(json.encode("small"), '"small"', "then a small one")
+
 return tap.done()

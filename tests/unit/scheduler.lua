@@ -29,6 +29,9 @@ function B.submit(ctx, job)
 end
 function B.poll(_, jobs)
   B.queries = B.queries + 1
+  -- B.burn: seconds of CPU each poll spends (a big run's poll)
+  local t0 = os.clock()
+  while os.clock() - t0 < (B.burn or 0) do end
   for _, job in ipairs(jobs) do
     if job.status == "RUNNING" then
       B.left[job.name] = B.left[job.name] - 1
@@ -192,6 +195,28 @@ tap.test("step(timeout) returns within its timeout when nothing happens", functi
   took = process.now() - t0
   tap.ok(took >= 0.05 and took < 3, string.format("an observer's step returned after %.3f s", took))
   tap.ok(not sched:await(function() return false end, process.now() + 0.1), "await gives up at its deadline")
+end)
+
+tap.test("a poll's interval is at least 100 times the CPU the last poll took", function()
+  local function polls_in(seconds, burn)
+    local run = run_of([[suite "pace" { backend = "fakesched", run = "true", name = "forever_p" }]])
+    fake.poll_interval_max = 1
+    local sched = scheduler.for_run(run)
+    fake.poll_interval_max = 0.02
+    sched:launch()
+    fake.burn = burn
+    local before = fake.queries
+    sched:await(function() return false end, process.now() + seconds)
+    fake.burn = nil
+    run:cancel(run.data.jobs)
+    return fake.queries - before
+  end
+  -- 5 ms of CPU a poll: one each 0.5 s at the most. The backend's own interval is 0.01 s, backing
+  -- off by half again each poll while nothing moves: about 11 polls in 1.6 s.
+  local costly = polls_in(1.6, 0.005)
+  tap.ok(costly >= 2 and costly <= 6, string.format("polls costing 5 ms each: %d in 1.6 s (at most 6)", costly))
+  local cheap = polls_in(1.6, 0)
+  tap.ok(cheap >= 8, string.format("polls costing next to nothing: %d in 1.6 s (the backend's pace)", cheap))
 end)
 
 tap.test("a ready handle ends a step early", function()
