@@ -282,7 +282,16 @@ static int put_member(lua_State *L, Buf *b, int idx, int first, int pretty, int 
  * Lua tables, so that the many small objects of a big answer allocate nothing (a key's text
  * stays alive: it is a key of the table, or an item of the order). Returns 0, having written
  * nothing, for any other object. */
-static int encode_few(lua_State *L, Buf *b, int idx, int order, int has_order, int pretty, int depth) {
+/* Members an object is written with where it has no value of its own for that key of its order:
+ * a key and its JSON text, put as it is (a series from the run's series file). */
+typedef struct {
+    const char *key, *text;
+    size_t key_len, text_len;
+} Extra;
+#define MAX_EXTRA 2
+
+static int encode_few(lua_State *L, Buf *b, int idx, int order, int has_order, int pretty, int depth,
+                      const Extra *extra, int n_extra) {
     Key rest[FEW_KEYS];
     const char *os[FEW_KEYS];
     size_t ol[FEW_KEYS];
@@ -315,7 +324,15 @@ static int encode_few(lua_State *L, Buf *b, int idx, int order, int has_order, i
     put(L, b, "{", 1);
     for (lua_Unsigned i = 0; i < on; i++) {
         lua_rawgeti(L, order, (lua_Integer)i + 1);
-        if (put_member(L, b, idx, first, pretty, depth)) first = 0;
+        if (put_member(L, b, idx, first, pretty, depth)) { first = 0; continue; }
+        for (int e = 0; e < n_extra; e++) {
+            if (extra[e].key_len != ol[i] || memcmp(extra[e].key, os[i], ol[i]) != 0) continue;
+            lead(L, b, first, pretty, depth);
+            first = 0;
+            put_quoted(L, b, os[i], ol[i]);
+            put(L, b, pretty ? ": " : ":", pretty ? 2 : 1);
+            put(L, b, extra[e].text, extra[e].text_len);
+        }
     }
     for (size_t i = 0; i < rest_n; i++) {
         lua_pushlstring(L, rest[i].s, rest[i].len);
@@ -342,7 +359,7 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
     lua_pushnil(L);
     if (!lua_next(L, idx)) { put(L, b, "{}", 2); lua_pop(L, 1); return; }
     lua_pop(L, 2);
-    if (encode_few(L, b, idx, order, has_order, pretty, depth)) { lua_pop(L, 1); return; }
+    if (encode_few(L, b, idx, order, has_order, pretty, depth, NULL, 0)) { lua_pop(L, 1); return; }
     /* The order's keys as a set. */
     lua_Unsigned on = has_order ? lua_rawlen(L, order) : 0;
     lua_createtable(L, 0, (int)on);
@@ -407,11 +424,128 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
     lua_pop(L, 4); /* keys, rest_keys, set, order */
 }
 
+static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth);
+
+/* number_items(s, len) -> the length of the JSON array of numbers at s ("[1,2.5e3]", no space:
+ * as jobrun writes series), or 0 when s does not start with one. */
+static size_t number_items(const char *s, size_t len) {
+    size_t i = 0;
+#define D (i < len && s[i] >= '0' && s[i] <= '9')
+    if (i >= len || s[i] != '[') return 0;
+    i++;
+    if (i < len && s[i] == ']') return i + 1;
+    for (;;) {
+        if (i < len && s[i] == '-') i++;
+        if (i < len && s[i] == '0') i++;
+        else if (D) { while (D) i++; }
+        else return 0;
+        if (i < len && s[i] == '.') { i++; if (!D) return 0; while (D) i++; }
+        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+            i++;
+            if (i < len && (s[i] == '+' || s[i] == '-')) i++;
+            if (!D) return 0;
+            while (D) i++;
+        }
+        if (i < len && s[i] == ',') { i++; continue; }
+        if (i < len && s[i] == ']') return i + 1;
+        return 0;
+    }
+#undef D
+}
+
+/* series_of(line, len, name, n, extra) -> how many of series and series_step the series-file
+ * line holds for metric `name` (0 when it has none, or not in the shape write_series gives it:
+ * "NAME":{"series":[…]} or "NAME":{"series":[…],"series_step":N}), set in extra. */
+static int series_of(const char *line, size_t len, const char *name, size_t n, Extra *extra) {
+    static const char open[] = "\":{\"series\":";
+    const char *at = strstr(line, ",\"metrics\":{"); /* (the key and job name come before it) */
+    if (!at || n > 256) return 0;
+    char needle[256 + sizeof open + 1];
+    needle[0] = '"';
+    memcpy(needle + 1, name, n);
+    memcpy(needle + 1 + n, open, sizeof open); /* (with its terminator) */
+    const char *hit = strstr(at, needle);
+    if (!hit) return 0;
+    const char *arr = hit + 1 + n + sizeof open - 1;
+    size_t items = number_items(arr, (size_t)(line + len - arr));
+    if (!items) return 0;
+    extra[0] = (Extra){"series", arr, 6, items};
+    const char *after = arr + items;
+    if (*after == '}') return 1;
+    static const char step[] = ",\"series_step\":";
+    if (strncmp(after, step, sizeof step - 1) != 0) return 1;
+    const char *num = after + sizeof step - 1, *end = num;
+    while (*end && strchr("0123456789.eE+-", *end)) end++;
+    if (end == num || *end != '}') return 1;
+    extra[1] = (Extra){"series_step", num, 11, (size_t)(end - num)};
+    return 2;
+}
+
+/* json.with_series { records, line, order }: a job's metric records (name -> record) as a
+ * result's `metrics`: names sorted, each record's keys in `order`, with its series and
+ * series_step taken as they are from `line` (the job's line in the run's series file, checked to
+ * be an array of numbers) where the record has none of its own. No table or string a series:
+ * --json of 10,000 jobs with 3 metrics each made a dozen a job. */
+static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int depth) {
+    lua_rawgeti(L, idx, 1);
+    int records = lua_gettop(L);
+    size_t line_len = 0;
+    lua_rawgeti(L, idx, 2);
+    const char *line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &line_len) : NULL;
+    lua_rawgeti(L, idx, 3);
+    int order = lua_gettop(L);
+    if (lua_type(L, records) != LUA_TTABLE || lua_type(L, order) != LUA_TTABLE) {
+        put(L, b, "null", 4);
+        lua_settop(L, records - 1);
+        return;
+    }
+    Key names[FEW_KEYS];
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, records)) {
+        int is_record = lua_type(L, -1) == LUA_TTABLE;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || !is_record || n == FEW_KEYS) {
+            /* not the usual shape: written as any table is, with no series */
+            lua_pop(L, 1);
+            encode_table(L, b, records, pretty, depth);
+            lua_settop(L, records - 1);
+            return;
+        }
+        names[n].s = lua_tolstring(L, -1, &names[n].len);
+        n++;
+    }
+    if (n == 0) { put(L, b, "{}", 2); lua_settop(L, records - 1); return; }
+    if (n > 1) qsort(names, n, sizeof *names, key_cmp);
+    put(L, b, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        lead(L, b, i == 0, pretty, depth);
+        put_quoted(L, b, names[i].s, names[i].len);
+        put(L, b, pretty ? ": " : ":", pretty ? 2 : 1);
+        lua_pushlstring(L, names[i].s, names[i].len);
+        lua_rawget(L, records);
+        int rec = lua_gettop(L);
+        Extra extra[MAX_EXTRA];
+        int n_extra = line && memchr(line, '\\', line_len) == NULL
+            ? series_of(line, line_len, names[i].s, names[i].len, extra) : 0;
+        if (!encode_few(L, b, rec, order, 1, pretty, depth + 1, extra, n_extra))
+            encode_table(L, b, rec, pretty, depth + 1);
+        lua_pop(L, 1);
+    }
+    close_with(L, b, "}", pretty, depth);
+    lua_settop(L, records - 1);
+}
+
 static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth) {
     if (depth > MAX_DEPTH) luaL_error(L, "json: nesting too deep (a cycle?)");
     luaL_checkstack(L, 16, "json: nesting");
     /* json.raw: JSON text already checked (a series read from a file), put as it is */
-    if (mt_field(L, idx, UV_NAME) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.raw") == 0) {
+    if (mt_field(L, idx, UV_NAME) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.with_series") == 0) {
+        lua_pop(L, 1);
+        encode_with_series(L, b, idx, pretty, depth);
+        return;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json.raw") == 0) {
         lua_pop(L, 1);
         size_t n = 0;
         lua_rawgeti(L, idx, 1);

@@ -209,4 +209,22 @@ tap.is(json.encode({ x = { 1, 2 } }), '{"x":[1,2]}', "and the next encode is who
 tap.is(#json.encode(string.rep("x", 3 * 1024 * 1024)), 3 * 1024 * 1024 + 2, "a 3 MB string (a buffer not kept)")
 tap.is(json.encode("small"), '"small"', "then a small one")
 
+-- with_series: a job's metric records with their series taken from its series-file line
+local ORDER = { "value", "n", "series", "series_step" }
+local line = '{"key":"k","job":"j","metrics":{"b":{"series":[1,2.5,-3e2]},"a":{"series":[4],"series_step":2},'
+  .. '"bad":{"series":[1,"x"]},"own":{"series":[9]}}}'
+local records = { b = { value = 1, n = 3 }, a = { n = 1, value = 4, extra = true }, bad = { value = 0 },
+                  own = { value = 7, series = json.array({ 8 }) }, none = { value = 5 } }
+tap.is(json.encode(json.with_series(records, line, ORDER)),
+  '{"a":{"value":4,"n":1,"series":[4],"series_step":2,"extra":true},"b":{"value":1,"n":3,"series":[1,2.5,-3e2]},'
+  .. '"bad":{"value":0},"none":{"value":5},"own":{"value":7,"series":[8]}}',
+  "with_series: names sorted, keys in order, each series (and step) from the line as it is; one not of numbers, "
+  .. "or not there, left out; a record's own series kept")
+tap.is(json.encode(json.with_series({ m = { value = 1 } }, line:gsub('"b"', '"m"'), ORDER), true),
+  '{\n  "m": {\n    "value": 1,\n    "series": [1,2.5,-3e2]\n  }\n}', "with_series: pretty, the series on one line")
+tap.is(json.encode(json.with_series({ b = { value = 1 } }, nil, ORDER)), '{"b":{"value":1}}', "with_series: no line")
+tap.is(json.encode(json.with_series({ b = { value = 1 } }, (line:gsub("%[1,2", "[1, 2")), ORDER)),
+  '{"b":{"value":1}}', "with_series: a series not as jobrun writes it is left out")
+tap.is(json.encode(json.with_series({}, line, ORDER)), "{}", "with_series: no records")
+
 return tap.done()

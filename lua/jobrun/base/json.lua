@@ -22,6 +22,17 @@ function json.raw(text)
   return setmetatable({ text }, RAW)
 end
 
+-- with_series(records, line, order): a job's metric records (name -> record) as a result's
+-- `metrics`: names sorted, each record's keys in `order`, with the series and series_step of
+-- the record's metric taken as they are from `line` (the job's line in its run's series file)
+-- where the record has none of its own and the line has them as write_series writes them
+-- (src/json.c finds them and checks each is an array of numbers; a line with an escape in it is
+-- not read: see metrics.json_records).
+local WITH_SERIES = { __name = "json.with_series" }
+function json.with_series(records, line, order)
+  return setmetatable({ records, line or false, order }, WITH_SERIES)
+end
+
 -- record(t, keys): t encodes with exactly these keys, in this order, nil as null — no key
 -- gathering or sorting, for the many records of a big run.
 function json.record(t, keys)

@@ -558,6 +558,24 @@ local function raw_series(line)
   return out
 end
 
+-- series_line(job, file) -> the job's latest line in the series file (file: { text }, as
+-- read_series_file read it), or nil. Each key's last line is found in one pass over the file,
+-- kept in `file` for the next job (a page of 10,000 jobs would otherwise scan the whole file
+-- once a job). A line's prefix is its encoded key up to `,"job":`, which the encoded key cannot
+-- hold (its quotes are escaped).
+local function series_line(job, file)
+  if not file.text then return nil end
+  if not file.last_line then
+    local last = {}
+    for line in file.text:gmatch("[^\n]+") do
+      local cut = line:find(',"job":', 1, true)
+      if cut then last[line:sub(1, cut)] = line end
+    end
+    file.last_line = last
+  end
+  return file.last_line[prefix_of(require("jobrun.run.store").job_key(job))]
+end
+
 -- read_series(run_dir, job [, file [, raw]]) -> { NAME = { series = { numbers }, series_step } } | nil,
 -- why: the series of the job's latest attempt, from the run's series file (file: { text, why },
 -- read_series_file's answer, when the caller has read it: a page charts many jobs); a run
@@ -576,20 +594,8 @@ function metrics.read_series(run_dir, job, file, raw)
     file = {}
     file.text, file.why = metrics.read_series_file(run_dir)
   end
-  local text = file.text
-  if not text then return nil, file.why end
-  -- Each key's last line, found in one pass over the file, kept in `file` for the next job (a
-  -- page of 10,000 jobs would otherwise scan the whole file once a job). A line's prefix is its
-  -- encoded key up to `,"job":`, which the encoded key cannot hold (its quotes are escaped).
-  if not file.last_line then
-    local last = {}
-    for line in text:gmatch("[^\n]+") do
-      local cut = line:find(',"job":', 1, true)
-      if cut then last[line:sub(1, cut)] = line end
-    end
-    file.last_line = last
-  end
-  local line = file.last_line[prefix_of(require("jobrun.run.store").job_key(job))]
+  if not file.text then return nil, file.why end
+  local line = series_line(job, file)
   if not line then return nil, "no series of this job in the series file" end
   -- raw: each series as JSON text (json.raw), checked to be an array of numbers, not decoded.
   local texts = raw and raw_series(line)
@@ -635,6 +641,18 @@ function metrics.with_series(records, series)
     out[name] = copy
   end
   return metrics.for_json(out)
+end
+
+-- json_records(run_dir, job, file) -> the job's metric records as --json gives them, each with
+-- its series (file: { text, why } from read_series_file, shared by the run's jobs). The series
+-- go in as the series file's text, found and checked in C (json.with_series): no table or
+-- string a series. A line with an escape in it (a name as JSON escapes it) is read whole.
+function metrics.json_records(run_dir, job, file)
+  local line = series_line(job, file)
+  if line and line:find("\\", 1, true) then
+    return metrics.with_series(job.metrics, (metrics.read_series(run_dir, job, file, true)))
+  end
+  return json.with_series(job.metrics, line, metrics.ORDER)
 end
 
 -- read_series_file(run_dir) -> its text | nil, why ("no series file", …).

@@ -263,7 +263,7 @@ function report.json(data, run_dir)
         series_file = {}
         series_file.text, series_file.why = metrics.read_series_file(run_dir)
       end
-      jobs[i].metrics = metrics.with_series(jobs[i].metrics, (metrics.read_series(run_dir, job, series_file, true)))
+      jobs[i].metrics = metrics.json_records(run_dir, job, series_file)
     end
   end
   local checks
