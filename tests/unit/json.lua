@@ -153,7 +153,7 @@ local function same(a, b)
   if type(a) ~= type(b) then return false end
   if type(a) == "number" then return math.type(a) == math.type(b) and (a == b or (a ~= a and b ~= b)) end
   if type(a) ~= "table" then return a == b end
-  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k, x in pairs(a) do if not same(x, b[k]) then return false end end
   for k in pairs(b) do if a[k] == nil then return false end end
   return true
 end
@@ -188,12 +188,13 @@ tap.is(c.decode("null"), json.null, "decode: null is json.null")
 local errs = {}
 for _, text in ipairs({ "", "[1,]", '{"a"}', '"\\ud800"', '"\\udc00"', "01", "1.", "[1] x", '{"a":1', '"abc',
                         "tru", "[1 2]", '{1:2}', '"\\x"', "-", "1e", "[" }) do
-  local v, why = json.decode(text)
-  errs[#errs + 1] = v == nil and type(why) == "string" and why:match("^json: .+ at byte %d+$") ~= nil
+  local got, reason = json.decode(text)
+  errs[#errs + 1] = got == nil and type(reason) == "string" and reason:match("^json: .+ at byte %d+$") ~= nil
 end
 tap.is(errs, { true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true },
   "decode: each of 17 bad texts is nil and 'json: <what> at byte N'")
-tap.is(select(2, json.decode('{"a":[1,x]}')), "json: invalid value at byte 9", "decode: the byte named is the bad one's")
+tap.is(select(2, json.decode('{"a":[1,x]}')), "json: invalid value at byte 9",
+  "decode: the byte named is the bad one's")
 tap.ok(json.decode(string.rep("[", 500) .. string.rep("]", 500)) ~= nil, "decode: 500 deep is read")
 tap.like(select(2, json.decode(string.rep("[", 5000) .. string.rep("]", 5000))), "nesting too deep",
   "decode: 5,000 deep is an error, not a crash")
