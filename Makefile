@@ -47,7 +47,7 @@ test-deps:
 
 build/embedgen: src/embedgen.c
 	@mkdir -p build
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+	$(CC) -O2 -Wall -Wextra -Werror $(PKG_CFLAGS) -o $@ $< $(PKG_LIBS) -lm -ldl
 
 build/embedded.c: build/embedgen $(LUA_FILES)
 	build/embedgen $@ $(LUA_FILES)

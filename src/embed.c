@@ -68,7 +68,11 @@ static int search_jobrun(lua_State *L) {
     size_t len;
     const char *src = lua_tolstring(L, -2, &len);
     const char *chunkname = lua_tostring(L, -1);
-    if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) return lua_error(L);
+    /* The binary's own modules are loaded compiled (embedgen); from JOBRUN_LUA_DIR, as text. */
+    const struct jobrun_embedded *e = lua_dir() ? NULL : find_embedded(name);
+    int status = e ? luaL_loadbufferx(L, (const char *)e->bytecode, e->bytecode_length, chunkname, "b")
+                   : luaL_loadbufferx(L, src, len, chunkname, "t");
+    if (status != LUA_OK) return lua_error(L);
     lua_pushstring(L, chunkname + 1);
     return 2;
 }

@@ -7,6 +7,8 @@ struct jobrun_embedded {
     const char *chunkname; /* "@lua/jobrun/cli/init.lua", so tracebacks name the real file */
     const unsigned char *source;
     size_t length;
+    const unsigned char *bytecode; /* the source compiled at build time (debug information kept) */
+    size_t bytecode_length;
 };
 
 /* Terminated by an entry whose name is NULL. */
