@@ -881,6 +881,15 @@ static int dec_flush(lua_State *L, int base, int t, int pairs, int array) { /* (
     return t;
 }
 
+/* dec_more(L, d, close) -> 1 when a ',' follows an item (another comes), 0 at the closing
+ * bracket `close` (taken); anything else is an error. */
+static int dec_more(lua_State *L, Dec *d, char close) {
+    dec_ws(d);
+    if (d->p < d->end && *d->p == ',') { d->p++; return 1; }
+    if (d->p < d->end && *d->p == close) { d->p++; return 0; }
+    return dec_fail(L, d, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
 /* The `gathered` key, value pairs above the table at t set in it in the order they came (a
  * repeated key keeps its last value, as lua-cjson), and taken off the stack. */
 static void dec_members(lua_State *L, int t, int gathered) {
@@ -912,10 +921,7 @@ static void dec_object(lua_State *L, Dec *d, int depth) {
             dec_members(L, t, gathered);
             gathered = 0;
         }
-        dec_ws(d);
-        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-        if (d->p < d->end && *d->p == '}') { d->p++; break; }
-        dec_fail(L, d, "expected ',' or '}'");
+        if (!dec_more(L, d, '}')) break;
     }
     t = dec_flush(L, base, t, gathered, 0);
     dec_members(L, t, gathered);
@@ -936,10 +942,7 @@ static void dec_array(lua_State *L, Dec *d, int depth) {
             n += gathered;
             gathered = 0;
         }
-        dec_ws(d);
-        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-        if (d->p < d->end && *d->p == ']') { d->p++; break; }
-        dec_fail(L, d, "expected ',' or ']'");
+        if (!dec_more(L, d, ']')) break;
     }
     t = dec_flush(L, base, t, gathered, 1);
     for (int i = 0; i < gathered; i++) lua_rawseti(L, t, n + gathered - i);
