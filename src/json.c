@@ -2,7 +2,8 @@
  * for us (an empty array and an empty object look alike to it, and it keeps no key order), and
  * it decodes every number as a double, into tables that grow as they fill. The Lua encoder this
  * replaced is the oracle of tests/unit/json.lua (tests/json_oracle.lua), held to these bytes;
- * lua-cjson's decode, with integers() after it, is the decoder's oracle there.
+ * lua-cjson's decode, with its whole floats made integers after it, is the decoder's oracle
+ * there.
  *
  * decode(text) -> value, or the error "json: <what> at byte N" (see json_decode below).
  * encode(v [, pretty [, depth]]) -> text: v at that depth (pretty: two spaces an indent).
@@ -11,8 +12,6 @@
  *   Arrays: json.array, or a table whose keys are exactly 1..#t. Strings escaped as lua-cjson
  *   does, but "/" left as it is. Functions and userdata become "<function>", "<userdata>".
  *   Nesting deeper than 64 tables raises "json: nesting too deep (a cycle?)".
- * integers(v) -> v: every whole float in v (nested tables too) made an integer (what lua-cjson's
- *   decode needed after it; the tests' oracle).
  * not_number(list) -> the index of its first item that is not a number, or nil.
  * number_list(text) -> true when text is a JSON array of numbers, else the first bad item's index.
  * A table marked json.raw ({ text }) encodes as its text, unchanged. */
@@ -426,40 +425,54 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
 
 static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth);
 
-/* number_items(s, len) -> the length of the JSON array of numbers at s ("[1,2.5e3]", no space:
- * as jobrun writes series), or 0 when s does not start with one. */
-static size_t number_items(const char *s, size_t len) {
+/* number_array(s, len, &item) -> the length of the JSON array of numbers at the start of s
+ * ("[1, 2.5e3]"; spaces allowed around items), or 0 with *item the index of the first item that
+ * is not a number (0: no array at all). What number_list checks and with_series copies. */
+#define WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+#define SKIP_WS while (i < len && WS(s[i])) i++
+#define DIGIT (i < len && s[i] >= '0' && s[i] <= '9')
+static size_t number_array(const char *s, size_t len, lua_Integer *item) {
     size_t i = 0;
-#define D (i < len && s[i] >= '0' && s[i] <= '9')
+    *item = 0;
     if (i >= len || s[i] != '[') return 0;
     i++;
+    SKIP_WS;
     if (i < len && s[i] == ']') return i + 1;
     for (;;) {
+        ++*item;
         if (i < len && s[i] == '-') i++;
         if (i < len && s[i] == '0') i++;
-        else if (D) { while (D) i++; }
+        else if (DIGIT) { while (DIGIT) i++; }
         else return 0;
-        if (i < len && s[i] == '.') { i++; if (!D) return 0; while (D) i++; }
+        if (i < len && s[i] == '.') { i++; if (!DIGIT) return 0; while (DIGIT) i++; }
         if (i < len && (s[i] == 'e' || s[i] == 'E')) {
             i++;
             if (i < len && (s[i] == '+' || s[i] == '-')) i++;
-            if (!D) return 0;
-            while (D) i++;
+            if (!DIGIT) return 0;
+            while (DIGIT) i++;
         }
-        if (i < len && s[i] == ',') { i++; continue; }
+        SKIP_WS;
+        if (i < len && s[i] == ',') { i++; SKIP_WS; continue; }
         if (i < len && s[i] == ']') return i + 1;
         return 0;
     }
-#undef D
+}
+#undef SKIP_WS
+#undef DIGIT
+
+/* skip_ws(s, len, i) -> the index of the first byte at or after i that is not JSON white space. */
+static size_t skip_ws(const char *s, size_t len, size_t i) {
+    while (i < len && WS(s[i])) i++;
+    return i;
 }
 
-/* series_of(line, len, name, n, extra) -> how many of series and series_step the series-file
- * line holds for metric `name` (0 when it has none, or not in the shape write_series gives it:
- * "NAME":{"series":[…]} or "NAME":{"series":[…],"series_step":N}), set in extra. */
-static int series_of(const char *line, size_t len, const char *name, size_t n, Extra *extra) {
+/* series_of(at, end, name, n, extra) -> how many of series and series_step a series-file line's
+ * metrics (from `at` to `end`) hold for metric `name` (0 when none, or not in the shape
+ * write_series gives it: "NAME":{"series":[…]} or "NAME":{"series":[…],"series_step":N}), set in
+ * extra. */
+static int series_of(const char *at, const char *end, const char *name, size_t n, Extra *extra) {
     static const char open[] = "\":{\"series\":";
-    const char *at = strstr(line, ",\"metrics\":{"); /* (the key and job name come before it) */
-    if (!at || n > 256) return 0;
+    if (n > 256) return 0;
     char needle[256 + sizeof open + 1];
     needle[0] = '"';
     memcpy(needle + 1, name, n);
@@ -467,17 +480,20 @@ static int series_of(const char *line, size_t len, const char *name, size_t n, E
     const char *hit = strstr(at, needle);
     if (!hit) return 0;
     const char *arr = hit + 1 + n + sizeof open - 1;
-    size_t items = number_items(arr, (size_t)(line + len - arr));
+    lua_Integer bad;
+    size_t items = number_array(arr, (size_t)(end - arr), &bad);
     if (!items) return 0;
+    for (size_t i = 0; i < items; i++)
+        if (WS(arr[i])) return 0; /* (write_series writes none: another writer's line) */
     extra[0] = (Extra){"series", arr, 6, items};
     const char *after = arr + items;
     if (*after == '}') return 1;
     static const char step[] = ",\"series_step\":";
     if (strncmp(after, step, sizeof step - 1) != 0) return 1;
-    const char *num = after + sizeof step - 1, *end = num;
-    while (*end && strchr("0123456789.eE+-", *end)) end++;
-    if (end == num || *end != '}') return 1;
-    extra[1] = (Extra){"series_step", num, 11, (size_t)(end - num)};
+    const char *num = after + sizeof step - 1, *past = num;
+    while (*past && strchr("0123456789.eE+-", *past)) past++;
+    if (past == num || *past != '}') return 1;
+    extra[1] = (Extra){"series_step", num, 11, (size_t)(past - num)};
     return 2;
 }
 
@@ -517,6 +533,9 @@ static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int de
     }
     if (n == 0) { put(L, b, "{}", 2); lua_settop(L, records - 1); return; }
     if (n > 1) qsort(names, n, sizeof *names, key_cmp);
+    /* The line's metrics part, once for all its names (none from a line with an escape: the
+     * Lua side reads such a line whole). The key and job name come before it. */
+    const char *at = line && memchr(line, '\\', line_len) == NULL ? strstr(line, ",\"metrics\":{") : NULL;
     put(L, b, "{", 1);
     for (size_t i = 0; i < n; i++) {
         lead(L, b, i == 0, pretty, depth);
@@ -526,8 +545,7 @@ static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int de
         lua_rawget(L, records);
         int rec = lua_gettop(L);
         Extra extra[MAX_EXTRA];
-        int n_extra = line && memchr(line, '\\', line_len) == NULL
-            ? series_of(line, line_len, names[i].s, names[i].len, extra) : 0;
+        int n_extra = at ? series_of(at, line + line_len, names[i].s, names[i].len, extra) : 0;
         if (!encode_few(L, b, rec, order, 1, pretty, depth + 1, extra, n_extra))
             encode_table(L, b, rec, pretty, depth + 1);
         lua_pop(L, 1);
@@ -618,32 +636,6 @@ static int json_encode(lua_State *L) {
     return 1;
 }
 
-static void integers(lua_State *L, int idx, int depth) {
-    if (depth > 1000) return; /* lua-cjson decodes no deeper */
-    luaL_checkstack(L, 4, "json: nesting");
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int t = lua_type(L, -1);
-        if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-            lua_Integer i;
-            if (lua_numbertointeger(lua_tonumber(L, -1), &i) && (lua_Number)i == lua_tonumber(L, -1)) {
-                lua_pushvalue(L, -2);
-                lua_pushinteger(L, i);
-                lua_rawset(L, idx);
-            }
-        } else if (t == LUA_TTABLE) {
-            integers(L, lua_gettop(L), depth + 1);
-        }
-        lua_pop(L, 1);
-    }
-}
-
-static int json_integers(lua_State *L) {
-    if (lua_type(L, 1) == LUA_TTABLE) integers(L, 1, 0);
-    lua_settop(L, 1);
-    return 1;
-}
-
 /* not_number(list) -> the index of the first item of list that is not a number, or nil: a
  * series of 200 points checked in C (in Lua this check was most of --json's cost on a run of
  * 10,000 jobs with series). */
@@ -662,50 +654,24 @@ static int json_not_number(lua_State *L) {
 /* number_list(text) -> true when text is a JSON array of numbers only ("[]", "[1,-2.5e3]"),
  * else the index of the first item that is not a number (0: not an array at all). What a
  * series read from a file must be before it goes into an answer as it is (json.raw). */
-#define SKIP_WS while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++
-#define DIGIT (i < len && s[i] >= '0' && s[i] <= '9')
 static int json_number_list(lua_State *L) {
-    size_t len, i = 0;
+    size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer item = 0;
-    SKIP_WS;
-    if (i >= len || s[i] != '[') goto bad;
-    i++;
-    SKIP_WS;
-    if (i < len && s[i] == ']') { i++; goto end; }
-    for (;;) {
-        item++;
-        if (i < len && s[i] == '-') i++;
-        if (i < len && s[i] == '0') i++;
-        else if (DIGIT) { while (DIGIT) i++; }
-        else goto bad;
-        if (i < len && s[i] == '.') { i++; if (!DIGIT) goto bad; while (DIGIT) i++; }
-        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-            i++;
-            if (i < len && (s[i] == '+' || s[i] == '-')) i++;
-            if (!DIGIT) goto bad;
-            while (DIGIT) i++;
-        }
-        SKIP_WS;
-        if (i < len && s[i] == ',') { i++; SKIP_WS; continue; }
-        if (i < len && s[i] == ']') { i++; goto end; }
-        goto bad;
+    size_t i = skip_ws(s, len, 0);
+    lua_Integer item;
+    size_t n = number_array(s + i, len - i, &item);
+    if (n) {
+        item = 0; /* an array, then something else: not an array of numbers at all */
+        if (skip_ws(s, len, i + n) == len) { lua_pushboolean(L, 1); return 1; }
     }
-end:
-    SKIP_WS;
-    if (i == len) { lua_pushboolean(L, 1); return 1; }
-    item = 0;
-bad:
     lua_pushinteger(L, item);
     return 1;
 }
-#undef SKIP_WS
-#undef DIGIT
 
 
 /* ---- decode ------------------------------------------------------------------------------ */
 
-/* decode(text) -> value: JSON text as Lua values, as lua-cjson's decode and then integers()
+/* decode(text) -> value: JSON text as Lua values, as lua-cjson's decode and the walk after it
  * made them (objects and arrays as tables, null as cjson.null, a light userdata NULL; whole
  * numbers in the 64-bit range as integers), or an error "json: <what> at byte N". Tables are
  * made at their size (each object's members are gathered on the stack first): reading a
@@ -979,7 +945,6 @@ static int json_decode(lua_State *L) {
 static const luaL_Reg json_functions[] = {
     {"decode", json_decode},
     {"number_list", json_number_list},
-    {"integers", json_integers},
     {"not_number", json_not_number},
     {NULL, NULL},
 };
