@@ -219,6 +219,19 @@ tap.test("a poll's interval is at least 100 times the CPU the last poll took", f
   tap.ok(cheap >= 8, string.format("polls costing next to nothing: %d in 1.6 s (the backend's pace)", cheap))
 end)
 
+tap.test("paced: an interval made at least 100 times the CPU spent, up to its longest", function()
+  local function burn(seconds)
+    local cpu = os.clock()
+    while os.clock() - cpu < seconds do end
+    return cpu
+  end
+  tap.is(scheduler.paced(1, os.clock(), 10), 1, "next to no CPU: the interval as it was")
+  local got = scheduler.paced(1, burn(0.02), 10)
+  tap.ok(got >= 2 and got < 10, string.format("20 ms of CPU: %.2f s (at least 2 s)", got))
+  tap.is(scheduler.paced(1, burn(0.02), 1.5), 1.5, "no longer than the longest")
+  tap.is(scheduler.paced(5, burn(0.01), 10), 5, "an interval already longer stays")
+end)
+
 tap.test("a ready handle ends a step early", function()
   local run = run_of([[suite "hd" { backend = "fakesched", run = "true", name = "forever_h" }]])
   -- A process is a pollable handle: ready once it has ended.

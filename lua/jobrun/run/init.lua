@@ -31,8 +31,6 @@ Run.__index = Run
 
 -- How often state.json is rewritten while jobs run (merged with other writers' changes).
 local SAVE_INTERVAL = 1.0
--- ... and at least this many times the CPU time the last save took (1 % of a core).
-local SAVE_PACE = 100
 
 -- require_backend(name): the backend, or a usage error (exit 2): a backend module that fails
 -- to load is the user's file, not an internal error.
@@ -784,7 +782,8 @@ function Run:drive(opts)
   local interrupts = 0
   local last_save, save_interval = process.now(), SAVE_INTERVAL
   local show = progress.new(opts, data)
-  local sched = require("jobrun.run.scheduler").for_run(self,
+  local scheduler = require "jobrun.run.scheduler"
+  local sched = scheduler.for_run(self,
     { max_parallel = opts.max_parallel, handles = { signals } })
   -- Failed jobs whose retry policy names their failure and that were not retried yet (an
   -- observer such as `check` saw them end while no driver ran) start again now.
@@ -857,7 +856,7 @@ function Run:drive(opts)
       last_save = now
       -- Paced by its own cost (CPU time), as the polls are: a save of 10,000 jobs that takes
       -- 20 ms comes every 2 s, a small run's every second.
-      save_interval = math.max(SAVE_INTERVAL, math.min((os.clock() - cpu) * SAVE_PACE, 10))
+      save_interval = scheduler.paced(SAVE_INTERVAL, cpu, 10)
       if sched:done() then break end
     end
     -- Wait for a job's end, a signal, or the next progress tick / backend poll.

@@ -39,8 +39,15 @@ local function unlaunched(job) return job.status == "PENDING" and not job.native
 --   opts.tick         the longest wait of one step inside await (default M.TICK)
 --   opts.poll_now     the first poll is due at once (else after one poll interval)
 --   opts.backoff      false: the poll interval stays the quickest backend's
--- A poll waits at least this many times the CPU time the last one took (1 % of a core).
-M.POLL_PACE = 100
+-- A poll (or a save of the run) waits at least this many times the CPU time the last one took
+-- (1 % of a core).
+M.PACE = 100
+
+-- paced(interval, cpu, longest) -> interval, made at least M.PACE times the CPU time spent since
+-- `cpu` (an os.clock() reading taken when the work began), but no longer than `longest` for it.
+function M.paced(interval, cpu, longest)
+  return math.max(interval, math.min((os.clock() - cpu) * M.PACE, longest))
+end
 
 function M.new(run, opts)
   opts = opts or {}
@@ -366,12 +373,12 @@ local function settle(self, jobs, polled)
   end
   if polled then
     self.poll_interval = any_moved and self.base_interval or math.min(self.poll_interval * 1.5, self.max_interval)
-    -- Paced by its own cost: a poll waits at least M.POLL_PACE times the CPU time the last one
+    -- Paced by its own cost: a poll waits at least M.PACE times the CPU time the last one
     -- took here (reading the backend's answer, a look at each job, the ended jobs' analysis;
     -- not the backend's own time, such as an API server's answer), up to the longest interval.
     -- A poll of 10 jobs takes a millisecond and keeps the backend's interval; one of 10,000
     -- takes a hundred times more, and waiting on them stays near 1 % of a core.
-    self.poll_interval = math.max(self.poll_interval, math.min((os.clock() - cpu) * M.POLL_PACE, self.max_interval))
+    self.poll_interval = M.paced(self.poll_interval, cpu, self.max_interval)
     if self.on_poll then self.on_poll(jobs) end
   end
   if #leaving > 0 then self:take_in(leaving) end
