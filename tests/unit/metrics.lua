@@ -233,6 +233,15 @@ tap.test("$JOBRUN_METRICS: every key of its JSON lines is a metric", function()
   tap.is(metrics.collect(path, {}, nil, dir .. "/absent.jsonl"), nil, "nothing to look for: nil")
 end)
 
+tap.test("$JOBRUN_METRICS: Python's bare NaN and Infinity (json.dumps writes them)", function()
+  local path = log("loss: 9\n")
+  local file = dir .. "/nan.jsonl"
+  assert(fs.write_atomic(file, '{"sps": 41000, "loss": NaN}\n{"sps": 42000, "loss": Infinity}\n{"loss": 2.5}\n'))
+  local m = assert(metrics.collect(path, {}, nil, file))
+  tap.is(series(m.sps), { 41000, 42000 }, "the lines are read: their other keys count")
+  tap.is({ m.loss.n, m.loss.n_skipped }, { 1, 2 }, "NaN and Infinity skipped and counted")
+end)
+
 tap.test("expectations: rules, aggregates, refs by axis, missing metrics, messages", function()
   local lines = {}
   for i = 1, 1200 do lines[i] = "overview/sps: 38210" end
