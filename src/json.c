@@ -17,6 +17,7 @@
  * A table marked json.raw ({ text }) encodes as its text, unchanged. */
 #include <lauxlib.h>
 #include <lua.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,17 @@
 typedef struct {
     char *p;
     size_t n, cap;
+    FILE *sink; /* json.write's file: the text goes to it a chunk at a time */
+    int err;    /* the sink's first write error (errno) */
 } Buf;
+
+#define SINK_CHUNK 65536
+
+/* sink_write(b, s, len): to the sink, unless it failed before (the rest is then dropped). */
+static void sink_write(Buf *b, const char *s, size_t len) {
+    if (b->err || len == 0) return;
+    if (fwrite(s, 1, len, b->sink) != len) b->err = errno ? errno : EIO;
+}
 
 static int buf_gc(lua_State *L) {
     Buf *b = lua_touserdata(L, 1);
@@ -39,6 +50,12 @@ static int buf_gc(lua_State *L) {
 }
 
 static void put(lua_State *L, Buf *b, const char *s, size_t len) {
+    if (b->cap - b->n < len && b->sink) {
+        /* (what is in the buffer goes first; a piece bigger than the buffer then goes as it is) */
+        sink_write(b, b->p, b->n);
+        b->n = 0;
+        if (len > b->cap) { sink_write(b, s, len); return; }
+    }
     if (b->cap - b->n < len) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap - b->n < len) cap *= 2;
@@ -476,8 +493,8 @@ static int series_of(const char *at, const char *end, const char *name, size_t n
     char needle[256 + sizeof open + 1];
     needle[0] = '"';
     memcpy(needle + 1, name, n);
-    memcpy(needle + 1 + n, open, sizeof open); /* (with its terminator) */
-    const char *hit = strstr(at, needle);
+    memcpy(needle + 1 + n, open, sizeof open - 1);
+    const char *hit = memmem(at, (size_t)(end - at), needle, 1 + n + sizeof open - 1);
     if (!hit) return 0;
     const char *arr = hit + 1 + n + sizeof open - 1;
     lua_Integer bad;
@@ -487,20 +504,21 @@ static int series_of(const char *at, const char *end, const char *name, size_t n
         if (WS(arr[i])) return 0; /* (write_series writes none: another writer's line) */
     extra[0] = (Extra){"series", arr, 6, items};
     const char *after = arr + items;
-    if (*after == '}') return 1;
+    if (after < end && *after == '}') return 1;
     static const char step[] = ",\"series_step\":";
-    if (strncmp(after, step, sizeof step - 1) != 0) return 1;
+    if ((size_t)(end - after) < sizeof step - 1 || memcmp(after, step, sizeof step - 1) != 0) return 1;
     const char *num = after + sizeof step - 1, *past = num;
-    while (*past && strchr("0123456789.eE+-", *past)) past++;
-    if (past == num || *past != '}') return 1;
+    while (past < end && strchr("0123456789.eE+-", *past)) past++;
+    if (past == num || past == end || *past != '}') return 1;
     extra[1] = (Extra){"series_step", num, 11, (size_t)(past - num)};
     return 2;
 }
 
-/* json.with_series { records, line, order }: a job's metric records (name -> record) as a
+/* json.with_series { records, line, order [, at] }: a job's metric records (name -> record) as a
  * result's `metrics`: names sorted, each record's keys in `order`, with its series and
  * series_step taken as they are from `line` (the job's line in the run's series file, checked to
- * be an array of numbers) where the record has none of its own. No table or string a series:
+ * be an array of numbers; with `at`, the line starting at that byte of the text `line`, up to its
+ * newline) where the record has none of its own. No table or string a series:
  * --json of 10,000 jobs with 3 metrics each made a dozen a job. */
 static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int depth) {
     lua_rawgeti(L, idx, 1);
@@ -510,6 +528,20 @@ static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int de
     const char *line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &line_len) : NULL;
     lua_rawgeti(L, idx, 3);
     int order = lua_gettop(L);
+    lua_rawgeti(L, idx, 4);
+    if (line && lua_isinteger(L, -1)) {
+        /* the line that starts at byte `at` of a text of lines (up to its "\n") */
+        lua_Integer at = lua_tointeger(L, -1);
+        if (at < 1 || (size_t)at > line_len + 1) {
+            line = NULL;
+        } else {
+            line += at - 1;
+            line_len -= (size_t)(at - 1);
+            const char *nl = memchr(line, '\n', line_len);
+            if (nl) line_len = (size_t)(nl - line);
+        }
+    }
+    lua_pop(L, 1);
     if (lua_type(L, records) != LUA_TTABLE || lua_type(L, order) != LUA_TTABLE) {
         put(L, b, "null", 4);
         lua_settop(L, records - 1);
@@ -535,7 +567,7 @@ static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int de
     if (n > 1) qsort(names, n, sizeof *names, key_cmp);
     /* The line's metrics part, once for all its names (none from a line with an escape: the
      * Lua side reads such a line whole). The key and job name come before it. */
-    const char *at = line && memchr(line, '\\', line_len) == NULL ? strstr(line, ",\"metrics\":{") : NULL;
+    const char *at = line && memchr(line, '\\', line_len) == NULL ? memmem(line, line_len, ",\"metrics\":{", 12) : NULL;
     put(L, b, "{", 1);
     for (size_t i = 0; i < n; i++) {
         lead(L, b, i == 0, pretty, depth);
@@ -604,15 +636,11 @@ static void encode_value(lua_State *L, Buf *b, int idx, int pretty, int depth) {
     }
 }
 
-static int json_encode(lua_State *L) {
-    luaL_checkany(L, ARG_V);
-    int pretty = lua_toboolean(L, ARG_PRETTY);
-    int depth = (int)luaL_optinteger(L, ARG_DEPTH, 0);
-    lua_settop(L, ARG_DEPTH);
-    /* ARG_BUF: the buffer kept between calls (UV_BUF), taken for this one: a call nested in it
-     * (a key's __tostring that encodes) or after an error, which lost it, makes a new one. Its
-     * memory is freed by __gc, even on an error. (A fresh 4 KB buffer a call was most of what
-     * plan --json's many small values cost: malloc, free and their consolidation.) */
+/* take_buffer(L) -> the buffer kept between calls (UV_BUF), taken for this one and pushed: a
+ * call nested in it (a key's __tostring that encodes) or after an error, which lost it, makes a
+ * new one. Its memory is freed by __gc, even on an error. (A fresh 4 KB buffer a call was most
+ * of what plan --json's many small values cost: malloc, free and their consolidation.) */
+static Buf *take_buffer(lua_State *L) {
     Buf *b = lua_touserdata(L, lua_upvalueindex(UV_BUF));
     if (b) {
         lua_pushvalue(L, lua_upvalueindex(UV_BUF));
@@ -624,15 +652,68 @@ static int json_encode(lua_State *L) {
         luaL_setmetatable(L, "jobrun.base.json.buffer");
     }
     b->n = 0;
-    encode_value(L, b, ARG_V, pretty, depth);
-    lua_pushlstring(L, b->p ? b->p : "", b->n);
+    b->sink = NULL;
+    b->err = 0;
+    return b;
+}
+
+/* give_buffer(L, b, idx): the buffer (at idx) kept for the next call, unless it grew big. */
+static void give_buffer(lua_State *L, Buf *b, int idx) {
     if (b->cap > BUF_KEEP) { /* a big document's buffer is not kept */
         free(b->p);
         b->p = NULL;
         b->cap = 0;
     }
-    lua_pushvalue(L, ARG_BUF);
-    lua_replace(L, lua_upvalueindex(UV_BUF)); /* given back for the next call */
+    b->sink = NULL;
+    lua_pushvalue(L, idx);
+    lua_replace(L, lua_upvalueindex(UV_BUF));
+}
+
+/* encode(v, pretty, depth) -> v's JSON text, as if it stood at that depth of a bigger document. */
+static int json_encode(lua_State *L) {
+    luaL_checkany(L, ARG_V);
+    int pretty = lua_toboolean(L, ARG_PRETTY);
+    int depth = (int)luaL_optinteger(L, ARG_DEPTH, 0);
+    lua_settop(L, ARG_DEPTH);
+    Buf *b = take_buffer(L);
+    encode_value(L, b, ARG_V, pretty, depth);
+    lua_pushlstring(L, b->p ? b->p : "", b->n);
+    give_buffer(L, b, ARG_BUF);
+    return 1;
+}
+
+/* write(file, v, pretty) -> true | nil, "json: write: why", errno: what encode(v, pretty, 0)
+ * makes, written to an io file a chunk at a time (a 10,000-job --json answer of 25 MB was a
+ * buffer grown to 32 MB, then a string copied from it, then written), and flushed. A write error
+ * drops the rest and is returned at the end; an encoding error leaves what was written. */
+static int json_write(lua_State *L) {
+    luaL_Stream *stream = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (stream->closef == NULL) return luaL_error(L, "json: write: the file is closed");
+    luaL_checkany(L, 2);
+    lua_remove(L, 1); /* (v, pretty, as encode has them) */
+    int pretty = lua_toboolean(L, ARG_PRETTY);
+    lua_settop(L, ARG_DEPTH);
+    Buf *b = take_buffer(L);
+    if (b->cap < SINK_CHUNK) {
+        char *p = realloc(b->p, SINK_CHUNK);
+        if (!p) return luaL_error(L, "json: out of memory");
+        b->p = p;
+        b->cap = SINK_CHUNK;
+    }
+    b->sink = stream->f;
+    encode_value(L, b, ARG_V, pretty, 0);
+    sink_write(b, b->p, b->n);
+    b->n = 0;
+    if (!b->err && fflush(b->sink) != 0) b->err = errno ? errno : EIO; /* (its error is the write's) */
+    int err = b->err;
+    give_buffer(L, b, ARG_BUF);
+    if (err) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "json: write: %s", strerror(err));
+        lua_pushinteger(L, err);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -953,13 +1034,18 @@ int luaopen_jobrun_json(lua_State *L) {
     static const luaL_Reg buffer_meta[] = {{"__gc", buf_gc}, {NULL, NULL}};
     jobrun_class(L, "jobrun.base.json.buffer", buffer_meta, NULL);
     luaL_newlib(L, json_functions);
-    lua_pushliteral(L, "__name"); /* UV_NAME */
-    lua_pushliteral(L, "order");  /* UV_ORDER */
-    lua_pushliteral(L, "exact");  /* UV_EXACT */
-    Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* UV_BUF */
-    memset(b, 0, sizeof *b);
-    luaL_setmetatable(L, "jobrun.base.json.buffer");
-    lua_pushcclosure(L, json_encode, 4);
-    lua_setfield(L, -2, "encode");
+    /* encode and write: the same names, a buffer each (one may run inside the other) */
+    lua_CFunction entries[] = {json_encode, json_write};
+    const char *names[] = {"encode", "write"};
+    for (int i = 0; i < 2; i++) {
+        lua_pushliteral(L, "__name"); /* UV_NAME */
+        lua_pushliteral(L, "order");  /* UV_ORDER */
+        lua_pushliteral(L, "exact");  /* UV_EXACT */
+        Buf *b = lua_newuserdatauv(L, sizeof *b, 0); /* UV_BUF */
+        memset(b, 0, sizeof *b);
+        luaL_setmetatable(L, "jobrun.base.json.buffer");
+        lua_pushcclosure(L, entries[i], 4);
+        lua_setfield(L, -2, names[i]);
+    }
     return 1;
 }

@@ -1,5 +1,6 @@
 /* jobrun: creates the Lua state and hands argv to lua/jobrun/cli/init.lua. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -23,6 +24,26 @@ static int run_cli(lua_State *L) {
     return 1;
 }
 
+/* The allocator at exit: lua_close still runs every finalizer (a database closed, a lock let
+ * go), but what it frees goes back with the process, not object by object (a 10,000-job run's
+ * state is a million objects: freeing them one by one was a seventh of a `check --json`). Not
+ * under AddressSanitizer, whose leak check would take them for leaks. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FREE_AT_EXIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FREE_AT_EXIT 1
+#endif
+#endif
+#ifndef FREE_AT_EXIT
+static void *exit_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) return NULL;
+    return realloc(ptr, nsize);
+}
+#endif
+
 int main(int argc, char **argv) {
     /* The local backend's supervisors start here: straight to their module, without the CLI. */
     if (argc >= 2 && strcmp(argv[1], "__supervise") == 0) {
@@ -34,6 +55,9 @@ int main(int argc, char **argv) {
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
     int code = jobrun_call(L, 2);
+#ifndef FREE_AT_EXIT
+    lua_setallocf(L, exit_alloc, NULL);
+#endif
     lua_close(L);
     return code;
 }

@@ -13,7 +13,9 @@
  *     lone "\r" a line break (see scan_last_lines).
  *   scan.tail_lines(path, n [, opts]) -> lines, info: the last n lines as a terminal shows them,
  *     for the reports (see scan_tail_lines).
- *   scan.strip(s [, keep_sgr]) -> s without terminal escape sequences. */
+ *   scan.strip(s [, keep_sgr]) -> s without terminal escape sequences.
+ *   scan.line_index(text, sep) -> { [head] = at }: where each line holding sep starts, by its
+ *     head (see scan_line_index). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -932,7 +934,38 @@ static int scan_ranks(lua_State *L) {
     return 2;
 }
 
+/* line_index(text, sep) -> { [head] = at }: for each line of text holding sep, its head (the
+ * line up to sep's first byte, taken in) mapped to where the line starts (1-based), negated
+ * when the line holds a backslash (an escape: its reader decodes it whole); a later line with
+ * the same head wins. The series file's index: its lines are looked up by their key, and a
+ * line is then read where it lies, not copied out (10,000 lines of 800 bytes were 8 MB of
+ * strings made to look one up each). */
+static int scan_line_index(lua_State *L) {
+    size_t len, sep_len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    const char *sep = luaL_checklstring(L, 2, &sep_len);
+    luaL_argcheck(L, sep_len > 0, 2, "empty separator");
+    lua_settop(L, 2);
+    lua_newtable(L);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl ? nl : end;
+        const char *cut = memmem(p, (size_t)(stop - p), sep, sep_len);
+        if (cut) {
+            lua_Integer at = (lua_Integer)(p - text) + 1;
+            if (memchr(p, '\\', (size_t)(stop - p))) at = -at;
+            lua_pushlstring(L, p, (size_t)(cut - p) + 1);
+            lua_pushinteger(L, at);
+            lua_rawset(L, 3);
+        }
+        p = stop + 1;
+    }
+    return 1;
+}
+
 static const luaL_Reg scan_functions[] = {
+    {"line_index", scan_line_index},
     {"find", scan_find},
     {"tail", scan_tail},
     {"last_lines", scan_last_lines},

@@ -241,5 +241,21 @@ tap.test("scan.find in C", function()
   tap.raises(function() scan.find(path, { "" }) end, "empty needle", "empty needles refused")
 end)
 
+tap.test("scan.line_index in C", function()
+  local text = '{"key":"a","job":"a","m":1}\n' .. "no separator here\n" .. '{"key":"b","job":"b","m":2}\n'
+    .. '{"key":"a","job":"a","m":3}\n' .. '{"key":"c\\"q","job":"c"}\n' .. '{"key":"d","job":"d"}'
+  local index = scan.line_index(text, ',"job":')
+  local function line_at(at) return text:sub(math.abs(at)):match("^[^\n]*") end
+  tap.is(line_at(index['{"key":"a",']), '{"key":"a","job":"a","m":3}', "a later line with the same head wins")
+  tap.is(line_at(index['{"key":"b",']), '{"key":"b","job":"b","m":2}', "each head's line, where it starts")
+  tap.ok(index['{"key":"c\\"q",'] < 0, "a line with a backslash: negated")
+  tap.is(line_at(index['{"key":"d",']), '{"key":"d","job":"d"}', "the last line, with no newline after it")
+  local count = 0
+  for _ in pairs(index) do count = count + 1 end
+  tap.is(count, 4, "a line without the separator is not indexed")
+  tap.is(next(scan.line_index("", ",")), nil, "an empty text: an empty index")
+  tap.raises(function() scan.line_index(text, "") end, "empty separator", "an empty separator refused")
+end)
+
 os.execute("rm -rf '" .. dir .. "'")
 return tap.done()

@@ -236,4 +236,46 @@ tap.is(json.encode(json.with_series({ b = { value = 1 } }, (line:gsub("%[1,2", "
   '{"b":{"value":1}}', "with_series: a series not as jobrun writes it is left out")
 tap.is(json.encode(json.with_series({}, line, ORDER)), "{}", "with_series: no records")
 
+-- with_series with `at`: the line that starts at byte `at` of a text of lines, and only it
+local lines = '{"key":"a","job":"a","metrics":{"m":{"series":[1]}}}\n' .. line .. '\n'
+  .. '{"key":"c","job":"c","metrics":{"none":{"series":[6]},"m":{"series":[2]}}}'
+local at = #lines:match("^[^\n]*\n") + 1
+tap.is(json.encode(json.with_series({ b = { value = 1 }, none = { value = 5 } }, lines, ORDER, at)),
+  '{"b":{"value":1,"series":[1,2.5,-3e2]},"none":{"value":5}}',
+  "with_series at a line: its series, none from the line after it")
+local last_at = #lines - #lines:match("[^\n]*$") + 1
+tap.is(json.encode(json.with_series({ m = { value = 1 } }, lines, ORDER, last_at)),
+  '{"m":{"value":1,"series":[2]}}', "with_series at the last line (no newline after it)")
+tap.is(json.encode(json.with_series({ m = { value = 1 } }, lines, ORDER, #lines + 5)), '{"m":{"value":1}}',
+  "with_series at a byte past the text: no series")
+local cut = lines:sub(1, at - 1) .. '{"key":"b","job":"b","metrics":{"m":{"series":[3,'
+tap.is(json.encode(json.with_series({ m = { value = 1 } }, cut .. "\n2]}}}\n" .. lines, ORDER, at)),
+  '{"m":{"value":1}}', "with_series: a line cut inside its series takes nothing from the line after it")
+
+-- write(file, v, pretty): the bytes encode makes, to a file a chunk at a time, and flushed
+local big = { jobs = json.array(), text = string.rep("y", 200 * 1024) }
+for i = 1, 3000 do
+  big.jobs[i] = json.object({ name = "job" .. i, n = i, x = i / 7, tags = json.array({ "a", "b" }) })
+end
+local out_path = os.tmpname()
+for _, pretty in ipairs({ true, false }) do
+  local f = assert(io.open(out_path, "w"))
+  tap.is(json.write(f, big, pretty), true, "write: true (" .. (pretty and "pretty" or "compact") .. ")")
+  local written = assert(io.open(out_path)):read("a")
+  f:close()
+  tap.ok(written == json.encode(big, pretty) and #written > 300 * 1024,
+    "write: what encode makes, flushed before it returns, in 64 KB pieces and a bigger one (" .. #written .. " B)")
+end
+os.remove(out_path)
+local full = assert(io.open("/dev/full", "w"))
+local wrote, write_error = json.write(full, big, true)
+tap.ok(wrote == nil and tostring(write_error):find("^json: write: ") ~= nil,
+  "write to a full device: nil, " .. tostring(write_error))
+tap.is(json.write(full, 1), nil, "and a small value: its error comes with the flush")
+full:close()
+local closed = assert(io.open("/dev/null", "w"))
+closed:close()
+tap.ok(not pcall(json.write, closed, 1), "write to a closed file: an error")
+tap.is(json.encode({ after = true }), '{"after":true}', "encode after write: whole")
+
 return tap.done()

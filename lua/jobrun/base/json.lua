@@ -22,15 +22,16 @@ function json.raw(text)
   return setmetatable({ text }, RAW)
 end
 
--- with_series(records, line, order): a job's metric records (name -> record) as a result's
+-- with_series(records, line, order [, at]): a job's metric records (name -> record) as a result's
 -- `metrics`: names sorted, each record's keys in `order`, with the series and series_step of
 -- the record's metric taken as they are from `line` (the job's line in its run's series file)
--- where the record has none of its own and the line has them as write_series writes them
+-- where the record has none of its own and the line has them as write_series writes them (with
+-- `at`, `line` is a text of lines and the line is the one starting at its byte `at`)
 -- (src/json.c finds them and checks each is an array of numbers; a line with an escape in it is
 -- not read: see metrics.json_records).
 local WITH_SERIES = { __name = "json.with_series" }
-function json.with_series(records, line, order)
-  return setmetatable({ records, line or false, order }, WITH_SERIES)
+function json.with_series(records, line, order, at)
+  return setmetatable({ records, line or false, order, at }, WITH_SERIES)
 end
 
 -- record(t, keys): t encodes with exactly these keys, in this order, nil as null — no key
@@ -49,6 +50,13 @@ local c_encode = encoder.encode
 -- encode(v [, pretty]): pretty indents by two spaces.
 function json.encode(v, pretty)
   return c_encode(v, pretty or false, 0)
+end
+
+-- write(file, v [, pretty]) -> true | nil, why: v's text (as encode makes it) written to an io
+-- file a chunk at a time, with no document-sized buffer or string (a big run's --json answer).
+local c_write = encoder.write
+function json.write(file, v, pretty)
+  return c_write(file, v, pretty or false)
 end
 
 -- encode_into(v, out, n, pretty, depth) -> n: appends v's text to out[n+1], as if v stood at

@@ -38,7 +38,7 @@ function command.run(opts, args)
     if driver then driver:close() end
   end
   if opts.json then
-    io.stdout:write(require("jobrun.base.json").encode(report.json(data), true), "\n")
+    report.write_json(data)
   end
   local out = opts.json and io.stderr or io.stdout
   -- Jobs queued to a pool of max_parallel slots: that many start now, the rest as slots free up.

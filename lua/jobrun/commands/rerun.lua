@@ -127,7 +127,7 @@ function command.run(opts, args)
     out:write(require("jobrun.report.sanitize").format("Nothing to rerun in run %s: %s.\n", run.data.run_id,
       (opts.only and #opts.only > 0) and "no job matches" or "no job has failed"))
     if opts.json then
-      io.stdout:write(require("jobrun.base.json").encode(report.json(run.data, run.dir), true), "\n")
+      report.write_json(run.data, run.dir)
     end
     return report.exit_code(run.data)
   end

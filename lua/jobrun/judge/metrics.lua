@@ -558,22 +558,24 @@ local function raw_series(line)
   return out
 end
 
--- series_line(job, file) -> the job's latest line in the series file (file: { text }, as
--- read_series_file read it), or nil. Each key's last line is found in one pass over the file,
--- kept in `file` for the next job (a page of 10,000 jobs would otherwise scan the whole file
--- once a job). A line's prefix is its encoded key up to `,"job":`, which the encoded key cannot
--- hold (its quotes are escaped).
-local function series_line(job, file)
+-- series_at(job, file) -> where the job's latest line in the series file starts in file.text
+-- (file: { text }, as read_series_file read it), negated when the line holds an escape, or nil.
+-- The file's lines are indexed by their prefix in one pass in C, kept in `file` for the next job
+-- (a page of 10,000 jobs would otherwise scan the whole file once a job). A line's prefix is its
+-- encoded key up to `,"job":`, which the encoded key cannot hold (its quotes are escaped).
+local function series_at(job, file)
   if not file.text then return nil end
-  if not file.last_line then
-    local last = {}
-    for line in file.text:gmatch("[^\n]+") do
-      local cut = line:find(',"job":', 1, true)
-      if cut then last[line:sub(1, cut)] = line end
-    end
-    file.last_line = last
-  end
-  return file.last_line[prefix_of(require("jobrun.run.store").job_key(job))]
+  if not file.line_at then file.line_at = require("jobrun.c.scan").line_index(file.text, ',"job":') end
+  return file.line_at[prefix_of(require("jobrun.run.store").job_key(job))]
+end
+
+-- series_line(job, file) -> the job's latest line in the series file, or nil.
+local function series_line(job, file)
+  local at = series_at(job, file)
+  if not at then return nil end
+  at = math.abs(at)
+  local stop = file.text:find("\n", at, true)
+  return file.text:sub(at, (stop or 0) - 1)
 end
 
 -- read_series(run_dir, job [, file [, raw]]) -> { NAME = { series = { numbers }, series_step } } | nil,
@@ -648,11 +650,11 @@ end
 -- go in as the series file's text, found and checked in C (json.with_series): no table or
 -- string a series. A line with an escape in it (a name as JSON escapes it) is read whole.
 function metrics.json_records(run_dir, job, file)
-  local line = series_line(job, file)
-  if line and line:find("\\", 1, true) then
+  local at = series_at(job, file)
+  if at and at < 0 then
     return metrics.with_series(job.metrics, (metrics.read_series(run_dir, job, file, true)))
   end
-  return json.with_series(job.metrics, line, metrics.ORDER)
+  return json.with_series(job.metrics, at and file.text, metrics.ORDER, at)
 end
 
 -- read_series_file(run_dir) -> its text | nil, why ("no series file", …).
