@@ -105,7 +105,7 @@ function results.for_state(job)
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.mismatches = json.array(job.mismatches or {})
   out.fields = json.object(job.fields or {})
-  if job.metrics then out.metrics = metrics.for_json(job.metrics) end
+  if job.metrics and not own_metrics then out.metrics = metrics.for_json(job.metrics) end
   out.culprit, out.cause_chain = forensics.json_culprit(job.culprit), forensics.json_chain(job.cause_chain)
   if job.spec then
     local spec = {}
@@ -136,7 +136,8 @@ function results.for_state(job)
 end
 
 -- The public result (README "Jobs, statuses and results"): no spec, no backend internals.
-function results.public(job)
+-- own_metrics: the caller puts in the metric records itself (report.json, with their series).
+function results.public(job, own_metrics)
   -- results.ORDER's fields, named in one constructor: the table is made at its size at once
   -- (a --json of 10,000 jobs makes 10,000 of them). tests/unit/results_public.lua checks the list.
   local out = {
@@ -150,7 +151,7 @@ function results.public(job)
     cause_class = job.cause_class, culprit = forensics.json_culprit(job.culprit),
     cause_chain = forensics.json_chain(job.cause_chain), gpu_hours = job.gpu_hours, retries = job.retries,
   }
-  if job.metrics then out.metrics = metrics.for_json(job.metrics) end
+  if job.metrics and not own_metrics then out.metrics = metrics.for_json(job.metrics) end
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.fields = json.object(job.fields or {})
   out.mismatches = json.array(job.mismatches or {})

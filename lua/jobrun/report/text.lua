@@ -256,8 +256,9 @@ function report.json(data, run_dir)
   local jobs = json.array()
   local series_file
   for i, job in ipairs(data.jobs) do
-    jobs[i] = results.public(job)
-    if run_dir and type(jobs[i].metrics) == "table" and next(jobs[i].metrics) then
+    local with_series = run_dir and type(job.metrics) == "table" and next(job.metrics) ~= nil
+    jobs[i] = results.public(job, with_series)
+    if with_series then
       local metrics = require "jobrun.judge.metrics"
       if not series_file then
         series_file = {}
