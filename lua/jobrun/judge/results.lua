@@ -105,7 +105,7 @@ function results.for_state(job)
   out.params = json.object(job.params, job.spec and job.spec.param_order)
   out.mismatches = json.array(job.mismatches or {})
   out.fields = json.object(job.fields or {})
-  if job.metrics and not own_metrics then out.metrics = metrics.for_json(job.metrics) end
+  if job.metrics then out.metrics = metrics.for_json(job.metrics) end
   out.culprit, out.cause_chain = forensics.json_culprit(job.culprit), forensics.json_chain(job.cause_chain)
   if job.spec then
     local spec = {}
