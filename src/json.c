@@ -854,6 +854,50 @@ static void dec_string(lua_State *L, Dec *d) {
 
 #define DEC_DIGIT (d->p < d->end && *d->p >= '0' && *d->p <= '9')
 
+/* short_number(s, len, &v) -> 1 with v the double nearest the JSON number s (valid, as
+ * dec_number has scanned it), when it has at most 2^53 as its digits without the point (M) and
+ * a power of ten 10^k with |k| <= 22 (M x 10^k, or M / 10^-k): both are exact doubles, and one
+ * IEEE multiplication or division rounds once, to the nearest, as strtod does (Clinger's fast
+ * path). Else 0. A metric record's 2.4 or 0.4355 took strtod on a copy, a tenth of decoding a
+ * run's state. */
+static int short_number(const char *s, size_t len, double *v) {
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const unsigned long long limit = 9007199254740992ULL; /* 2^53 */
+    size_t i = 0;
+    int neg = 0, frac = 0;
+    unsigned long long m = 0;
+    if (i < len && s[i] == '-') { neg = 1; i++; }
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        m = m * 10 + (unsigned)(s[i] - '0');
+        if (m > limit) return 0;
+    }
+    if (i < len && s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, frac++) {
+            m = m * 10 + (unsigned)(s[i] - '0');
+            if (m > limit || frac > 22) return 0;
+        }
+    }
+    int e = 0;
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        int eneg = 0;
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            e = e * 10 + (s[i] - '0');
+            if (e > 400) return 0;
+        }
+        if (eneg) e = -e;
+    }
+    if (i != len) return 0;
+    int k = e - frac;
+    if (k < -22 || k > 22) return 0;
+    double x = (double)m;
+    x = k >= 0 ? x * p10[k] : x / p10[-k];
+    *v = neg ? -x : x;
+    return 1;
+}
+
 static void dec_number(lua_State *L, Dec *d) {
     const char *s = d->p;
     int neg = 0, whole = 1;
@@ -886,12 +930,14 @@ static void dec_number(lua_State *L, Dec *d) {
         lua_pushinteger(L, neg ? (lua_Integer)(0ULL - n) : (lua_Integer)n);
         return;
     }
-    /* a fraction, an exponent or a whole number past 64 bits: strtod, on a copy (the text may
-     * go on with digits strtod would take, such as a following key) */
+    /* a fraction, an exponent or a whole number past 64 bits: the short decimal at once, else
+     * strtod, on a copy (the text may go on with digits strtod would take, such as a following key) */
     char text[128];
     size_t len = (size_t)(d->p - s);
     double v;
-    if (len < sizeof text) {
+    if (short_number(s, len, &v)) {
+        /* (v as strtod reads it) */
+    } else if (len < sizeof text) {
         memcpy(text, s, len);
         text[len] = '\0';
         v = strtod(text, NULL);

@@ -278,4 +278,34 @@ closed:close()
 tap.ok(not pcall(json.write, closed, 1), "write to a closed file: an error")
 tap.is(json.encode({ after = true }), '{"after":true}', "encode after write: whole")
 
+-- Numbers with a fraction or an exponent: the double strtod reads (Lua's tonumber), bit for bit,
+-- whether the decoder's short path (digits <= 2^53, |power of ten| <= 22) or strtod takes them.
+do
+  math.randomseed(26)
+  local n_differ, first = 0, nil
+  local function as_strtod(text)
+    local got, want = json.decode(text), tonumber(text)
+    got = got + 0.0
+    if string.pack("<d", got) ~= string.pack("<d", want) and not (got == 0 and want == 0) then
+      n_differ = n_differ + 1
+      first = first or text
+    end
+  end
+  for _ = 1, 20000 do
+    local frac = {}
+    for j = 1, math.random(1, 12) do frac[j] = tostring(math.random(0, 9)) end
+    local text = (math.random() < 0.3 and "-" or "") .. math.random(0, 10 ^ math.random(0, 9)) .. "."
+      .. table.concat(frac) .. (math.random() < 0.3 and ("e" .. math.random(-30, 30)) or "")
+    as_strtod(text)
+  end
+  for _, text in ipairs({ "9007199254740993.0", "9007199254740992.5", "0.1", "0.3", "2.4", "0.4355", "1e22",
+    "1e23", "1E-22", "1e-23", "123456789012345678e-5", "4.35e-22", "0.000", "1.7976931348623157e308",
+    "2.2250738585072014e-308", "5e-324", "1e400", "12.5E+3" }) do
+    as_strtod(text)
+  end
+  tap.is(n_differ, 0, "decimals read as strtod reads them, bit for bit" .. (first and (": " .. first) or ""))
+  tap.is(json.decode("-0.0"), 0, "-0.0: the integer 0, as before")
+  tap.is(math.type(json.decode("2.50e1")), "integer", "a whole number written with a fraction: an integer")
+end
+
 return tap.done()
