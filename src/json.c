@@ -27,11 +27,26 @@
 
 #define MAX_DEPTH 64 /* deeper is an error: a cycle, most likely */
 
+#define FEW_KEYS 64
+#define ORDERS 4 /* key orders whose strings a call keeps (a job's, its metric records') */
+
+/* An order table's keys (its 1..n strings), kept for the rest of one encode call: a big answer
+ * has thousands of objects of a few orders, which were read again for each. The table and its
+ * strings stay alive during the call: they hang off the value being encoded. */
+typedef struct {
+    const void *id; /* lua_topointer of the order table; NULL: unused */
+    lua_Unsigned n;
+    const char *s[FEW_KEYS];
+    size_t len[FEW_KEYS];
+} OrderKeys;
+
 typedef struct {
     char *p;
     size_t n, cap;
     FILE *sink; /* json.write's file: the text goes to it a chunk at a time */
     int err;    /* the sink's first write error (errno) */
+    OrderKeys orders[ORDERS];
+    int next_order; /* the entry the next new order takes */
 } Buf;
 
 #define SINK_CHUNK 65536
@@ -291,8 +306,6 @@ static int put_member(lua_State *L, Buf *b, int idx, int first, int pretty, int 
     return 1;
 }
 
-#define FEW_KEYS 64
-
 /* encode_object's way for the common object (string keys, at most FEW_KEYS of them, an order
  * of at most FEW_KEYS strings): the same text, with the keys gathered in C arrays instead of
  * Lua tables, so that the many small objects of a big answer allocate nothing (a key's text
@@ -306,19 +319,38 @@ typedef struct {
 } Extra;
 #define MAX_EXTRA 2
 
+static const OrderKeys NO_KEYS = {NULL, 0, {NULL}, {0}};
+
+/* order_keys(L, b, order) -> the keys of the order table at `order`, read once a call; NULL when
+ * it has more than FEW_KEYS or an item that is not a string. */
+static const OrderKeys *order_keys(lua_State *L, Buf *b, int order) {
+    const void *id = lua_topointer(L, order);
+    for (int i = 0; i < ORDERS; i++)
+        if (b->orders[i].id == id) return &b->orders[i];
+    lua_Unsigned n = lua_rawlen(L, order);
+    if (n > FEW_KEYS) return NULL;
+    OrderKeys *k = &b->orders[b->next_order];
+    k->id = NULL;
+    for (lua_Unsigned i = 0; i < n; i++) {
+        int t = lua_rawgeti(L, order, (lua_Integer)i + 1);
+        if (t != LUA_TSTRING) { lua_pop(L, 1); return NULL; }
+        k->s[i] = lua_tolstring(L, -1, &k->len[i]);
+        lua_pop(L, 1);
+    }
+    k->n = n;
+    k->id = id;
+    b->next_order = (b->next_order + 1) % ORDERS;
+    return k;
+}
+
 static int encode_few(lua_State *L, Buf *b, int idx, int order, int has_order, int pretty, int depth,
                       const Extra *extra, int n_extra) {
     Key rest[FEW_KEYS];
-    const char *os[FEW_KEYS];
-    size_t ol[FEW_KEYS];
-    lua_Unsigned on = has_order ? lua_rawlen(L, order) : 0;
-    if (on > FEW_KEYS) return 0;
-    for (lua_Unsigned i = 0; i < on; i++) {
-        int t = lua_rawgeti(L, order, (lua_Integer)i + 1);
-        if (t != LUA_TSTRING) { lua_pop(L, 1); return 0; }
-        os[i] = lua_tolstring(L, -1, &ol[i]);
-        lua_pop(L, 1);
-    }
+    const OrderKeys *keys = has_order ? order_keys(L, b, order) : &NO_KEYS;
+    if (!keys) return 0;
+    const char *const *os = keys->s;
+    const size_t *ol = keys->len;
+    lua_Unsigned on = keys->n;
     size_t rest_n = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -442,15 +474,17 @@ static void encode_object(lua_State *L, Buf *b, int idx, int pretty, int depth) 
 
 static void encode_table(lua_State *L, Buf *b, int idx, int pretty, int depth);
 
-/* number_array(s, len, &item) -> the length of the JSON array of numbers at the start of s
- * ("[1, 2.5e3]"; spaces allowed around items), or 0 with *item the index of the first item that
- * is not a number (0: no array at all). What number_list checks and with_series copies. */
+/* number_array(s, len, &item, &spaced) -> the length of the JSON array of numbers at the start of
+ * s ("[1, 2.5e3]"; spaces allowed around items, and then *spaced is 1), or 0 with *item the index
+ * of the first item that is not a number (0: no array at all). What number_list checks and
+ * with_series copies. */
 #define WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
-#define SKIP_WS while (i < len && WS(s[i])) i++
+#define SKIP_WS while (i < len && WS(s[i])) { i++; *spaced = 1; }
 #define DIGIT (i < len && s[i] >= '0' && s[i] <= '9')
-static size_t number_array(const char *s, size_t len, lua_Integer *item) {
+static size_t number_array(const char *s, size_t len, lua_Integer *item, int *spaced) {
     size_t i = 0;
     *item = 0;
+    *spaced = 0;
     if (i >= len || s[i] != '[') return 0;
     i++;
     SKIP_WS;
@@ -498,10 +532,9 @@ static int series_of(const char *at, const char *end, const char *name, size_t n
     if (!hit) return 0;
     const char *arr = hit + 1 + n + sizeof open - 1;
     lua_Integer bad;
-    size_t items = number_array(arr, (size_t)(end - arr), &bad);
-    if (!items) return 0;
-    for (size_t i = 0; i < items; i++)
-        if (WS(arr[i])) return 0; /* (write_series writes none: another writer's line) */
+    int spaced;
+    size_t items = number_array(arr, (size_t)(end - arr), &bad, &spaced);
+    if (!items || spaced) return 0; /* (write_series writes no spaces: another writer's line) */
     extra[0] = (Extra){"series", arr, 6, items};
     const char *after = arr + items;
     if (after < end && *after == '}') return 1;
@@ -654,6 +687,7 @@ static Buf *take_buffer(lua_State *L) {
     b->n = 0;
     b->sink = NULL;
     b->err = 0;
+    for (int i = 0; i < ORDERS; i++) b->orders[i].id = NULL; /* (kept for one call only) */
     return b;
 }
 
@@ -740,7 +774,8 @@ static int json_number_list(lua_State *L) {
     const char *s = luaL_checklstring(L, 1, &len);
     size_t i = skip_ws(s, len, 0);
     lua_Integer item;
-    size_t n = number_array(s + i, len - i, &item);
+    int spaced;
+    size_t n = number_array(s + i, len - i, &item, &spaced);
     if (n) {
         item = 0; /* an array, then something else: not an array of numbers at all */
         if (skip_ws(s, len, i + n) == len) { lua_pushboolean(L, 1); return 1; }

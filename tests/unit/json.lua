@@ -308,4 +308,24 @@ do
   tap.is(math.type(json.decode("2.50e1")), "integer", "a whole number written with a fraction: an integer")
 end
 
+-- Key orders are read once an encode call (a few kept at a time): objects of six orders taking
+-- turns, nested in one another, each keeps its own.
+do
+  local orders = { { "a", "b", "c" }, { "c", "b", "a" }, { "b", "c", "a" }, { "a", "c", "b" }, { "c", "a", "b" },
+                   { "b", "a", "c" } }
+  local list, want = json.array(), {}
+  for i = 1, 30 do
+    local order = orders[(i - 1) % #orders + 1]
+    local inner = json.object({ a = 1, b = 2, c = 3 }, orders[(i + 2) % #orders + 1])
+    list[i] = json.object({ a = i, b = inner, c = "x" }, order)
+    local members = {}
+    for k, name in ipairs(order) do
+      local text = name == "a" and tostring(i) or name == "c" and '"x"' or json.encode(inner)
+      members[k] = '"' .. name .. '":' .. text
+    end
+    want[i] = "{" .. table.concat(members, ",") .. "}"
+  end
+  tap.is(json.encode(list), "[" .. table.concat(want, ",") .. "]", "six key orders taking turns, nested: each its own")
+end
+
 return tap.done()
