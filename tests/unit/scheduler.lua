@@ -45,6 +45,12 @@ function B.poll(_, jobs)
     end
   end
 end
+-- B.silent: a watch that covers every job and never fires (an end that a wait on events missed)
+function B.waitables(ctx, jobs)
+  if not B.silent or #jobs == 0 then return {} end
+  B.watch = B.watch or fs.watch(ctx.run_dir)
+  return { { handle = B.watch:fd(), covers = #jobs, changed = function() return {} end } }
+end
 function B.cancel(_, jobs)
   local out = {}
   for _, job in ipairs(jobs) do
@@ -246,6 +252,23 @@ tap.test("a ready handle ends a step early", function()
   tap.is({ ok, got }, { false, { 1 } }, "await returns on it too")
   quick:wait()
   run:cancel(run.data.jobs)
+end)
+
+tap.test("jobs waited on through handles alone are still looked at every RECONCILE seconds", function()
+  local run = run_of([[suite "quiet" { backend = "fakesched", matrix = { x = { 1, 2 } }, run = "true" }]])
+  fake.silent = true
+  local saved = scheduler.RECONCILE
+  scheduler.RECONCILE = 0.2
+  local sched = scheduler.for_run(run)
+  -- The fake's jobs end only when polled, and its watch never fires: without the reconciling
+  -- look the scheduler would wait on it for good (await's deadline ends the test then).
+  local ok = sched:await(function() return sched:done() end, process.now() + 10)
+  scheduler.RECONCILE = saved
+  fake.silent = nil
+  if fake.watch then fake.watch:close(); fake.watch = nil end
+  tap.ok(ok, "every job's end is seen")
+  tap.ok(fake.queries >= 2 and fake.queries <= 40,
+    string.format("by looks every RECONCILE seconds, not a poll each step (%d queries)", fake.queries))
 end)
 
 return tap.done()

@@ -21,6 +21,12 @@ local TERMINAL = verdict.TERMINAL
 -- How long await waits in one step when nothing says otherwise.
 M.TICK = 1.0
 
+-- Where every running job is waited on through handles (pidfds, an inotify watch) and never
+-- polled, each is still looked at once in this many seconds: a wait on events alone hangs for
+-- good if one end is missed (seen once: a `wait` that took a local run over slept on with a job
+-- its slot's journal said had ended, until a fresh `wait` read it at once).
+M.RECONCILE = 30
+
 local function unlaunched(job) return job.status == "PENDING" and not job.native_id end
 
 -- new(run, opts) -> scheduler.
@@ -414,6 +420,8 @@ function Scheduler:step(timeout)
   if polls then
     local due = self.observe and self.base_interval or (self.last_poll + self.poll_interval - process.now())
     timeout = math.min(timeout, math.max(0, due))
+  elseif #running > 0 and not self.observe then
+    timeout = math.min(timeout, math.max(0, self.last_poll + M.RECONCILE - process.now()))
   end
   -- A retry waiting out its backoff starts when it is over.
   if self.retry_at and not self.stopped then
@@ -432,7 +440,8 @@ function Scheduler:step(timeout)
     end
   end
   if self.observe then return out, 0 end
-  local polled = polls and process.now() - self.last_poll >= self.poll_interval
+  local since = process.now() - self.last_poll
+  local polled = (polls and since >= self.poll_interval) or (not polls and #running > 0 and since >= M.RECONCILE)
   if polled then changed = table.move(running, 1, #running, 1, {}) end
   if #changed > 0 or polled then
     -- A signal came while the logs were analysed: answered now (its signalfd is ready).
