@@ -211,10 +211,16 @@ static void lead(lua_State *L, Buf *b, int first, int pretty, int depth) {
     if (pretty) newline(L, b, depth + 1);
 }
 
+/* A member's key (its text) and the colon after it. */
+static void put_key_text(lua_State *L, Buf *b, const char *s, size_t len, int pretty) {
+    put_quoted(L, b, s, len);
+    put(L, b, pretty ? ": " : ":", pretty ? 2 : 1);
+}
+
 static void put_key(lua_State *L, Buf *b, int kidx, int pretty) {
-    put_string(L, b, kidx);
-    if (pretty) put(L, b, ": ", 2);
-    else put(L, b, ":", 1);
+    size_t len;
+    const char *s = lua_tolstring(L, kidx, &len);
+    put_key_text(L, b, s, len, pretty);
 }
 
 /* The names encode() looks up in metatables, its upvalues (not made again for every table). */
@@ -377,8 +383,7 @@ static int encode_few(lua_State *L, Buf *b, int idx, int order, int has_order, i
             if (extra[e].key_len != ol[i] || memcmp(extra[e].key, os[i], ol[i]) != 0) continue;
             lead(L, b, first, pretty, depth);
             first = 0;
-            put_quoted(L, b, os[i], ol[i]);
-            put(L, b, pretty ? ": " : ":", pretty ? 2 : 1);
+            put_key_text(L, b, os[i], ol[i], pretty);
             put(L, b, extra[e].text, extra[e].text_len);
         }
     }
@@ -541,7 +546,7 @@ static int series_of(const char *at, const char *end, const char *name, size_t n
     static const char step[] = ",\"series_step\":";
     if ((size_t)(end - after) < sizeof step - 1 || memcmp(after, step, sizeof step - 1) != 0) return 1;
     const char *num = after + sizeof step - 1, *past = num;
-    while (past < end && strchr("0123456789.eE+-", *past)) past++;
+    while (past < end && *past && strchr("0123456789.eE+-", *past)) past++; /* (strchr finds a NUL too) */
     if (past == num || past == end || *past != '}') return 1;
     extra[1] = (Extra){"series_step", num, 11, (size_t)(past - num)};
     return 2;
@@ -604,8 +609,7 @@ static void encode_with_series(lua_State *L, Buf *b, int idx, int pretty, int de
     put(L, b, "{", 1);
     for (size_t i = 0; i < n; i++) {
         lead(L, b, i == 0, pretty, depth);
-        put_quoted(L, b, names[i].s, names[i].len);
-        put(L, b, pretty ? ": " : ":", pretty ? 2 : 1);
+        put_key_text(L, b, names[i].s, names[i].len, pretty);
         lua_pushlstring(L, names[i].s, names[i].len);
         lua_rawget(L, records);
         int rec = lua_gettop(L);

@@ -34,6 +34,10 @@ tap.test("the quickstart: every condition ends as expected", function()
   local _, _, xml_err = h.sh(dir, "xmllint --noout --schema " .. h.q(top .. "/tests/fixtures/junit.xsd")
     .. " junit.xml")
   tap.like(xml_err, "junit.xml validates", "the JUnit report is valid")
+  local full_code, _, full_err = h.sh(dir, "jobrun check Q --json > /dev/full")
+  tap.is(full_code, 3, "check --json to a full disk: exit 3")
+  tap.like(full_err, "jobrun: cannot write the %-%-json answer: json: write: No space left on device",
+    "and it says so")
 end)
 
 tap.test("failures in the report, JUnit and colour", function()

@@ -235,6 +235,9 @@ tap.is(json.encode(json.with_series({ b = { value = 1 } }, nil, ORDER)), '{"b":{
 tap.is(json.encode(json.with_series({ b = { value = 1 } }, (line:gsub("%[1,2", "[1, 2")), ORDER)),
   '{"b":{"value":1}}', "with_series: a series not as jobrun writes it is left out")
 tap.is(json.encode(json.with_series({}, line, ORDER)), "{}", "with_series: no records")
+tap.is(json.encode(json.with_series({ s = { value = 1 } },
+  '{"key":"k","job":"j","metrics":{"s":{"series":[1],"series_step":2\0}}}', ORDER)),
+  '{"s":{"value":1,"series":[1]}}', "with_series: a step with a NUL byte in it is left out (the answer stays JSON)")
 
 -- with_series with `at`: the line that starts at byte `at` of a text of lines, and only it
 local lines = '{"key":"a","job":"a","metrics":{"m":{"series":[1]}}}\n' .. line .. '\n'
@@ -304,7 +307,7 @@ do
     as_strtod(text)
   end
   tap.is(n_differ, 0, "decimals read as strtod reads them, bit for bit" .. (first and (": " .. first) or ""))
-  tap.is(json.decode("-0.0"), 0, "-0.0: the integer 0, as before")
+  tap.is(math.type(json.decode("-0.0")) .. " " .. json.decode("-0.0"), "integer 0", "-0.0: the integer 0, as before")
   tap.is(math.type(json.decode("2.50e1")), "integer", "a whole number written with a fraction: an integer")
 end
 

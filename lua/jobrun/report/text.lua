@@ -425,10 +425,13 @@ local function gc_paused()
   return setmetatable({}, { __close = function() if running then collectgarbage("restart") end end })
 end
 
+-- A write that fails (a full disk) stops the command (exit 3): the answer is not whole.
 function report.write_json(data, run_dir)
   local _ <close> = gc_paused()
-  json.write(io.stdout, report.json(data, run_dir), true)
-  io.stdout:write("\n")
+  local ok, why = json.write(io.stdout, report.json(data, run_dir), true)
+  if ok then ok, why = io.stdout:write("\n") end
+  if ok then ok, why = io.stdout:flush() end
+  if not ok then require("jobrun.base.errors").infra("cannot write the --json answer: %s", why) end
 end
 
 -- exit_code(data): 0 when every job passed, 1 when any failed or missed its expectation.
